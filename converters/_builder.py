@@ -1,0 +1,62 @@
+"""GraphBuilder: what converters use to emit nodes and tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mle_runtime.graph import Graph, Node, ValueInfo
+
+
+@dataclass
+class Converted:
+    """What a converter produced: tensor names by output role, and what the runtime needs to decode them."""
+
+    task: str  # "classifier", "regressor" or "transformer"
+    outputs: dict[str, str]  # role ("label", "probabilities", "decision", "predictions", "transformed") -> tensor
+    run_outputs: list[str]
+    classes: np.ndarray | None = None
+    n_outputs: int | None = None  # width of "transformed", for the next step of a pipeline
+
+
+@dataclass
+class GraphBuilder:
+    inputs: list[ValueInfo] = field(default_factory=list)
+    nodes: list[Node] = field(default_factory=list)
+    tensors: dict[str, np.ndarray] = field(default_factory=dict)
+    _count: int = 0
+
+    def _fresh(self, hint: str) -> str:
+        self._count += 1
+        return f"{hint}_{self._count}"
+
+    def input(self, name: str, shape: tuple[int | None, ...]) -> str:
+        self.inputs.append(ValueInfo(name, shape))
+        return name
+
+    def const(self, hint: str, value: Any) -> str:
+        """Add a parameter tensor (stored in the file, passed to the jitted function as an argument)."""
+        name = self._fresh(hint)
+        self.tensors[name] = np.ascontiguousarray(value)
+        return name
+
+    def op(self, op: str, *inputs: str, n_out: int = 1, version: int = 1, **attrs: Any) -> Any:
+        """Append a node; returns its output name (or a tuple of names when n_out > 1)."""
+        outputs = tuple(self._fresh(op.lower()) for _ in range(n_out))
+        self.nodes.append(Node(op, tuple(inputs), outputs, attrs, version))
+        return outputs[0] if n_out == 1 else outputs
+
+    def finish(self, named: dict[str, str]) -> Graph:
+        """The graph whose outputs are ``named`` (final name -> tensor), renamed in place."""
+        rename = {tensor: final for final, tensor in named.items()}
+        if len(rename) != len(named):
+            raise ValueError(f"one tensor cannot be two outputs: {named}")
+        for tensor in list(rename):
+            if tensor in self.tensors or tensor in {i.name for i in self.inputs}:
+                # An output that is an input or parameter gets its own node, so that it can be renamed.
+                rename[self.op("Identity", tensor)] = rename.pop(tensor)
+        nodes = tuple(Node(n.op, tuple(rename.get(i, i) for i in n.inputs), tuple(rename.get(o, o) for o in n.outputs),
+                           n.attrs, n.version) for n in self.nodes)
+        return Graph(tuple(self.inputs), tuple(named), nodes)

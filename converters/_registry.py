@@ -1,0 +1,42 @@
+"""Converter registry: dispatch on the exact type of a model; subclasses opt in by registering."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mle_runtime.errors import UnsupportedModelError
+
+ConverterFn = Callable[..., Any]
+_CONVERTERS: dict[type, ConverterFn] = {}
+
+
+def converts(*classes: type) -> Callable[[ConverterFn], ConverterFn]:
+    """Register the decorated function as the converter of each class; a duplicate is an error."""
+
+    def wrap(fn: ConverterFn) -> ConverterFn:
+        for cls in classes:
+            if cls in _CONVERTERS:
+                raise ValueError(f"{cls.__qualname__} already has a converter ({_CONVERTERS[cls].__qualname__})")
+            _CONVERTERS[cls] = fn
+        return fn
+
+    return wrap
+
+
+def converter_for(model: Any) -> ConverterFn:
+    cls = type(model)
+    fn = _CONVERTERS.get(cls)
+    if fn is None:
+        raise UnsupportedModelError(
+            f"{cls.__module__}.{cls.__qualname__} is not supported; supported: {', '.join(supported_names())} "
+            "(see README, 'Supported models')")
+    return fn
+
+
+def supported_classes() -> list[type]:
+    return sorted(_CONVERTERS, key=lambda c: (c.__module__, c.__qualname__))
+
+
+def supported_names() -> list[str]:
+    return sorted({c.__name__ for c in _CONVERTERS})

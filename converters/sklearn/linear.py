@@ -1,0 +1,90 @@
+"""Linear models: classifiers, regressors and generalized linear models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn import linear_model as lm
+from sklearn import svm
+
+from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._registry import converts
+from mle_runtime.errors import UnsupportedModelError
+
+
+def _affine(est: Any, b: GraphBuilder, x: str) -> tuple[str, bool]:
+    """x @ coef.T + intercept; returns the tensor and whether coef_ was 1-D (a single output)."""
+    coef = np.asarray(est.coef_)
+    dtype = coef.dtype if coef.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    single = coef.ndim == 1
+    w = (coef.reshape(-1, 1) if single else coef.T).astype(dtype, copy=False)
+    bias = np.broadcast_to(np.asarray(est.intercept_, dtype=dtype), (w.shape[1],))
+    return b.op("Gemm", x, b.const("coef", w), b.const("intercept", bias)), single
+
+
+def _classifier(est: Any, b: GraphBuilder, x: str, proba: str | None) -> Converted:
+    """Decision scores, labels (as scikit-learn's LinearClassifierMixin.predict) and a probability head."""
+    if getattr(getattr(est, "_label_binarizer", None), "y_type_", "").startswith("multilabel"):
+        raise UnsupportedModelError(f"{type(est).__name__} fitted on multilabel targets is not supported")
+    scores, single = _affine(est, b, x)
+    binary = single or np.asarray(est.coef_).shape[0] == 1
+    decision = b.op("SqueezeLast", scores) if binary else scores
+    label = b.op("IsPositive", decision) if binary else b.op("ArgMax", decision)
+    outputs = {"label": label, "decision": decision}
+    if proba == "logistic":
+        outputs["probabilities"] = b.op("BinaryProba", decision) if binary else b.op("Softmax", decision)
+    elif proba == "ovr":
+        outputs["probabilities"] = (b.op("BinaryProba", decision) if binary
+                                    else b.op("OvrNormalize", b.op("Sigmoid", decision)))
+    elif proba == "modified_huber":
+        outputs["probabilities"] = b.op("ModifiedHuberProba", decision, binary=binary)
+    run = ["label", "probabilities" if proba else "decision"]
+    return Converted("classifier", outputs, run, classes=np.asarray(est.classes_))
+
+
+@converts(lm.LogisticRegression, lm.LogisticRegressionCV)
+def logistic_regression(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    return _classifier(est, b, x, "logistic")
+
+
+@converts(lm.SGDClassifier)
+def sgd_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    proba = {"log_loss": "ovr", "modified_huber": "modified_huber"}.get(est.loss)
+    return _classifier(est, b, x, proba)
+
+
+@converts(lm.RidgeClassifier, lm.RidgeClassifierCV, lm.Perceptron, lm.PassiveAggressiveClassifier, svm.LinearSVC)
+def margin_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    return _classifier(est, b, x, None)
+
+
+def _regression(est: Any, b: GraphBuilder, x: str, link: str = "identity") -> Converted:
+    y, single = _affine(est, b, x)
+    if single:
+        y = b.op("SqueezeLast", y)
+    if link == "log":
+        y = b.op("Exp", y)
+    elif link != "identity":
+        raise UnsupportedModelError(f"{type(est).__name__}: link {link!r} is not supported")
+    return Converted("regressor", {"predictions": y}, ["predictions"])
+
+
+@converts(
+    lm.LinearRegression, lm.Ridge, lm.RidgeCV, lm.Lasso, lm.LassoCV, lm.ElasticNet, lm.ElasticNetCV,
+    lm.Lars, lm.LarsCV, lm.LassoLars, lm.LassoLarsCV, lm.LassoLarsIC, lm.OrthogonalMatchingPursuit,
+    lm.OrthogonalMatchingPursuitCV, lm.MultiTaskLasso, lm.MultiTaskLassoCV, lm.MultiTaskElasticNet,
+    lm.MultiTaskElasticNetCV, lm.SGDRegressor, lm.PassiveAggressiveRegressor, lm.HuberRegressor,
+    lm.BayesianRidge, lm.ARDRegression, lm.QuantileRegressor, svm.LinearSVR,
+)
+def linear_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    return _regression(est, b, x)
+
+
+@converts(lm.PoissonRegressor, lm.GammaRegressor, lm.TweedieRegressor)
+def glm_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    links = {"IdentityLink": "identity", "LogLink": "log"}
+    name = type(est._base_loss.link).__name__
+    if name not in links:
+        raise UnsupportedModelError(f"{type(est).__name__}: link {name} is not supported")
+    return _regression(est, b, x, links[name])

@@ -1,0 +1,129 @@
+"""Scalers, normalizers, decompositions, polynomial features and numeric imputation."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from sklearn import decomposition, impute, preprocessing
+
+from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._registry import converts
+from mle_runtime.errors import UnsupportedModelError
+
+
+def _transformed(y: str, width: int) -> Converted:
+    return Converted("transformer", {"transformed": y}, ["transformed"], n_outputs=width)
+
+
+def _f64(a: Any) -> np.ndarray:
+    """A float array in the estimator's own dtype (float32 stays float32: lossless and zero-copy)."""
+    a = np.asarray(a)
+    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
+
+
+@converts(preprocessing.StandardScaler)
+def standard_scaler(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    if est.mean_ is not None and est.with_mean:
+        x = b.op("Sub", x, b.const("mean", _f64(est.mean_)))
+    if est.scale_ is not None:
+        x = b.op("Div", x, b.const("scale", _f64(est.scale_)))
+    return _transformed(x, n)
+
+
+@converts(preprocessing.MinMaxScaler)
+def min_max_scaler(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    y = b.op("Add", b.op("Mul", x, b.const("scale", _f64(est.scale_))), b.const("min", _f64(est.min_)))
+    if est.clip:
+        low, high = est.feature_range
+        y = b.op("Clip", y, low=float(low), high=float(high))
+    return _transformed(y, n)
+
+
+@converts(preprocessing.MaxAbsScaler)
+def max_abs_scaler(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    return _transformed(b.op("Div", x, b.const("scale", _f64(est.scale_))), n)
+
+
+@converts(preprocessing.RobustScaler)
+def robust_scaler(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    if est.center_ is not None:
+        x = b.op("Sub", x, b.const("center", _f64(est.center_)))
+    if est.scale_ is not None:
+        x = b.op("Div", x, b.const("scale", _f64(est.scale_)))
+    return _transformed(x, n)
+
+
+@converts(preprocessing.Normalizer)
+def normalizer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    return _transformed(b.op("Normalize", x, norm=est.norm), n)
+
+
+@converts(preprocessing.Binarizer)
+def binarizer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    return _transformed(b.op("Binarize", x, threshold=float(est.threshold)), n)
+
+
+@converts(decomposition.PCA, decomposition.IncrementalPCA)
+def pca(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    components = _f64(est.components_)
+    # scikit-learn projects first and subtracts the projected mean (decomposition/_base.py, _transform).
+    bias = -(_f64(est.mean_).reshape(1, -1) @ components.T).ravel().astype(components.dtype)
+    y = b.op("Gemm", x, b.const("components", components.T), b.const("offset", bias))
+    if est.whiten:
+        scale = np.sqrt(_f64(est.explained_variance_))
+        scale[scale < np.finfo(scale.dtype).eps] = np.finfo(scale.dtype).eps
+        y = b.op("Div", y, b.const("whiten", scale))
+    return _transformed(y, components.shape[0])
+
+
+@converts(decomposition.TruncatedSVD)
+def truncated_svd(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    components = _f64(est.components_)
+    return _transformed(b.op("Gemm", x, b.const("components", components.T)), components.shape[0])
+
+
+@converts(preprocessing.PolynomialFeatures)
+def polynomial_features(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    powers = np.asarray(est.powers_)
+    degree = max(1, int(powers.sum(axis=1).max()))
+    # Each output column as the list of input columns it multiplies; index n is the column of ones.
+    index = np.full((powers.shape[0], degree), n, dtype=np.int32)
+    for row, p in enumerate(powers):
+        factors = np.repeat(np.arange(n), p)
+        index[row, : len(factors)] = factors
+    return _transformed(b.op("ColumnProducts", x, b.const("powers", index)), powers.shape[0])
+
+
+def _missing_marker(value: Any) -> float | str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "nan"
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return float(value)
+    raise UnsupportedModelError(f"SimpleImputer: missing_values={value!r} is not numeric")
+
+
+@converts(impute.SimpleImputer)
+def simple_imputer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    stats = np.asarray(est.statistics_)
+    if stats.dtype.kind == "O":  # strategy="constant" keeps its fill value in an object array
+        try:
+            stats = stats.astype(np.float64)
+        except (TypeError, ValueError):
+            raise UnsupportedModelError("SimpleImputer on strings or objects is not supported yet (issue 4)") from None
+    if stats.dtype.kind not in "biuf":
+        raise UnsupportedModelError("SimpleImputer on strings or objects is not supported yet (issue 4)")
+    missing = _missing_marker(est.missing_values)
+    stats = _f64(stats)
+    keep = np.flatnonzero(~np.isnan(stats)) if not est.keep_empty_features else np.arange(n)
+    source = x
+    if len(keep) != n:  # scikit-learn drops features that had no observed value at fit
+        x = b.op("TakeColumns", x, b.const("kept", keep.astype(np.int32)))
+    y = b.op("Impute", x, b.const("fill", stats[keep]), missing=missing)
+    width = len(keep)
+    if est.add_indicator:
+        features = np.asarray(est.indicator_.features_, dtype=np.int32)
+        flags = b.op("IsMissing", b.op("TakeColumns", source, b.const("indicated", features)), missing=missing)
+        y, width = b.op("Concat", y, flags), width + len(features)
+    return _transformed(y, width)

@@ -1,0 +1,165 @@
+"""Compiled-executable cache next to the model file, with a local-user trust check.
+
+A cache entry is native code that JAX unpickles, so it is only handed to JAX after an HMAC-SHA256
+under a key private to the local user verifies it (key file ``~/.config/mle_runtime/cache.key``,
+mode 0600). A missing, truncated, foreign or tampered entry is ignored and recompiled, never executed.
+
+Where entries live, first match wins: ``cache_dir=`` argument, ``$MLE_CACHE_DIR``, the folder
+``__mlecache__`` beside the model, and when that folder cannot be written, the per-user folder
+``$XDG_CACHE_HOME/mle_runtime`` (``~/.cache/mle_runtime``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import stat
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("mle_runtime.cache")
+
+ENTRY_MAGIC = b"MLEXC001"
+SIBLING_DIR = "__mlecache__"
+
+
+def user_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "mle_runtime"
+
+
+def _key_file() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "mle_runtime" / "cache.key"
+
+
+_keys: dict[Path, bytes | None] = {}
+
+
+def _hmac_key() -> bytes | None:
+    """The local user's secret (read once per process), created on first use; None when it cannot be
+    had safely."""
+    path = _key_file()
+    if path not in _keys:
+        _keys[path] = _read_or_create_key(path)
+    return _keys[path]
+
+
+def _read_or_create_key(path: Path) -> bytes | None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(32))
+        st = path.stat()
+        if st.st_uid != os.geteuid() or st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            log.warning("cache key %s is not private to this user; compile cache disabled", path)
+            return None
+        key = path.read_bytes()
+    except OSError as e:
+        log.debug("no cache key (%s); compile cache disabled", e)
+        return None
+    return key if len(key) == 32 else None
+
+
+def cache_dirs(model_path: Path, cache_dir: str | os.PathLike[str] | None) -> list[Path]:
+    """Folders to look in and write to, in order."""
+    if cache_dir is not None:
+        return [Path(cache_dir)]
+    if os.environ.get("MLE_CACHE_DIR"):
+        return [Path(os.environ["MLE_CACHE_DIR"])]
+    return [model_path.resolve().parent / SIBLING_DIR, user_cache_dir()]
+
+
+def cache_key(parts: Sequence[tuple[str, str]]) -> str:
+    """SHA-256 over the ordered, named key parts."""
+    log.debug("cache key parts: %s", "; ".join(f"{k}={v}" for k, v in parts))
+    return hashlib.sha256("\n".join(f"{k}={v}" for k, v in parts).encode()).hexdigest()
+
+
+class ExecutableCache:
+    def __init__(self, dirs: list[Path]):
+        self.dirs = dirs
+        self._key = _hmac_key() if dirs else None
+
+    @property
+    def enabled(self) -> bool:
+        return self._key is not None
+
+    def _mac(self, key: str, payload: bytes) -> bytes:
+        if self._key is None:
+            raise RuntimeError("compile cache is disabled: no local cache key")
+        return hmac.new(self._key, ENTRY_MAGIC + key.encode() + payload, hashlib.sha256).digest()
+
+    def load(self, key: str) -> bytes | None:
+        """The trusted payload stored under ``key``, or None."""
+        if not self.enabled:
+            return None
+        for d in self.dirs:
+            path = d / f"{key}.xc"
+            try:
+                blob = path.read_bytes()
+            except OSError:
+                continue
+            head = len(ENTRY_MAGIC) + 32
+            if len(blob) < head or not blob.startswith(ENTRY_MAGIC):
+                log.info("ignoring malformed cache entry %s", path)
+                continue
+            payload = blob[head:]
+            if not hmac.compare_digest(blob[len(ENTRY_MAGIC):head], self._mac(key, payload)):
+                log.info("ignoring cache entry %s: its HMAC does not verify (foreign or tampered)", path)
+                continue
+            return payload
+        return None
+
+    def store(self, key: str, payload: bytes) -> Path | None:
+        """Write atomically to the first folder that accepts it."""
+        if not self.enabled:
+            return None
+        blob = ENTRY_MAGIC + self._mac(key, payload) + payload
+        for d in self.dirs:
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{key[:16]}.", suffix=".tmp")
+            except OSError as e:
+                log.debug("cache folder %s not writable (%s)", d, e)
+                continue
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(blob)
+                os.replace(tmp, d / f"{key}.xc")
+                return d / f"{key}.xc"
+            except OSError as e:
+                Path(tmp).unlink(missing_ok=True)
+                log.debug("could not write cache entry in %s (%s)", d, e)
+        return None
+
+
+def serialize_compiled(compiled: Any) -> bytes | None:
+    from jax.experimental import serialize_executable
+
+    try:
+        payload, _, _ = serialize_executable.serialize(compiled)
+    except Exception as e:  # noqa: BLE001  (a backend that cannot serialize just runs uncached)
+        log.debug("executable not serializable on this backend: %s", e)
+        return None
+    return bytes(payload)
+
+
+def deserialize_compiled(payload: bytes, in_tree: Any, out_tree: Any, device: Any) -> Any | None:
+    from jax.experimental import serialize_executable
+
+    try:
+        return serialize_executable.deserialize_and_load(payload, in_tree, out_tree, execution_devices=[device])
+    except Exception as e:  # noqa: BLE001  (a stale entry from another build: recompile)
+        log.info("cache entry could not be loaded (%s); recompiling", e)
+        return None

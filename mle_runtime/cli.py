@@ -1,0 +1,236 @@
+"""Command line: ``mle export|inspect|benchmark|demo`` and the aliases mle-export, mle-inspect, mle-benchmark.
+
+User errors (missing file, corrupt file, wrong shape, unsupported model) print one line on stderr and
+exit 1; usage errors exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mle_runtime.errors import MleError
+
+USER_ERRORS = (FileNotFoundError, IsADirectoryError, PermissionError, ValueError, TypeError, RuntimeError, MleError)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from mle_runtime.converters import export_model
+
+    source = Path(args.model)
+    if not source.is_file():
+        raise FileNotFoundError(f"no such file: {source}")
+    print("note: loading a pickle runs code stored in it; export only pickles you trust", file=sys.stderr)
+    model = _unpickle(source)
+    result = export_model(model, args.output, compression=args.compression)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"wrote {result['path']}: {result['model_type']} ({result['framework']}), "
+              f"{result['file_size_bytes']:,} bytes (joblib: {result['joblib_size_bytes']:,}, "
+              f"ratio {result['compression_ratio']:.2f}x) in {result['export_time_ms']:.0f} ms")
+    return 0
+
+
+def _unpickle(path: Path) -> Any:
+    try:
+        import joblib
+    except ImportError:
+        import pickle
+
+        with path.open("rb") as f:
+            return pickle.load(f)  # noqa: S301  (the user asked to export this trusted pickle)
+    try:
+        return joblib.load(path)
+    except Exception as e:  # noqa: BLE001  (any unpickling failure is a bad input file)
+        raise ValueError(f"{path} is not a readable joblib/pickle file ({type(e).__name__}: {e})") from e
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from mle_runtime.api import inspect_model
+
+    info = inspect_model(args.model)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    basic, meta = info["basic_info"], info["basic_info"]["metadata"]
+    rows = [
+        ("file", f"{info['path']} ({info['file_size']:,} bytes, format v{basic['version']})"),
+        ("estimator", f"{meta.get('estimator', '?')} ({meta.get('framework', '?')} {meta.get('framework_version', '')})"),
+        ("task", str(meta.get("task", "?")) + (f", classes {meta['classes']}" if "classes" in meta else "")),
+        ("inputs", ", ".join(f"{i['name']}: {i.get('dtype', 'float')} {['n' if d is None else d for d in i['shape']]}"
+                             for i in basic["inputs"])),
+        ("outputs", ", ".join(o["name"] for o in basic["outputs"])),
+        ("operators", ", ".join(basic["operators"])),
+        ("features", ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in basic["features"].items())),
+        ("parameters", f"{info['num_parameters']:,} in {len(info['tensors'])} tensors "
+                       f"({info['compression_stats']['raw_bytes']:,} bytes raw, "
+                       f"{info['compression_stats']['stored_bytes']:,} stored)"),
+    ]
+    for key, value in rows:
+        print(f"{key:<11} {value}")
+    print()
+    table = [("tensor", "dtype", "shape", "bytes", "compression")] + [
+        (t["name"], t["dtype"], "x".join(map(str, t["shape"])) or "scalar", f"{t['stored_bytes']:,}",
+         ("none", "lz4", "zstd")[t["compression"]]) for t in info["tensors"]]
+    widths = [max(len(r[i]) for r in table) for i in range(5)]
+    for r in table:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    print("\nrecommendations:")
+    for tip in info["recommendations"]:
+        print(f"  - {tip}")
+    return 0
+
+
+def load_data(path: str | Path) -> np.ndarray:
+    """A 2-D float array from .npy (no pickles) or .csv (an optional header row is skipped)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no such data file: {p}")
+    suffix = p.suffix.lower()
+    if suffix == ".npy":
+        try:
+            data = np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise ValueError(f"{p} is not a readable .npy file of numbers ({e})") from e
+    elif suffix == ".csv":
+        with p.open() as f:
+            first = f.readline()
+        try:
+            [float(v) for v in first.strip().split(",")]
+            skip = 0
+        except ValueError:
+            skip = 1
+        try:
+            data = np.loadtxt(p, delimiter=",", skiprows=skip, dtype=np.float64, ndmin=2)
+        except ValueError as e:
+            raise ValueError(f"{p}: not a CSV of numbers ({e})") from e
+    else:
+        raise ValueError(f"{p}: unsupported data format {suffix!r}; use .npy or .csv")
+    if data.dtype.kind not in "biuf":
+        raise ValueError(f"{p}: data of dtype {data.dtype} is not numeric")
+    return data
+
+
+def progress_bar(total: int, label: str) -> Callable[[int], None]:
+    """A one-line progress bar on stderr."""
+    start = time.perf_counter()
+
+    def update(done: int) -> None:
+        filled = int(30 * done / total)
+        rate = done / max(time.perf_counter() - start, 1e-9)
+        end = "\n" if done == total else ""
+        print(f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} ({rate:.1f}/s)", end=end,
+              file=sys.stderr, flush=True)
+
+    return update
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from mle_runtime.runtime import load_model
+
+    data = load_data(args.data)
+    if args.batch_size:
+        data = data[: args.batch_size]
+    runtime = load_model(args.model, device=args.device)
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    stats = runtime.benchmark([data], num_runs=args.runs,
+                              progress=progress_bar(args.runs, "benchmark") if show else None)
+    if args.json:
+        print(json.dumps(stats, indent=2))
+    else:
+        print(f"{args.model}: {stats['batch_size']:,} rows x {args.runs} runs on {args.device}")
+        for key in ("mean_ms", "std_ms", "min_ms", "median_ms", "p95_ms", "max_ms"):
+            print(f"  {key:<10} {stats[key]:10.3f}")
+        print(f"  throughput {stats['throughput_rows_per_s']:,.0f} rows/s")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mle_runtime.demo import run_demo
+
+    return run_demo(out_dir=args.out)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mle", description="Export, inspect and benchmark .mle models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, add in (("export", _add_export), ("inspect", _add_inspect), ("benchmark", _add_benchmark)):
+        add(sub.add_parser(name))
+    demo = sub.add_parser("demo", help="train models on bundled data, export, load, compare with joblib")
+    demo.add_argument("--out", help="folder for the exported files (default: a temporary folder)")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def _add_export(p: argparse.ArgumentParser) -> None:
+    p.description = "Export a joblib/pickle file of a trained model to .mle (unpickling runs its code: trusted files only)."
+    p.add_argument("model", help="joblib or pickle file of a fitted model")
+    p.add_argument("output", help="path of the .mle file to write")
+    p.add_argument("--compression", choices=["none", "lz4", "zstd"], default="none")
+    p.add_argument("--json", action="store_true", help="print the export result as JSON")
+    p.set_defaults(func=_export)
+
+
+def _add_inspect(p: argparse.ArgumentParser) -> None:
+    p.description = "Describe an .mle file from its manifest (no weights are loaded)."
+    p.add_argument("model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_inspect)
+
+
+def _add_benchmark(p: argparse.ArgumentParser) -> None:
+    p.description = "Time inference of an .mle model on data from a .npy or .csv file."
+    p.add_argument("model")
+    p.add_argument("data", help=".npy or .csv file of input rows")
+    p.add_argument("--runs", type=int, default=100)
+    p.add_argument("--batch-size", type=int, help="use only the first N rows")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: when stderr is a terminal)")
+    p.set_defaults(func=_benchmark)
+
+
+def _dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except USER_ERRORS as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return _dispatch(_parser(), argv)
+
+
+def _alias(name: str, add: Callable[[argparse.ArgumentParser], None], argv: Sequence[str] | None) -> int:
+    parser = argparse.ArgumentParser(prog=f"mle-{name}")
+    add(parser)
+    return _dispatch(parser, argv)
+
+
+def export_main(argv: Sequence[str] | None = None) -> int:
+    return _alias("export", _add_export, argv)
+
+
+def inspect_main(argv: Sequence[str] | None = None) -> int:
+    return _alias("inspect", _add_inspect, argv)
+
+
+def benchmark_main(argv: Sequence[str] | None = None) -> int:
+    return _alias("benchmark", _add_benchmark, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

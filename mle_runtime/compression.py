@@ -1,0 +1,91 @@
+"""Per-tensor compression (LZ4, ZSTD) and weight quantization (int8, fp16)."""
+
+from __future__ import annotations
+
+import lz4.frame
+import numpy as np
+import zstandard
+
+from mle_runtime.errors import FormatError
+from mle_runtime.format import COMPRESSIONS, MLEFormat
+
+ZSTD_LEVEL = 9
+
+
+def compression_code(compression: bool | str | int | None) -> int:
+    """Map the user's ``compression=`` argument to a container code."""
+    if compression is None or compression is False:
+        return MLEFormat.COMPRESSION_NONE
+    if compression is True:
+        return MLEFormat.COMPRESSION_ZSTD
+    if isinstance(compression, str):
+        names = {v: k for k, v in COMPRESSIONS.items()}
+        if compression.lower() not in names:
+            raise ValueError(f"compression must be one of {sorted(names)} or True/False, got {compression!r}")
+        return names[compression.lower()]
+    if compression in COMPRESSIONS:
+        return int(compression)
+    raise ValueError(f"unknown compression {compression!r}")
+
+
+class CompressionUtils:
+    """Utilities for model compression and quantization."""
+
+    @staticmethod
+    def quantize_weights_int8(weights: np.ndarray) -> tuple[np.ndarray, float, int]:
+        """Affine int8 quantization: ``weights ~= (q - zero_point) * scale``."""
+        w = np.asarray(weights, dtype=np.float64)
+        if w.size == 0:
+            return np.zeros(w.shape, np.int8), 1.0, 0
+        if not np.all(np.isfinite(w)):
+            raise ValueError("cannot quantize weights containing NaN or inf")
+        lo, hi = min(float(w.min()), 0.0), max(float(w.max()), 0.0)
+        scale = (hi - lo) / 255.0 or 1.0
+        zero_point = int(np.clip(round(-128 - lo / scale), -128, 127))
+        q = np.clip(np.rint(w / scale) + zero_point, -128, 127).astype(np.int8)
+        return q, float(scale), zero_point
+
+    @staticmethod
+    def dequantize_weights_int8(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+        return ((np.asarray(q, np.int32) - zero_point) * scale).astype(np.float32)
+
+    @staticmethod
+    def quantize_weights_fp16(weights: np.ndarray) -> np.ndarray:
+        w = np.asarray(weights)
+        finite = w[np.isfinite(w)]
+        limit = float(np.finfo(np.float16).max)
+        if finite.size and float(np.abs(finite).max()) > limit:
+            raise ValueError(f"weights reach {float(np.abs(finite).max()):.3g}, beyond float16's {limit:.0f}")
+        return w.astype(np.float16)
+
+    @staticmethod
+    def compress_data(data: bytes, compression_type: int = MLEFormat.COMPRESSION_NONE) -> bytes:
+        if compression_type == MLEFormat.COMPRESSION_NONE:
+            return bytes(data)
+        if compression_type == MLEFormat.COMPRESSION_LZ4:
+            return bytes(lz4.frame.compress(data, store_size=True))
+        if compression_type == MLEFormat.COMPRESSION_ZSTD:
+            return bytes(zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(data))
+        raise ValueError(f"unknown compression type {compression_type!r}; expected 0, 1 or 2")
+
+    @staticmethod
+    def decompress_data(
+        data: bytes, compression_type: int = MLEFormat.COMPRESSION_NONE, expected_size: int | None = None
+    ) -> bytes:
+        """Inverse of ``compress_data``; with ``expected_size`` the output is capped and checked."""
+        try:
+            if compression_type == MLEFormat.COMPRESSION_NONE:
+                out = bytes(data)
+            elif compression_type == MLEFormat.COMPRESSION_LZ4:
+                limit = -1 if expected_size is None else expected_size
+                out = lz4.frame.LZ4FrameDecompressor().decompress(data, max_length=limit)
+            elif compression_type == MLEFormat.COMPRESSION_ZSTD:
+                limit = 0 if expected_size is None else expected_size
+                out = zstandard.ZstdDecompressor().decompress(data, max_output_size=limit)
+            else:
+                raise ValueError(f"unknown compression type {compression_type!r}; expected 0, 1 or 2")
+        except (RuntimeError, zstandard.ZstdError) as e:
+            raise FormatError(f"corrupt {COMPRESSIONS.get(compression_type)} data: {e}") from e
+        if expected_size is not None and len(out) != expected_size:
+            raise FormatError(f"decompressed to {len(out)} bytes, expected {expected_size}")
+        return out

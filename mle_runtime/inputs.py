@@ -1,0 +1,53 @@
+"""Turn what a user passes to ``run`` (numpy arrays, nested lists, pandas DataFrames) into arrays of
+the model's compute dtype, checking rank, feature count and feature names."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from mle_runtime.errors import InputError
+from mle_runtime.graph import ValueInfo
+
+
+def _is_dataframe(x: Any) -> bool:
+    return type(x).__module__.startswith("pandas") and hasattr(x, "columns") and hasattr(x, "to_numpy")
+
+
+def _from_dataframe(x: Any, name: str, feature_names: Sequence[str] | None) -> np.ndarray:
+    columns = [str(c) for c in x.columns]
+    if feature_names is not None and columns != list(feature_names):
+        missing = [c for c in feature_names if c not in columns]
+        extra = [c for c in columns if c not in feature_names]
+        detail = (f"missing {missing}, unexpected {extra}" if missing or extra
+                  else "same names in a different order; reorder with df[model_feature_names]")
+        raise InputError(f"input {name!r}: DataFrame columns do not match the model's features ({detail})")
+    return np.asarray(x.to_numpy())
+
+
+def coerce_input(x: Any, spec: ValueInfo, dtype: np.dtype, feature_names: Sequence[str] | None) -> np.ndarray:
+    arr = _from_dataframe(x, spec.name, feature_names) if _is_dataframe(x) else np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"input {spec.name!r}: dtype {arr.dtype} is not numeric (expected floats, ints or bools)")
+    expected = "x".join("n" if d is None else str(d) for d in spec.shape)
+    if arr.ndim != len(spec.shape):
+        hint = " (one row? use X.reshape(1, -1))" if arr.ndim == 1 and len(spec.shape) == 2 else ""
+        raise InputError(f"input {spec.name!r}: expected a {len(spec.shape)}-D array of shape ({expected}), "
+                         f"got {arr.ndim}-D shape {arr.shape}{hint}")
+    for axis, (want, got) in enumerate(zip(spec.shape, arr.shape, strict=True)):
+        if want is not None and want != got:
+            what = "features" if axis == len(spec.shape) - 1 else f"entries on axis {axis}"
+            raise InputError(f"input {spec.name!r}: expected {want} {what}, got {got} (shape ({expected}) expected, "
+                             f"got {arr.shape})")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def as_input_list(inputs: Any) -> list[Any]:
+    """``run`` takes a list of inputs; a single array or DataFrame is accepted as a list of one."""
+    if isinstance(inputs, np.ndarray) or _is_dataframe(inputs):
+        return [inputs]
+    if isinstance(inputs, (list, tuple)):
+        return list(inputs)
+    raise InputError(f"inputs must be a list of arrays, got {type(inputs).__name__}")

@@ -1,0 +1,99 @@
+"""What a file says about its model, read from the manifest alone (no JAX)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from mle_runtime._version import __version__
+from mle_runtime.errors import FormatError
+from mle_runtime.format import MLEFormat
+from mle_runtime.reader import MleFile
+
+# Output roles (DESIGN.md, "Outputs of run").
+OUTPUT_ROLES = {
+    "label": "class labels, in the model's own class values",
+    "probabilities": "class probabilities, (n, n_classes)",
+    "decision": "decision scores, as the estimator's decision_function",
+    "predictions": "regression predictions, in the estimator's output shape",
+    "transformed": "transformed features",
+}
+
+
+def encode_classes(classes: np.ndarray) -> dict[str, Any]:
+    """Class labels as JSON values plus the numpy dtype to rebuild them with."""
+    classes = np.asarray(classes)
+    if classes.dtype.kind not in "biufUO":
+        raise TypeError(f"class labels of dtype {classes.dtype} are not supported")
+    values = classes.tolist()
+    if classes.dtype.kind == "O" and not all(isinstance(v, (str, int, float, bool)) for v in values):
+        raise TypeError("object class labels must be str, int, float or bool")
+    return {"classes": values, "classes_dtype": classes.dtype.str}
+
+
+def decode_classes(metadata: dict[str, Any]) -> np.ndarray | None:
+    if "classes" not in metadata:
+        return None
+    try:
+        dtype = np.dtype(metadata["classes_dtype"])
+        if dtype.kind not in "biufUO":
+            raise TypeError(f"dtype {dtype} not allowed")
+        values = metadata["classes"]
+        if not isinstance(values, list) or not all(isinstance(v, (str, int, float, bool)) for v in values):
+            raise TypeError("classes must be a list of scalars")
+        if dtype.kind == "O":
+            out = np.empty(len(values), dtype=object)
+            out[:] = values
+            return out
+        return np.array(values, dtype=dtype)
+    except (TypeError, ValueError, KeyError) as e:
+        raise FormatError(f"metadata: bad classes ({e})") from e
+
+
+def compression_stats(mf: MleFile) -> dict[str, Any]:
+    raw = sum(t["raw_nbytes"] for t in mf.tensor_table)
+    stored = sum(t["nbytes"] for t in mf.tensor_table)
+    return {"tensors": len(mf.tensor_table),
+            "compressed_tensors": sum(t["compression"] != MLEFormat.COMPRESSION_NONE for t in mf.tensor_table),
+            "raw_bytes": raw, "stored_bytes": stored, "ratio": (raw / stored) if stored else 1.0}
+
+
+def model_info(mf: MleFile) -> dict[str, Any]:
+    flags = mf.header.flags
+    graph = mf.graph
+    return {
+        "version": mf.header.version,
+        "mle_runtime_version": __version__,
+        "path": str(mf.path),
+        "file_size": mf.file_size,
+        "features": {"compression": bool(flags & MLEFormat.FEATURE_COMPRESSION),
+                     "encryption": bool(flags & MLEFormat.FEATURE_ENCRYPTION),
+                     "signing": bool(flags & MLEFormat.FEATURE_SIGNING)},
+        "metadata": mf.metadata,
+        "inputs": graph.get("inputs", []),
+        "outputs": [{"name": n, "role": OUTPUT_ROLES.get(n, "model output")}
+                    for n in (mf.metadata.get("run_outputs") or graph.get("outputs", []))],
+        "graph_outputs": graph.get("outputs", []),
+        "operators": sorted({str(n.get("op")) for n in graph.get("nodes", []) if isinstance(n, dict)}),
+        "num_parameters": sum(math.prod(t["shape"]) for t in mf.tensor_table),
+        "compression_stats": compression_stats(mf),
+    }
+
+
+def recommendations(mf: MleFile) -> list[str]:
+    stats = compression_stats(mf)
+    tips = []
+    if stats["compressed_tensors"] == 0 and stats["raw_bytes"] > 1 << 20:
+        tips.append("tensors are stored raw (zero-copy mmap loading); export with compression='zstd' "
+                    "for a smaller file at the cost of a copy on load")
+    if stats["compressed_tensors"]:
+        tips.append("compressed tensors are decompressed on load; export without compression for zero-copy loading")
+    f64 = sum(t["raw_nbytes"] for t in mf.tensor_table if t["dtype"] == "float64")
+    if f64 > 1 << 20:
+        tips.append(f"{f64 / 2**20:.1f} MiB of float64 weights: the default float32 precision casts them on load; "
+                    "load with precision='float64' for scikit-learn's float64 results")
+    if not mf.metadata.get("feature_names"):
+        tips.append("no feature names recorded: DataFrame inputs are not checked by column name")
+    return tips or ["nothing to change"]

@@ -1,0 +1,67 @@
+"""The op registry: each op is a pure jnp function registered by (name, version) next to its definition."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mle_runtime.errors import UnsupportedOpError
+
+# The modules that define ops; importing one registers its ops. Loaded on first lookup so that
+# `import mle_runtime` stays light and does not import jax.
+_OP_MODULES = ("mle_runtime.ops.math", "mle_runtime.ops.linear", "mle_runtime.ops.preprocessing")
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    version: int
+    fn: Callable[..., Any]
+    doc: str
+
+
+_OPS: dict[tuple[str, int], OpDef] = {}
+_loaded = False
+
+
+def register_op(name: str, version: int = 1) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn(*inputs, **attrs)`` as op ``name`` at ``version``; a duplicate is an error."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        key = (name, version)
+        if key in _OPS:
+            raise ValueError(f"op {name} v{version} is registered twice ({_OPS[key].fn.__module__} and {fn.__module__})")
+        _OPS[key] = OpDef(name, version, fn, (fn.__doc__ or "").strip().split("\n")[0])
+        return fn
+
+    return wrap
+
+
+def _ensure_loaded() -> None:
+    global _loaded
+    if not _loaded:
+        for module in _OP_MODULES:
+            importlib.import_module(module)
+        _loaded = True
+
+
+def all_ops() -> dict[tuple[str, int], OpDef]:
+    _ensure_loaded()
+    return dict(_OPS)
+
+
+def get_op(name: str, version: int = 1) -> OpDef:
+    _ensure_loaded()
+    try:
+        return _OPS[(name, version)]
+    except KeyError:
+        known = sorted(v for (n, v) in _OPS if n == name)
+        hint = f" (this runtime has versions {known})" if known else ""
+        raise UnsupportedOpError(f"op {name} v{version} is not implemented{hint}; upgrade mle-runtime") from None
+
+
+def supported_operators() -> list[str]:
+    """Names of every registered op, with the version when it is not 1 (e.g. ``Gemm``, ``Foo@2``)."""
+    return sorted(n if v == 1 else f"{n}@{v}" for n, v in all_ops())

@@ -1,0 +1,93 @@
+"""Elementwise, reduction and shape ops. Feature axes are always the last axis, so every op works on
+a batch ``(n, f)`` and, under ``jax.vmap``, on a single row ``(f,)``."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from mle_runtime.ops import register_op
+
+
+@register_op("Add")
+def add(a: jax.Array, b: jax.Array) -> jax.Array:
+    """a + b, broadcasting."""
+    return a + b
+
+
+@register_op("Sub")
+def sub(a: jax.Array, b: jax.Array) -> jax.Array:
+    """a - b, broadcasting."""
+    return a - b
+
+
+@register_op("Mul")
+def mul(a: jax.Array, b: jax.Array) -> jax.Array:
+    """a * b, broadcasting."""
+    return a * b
+
+
+@register_op("Div")
+def div(a: jax.Array, b: jax.Array) -> jax.Array:
+    """a / b, broadcasting (a true division: b is a jit argument, so XLA cannot fold it to a reciprocal)."""
+    return a / b
+
+
+@register_op("Exp")
+def exp(x: jax.Array) -> jax.Array:
+    """e ** x."""
+    return jnp.exp(x)
+
+
+@register_op("Sigmoid")
+def sigmoid(x: jax.Array) -> jax.Array:
+    """1 / (1 + e ** -x)."""
+    return jax.nn.sigmoid(x)
+
+
+@register_op("Softmax")
+def softmax(x: jax.Array) -> jax.Array:
+    """Softmax over the last axis."""
+    return jax.nn.softmax(x, axis=-1)
+
+
+@register_op("Clip")
+def clip(x: jax.Array, *, low: float, high: float) -> jax.Array:
+    """x clipped to [low, high]."""
+    return jnp.clip(x, low, high)
+
+
+@register_op("SqueezeLast")
+def squeeze_last(x: jax.Array) -> jax.Array:
+    """Drop a last axis of size 1: (n, 1) -> (n,)."""
+    return x[..., 0]
+
+
+@register_op("Concat")
+def concat(*xs: jax.Array) -> jax.Array:
+    """Concatenate along the last axis."""
+    return jnp.concatenate(xs, axis=-1)
+
+
+@register_op("TakeColumns")
+def take_columns(x: jax.Array, index: jax.Array) -> jax.Array:
+    """x[..., index]."""
+    return jnp.take(x, index, axis=-1)
+
+
+@register_op("ArgMax")
+def argmax(x: jax.Array) -> jax.Array:
+    """Index of the largest value on the last axis (first on ties, as numpy), int32."""
+    return jnp.argmax(x, axis=-1).astype(jnp.int32)
+
+
+@register_op("IsPositive")
+def is_positive(x: jax.Array) -> jax.Array:
+    """1 where x > 0 else 0, int32: the class index of a binary decision score."""
+    return (x > 0).astype(jnp.int32)
+
+
+@register_op("Identity")
+def identity(x: jax.Array) -> jax.Array:
+    """x unchanged."""
+    return x

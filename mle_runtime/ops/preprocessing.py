@@ -1,0 +1,53 @@
+"""Feature transforms of scikit-learn's preprocessing and imputation modules."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from mle_runtime.ops import register_op
+
+
+def _is_missing(x: jax.Array, missing: float | str) -> jax.Array:
+    # JSON has no NaN, so a NaN marker travels as the string "nan".
+    return jnp.isnan(x) if missing == "nan" else x == missing
+
+
+@register_op("Normalize")
+def normalize(x: jax.Array, *, norm: str) -> jax.Array:
+    """Rows scaled to unit l1, l2 or max norm; a zero row stays zero."""
+    if norm == "l1":
+        n = jnp.sum(jnp.abs(x), axis=-1, keepdims=True)
+    elif norm == "l2":
+        n = jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True))
+    elif norm == "max":
+        n = jnp.max(jnp.abs(x), axis=-1, keepdims=True)
+    else:
+        raise ValueError(f"Normalize: unknown norm {norm!r}")
+    return x / jnp.where(n == 0, 1.0, n)
+
+
+@register_op("Binarize")
+def binarize(x: jax.Array, *, threshold: float) -> jax.Array:
+    """1 where x > threshold else 0, in x's dtype."""
+    return (x > threshold).astype(x.dtype)
+
+
+@register_op("Impute")
+def impute(x: jax.Array, fill: jax.Array, *, missing: float | str) -> jax.Array:
+    """Missing entries (NaN or a marker value) replaced by the per-column fill values."""
+    return jnp.where(_is_missing(x, missing), fill, x)
+
+
+@register_op("IsMissing")
+def is_missing(x: jax.Array, *, missing: float | str) -> jax.Array:
+    """1 where an entry is missing else 0, in x's dtype."""
+    return _is_missing(x, missing).astype(x.dtype)
+
+
+@register_op("ColumnProducts")
+def column_products(x: jax.Array, index: jax.Array) -> jax.Array:
+    """out[..., j] = prod_k x1[..., index[j, k]] with x1 = [x, 1]: polynomial features, the padding
+    index pointing at the appended column of ones."""
+    ones = jnp.ones(x.shape[:-1] + (1,), x.dtype)
+    return jnp.prod(jnp.take(jnp.concatenate([x, ones], axis=-1), index, axis=-1), axis=-1)

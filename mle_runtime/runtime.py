@@ -1,0 +1,263 @@
+"""MLERuntime: load an .mle file, lower its graph to a jnp function, compile per batch bucket
+(through the executable cache), run, and decode outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from mle_runtime import buckets
+from mle_runtime._version import __version__
+from mle_runtime.cache import ExecutableCache, cache_dirs, cache_key, deserialize_compiled, serialize_compiled
+from mle_runtime.devices import resolve_device
+from mle_runtime.errors import FormatError, InputError, SignatureError
+from mle_runtime.graph import Graph, structure_hash
+from mle_runtime.inputs import as_input_list, coerce_input
+from mle_runtime.lowering import build_function
+from mle_runtime.metadata import decode_classes, model_info
+from mle_runtime.reader import MleFile, read_mle
+from mle_runtime.writer import canonical_json
+
+PRECISIONS = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+
+
+@contextlib.contextmanager
+def precision_scope(precision: str) -> Iterator[None]:
+    """float64 needs JAX's x64 mode; it is switched on only around this runtime's own JAX calls."""
+    if precision != "float64":
+        yield
+        return
+    enable_x64 = getattr(jax, "enable_x64", None)
+    if enable_x64 is None:  # jax < 0.7
+        from jax.experimental import enable_x64  # type: ignore[attr-defined,no-redef]
+
+        with enable_x64():
+            yield
+    else:
+        with enable_x64(True):
+            yield
+
+
+class MLERuntime:
+    """Loads an .mle model and runs it with XLA on CPU or CUDA."""
+
+    def __init__(self, device: str = "cpu", precision: str = "float32", cache: bool = True,
+                 cache_dir: str | os.PathLike[str] | None = None):
+        self.device = device
+        self.precision = precision
+        self.cache = cache
+        self.cache_dir = cache_dir
+        self._file: MleFile | None = None
+        self.stats = {"compiles": 0, "cache_hits": 0}
+
+    # -- loading ---------------------------------------------------------------------------------
+    def load_model(self, path: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any]:
+        """Load an .mle file: validate it, put its parameters on the device, build the function.
+
+        Keyword options: ``device``, ``precision`` ("float32" or "float64"), ``cache`` (bool),
+        ``cache_dir``, ``verify_checksums`` (default True), ``verify_signature`` and ``public_key``.
+        Compilation happens on the first ``run`` for each batch bucket.
+        """
+        known = {"device", "precision", "cache", "cache_dir", "verify_checksums", "verify_signature", "public_key"}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise TypeError(f"load_model() got unexpected options {unknown}; known: {sorted(known)}")
+        for name in ("device", "precision", "cache", "cache_dir"):
+            if name in kwargs:
+                setattr(self, name, kwargs[name])
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
+        if kwargs.get("verify_signature"):
+            # The reader refuses signed files until signing lands (issue 6), so none here can verify.
+            raise SignatureError(f"{path}: file is not signed, so its signature cannot be verified")
+        mf = read_mle(path, verify_checksums=kwargs.get("verify_checksums", True))
+        graph = Graph.from_json(mf.graph, set(mf.tensors))
+        fn = build_function(graph)
+        self._jax_device = resolve_device(self.device)
+        dtype = PRECISIONS[self.precision]
+        names = graph.param_names(set(mf.tensors))
+        host = [a.astype(dtype) if a.dtype.kind == "f" and a.dtype != dtype else a
+                for a in (mf.tensors[n] for n in names)]
+        with precision_scope(self.precision):
+            # One device_put for all parameters; on CPU it shares the mmap'd memory of aligned arrays.
+            params = dict(zip(names, jax.device_put(host, self._jax_device), strict=True))
+        self._file, self._graph, self._fn, self._params = mf, graph, fn, params
+        self._classes = decode_classes(mf.metadata)
+        self._feature_names = mf.metadata.get("feature_names")
+        self._max_bucket = buckets.CPU_MAX_BUCKET if self._jax_device.platform == "cpu" else buckets.GPU_MAX_BUCKET
+        self._executables: dict[tuple[Any, ...], Any] = {}
+        self._structure = structure_hash(
+            canonical_json(mf.graph), [(n, str(a.dtype), a.shape) for n, a in params.items()])
+        dirs = cache_dirs(mf.path, self.cache_dir) if self.cache else []
+        self._cache = ExecutableCache(dirs)
+        self.stats = {"compiles": 0, "cache_hits": 0}
+        return self.get_model_info()
+
+    def _require(self) -> MleFile:
+        if self._file is None:
+            raise RuntimeError("no model loaded; call load_model(path) first")
+        return self._file
+
+    # -- compiling -------------------------------------------------------------------------------
+    def _executable(self, arrays: list[np.ndarray]) -> Any:
+        signature = tuple((a.shape, a.dtype.str) for a in arrays)
+        compiled = self._executables.get(signature)
+        if compiled is not None:
+            return compiled
+        sharding = jax.sharding.SingleDeviceSharding(self._jax_device)
+        avals = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding) for a in arrays)
+        key = cache_key([
+            ("structure", self._structure),
+            ("inputs", ";".join(f"{s}:{d}" for s, d in signature)),
+            ("precision", self.precision),
+            ("jax", jax.__version__),
+            ("jaxlib", _jaxlib_version()),
+            ("backend", self._jax_device.platform),
+            ("device_kind", self._jax_device.device_kind),
+            ("mle_runtime", __version__),
+        ])
+        payload = self._cache.load(key)
+        if payload is not None:
+            in_tree = jax.tree_util.tree_structure(((self._params, avals), {}))
+            out_tree = jax.tree_util.tree_structure(tuple(range(len(self._graph.outputs))))
+            compiled = deserialize_compiled(payload, in_tree, out_tree, self._jax_device)
+        if compiled is not None:
+            self.stats["cache_hits"] += 1
+        else:
+            compiled = jax.jit(self._fn).lower(self._params, avals).compile()
+            self.stats["compiles"] += 1
+            payload = serialize_compiled(compiled)
+            if payload is not None:
+                self._cache.store(key, payload)
+        self._executables[signature] = compiled
+        return compiled
+
+    # -- running ---------------------------------------------------------------------------------
+    def _prepare(self, inputs: Any) -> list[np.ndarray]:
+        self._require()
+        given = as_input_list(inputs)
+        specs = self._graph.inputs
+        if len(given) != len(specs):
+            raise InputError(f"model takes {len(specs)} input(s) {[s.name for s in specs]}, got {len(given)}")
+        dtype = PRECISIONS[self.precision]
+        arrays = [coerce_input(x, s, dtype, self._feature_names) for x, s in zip(given, specs, strict=True)]
+        if len({len(a) for a in arrays}) > 1:
+            raise InputError(f"inputs disagree on the number of rows: {[len(a) for a in arrays]}")
+        return arrays
+
+    def _run_graph(self, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+        n = len(arrays[0])
+        pieces: list[list[np.ndarray]] = []
+        with precision_scope(self.precision):
+            for start, stop, bucket in buckets.chunks(max(n, 1), self._max_bucket):
+                chunk = [_pad(a[start:stop], bucket) for a in arrays]
+                compiled = self._executable(chunk)
+                device_chunk = [jax.device_put(c, self._jax_device) for c in chunk]
+                outs = compiled(self._params, tuple(device_chunk))
+                pieces.append([np.asarray(o)[: min(stop, n) - start] for o in outs])
+        merged = pieces[0] if len(pieces) == 1 else [np.concatenate(p) for p in zip(*pieces, strict=True)]
+        named = dict(zip(self._graph.outputs, merged, strict=True))
+        if self._classes is not None and "label" in named:
+            named["label"] = self._classes[named["label"]]
+        return named
+
+    def run(self, inputs: Any) -> list[np.ndarray]:
+        """Run inference; returns the model's outputs (see ``get_model_info()['outputs']``) as numpy arrays."""
+        named = self._run_graph(self._prepare(inputs))
+        return [named[name] for name in self._run_outputs()]
+
+    def _run_outputs(self) -> list[str]:
+        return list(self._require().metadata.get("run_outputs") or self._graph.outputs)
+
+    def _output(self, X: Any, name: str, method: str) -> np.ndarray:
+        mf = self._require()
+        if name not in self._graph.outputs:
+            raise AttributeError(f"{mf.metadata.get('estimator', 'this model')} has no {method}() "
+                                 f"(outputs: {list(self._graph.outputs)})")
+        return self._run_graph(self._prepare([X]))[name]
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Labels for classifiers, predictions for regressors (scikit-learn's ``predict``)."""
+        kind = self._require().metadata.get("task")
+        return self._output(X, "label" if kind == "classifier" else "predictions", "predict")
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return self._output(X, "probabilities", "predict_proba")
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        return self._output(X, "decision", "decision_function")
+
+    def transform(self, X: Any) -> np.ndarray:
+        return self._output(X, "transformed", "transform")
+
+    def as_jax(self) -> tuple[Any, dict[str, jax.Array]]:
+        """``(fn, params)``: ``fn(params, *inputs)`` is pure and returns a dict of the graph's outputs
+        (class indices, not decoded labels, under ``"label"``). It composes with jit, vmap and grad."""
+        self._require()
+        graph_fn, outputs = self._fn, self._graph.outputs
+
+        def fn(params: dict[str, jax.Array], *inputs: jax.Array) -> dict[str, jax.Array]:
+            return dict(zip(outputs, graph_fn(params, inputs), strict=True))
+
+        return fn, dict(self._params)
+
+    # -- reporting -------------------------------------------------------------------------------
+    def get_model_info(self) -> dict[str, Any]:
+        mf = self._require()
+        info = model_info(mf)
+        info.update(device=str(self._jax_device), precision=self.precision, run_outputs=self._run_outputs(),
+                    cache={"enabled": self._cache.enabled, "dirs": [str(d) for d in self._cache.dirs], **self.stats})
+        return info
+
+    def benchmark(self, inputs: Any, num_runs: int = 100,
+                  progress: Callable[[int], None] | None = None) -> dict[str, float]:
+        """Time ``run`` (after one warm-up run that compiles): statistics in ms, and rows per second.
+        ``progress``, if given, is called with the number of runs done after each run."""
+        if num_runs < 1:
+            raise ValueError(f"num_runs must be >= 1, got {num_runs}")
+        arrays = self._prepare(inputs)
+        self._run_graph(arrays)
+        times = []
+        for _ in range(num_runs):
+            t0 = time.perf_counter()
+            self._run_graph(arrays)
+            times.append((time.perf_counter() - t0) * 1e3)
+            if progress is not None:
+                progress(len(times))
+        t = np.array(times)
+        rows = len(arrays[0])
+        return {"mean_ms": float(t.mean()), "std_ms": float(t.std()), "min_ms": float(t.min()),
+                "max_ms": float(t.max()), "median_ms": float(np.median(t)), "p95_ms": float(np.percentile(t, 95)),
+                "throughput_rows_per_s": float(rows / (t.mean() / 1e3)) if t.mean() > 0 else float("inf"),
+                "num_runs": num_runs, "batch_size": rows}
+
+
+def _pad(a: np.ndarray, rows: int) -> np.ndarray:
+    if len(a) == rows:
+        return a
+    out = np.zeros((rows,) + a.shape[1:], a.dtype)
+    out[: len(a)] = a
+    return out
+
+
+def _jaxlib_version() -> str:
+    import jaxlib
+
+    return str(getattr(jaxlib, "__version__", "unknown"))
+
+
+def load_model(path: str | os.PathLike[str], device: str = "cpu", **kwargs: Any) -> MLERuntime:
+    """Load an .mle model and return a ready runtime (compilation happens on first run)."""
+    runtime = MLERuntime(device=device)
+    runtime.load_model(Path(path), **kwargs)
+    return runtime
+
+
+__all__ = ["MLERuntime", "FormatError", "load_model"]

@@ -1,0 +1,105 @@
+"""Conformance: every zoo model, exported and loaded in a fresh runtime, answers as scikit-learn does.
+
+Labels must be identical. Values must agree within ``tol`` relative to the output's magnitude (per column,
+the largest |value| in the batch): a float32 dot product cannot reproduce to 1e-5 of itself a float64
+result that cancels to nearly zero, but it does to 1e-5 of the output's scale. float64 mode with float64
+inputs is held to 1e-12 the same way; with float32 inputs scikit-learn itself computes in float32, so 1e-5."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from zoo import CASES, DATA, Case
+
+import mle_runtime as mle
+
+BATCHES = (1, 7, 1000)
+
+
+@functools.cache
+def fitted(case: Case) -> tuple[Any, np.ndarray]:
+    data = DATA[case.data]()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = case.make().fit(data["X"], data["y"])
+    return model, data["X_test"]
+
+
+@functools.cache
+def exported(case: Case, folder: Path) -> Path:
+    model, _ = fitted(case)
+    path = folder / f"{case.id}.mle"
+    result = mle.export_model(model, path)
+    assert result["success"] and path.stat().st_size == result["file_size_bytes"]
+    return path
+
+
+def sklearn_outputs(model: Any, X: np.ndarray) -> dict[str, np.ndarray]:
+    with warnings.catch_warnings():
+        # SimpleImputer warns on each transform that it drops features with no observed value.
+        warnings.filterwarnings("ignore", "Skipping features without any observed values")
+        out = {}
+        if hasattr(model, "predict"):
+            out["predict"] = model.predict(X)
+        for method in ("predict_proba", "decision_function", "transform"):
+            if hasattr(model, method):
+                out[method] = getattr(model, method)(X)
+        return out
+
+
+def magnitude(values: np.ndarray) -> np.ndarray:
+    """Per column, the largest |value| of an output over the whole held-out set."""
+    return np.max(np.abs(np.nan_to_num(np.asarray(values, dtype=np.float64))), axis=0)
+
+
+def assert_close(ours: np.ndarray, ref: np.ndarray, tol: float, what: str, scale: np.ndarray) -> None:
+    ref = np.asarray(ref, dtype=np.float64)
+    ours = np.asarray(ours, dtype=np.float64)
+    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} != scikit-learn's {ref.shape}"
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref), err_msg=f"{what}: NaN positions differ")
+    ours, ref = np.nan_to_num(ours), np.nan_to_num(ref)
+    err = np.abs(ours - ref) / np.maximum(scale, np.finfo(np.float64).tiny)
+    assert float(err.max(initial=0.0)) <= tol, f"{what}: max scaled error {err.max():.3g} > {tol:g}"
+
+
+def rows(X: np.ndarray, n: int) -> np.ndarray:
+    return np.resize(X, (n, X.shape[1]))
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_matches_sklearn(case: Case, precision: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    if case.xfail:
+        pytest.xfail(case.xfail)
+    model, X_test = fitted(case)
+    runtime = mle.load_model(exported(case, tmp_path_factory.getbasetemp()), precision=precision)
+    task = runtime.get_model_info()["metadata"]["task"]
+    full = sklearn_outputs(model, rows(X_test, max(BATCHES)))
+    scales = {k: magnitude(v) for k, v in full.items() if np.asarray(v).dtype.kind in "biuf"}
+    for n in BATCHES:
+        for dtype in (np.float64, np.float32):
+            X = rows(X_test, n).astype(dtype)
+            tol = 1e-12 if precision == "float64" and dtype == np.float64 else 1e-5
+            where = f"{case.id} [{precision}, {np.dtype(dtype).name} input, batch {n}]"
+            ref = sklearn_outputs(model, X)
+            outputs = runtime.run([X])
+            if task == "classifier":
+                labels = outputs[0]
+                np.testing.assert_array_equal(labels, ref["predict"], err_msg=f"{where}: labels")
+                assert labels.dtype == ref["predict"].dtype, f"{where}: label dtype {labels.dtype}"
+                second = "predict_proba" if "predict_proba" in ref else "decision_function"
+                assert_close(outputs[1], ref[second], tol, f"{where}: run()[1] vs {second}", scales[second])
+                if "decision_function" in ref:
+                    assert_close(runtime.decision_function(X), ref["decision_function"], tol, f"{where}: decision", scales["decision_function"])
+            elif task == "regressor":
+                assert_close(outputs[0], ref["predict"], tol, f"{where}: predictions", scales["predict"])
+                assert_close(runtime.predict(X), ref["predict"], tol, f"{where}: predict()", scales["predict"])
+            else:
+                assert_close(outputs[0], ref["transform"], tol, f"{where}: transform", scales["transform"])
+            assert len(outputs) == len(runtime.get_model_info()["outputs"])

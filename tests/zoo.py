@@ -1,0 +1,181 @@
+"""The model zoo: small, seeded scikit-learn models for the conformance tests. Each case trains its
+model and returns (model, held-out X)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn import datasets, decomposition, impute, linear_model, pipeline, preprocessing, svm
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    make: Callable[[], Any]
+    data: str  # a key of DATA
+    xfail: str | None = None  # the written reason, when a case is known not to match
+
+
+def _split(X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    n = len(X) * 2 // 3
+    return {"X": X[:n], "y": y[:n], "X_test": X[n:]}
+
+
+def _with_nans(X: np.ndarray, seed: int) -> np.ndarray:
+    X = X.copy()
+    mask = np.random.default_rng(seed).random(X.shape) < 0.15
+    X[mask] = np.nan
+    return X
+
+
+def _binary() -> dict[str, np.ndarray]:
+    X, y = datasets.make_classification(1600, 12, n_informative=6, random_state=1)
+    return _split(X, y)
+
+
+def _multiclass() -> dict[str, np.ndarray]:
+    X, y = datasets.make_classification(1600, 15, n_informative=8, n_classes=4, random_state=2)
+    return _split(X, y)
+
+
+def _strings() -> dict[str, np.ndarray]:
+    X, y = datasets.make_classification(1600, 10, n_informative=6, n_classes=3, random_state=3)
+    return _split(X, np.array(["cat", "dog", "eel"], dtype=object)[y])
+
+
+def _odd_ints() -> dict[str, np.ndarray]:
+    X, y = datasets.make_classification(1600, 8, n_informative=5, n_classes=3, random_state=4)
+    return _split(X, np.array([-7, 3, 12])[y])
+
+
+def _regression() -> dict[str, np.ndarray]:
+    X, y = datasets.make_regression(1600, 10, n_informative=7, noise=5.0, random_state=5)
+    return _split(X, y)
+
+
+def _multi_output() -> dict[str, np.ndarray]:
+    X, y = datasets.make_regression(1600, 10, n_targets=3, noise=2.0, random_state=6)
+    return _split(X, y)
+
+
+def _positive() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(1600, 6))
+    y = rng.gamma(2.0, np.exp(0.3 * X[:, 0] - 0.2 * X[:, 1]))
+    return _split(X, y + 1e-3)
+
+
+def _nan_binary() -> dict[str, np.ndarray]:
+    d = _binary()
+    return {"X": _with_nans(d["X"], 8), "y": d["y"], "X_test": _with_nans(d["X_test"], 9)}
+
+
+def _nan_empty_column() -> dict[str, np.ndarray]:
+    d = _nan_binary()
+    X, X_test = d["X"].copy(), d["X_test"].copy()
+    X[:, 3] = np.nan
+    return {"X": X, "y": d["y"], "X_test": X_test}
+
+
+def _marker() -> dict[str, np.ndarray]:
+    d = _regression()
+    rng = np.random.default_rng(10)
+    X, X_test = np.round(d["X"], 1), np.round(d["X_test"], 1)
+    for a in (X, X_test):
+        a[rng.random(a.shape) < 0.1] = -1.0
+    return {"X": X, "y": d["y"], "X_test": X_test}
+
+
+DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
+    "binary": _binary, "multiclass": _multiclass, "strings": _strings, "odd_ints": _odd_ints,
+    "regression": _regression, "multi_output": _multi_output, "positive": _positive,
+    "nan_binary": _nan_binary, "nan_empty_column": _nan_empty_column, "marker": _marker,
+}
+
+lm, pp, pipe = linear_model, preprocessing, pipeline.make_pipeline
+
+CASES = [
+    # classifiers
+    Case("logreg-binary", lambda: lm.LogisticRegression(), "binary"),
+    Case("logreg-multinomial", lambda: lm.LogisticRegression(max_iter=500), "multiclass"),
+    Case("logreg-strings", lambda: lm.LogisticRegression(), "strings"),
+    Case("logreg-odd-int-labels", lambda: lm.LogisticRegression(C=0.3), "odd_ints"),
+    Case("logreg-no-intercept", lambda: lm.LogisticRegression(fit_intercept=False), "multiclass"),
+    Case("logregcv", lambda: lm.LogisticRegressionCV(cv=3, Cs=3, l1_ratios=(0.0,), scoring="neg_log_loss",
+                                                              use_legacy_attributes=False), "multiclass"),
+    Case("sgd-hinge", lambda: lm.SGDClassifier(random_state=0), "multiclass"),
+    Case("sgd-log-binary", lambda: lm.SGDClassifier(loss="log_loss", random_state=0), "binary"),
+    Case("sgd-log-multi", lambda: lm.SGDClassifier(loss="log_loss", random_state=0), "multiclass"),
+    Case("sgd-huber-binary", lambda: lm.SGDClassifier(loss="modified_huber", random_state=0), "binary"),
+    Case("sgd-huber-multi", lambda: lm.SGDClassifier(loss="modified_huber", random_state=0), "strings"),
+    Case("perceptron", lambda: lm.Perceptron(random_state=0), "multiclass"),
+    Case("ridge-classifier-binary", lambda: lm.RidgeClassifier(), "binary"),
+    Case("ridge-classifier-multi", lambda: lm.RidgeClassifier(alpha=3.0), "strings"),
+    Case("ridge-classifier-cv", lambda: lm.RidgeClassifierCV(), "multiclass"),
+    Case("linear-svc-binary", lambda: svm.LinearSVC(random_state=0), "binary"),
+    Case("linear-svc-multi", lambda: svm.LinearSVC(random_state=0), "odd_ints"),
+    # regressors
+    Case("linear-regression", lambda: lm.LinearRegression(), "regression"),
+    Case("linear-regression-multi", lambda: lm.LinearRegression(), "multi_output"),
+    Case("ridge", lambda: lm.Ridge(alpha=2.0), "regression"),
+    Case("ridge-multi", lambda: lm.Ridge(), "multi_output"),
+    Case("ridgecv", lambda: lm.RidgeCV(), "regression"),
+    Case("lasso", lambda: lm.Lasso(alpha=0.5), "regression"),
+    Case("lassocv", lambda: lm.LassoCV(cv=3, random_state=0), "regression"),
+    Case("elasticnet", lambda: lm.ElasticNet(alpha=0.3), "regression"),
+    Case("elasticnetcv", lambda: lm.ElasticNetCV(cv=3, random_state=0), "regression"),
+    Case("multitask-lasso", lambda: lm.MultiTaskLasso(alpha=0.5), "multi_output"),
+    Case("lars", lambda: lm.Lars(), "regression"),
+    Case("lasso-lars", lambda: lm.LassoLars(alpha=0.1), "regression"),
+    Case("lasso-lars-ic", lambda: lm.LassoLarsIC(), "regression"),
+    Case("omp", lambda: lm.OrthogonalMatchingPursuit(), "regression"),
+    Case("sgd-regressor", lambda: lm.SGDRegressor(random_state=0), "regression"),
+    Case("linear-svr", lambda: svm.LinearSVR(random_state=0, max_iter=5000), "regression"),
+    Case("huber", lambda: lm.HuberRegressor(max_iter=500), "regression"),
+    Case("bayesian-ridge", lambda: lm.BayesianRidge(), "regression"),
+    Case("ard", lambda: lm.ARDRegression(), "regression"),
+    Case("quantile", lambda: lm.QuantileRegressor(quantile=0.7, alpha=0.0), "regression"),
+    Case("poisson", lambda: lm.PoissonRegressor(), "positive"),
+    Case("gamma", lambda: lm.GammaRegressor(), "positive"),
+    Case("tweedie-identity", lambda: lm.TweedieRegressor(power=0.0), "positive"),
+    Case("tweedie-log", lambda: lm.TweedieRegressor(power=1.5), "positive"),
+    # transformers
+    Case("standard-scaler", lambda: pp.StandardScaler(), "regression"),
+    Case("standard-scaler-no-mean", lambda: pp.StandardScaler(with_mean=False), "regression"),
+    Case("minmax-scaler", lambda: pp.MinMaxScaler((-1, 2)), "regression"),
+    Case("minmax-scaler-clip", lambda: pp.MinMaxScaler(clip=True), "regression"),
+    Case("maxabs-scaler", lambda: pp.MaxAbsScaler(), "regression"),
+    Case("robust-scaler", lambda: pp.RobustScaler(), "regression"),
+    Case("robust-scaler-no-center", lambda: pp.RobustScaler(with_centering=False), "regression"),
+    Case("normalizer-l2", lambda: pp.Normalizer(), "regression"),
+    Case("normalizer-l1", lambda: pp.Normalizer("l1"), "regression"),
+    Case("normalizer-max", lambda: pp.Normalizer("max"), "regression"),
+    Case("binarizer", lambda: pp.Binarizer(threshold=0.2), "regression"),
+    Case("pca", lambda: decomposition.PCA(5), "regression"),
+    Case("pca-whiten", lambda: decomposition.PCA(4, whiten=True), "multiclass"),
+    Case("truncated-svd", lambda: decomposition.TruncatedSVD(4, random_state=0), "regression"),
+    Case("poly-2", lambda: pp.PolynomialFeatures(2), "regression"),
+    Case("poly-3-interactions", lambda: pp.PolynomialFeatures(3, interaction_only=True, include_bias=False),
+         "regression"),
+    Case("imputer-mean", lambda: impute.SimpleImputer(), "nan_binary"),
+    Case("imputer-median-indicator", lambda: impute.SimpleImputer(strategy="median", add_indicator=True),
+         "nan_binary"),
+    Case("imputer-most-frequent", lambda: impute.SimpleImputer(strategy="most_frequent"), "marker"),
+    Case("imputer-constant", lambda: impute.SimpleImputer(strategy="constant", fill_value=-5.0), "nan_binary"),
+    Case("imputer-drops-empty", lambda: impute.SimpleImputer(add_indicator=True), "nan_empty_column"),
+    Case("imputer-keeps-empty", lambda: impute.SimpleImputer(keep_empty_features=True), "nan_empty_column"),
+    Case("imputer-marker", lambda: impute.SimpleImputer(missing_values=-1.0), "marker"),
+    # pipelines
+    Case("pipe-impute-scale-logreg", lambda: pipe(impute.SimpleImputer(), pp.StandardScaler(),
+                                                  lm.LogisticRegression()), "nan_binary"),
+    Case("pipe-poly-scale-ridge", lambda: pipe(pp.PolynomialFeatures(2), pp.StandardScaler(), lm.Ridge()),
+         "regression"),
+    Case("pipe-scale-pca-logreg", lambda: pipe(pp.StandardScaler(), decomposition.PCA(6),
+                                               lm.LogisticRegression(max_iter=500)), "strings"),
+    Case("pipe-transformer-only", lambda: pipe(pp.RobustScaler(), decomposition.PCA(3)), "multiclass"),
+    Case("pipe-passthrough", lambda: pipeline.Pipeline([("skip", "passthrough"), ("scale", pp.MaxAbsScaler()),
+                                                        ("svc", svm.LinearSVC(random_state=0))]), "binary"),
+]
