@@ -78,7 +78,10 @@ class CompressionUtils:
                 out = bytes(data)
             elif compression_type == MLEFormat.COMPRESSION_LZ4:
                 limit = -1 if expected_size is None else expected_size
-                out = lz4.frame.LZ4FrameDecompressor().decompress(data, max_length=limit)
+                decompressor = lz4.frame.LZ4FrameDecompressor()
+                out = decompressor.decompress(data, max_length=limit)
+                if not decompressor.eof or decompressor.unused_data:
+                    raise FormatError(f"lz4 frame holds more than expected {len(out)} bytes, or trailing data")
             elif compression_type == MLEFormat.COMPRESSION_ZSTD:
                 limit = 0 if expected_size is None else expected_size
                 out = zstandard.ZstdDecompressor().decompress(data, max_output_size=limit)

@@ -6,7 +6,7 @@ Rules (each failure raises ``FormatError`` naming the rule and the offset or ten
   manifest  the manifest starts right after the header, lies inside the file, is at most
             MAX_MANIFEST_BYTES, matches its CRC-32 and is UTF-8 JSON of the documented shape
   sections  the data section starts at the first 64-byte boundary after the manifest; sections end
-            exactly at the end of the file (no trailing bytes, no holes)
+            exactly at the end of the file (no trailing bytes); padding bytes are zero
   tensors   unique names; dtypes from the whitelist; non-negative shapes with shape x itemsize equal
             to the raw size; 64-byte-aligned offsets inside the data section, in order, not overlapping;
             stored size equal to the raw size unless compressed; CRC-32 of the stored bytes
@@ -134,7 +134,7 @@ def _check_tensor_table(table: list[Any], data_size: int) -> None:
         if t["name"] in names:
             raise _fail("tensors", f"{where}: duplicate name")
         names.add(t["name"])
-        if t.get("dtype") not in DTYPES:
+        if not isinstance(t.get("dtype"), str) or t["dtype"] not in DTYPES:
             raise _fail("tensors", f"{where}: dtype {t.get('dtype')!r} not in {sorted(DTYPES)}")
         shape = t.get("shape")
         if not isinstance(shape, list) or len(shape) > MAX_RANK or not all(_is_int(d) and d >= 0 for d in shape):
@@ -168,6 +168,9 @@ def read_manifest(path: str | os.PathLike[str]) -> MleFile:
     with p.open("rb") as f:
         h = _parse_header(f.read(HEADER_SIZE), size)
         raw = f.read(h.manifest_size)
+        padding = f.read(h.data_offset - HEADER_SIZE - h.manifest_size)
+    if padding.strip(b"\0"):
+        raise _fail("sections", f"non-zero padding between the manifest and the data section (offset {HEADER_SIZE + len(raw)})")
     manifest = _parse_manifest(raw, h)
     _check_tensor_table(manifest["tensors"], h.data_size)
     return MleFile(p, size, h, raw, manifest["metadata"], manifest["graph"], manifest["tensors"])
@@ -183,17 +186,18 @@ def _aligned_copy(data: bytes) -> np.ndarray:
 
 def load_tensors(mf: MleFile, verify_checksums: bool = True) -> dict[str, np.ndarray]:
     """Map the data section and return read-only arrays; uncompressed tensors are zero-copy views."""
-    if mf.header.data_size == 0:
-        mf.tensors = {}
-        return mf.tensors
     with mf.path.open("rb") as f:
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     if len(mm) != mf.file_size:
         raise _fail("sections", f"file changed size while loading ({mf.file_size} -> {len(mm)} bytes)")
     base = mf.header.data_offset
     tensors = {}
+    previous_end = base
     for t in mf.tensor_table:
         start = base + t["offset"]
+        if mm[previous_end:start].strip(b"\0"):
+            raise _fail("sections", f"non-zero padding at byte offset {previous_end} before tensor {t['name']!r}")
+        previous_end = start + t["nbytes"]
         stored = memoryview(mm)[start:start + t["nbytes"]]
         if verify_checksums and SecurityUtils.compute_checksum(stored) != t["crc32"]:
             raise _fail("tensors", f"tensor {t['name']!r}: checksum mismatch at byte offset {start}")
@@ -205,6 +209,8 @@ def load_tensors(mf: MleFile, verify_checksums: bool = True) -> dict[str, np.nda
             flat = _aligned_copy(raw).view(dtype)
             flat.flags.writeable = False
         tensors[t["name"]] = flat.reshape(t["shape"])
+    if previous_end != base + mf.header.data_size:
+        raise _fail("sections", f"{base + mf.header.data_size - previous_end} bytes after the last tensor belong to none")
     mf.tensors = tensors
     return tensors
 

@@ -1,0 +1,61 @@
+"""The runtime loads and runs an exported model in a process where no training framework imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import make_classification
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import mle_runtime as mle
+
+BLOCKED = ["sklearn", "torch", "tensorflow", "keras", "xgboost", "lightgbm", "catboost", "joblib", "pandas"]
+
+CHILD = textwrap.dedent("""
+    import importlib.abc, sys
+    BLOCKED = set(sys.argv[3].split(","))
+
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError(f"{name} is blocked in this test")
+            return None
+
+    sys.meta_path.insert(0, Block())
+    import numpy as np
+    import mle_runtime as mle
+    runtime = mle.load_model(sys.argv[1], precision="float64")
+    labels, proba = runtime.run([np.load(sys.argv[2])])
+    mle.inspect_model(sys.argv[1]); mle.get_version_info()
+    leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+    assert not leaked, leaked
+    np.save(sys.argv[2] + ".labels.npy", labels.astype(str)); np.save(sys.argv[2] + ".proba.npy", proba)
+""")
+
+
+def test_load_and_run_without_any_framework(tmp_path: Path) -> None:
+    X, y = make_classification(400, 7, n_informative=5, n_classes=3, random_state=0)
+    X[::7, 2] = np.nan
+    names = np.array(["low", "mid", "high"], dtype=object)[y]
+    model = make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression()).fit(X, names)
+    mle.export_model(model, tmp_path / "m.mle")
+    np.save(tmp_path / "X.npy", X[:60])
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "m.mle"), str(tmp_path / "X.npy"),
+                           ",".join(BLOCKED)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "X.npy.labels.npy"), model.predict(X[:60]).astype(str))
+    np.testing.assert_allclose(np.load(tmp_path / "X.npy.proba.npy"), model.predict_proba(X[:60]), rtol=1e-12)
+
+
+def test_blocker_really_blocks(tmp_path: Path) -> None:
+    code = CHILD.split("import numpy")[0] + "import sklearn\n"
+    proc = subprocess.run([sys.executable, "-c", code, "", "", "sklearn"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode != 0 and "blocked" in proc.stderr

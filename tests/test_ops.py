@@ -1,0 +1,86 @@
+"""Every registered op has a record here: inputs, attributes and a numpy reference."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import numpy as np
+import pytest
+from scipy.special import expit, softmax
+
+from mle_runtime.ops import all_ops, get_op, register_op
+
+R = np.random.default_rng(0)
+X = R.normal(size=(5, 4))
+V = R.normal(size=4)
+NANX = np.where(R.random((5, 4)) < 0.3, np.nan, X)
+
+
+@dataclass(frozen=True)
+class Record:
+    inputs: tuple[np.ndarray, ...]
+    reference: Callable[..., np.ndarray]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def _ovr(p: np.ndarray) -> np.ndarray:
+    s = p.sum(axis=-1, keepdims=True)
+    return np.where(s == 0, 1.0 / p.shape[-1], p / np.where(s == 0, 1, s))
+
+
+OPS: dict[str, Record] = {
+    "Add": Record((X, V), np.add),
+    "Sub": Record((X, V), np.subtract),
+    "Mul": Record((X, V), np.multiply),
+    "Div": Record((X, V), np.divide),
+    "Exp": Record((X,), np.exp),
+    "Sigmoid": Record((X,), expit),
+    "Softmax": Record((X,), lambda x: softmax(x, axis=-1)),
+    "Clip": Record((X,), lambda x: np.clip(x, -0.5, 0.5), {"low": -0.5, "high": 0.5}),
+    "SqueezeLast": Record((X[:, :1],), lambda x: x[:, 0]),
+    "Concat": Record((X, X[:, :2]), lambda a, b: np.concatenate([a, b], axis=-1)),
+    "TakeColumns": Record((X, np.array([3, 0, 0])), lambda x, i: x[:, i]),
+    "ArgMax": Record((np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]]),), lambda x: np.argmax(x, axis=-1)),
+    "IsPositive": Record((np.array([-1.0, 0.0, 2.0]),), lambda x: (x > 0).astype(np.int32)),
+    "Identity": Record((X,), lambda x: x),
+    "Gemm": Record((X, R.normal(size=(4, 3)), V[:3]), lambda x, w, b: x @ w + b),
+    "BinaryProba": Record((V,), lambda s: np.stack([1 - expit(s), expit(s)], axis=-1)),
+    "OvrNormalize": Record((np.vstack([np.abs(X), np.zeros((1, 4))]),), _ovr),
+    "ModifiedHuberProba": Record((X,), lambda s: _ovr((np.clip(s, -1, 1) + 1) / 2), {"binary": False}),
+    "Normalize": Record((np.vstack([X, np.zeros((1, 4))]),),
+                        lambda x: x / np.where((n := np.linalg.norm(x, axis=1, keepdims=True)) == 0, 1, n),
+                        {"norm": "l2"}),
+    "Binarize": Record((X,), lambda x: (x > 0.1).astype(x.dtype), {"threshold": 0.1}),
+    "Impute": Record((NANX, V), lambda x, f: np.where(np.isnan(x), f, x), {"missing": "nan"}),
+    "IsMissing": Record((NANX,), lambda x: np.isnan(x).astype(x.dtype), {"missing": "nan"}),
+    "ColumnProducts": Record((X, np.array([[0, 4], [1, 1], [2, 3]])),
+                             lambda x, i: np.stack([x[:, 0], x[:, 1] ** 2, x[:, 2] * x[:, 3]], axis=1)),
+}
+
+
+def test_every_registered_op_has_a_record() -> None:
+    registered = {name for name, _ in all_ops()}
+    assert registered == set(OPS), f"ops without a record: {registered - set(OPS)}; stale: {set(OPS) - registered}"
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_op_matches_numpy(name: str) -> None:
+    record = OPS[name]
+    with jax.enable_x64(True):
+        out = np.asarray(get_op(name).fn(*(jax.numpy.asarray(a) for a in record.inputs), **record.attrs))
+    np.testing.assert_allclose(out, record.reference(*record.inputs), rtol=1e-12, atol=1e-15)
+
+
+def test_duplicate_registration_is_refused() -> None:
+    with pytest.raises(ValueError, match="registered twice"):
+        register_op("Gemm")(lambda x: x)
+
+
+def test_unknown_op_version() -> None:
+    from mle_runtime.errors import UnsupportedOpError
+
+    with pytest.raises(UnsupportedOpError, match="has versions \\[1\\]"):
+        get_op("Gemm", 9)

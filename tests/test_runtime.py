@@ -1,0 +1,187 @@
+"""The runtime's public surface: inputs, buckets, devices, as_jax, info and benchmark helpers, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_classification, make_regression
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import mle_runtime as mle
+from mle_runtime import buckets
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory: pytest.TempPathFactory) -> tuple[LogisticRegression, Path, np.ndarray]:
+    X, y = make_classification(600, 6, n_informative=4, n_classes=3, random_state=0)
+    columns = [f"f{i}" for i in range(6)]
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(pd.DataFrame(X, columns=columns), y)
+    path = tmp_path_factory.mktemp("runtime") / "clf.mle"
+    mle.export_model(model, path)
+    return model, path, X
+
+
+def test_batch_sizes_compile_a_bounded_number_of_times(tmp_path: Path) -> None:
+    X, y = make_regression(400, 5, random_state=1)
+    model = Ridge().fit(X, y)
+    mle.export_model(model, tmp_path / "r.mle")
+    runtime = mle.load_model(tmp_path / "r.mle", precision="float64", cache=False)
+    rng = np.random.default_rng(0)
+    sizes = [1, 2, 3, 7, 8, 9, 100, 1000, 1023, 1025, 8191, 8192, 8193, 30_000, 100_000]
+    sizes += [int(s) for s in rng.integers(1, 100_001, 10)]
+    big = rng.normal(size=(100_000, 5))
+    for n in sizes:
+        np.testing.assert_allclose(runtime.predict(big[:n]), model.predict(big[:n]), rtol=1e-10, atol=1e-9)
+    bound = buckets.max_compiles(buckets.CPU_MAX_BUCKET)
+    assert bound == 14
+    assert 1 <= runtime.stats["compiles"] <= bound
+
+
+def test_bucket_arithmetic() -> None:
+    assert [buckets.bucket_for(n, 8192) for n in (1, 2, 3, 5, 8, 9, 8191, 8192, 9000)] == [
+        1, 2, 4, 8, 8, 16, 8192, 8192, 8192]
+    assert list(buckets.chunks(8200, 8192)) == [(0, 8192, 8192), (8192, 8200, 8)]
+
+
+def test_inputs_of_many_kinds(classifier) -> None:
+    model, path, X = classifier
+    runtime = mle.load_model(path)
+    frame = pd.DataFrame(X[:20], columns=[f"f{i}" for i in range(6)])
+    want = model.predict(frame)
+    np.testing.assert_array_equal(runtime.predict(frame), want)
+    np.testing.assert_array_equal(runtime.run([X[:20].tolist()])[0], want)
+    np.testing.assert_array_equal(runtime.run(frame)[0], want)
+    ints = np.round(X[:20]).astype(np.int32)
+    np.testing.assert_array_equal(runtime.predict(ints), model.predict(pd.DataFrame(ints, columns=frame.columns)))
+    empty = runtime.run([X[:0]])
+    assert empty[0].shape == (0,) and empty[1].shape == (0, 3)
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    (np.zeros((3, 5)), "expected 6 features, got 5"),
+    (np.zeros(6), "one row\\? use X.reshape"),
+    (np.zeros((2, 3, 6)), "expected a 2-D array"),
+    (np.array([["a"] * 6]), "not numeric"),
+    (pd.DataFrame(np.zeros((2, 6)), columns=[f"g{i}" for i in range(6)]), "missing \\['f0'"),
+    (pd.DataFrame(np.zeros((2, 6)), columns=[f"f{i}" for i in reversed(range(6))]), "different order"),
+])
+def test_bad_inputs_are_value_errors(classifier, bad, message: str) -> None:
+    runtime = mle.load_model(classifier[1])
+    with pytest.raises(ValueError, match=message):
+        runtime.run([bad])
+
+
+def test_wrong_number_of_inputs(classifier) -> None:
+    runtime = mle.load_model(classifier[1])
+    with pytest.raises(ValueError, match="takes 1 input"):
+        runtime.run([np.zeros((1, 6)), np.zeros((1, 6))])
+    with pytest.raises(ValueError, match="list of arrays"):
+        runtime.run("X")
+
+
+def test_devices(classifier) -> None:
+    model, path, X = classifier
+    assert mle.load_model(path, device="auto").get_model_info()["device"]
+    try:
+        gpus = jax.devices("gpu")
+    except RuntimeError:
+        gpus = []
+    for name in ("cuda", "gpu"):
+        if gpus:
+            np.testing.assert_array_equal(mle.load_model(path, device=name).predict(X), model.predict(X))
+        else:
+            with pytest.raises(RuntimeError, match="sees no GPU; available devices: \\['cpu:0"):
+                mle.load_model(path, device=name)
+    with pytest.raises(RuntimeError, match="unknown device"):
+        mle.load_model(path, device="tpu-ish")
+    with pytest.raises(RuntimeError, match="does not exist"):
+        mle.load_model(path, device="cpu:7")
+
+
+def test_as_jax_composes_with_jit_vmap_and_grad(tmp_path: Path) -> None:
+    X, y = make_regression(300, 4, random_state=3)
+    reg = LinearRegression().fit(X, y)
+    mle.export_model(reg, tmp_path / "lin.mle")
+    fn, params = mle.load_model(tmp_path / "lin.mle").as_jax()
+    Xf = jnp.asarray(X[:16], jnp.float32)
+    out = jax.jit(fn)(params, Xf)["predictions"]
+    np.testing.assert_allclose(out, reg.predict(X[:16]), rtol=1e-5, atol=1e-3)
+    rows = jax.vmap(lambda row: fn(params, row)["predictions"])(Xf)
+    np.testing.assert_allclose(rows, out, rtol=1e-6)
+    grad = jax.grad(lambda x: fn(params, x)["predictions"].sum())(Xf)
+    np.testing.assert_allclose(grad, np.tile(reg.coef_, (16, 1)), rtol=1e-5)
+
+    Xc, yc = make_classification(300, 4, n_informative=2, n_redundant=1, random_state=4)
+    clf = LogisticRegression().fit(Xc, yc)
+    mle.export_model(clf, tmp_path / "log.mle")
+    fn, params = mle.load_model(tmp_path / "log.mle", precision="float64").as_jax()
+    with jax.enable_x64(True):
+        x0 = jnp.asarray(Xc[:1])
+        g = jax.grad(lambda x: fn(params, x)["probabilities"][0, 1])(x0)
+        eps = 1e-6
+        fd = [(clf.predict_proba(Xc[:1] + eps * np.eye(4)[i])[0, 1]
+               - clf.predict_proba(Xc[:1] - eps * np.eye(4)[i])[0, 1]) / (2 * eps) for i in range(4)]
+        np.testing.assert_allclose(np.asarray(g)[0], fd, rtol=1e-6)
+
+
+def test_info_benchmark_inspect_and_version(classifier) -> None:
+    _, path, X = classifier
+    runtime = mle.MLERuntime()
+    info = runtime.load_model(path)
+    for key in ("version", "features", "metadata", "inputs", "outputs", "operators", "compression_stats"):
+        assert key in info
+    assert [o["name"] for o in info["outputs"]] == ["label", "probabilities"]
+    assert info["metadata"]["feature_names"] == [f"f{i}" for i in range(6)]
+    stats = runtime.benchmark([X[:100]], num_runs=5)
+    for key in ("mean_ms", "std_ms", "min_ms", "max_ms", "median_ms", "p95_ms", "throughput_rows_per_s"):
+        assert stats[key] >= 0
+    assert stats["min_ms"] <= stats["median_ms"] <= stats["max_ms"]
+    assert mle.benchmark_model(path, [X[:10]], num_runs=3)["num_runs"] == 3
+    report = mle.inspect_model(path)
+    assert report["basic_info"]["metadata"]["estimator"] == "sklearn.pipeline.Pipeline"
+    assert report["file_size"] == path.stat().st_size and report["recommendations"]
+    version = mle.get_version_info()
+    assert version["version"] == mle.__version__ and "cpu" in version["backends"]
+    assert set(mle.get_supported_operators()) >= set(info["operators"])
+
+
+def test_refusals(classifier, tmp_path: Path) -> None:
+    _, path, X = classifier
+    with pytest.raises(TypeError, match="KNeighborsClassifier is not supported; supported: .*LogisticRegression"):
+        mle.export_model(KNeighborsClassifier().fit(X, X[:, 0] > 0), tmp_path / "knn.mle")
+    with pytest.raises(TypeError, match="cannot tell which framework"):
+        mle.export_model(object(), tmp_path / "o.mle")
+    with pytest.raises(ValueError, match="not fitted"):
+        mle.export_model(LogisticRegression(), tmp_path / "u.mle")
+    with pytest.raises(ValueError, match="disagrees"):
+        mle.export_model(LogisticRegression().fit(X, X[:, 0] > 0), tmp_path / "s.mle", input_shape=(1, 4))
+    with pytest.raises(TypeError, match="unexpected options"):
+        mle.export_model(LogisticRegression().fit(X, X[:, 0] > 0), tmp_path / "s.mle", compresion=True)
+    runtime = mle.load_model(path)
+    with pytest.raises(AttributeError, match="has no transform"):
+        runtime.transform(X)
+    with pytest.raises(mle.SignatureError, match="not signed"):
+        mle.load_model(path, verify_signature=True, public_key=b"\0" * 32)
+    with pytest.raises(TypeError, match="unexpected options"):
+        mle.load_model(path, verify=True)
+    with pytest.raises(RuntimeError, match="no model loaded"):
+        mle.MLERuntime().run([X])
+    with pytest.raises(ValueError, match="precision"):
+        mle.load_model(path, precision="float16")
+
+
+def test_float64_mode_returns_float64(classifier) -> None:
+    model, path, X = classifier
+    _, proba = mle.load_model(path, precision="float64").run([X[:5]])
+    assert proba.dtype == np.float64
+    frame = pd.DataFrame(X[:5], columns=[f"f{i}" for i in range(6)])
+    np.testing.assert_allclose(proba, model.predict_proba(frame), rtol=1e-12)
+    assert not jax.config.jax_enable_x64  # the runtime's x64 scope does not leak
