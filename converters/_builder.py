@@ -57,6 +57,14 @@ class GraphBuilder:
             if tensor in self.tensors or tensor in {i.name for i in self.inputs}:
                 # An output that is an input or parameter gets its own node, so that it can be renamed.
                 rename[self.op("Identity", tensor)] = rename.pop(tensor)
-        nodes = tuple(Node(n.op, tuple(rename.get(i, i) for i in n.inputs), tuple(rename.get(o, o) for o in n.outputs),
-                           n.attrs, n.version) for n in self.nodes)
+        nodes = tuple(
+            Node(
+                n.op,
+                tuple(rename.get(i, i) for i in n.inputs),
+                tuple(rename.get(o, o) for o in n.outputs),
+                n.attrs,
+                n.version,
+            )
+            for n in self.nodes
+        )
         return Graph(tuple(self.inputs), tuple(named), nodes)

@@ -30,7 +30,8 @@ def converter_for(model: Any) -> ConverterFn:
     if fn is None:
         raise UnsupportedModelError(
             f"{cls.__module__}.{cls.__qualname__} is not supported; supported: {', '.join(supported_names())} "
-            "(see README, 'Supported models')")
+            "(see README, 'Supported models')"
+        )
     return fn
 
 

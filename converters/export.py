@@ -11,18 +11,26 @@ import time
 from typing import Any
 
 import numpy as np
+from mle_runtime.converters._builder import GraphBuilder
 
 from mle_runtime._version import __version__
 from mle_runtime.compression import compression_code
-from mle_runtime.converters._builder import GraphBuilder
 from mle_runtime.errors import UnsupportedModelError
 from mle_runtime.metadata import encode_classes
 from mle_runtime.writer import write_mle
 
 # Root module of a class in the model's MRO -> framework. The MRO catches user subclasses of a
 # framework's base class (torch.nn.Module, keras.Model) without importing the framework.
-_FRAMEWORKS = {"sklearn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm", "catboost": "catboost",
-               "torch": "pytorch", "keras": "tensorflow", "tensorflow": "tensorflow", "tf_keras": "tensorflow"}
+_FRAMEWORKS = {
+    "sklearn": "sklearn",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "catboost": "catboost",
+    "torch": "pytorch",
+    "keras": "tensorflow",
+    "tensorflow": "tensorflow",
+    "tf_keras": "tensorflow",
+}
 _EXPORT_OPTIONS = {"compression", "timestamp", "metadata"}
 
 
@@ -31,8 +39,10 @@ def detect_framework(model: Any) -> str:
         root = cls.__module__.split(".")[0]
         if root in _FRAMEWORKS:
             return _FRAMEWORKS[root]
-    raise UnsupportedModelError(f"cannot tell which framework {type(model).__qualname__} comes from; supported: "
-                                "scikit-learn (more frameworks follow)")
+    raise UnsupportedModelError(
+        f"cannot tell which framework {type(model).__qualname__} comes from; supported: "
+        "scikit-learn (more frameworks follow)"
+    )
 
 
 def joblib_size(model: Any) -> int:
@@ -54,8 +64,9 @@ def _public_module(cls: type) -> str:
     return public if module is not None and getattr(module, cls.__name__, None) is cls else cls.__module__
 
 
-def export_model(model: Any, output_path: str | os.PathLike[str], input_shape: tuple[int, ...] | None = None,
-                 **kwargs: Any) -> dict[str, Any]:
+def export_model(
+    model: Any, output_path: str | os.PathLike[str], input_shape: tuple[int, ...] | None = None, **kwargs: Any
+) -> dict[str, Any]:
     """Convert a trained model to an .mle file. Options: ``compression`` (False, True, "lz4", "zstd"),
     ``timestamp`` (record the export time; off by default so that exports are byte-for-byte
     reproducible), ``metadata`` (a JSON-able dict stored under ``metadata['user']``)."""
@@ -75,12 +86,13 @@ def _input_width(model: Any) -> int | None:
     return None if n is None else int(n)
 
 
-def _sklearn_graph(model: Any, input_shape: tuple[int, ...] | None) -> tuple[Any, dict[str, np.ndarray], dict[str, Any]]:
+def _sklearn_graph(
+    model: Any, input_shape: tuple[int, ...] | None
+) -> tuple[Any, dict[str, np.ndarray], dict[str, Any]]:
     import sklearn
+    from mle_runtime.converters.sklearn import convert_step
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
-
-    from mle_runtime.converters.sklearn import convert_step
 
     try:
         check_is_fitted(model)
@@ -98,9 +110,13 @@ def _sklearn_graph(model: Any, input_shape: tuple[int, ...] | None) -> tuple[Any
     names = getattr(model, "feature_names_in_", None)
     cls = type(model)
     metadata: dict[str, Any] = {
-        "framework": "sklearn", "framework_version": sklearn.__version__,
-        "estimator": f"{_public_module(cls)}.{cls.__qualname__}", "task": converted.task,
-        "n_features": int(n), "run_outputs": converted.run_outputs, "exporter": f"mle_runtime {__version__}",
+        "framework": "sklearn",
+        "framework_version": sklearn.__version__,
+        "estimator": f"{_public_module(cls)}.{cls.__qualname__}",
+        "task": converted.task,
+        "n_features": int(n),
+        "run_outputs": converted.run_outputs,
+        "exporter": f"mle_runtime {__version__}",
     }
     if names is not None:
         metadata["feature_names"] = [str(c) for c in names]
@@ -109,8 +125,9 @@ def _sklearn_graph(model: Any, input_shape: tuple[int, ...] | None) -> tuple[Any
     return graph, b.tensors, metadata
 
 
-def export_sklearn_model(model: Any, output_path: str | os.PathLike[str],
-                         input_shape: tuple[int, ...] | None = None, **kwargs: Any) -> dict[str, Any]:
+def export_sklearn_model(
+    model: Any, output_path: str | os.PathLike[str], input_shape: tuple[int, ...] | None = None, **kwargs: Any
+) -> dict[str, Any]:
     """Export a fitted scikit-learn estimator or pipeline (see README, 'Supported models')."""
     unknown = sorted(set(kwargs) - _EXPORT_OPTIONS)
     if unknown:
@@ -126,8 +143,14 @@ def export_sklearn_model(model: Any, output_path: str | os.PathLike[str],
     elapsed = (time.perf_counter() - start) * 1e3
     reference = joblib_size(model)
     return {
-        "success": True, "path": os.fspath(output_path), "framework": "sklearn",
-        "model_type": type(model).__name__, "file_size_bytes": size, "joblib_size_bytes": reference,
-        "compression_ratio": reference / size, "export_time_ms": elapsed,
-        "tensors": len(tensors), "operators": sorted({n.op for n in graph.nodes}),
+        "success": True,
+        "path": os.fspath(output_path),
+        "framework": "sklearn",
+        "model_type": type(model).__name__,
+        "file_size_bytes": size,
+        "joblib_size_bytes": reference,
+        "compression_ratio": reference / size,
+        "export_time_ms": elapsed,
+        "tensors": len(tensors),
+        "operators": sorted({n.op for n in graph.nodes}),
     }

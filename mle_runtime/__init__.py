@@ -12,7 +12,13 @@ from mle_runtime._version import __version__
 from mle_runtime.api import benchmark_model, get_supported_operators, get_version_info, inspect_model
 from mle_runtime.compression import CompressionUtils
 from mle_runtime.errors import (
-    DeviceError, FormatError, InputError, MleError, SignatureError, UnsupportedModelError, UnsupportedOpError,
+    DeviceError,
+    FormatError,
+    InputError,
+    MleError,
+    SignatureError,
+    UnsupportedModelError,
+    UnsupportedOpError,
 )
 from mle_runtime.format import MLEFormat
 from mle_runtime.security import SecurityUtils
@@ -38,8 +44,23 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "CompressionUtils", "DeviceError", "FormatError", "InputError", "MLEFormat", "MLERuntime", "MleError",
-    "SecurityUtils", "SignatureError", "UnsupportedModelError", "UnsupportedOpError", "__version__",
-    "benchmark_model", "export_model", "export_sklearn_model", "get_supported_operators", "get_version_info",
-    "inspect_model", "load_model",
+    "CompressionUtils",
+    "DeviceError",
+    "FormatError",
+    "InputError",
+    "MLEFormat",
+    "MLERuntime",
+    "MleError",
+    "SecurityUtils",
+    "SignatureError",
+    "UnsupportedModelError",
+    "UnsupportedOpError",
+    "__version__",
+    "benchmark_model",
+    "export_model",
+    "export_sklearn_model",
+    "get_supported_operators",
+    "get_version_info",
+    "inspect_model",
+    "load_model",
 ]

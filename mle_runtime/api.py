@@ -21,16 +21,26 @@ def inspect_model(path: str | os.PathLike[str]) -> dict[str, Any]:
         "basic_info": {k: info[k] for k in ("version", "metadata", "features", "inputs", "outputs", "operators")},
         "file_size": mf.file_size,
         "path": str(mf.path),
-        "tensors": [{"name": t["name"], "dtype": t["dtype"], "shape": t["shape"], "stored_bytes": t["nbytes"],
-                     "raw_bytes": t["raw_nbytes"], "compression": t["compression"]} for t in mf.tensor_table],
+        "tensors": [
+            {
+                "name": t["name"],
+                "dtype": t["dtype"],
+                "shape": t["shape"],
+                "stored_bytes": t["nbytes"],
+                "raw_bytes": t["raw_nbytes"],
+                "compression": t["compression"],
+            }
+            for t in mf.tensor_table
+        ],
         "num_parameters": info["num_parameters"],
         "compression_stats": compression_stats(mf),
         "recommendations": recommendations(mf),
     }
 
 
-def benchmark_model(model_path: str | os.PathLike[str], inputs: Any, num_runs: int = 100,
-                    device: str = "cpu") -> dict[str, Any]:
+def benchmark_model(
+    model_path: str | os.PathLike[str], inputs: Any, num_runs: int = 100, device: str = "cpu"
+) -> dict[str, Any]:
     from mle_runtime.runtime import load_model
 
     return load_model(model_path, device=device).benchmark(inputs, num_runs=num_runs)
@@ -61,8 +71,13 @@ def get_version_info() -> dict[str, Any]:
     return {
         "version": __version__,
         "format_version": MLEFormat.MLE_VERSION,
-        "features": ["mmap zero-copy loading", "compression: lz4, zstd", "quantization: int8, fp16",
-                     "compiled-executable cache (HMAC-verified)", "float32 and float64 precision"],
+        "features": [
+            "mmap zero-copy loading",
+            "compression: lz4, zstd",
+            "quantization: int8, fp16",
+            "compiled-executable cache (HMAC-verified)",
+            "float32 and float64 precision",
+        ],
         "operators": get_supported_operators(),
         "jax": jax.__version__,
         "jaxlib": getattr(jaxlib, "__version__", "unknown"),

@@ -115,7 +115,7 @@ class ExecutableCache:
                 log.info("ignoring malformed cache entry %s", path)
                 continue
             payload = blob[head:]
-            if not hmac.compare_digest(blob[len(ENTRY_MAGIC):head], self._mac(key, payload)):
+            if not hmac.compare_digest(blob[len(ENTRY_MAGIC) : head], self._mac(key, payload)):
                 log.info("ignoring cache entry %s: its HMAC does not verify (foreign or tampered)", path)
                 continue
             return payload
@@ -149,7 +149,7 @@ def serialize_compiled(compiled: Any) -> bytes | None:
 
     try:
         payload, _, _ = serialize_executable.serialize(compiled)
-    except Exception as e:  # noqa: BLE001  (a backend that cannot serialize just runs uncached)
+    except Exception as e:  # (a backend that cannot serialize just runs uncached)
         log.debug("executable not serializable on this backend: %s", e)
         return None
     return bytes(payload)
@@ -160,6 +160,6 @@ def deserialize_compiled(payload: bytes, in_tree: Any, out_tree: Any, device: An
 
     try:
         return serialize_executable.deserialize_and_load(payload, in_tree, out_tree, execution_devices=[device])
-    except Exception as e:  # noqa: BLE001  (a stale entry from another build: recompile)
+    except Exception as e:  # (a stale entry from another build: recompile)
         log.info("cache entry could not be loaded (%s); recompiling", e)
         return None

@@ -32,9 +32,11 @@ def _export(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"wrote {result['path']}: {result['model_type']} ({result['framework']}), "
-              f"{result['file_size_bytes']:,} bytes (joblib: {result['joblib_size_bytes']:,}, "
-              f"ratio {result['compression_ratio']:.2f}x) in {result['export_time_ms']:.0f} ms")
+        print(
+            f"wrote {result['path']}: {result['model_type']} ({result['framework']}), "
+            f"{result['file_size_bytes']:,} bytes (joblib: {result['joblib_size_bytes']:,}, "
+            f"ratio {result['compression_ratio']:.2f}x) in {result['export_time_ms']:.0f} ms"
+        )
     return 0
 
 
@@ -45,10 +47,10 @@ def _unpickle(path: Path) -> Any:
         import pickle
 
         with path.open("rb") as f:
-            return pickle.load(f)  # noqa: S301  (the user asked to export this trusted pickle)
+            return pickle.load(f)  # (the user asked to export this trusted pickle)
     try:
         return joblib.load(path)
-    except Exception as e:  # noqa: BLE001  (any unpickling failure is a bad input file)
+    except Exception as e:  # (any unpickling failure is a bad input file)
         raise ValueError(f"{path} is not a readable joblib/pickle file ({type(e).__name__}: {e})") from e
 
 
@@ -62,23 +64,41 @@ def _inspect(args: argparse.Namespace) -> int:
     basic, meta = info["basic_info"], info["basic_info"]["metadata"]
     rows = [
         ("file", f"{info['path']} ({info['file_size']:,} bytes, format v{basic['version']})"),
-        ("estimator", f"{meta.get('estimator', '?')} ({meta.get('framework', '?')} {meta.get('framework_version', '')})"),
+        (
+            "estimator",
+            f"{meta.get('estimator', '?')} ({meta.get('framework', '?')} {meta.get('framework_version', '')})",
+        ),
         ("task", str(meta.get("task", "?")) + (f", classes {meta['classes']}" if "classes" in meta else "")),
-        ("inputs", ", ".join(f"{i['name']}: {i.get('dtype', 'float')} {['n' if d is None else d for d in i['shape']]}"
-                             for i in basic["inputs"])),
+        (
+            "inputs",
+            ", ".join(
+                f"{i['name']}: {i.get('dtype', 'float')} {['n' if d is None else d for d in i['shape']]}"
+                for i in basic["inputs"]
+            ),
+        ),
         ("outputs", ", ".join(o["name"] for o in basic["outputs"])),
         ("operators", ", ".join(basic["operators"])),
         ("features", ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in basic["features"].items())),
-        ("parameters", f"{info['num_parameters']:,} in {len(info['tensors'])} tensors "
-                       f"({info['compression_stats']['raw_bytes']:,} bytes raw, "
-                       f"{info['compression_stats']['stored_bytes']:,} stored)"),
+        (
+            "parameters",
+            f"{info['num_parameters']:,} in {len(info['tensors'])} tensors "
+            f"({info['compression_stats']['raw_bytes']:,} bytes raw, "
+            f"{info['compression_stats']['stored_bytes']:,} stored)",
+        ),
     ]
     for key, value in rows:
         print(f"{key:<11} {value}")
     print()
     table = [("tensor", "dtype", "shape", "bytes", "compression")] + [
-        (t["name"], t["dtype"], "x".join(map(str, t["shape"])) or "scalar", f"{t['stored_bytes']:,}",
-         ("none", "lz4", "zstd")[t["compression"]]) for t in info["tensors"]]
+        (
+            t["name"],
+            t["dtype"],
+            "x".join(map(str, t["shape"])) or "scalar",
+            f"{t['stored_bytes']:,}",
+            ("none", "lz4", "zstd")[t["compression"]],
+        )
+        for t in info["tensors"]
+    ]
     widths = [max(len(r[i]) for r in table) for i in range(5)]
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
@@ -126,8 +146,12 @@ def progress_bar(total: int, label: str) -> Callable[[int], None]:
         filled = int(30 * done / total)
         rate = done / max(time.perf_counter() - start, 1e-9)
         end = "\n" if done == total else ""
-        print(f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} ({rate:.1f}/s)", end=end,
-              file=sys.stderr, flush=True)
+        print(
+            f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} ({rate:.1f}/s)",
+            end=end,
+            file=sys.stderr,
+            flush=True,
+        )
 
     return update
 
@@ -140,8 +164,9 @@ def _benchmark(args: argparse.Namespace) -> int:
         data = data[: args.batch_size]
     runtime = load_model(args.model, device=args.device)
     show = args.progress if args.progress is not None else sys.stderr.isatty()
-    stats = runtime.benchmark([data], num_runs=args.runs,
-                              progress=progress_bar(args.runs, "benchmark") if show else None)
+    stats = runtime.benchmark(
+        [data], num_runs=args.runs, progress=progress_bar(args.runs, "benchmark") if show else None
+    )
     if args.json:
         print(json.dumps(stats, indent=2))
     else:
@@ -170,7 +195,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_export(p: argparse.ArgumentParser) -> None:
-    p.description = "Export a joblib/pickle file of a trained model to .mle (unpickling runs its code: trusted files only)."
+    p.description = (
+        "Export a joblib/pickle file of a trained model to .mle (unpickling runs its code: trusted files only)."
+    )
     p.add_argument("model", help="joblib or pickle file of a fitted model")
     p.add_argument("output", help="path of the .mle file to write")
     p.add_argument("--compression", choices=["none", "lz4", "zstd"], default="none")
@@ -193,8 +220,12 @@ def _add_benchmark(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, help="use only the first N rows")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar on stderr (default: when stderr is a terminal)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
     p.set_defaults(func=_benchmark)
 
 

@@ -59,7 +59,9 @@ class CompressionUtils:
         return w.astype(np.float16)
 
     @staticmethod
-    def compress_data(data: bytes, compression_type: int = MLEFormat.COMPRESSION_NONE) -> bytes:
+    def compress_data(
+        data: bytes | bytearray | memoryview, compression_type: int = MLEFormat.COMPRESSION_NONE
+    ) -> bytes:
         if compression_type == MLEFormat.COMPRESSION_NONE:
             return bytes(data)
         if compression_type == MLEFormat.COMPRESSION_LZ4:
@@ -70,7 +72,9 @@ class CompressionUtils:
 
     @staticmethod
     def decompress_data(
-        data: bytes, compression_type: int = MLEFormat.COMPRESSION_NONE, expected_size: int | None = None
+        data: bytes | bytearray | memoryview,
+        compression_type: int = MLEFormat.COMPRESSION_NONE,
+        expected_size: int | None = None,
     ) -> bytes:
         """Inverse of ``compress_data``; with ``expected_size`` the output is capped and checked."""
         try:

@@ -3,6 +3,7 @@ the answers against scikit-learn, and compare file size, load time and speed wit
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 from collections.abc import Callable
@@ -19,15 +20,30 @@ def _models() -> list[tuple[str, Any, Callable[..., Any]]]:
         raise RuntimeError("the demo trains scikit-learn models: pip install 'mle-runtime[sklearn]'") from e
     p = pipeline.make_pipeline
     return [
-        ("breast_cancer: scaler + logistic regression", datasets.load_breast_cancer,
-         lambda: p(preprocessing.StandardScaler(), linear_model.LogisticRegression(max_iter=1000))),
-        ("digits: scaler + PCA(30) + logistic regression", datasets.load_digits,
-         lambda: p(preprocessing.StandardScaler(), decomposition.PCA(30, random_state=0),
-                   linear_model.LogisticRegression(max_iter=2000))),
-        ("wine: robust scaler + linear SVC", datasets.load_wine,
-         lambda: p(preprocessing.RobustScaler(), svm.LinearSVC(random_state=0))),
-        ("diabetes: polynomial features + ridge", datasets.load_diabetes,
-         lambda: p(preprocessing.PolynomialFeatures(2), preprocessing.StandardScaler(), linear_model.Ridge(1.0))),
+        (
+            "breast_cancer: scaler + logistic regression",
+            datasets.load_breast_cancer,
+            lambda: p(preprocessing.StandardScaler(), linear_model.LogisticRegression(max_iter=1000)),
+        ),
+        (
+            "digits: scaler + PCA(30) + logistic regression",
+            datasets.load_digits,
+            lambda: p(
+                preprocessing.StandardScaler(),
+                decomposition.PCA(30, random_state=0),
+                linear_model.LogisticRegression(max_iter=2000),
+            ),
+        ),
+        (
+            "wine: robust scaler + linear SVC",
+            datasets.load_wine,
+            lambda: p(preprocessing.RobustScaler(), svm.LinearSVC(random_state=0)),
+        ),
+        (
+            "diabetes: polynomial features + ridge",
+            datasets.load_diabetes,
+            lambda: p(preprocessing.PolynomialFeatures(2), preprocessing.StandardScaler(), linear_model.Ridge(1.0)),
+        ),
     ]
 
 
@@ -48,7 +64,7 @@ def run_demo(out_dir: str | None = None) -> int:
     folder = Path(out_dir or tempfile.mkdtemp(prefix="mle-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     print(f"mle-runtime {mle.__version__} demo; files in {folder}\n")
-    header = (f"{'model':<48} {'answers':<22} {'.mle B':>8} {'joblib B':>9} {'load x':>7} {'speed x':>8}")
+    header = f"{'model':<48} {'answers':<22} {'.mle B':>8} {'joblib B':>9} {'load x':>7} {'speed x':>8}"
     print(header)
     print("-" * len(header))
     failures = 0
@@ -56,7 +72,7 @@ def run_demo(out_dir: str | None = None) -> int:
         X, y = load_data(return_X_y=True)
         rng = np.random.default_rng(0)
         order = rng.permutation(len(X))
-        train, test = order[: len(X) * 3 // 4], order[len(X) * 3 // 4:]
+        train, test = order[: len(X) * 3 // 4], order[len(X) * 3 // 4 :]
         model = make().fit(X[train], y[train])
         stem = title.split(":")[0]
         result = mle.export_model(model, folder / f"{stem}.mle")
@@ -79,15 +95,17 @@ def run_demo(out_dir: str | None = None) -> int:
             ok = err < 1e-9
             answers = f"values within {err:.0e}"
         failures += not ok
-        load_mle = _median_time(lambda stem=stem: mle.load_model(folder / f"{stem}.mle", precision="float64"))
-        load_joblib = _median_time(lambda stem=stem: joblib.load(folder / f"{stem}.joblib"))
+        load_mle = _median_time(functools.partial(mle.load_model, folder / f"{stem}.mle", precision="float64"))
+        load_joblib = _median_time(functools.partial(joblib.load, folder / f"{stem}.joblib"))
         big = np.repeat(Xt, 1000 // len(Xt) + 1, axis=0)[:1000]
         predict = model.predict_proba if hasattr(model, "predict_proba") else model.predict
         runtime.run([big])
-        t_mle = _median_time(lambda big=big: runtime.run([big]))
-        t_sk = _median_time(lambda big=big, predict=predict: predict(big))
-        print(f"{title:<48} {answers:<22} {result['file_size_bytes']:>8,} {result['joblib_size_bytes']:>9,} "
-              f"{load_joblib / load_mle:>6.1f}x {t_sk / t_mle:>7.1f}x")
+        t_mle = _median_time(functools.partial(runtime.run, [big]))
+        t_sk = _median_time(functools.partial(predict, big))
+        print(
+            f"{title:<48} {answers:<22} {result['file_size_bytes']:>8,} {result['joblib_size_bytes']:>9,} "
+            f"{load_joblib / load_mle:>6.1f}x {t_sk / t_mle:>7.1f}x"
+        )
     print("\nanswers: float64 mode against scikit-learn on held-out rows; load x: joblib.load time / load_model time;")
     print("speed x: scikit-learn predict time / mle run time at 1,000 rows (both in this process).")
     print("all answers match" if not failures else f"{failures} model(s) did not match")

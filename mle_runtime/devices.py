@@ -31,8 +31,10 @@ def resolve_device(name: str) -> Any:
     try:
         devices = jax.devices("cpu" if kind == "cpu" else "gpu")
     except RuntimeError:
-        raise DeviceError(f"device {name!r} requested but JAX sees no GPU; available devices: {_available()}. "
-                          "Install a CUDA build of jax (pip install 'jax[cuda12]') on a GPU machine.") from None
+        raise DeviceError(
+            f"device {name!r} requested but JAX sees no GPU; available devices: {_available()}. "
+            "Install a CUDA build of jax (pip install 'jax[cuda12]') on a GPU machine."
+        ) from None
     if index >= len(devices):
         raise DeviceError(f"device {name!r} does not exist; available devices: {_available()}")
     return devices[index]

@@ -48,9 +48,7 @@ MAX_RANK: Final = 16
 MAX_INFLATION: Final = 1024
 INFLATION_SLACK: Final = 1 << 20
 
-KNOWN_FLAGS: Final = (
-    MLEFormat.FEATURE_COMPRESSION | MLEFormat.FEATURE_ENCRYPTION | MLEFormat.FEATURE_SIGNING
-)
+KNOWN_FLAGS: Final = MLEFormat.FEATURE_COMPRESSION | MLEFormat.FEATURE_ENCRYPTION | MLEFormat.FEATURE_SIGNING
 COMPRESSIONS: Final = {
     MLEFormat.COMPRESSION_NONE: "none",
     MLEFormat.COMPRESSION_LZ4: "lz4",
@@ -61,8 +59,18 @@ COMPRESSIONS: Final = {
 DTYPES: Final = {
     name: np.dtype(name).newbyteorder("<")
     for name in (
-        "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-        "float16", "float32", "float64",
+        "bool",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
     )
 }
 

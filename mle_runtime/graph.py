@@ -49,8 +49,11 @@ class Graph:
     nodes: tuple[Node, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {"inputs": [i.to_json() for i in self.inputs], "outputs": list(self.outputs),
-                "nodes": [n.to_json() for n in self.nodes]}
+        return {
+            "inputs": [i.to_json() for i in self.inputs],
+            "outputs": list(self.outputs),
+            "nodes": [n.to_json() for n in self.nodes],
+        }
 
     def param_names(self, tensor_names: set[str]) -> list[str]:
         """The tensors the nodes read, in first-use order."""
@@ -65,13 +68,22 @@ class Graph:
     def from_json(cls, d: dict[str, Any], tensor_names: set[str]) -> Graph:
         """Parse and check the graph: every name defined once, before use, and outputs defined."""
         try:
-            inputs = tuple(ValueInfo(str(i["name"]), tuple(i["shape"]), str(i.get("dtype", "float")))
-                           for i in d["inputs"])
+            inputs = tuple(
+                ValueInfo(str(i["name"]), tuple(i["shape"]), str(i.get("dtype", "float"))) for i in d["inputs"]
+            )
             raw_nodes = d["nodes"]
             if not isinstance(raw_nodes, list) or len(raw_nodes) > MAX_NODES:
                 raise FormatError(f"graph: nodes must be a list of at most {MAX_NODES}")
-            nodes = tuple(Node(str(n["op"]), tuple(map(str, n["inputs"])), tuple(map(str, n["outputs"])),
-                               dict(n.get("attrs", {})), int(n.get("version", 1))) for n in raw_nodes)
+            nodes = tuple(
+                Node(
+                    str(n["op"]),
+                    tuple(map(str, n["inputs"])),
+                    tuple(map(str, n["outputs"])),
+                    dict(n.get("attrs", {})),
+                    int(n.get("version", 1)),
+                )
+                for n in raw_nodes
+            )
             outputs = tuple(map(str, d["outputs"]))
         except FormatError:
             raise

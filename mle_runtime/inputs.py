@@ -21,8 +21,11 @@ def _from_dataframe(x: Any, name: str, feature_names: Sequence[str] | None) -> n
     if feature_names is not None and columns != list(feature_names):
         missing = [c for c in feature_names if c not in columns]
         extra = [c for c in columns if c not in feature_names]
-        detail = (f"missing {missing}, unexpected {extra}" if missing or extra
-                  else "same names in a different order; reorder with df[model_feature_names]")
+        detail = (
+            f"missing {missing}, unexpected {extra}"
+            if missing or extra
+            else "same names in a different order; reorder with df[model_feature_names]"
+        )
         raise InputError(f"input {name!r}: DataFrame columns do not match the model's features ({detail})")
     return np.asarray(x.to_numpy())
 
@@ -34,13 +37,16 @@ def coerce_input(x: Any, spec: ValueInfo, dtype: np.dtype, feature_names: Sequen
     expected = "x".join("n" if d is None else str(d) for d in spec.shape)
     if arr.ndim != len(spec.shape):
         hint = " (one row? use X.reshape(1, -1))" if arr.ndim == 1 and len(spec.shape) == 2 else ""
-        raise InputError(f"input {spec.name!r}: expected a {len(spec.shape)}-D array of shape ({expected}), "
-                         f"got {arr.ndim}-D shape {arr.shape}{hint}")
+        raise InputError(
+            f"input {spec.name!r}: expected a {len(spec.shape)}-D array of shape ({expected}), "
+            f"got {arr.ndim}-D shape {arr.shape}{hint}"
+        )
     for axis, (want, got) in enumerate(zip(spec.shape, arr.shape, strict=True)):
         if want is not None and want != got:
             what = "features" if axis == len(spec.shape) - 1 else f"entries on axis {axis}"
-            raise InputError(f"input {spec.name!r}: expected {want} {what}, got {got} (shape ({expected}) expected, "
-                             f"got {arr.shape})")
+            raise InputError(
+                f"input {spec.name!r}: expected {want} {what}, got {got} (shape ({expected}) expected, got {arr.shape})"
+            )
     return np.ascontiguousarray(arr, dtype=dtype)
 
 

@@ -55,9 +55,13 @@ def decode_classes(metadata: dict[str, Any]) -> np.ndarray | None:
 def compression_stats(mf: MleFile) -> dict[str, Any]:
     raw = sum(t["raw_nbytes"] for t in mf.tensor_table)
     stored = sum(t["nbytes"] for t in mf.tensor_table)
-    return {"tensors": len(mf.tensor_table),
-            "compressed_tensors": sum(t["compression"] != MLEFormat.COMPRESSION_NONE for t in mf.tensor_table),
-            "raw_bytes": raw, "stored_bytes": stored, "ratio": (raw / stored) if stored else 1.0}
+    return {
+        "tensors": len(mf.tensor_table),
+        "compressed_tensors": sum(t["compression"] != MLEFormat.COMPRESSION_NONE for t in mf.tensor_table),
+        "raw_bytes": raw,
+        "stored_bytes": stored,
+        "ratio": (raw / stored) if stored else 1.0,
+    }
 
 
 def model_info(mf: MleFile) -> dict[str, Any]:
@@ -68,13 +72,17 @@ def model_info(mf: MleFile) -> dict[str, Any]:
         "mle_runtime_version": __version__,
         "path": str(mf.path),
         "file_size": mf.file_size,
-        "features": {"compression": bool(flags & MLEFormat.FEATURE_COMPRESSION),
-                     "encryption": bool(flags & MLEFormat.FEATURE_ENCRYPTION),
-                     "signing": bool(flags & MLEFormat.FEATURE_SIGNING)},
+        "features": {
+            "compression": bool(flags & MLEFormat.FEATURE_COMPRESSION),
+            "encryption": bool(flags & MLEFormat.FEATURE_ENCRYPTION),
+            "signing": bool(flags & MLEFormat.FEATURE_SIGNING),
+        },
         "metadata": mf.metadata,
         "inputs": graph.get("inputs", []),
-        "outputs": [{"name": n, "role": OUTPUT_ROLES.get(n, "model output")}
-                    for n in (mf.metadata.get("run_outputs") or graph.get("outputs", []))],
+        "outputs": [
+            {"name": n, "role": OUTPUT_ROLES.get(n, "model output")}
+            for n in (mf.metadata.get("run_outputs") or graph.get("outputs", []))
+        ],
         "graph_outputs": graph.get("outputs", []),
         "operators": sorted({str(n.get("op")) for n in graph.get("nodes", []) if isinstance(n, dict)}),
         "num_parameters": sum(math.prod(t["shape"]) for t in mf.tensor_table),
@@ -86,14 +94,18 @@ def recommendations(mf: MleFile) -> list[str]:
     stats = compression_stats(mf)
     tips = []
     if stats["compressed_tensors"] == 0 and stats["raw_bytes"] > 1 << 20:
-        tips.append("tensors are stored raw (zero-copy mmap loading); export with compression='zstd' "
-                    "for a smaller file at the cost of a copy on load")
+        tips.append(
+            "tensors are stored raw (zero-copy mmap loading); export with compression='zstd' "
+            "for a smaller file at the cost of a copy on load"
+        )
     if stats["compressed_tensors"]:
         tips.append("compressed tensors are decompressed on load; export without compression for zero-copy loading")
     f64 = sum(t["raw_nbytes"] for t in mf.tensor_table if t["dtype"] == "float64")
     if f64 > 1 << 20:
-        tips.append(f"{f64 / 2**20:.1f} MiB of float64 weights: the default float32 precision casts them on load; "
-                    "load with precision='float64' for scikit-learn's float64 results")
+        tips.append(
+            f"{f64 / 2**20:.1f} MiB of float64 weights: the default float32 precision casts them on load; "
+            "load with precision='float64' for scikit-learn's float64 results"
+        )
     if not mf.metadata.get("feature_names"):
         tips.append("no feature names recorded: DataFrame inputs are not checked by column name")
     return tips or ["nothing to change"]

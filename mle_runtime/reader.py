@@ -27,8 +27,19 @@ import numpy as np
 from mle_runtime.compression import CompressionUtils
 from mle_runtime.errors import FormatError
 from mle_runtime.format import (
-    ALIGNMENT, COMPRESSIONS, DTYPES, HEADER, HEADER_SIZE, INFLATION_SLACK, KNOWN_FLAGS, MAX_INFLATION, MAX_MANIFEST_BYTES, MAX_RANK,
-    MAX_TENSORS, MLEFormat, align,
+    ALIGNMENT,
+    COMPRESSIONS,
+    DTYPES,
+    HEADER,
+    HEADER_SIZE,
+    INFLATION_SLACK,
+    KNOWN_FLAGS,
+    MAX_INFLATION,
+    MAX_MANIFEST_BYTES,
+    MAX_RANK,
+    MAX_TENSORS,
+    MLEFormat,
+    align,
 )
 from mle_runtime.security import SecurityUtils
 
@@ -73,7 +84,9 @@ def _parse_header(raw: bytes, file_size: int) -> Header:
     if h.magic != MLEFormat.MLE_MAGIC:
         raise _fail("header", f"bad magic 0x{h.magic:08X} at offset 0 (not an .mle file)")
     if h.version != MLEFormat.MLE_VERSION:
-        raise _fail("header", f"unsupported version {h.version} at offset 4 (this reader reads {MLEFormat.MLE_VERSION})")
+        raise _fail(
+            "header", f"unsupported version {h.version} at offset 4 (this reader reads {MLEFormat.MLE_VERSION})"
+        )
     if h.flags & ~KNOWN_FLAGS:
         raise _fail("header", f"unknown feature flags 0x{h.flags & ~KNOWN_FLAGS:X} at offset 8")
     zeroed = raw[:12] + bytes(4) + raw[16:HEADER_SIZE]
@@ -170,7 +183,9 @@ def read_manifest(path: str | os.PathLike[str]) -> MleFile:
         raw = f.read(h.manifest_size)
         padding = f.read(h.data_offset - HEADER_SIZE - h.manifest_size)
     if padding.strip(b"\0"):
-        raise _fail("sections", f"non-zero padding between the manifest and the data section (offset {HEADER_SIZE + len(raw)})")
+        raise _fail(
+            "sections", f"non-zero padding between the manifest and the data section (offset {HEADER_SIZE + len(raw)})"
+        )
     manifest = _parse_manifest(raw, h)
     _check_tensor_table(manifest["tensors"], h.data_size)
     return MleFile(p, size, h, raw, manifest["metadata"], manifest["graph"], manifest["tensors"])
@@ -179,7 +194,7 @@ def read_manifest(path: str | os.PathLike[str]) -> MleFile:
 def _aligned_copy(data: bytes) -> np.ndarray:
     buf = np.empty(len(data) + ALIGNMENT, np.uint8)
     start = -buf.ctypes.data % ALIGNMENT
-    out = buf[start:start + len(data)]
+    out = buf[start : start + len(data)]
     out[:] = np.frombuffer(data, np.uint8)
     return out
 
@@ -198,7 +213,7 @@ def load_tensors(mf: MleFile, verify_checksums: bool = True) -> dict[str, np.nda
         if mm[previous_end:start].strip(b"\0"):
             raise _fail("sections", f"non-zero padding at byte offset {previous_end} before tensor {t['name']!r}")
         previous_end = start + t["nbytes"]
-        stored = memoryview(mm)[start:start + t["nbytes"]]
+        stored = memoryview(mm)[start : start + t["nbytes"]]
         if verify_checksums and SecurityUtils.compute_checksum(stored) != t["crc32"]:
             raise _fail("tensors", f"tensor {t['name']!r}: checksum mismatch at byte offset {start}")
         dtype = DTYPES[t["dtype"]]
@@ -210,7 +225,9 @@ def load_tensors(mf: MleFile, verify_checksums: bool = True) -> dict[str, np.nda
             flat.flags.writeable = False
         tensors[t["name"]] = flat.reshape(t["shape"])
     if previous_end != base + mf.header.data_size:
-        raise _fail("sections", f"{base + mf.header.data_size - previous_end} bytes after the last tensor belong to none")
+        raise _fail(
+            "sections", f"{base + mf.header.data_size - previous_end} bytes after the last tensor belong to none"
+        )
     mf.tensors = tensors
     return tensors
 

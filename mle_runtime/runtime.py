@@ -25,7 +25,7 @@ from mle_runtime.metadata import decode_classes, model_info
 from mle_runtime.reader import MleFile, read_mle
 from mle_runtime.writer import canonical_json
 
-PRECISIONS = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+PRECISIONS: dict[str, np.dtype[Any]] = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 
 
 @contextlib.contextmanager
@@ -34,22 +34,27 @@ def precision_scope(precision: str) -> Iterator[None]:
     if precision != "float64":
         yield
         return
-    enable_x64 = getattr(jax, "enable_x64", None)
-    if enable_x64 is None:  # jax < 0.7
-        from jax.experimental import enable_x64  # type: ignore[attr-defined,no-redef]
+    scope: Any = getattr(jax, "enable_x64", None)
+    if scope is None:  # older jax has only the experimental context manager
+        from jax.experimental import enable_x64 as legacy  # type: ignore[attr-defined]
 
-        with enable_x64():
-            yield
+        context = legacy()
     else:
-        with enable_x64(True):
-            yield
+        context = scope(True)
+    with context:
+        yield
 
 
 class MLERuntime:
     """Loads an .mle model and runs it with XLA on CPU or CUDA."""
 
-    def __init__(self, device: str = "cpu", precision: str = "float32", cache: bool = True,
-                 cache_dir: str | os.PathLike[str] | None = None):
+    def __init__(
+        self,
+        device: str = "cpu",
+        precision: str = "float32",
+        cache: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ):
         self.device = device
         self.precision = precision
         self.cache = cache
@@ -83,8 +88,9 @@ class MLERuntime:
         self._jax_device = resolve_device(self.device)
         dtype = PRECISIONS[self.precision]
         names = graph.param_names(set(mf.tensors))
-        host = [a.astype(dtype) if a.dtype.kind == "f" and a.dtype != dtype else a
-                for a in (mf.tensors[n] for n in names)]
+        host = [
+            a.astype(dtype) if a.dtype.kind == "f" and a.dtype != dtype else a for a in (mf.tensors[n] for n in names)
+        ]
         with precision_scope(self.precision):
             # One device_put for all parameters; on CPU it shares the mmap'd memory of aligned arrays.
             params = dict(zip(names, jax.device_put(host, self._jax_device), strict=True))
@@ -94,7 +100,8 @@ class MLERuntime:
         self._max_bucket = buckets.CPU_MAX_BUCKET if self._jax_device.platform == "cpu" else buckets.GPU_MAX_BUCKET
         self._executables: dict[tuple[Any, ...], Any] = {}
         self._structure = structure_hash(
-            canonical_json(mf.graph), [(n, str(a.dtype), a.shape) for n, a in params.items()])
+            canonical_json(mf.graph), [(n, str(a.dtype), a.shape) for n, a in params.items()]
+        )
         dirs = cache_dirs(mf.path, self.cache_dir) if self.cache else []
         self._cache = ExecutableCache(dirs)
         self.stats = {"compiles": 0, "cache_hits": 0}
@@ -113,16 +120,18 @@ class MLERuntime:
             return compiled
         sharding = jax.sharding.SingleDeviceSharding(self._jax_device)
         avals = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding) for a in arrays)
-        key = cache_key([
-            ("structure", self._structure),
-            ("inputs", ";".join(f"{s}:{d}" for s, d in signature)),
-            ("precision", self.precision),
-            ("jax", jax.__version__),
-            ("jaxlib", _jaxlib_version()),
-            ("backend", self._jax_device.platform),
-            ("device_kind", self._jax_device.device_kind),
-            ("mle_runtime", __version__),
-        ])
+        key = cache_key(
+            [
+                ("structure", self._structure),
+                ("inputs", ";".join(f"{s}:{d}" for s, d in signature)),
+                ("precision", self.precision),
+                ("jax", jax.__version__),
+                ("jaxlib", _jaxlib_version()),
+                ("backend", self._jax_device.platform),
+                ("device_kind", self._jax_device.device_kind),
+                ("mle_runtime", __version__),
+            ]
+        )
         payload = self._cache.load(key)
         if payload is not None:
             in_tree = jax.tree_util.tree_structure(((self._params, avals), {}))
@@ -179,8 +188,9 @@ class MLERuntime:
     def _output(self, X: Any, name: str, method: str) -> np.ndarray:
         mf = self._require()
         if name not in self._graph.outputs:
-            raise AttributeError(f"{mf.metadata.get('estimator', 'this model')} has no {method}() "
-                                 f"(outputs: {list(self._graph.outputs)})")
+            raise AttributeError(
+                f"{mf.metadata.get('estimator', 'this model')} has no {method}() (outputs: {list(self._graph.outputs)})"
+            )
         return self._run_graph(self._prepare([X]))[name]
 
     def predict(self, X: Any) -> np.ndarray:
@@ -212,12 +222,17 @@ class MLERuntime:
     def get_model_info(self) -> dict[str, Any]:
         mf = self._require()
         info = model_info(mf)
-        info.update(device=str(self._jax_device), precision=self.precision, run_outputs=self._run_outputs(),
-                    cache={"enabled": self._cache.enabled, "dirs": [str(d) for d in self._cache.dirs], **self.stats})
+        info.update(
+            device=str(self._jax_device),
+            precision=self.precision,
+            run_outputs=self._run_outputs(),
+            cache={"enabled": self._cache.enabled, "dirs": [str(d) for d in self._cache.dirs], **self.stats},
+        )
         return info
 
-    def benchmark(self, inputs: Any, num_runs: int = 100,
-                  progress: Callable[[int], None] | None = None) -> dict[str, float]:
+    def benchmark(
+        self, inputs: Any, num_runs: int = 100, progress: Callable[[int], None] | None = None
+    ) -> dict[str, float]:
         """Time ``run`` (after one warm-up run that compiles): statistics in ms, and rows per second.
         ``progress``, if given, is called with the number of runs done after each run."""
         if num_runs < 1:
@@ -233,16 +248,23 @@ class MLERuntime:
                 progress(len(times))
         t = np.array(times)
         rows = len(arrays[0])
-        return {"mean_ms": float(t.mean()), "std_ms": float(t.std()), "min_ms": float(t.min()),
-                "max_ms": float(t.max()), "median_ms": float(np.median(t)), "p95_ms": float(np.percentile(t, 95)),
-                "throughput_rows_per_s": float(rows / (t.mean() / 1e3)) if t.mean() > 0 else float("inf"),
-                "num_runs": num_runs, "batch_size": rows}
+        return {
+            "mean_ms": float(t.mean()),
+            "std_ms": float(t.std()),
+            "min_ms": float(t.min()),
+            "max_ms": float(t.max()),
+            "median_ms": float(np.median(t)),
+            "p95_ms": float(np.percentile(t, 95)),
+            "throughput_rows_per_s": float(rows / (t.mean() / 1e3)) if t.mean() > 0 else float("inf"),
+            "num_runs": num_runs,
+            "batch_size": rows,
+        }
 
 
 def _pad(a: np.ndarray, rows: int) -> np.ndarray:
     if len(a) == rows:
         return a
-    out = np.zeros((rows,) + a.shape[1:], a.dtype)
+    out = np.zeros((rows, *a.shape[1:]), a.dtype)
     out[: len(a)] = a
     return out
 

@@ -13,12 +13,12 @@ class SecurityUtils:
     """Utilities for model security and integrity."""
 
     @staticmethod
-    def compute_checksum(data: bytes) -> int:
+    def compute_checksum(data: bytes | bytearray | memoryview) -> int:
         """CRC-32 of ``data`` (the per-tensor and header checksum of the container)."""
         return zlib.crc32(data) & 0xFFFFFFFF
 
     @staticmethod
-    def compute_hash(data: bytes) -> str:
+    def compute_hash(data: bytes | bytearray | memoryview) -> str:
         """SHA-256 of ``data`` as lowercase hex."""
         return hashlib.sha256(data).hexdigest()
 

@@ -13,7 +13,13 @@ import numpy as np
 
 from mle_runtime.compression import CompressionUtils
 from mle_runtime.format import (
-    DTYPES, HEADER, HEADER_SIZE, INFLATION_SLACK, MAX_INFLATION, MLEFormat, align,
+    DTYPES,
+    HEADER,
+    HEADER_SIZE,
+    INFLATION_SLACK,
+    MAX_INFLATION,
+    MLEFormat,
+    align,
 )
 from mle_runtime.security import SecurityUtils
 
@@ -27,7 +33,7 @@ def canonical_json(obj: Any) -> bytes:
 
 
 def _stored_bytes(array: np.ndarray, compression: int) -> tuple[bytes | memoryview, int]:
-    raw = memoryview(np.ascontiguousarray(array)).cast("B")
+    raw = np.ascontiguousarray(array).reshape(-1).view(np.uint8).data
     if compression == MLEFormat.COMPRESSION_NONE or raw.nbytes < MIN_COMPRESS_BYTES:
         return raw, MLEFormat.COMPRESSION_NONE
     packed = CompressionUtils.compress_data(raw, compression)
@@ -55,8 +61,14 @@ def serialize(
         if code != MLEFormat.COMPRESSION_NONE:
             flags |= MLEFormat.FEATURE_COMPRESSION
         start = align(offset)  # each tensor starts aligned; the last one is not padded after
-        entry = {"name": name, "dtype": dtype.name, "shape": list(array.shape), "offset": start,
-                 "nbytes": len(stored), "crc32": SecurityUtils.compute_checksum(stored)}
+        entry = {
+            "name": name,
+            "dtype": dtype.name,
+            "shape": list(array.shape),
+            "offset": start,
+            "nbytes": len(stored),
+            "crc32": SecurityUtils.compute_checksum(stored),
+        }
         if code != MLEFormat.COMPRESSION_NONE:
             entry["compression"] = code
         table.append(entry)
@@ -65,8 +77,19 @@ def serialize(
 
     manifest = canonical_json({"metadata": dict(metadata), "graph": dict(graph), "tensors": table})
     data_offset = align(HEADER_SIZE + len(manifest))
-    fields = [MLEFormat.MLE_MAGIC, MLEFormat.MLE_VERSION, flags, 0, HEADER_SIZE, len(manifest),
-              data_offset, offset, 0, 0, SecurityUtils.compute_checksum(manifest)]
+    fields = [
+        MLEFormat.MLE_MAGIC,
+        MLEFormat.MLE_VERSION,
+        flags,
+        0,
+        HEADER_SIZE,
+        len(manifest),
+        data_offset,
+        offset,
+        0,
+        0,
+        SecurityUtils.compute_checksum(manifest),
+    ]
     fields[3] = SecurityUtils.compute_checksum(HEADER.pack(*fields))
     head = HEADER.pack(*fields)
     return [head, manifest, bytes(data_offset - HEADER_SIZE - len(manifest)), *chunks]
@@ -107,4 +130,3 @@ def write_mle(
 ) -> int:
     """Write an .mle file; returns its size in bytes."""
     return write_atomic(path, serialize(metadata, graph, tensors, compression))
-

@@ -8,8 +8,14 @@ import numpy as np
 COEF = np.arange(12, dtype=np.float64).reshape(4, 3) / 8.0 - 0.5
 BIAS = np.array([0.25, -1.0, 2.0])
 SCALE = np.array([1.0, 2.0, 4.0, 0.5], dtype=np.float32)
-METADATA = {"framework": "golden", "task": "classifier", "classes": ["a", "b", "c"], "classes_dtype": "<U1",
-            "n_features": 4, "run_outputs": ["label", "probabilities"]}
+METADATA = {
+    "framework": "golden",
+    "task": "classifier",
+    "classes": ["a", "b", "c"],
+    "classes_dtype": "<U1",
+    "n_features": 4,
+    "run_outputs": ["label", "probabilities"],
+}
 GRAPH = {
     "inputs": [{"name": "X", "shape": [None, 4], "dtype": "float"}],
     "outputs": ["label", "probabilities"],

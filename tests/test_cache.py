@@ -52,11 +52,17 @@ def child_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def run_child(tmp_path: Path, model: Path, prefix: list[str] | None = None, env: dict[str, str] | None = None,
-              **kwargs) -> dict:
-    out = subprocess.run([*(prefix or []), sys.executable, "-c", CHILD, str(model), str(tmp_path / "X.npy"),
-                          json.dumps(kwargs)], capture_output=True, text=True, env=env or child_env(tmp_path),
-                         cwd=tmp_path, timeout=300)
+def run_child(
+    tmp_path: Path, model: Path, prefix: list[str] | None = None, env: dict[str, str] | None = None, **kwargs
+) -> dict:
+    out = subprocess.run(
+        [*(prefix or []), sys.executable, "-c", CHILD, str(model), str(tmp_path / "X.npy"), json.dumps(kwargs)],
+        capture_output=True,
+        text=True,
+        env=env or child_env(tmp_path),
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -87,12 +93,18 @@ def tamper(entry: Path, how: str, tmp_path: Path) -> None:
         # A well-formed entry signed by another user's key (a different config folder).
         other = tmp_path / "other-config"
         env = dict(child_env(tmp_path), XDG_CONFIG_HOME=str(other))
-        code = ("import sys; from mle_runtime.cache import ExecutableCache; from pathlib import Path;"
-                "ExecutableCache([Path(sys.argv[1])]).store(sys.argv[2], Path(sys.argv[3]).read_bytes())")
-        payload = blob[len(ENTRY_MAGIC) + 32:]
+        code = (
+            "import sys; from mle_runtime.cache import ExecutableCache; from pathlib import Path;"
+            "ExecutableCache([Path(sys.argv[1])]).store(sys.argv[2], Path(sys.argv[3]).read_bytes())"
+        )
+        payload = blob[len(ENTRY_MAGIC) + 32 :]
         (tmp_path / "payload").write_bytes(payload)
-        subprocess.run([sys.executable, "-c", code, str(entry.parent), entry.stem, str(tmp_path / "payload")],
-                       env=env, check=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-c", code, str(entry.parent), entry.stem, str(tmp_path / "payload")],
+            env=env,
+            check=True,
+            timeout=120,
+        )
     elif how == "bad magic":
         entry.write_bytes(b"NOTCACHE" + blob[8:])
 
@@ -118,7 +130,7 @@ def test_entry_of_another_model_is_not_used(tmp_path: Path, model_dir) -> None:
     run_child(tmp_path, folder / "other.mle")
     (other_entry,) = entries(folder / SIBLING_DIR)
     run_child(tmp_path, folder / "m.mle")
-    mine = [e for e in entries(folder / SIBLING_DIR) if e != other_entry][0]
+    mine = next(e for e in entries(folder / SIBLING_DIR) if e != other_entry)
     shutil.copyfile(other_entry, mine)  # the other model's (valid) entry under this model's key
     again = run_child(tmp_path, folder / "m.mle")
     assert again["stats"] == {"compiles": 1, "cache_hits": 0}

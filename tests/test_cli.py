@@ -58,17 +58,20 @@ def test_export_inspect_benchmark(files: Path) -> None:
     assert out.returncode == 0 and "20/20" in out.stderr and "throughput" in out.stdout
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("mle-inspect", "absent.mle"), "no such model file"),
-    (("mle-inspect", "garbage.mle"), "header"),
-    (("mle-benchmark", "model.mle", "wrong.npy"), "expected 5 features, got 3"),
-    (("mle-benchmark", "model.mle", "absent.npy"), "no such data file"),
-    (("mle-benchmark", "model.mle", "X.txt"), "unsupported data format '.txt'"),
-    (("mle-export", "absent.joblib", "o.mle"), "no such file"),
-    (("mle-export", "garbage.joblib", "o.mle"), "not a readable joblib/pickle"),
-    (("mle-export", "knn.joblib", "o.mle"), "KNeighborsClassifier is not supported"),
-    (("mle", "benchmark", "garbage.mle", "X.npy"), "header"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("mle-inspect", "absent.mle"), "no such model file"),
+        (("mle-inspect", "garbage.mle"), "header"),
+        (("mle-benchmark", "model.mle", "wrong.npy"), "expected 5 features, got 3"),
+        (("mle-benchmark", "model.mle", "absent.npy"), "no such data file"),
+        (("mle-benchmark", "model.mle", "X.txt"), "unsupported data format '.txt'"),
+        (("mle-export", "absent.joblib", "o.mle"), "no such file"),
+        (("mle-export", "garbage.joblib", "o.mle"), "not a readable joblib/pickle"),
+        (("mle-export", "knn.joblib", "o.mle"), "KNeighborsClassifier is not supported"),
+        (("mle", "benchmark", "garbage.mle", "X.npy"), "header"),
+    ],
+)
 def test_user_errors_are_one_line(files: Path, args: tuple[str, ...], message: str) -> None:
     if not (files / "model.mle").exists():
         cli("mle-export", "model.joblib", "model.mle", cwd=files)

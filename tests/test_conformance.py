@@ -96,7 +96,13 @@ def test_matches_sklearn(case: Case, precision: str, tmp_path_factory: pytest.Te
                 second = "predict_proba" if "predict_proba" in ref else "decision_function"
                 assert_close(outputs[1], ref[second], tol, f"{where}: run()[1] vs {second}", scales[second])
                 if "decision_function" in ref:
-                    assert_close(runtime.decision_function(X), ref["decision_function"], tol, f"{where}: decision", scales["decision_function"])
+                    assert_close(
+                        runtime.decision_function(X),
+                        ref["decision_function"],
+                        tol,
+                        f"{where}: decision",
+                        scales["decision_function"],
+                    )
             elif task == "regressor":
                 assert_close(outputs[0], ref["predict"], tol, f"{where}: predictions", scales["predict"])
                 assert_close(runtime.predict(X), ref["predict"], tol, f"{where}: predict()", scales["predict"])

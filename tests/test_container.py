@@ -32,8 +32,9 @@ RAW = (DATA / "golden_v2_raw.mle").read_bytes()
 
 
 def golden_bytes(compression: int = 0) -> bytes:
-    return b"".join(bytes(c) for c in serialize(golden.METADATA, golden.GRAPH, golden.tensors_for(compression),
-                                                compression))
+    return b"".join(
+        bytes(c) for c in serialize(golden.METADATA, golden.GRAPH, golden.tensors_for(compression), compression)
+    )
 
 
 def test_writer_reproduces_golden_bytes() -> None:
@@ -83,8 +84,19 @@ def write_bytes(tmp_path: Path, data: bytes) -> Path:
 
 def reheader(data: bytes, **fields: int) -> bytes:
     """The file with header fields replaced and the header CRC recomputed (to reach deeper rules)."""
-    names = ["magic", "version", "flags", "header_crc", "manifest_offset", "manifest_size", "data_offset",
-             "data_size", "signature_offset", "signature_size", "manifest_crc"]
+    names = [
+        "magic",
+        "version",
+        "flags",
+        "header_crc",
+        "manifest_offset",
+        "manifest_size",
+        "data_offset",
+        "data_size",
+        "signature_offset",
+        "signature_size",
+        "manifest_crc",
+    ]
     values = dict(zip(names, HEADER.unpack(data[:HEADER_SIZE]), strict=True))
     values.update(fields, header_crc=0)
     values["header_crc"] = SecurityUtils.compute_checksum(HEADER.pack(*values.values()))
@@ -94,7 +106,7 @@ def reheader(data: bytes, **fields: int) -> bytes:
 def remanifest(data: bytes, edit) -> bytes:
     """The file with its manifest JSON edited (sizes, offsets and CRCs kept consistent)."""
     mf_size = HEADER.unpack(data[:HEADER_SIZE])[5]
-    manifest = json.loads(data[HEADER_SIZE:HEADER_SIZE + mf_size])
+    manifest = json.loads(data[HEADER_SIZE : HEADER_SIZE + mf_size])
     edit(manifest)
     return with_manifest(data, json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
 
@@ -104,13 +116,18 @@ def with_manifest(data: bytes, raw: bytes) -> bytes:
     old_offset = HEADER.unpack(data[:HEADER_SIZE])[6]
     new_offset = (HEADER_SIZE + len(raw) + 63) // 64 * 64
     body = raw + bytes(new_offset - HEADER_SIZE - len(raw)) + data[old_offset:]
-    return reheader(data[:HEADER_SIZE] + body, manifest_size=len(raw), data_offset=new_offset,
-                    manifest_crc=SecurityUtils.compute_checksum(raw))
+    return reheader(
+        data[:HEADER_SIZE] + body,
+        manifest_size=len(raw),
+        data_offset=new_offset,
+        manifest_crc=SecurityUtils.compute_checksum(raw),
+    )
 
 
 def tensor(i: int, **changes):
     def edit(manifest):
         manifest["tensors"][i].update(changes)
+
     return edit
 
 
@@ -149,7 +166,7 @@ RULES = [
 def _dirty_padding(d: bytes) -> bytes:
     mf_size, data_offset = HEADER.unpack(d[:64])[5], HEADER.unpack(d[:64])[6]
     at = HEADER_SIZE + mf_size
-    return d[:at] + b"\x01" + d[at + 1:] if at < data_offset else d
+    return d[:at] + b"\x01" + d[at + 1 :] if at < data_offset else d
 
 
 @pytest.mark.parametrize("rule", RULES, ids=[r[0] for r in RULES])
@@ -216,14 +233,19 @@ def test_fuzz_hostile_offsets_and_sizes(manifest_size, data_offset, data_size, f
     _check_only_format_errors(tmp_path / "h.mle", data)
 
 
-JSONISH = st.recursive(st.none() | st.booleans() | st.integers(-(1 << 70), 1 << 70) | st.text(max_size=8),
-                       lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
-                                                                                    max_size=4), max_leaves=12)
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-(1 << 70), 1 << 70) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
 
 
 @FUZZ
-@given(index=st.integers(0, 2), key=st.sampled_from(["name", "dtype", "shape", "offset", "nbytes", "crc32",
-                                                     "compression"]), value=JSONISH)
+@given(
+    index=st.integers(0, 2),
+    key=st.sampled_from(["name", "dtype", "shape", "offset", "nbytes", "crc32", "compression"]),
+    value=JSONISH,
+)
 def test_fuzz_hostile_tensor_table(index: int, key: str, value, tmp_path: Path) -> None:
     _check_only_format_errors(tmp_path / "m.mle", remanifest(RAW, tensor(index, **{key: value})))
 
@@ -233,13 +255,19 @@ def test_fuzz_hostile_tensor_table(index: int, key: str, value, tmp_path: Path) 
 def test_fuzz_hostile_manifest_sections(section: str, value, tmp_path: Path) -> None:
     def edit(m):
         m[section] = value
+
     _check_only_format_errors(tmp_path / "s.mle", remanifest(RAW, edit))
 
 
 def test_deeply_nested_manifest_is_a_format_error(tmp_path: Path) -> None:
     raw = b"[" * 100_000 + b"]" * 100_000
-    data = reheader(RAW[:64] + raw, manifest_size=len(raw), data_offset=(64 + len(raw) + 63) // 64 * 64,
-                    data_size=0, manifest_crc=SecurityUtils.compute_checksum(raw))
+    data = reheader(
+        RAW[:64] + raw,
+        manifest_size=len(raw),
+        data_offset=(64 + len(raw) + 63) // 64 * 64,
+        data_size=0,
+        manifest_crc=SecurityUtils.compute_checksum(raw),
+    )
     data += bytes((64 + len(raw) + 63) // 64 * 64 - len(data))
     with pytest.raises(FormatError):
         read_mle(write_bytes(tmp_path, data))

@@ -47,8 +47,13 @@ def test_load_and_run_without_any_framework(tmp_path: Path) -> None:
     model = make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression()).fit(X, names)
     mle.export_model(model, tmp_path / "m.mle")
     np.save(tmp_path / "X.npy", X[:60])
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "m.mle"), str(tmp_path / "X.npy"),
-                           ",".join(BLOCKED)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(tmp_path / "m.mle"), str(tmp_path / "X.npy"), ",".join(BLOCKED)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "X.npy.labels.npy"), model.predict(X[:60]).astype(str))
     np.testing.assert_allclose(np.load(tmp_path / "X.npy.proba.npy"), model.predict_proba(X[:60]), rtol=1e-12)
@@ -56,6 +61,5 @@ def test_load_and_run_without_any_framework(tmp_path: Path) -> None:
 
 def test_blocker_really_blocks(tmp_path: Path) -> None:
     code = CHILD.split("import numpy")[0] + "import sklearn\n"
-    proc = subprocess.run([sys.executable, "-c", code, "", "", "sklearn"], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code, "", "", "sklearn"], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "blocked" in proc.stderr

@@ -12,6 +12,7 @@ import pytest
 from scipy.special import expit, softmax
 
 from mle_runtime.ops import all_ops, get_op, register_op
+from mle_runtime.runtime import precision_scope
 
 R = np.random.default_rng(0)
 X = R.normal(size=(5, 4))
@@ -50,14 +51,18 @@ OPS: dict[str, Record] = {
     "BinaryProba": Record((V,), lambda s: np.stack([1 - expit(s), expit(s)], axis=-1)),
     "OvrNormalize": Record((np.vstack([np.abs(X), np.zeros((1, 4))]),), _ovr),
     "ModifiedHuberProba": Record((X,), lambda s: _ovr((np.clip(s, -1, 1) + 1) / 2), {"binary": False}),
-    "Normalize": Record((np.vstack([X, np.zeros((1, 4))]),),
-                        lambda x: x / np.where((n := np.linalg.norm(x, axis=1, keepdims=True)) == 0, 1, n),
-                        {"norm": "l2"}),
+    "Normalize": Record(
+        (np.vstack([X, np.zeros((1, 4))]),),
+        lambda x: x / np.where((n := np.linalg.norm(x, axis=1, keepdims=True)) == 0, 1, n),
+        {"norm": "l2"},
+    ),
     "Binarize": Record((X,), lambda x: (x > 0.1).astype(x.dtype), {"threshold": 0.1}),
     "Impute": Record((NANX, V), lambda x, f: np.where(np.isnan(x), f, x), {"missing": "nan"}),
     "IsMissing": Record((NANX,), lambda x: np.isnan(x).astype(x.dtype), {"missing": "nan"}),
-    "ColumnProducts": Record((X, np.array([[0, 4], [1, 1], [2, 3]])),
-                             lambda x, i: np.stack([x[:, 0], x[:, 1] ** 2, x[:, 2] * x[:, 3]], axis=1)),
+    "ColumnProducts": Record(
+        (X, np.array([[0, 4], [1, 1], [2, 3]])),
+        lambda x, i: np.stack([x[:, 0], x[:, 1] ** 2, x[:, 2] * x[:, 3]], axis=1),
+    ),
 }
 
 
@@ -69,7 +74,7 @@ def test_every_registered_op_has_a_record() -> None:
 @pytest.mark.parametrize("name", sorted(OPS))
 def test_op_matches_numpy(name: str) -> None:
     record = OPS[name]
-    with jax.enable_x64(True):
+    with precision_scope("float64"):
         out = np.asarray(get_op(name).fn(*(jax.numpy.asarray(a) for a in record.inputs), **record.attrs))
     np.testing.assert_allclose(out, record.reference(*record.inputs), rtol=1e-12, atol=1e-15)
 

@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 import mle_runtime as mle
 from mle_runtime import buckets
+from mle_runtime.runtime import precision_scope
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,16 @@ def test_batch_sizes_compile_a_bounded_number_of_times(tmp_path: Path) -> None:
 
 def test_bucket_arithmetic() -> None:
     assert [buckets.bucket_for(n, 8192) for n in (1, 2, 3, 5, 8, 9, 8191, 8192, 9000)] == [
-        1, 2, 4, 8, 8, 16, 8192, 8192, 8192]
+        1,
+        2,
+        4,
+        8,
+        8,
+        16,
+        8192,
+        8192,
+        8192,
+    ]
     assert list(buckets.chunks(8200, 8192)) == [(0, 8192, 8192), (8192, 8200, 8)]
 
 
@@ -65,14 +75,17 @@ def test_inputs_of_many_kinds(classifier) -> None:
     assert empty[0].shape == (0,) and empty[1].shape == (0, 3)
 
 
-@pytest.mark.parametrize(("bad", "message"), [
-    (np.zeros((3, 5)), "expected 6 features, got 5"),
-    (np.zeros(6), "one row\\? use X.reshape"),
-    (np.zeros((2, 3, 6)), "expected a 2-D array"),
-    (np.array([["a"] * 6]), "not numeric"),
-    (pd.DataFrame(np.zeros((2, 6)), columns=[f"g{i}" for i in range(6)]), "missing \\['f0'"),
-    (pd.DataFrame(np.zeros((2, 6)), columns=[f"f{i}" for i in reversed(range(6))]), "different order"),
-])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (np.zeros((3, 5)), "expected 6 features, got 5"),
+        (np.zeros(6), "one row\\? use X.reshape"),
+        (np.zeros((2, 3, 6)), "expected a 2-D array"),
+        (np.array([["a"] * 6]), "not numeric"),
+        (pd.DataFrame(np.zeros((2, 6)), columns=[f"g{i}" for i in range(6)]), "missing \\['f0'"),
+        (pd.DataFrame(np.zeros((2, 6)), columns=[f"f{i}" for i in reversed(range(6))]), "different order"),
+    ],
+)
 def test_bad_inputs_are_value_errors(classifier, bad, message: str) -> None:
     runtime = mle.load_model(classifier[1])
     with pytest.raises(ValueError, match=message):
@@ -123,12 +136,18 @@ def test_as_jax_composes_with_jit_vmap_and_grad(tmp_path: Path) -> None:
     clf = LogisticRegression().fit(Xc, yc)
     mle.export_model(clf, tmp_path / "log.mle")
     fn, params = mle.load_model(tmp_path / "log.mle", precision="float64").as_jax()
-    with jax.enable_x64(True):
+    with precision_scope("float64"):
         x0 = jnp.asarray(Xc[:1])
         g = jax.grad(lambda x: fn(params, x)["probabilities"][0, 1])(x0)
         eps = 1e-6
-        fd = [(clf.predict_proba(Xc[:1] + eps * np.eye(4)[i])[0, 1]
-               - clf.predict_proba(Xc[:1] - eps * np.eye(4)[i])[0, 1]) / (2 * eps) for i in range(4)]
+        fd = [
+            (
+                clf.predict_proba(Xc[:1] + eps * np.eye(4)[i])[0, 1]
+                - clf.predict_proba(Xc[:1] - eps * np.eye(4)[i])[0, 1]
+            )
+            / (2 * eps)
+            for i in range(4)
+        ]
         np.testing.assert_allclose(np.asarray(g)[0], fd, rtol=1e-6)
 
 

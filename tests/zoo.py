@@ -90,9 +90,16 @@ def _marker() -> dict[str, np.ndarray]:
 
 
 DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
-    "binary": _binary, "multiclass": _multiclass, "strings": _strings, "odd_ints": _odd_ints,
-    "regression": _regression, "multi_output": _multi_output, "positive": _positive,
-    "nan_binary": _nan_binary, "nan_empty_column": _nan_empty_column, "marker": _marker,
+    "binary": _binary,
+    "multiclass": _multiclass,
+    "strings": _strings,
+    "odd_ints": _odd_ints,
+    "regression": _regression,
+    "multi_output": _multi_output,
+    "positive": _positive,
+    "nan_binary": _nan_binary,
+    "nan_empty_column": _nan_empty_column,
+    "marker": _marker,
 }
 
 lm, pp, pipe = linear_model, preprocessing, pipeline.make_pipeline
@@ -104,8 +111,13 @@ CASES = [
     Case("logreg-strings", lambda: lm.LogisticRegression(), "strings"),
     Case("logreg-odd-int-labels", lambda: lm.LogisticRegression(C=0.3), "odd_ints"),
     Case("logreg-no-intercept", lambda: lm.LogisticRegression(fit_intercept=False), "multiclass"),
-    Case("logregcv", lambda: lm.LogisticRegressionCV(cv=3, Cs=3, l1_ratios=(0.0,), scoring="neg_log_loss",
-                                                              use_legacy_attributes=False), "multiclass"),
+    Case(
+        "logregcv",
+        lambda: lm.LogisticRegressionCV(
+            cv=3, Cs=3, l1_ratios=(0.0,), scoring="neg_log_loss", use_legacy_attributes=False
+        ),
+        "multiclass",
+    ),
     Case("sgd-hinge", lambda: lm.SGDClassifier(random_state=0), "multiclass"),
     Case("sgd-log-binary", lambda: lm.SGDClassifier(loss="log_loss", random_state=0), "binary"),
     Case("sgd-log-multi", lambda: lm.SGDClassifier(loss="log_loss", random_state=0), "multiclass"),
@@ -158,24 +170,36 @@ CASES = [
     Case("pca-whiten", lambda: decomposition.PCA(4, whiten=True), "multiclass"),
     Case("truncated-svd", lambda: decomposition.TruncatedSVD(4, random_state=0), "regression"),
     Case("poly-2", lambda: pp.PolynomialFeatures(2), "regression"),
-    Case("poly-3-interactions", lambda: pp.PolynomialFeatures(3, interaction_only=True, include_bias=False),
-         "regression"),
+    Case(
+        "poly-3-interactions", lambda: pp.PolynomialFeatures(3, interaction_only=True, include_bias=False), "regression"
+    ),
     Case("imputer-mean", lambda: impute.SimpleImputer(), "nan_binary"),
-    Case("imputer-median-indicator", lambda: impute.SimpleImputer(strategy="median", add_indicator=True),
-         "nan_binary"),
+    Case("imputer-median-indicator", lambda: impute.SimpleImputer(strategy="median", add_indicator=True), "nan_binary"),
     Case("imputer-most-frequent", lambda: impute.SimpleImputer(strategy="most_frequent"), "marker"),
     Case("imputer-constant", lambda: impute.SimpleImputer(strategy="constant", fill_value=-5.0), "nan_binary"),
     Case("imputer-drops-empty", lambda: impute.SimpleImputer(add_indicator=True), "nan_empty_column"),
     Case("imputer-keeps-empty", lambda: impute.SimpleImputer(keep_empty_features=True), "nan_empty_column"),
     Case("imputer-marker", lambda: impute.SimpleImputer(missing_values=-1.0), "marker"),
     # pipelines
-    Case("pipe-impute-scale-logreg", lambda: pipe(impute.SimpleImputer(), pp.StandardScaler(),
-                                                  lm.LogisticRegression()), "nan_binary"),
-    Case("pipe-poly-scale-ridge", lambda: pipe(pp.PolynomialFeatures(2), pp.StandardScaler(), lm.Ridge()),
-         "regression"),
-    Case("pipe-scale-pca-logreg", lambda: pipe(pp.StandardScaler(), decomposition.PCA(6),
-                                               lm.LogisticRegression(max_iter=500)), "strings"),
+    Case(
+        "pipe-impute-scale-logreg",
+        lambda: pipe(impute.SimpleImputer(), pp.StandardScaler(), lm.LogisticRegression()),
+        "nan_binary",
+    ),
+    Case(
+        "pipe-poly-scale-ridge", lambda: pipe(pp.PolynomialFeatures(2), pp.StandardScaler(), lm.Ridge()), "regression"
+    ),
+    Case(
+        "pipe-scale-pca-logreg",
+        lambda: pipe(pp.StandardScaler(), decomposition.PCA(6), lm.LogisticRegression(max_iter=500)),
+        "strings",
+    ),
     Case("pipe-transformer-only", lambda: pipe(pp.RobustScaler(), decomposition.PCA(3)), "multiclass"),
-    Case("pipe-passthrough", lambda: pipeline.Pipeline([("skip", "passthrough"), ("scale", pp.MaxAbsScaler()),
-                                                        ("svc", svm.LinearSVC(random_state=0))]), "binary"),
+    Case(
+        "pipe-passthrough",
+        lambda: pipeline.Pipeline(
+            [("skip", "passthrough"), ("scale", pp.MaxAbsScaler()), ("svc", svm.LinearSVC(random_state=0))]
+        ),
+        "binary",
+    ),
 ]

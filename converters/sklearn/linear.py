@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._registry import converts
 from sklearn import linear_model as lm
 from sklearn import svm
 
-from mle_runtime.converters._builder import Converted, GraphBuilder
-from mle_runtime.converters._registry import converts
 from mle_runtime.errors import UnsupportedModelError
 
 
@@ -35,8 +35,9 @@ def _classifier(est: Any, b: GraphBuilder, x: str, proba: str | None) -> Convert
     if proba == "logistic":
         outputs["probabilities"] = b.op("BinaryProba", decision) if binary else b.op("Softmax", decision)
     elif proba == "ovr":
-        outputs["probabilities"] = (b.op("BinaryProba", decision) if binary
-                                    else b.op("OvrNormalize", b.op("Sigmoid", decision)))
+        outputs["probabilities"] = (
+            b.op("BinaryProba", decision) if binary else b.op("OvrNormalize", b.op("Sigmoid", decision))
+        )
     elif proba == "modified_huber":
         outputs["probabilities"] = b.op("ModifiedHuberProba", decision, binary=binary)
     run = ["label", "probabilities" if proba else "decision"]
@@ -71,11 +72,31 @@ def _regression(est: Any, b: GraphBuilder, x: str, link: str = "identity") -> Co
 
 
 @converts(
-    lm.LinearRegression, lm.Ridge, lm.RidgeCV, lm.Lasso, lm.LassoCV, lm.ElasticNet, lm.ElasticNetCV,
-    lm.Lars, lm.LarsCV, lm.LassoLars, lm.LassoLarsCV, lm.LassoLarsIC, lm.OrthogonalMatchingPursuit,
-    lm.OrthogonalMatchingPursuitCV, lm.MultiTaskLasso, lm.MultiTaskLassoCV, lm.MultiTaskElasticNet,
-    lm.MultiTaskElasticNetCV, lm.SGDRegressor, lm.PassiveAggressiveRegressor, lm.HuberRegressor,
-    lm.BayesianRidge, lm.ARDRegression, lm.QuantileRegressor, svm.LinearSVR,
+    lm.LinearRegression,
+    lm.Ridge,
+    lm.RidgeCV,
+    lm.Lasso,
+    lm.LassoCV,
+    lm.ElasticNet,
+    lm.ElasticNetCV,
+    lm.Lars,
+    lm.LarsCV,
+    lm.LassoLars,
+    lm.LassoLarsCV,
+    lm.LassoLarsIC,
+    lm.OrthogonalMatchingPursuit,
+    lm.OrthogonalMatchingPursuitCV,
+    lm.MultiTaskLasso,
+    lm.MultiTaskLassoCV,
+    lm.MultiTaskElasticNet,
+    lm.MultiTaskElasticNetCV,
+    lm.SGDRegressor,
+    lm.PassiveAggressiveRegressor,
+    lm.HuberRegressor,
+    lm.BayesianRidge,
+    lm.ARDRegression,
+    lm.QuantileRegressor,
+    svm.LinearSVR,
 )
 def linear_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     return _regression(est, b, x)

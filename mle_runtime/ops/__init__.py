@@ -32,7 +32,9 @@ def register_op(name: str, version: int = 1) -> Callable[[Callable[..., Any]], C
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         key = (name, version)
         if key in _OPS:
-            raise ValueError(f"op {name} v{version} is registered twice ({_OPS[key].fn.__module__} and {fn.__module__})")
+            raise ValueError(
+                f"op {name} v{version} is registered twice ({_OPS[key].fn.__module__} and {fn.__module__})"
+            )
         _OPS[key] = OpDef(name, version, fn, (fn.__doc__ or "").strip().split("\n")[0])
         return fn
 

@@ -10,7 +10,7 @@ from mle_runtime.ops import register_op
 
 def _is_missing(x: jax.Array, missing: float | str) -> jax.Array:
     # JSON has no NaN, so a NaN marker travels as the string "nan".
-    return jnp.isnan(x) if missing == "nan" else x == missing
+    return jnp.isnan(x) if isinstance(missing, str) else jnp.equal(x, missing)
 
 
 @register_op("Normalize")
@@ -49,5 +49,5 @@ def is_missing(x: jax.Array, *, missing: float | str) -> jax.Array:
 def column_products(x: jax.Array, index: jax.Array) -> jax.Array:
     """out[..., j] = prod_k x1[..., index[j, k]] with x1 = [x, 1]: polynomial features, the padding
     index pointing at the appended column of ones."""
-    ones = jnp.ones(x.shape[:-1] + (1,), x.dtype)
+    ones = jnp.ones((*x.shape[:-1], 1), x.dtype)
     return jnp.prod(jnp.take(jnp.concatenate([x, ones], axis=-1), index, axis=-1), axis=-1)
