@@ -109,3 +109,15 @@ def test_matches_sklearn(case: Case, precision: str, tmp_path_factory: pytest.Te
             else:
                 assert_close(outputs[0], ref["transform"], tol, f"{where}: transform", scales["transform"])
             assert len(outputs) == len(runtime.get_model_info()["outputs"])
+
+
+def test_every_supported_class_is_in_the_zoo() -> None:
+    from mle_runtime.converters._registry import supported_classes
+
+    covered: set[type] = set()
+    for case in CASES:
+        model = case.make()
+        covered.add(type(model))
+        covered.update(type(step) for _, step in getattr(model, "steps", []))
+    missing = sorted(c.__name__ for c in supported_classes() if c not in covered)
+    assert not missing, f"supported but not tested: {missing}"

@@ -3,6 +3,7 @@ model and returns (model, held-out X)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +105,20 @@ DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
 
 lm, pp, pipe = linear_model, preprocessing, pipeline.make_pipeline
 
+
+def _deprecated(case_id: str, name: str, data: str) -> list[Case]:
+    """A case for a class scikit-learn deprecated, while it still exists (its constructor warns)."""
+    if not hasattr(lm, name):
+        return []
+
+    def make() -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return getattr(lm, name)(random_state=0)
+
+    return [Case(case_id, make, data)]
+
+
 CASES = [
     # classifiers
     Case("logreg-binary", lambda: lm.LogisticRegression(), "binary"),
@@ -140,7 +155,15 @@ CASES = [
     Case("elasticnet", lambda: lm.ElasticNet(alpha=0.3), "regression"),
     Case("elasticnetcv", lambda: lm.ElasticNetCV(cv=3, random_state=0), "regression"),
     Case("multitask-lasso", lambda: lm.MultiTaskLasso(alpha=0.5), "multi_output"),
+    Case("multitask-lasso-cv", lambda: lm.MultiTaskLassoCV(cv=3), "multi_output"),
+    Case("multitask-elasticnet", lambda: lm.MultiTaskElasticNet(alpha=0.5), "multi_output"),
+    Case("multitask-elasticnet-cv", lambda: lm.MultiTaskElasticNetCV(cv=3), "multi_output"),
     Case("lars", lambda: lm.Lars(), "regression"),
+    Case("lars-cv", lambda: lm.LarsCV(cv=3), "regression"),
+    Case("lasso-lars-cv", lambda: lm.LassoLarsCV(cv=3), "regression"),
+    Case("omp-cv", lambda: lm.OrthogonalMatchingPursuitCV(cv=3), "regression"),
+    *_deprecated("passive-aggressive-regressor", "PassiveAggressiveRegressor", "regression"),
+    *_deprecated("passive-aggressive-classifier", "PassiveAggressiveClassifier", "binary"),
     Case("lasso-lars", lambda: lm.LassoLars(alpha=0.1), "regression"),
     Case("lasso-lars-ic", lambda: lm.LassoLarsIC(), "regression"),
     Case("omp", lambda: lm.OrthogonalMatchingPursuit(), "regression"),
@@ -168,6 +191,7 @@ CASES = [
     Case("binarizer", lambda: pp.Binarizer(threshold=0.2), "regression"),
     Case("pca", lambda: decomposition.PCA(5), "regression"),
     Case("pca-whiten", lambda: decomposition.PCA(4, whiten=True), "multiclass"),
+    Case("incremental-pca", lambda: decomposition.IncrementalPCA(4, batch_size=200), "regression"),
     Case("truncated-svd", lambda: decomposition.TruncatedSVD(4, random_state=0), "regression"),
     Case("poly-2", lambda: pp.PolynomialFeatures(2), "regression"),
     Case(

@@ -55,7 +55,18 @@ def sgd_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conver
     return _classifier(est, b, x, proba)
 
 
-@converts(lm.RidgeClassifier, lm.RidgeClassifierCV, lm.Perceptron, lm.PassiveAggressiveClassifier, svm.LinearSVC)
+def _still_in_sklearn(*names: str) -> list[type]:
+    """Classes scikit-learn has deprecated (PassiveAggressive*: removed in 1.10), where it still has them."""
+    return [getattr(lm, n) for n in names if hasattr(lm, n)]
+
+
+@converts(
+    lm.RidgeClassifier,
+    lm.RidgeClassifierCV,
+    lm.Perceptron,
+    svm.LinearSVC,
+    *_still_in_sklearn("PassiveAggressiveClassifier"),
+)
 def margin_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     return _classifier(est, b, x, None)
 
@@ -91,12 +102,12 @@ def _regression(est: Any, b: GraphBuilder, x: str, link: str = "identity") -> Co
     lm.MultiTaskElasticNet,
     lm.MultiTaskElasticNetCV,
     lm.SGDRegressor,
-    lm.PassiveAggressiveRegressor,
     lm.HuberRegressor,
     lm.BayesianRidge,
     lm.ARDRegression,
     lm.QuantileRegressor,
     svm.LinearSVR,
+    *_still_in_sklearn("PassiveAggressiveRegressor"),
 )
 def linear_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     return _regression(est, b, x)
