@@ -70,8 +70,12 @@ class MLERuntime:
 
         Keyword options: ``device``, ``precision`` ("float32" or "float64"), ``cache`` (bool),
         ``cache_dir``, ``verify_checksums`` (default True), ``verify_signature`` and ``public_key``.
-        Compilation happens on the first ``run`` for each batch bucket.
+        Compilation happens on the first ``run`` for each batch bucket. Returns ``get_model_info()``.
         """
+        self._load(path, **kwargs)
+        return self.get_model_info()
+
+    def _load(self, path: str | os.PathLike[str], **kwargs: Any) -> None:
         known = {"device", "precision", "cache", "cache_dir", "verify_checksums", "verify_signature", "public_key"}
         unknown = sorted(set(kwargs) - known)
         if unknown:
@@ -108,7 +112,6 @@ class MLERuntime:
         dirs = cache_dirs(mf.path, self.cache_dir) if self.cache else []
         self._cache = ExecutableCache(dirs)
         self.stats = {"compiles": 0, "cache_hits": 0}
-        return self.get_model_info()
 
     def _require(self) -> MleFile:
         if self._file is None:
@@ -288,7 +291,7 @@ def _jaxlib_version() -> str:
 def load_model(path: str | os.PathLike[str], device: str = "cpu", **kwargs: Any) -> MLERuntime:
     """Load an .mle model and return a ready runtime (compilation happens on first run)."""
     runtime = MLERuntime(device=device)
-    runtime.load_model(Path(path), **kwargs)
+    runtime._load(Path(path), **kwargs)
     return runtime
 
 
