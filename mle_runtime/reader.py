@@ -20,7 +20,7 @@ import mmap
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -172,16 +172,26 @@ def _check_tensor_table(table: list[Any], data_size: int) -> None:
             raise _fail("tensors", f"{where}: bytes {t['offset']}..{end} run past the {data_size}-byte data section")
 
 
+def _open(path: str | os.PathLike[str]) -> tuple[Path, BinaryIO]:
+    p = Path(path)
+    try:
+        return p, p.open("rb")
+    except (FileNotFoundError, IsADirectoryError):
+        raise FileNotFoundError(f"no such model file: {p}" + (" (it is a directory)" if p.is_dir() else "")) from None
+
+
 def read_manifest(path: str | os.PathLike[str]) -> MleFile:
     """Read and validate the header and manifest only (no tensor data is touched)."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"no such model file: {p}" + (" (it is a directory)" if p.is_dir() else ""))
-    size = p.stat().st_size
-    with p.open("rb") as f:
-        h = _parse_header(f.read(HEADER_SIZE), size)
-        raw = f.read(h.manifest_size)
-        padding = f.read(h.data_offset - HEADER_SIZE - h.manifest_size)
+    p, f = _open(path)
+    with f:
+        return _read_manifest(p, f)
+
+
+def _read_manifest(p: Path, f: BinaryIO) -> MleFile:
+    size = os.fstat(f.fileno()).st_size
+    h = _parse_header(f.read(HEADER_SIZE), size)
+    raw = f.read(h.manifest_size)
+    padding = f.read(h.data_offset - HEADER_SIZE - h.manifest_size)
     if padding.strip(b"\0"):
         raise _fail(
             "sections", f"non-zero padding between the manifest and the data section (offset {HEADER_SIZE + len(raw)})"
@@ -199,10 +209,9 @@ def _aligned_copy(data: bytes) -> np.ndarray:
     return out
 
 
-def load_tensors(mf: MleFile, verify_checksums: bool = True) -> dict[str, np.ndarray]:
+def _load_tensors(mf: MleFile, f: BinaryIO, verify_checksums: bool) -> dict[str, np.ndarray]:
     """Map the data section and return read-only arrays; uncompressed tensors are zero-copy views."""
-    with mf.path.open("rb") as f:
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     if len(mm) != mf.file_size:
         raise _fail("sections", f"file changed size while loading ({mf.file_size} -> {len(mm)} bytes)")
     base = mf.header.data_offset
@@ -233,6 +242,9 @@ def load_tensors(mf: MleFile, verify_checksums: bool = True) -> dict[str, np.nda
 
 
 def read_mle(path: str | os.PathLike[str], verify_checksums: bool = True) -> MleFile:
-    mf = read_manifest(path)
-    load_tensors(mf, verify_checksums)
+    """Read and validate the whole file; its tensors stay mapped for as long as they are referenced."""
+    p, f = _open(path)
+    with f:
+        mf = _read_manifest(p, f)
+        _load_tensors(mf, f, verify_checksums)
     return mf

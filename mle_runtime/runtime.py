@@ -18,7 +18,7 @@ from mle_runtime import buckets
 from mle_runtime._version import __version__
 from mle_runtime.cache import ExecutableCache, cache_dirs, cache_key, deserialize_compiled, serialize_compiled
 from mle_runtime.devices import resolve_device
-from mle_runtime.errors import FormatError, InputError, SignatureError
+from mle_runtime.errors import InputError, SignatureError
 from mle_runtime.graph import Graph, structure_hash
 from mle_runtime.inputs import as_input_list, coerce_input
 from mle_runtime.lowering import build_function
@@ -80,37 +80,37 @@ class MLERuntime:
         unknown = sorted(set(kwargs) - known)
         if unknown:
             raise TypeError(f"load_model() got unexpected options {unknown}; known: {sorted(known)}")
-        for name in ("device", "precision", "cache", "cache_dir"):
-            if name in kwargs:
-                setattr(self, name, kwargs[name])
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
+        # Settings take effect only once the new model has loaded; a failed load leaves the old one usable.
+        device, precision = kwargs.get("device", self.device), kwargs.get("precision", self.precision)
+        cache, cache_dir = kwargs.get("cache", self.cache), kwargs.get("cache_dir", self.cache_dir)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         if kwargs.get("verify_signature"):
             # The reader refuses signed files until signing lands (issue 6), so none here can verify.
             raise SignatureError(f"{path}: file is not signed, so its signature cannot be verified")
         mf = read_mle(path, verify_checksums=kwargs.get("verify_checksums", True))
         graph = Graph.from_json(mf.graph, set(mf.tensors))
         fn = build_function(graph)
-        self._jax_device = resolve_device(self.device)
-        dtype = PRECISIONS[self.precision]
+        jax_device = resolve_device(device)
+        dtype = PRECISIONS[precision]
         names = graph.param_names(set(mf.tensors))
         host = [
             a.astype(dtype) if a.dtype.kind == "f" and a.dtype != dtype else a for a in (mf.tensors[n] for n in names)
         ]
-        with precision_scope(self.precision):
+        with precision_scope(precision):
             # One device_put for all parameters; on CPU it shares the mmap'd memory of aligned arrays.
-            params = dict(zip(names, jax.device_put(host, self._jax_device), strict=True))
+            params = dict(zip(names, jax.device_put(host, jax_device), strict=True))
+        classes = decode_classes(mf.metadata)
+        self.device, self.precision, self.cache, self.cache_dir = device, precision, cache, cache_dir
+        self._jax_device, self._classes = jax_device, classes
         self._file, self._graph, self._fn, self._params = mf, graph, fn, params
-        self._scope = functools.partial(precision_scope, self.precision)
-        self._classes = decode_classes(mf.metadata)
+        self._scope = functools.partial(precision_scope, precision)
         self._feature_names = mf.metadata.get("feature_names")
         self._max_bucket = buckets.CPU_MAX_BUCKET if self._jax_device.platform == "cpu" else buckets.GPU_MAX_BUCKET
         self._executables: dict[tuple[Any, ...], Any] = {}
-        self._structure = structure_hash(
-            canonical_json(mf.graph), [(n, str(a.dtype), a.shape) for n, a in params.items()]
-        )
-        dirs = cache_dirs(mf.path, self.cache_dir) if self.cache else []
-        self._cache = ExecutableCache(dirs)
+        # The cache (folders, key file, structure hash) is set up on the first compile or lookup:
+        # loading stays cheap for runs that never need it.
+        self._cache_state: tuple[ExecutableCache, str] | None = None
         self.stats = {"compiles": 0, "cache_hits": 0}
 
     def _require(self) -> MleFile:
@@ -119,6 +119,16 @@ class MLERuntime:
         return self._file
 
     # -- compiling -------------------------------------------------------------------------------
+    def _cache_and_structure(self) -> tuple[ExecutableCache, str]:
+        if self._cache_state is None:
+            mf = self._require()
+            dirs = cache_dirs(mf.path, self.cache_dir) if self.cache else []
+            structure = structure_hash(
+                canonical_json(mf.graph), [(n, str(a.dtype), a.shape) for n, a in self._params.items()]
+            )
+            self._cache_state = (ExecutableCache(dirs), structure)
+        return self._cache_state
+
     def _executable(self, arrays: list[np.ndarray]) -> Any:
         signature = tuple((a.shape, a.dtype.str) for a in arrays)
         compiled = self._executables.get(signature)
@@ -126,9 +136,10 @@ class MLERuntime:
             return compiled
         sharding = jax.sharding.SingleDeviceSharding(self._jax_device)
         avals = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding) for a in arrays)
+        cache, structure = self._cache_and_structure()
         key = cache_key(
             [
-                ("structure", self._structure),
+                ("structure", structure),
                 ("inputs", ";".join(f"{s}:{d}" for s, d in signature)),
                 ("precision", self.precision),
                 ("jax", jax.__version__),
@@ -138,7 +149,7 @@ class MLERuntime:
                 ("mle_runtime", __version__),
             ]
         )
-        payload = self._cache.load(key)
+        payload = cache.load(key)
         if payload is not None:
             in_tree = jax.tree_util.tree_structure(((self._params, avals), {}))
             out_tree = jax.tree_util.tree_structure(tuple(range(len(self._graph.outputs))))
@@ -150,7 +161,7 @@ class MLERuntime:
             self.stats["compiles"] += 1
             payload = serialize_compiled(compiled)
             if payload is not None:
-                self._cache.store(key, payload)
+                cache.store(key, payload)
         self._executables[signature] = compiled
         return compiled
 
@@ -234,11 +245,12 @@ class MLERuntime:
     def get_model_info(self) -> dict[str, Any]:
         mf = self._require()
         info = model_info(mf)
+        cache, _ = self._cache_and_structure()
         info.update(
             device=str(self._jax_device),
             precision=self.precision,
             run_outputs=self._run_outputs(),
-            cache={"enabled": self._cache.enabled, "dirs": [str(d) for d in self._cache.dirs], **self.stats},
+            cache={"enabled": cache.enabled, "dirs": [str(d) for d in cache.dirs], **self.stats},
         )
         return info
 
@@ -295,4 +307,4 @@ def load_model(path: str | os.PathLike[str], device: str = "cpu", **kwargs: Any)
     return runtime
 
 
-__all__ = ["MLERuntime", "FormatError", "load_model"]
+__all__ = ["MLERuntime", "load_model", "precision_scope"]

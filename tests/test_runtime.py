@@ -204,3 +204,16 @@ def test_float64_mode_returns_float64(classifier) -> None:
     frame = pd.DataFrame(X[:5], columns=[f"f{i}" for i in range(6)])
     np.testing.assert_allclose(proba, model.predict_proba(frame), rtol=1e-12)
     assert not jax.config.jax_enable_x64  # the runtime's x64 scope does not leak
+
+
+def test_failed_reload_leaves_the_loaded_model_usable(classifier, tmp_path: Path) -> None:
+    model, path, X = classifier
+    runtime = mle.MLERuntime()
+    runtime.load_model(path)
+    broken = tmp_path / "broken.mle"
+    broken.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(mle.FormatError):
+        runtime.load_model(broken, precision="float64")
+    assert runtime.precision == "float32"
+    frame = pd.DataFrame(X[:5], columns=[f"f{i}" for i in range(6)])
+    np.testing.assert_array_equal(runtime.predict(frame), model.predict(frame))
