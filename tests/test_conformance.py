@@ -121,3 +121,25 @@ def test_every_supported_class_is_in_the_zoo() -> None:
         covered.update(type(step) for _, step in getattr(model, "steps", []))
     missing = sorted(c.__name__ for c in supported_classes() if c not in covered)
     assert not missing, f"supported but not tested: {missing}"
+
+
+@pytest.mark.parametrize(("multi_class", "data"), [("multinomial", "binary"), ("ovr", "multiclass")])
+def test_logistic_heads_of_scikit_learn_before_1_8(multi_class: str, data: str, tmp_path: Path) -> None:
+    """scikit-learn < 1.8 kept ``multi_class``; its predict_proba was softmax([-d, d]) for a binary
+    multinomial model and OvR-normalized sigmoids for "ovr". The installed version has neither, so the
+    attribute is set by hand and the probabilities are checked against those formulas."""
+    from scipy.special import expit, softmax
+    from sklearn.linear_model import LogisticRegression
+
+    d = DATA[data]()
+    model = LogisticRegression(max_iter=500).fit(d["X"], d["y"])
+    model.multi_class = multi_class
+    mle.export_model(model, tmp_path / "m.mle")
+    proba = mle.load_model(tmp_path / "m.mle", precision="float64").predict_proba(d["X_test"])
+    scores = model.decision_function(d["X_test"])
+    if multi_class == "multinomial":
+        want = softmax(np.c_[-scores, scores], axis=1)
+    else:
+        p = expit(scores)
+        want = p / p.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(proba, want, rtol=1e-12, atol=1e-14)

@@ -38,6 +38,8 @@ def _classifier(est: Any, b: GraphBuilder, x: str, proba: str | None) -> Convert
         outputs["probabilities"] = (
             b.op("BinaryProba", decision) if binary else b.op("OvrNormalize", b.op("Sigmoid", decision))
         )
+    elif proba == "softmax2":  # softmax([-d, d])[:, 1] == sigmoid(2d)
+        outputs["probabilities"] = b.op("BinaryProba", b.op("Mul", decision, b.const("two", np.array(2.0))))
     elif proba == "modified_huber":
         outputs["probabilities"] = b.op("ModifiedHuberProba", decision, binary=binary)
     run = ["label", "probabilities" if proba else "decision"]
@@ -46,7 +48,22 @@ def _classifier(est: Any, b: GraphBuilder, x: str, proba: str | None) -> Convert
 
 @converts(lm.LogisticRegression, lm.LogisticRegressionCV)
 def logistic_regression(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
-    return _classifier(est, b, x, "logistic")
+    return _classifier(est, b, x, _logistic_head(est))
+
+
+def _logistic_head(est: Any) -> str:
+    """How predict_proba turns scores into probabilities. scikit-learn >= 1.8 has no ``multi_class``: a
+    sigmoid when binary, a softmax otherwise. Before 1.8 (kept for the >= 1.5 range we support; this
+    branch is not exercised by the tests, which run on a current scikit-learn) OvR applied for
+    multi_class="ovr" and for "auto" with two classes or liblinear, and a binary multinomial model took
+    the softmax of [-d, d]."""
+    multi_class = getattr(est, "multi_class", None)
+    binary = len(est.classes_) <= 2
+    if multi_class is None or multi_class in ("ovr", "warn"):
+        return "logistic" if multi_class is None else "ovr"
+    if multi_class in ("auto", "deprecated") and (binary or est.solver == "liblinear"):
+        return "ovr"
+    return "softmax2" if binary else "logistic"
 
 
 @converts(lm.SGDClassifier)
