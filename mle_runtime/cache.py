@@ -28,14 +28,16 @@ ENTRY_MAGIC = b"MLEXC001"
 SIBLING_DIR = "__mlecache__"
 
 
+def _xdg(variable: str, default: str) -> Path:
+    return Path(os.environ.get(variable) or os.path.join(os.path.expanduser("~"), default)) / "mle_runtime"
+
+
 def user_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "mle_runtime"
+    return _xdg("XDG_CACHE_HOME", ".cache")
 
 
 def _key_file() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "mle_runtime" / "cache.key"
+    return _xdg("XDG_CONFIG_HOME", ".config") / "cache.key"
 
 
 _keys: dict[Path, bytes | None] = {}

@@ -23,13 +23,19 @@ def _f64(a: Any) -> np.ndarray:
     return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
 
 
+def _center_then_scale(b: GraphBuilder, x: str, n: int, center: Any, scale: Any) -> Converted:
+    """(x - center) / scale, each part left out when the scaler has none (as scikit-learn does)."""
+    if center is not None:
+        x = b.op("Sub", x, b.const("center", _f64(center)))
+    if scale is not None:
+        x = b.op("Div", x, b.const("scale", _f64(scale)))
+    return _transformed(x, n)
+
+
 @converts(preprocessing.StandardScaler)
 def standard_scaler(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
-    if est.mean_ is not None and est.with_mean:
-        x = b.op("Sub", x, b.const("mean", _f64(est.mean_)))
-    if est.scale_ is not None:
-        x = b.op("Div", x, b.const("scale", _f64(est.scale_)))
-    return _transformed(x, n)
+    # mean_ is fitted for the variance even with with_mean=False, but then not subtracted.
+    return _center_then_scale(b, x, n, est.mean_ if est.with_mean else None, est.scale_)
 
 
 @converts(preprocessing.MinMaxScaler)
@@ -48,11 +54,7 @@ def max_abs_scaler(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
 
 @converts(preprocessing.RobustScaler)
 def robust_scaler(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
-    if est.center_ is not None:
-        x = b.op("Sub", x, b.const("center", _f64(est.center_)))
-    if est.scale_ is not None:
-        x = b.op("Div", x, b.const("scale", _f64(est.scale_)))
-    return _transformed(x, n)
+    return _center_then_scale(b, x, n, est.center_, est.scale_)
 
 
 @converts(preprocessing.Normalizer)
