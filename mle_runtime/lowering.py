@@ -8,7 +8,7 @@ from typing import Any
 
 import jax
 
-from mle_runtime.errors import UnsupportedOpError
+from mle_runtime.errors import FormatError, UnsupportedOpError
 from mle_runtime.graph import Graph
 from mle_runtime.ops import get_op
 
@@ -18,11 +18,21 @@ GraphFn = Callable[[dict[str, jax.Array], Sequence[jax.Array]], tuple[jax.Array,
 def build_function(graph: Graph) -> GraphFn:
     """The graph as a function; every op is resolved now, and all missing ones are named at once."""
     plan, missing = [], []
-    for node in graph.nodes:
+    for i, node in enumerate(graph.nodes):
         try:
-            plan.append((node, get_op(node.op, node.version).fn))
+            op = get_op(node.op, node.version)
         except UnsupportedOpError:
             missing.append(f"{node.op} v{node.version}")
+            continue
+        try:
+            op.signature.bind(*node.inputs, **node.attrs)
+        except TypeError as e:
+            raise FormatError(
+                f"graph: node #{i} ({node.op}) does not fit the op's signature {op.signature}: {e}"
+            ) from e
+        if len(node.outputs) != 1:
+            raise FormatError(f"graph: node #{i} ({node.op}) declares {len(node.outputs)} outputs; the op has one")
+        plan.append((node, op.fn))
     if missing:
         raise UnsupportedOpError(f"this runtime does not implement ops {sorted(set(missing))}; upgrade mle-runtime")
     input_names = [vi.name for vi in graph.inputs]
@@ -32,11 +42,7 @@ def build_function(graph: Graph) -> GraphFn:
         env: dict[str, Any] = dict(params)
         env.update(zip(input_names, inputs, strict=True))
         for node, impl in plan:
-            result = impl(*(env[name] for name in node.inputs), **node.attrs)
-            if len(node.outputs) == 1:
-                env[node.outputs[0]] = result
-            else:
-                env.update(zip(node.outputs, result, strict=True))
+            env[node.outputs[0]] = impl(*(env[name] for name in node.inputs), **node.attrs)
         return tuple(env[name] for name in output_names)
 
     return fn

@@ -336,3 +336,19 @@ def test_killed_export_never_leaves_a_partial_file(tmp_path: Path) -> None:
         proc.wait()
     if target.exists():  # whatever is under the final name is a complete, valid file
         assert read_mle(target).tensors["w"].shape == (64, 1 << 16)
+
+
+@pytest.mark.parametrize(
+    ("node", "message"),
+    [
+        ({"op": "Clip", "inputs": ["X"], "outputs": ["y"], "attrs": {"low": 0.0}}, "missing a required argument"),
+        ({"op": "Exp", "inputs": ["X"], "outputs": ["y"], "attrs": {"base": 2}}, "unexpected keyword"),
+        ({"op": "Exp", "inputs": ["X", "X"], "outputs": ["y"]}, "too many positional"),
+        ({"op": "Exp", "inputs": ["X"], "outputs": ["y", "z"]}, "declares 2 outputs"),
+    ],
+)
+def test_nodes_that_do_not_fit_their_op_are_format_errors(node, message: str, tmp_path: Path) -> None:
+    graph = {"inputs": golden.GRAPH["inputs"], "outputs": ["y"], "nodes": [node]}
+    write_mle(tmp_path / "n.mle", {}, graph, golden.TENSORS)
+    with pytest.raises(FormatError, match=message):
+        mle.load_model(tmp_path / "n.mle")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ class OpDef:
     version: int
     fn: Callable[..., Any]
     doc: str
+    signature: inspect.Signature  # checked against each node's inputs and attrs when a file loads
 
 
 _OPS: dict[tuple[str, int], OpDef] = {}
@@ -35,7 +37,7 @@ def register_op(name: str, version: int = 1) -> Callable[[Callable[..., Any]], C
             raise ValueError(
                 f"op {name} v{version} is registered twice ({_OPS[key].fn.__module__} and {fn.__module__})"
             )
-        _OPS[key] = OpDef(name, version, fn, (fn.__doc__ or "").strip().split("\n")[0])
+        _OPS[key] = OpDef(name, version, fn, (fn.__doc__ or "").strip().split("\n")[0], inspect.signature(fn))
         return fn
 
     return wrap
