@@ -86,6 +86,28 @@ def _input_width(model: Any) -> int | None:
     return None if n is None else int(n)
 
 
+# Steps after which no NaN is left (when they accept NaN at all).
+_REMOVES_NAN = {"SimpleImputer", "KNNImputer", "IterativeImputer"}
+
+
+def _allows_nan(model: Any) -> bool:
+    """Whether scikit-learn would accept NaN in X: in a pipeline, every step up to the first that
+    removes NaN must accept it."""
+    steps = [step for _, step in getattr(model, "steps", []) if step is not None and step != "passthrough"]
+    if steps:
+        for step in steps:
+            if not _allows_nan(step):
+                return False
+            if type(step).__name__ in _REMOVES_NAN:
+                return True
+        return True
+    try:
+        from sklearn.utils import get_tags
+    except ImportError:  # scikit-learn < 1.6
+        return bool(model._get_tags().get("allow_nan", False))
+    return bool(get_tags(model).input_tags.allow_nan)
+
+
 def _sklearn_graph(
     model: Any, input_shape: tuple[int, ...] | None
 ) -> tuple[Any, dict[str, np.ndarray], dict[str, Any]]:
@@ -118,6 +140,7 @@ def _sklearn_graph(
         "run_outputs": converted.run_outputs,
         "exporter": f"mle_runtime {__version__}",
     }
+    metadata["allow_nan"] = _allows_nan(model)
     if names is not None:
         metadata["feature_names"] = [str(c) for c in names]
     if converted.classes is not None:

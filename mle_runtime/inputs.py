@@ -50,6 +50,20 @@ def coerce_input(x: Any, spec: ValueInfo, dtype: np.dtype, feature_names: Sequen
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
+def check_finite(arr: np.ndarray, name: str, allow_nan: bool) -> None:
+    """Refuse infinities, and NaN unless the model handles missing values, as scikit-learn does."""
+    # One reduction decides the common all-finite case without a temporary mask.
+    if arr.dtype.kind != "f" or np.isfinite(np.add.reduce(arr, axis=None)):
+        return
+    if np.isinf(arr).any():
+        raise InputError(f"input {name!r} contains infinity; the model refuses it as its framework does")
+    if np.isnan(arr).any() and not allow_nan:
+        raise InputError(
+            f"input {name!r} contains NaN and this model does not accept missing values; impute "
+            "them first, or export a pipeline that starts with SimpleImputer"
+        )
+
+
 def as_input_list(inputs: Any) -> list[Any]:
     """``run`` takes a list of inputs; a single array or DataFrame is accepted as a list of one."""
     if isinstance(inputs, np.ndarray) or _is_dataframe(inputs):

@@ -20,7 +20,7 @@ from mle_runtime.cache import ExecutableCache, cache_dirs, cache_key, deserializ
 from mle_runtime.devices import resolve_device
 from mle_runtime.errors import InputError, SignatureError
 from mle_runtime.graph import Graph, structure_hash
-from mle_runtime.inputs import as_input_list, coerce_input
+from mle_runtime.inputs import as_input_list, check_finite, coerce_input
 from mle_runtime.lowering import build_function
 from mle_runtime.metadata import decode_classes, model_info
 from mle_runtime.reader import MleFile, read_mle
@@ -106,6 +106,8 @@ class MLERuntime:
         self._file, self._graph, self._fn, self._params = mf, graph, fn, params
         self._scope = functools.partial(precision_scope, precision)
         self._feature_names = mf.metadata.get("feature_names")
+        # Present for frameworks that refuse non-finite inputs (scikit-learn); absent means no check.
+        self._allow_nan: bool | None = mf.metadata.get("allow_nan")
         self._max_bucket = buckets.CPU_MAX_BUCKET if self._jax_device.platform == "cpu" else buckets.GPU_MAX_BUCKET
         self._executables: dict[tuple[Any, ...], Any] = {}
         # The cache (folders, key file, structure hash) is set up on the first compile or lookup:
@@ -174,6 +176,9 @@ class MLERuntime:
             raise InputError(f"model takes {len(specs)} input(s) {[s.name for s in specs]}, got {len(given)}")
         dtype = PRECISIONS[self.precision]
         arrays = [coerce_input(x, s, dtype, self._feature_names) for x, s in zip(given, specs, strict=True)]
+        if self._allow_nan is not None:
+            for a, s in zip(arrays, specs, strict=True):
+                check_finite(a, s.name, self._allow_nan)
         if len({len(a) for a in arrays}) > 1:
             raise InputError(f"inputs disagree on the number of rows: {[len(a) for a in arrays]}")
         return arrays

@@ -217,3 +217,28 @@ def test_failed_reload_leaves_the_loaded_model_usable(classifier, tmp_path: Path
     assert runtime.precision == "float32"
     frame = pd.DataFrame(X[:5], columns=[f"f{i}" for i in range(6)])
     np.testing.assert_array_equal(runtime.predict(frame), model.predict(frame))
+
+
+def test_non_finite_inputs_are_refused_as_scikit_learn_refuses_them(classifier, tmp_path: Path) -> None:
+    from sklearn.impute import SimpleImputer
+
+    model, path, X = classifier
+    frame = pd.DataFrame(X[:4], columns=[f"f{i}" for i in range(6)])
+    imputing = make_pipeline(SimpleImputer(), LogisticRegression()).fit(X, X[:, 0] > 0)
+    mle.export_model(imputing, tmp_path / "imp.mle")
+    runtime, tolerant = mle.load_model(path), mle.load_model(tmp_path / "imp.mle")
+    for value, message in ((np.nan, "contains NaN"), (np.inf, "contains infinity")):
+        bad = frame.copy()
+        bad.iloc[1, 2] = value
+        with pytest.raises(ValueError):
+            model.predict(bad)
+        with pytest.raises(ValueError, match=message):
+            runtime.predict(bad)
+    holes = X[:4].copy()
+    holes[1, 2] = np.nan
+    np.testing.assert_array_equal(tolerant.predict(holes), imputing.predict(holes))
+    holes[2, 3] = -np.inf
+    with pytest.raises(ValueError):
+        imputing.predict(holes)
+    with pytest.raises(ValueError, match="contains infinity"):
+        tolerant.predict(holes)
