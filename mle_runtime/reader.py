@@ -100,12 +100,11 @@ def _parse_header(raw: bytes, file_size: int) -> Header:
         raise _fail("manifest", f"manifest of {h.manifest_size} bytes runs past the end of the {file_size}-byte file")
     if h.data_offset != align(HEADER_SIZE + h.manifest_size):
         raise _fail("sections", f"data offset {h.data_offset} is not the first 64-byte boundary after the manifest")
-    signed = bool(h.flags & MLEFormat.FEATURE_SIGNING)
     if h.flags & (MLEFormat.FEATURE_SIGNING | MLEFormat.FEATURE_ENCRYPTION):
         raise _fail("header", "signed or encrypted files are not supported by this reader version yet")
-    end = h.data_offset + h.data_size
-    if not signed and (h.signature_offset or h.signature_size):
+    if h.signature_offset or h.signature_size:
         raise _fail("sections", "signature fields set but the signing flag is not")
+    end = h.data_offset + h.data_size
     if end != file_size:
         raise _fail("sections", f"data section ends at {end} but the file has {file_size} bytes")
     return h

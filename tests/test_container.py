@@ -137,6 +137,8 @@ RULES = [
     ("future version", lambda d: reheader(d, version=3), "unsupported version 3"),
     ("unknown flag", lambda d: reheader(d, flags=0x80), "unknown feature flags"),
     ("header crc", lambda d: d[:12] + b"\0\0\0\0" + d[16:], "header checksum"),
+    ("signed flag", lambda d: reheader(d, flags=4), "signed or encrypted files are not supported"),
+    ("signature fields", lambda d: reheader(d, signature_size=64), "signature fields set"),
     ("manifest offset", lambda d: reheader(d, manifest_offset=128), "manifest offset"),
     ("huge manifest", lambda d: reheader(d, manifest_size=1 << 40), "exceeds the"),
     ("manifest past end", lambda d: reheader(d, manifest_size=len(d)), "runs past the end"),
