@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -19,6 +19,14 @@ class Converted:
     run_outputs: list[str]
     classes: np.ndarray | None = None
     n_outputs: int | None = None  # width of "transformed", for the next step of a pipeline
+
+
+class ModelIR(NamedTuple):
+    """A converted model, ready to write: the graph, its tensors and the model's metadata."""
+
+    graph: Graph
+    tensors: dict[str, np.ndarray]
+    metadata: dict[str, Any]
 
 
 @dataclass

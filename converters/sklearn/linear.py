@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from mle_runtime.converters._builder import Converted, GraphBuilder
-from mle_runtime.converters._registry import converts
 from sklearn import linear_model as lm
 from sklearn import svm
 
+from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._registry import converts
 from mle_runtime.errors import UnsupportedModelError
 
 

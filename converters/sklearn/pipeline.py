@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mle_runtime.converters._builder import Converted, GraphBuilder
-from mle_runtime.converters._registry import converter_for, converts
 from sklearn.pipeline import Pipeline
 
+from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._registry import converter_for, converts
 from mle_runtime.errors import UnsupportedModelError
 
 

@@ -6,10 +6,10 @@ import math
 from typing import Any
 
 import numpy as np
-from mle_runtime.converters._builder import Converted, GraphBuilder
-from mle_runtime.converters._registry import converts
 from sklearn import decomposition, impute, preprocessing
 
+from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._registry import converts
 from mle_runtime.errors import UnsupportedModelError
 
 
