@@ -3,6 +3,7 @@ scripts and py.typed, and no top-level 'converters' package."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,8 +13,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_wheel_contents_and_regular_install(tmp_path: Path) -> None:
+    # Built from a copy of the sources: a build writes build/ and *.egg-info beside them.
+    source = tmp_path / "src"
+    skip = shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis")
+    shutil.copytree(ROOT, source, ignore=skip)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
         check=True,
         capture_output=True,
         timeout=600,
