@@ -52,6 +52,16 @@ def _odd_ints() -> dict[str, np.ndarray]:
     return _split(X, np.array([-7, 3, 12])[y])
 
 
+def _bools() -> dict[str, np.ndarray]:
+    d = _binary()
+    return {**d, "y": d["y"].astype(bool)}
+
+
+def _float_labels() -> dict[str, np.ndarray]:
+    d = _multiclass()
+    return {**d, "y": np.array([0.0, 1.0, -3.0, 10.0])[d["y"]]}  # floats, integral as classifiers need
+
+
 def _regression() -> dict[str, np.ndarray]:
     X, y = datasets.make_regression(1600, 10, n_informative=7, noise=5.0, random_state=5)
     return _split(X, y)
@@ -95,6 +105,8 @@ DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
     "multiclass": _multiclass,
     "strings": _strings,
     "odd_ints": _odd_ints,
+    "bools": _bools,
+    "float_labels": _float_labels,
     "regression": _regression,
     "multi_output": _multi_output,
     "positive": _positive,
@@ -125,6 +137,8 @@ CASES = [
     Case("logreg-multinomial", lambda: lm.LogisticRegression(max_iter=500), "multiclass"),
     Case("logreg-strings", lambda: lm.LogisticRegression(), "strings"),
     Case("logreg-odd-int-labels", lambda: lm.LogisticRegression(C=0.3), "odd_ints"),
+    Case("logreg-bool-labels", lambda: lm.LogisticRegression(), "bools"),
+    Case("ridge-classifier-float-labels", lambda: lm.RidgeClassifier(), "float_labels"),
     Case("logreg-no-intercept", lambda: lm.LogisticRegression(fit_intercept=False), "multiclass"),
     Case(
         "logregcv",
