@@ -242,3 +242,11 @@ def test_non_finite_inputs_are_refused_as_scikit_learn_refuses_them(classifier, 
         imputing.predict(holes)
     with pytest.raises(ValueError, match="contains infinity"):
         tolerant.predict(holes)
+
+
+def test_check_inputs_false_lets_nan_through(classifier) -> None:
+    _, path, X = classifier
+    holes = X[:3].copy()
+    holes[0, 0] = np.nan
+    runtime = mle.load_model(path, check_inputs=False)
+    assert np.isnan(runtime.run([holes])[1][0]).all()
