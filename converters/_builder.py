@@ -47,7 +47,8 @@ class GraphBuilder:
     def const(self, hint: str, value: Any) -> str:
         """Add a parameter tensor (stored in the file, passed to the jitted function as an argument)."""
         name = self._fresh(hint)
-        self.tensors[name] = np.ascontiguousarray(value)
+        array = np.asarray(value)  # not ascontiguousarray: it turns a 0-d scalar into shape (1,)
+        self.tensors[name] = array if array.flags.c_contiguous else array.copy(order="C")
         return name
 
     def op(self, op: str, *inputs: str, n_out: int = 1, version: int = 1, **attrs: Any) -> Any:

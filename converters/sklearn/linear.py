@@ -13,23 +13,27 @@ from mle_runtime.converters._registry import converts
 from mle_runtime.errors import UnsupportedModelError
 
 
-def _affine(est: Any, b: GraphBuilder, x: str) -> tuple[str, bool]:
-    """x @ coef.T + intercept; returns the tensor and whether coef_ was 1-D (a single output)."""
+def _affine(est: Any, b: GraphBuilder, x: str, one_column: bool) -> str:
+    """x @ coef.T + intercept. With ``one_column`` (a 1-D coef_, or a binary classifier's single row) the
+    weights are stored 1-D and the result is 1-D, (n,), with no reshaping node."""
     coef = np.asarray(est.coef_)
     dtype = coef.dtype if coef.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-    single = coef.ndim == 1
-    w = (coef.reshape(-1, 1) if single else coef.T).astype(dtype, copy=False)
-    bias = np.broadcast_to(np.asarray(est.intercept_, dtype=dtype), (w.shape[1],))
-    return b.op("Gemm", x, b.const("coef", w), b.const("intercept", bias)), single
+    intercept = np.asarray(est.intercept_, dtype=dtype)
+    if one_column:
+        w, bias = coef.reshape(-1).astype(dtype, copy=False), intercept.reshape(())
+    else:
+        w = coef.T.astype(dtype, copy=False)
+        bias = np.broadcast_to(intercept, (w.shape[1],))
+    return b.op("Gemm", x, b.const("coef", w), b.const("intercept", bias))
 
 
 def _classifier(est: Any, b: GraphBuilder, x: str, proba: str | None) -> Converted:
     """Decision scores, labels (as scikit-learn's LinearClassifierMixin.predict) and a probability head."""
     if getattr(getattr(est, "_label_binarizer", None), "y_type_", "").startswith("multilabel"):
         raise UnsupportedModelError(f"{type(est).__name__} fitted on multilabel targets is not supported")
-    scores, single = _affine(est, b, x)
-    binary = single or np.asarray(est.coef_).shape[0] == 1
-    decision = b.op("SqueezeLast", scores) if binary else scores
+    coef = np.asarray(est.coef_)
+    binary = coef.ndim == 1 or coef.shape[0] == 1
+    decision = _affine(est, b, x, one_column=binary)
     label = b.op("IsPositive", decision) if binary else b.op("ArgMax", decision)
     outputs = {"label": label, "decision": decision}
     if proba == "logistic":
@@ -89,9 +93,7 @@ def margin_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Con
 
 
 def _regression(est: Any, b: GraphBuilder, x: str, link: str = "identity") -> Converted:
-    y, single = _affine(est, b, x)
-    if single:
-        y = b.op("SqueezeLast", y)
+    y = _affine(est, b, x, one_column=np.asarray(est.coef_).ndim == 1)
     if link == "log":
         y = b.op("Exp", y)
     elif link != "identity":
