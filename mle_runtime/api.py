@@ -9,7 +9,7 @@ import numpy as np
 
 from mle_runtime._version import __version__
 from mle_runtime.format import MLEFormat
-from mle_runtime.metadata import compression_stats, model_info, recommendations
+from mle_runtime.metadata import model_info, recommendations
 from mle_runtime.reader import read_manifest
 
 
@@ -33,7 +33,7 @@ def inspect_model(path: str | os.PathLike[str]) -> dict[str, Any]:
             for t in mf.tensor_table
         ],
         "num_parameters": info["num_parameters"],
-        "compression_stats": compression_stats(mf),
+        "compression_stats": info["compression_stats"],
         "recommendations": recommendations(mf),
     }
 

@@ -17,10 +17,11 @@ import logging
 import os
 import secrets
 import stat
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from mle_runtime.writer import write_atomic
 
 log = logging.getLogger("mle_runtime.cache")
 
@@ -84,8 +85,9 @@ def cache_dirs(model_path: Path, cache_dir: str | os.PathLike[str] | None) -> li
 
 def cache_key(parts: Sequence[tuple[str, str]]) -> str:
     """SHA-256 over the ordered, named key parts."""
-    log.debug("cache key parts: %s", "; ".join(f"{k}={v}" for k, v in parts))
-    return hashlib.sha256("\n".join(f"{k}={v}" for k, v in parts).encode()).hexdigest()
+    text = "\n".join(f"{k}={v}" for k, v in parts)
+    log.debug("cache key parts: %s", text.replace("\n", "; "))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class ExecutableCache:
@@ -130,19 +132,11 @@ class ExecutableCache:
         blob = ENTRY_MAGIC + self._mac(key, payload) + payload
         for d in self.dirs:
             try:
-                d.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{key[:16]}.", suffix=".tmp")
+                write_atomic(d / f"{key}.xc", [blob])
             except OSError as e:
-                log.debug("cache folder %s not writable (%s)", d, e)
-                continue
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(blob)
-                os.replace(tmp, d / f"{key}.xc")
-                return d / f"{key}.xc"
-            except OSError as e:
-                Path(tmp).unlink(missing_ok=True)
                 log.debug("could not write cache entry in %s (%s)", d, e)
+                continue
+            return d / f"{key}.xc"
         return None
 
 
