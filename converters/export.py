@@ -10,11 +10,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mle_runtime import verified
 from mle_runtime._version import __version__
 from mle_runtime.compression import compression_code
 from mle_runtime.converters._builder import ModelIR
 from mle_runtime.errors import UnsupportedModelError
-from mle_runtime.writer import write_mle
+from mle_runtime.format import HEADER
+from mle_runtime.writer import serialize, write_atomic
 
 # Root module of a class in the model's MRO -> framework. The MRO catches user subclasses of a
 # framework's base class (torch.nn.Module, keras.Model) without importing the framework.
@@ -93,7 +95,10 @@ def _export(
         metadata["exported_at"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     if options.get("metadata") is not None:
         metadata["user"] = dict(options["metadata"])
-    size = write_mle(output_path, metadata, graph.to_json(), tensors, code)
+    chunks = serialize(metadata, graph.to_json(), tensors, code)
+    size = write_atomic(output_path, chunks)
+    # The bytes were checksummed as they were written: loads of this file need not read them again.
+    verified.remember(os.stat(output_path), HEADER.unpack(chunks[0])[3], written_here=True)
     elapsed = (time.perf_counter() - start) * 1e3
     reference = joblib_size(model)
     return {

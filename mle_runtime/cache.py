@@ -29,27 +29,24 @@ ENTRY_MAGIC = b"MLEXC001"
 SIBLING_DIR = "__mlecache__"
 
 
-def _xdg(variable: str, default: str) -> Path:
-    return Path(os.environ.get(variable) or os.path.join(os.path.expanduser("~"), default)) / "mle_runtime"
+def _xdg(variable: str, default: str) -> str:
+    # Plain strings: this runs on every load, where pathlib's parsing would cost more than the rest.
+    return os.path.join(os.environ.get(variable) or os.path.join(os.path.expanduser("~"), default), "mle_runtime")
 
 
 def user_cache_dir() -> Path:
-    return _xdg("XDG_CACHE_HOME", ".cache")
+    return Path(_xdg("XDG_CACHE_HOME", ".cache"))
 
 
-def _key_file() -> Path:
-    return _xdg("XDG_CONFIG_HOME", ".config") / "cache.key"
+_keys: dict[str, bytes | None] = {}
 
 
-_keys: dict[Path, bytes | None] = {}
-
-
-def _hmac_key() -> bytes | None:
+def hmac_key() -> bytes | None:
     """The local user's secret (read once per process), created on first use; None when it cannot be
     had safely."""
-    path = _key_file()
+    path = os.path.join(_xdg("XDG_CONFIG_HOME", ".config"), "cache.key")
     if path not in _keys:
-        _keys[path] = _read_or_create_key(path)
+        _keys[path] = _read_or_create_key(Path(path))
     return _keys[path]
 
 
@@ -93,7 +90,7 @@ def cache_key(parts: Sequence[tuple[str, str]]) -> str:
 class ExecutableCache:
     def __init__(self, dirs: list[Path]):
         self.dirs = dirs
-        self._key = _hmac_key() if dirs else None
+        self._key = hmac_key() if dirs else None
 
     @property
     def enabled(self) -> bool:
@@ -159,3 +156,8 @@ def deserialize_compiled(payload: bytes, in_tree: Any, out_tree: Any, device: An
     except Exception as e:  # (a stale entry from another build: recompile)
         log.info("cache entry could not be loaded (%s); recompiling", e)
         return None
+
+
+def verified_dir() -> str:
+    """Records of verified model files (``mle_runtime.verified``)."""
+    return os.path.join(_xdg("XDG_CACHE_HOME", ".cache"), "verified")

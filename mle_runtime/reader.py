@@ -9,7 +9,8 @@ Rules (each failure raises ``FormatError`` naming the rule and the offset or ten
             exactly at the end of the file (no trailing bytes); padding bytes are zero
   tensors   unique names; dtypes from the whitelist; non-negative shapes with shape x itemsize equal
             to the raw size; 64-byte-aligned offsets inside the data section, in order, not overlapping;
-            stored size equal to the raw size unless compressed; CRC-32 of the stored bytes
+            stored size equal to the raw size unless compressed; CRC-32 of the stored bytes (for a
+            large file, once per file version: see ``mle_runtime.verified``)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from mle_runtime import verified
 from mle_runtime.compression import CompressionUtils
 from mle_runtime.errors import FormatError
 from mle_runtime.format import (
@@ -70,6 +72,7 @@ class MleFile:
     metadata: dict[str, Any]
     graph: dict[str, Any]
     tensor_table: list[dict[str, Any]]
+    stat: os.stat_result
     tensors: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -187,7 +190,8 @@ def read_manifest(path: str | os.PathLike[str]) -> MleFile:
 
 
 def _read_manifest(p: Path, f: BinaryIO) -> MleFile:
-    size = os.fstat(f.fileno()).st_size
+    st = os.fstat(f.fileno())
+    size = st.st_size
     h = _parse_header(f.read(HEADER_SIZE), size)
     raw = f.read(h.manifest_size)
     padding = f.read(h.data_offset - HEADER_SIZE - h.manifest_size)
@@ -197,7 +201,7 @@ def _read_manifest(p: Path, f: BinaryIO) -> MleFile:
         )
     manifest = _parse_manifest(raw, h)
     _check_tensor_table(manifest["tensors"], h.data_size)
-    return MleFile(p, size, h, raw, manifest["metadata"], manifest["graph"], manifest["tensors"])
+    return MleFile(p, size, h, raw, manifest["metadata"], manifest["graph"], manifest["tensors"], st)
 
 
 def _aligned_copy(data: bytes) -> np.ndarray:
@@ -208,8 +212,13 @@ def _aligned_copy(data: bytes) -> np.ndarray:
     return out
 
 
-def _load_tensors(mf: MleFile, f: BinaryIO, verify_checksums: bool) -> dict[str, np.ndarray]:
+def _load_tensors(mf: MleFile, f: BinaryIO, verify_checksums: bool | str) -> dict[str, np.ndarray]:
     """Map the data section and return read-only arrays; uncompressed tensors are zero-copy views."""
+    if verify_checksums not in (True, False, "always"):
+        raise ValueError(f"verify_checksums must be True, False or 'always', got {verify_checksums!r}")
+    remembered = verify_checksums is True and mf.header.data_size >= verified.MIN_DATA_BYTES
+    if remembered and verified.is_verified(mf.stat, mf.header.header_crc):
+        verify_checksums = False
     mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     if len(mm) != mf.file_size:
         raise _fail("sections", f"file changed size while loading ({mf.file_size} -> {len(mm)} bytes)")
@@ -236,12 +245,18 @@ def _load_tensors(mf: MleFile, f: BinaryIO, verify_checksums: bool) -> dict[str,
         raise _fail(
             "sections", f"{base + mf.header.data_size - previous_end} bytes after the last tensor belong to none"
         )
+    if remembered and verify_checksums:
+        verified.remember(mf.stat, mf.header.header_crc)
     mf.tensors = tensors
     return tensors
 
 
-def read_mle(path: str | os.PathLike[str], verify_checksums: bool = True) -> MleFile:
-    """Read and validate the whole file; its tensors stay mapped for as long as they are referenced."""
+def read_mle(path: str | os.PathLike[str], verify_checksums: bool | str = True) -> MleFile:
+    """Read and validate the whole file; its tensors stay mapped for as long as they are referenced.
+
+    ``verify_checksums``: True checks every tensor's CRC-32, once per version of a large file (see
+    ``mle_runtime.verified``); "always" checks them on every read; False never does.
+    """
     p, f = _open(path)
     with f:
         mf = _read_manifest(p, f)

@@ -69,7 +69,8 @@ class MLERuntime:
         """Load an .mle file: validate it, put its parameters on the device, build the function.
 
         Keyword options: ``device``, ``precision`` ("float32" or "float64"), ``cache`` (bool),
-        ``cache_dir``, ``verify_checksums`` (default True), ``check_inputs`` (default True: refuse NaN and
+        ``cache_dir``, ``verify_checksums`` (default True: every tensor's CRC-32, once per version of a file over
+        1 MiB; "always": on every load; False: never), ``check_inputs`` (default True: refuse NaN and
         infinities where the source framework refuses them), ``verify_signature`` and ``public_key``.
         Compilation happens on the first ``run`` for each batch bucket. Returns ``get_model_info()``.
         """
