@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import numpy as np
 
 from mle_runtime.errors import FormatError, UnsupportedOpError
 from mle_runtime.graph import Graph
@@ -46,3 +47,20 @@ def build_function(graph: Graph) -> GraphFn:
         return tuple(env[name] for name in output_names)
 
     return fn
+
+
+def round_down_tensors(graph: Graph) -> set[str]:
+    """Tensors that float32 precision must narrow toward -inf (split thresholds), by the ops reading them."""
+    names: set[str] = set()
+    for node in graph.nodes:
+        names.update(get_op(node.op, node.version).round_down_inputs(node.inputs))
+    return names
+
+
+def to_float32_down(a: np.ndarray) -> np.ndarray:
+    """The largest float32 <= each float64 value (NaN and infinities kept)."""
+    narrow = a.astype(np.float32)
+    above = narrow.astype(np.float64) > a
+    if above.any():
+        narrow[above] = np.nextafter(narrow[above], np.float32(-np.inf))
+    return narrow

@@ -17,6 +17,7 @@ OUTPUT_ROLES = {
     "label": "class labels, in the model's own class values",
     "probabilities": "class probabilities, (n, n_classes)",
     "decision": "decision scores, as the estimator's decision_function",
+    "scores": "anomaly scores, as the estimator's score_samples",
     "predictions": "regression predictions, in the estimator's output shape",
     "transformed": "transformed features",
 }

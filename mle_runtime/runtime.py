@@ -21,7 +21,7 @@ from mle_runtime.devices import resolve_device
 from mle_runtime.errors import InputError, SignatureError
 from mle_runtime.graph import Graph, structure_hash
 from mle_runtime.inputs import as_input_list, check_finite, coerce_input
-from mle_runtime.lowering import build_function
+from mle_runtime.lowering import build_function, round_down_tensors, to_float32_down
 from mle_runtime.metadata import decode_classes, model_info
 from mle_runtime.reader import MleFile, read_mle
 from mle_runtime.writer import canonical_json
@@ -45,6 +45,15 @@ def _x64() -> Iterator[None]:
         context = scope(True)
     with context:
         yield
+
+
+def _to_precision(a: np.ndarray, dtype: np.dtype[Any], round_down: bool) -> np.ndarray:
+    """A float parameter in the runtime's precision (others as stored)."""
+    if a.dtype.kind != "f" or a.dtype == dtype:
+        return a
+    if round_down and dtype == np.float32 and a.dtype == np.float64:
+        return to_float32_down(a)
+    return a.astype(dtype)
 
 
 class MLERuntime:
@@ -105,9 +114,8 @@ class MLERuntime:
         jax_device = resolve_device(device)
         dtype = PRECISIONS[precision]
         names = graph.param_names(set(mf.tensors))
-        host = [
-            a.astype(dtype) if a.dtype.kind == "f" and a.dtype != dtype else a for a in (mf.tensors[n] for n in names)
-        ]
+        round_down = round_down_tensors(graph)
+        host = [_to_precision(mf.tensors[n], dtype, n in round_down) for n in names]
         with precision_scope(precision):
             # One device_put for all parameters; on CPU it shares the mmap'd memory of aligned arrays.
             params = dict(zip(names, jax.device_put(host, jax_device), strict=True))
@@ -248,6 +256,9 @@ class MLERuntime:
 
     def transform(self, X: Any) -> np.ndarray:
         return self._output(X, "transformed", "transform")
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        return self._output(X, "scores", "score_samples")
 
     def as_jax(self) -> tuple[Any, dict[str, jax.Array]]:
         """``(fn, params)``: ``fn(params, *inputs)`` is pure and returns a dict of the graph's outputs

@@ -11,11 +11,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR
 from mle_runtime.converters._registry import converter_for
-from mle_runtime.converters.sklearn import linear, pipeline, preprocessing
+from mle_runtime.converters.sklearn import linear, pipeline, preprocessing, trees
 from mle_runtime.errors import UnsupportedModelError
 from mle_runtime.metadata import encode_classes
 
-__all__ = ["convert", "convert_step", "linear", "pipeline", "preprocessing"]
+__all__ = ["convert", "convert_step", "linear", "pipeline", "preprocessing", "trees"]
 
 
 def convert_step(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:

@@ -12,7 +12,12 @@ from mle_runtime.errors import UnsupportedOpError
 
 # The modules that define ops; importing one registers its ops. Loaded on first lookup so that
 # `import mle_runtime` stays light and does not import jax.
-_OP_MODULES = ("mle_runtime.ops.math", "mle_runtime.ops.linear", "mle_runtime.ops.preprocessing")
+_OP_MODULES = (
+    "mle_runtime.ops.math",
+    "mle_runtime.ops.linear",
+    "mle_runtime.ops.preprocessing",
+    "mle_runtime.ops.trees",
+)
 
 
 @dataclass(frozen=True)
@@ -22,13 +27,23 @@ class OpDef:
     fn: Callable[..., Any]
     doc: str
     signature: inspect.Signature  # checked against each node's inputs and attrs when a file loads
+    # Inputs that float32 precision narrows rounding toward -inf instead of to nearest: a split
+    # ``x <= t`` on float32 inputs is exact only against the largest float32 <= t.
+    round_down: tuple[str, ...] = ()
+
+    def round_down_inputs(self, inputs: tuple[str, ...]) -> list[str]:
+        """The tensors among a node's ``inputs`` that bind to this op's round-down parameters."""
+        names = list(self.signature.parameters)
+        return [inputs[names.index(p)] for p in self.round_down if names.index(p) < len(inputs)]
 
 
 _OPS: dict[tuple[str, int], OpDef] = {}
 _loaded = False
 
 
-def register_op(name: str, version: int = 1) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def register_op(
+    name: str, version: int = 1, round_down: tuple[str, ...] = ()
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn(*inputs, **attrs)`` as op ``name`` at ``version``; a duplicate is an error."""
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -37,7 +52,10 @@ def register_op(name: str, version: int = 1) -> Callable[[Callable[..., Any]], C
             raise ValueError(
                 f"op {name} v{version} is registered twice ({_OPS[key].fn.__module__} and {fn.__module__})"
             )
-        _OPS[key] = OpDef(name, version, fn, (fn.__doc__ or "").strip().split("\n")[0], inspect.signature(fn))
+        signature = inspect.signature(fn)
+        if not set(round_down) <= set(signature.parameters):
+            raise ValueError(f"op {name}: round_down names {round_down} that are not among its parameters")
+        _OPS[key] = OpDef(name, version, fn, (fn.__doc__ or "").strip().split("\n")[0], signature, round_down)
         return fn
 
     return wrap

@@ -82,9 +82,9 @@ def argmax(x: jax.Array) -> jax.Array:
 
 
 @register_op("IsPositive")
-def is_positive(x: jax.Array) -> jax.Array:
-    """1 where x > 0 else 0, int32: the class index of a binary decision score."""
-    return (x > 0).astype(jnp.int32)
+def is_positive(x: jax.Array, *, or_zero: bool = False) -> jax.Array:
+    """1 where x > 0 (x >= 0 with ``or_zero``) else 0, int32: the class index of a binary decision score."""
+    return (x >= 0 if or_zero else x > 0).astype(jnp.int32)
 
 
 @register_op("Identity")

@@ -1,0 +1,247 @@
+"""Decision trees, forests, gradient boosting, histogram gradient boosting and isolation forests.
+
+Every model becomes one ``TreeEnsemble`` node (see ``converters/trees.py``) plus the few elementwise
+steps scikit-learn applies after summing: a division by the number of trees, an initial raw prediction,
+a link function. Leaf values are computed here with scikit-learn's own numpy expressions, so that each
+tree's contribution is the same float64 number scikit-learn adds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn import ensemble, tree
+
+from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._registry import converts
+from mle_runtime.converters.trees import Tree, tree_ensemble
+from mle_runtime.errors import UnsupportedModelError
+
+
+def _tree(t: Any, value: np.ndarray, features: np.ndarray | None = None) -> Tree:
+    """A fitted ``sklearn.tree._tree.Tree`` in the canonical form (``features`` maps a bagged tree's
+    columns back to the model's)."""
+    feature = np.asarray(t.feature, dtype=np.int64)
+    if features is not None:
+        feature = np.where(feature >= 0, np.asarray(features)[np.maximum(feature, 0)], feature)
+    return Tree(
+        left=np.asarray(t.children_left, dtype=np.int64),
+        right=np.asarray(t.children_right, dtype=np.int64),
+        feature=feature,
+        threshold=np.asarray(t.threshold, dtype=np.float64),
+        default_left=np.asarray(t.missing_go_to_left, dtype=bool),
+        value=value,
+    )
+
+
+def _class_probabilities(t: Any) -> np.ndarray:
+    """Per-node class probabilities, as DecisionTreeClassifier.predict_proba normalizes them."""
+    proba = np.array(t.value[:, 0, :], dtype=np.float64)
+    normalizer = proba.sum(axis=1)[:, np.newaxis]
+    normalizer[normalizer == 0.0] = 1.0
+    proba /= normalizer
+    return proba
+
+
+def _refuse_multioutput_classifier(est: Any) -> None:
+    if getattr(est, "n_outputs_", 1) > 1:
+        raise UnsupportedModelError(
+            f"{type(est).__name__} fitted on {est.n_outputs_} outputs: multi-output classifiers are not supported "
+            "yet (multi-output regressors are)"
+        )
+
+
+def _sum_trees(b: GraphBuilder, x: str, trees: list[Tree], n_features: int, n_outputs: int) -> str:
+    return tree_ensemble(b, x, trees, n_features, n_outputs, compare_float32=True)
+
+
+def _classifier_outputs(b: GraphBuilder, proba: str, est: Any) -> Converted:
+    label = b.op("ArgMax", proba)
+    return Converted(
+        "classifier",
+        {"label": label, "probabilities": proba},
+        ["label", "probabilities"],
+        classes=np.asarray(est.classes_),
+    )
+
+
+def _regressor_outputs(b: GraphBuilder, predictions: str, n_outputs: int) -> Converted:
+    if n_outputs == 1:
+        predictions = b.op("SqueezeLast", predictions)
+    return Converted("regressor", {"predictions": predictions}, ["predictions"])
+
+
+@converts(tree.DecisionTreeClassifier, tree.ExtraTreeClassifier)
+def decision_tree_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    _refuse_multioutput_classifier(est)
+    t = _tree(est.tree_, _class_probabilities(est.tree_))
+    return _classifier_outputs(b, _sum_trees(b, x, [t], n_features, len(est.classes_)), est)
+
+
+@converts(tree.DecisionTreeRegressor, tree.ExtraTreeRegressor)
+def decision_tree_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    t = _tree(est.tree_, np.array(est.tree_.value[:, :, 0], dtype=np.float64))
+    return _regressor_outputs(b, _sum_trees(b, x, [t], n_features, est.n_outputs_), est.n_outputs_)
+
+
+@converts(ensemble.RandomForestClassifier, ensemble.ExtraTreesClassifier)
+def forest_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    _refuse_multioutput_classifier(est)
+    trees = [_tree(e.tree_, _class_probabilities(e.tree_)) for e in est.estimators_]
+    total = _sum_trees(b, x, trees, n_features, len(est.classes_))
+    proba = b.op("Div", total, b.const("n_trees", np.array(len(trees), dtype=np.float64)))
+    return _classifier_outputs(b, proba, est)
+
+
+@converts(ensemble.RandomForestRegressor, ensemble.ExtraTreesRegressor)
+def forest_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    trees = [_tree(e.tree_, np.array(e.tree_.value[:, :, 0], dtype=np.float64)) for e in est.estimators_]
+    total = _sum_trees(b, x, trees, n_features, est.n_outputs_)
+    mean = b.op("Div", total, b.const("n_trees", np.array(len(trees), dtype=np.float64)))
+    return _regressor_outputs(b, mean, est.n_outputs_)
+
+
+def _gb_init(est: Any, n_features: int) -> np.ndarray:
+    """The initial raw prediction, (K,): it must not depend on X (the default init estimators don't)."""
+    init = est.init_
+    if not (isinstance(init, str) and init == "zero") and type(init).__name__ not in (
+        "DummyClassifier",
+        "DummyRegressor",
+    ):
+        raise UnsupportedModelError(
+            f"{type(est).__name__} with init={type(init).__name__}: only the default init estimator or 'zero' "
+            "is supported"
+        )
+    return np.asarray(est._raw_predict_init(np.zeros((1, n_features), dtype=np.float32))[0], dtype=np.float64)
+
+
+def _gb_raw(est: Any, b: GraphBuilder, x: str, n_features: int) -> str:
+    stages = est.estimators_  # (n_iterations, K) of DecisionTreeRegressor
+    trees = [
+        _tree(t.tree_, est.learning_rate * np.array(t.tree_.value[:, :, 0], dtype=np.float64))
+        for row in stages
+        for t in row
+    ]
+    total = _sum_trees(b, x, trees, n_features, stages.shape[1])
+    return b.op("Add", total, b.const("init", _gb_init(est, n_features)))
+
+
+@converts(ensemble.GradientBoostingClassifier)
+def gradient_boosting_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    raw = _gb_raw(est, b, x, n_features)
+    classes = np.asarray(est.classes_)
+    if len(classes) == 2:
+        decision = b.op("SqueezeLast", raw)
+        label = b.op("IsPositive", decision, or_zero=True)  # scikit-learn: raw >= 0 is the second class
+        score = decision
+        if est.loss == "exponential":
+            score = b.op("Mul", decision, b.const("two", np.array(2.0)))
+        proba = b.op("BinaryProba", score)
+    else:
+        decision, label, proba = raw, b.op("ArgMax", raw), b.op("Softmax", raw)
+    outputs = {"label": label, "probabilities": proba, "decision": decision}
+    return Converted("classifier", outputs, ["label", "probabilities"], classes=classes)
+
+
+@converts(ensemble.GradientBoostingRegressor)
+def gradient_boosting_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    return _regressor_outputs(b, _gb_raw(est, b, x, n_features), 1)
+
+
+def _hgb_tree(predictor: Any, feature_map: np.ndarray, limits: dict[int, int]) -> Tree:
+    nodes = predictor.nodes
+    is_leaf = nodes["is_leaf"].astype(bool)
+    categories = {}
+    for i in np.flatnonzero(nodes["is_categorical"].astype(bool) & ~is_leaf):
+        words = predictor.raw_left_cat_bitsets[nodes["bitset_idx"][i]]
+        bits = np.unpackbits(words.astype("<u4").view(np.uint8), bitorder="little")
+        categories[int(i)] = (np.flatnonzero(bits), limits[int(nodes["feature_idx"][i])])
+    return Tree(
+        left=np.where(is_leaf, -1, nodes["left"].astype(np.int64)),
+        right=np.where(is_leaf, -1, nodes["right"].astype(np.int64)),
+        feature=feature_map[nodes["feature_idx"]],
+        threshold=nodes["num_threshold"].astype(np.float64),
+        default_left=nodes["missing_go_to_left"].astype(bool),
+        value=nodes["value"].astype(np.float64)[:, None],
+        categories=categories,
+    )
+
+
+def _hgb_inputs(est: Any, b: GraphBuilder, x: str, n_features: int) -> tuple[str, np.ndarray, dict[int, int]]:
+    """The tensor the trees read, the map from the trees' feature indices to its columns, and the
+    number of known categories of each categorical (tree-side) feature."""
+    if est._preprocessor is None:
+        return x, np.arange(n_features), {}
+    is_categorical = np.asarray(est.is_categorical_, dtype=bool)
+    feature_map = np.concatenate([np.flatnonzero(is_categorical), np.flatnonzero(~is_categorical)])
+    encoder = est._preprocessor.named_transformers_["encoder"]
+    tables, limits = [], {}
+    for position, categories in enumerate(encoder.categories_):
+        categories = np.asarray(categories)
+        if categories.dtype.kind not in "biuf":
+            raise UnsupportedModelError(
+                f"{type(est).__name__}: categorical feature {int(feature_map[position])} has non-numeric "
+                f"categories ({categories.dtype}); only numeric category values are supported"
+            )
+        known = categories[~np.isnan(categories)] if categories.dtype.kind == "f" else categories
+        tables.append(b.const("categories", known.astype(np.float64)))
+        limits[position] = len(known)
+    columns = [int(c) for c in np.flatnonzero(is_categorical)]
+    return b.op("CategoryCodes", x, *tables, columns=columns), feature_map, limits
+
+
+def _hgb_raw(est: Any, b: GraphBuilder, x: str, n_features: int) -> str:
+    source, feature_map, limits = _hgb_inputs(est, b, x, n_features)
+    trees = [_hgb_tree(p, feature_map, limits) for iteration in est._predictors for p in iteration]
+    total = tree_ensemble(b, source, trees, n_features, est.n_trees_per_iteration_, compare_float32=False)
+    return b.op("Add", total, b.const("baseline", np.asarray(est._baseline_prediction, np.float64).reshape(-1)))
+
+
+@converts(ensemble.HistGradientBoostingClassifier)
+def hist_gradient_boosting_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    raw = _hgb_raw(est, b, x, n_features)
+    classes = np.asarray(est.classes_)
+    if len(classes) == 2:
+        decision = b.op("SqueezeLast", raw)
+        label, proba = b.op("IsPositive", decision), b.op("BinaryProba", decision)
+    else:
+        decision, label, proba = raw, b.op("ArgMax", raw), b.op("Softmax", raw)
+    outputs = {"label": label, "probabilities": proba, "decision": decision}
+    return Converted("classifier", outputs, ["label", "probabilities"], classes=classes)
+
+
+@converts(ensemble.HistGradientBoostingRegressor)
+def hist_gradient_boosting_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    raw = b.op("SqueezeLast", _hgb_raw(est, b, x, n_features))
+    link = type(est._loss.link).__name__
+    if link == "IdentityLink":
+        predictions = raw
+    elif link == "LogLink":
+        predictions = b.op("Exp", raw)
+    else:
+        raise UnsupportedModelError(f"{type(est).__name__} with loss {est.loss!r} ({link}) is not supported")
+    return Converted("regressor", {"predictions": predictions}, ["predictions"])
+
+
+@converts(ensemble.IsolationForest)
+def isolation_forest(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    from sklearn.ensemble._iforest import _average_path_length
+
+    trees = []
+    for e, features, lengths, averages in zip(
+        est.estimators_,
+        est.estimators_features_,
+        est._decision_path_lengths,
+        est._average_path_length_per_tree,
+        strict=True,
+    ):
+        depth = (np.asarray(lengths, np.float64) + np.asarray(averages, np.float64) - 1.0)[:, None]
+        trees.append(_tree(e.tree_, depth, features))
+    depths = b.op("SqueezeLast", _sum_trees(b, x, trees, n_features, 1))
+    denominator = len(est.estimators_) * _average_path_length([est._max_samples])
+    scores = b.op("IsolationScore", depths, b.const("denominator", np.asarray(denominator, np.float64).reshape(())))
+    decision = b.op("Sub", scores, b.const("offset", np.asarray(est.offset_, np.float64).reshape(())))
+    label = b.op("IsPositive", decision, or_zero=True)  # predict: -1 where decision < 0, else 1
+    outputs = {"label": label, "decision": decision, "scores": scores}
+    return Converted("classifier", outputs, ["label", "decision"], classes=np.array([-1, 1]))

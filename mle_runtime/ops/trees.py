@@ -1,0 +1,150 @@
+"""Tree ensembles: a gather traversal over (rows, trees), the form measured fastest on XLA CPU.
+
+Layout (written by ``converters/trees.py``): all trees' nodes in one array, each tree numbered from 0
+breadth-first so that a node's right child is its left child + 1. A node is one int32 word,
+
+    bits 0 .. feature_bits-1   feature index
+    next FLAG_BITS bits        flags: leaf, NaN goes left, categorical, LightGBM's NaN-as-zero and
+                               zero-as-missing
+    the bits above             internal node: left child (tree-local); leaf: the leaf's row in
+                               ``leaf_values`` (tree-local)
+
+or, when feature and child indices do not fit 31 bits together, two words per node ([:, 0] feature and
+flags, [:, 1] child). ``thresholds`` holds each node's split: go left when ``x <= threshold``; for a
+categorical node it holds the row of ``cat_bits`` (a bitset of the categories that go left, valid below
+``cat_limits[row]``; other values, NaN and negatives take the node's missing-value direction).
+
+Every row walks every tree for ``depth`` steps (a leaf stays where it is), so the loop has a fixed
+count and no data-dependent control flow; rows go through in chunks of ``CHUNK_ROWS`` so that the
+(rows, trees) working set stays in cache and memory stays bounded at any batch size (1,024-row chunks
+measured 2.2x faster than one pass at 100,000 rows, and 27-47 MB instead of ~1 GB).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from mle_runtime.ops import register_op
+
+FLAG_BITS = 5
+LEAF, DEFAULT_LEFT, CATEGORICAL, NAN_AS_ZERO, ZERO_MISSING = (1 << i for i in range(FLAG_BITS))
+CHUNK_ROWS = 1024
+# LightGBM's kZeroThreshold: |x| at most this counts as zero for its zero-as-missing splits.
+LIGHTGBM_ZERO = 1e-35
+
+
+@register_op("TreeEnsemble", round_down=("thresholds",))
+def tree_ensemble(
+    x: jax.Array,
+    nodes: jax.Array,
+    thresholds: jax.Array,
+    leaf_values: jax.Array,
+    tree_nodes: jax.Array,
+    tree_leaves: jax.Array,
+    cat_bits: jax.Array | None = None,
+    cat_limits: jax.Array | None = None,
+    *,
+    depth: int,
+    feature_bits: int,
+    n_outputs: int,
+    compare_float32: bool = False,
+    lightgbm_missing: bool = False,
+) -> jax.Array:
+    """Sum of the leaf values each row reaches, (rows, n_outputs); trees add to every output when a leaf
+    holds n_outputs values, else tree t adds to output t % n_outputs."""
+    if compare_float32:  # scikit-learn and XGBoost compare float32 inputs with float32 thresholds
+        x, thresholds = x.astype(jnp.float32), thresholds.astype(jnp.float32)
+    else:
+        x = x.astype(thresholds.dtype)
+    n = x.shape[0]
+    chunk = min(n, CHUNK_ROWS)
+    pad = -n % chunk
+    if pad:
+        x = jnp.concatenate([x, jnp.zeros((pad, x.shape[1]), x.dtype)])
+    tables = (nodes, thresholds, leaf_values, tree_nodes, tree_leaves, cat_bits, cat_limits)
+    options = (depth, feature_bits, n_outputs, lightgbm_missing)
+    if x.shape[0] == chunk:
+        out = _walk(x, *tables, *options)
+    else:
+        chunks = x.reshape(-1, chunk, x.shape[1])
+        out = jax.lax.map(lambda c: _walk(c, *tables, *options), chunks).reshape(-1, n_outputs)
+    return out[:n]
+
+
+def _walk(
+    x: jax.Array,
+    nodes: jax.Array,
+    thresholds: jax.Array,
+    leaf_values: jax.Array,
+    tree_nodes: jax.Array,
+    tree_leaves: jax.Array,
+    cat_bits: jax.Array | None,
+    cat_limits: jax.Array | None,
+    depth: int,
+    feature_bits: int,
+    n_outputs: int,
+    lightgbm_missing: bool,
+) -> jax.Array:
+    packed = nodes.ndim == 1
+    child_shift = feature_bits + FLAG_BITS if packed else 0
+    feature_mask = (1 << feature_bits) - 1
+    base = tree_nodes[None, :]
+
+    def word_and_child(g: jax.Array) -> tuple[jax.Array, jax.Array]:
+        if packed:
+            word = nodes[g]
+            return word, word >> child_shift
+        return nodes[g, 0], nodes[g, 1]
+
+    def step(_: int, node: jax.Array) -> jax.Array:
+        g = node + base
+        word, child = word_and_child(g)
+        threshold = thresholds[g]
+        value = jnp.take_along_axis(x, word & feature_mask, axis=1)
+        flags = word >> feature_bits
+        default_left = (flags & DEFAULT_LEFT) != 0
+        if lightgbm_missing:
+            value = jnp.where(((flags & NAN_AS_ZERO) != 0) & jnp.isnan(value), 0.0, value)
+            missing = jnp.isnan(value) | (((flags & ZERO_MISSING) != 0) & (jnp.abs(value) <= LIGHTGBM_ZERO))
+        else:
+            missing = jnp.isnan(value)
+        go_left = jnp.where(missing, default_left, value <= threshold)
+        if cat_bits is not None and cat_limits is not None:
+            row = jnp.where((flags & CATEGORICAL) != 0, threshold, 0).astype(jnp.int32)
+            known = (value >= 0) & (value < cat_limits[row])  # False for NaN
+            category = jnp.where(known, value, 0).astype(jnp.int32)
+            bit = (cat_bits[row, category >> 5] >> (category & 31).astype(cat_bits.dtype)) & 1
+            go_left = jnp.where((flags & CATEGORICAL) != 0, jnp.where(known, bit == 1, default_left), go_left)
+        moved = child + jnp.where(go_left, 0, 1)
+        return jnp.where((flags & LEAF) != 0, node, moved)
+
+    node = jax.lax.fori_loop(0, depth, step, jnp.zeros((x.shape[0], tree_nodes.shape[0]), jnp.int32))
+    _, leaf = word_and_child(node + base)
+    values = leaf_values[leaf + tree_leaves[None, :]]  # (rows, trees, width)
+    if values.shape[-1] == n_outputs:
+        return jnp.sum(values, axis=1)
+    return jnp.sum(values[..., 0].reshape(x.shape[0], -1, n_outputs), axis=1)
+
+
+@register_op("CategoryCodes")
+def category_codes(x: jax.Array, *categories: jax.Array, columns: list[int]) -> jax.Array:
+    """Columns ``columns`` of x replaced by the position of their value in the sorted ``categories``
+    (one tensor per column); a value that is not a category becomes NaN (scikit-learn's OrdinalEncoder
+    with unknown and missing values encoded as NaN, as HistGradientBoosting uses it)."""
+    out = x
+    for column, known in zip(columns, categories, strict=True):
+        value = x[:, column]
+        known = known.astype(x.dtype)
+        position = jnp.clip(jnp.searchsorted(known, value), 0, known.shape[0] - 1)
+        code = jnp.where(known[position] == value, position.astype(x.dtype), jnp.nan)
+        out = out.at[:, column].set(code)
+    return out
+
+
+@register_op("IsolationScore")
+def isolation_score(depths: jax.Array, denominator: jax.Array) -> jax.Array:
+    """scikit-learn's IsolationForest.score_samples from the summed path lengths: -2 ** (-depths /
+    denominator), and -0.5 when the denominator is 0 (a single training sample)."""
+    ratio = jnp.where(denominator != 0, depths / jnp.where(denominator != 0, denominator, 1), 1.0)
+    return -jnp.exp2(-ratio)
