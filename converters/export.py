@@ -40,7 +40,7 @@ def detect_framework(model: Any) -> str:
             return _FRAMEWORKS[root]
     raise UnsupportedModelError(
         f"cannot tell which framework {type(model).__qualname__} comes from; supported: "
-        "scikit-learn (more frameworks follow)"
+        "scikit-learn, XGBoost, LightGBM, CatBoost (PyTorch and Keras follow)"
     )
 
 
@@ -64,7 +64,13 @@ def export_model(
     framework = detect_framework(model)
     if framework == "sklearn":
         return export_sklearn_model(model, output_path, input_shape, **kwargs)
-    raise UnsupportedModelError(f"{framework} models are not supported by this version yet; supported: scikit-learn")
+    if framework == "xgboost":
+        return export_xgboost_model(model, output_path, input_shape, **kwargs)
+    if framework == "lightgbm":
+        return export_lightgbm_model(model, output_path, input_shape, **kwargs)
+    raise UnsupportedModelError(
+        f"{framework} models are not supported by this version yet; supported: scikit-learn, XGBoost, LightGBM"
+    )
 
 
 def export_sklearn_model(
@@ -74,6 +80,38 @@ def export_sklearn_model(
     from mle_runtime.converters.sklearn import convert
 
     return _export(model, output_path, "sklearn", lambda: convert(model, input_shape), kwargs)
+
+
+def export_xgboost_model(
+    model: Any,
+    output_path: str | os.PathLike[str],
+    input_shape: tuple[int, ...] | None = None,
+    *,
+    iteration_range: tuple[int, int] | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Export an XGBoost model (``XGBClassifier``, ``XGBRegressor``, ``XGBRanker``, ``XGBRF*`` or a raw
+    ``Booster``). ``iteration_range=(begin, end)`` keeps those boosting rounds; by default, a model
+    trained with early stopping keeps the rounds up to its best iteration, as its ``predict`` does."""
+    from mle_runtime.converters.xgboost import convert
+
+    return _export(model, output_path, "xgboost", lambda: convert(model, input_shape, iteration_range), kwargs)
+
+
+def export_lightgbm_model(
+    model: Any,
+    output_path: str | os.PathLike[str],
+    input_shape: tuple[int, ...] | None = None,
+    *,
+    num_iteration: int | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Export a LightGBM model (``LGBMClassifier``, ``LGBMRegressor``, ``LGBMRanker`` or a raw ``Booster``).
+    ``num_iteration`` keeps the first iterations; by default the best iteration when early stopping
+    recorded one, as ``predict`` does."""
+    from mle_runtime.converters.lightgbm import convert
+
+    return _export(model, output_path, "lightgbm", lambda: convert(model, input_shape, num_iteration), kwargs)
 
 
 def _export(

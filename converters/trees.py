@@ -15,7 +15,15 @@ import numpy as np
 
 from mle_runtime.converters._builder import GraphBuilder
 from mle_runtime.lowering import to_float32_down
-from mle_runtime.ops.trees import CATEGORICAL, DEFAULT_LEFT, FLAG_BITS, LEAF, NAN_AS_ZERO, ZERO_MISSING
+from mle_runtime.ops.trees import (
+    CATEGORICAL,
+    DEFAULT_LEFT,
+    FLAG_BITS,
+    LEAF,
+    NAN_AS_ZERO,
+    UNKNOWN_LEFT,
+    ZERO_MISSING,
+)
 
 
 @dataclass
@@ -28,10 +36,12 @@ class Tree:
     threshold: np.ndarray  # float64; unused at leaves and categorical nodes
     default_left: np.ndarray  # bool: where a missing value goes
     value: np.ndarray  # (n_nodes, width) float64, read at leaves
-    # categorical node -> (categories going left, limit): values >= limit, NaN and negatives are missing
-    categories: dict[int, tuple[np.ndarray, int]] = field(default_factory=dict)
+    # categorical node -> (categories going left, limit, unknown_left): categories are 0 .. limit - 1;
+    # NaN goes the missing-value way, a negative or larger value left when unknown_left, else right
+    categories: dict[int, tuple[np.ndarray, int, bool]] = field(default_factory=dict)
     nan_as_zero: np.ndarray | None = None  # LightGBM missing_type None and Zero: NaN reads as 0
     zero_missing: np.ndarray | None = None  # LightGBM missing_type Zero: |x| <= 1e-35 is missing
+    source_leaf: np.ndarray | None = None  # the framework's own leaf numbers, where not the node ids
 
 
 def bfs_order(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, int]:
@@ -87,9 +97,9 @@ def tree_ensemble(
             flags |= np.where(tree.nan_as_zero[order], NAN_AS_ZERO, 0)
             flags |= np.where(tree.zero_missing[order], ZERO_MISSING, 0)
         threshold = np.where(is_leaf, np.inf, tree.threshold[order]).astype(np.float64)
-        for old, (left_set, limit) in tree.categories.items():
+        for old, (left_set, limit, unknown_left) in tree.categories.items():
             position = int(new_id[old])
-            flags[position] |= CATEGORICAL
+            flags[position] |= CATEGORICAL | (UNKNOWN_LEFT if unknown_left else 0)
             threshold[position] = len(cat_rows)
             cat_rows.append((np.asarray(left_set, dtype=np.int64), int(limit)))
         feature = np.where(is_leaf, 0, tree.feature[order]).astype(np.int64)

@@ -156,7 +156,9 @@ def _hgb_tree(predictor: Any, feature_map: np.ndarray, limits: dict[int, int]) -
     for i in np.flatnonzero(nodes["is_categorical"].astype(bool) & ~is_leaf):
         words = predictor.raw_left_cat_bitsets[nodes["bitset_idx"][i]]
         bits = np.unpackbits(words.astype("<u4").view(np.uint8), bitorder="little")
-        categories[int(i)] = (np.flatnonzero(bits), limits[int(nodes["feature_idx"][i])])
+        # an unknown category is treated as missing
+        missing_left = bool(nodes["missing_go_to_left"][i])
+        categories[int(i)] = (np.flatnonzero(bits), limits[int(nodes["feature_idx"][i])], missing_left)
     return Tree(
         left=np.where(is_leaf, -1, nodes["left"].astype(np.int64)),
         right=np.where(is_leaf, -1, nodes["right"].astype(np.int64)),

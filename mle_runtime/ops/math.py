@@ -91,3 +91,19 @@ def is_positive(x: jax.Array, *, or_zero: bool = False) -> jax.Array:
 def identity(x: jax.Array) -> jax.Array:
     """x unchanged."""
     return x
+
+
+@register_op("Cast")
+def cast(x: jax.Array, *, dtype: str) -> jax.Array:
+    """x as ``dtype``: "float" (the runtime's float precision) or "int32"."""
+    if dtype == "int32":
+        return x.astype(jnp.int32)
+    if dtype == "float":
+        return x.astype(jnp.result_type(float))
+    raise ValueError(f"Cast: dtype must be 'float' or 'int32', got {dtype!r}")
+
+
+@register_op("ProbaPair")
+def proba_pair(p: jax.Array) -> jax.Array:
+    """[1 - p, p]: two class probabilities from the second class's, computed as XGBoost computes them."""
+    return jnp.stack([1.0 - p, p], axis=-1)

@@ -5,14 +5,15 @@ breadth-first so that a node's right child is its left child + 1. A node is one 
 
     bits 0 .. feature_bits-1   feature index
     next FLAG_BITS bits        flags: leaf, NaN goes left, categorical, LightGBM's NaN-as-zero and
-                               zero-as-missing
+                               zero-as-missing, an unknown category goes left
     the bits above             internal node: left child (tree-local); leaf: the leaf's row in
                                ``leaf_values`` (tree-local)
 
 or, when feature and child indices do not fit 31 bits together, two words per node ([:, 0] feature and
 flags, [:, 1] child). ``thresholds`` holds each node's split: go left when ``x <= threshold``; for a
-categorical node it holds the row of ``cat_bits`` (a bitset of the categories that go left, valid below
-``cat_limits[row]``; other values, NaN and negatives take the node's missing-value direction).
+categorical node it holds the row of ``cat_bits``, a bitset of the categories that go left among the
+known ones, 0 .. ``cat_limits[row]`` - 1; NaN takes the missing-value direction, and a negative or larger
+value the node's unknown-category direction.
 
 Every row walks every tree for ``depth`` steps (a leaf stays where it is), so the loop has a fixed
 count and no data-dependent control flow; rows go through in chunks of ``CHUNK_ROWS`` so that the
@@ -27,8 +28,8 @@ import jax.numpy as jnp
 
 from mle_runtime.ops import register_op
 
-FLAG_BITS = 5
-LEAF, DEFAULT_LEFT, CATEGORICAL, NAN_AS_ZERO, ZERO_MISSING = (1 << i for i in range(FLAG_BITS))
+FLAG_BITS = 6
+LEAF, DEFAULT_LEFT, CATEGORICAL, NAN_AS_ZERO, ZERO_MISSING, UNKNOWN_LEFT = (1 << i for i in range(FLAG_BITS))
 CHUNK_ROWS = 1024
 # LightGBM's kZeroThreshold: |x| at most this counts as zero for its zero-as-missing splits.
 LIGHTGBM_ZERO = 1e-35
@@ -115,7 +116,8 @@ def _walk(
             known = (value >= 0) & (value < cat_limits[row])  # False for NaN
             category = jnp.where(known, value, 0).astype(jnp.int32)
             bit = (cat_bits[row, category >> 5] >> (category & 31).astype(cat_bits.dtype)) & 1
-            go_left = jnp.where((flags & CATEGORICAL) != 0, jnp.where(known, bit == 1, default_left), go_left)
+            by_category = jnp.where(known, bit == 1, (flags & UNKNOWN_LEFT) != 0)
+            go_left = jnp.where((flags & CATEGORICAL) != 0, jnp.where(missing, default_left, by_category), go_left)
         moved = child + jnp.where(go_left, 0, 1)
         return jnp.where((flags & LEAF) != 0, node, moved)
 

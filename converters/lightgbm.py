@@ -1,0 +1,173 @@
+"""LightGBM: LGBMClassifier, LGBMRegressor, LGBMRanker and raw Boosters, read from the booster's JSON
+dump (thresholds and leaf values printed to round-trip as doubles).
+
+LightGBM compares doubles, ``x <= threshold``, after its missing-value rules: with missing type NaN a NaN
+takes the default direction; with Zero, NaN reads as 0 and any |x| <= 1e-35 takes it; with None, NaN
+reads as 0. A categorical split sends the listed categories left, everything else (negatives, unseen
+categories, NaN under missing type NaN) right.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR
+from mle_runtime.converters.trees import Tree, tree_ensemble
+from mle_runtime.errors import UnsupportedModelError
+
+_IDENTITY = {"regression", "regression_l1", "huber", "fair", "quantile", "mape", "lambdarank", "rank_xendcg"}
+_EXP = {"poisson", "gamma", "tweedie"}
+
+
+def _tree(structure: dict[str, Any]) -> Tree:
+    """A dumped tree, numbered in preorder; ``source_leaf`` keeps LightGBM's leaf indices."""
+    left, right, feature, threshold, default_left, value = [], [], [], [], [], []
+    nan_as_zero, zero_missing, source_leaf = [], [], []
+    categories: dict[int, tuple[np.ndarray, int, bool]] = {}
+    stack: list[tuple[dict[str, Any], int | None, bool]] = [(structure, None, True)]
+    while stack:
+        node, parent, is_left = stack.pop()
+        i = len(left)
+        if parent is not None:
+            (left if is_left else right)[parent] = i
+        left.append(-1)
+        right.append(-1)
+        if "leaf_index" in node or "split_index" not in node:
+            if "leaf_coeff" in node:
+                raise UnsupportedModelError("LightGBM linear_tree models are not supported (leaves hold linear models)")
+            feature.append(0)
+            threshold.append(np.inf)
+            default_left.append(False)
+            nan_as_zero.append(False)
+            zero_missing.append(False)
+            value.append(float(node["leaf_value"]))
+            source_leaf.append(int(node.get("leaf_index", 0)))
+            continue
+        missing = node.get("missing_type", "None")
+        feature.append(int(node["split_feature"]))
+        value.append(0.0)
+        source_leaf.append(-1)
+        if node["decision_type"] == "==":
+            cats = np.array([int(c) for c in str(node["threshold"]).split("||")], dtype=np.int64)
+            limit = int(cats.max()) + 1 if cats.size else 0
+            categories[i] = (cats, limit, False)
+            threshold.append(0.0)
+            default_left.append(False)  # NaN under missing type NaN goes right
+            nan_as_zero.append(missing != "NaN")
+            zero_missing.append(False)
+        elif node["decision_type"] == "<=":
+            threshold.append(float(node["threshold"]))
+            default_left.append(bool(node["default_left"]))
+            nan_as_zero.append(missing != "NaN")
+            zero_missing.append(missing == "Zero")
+        else:
+            raise UnsupportedModelError(f"LightGBM decision type {node['decision_type']!r} is not supported")
+        # right first so that the left subtree is numbered next (preorder)
+        stack.append((node["right_child"], i, False))
+        stack.append((node["left_child"], i, True))
+    return Tree(
+        left=np.array(left, dtype=np.int64),
+        right=np.array(right, dtype=np.int64),
+        feature=np.array(feature, dtype=np.int64),
+        threshold=np.array(threshold, dtype=np.float64),
+        default_left=np.array(default_left, dtype=bool),
+        value=np.array(value, dtype=np.float64)[:, None],
+        categories=categories,
+        nan_as_zero=np.array(nan_as_zero, dtype=bool),
+        zero_missing=np.array(zero_missing, dtype=bool),
+        source_leaf=np.array(source_leaf, dtype=np.int64),
+    )
+
+
+def _booster(model: Any) -> tuple[Any, Any]:
+    import lightgbm
+
+    if isinstance(model, lightgbm.Booster):
+        return model, None
+    if isinstance(model, lightgbm.LGBMModel):
+        return model.booster_, model
+    raise UnsupportedModelError(f"{type(model).__qualname__} is not a LightGBM model")
+
+
+def trees_of(model: Any, num_iteration: int | None = None) -> tuple[list[Tree], dict[str, Any]]:
+    """The trees ``predict`` uses (up to ``num_iteration``, else the best iteration, else all) and the dump."""
+    booster, _ = _booster(model)
+    if num_iteration is None and booster.best_iteration > 0:
+        num_iteration = booster.best_iteration
+    dump = booster.dump_model(num_iteration=num_iteration if num_iteration is not None else -1)
+    if booster.params.get("linear_tree") or booster.params.get("linear_trees"):
+        raise UnsupportedModelError("LightGBM linear_tree models are not supported (leaves hold linear models)")
+    return [_tree(t["tree_structure"]) for t in dump["tree_info"]], dump
+
+
+def convert(model: Any, input_shape: tuple[int, ...] | None = None, num_iteration: int | None = None) -> ModelIR:
+    import lightgbm
+
+    _, wrapper = _booster(model)
+    trees, dump = trees_of(model, num_iteration)
+    n_features = int(dump["max_feature_idx"]) + 1
+    if input_shape is not None and tuple(input_shape)[-1] != n_features:
+        raise ValueError(f"input_shape {tuple(input_shape)} disagrees with the model's {n_features} features")
+    if dump.get("pandas_categorical"):
+        raise UnsupportedModelError("LightGBM models trained on pandas categorical columns are not supported yet")
+    per_iteration = int(dump["num_tree_per_iteration"])
+    objective, *params = str(dump["objective"]).split()
+    options = dict(p.split(":", 1) for p in params if ":" in p)
+
+    b = GraphBuilder()
+    x = b.input("X", (None, n_features))
+    raw = tree_ensemble(b, x, trees, n_features, per_iteration, compare_float32=False)
+    if dump.get("average_output"):  # random-forest mode averages the iterations
+        raw = b.op("Div", raw, b.const("n_iterations", np.array(len(trees) // per_iteration, dtype=np.float64)))
+    converted = _head(b, raw, objective, options, wrapper, per_iteration)
+    order = converted.run_outputs + sorted(set(converted.outputs) - set(converted.run_outputs))
+    graph = b.finish({name: converted.outputs[name] for name in order})
+    metadata: dict[str, Any] = {
+        "framework": "lightgbm",
+        "framework_version": lightgbm.__version__,
+        "estimator": f"lightgbm.{type(model).__name__}",
+        "task": converted.task,
+        "n_features": n_features,
+        "run_outputs": converted.run_outputs,
+        "allow_nan": True,
+        "objective": str(dump["objective"]),
+    }
+    if wrapper is not None and getattr(wrapper, "feature_names_in_", None) is not None:
+        metadata["feature_names"] = [str(c) for c in wrapper.feature_names_in_]
+    if converted.classes is not None:
+        from mle_runtime.metadata import encode_classes
+
+        metadata.update(encode_classes(converted.classes))
+    return ModelIR(graph, b.tensors, metadata)
+
+
+def _head(
+    b: GraphBuilder, raw: str, objective: str, options: dict[str, str], wrapper: Any, per_iteration: int
+) -> Converted:
+    import lightgbm
+
+    classifier = isinstance(wrapper, lightgbm.LGBMClassifier)
+    sigma = float(options.get("sigmoid", 1))
+    if objective in ("multiclass", "softmax"):
+        decision, proba = raw, b.op("Softmax", raw)
+    elif objective in ("multiclassova", "ovr", "multiclass_ova"):
+        decision = raw
+        proba = b.op("Sigmoid", raw if sigma == 1 else b.op("Mul", raw, b.const("sigmoid", np.array(sigma))))
+    elif objective in ("binary", "cross_entropy", "xentropy"):
+        decision = b.op("SqueezeLast", raw)
+        scaled = decision if sigma == 1 else b.op("Mul", decision, b.const("sigmoid", np.array(sigma)))
+        proba = b.op("ProbaPair", b.op("Sigmoid", scaled)) if classifier else b.op("Sigmoid", scaled)
+    elif objective in _IDENTITY or objective in _EXP:
+        score = b.op("SqueezeLast", raw) if per_iteration == 1 else raw
+        value = b.op("Exp", score) if objective in _EXP else score
+        outputs = {"predictions": value} if value == score else {"predictions": value, "decision": score}
+        return Converted("regressor", outputs, ["predictions"])
+    else:
+        raise UnsupportedModelError(f"LightGBM objective {objective!r} is not supported")
+    if classifier:
+        # LGBMClassifier.predict: argmax of predict_proba
+        outputs = {"label": b.op("ArgMax", proba), "probabilities": proba, "decision": decision}
+        return Converted("classifier", outputs, ["label", "probabilities"], classes=np.asarray(wrapper.classes_))
+    return Converted("regressor", {"predictions": proba, "decision": decision}, ["predictions"])

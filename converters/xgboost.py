@@ -1,0 +1,211 @@
+"""XGBoost: XGBClassifier, XGBRegressor, XGBRanker, XGBRF* and raw Boosters (gbtree and dart), read from
+the booster's own JSON model.
+
+XGBoost compares float32 inputs as ``x < split``; that is ``x <= the float32 just below split``. Leaf
+values, the DART tree weights and the base margin are float32 as XGBoost keeps them. A categorical
+split sends the categories in its set right and the others left.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR
+from mle_runtime.converters.trees import Tree, tree_ensemble
+from mle_runtime.errors import UnsupportedModelError
+
+# Objective -> (link applied to the margin, how base_score becomes a margin).
+_OBJECTIVES = {
+    "binary:logistic": ("sigmoid", "logit"),
+    "binary:logitraw": ("identity", "identity"),
+    "binary:hinge": ("hinge", "identity"),
+    "reg:logistic": ("sigmoid", "logit"),
+    "reg:squarederror": ("identity", "identity"),
+    "reg:squaredlogerror": ("identity", "identity"),
+    "reg:pseudohubererror": ("identity", "identity"),
+    "reg:absoluteerror": ("identity", "identity"),
+    "reg:quantileerror": ("identity", "identity"),
+    "count:poisson": ("exp", "log"),
+    "reg:gamma": ("exp", "log"),
+    "reg:tweedie": ("exp", "log"),
+    "multi:softprob": ("softmax", "identity"),
+    "multi:softmax": ("softmax", "identity"),
+    "rank:pairwise": ("identity", "identity"),
+    "rank:ndcg": ("identity", "identity"),
+    "rank:map": ("identity", "identity"),
+    "survival:cox": ("exp", "identity"),
+    "survival:aft": ("exp", "identity"),
+}
+
+
+def _floats(text: str) -> np.ndarray:
+    """A JSON number or XGBoost 2+'s bracketed vector ``"[5E-1,2E-1]"``, as float32."""
+    return np.array([float(v) for v in text.strip("[]").split(",") if v.strip()], dtype=np.float32)
+
+
+def _tree(t: dict[str, Any], weight: float | None) -> Tree:
+    if int(t["tree_param"].get("size_leaf_vector", "1")) > 1:
+        raise UnsupportedModelError("XGBoost multi-target trees (vector leaves) are not supported")
+    left = np.asarray(t["left_children"], dtype=np.int64)
+    split = np.asarray(t["split_conditions"], dtype=np.float32)
+    leaf = split.copy()
+    if weight is not None:  # DART scales each tree's output by its weight, in float32
+        leaf = (leaf * np.float32(weight)).astype(np.float32)
+    categories = {}
+    if any(t["split_type"]):
+        sizes, segments, cats = t["categories_sizes"], t["categories_segments"], t["categories"]
+        limit = 1 + max((int(c) for c in cats), default=0)
+        for node, start, size in zip(t["categories_nodes"], segments, sizes, strict=True):
+            right = np.asarray(cats[start : start + size], dtype=np.int64)
+            left_set = np.setdiff1d(np.arange(limit), right)
+            categories[int(node)] = (left_set, limit, True)
+    return Tree(
+        left=left,
+        right=np.asarray(t["right_children"], dtype=np.int64),
+        feature=np.asarray(t["split_indices"], dtype=np.int64),
+        # x < s  <=>  x <= nextafter(s, -inf) for float32 x
+        threshold=np.nextafter(split, np.float32(-np.inf)).astype(np.float64),
+        default_left=np.asarray(t["default_left"], dtype=bool),
+        value=leaf.astype(np.float64)[:, None],
+        categories=categories,
+    )
+
+
+def _booster(model: Any) -> tuple[Any, Any]:
+    """(Booster, the scikit-learn wrapper or None)."""
+    import xgboost
+
+    if isinstance(model, xgboost.Booster):
+        return model, None
+    if isinstance(model, xgboost.XGBModel):
+        return model.get_booster(), model
+    raise UnsupportedModelError(f"{type(model).__qualname__} is not an XGBoost model")
+
+
+def _iteration_range(wrapper: Any, booster: Any, iteration_range: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The iterations predict uses: the caller's, else a wrapper's best iteration (early stopping)."""
+    if iteration_range is not None:
+        return tuple(iteration_range)  # type: ignore[return-value]
+    best = getattr(wrapper, "best_iteration", None) if wrapper is not None else None
+    if best is None and wrapper is None and booster.attr("best_iteration") is not None:
+        best = int(booster.attr("best_iteration"))
+    return None if best is None else (0, int(best) + 1)
+
+
+def convert(model: Any, input_shape: tuple[int, ...] | None = None, iteration_range: Any = None) -> ModelIR:
+    import xgboost
+
+    booster, wrapper = _booster(model)
+    if wrapper is not None and not (isinstance(wrapper.missing, float) and math.isnan(wrapper.missing)):
+        raise UnsupportedModelError(f"XGBoost missing={wrapper.missing!r}: only missing=NaN (the default) is supported")
+    learner = json.loads(bytes(booster.save_raw(raw_format="json")))["learner"]
+    objective = learner["objective"]["name"]
+    if objective not in _OBJECTIVES:
+        raise UnsupportedModelError(
+            f"XGBoost objective {objective!r} is not supported; supported: {sorted(_OBJECTIVES)}"
+        )
+    link, base_link = _OBJECTIVES[objective]
+    gb = learner["gradient_booster"]
+    if gb["name"] not in ("gbtree", "dart"):
+        raise UnsupportedModelError(f"XGBoost booster {gb['name']!r} is not supported (gbtree and dart are)")
+    body = gb["model"] if gb["name"] == "gbtree" else gb["gbtree"]["model"]
+    weights = gb.get("weight_drop") if gb["name"] == "dart" else None
+    params = learner["learner_model_param"]
+    n_features = int(params["num_feature"])
+    n_classes = max(int(params.get("num_class", "0")), 1)
+    if int(params.get("num_target", "1")) > 1:
+        raise UnsupportedModelError("XGBoost multi-target models are not supported")
+    if input_shape is not None and tuple(input_shape)[-1] != n_features:
+        raise ValueError(f"input_shape {tuple(input_shape)} disagrees with the model's {n_features} features")
+
+    indptr = [int(v) for v in body.get("iteration_indptr", [])]
+    raw_trees, tree_info = body["trees"], [int(v) for v in body["tree_info"]]
+    span = _iteration_range(wrapper, booster, iteration_range)
+    first, last = 0, len(raw_trees)
+    if span is not None and indptr:
+        begin, end = span
+        if not 0 <= begin < end <= len(indptr) - 1:
+            raise ValueError(f"iteration_range {span} is outside the model's {len(indptr) - 1} iterations")
+        first, last = indptr[begin], indptr[end]
+    # Trees grouped round-robin by class: tree t adds to output t % n_classes.
+    by_class: list[list[int]] = [[] for _ in range(n_classes)]
+    for i in range(first, last):
+        by_class[tree_info[i]].append(i)
+    if len({len(c) for c in by_class}) != 1:
+        raise UnsupportedModelError("XGBoost model with unequal numbers of trees per class")
+    order = [i for group in zip(*by_class, strict=True) for i in group]
+    trees = [_tree(raw_trees[i], None if weights is None else weights[i]) for i in order]
+
+    base = _floats(params["base_score"])
+    base = np.broadcast_to(base, (n_classes,)) if base.size in (1, n_classes) else base
+    with np.errstate(divide="ignore"):
+        if base_link == "logit":
+            margin0 = np.log(base / (np.float32(1) - base))
+        elif base_link == "log":
+            margin0 = np.log(base)
+        else:
+            margin0 = base
+    b = GraphBuilder()
+    x = b.input("X", (None, n_features))
+    total = tree_ensemble(b, x, trees, n_features, n_classes, compare_float32=True, value_dtype=np.float32)
+    margin = b.op("Add", total, b.const("base_margin", np.asarray(margin0, dtype=np.float32)))
+    converted = _head(b, margin, link, wrapper, n_classes, objective)
+    order_names = converted.run_outputs + sorted(set(converted.outputs) - set(converted.run_outputs))
+    graph = b.finish({name: converted.outputs[name] for name in order_names})
+    metadata: dict[str, Any] = {
+        "framework": "xgboost",
+        "framework_version": xgboost.__version__,
+        "estimator": f"xgboost.{type(model).__name__}",
+        "task": converted.task,
+        "n_features": n_features,
+        "run_outputs": converted.run_outputs,
+        "allow_nan": True,
+        "objective": objective,
+    }
+    names = learner.get("feature_names") or []
+    if wrapper is not None and getattr(wrapper, "feature_names_in_", None) is not None:
+        metadata["feature_names"] = [str(c) for c in wrapper.feature_names_in_]
+    elif names:
+        metadata["feature_names"] = list(names)
+    if converted.classes is not None:
+        from mle_runtime.metadata import encode_classes
+
+        metadata.update(encode_classes(converted.classes))
+    return ModelIR(graph, b.tensors, metadata)
+
+
+def _head(b: GraphBuilder, margin: str, link: str, wrapper: Any, n_classes: int, objective: str) -> Converted:
+    import xgboost
+
+    classifier = isinstance(wrapper, xgboost.XGBClassifier)
+    if n_classes > 1:
+        proba = b.op("Softmax", margin)
+        if classifier:
+            classes = np.asarray(getattr(wrapper, "classes_", np.arange(n_classes)))
+            outputs = {"label": b.op("ArgMax", proba), "probabilities": proba, "decision": margin}
+            return Converted("classifier", outputs, ["label", "probabilities"], classes=classes)
+        if objective == "multi:softmax":  # a raw booster predicts the class index
+            return Converted("regressor", {"predictions": b.op("ArgMax", margin), "decision": margin}, ["predictions"])
+        return Converted("regressor", {"predictions": proba, "decision": margin}, ["predictions"])
+    score = b.op("SqueezeLast", margin)
+    if link == "sigmoid":
+        value = b.op("Sigmoid", score)
+    elif link == "exp":
+        value = b.op("Exp", score)
+    elif link == "hinge":
+        value = b.op("Cast", b.op("IsPositive", score), dtype="float")
+    else:
+        value = score
+    if classifier:
+        # XGBClassifier: predict_proba = [1 - p, p]; predict = p > 0.5
+        half = b.const("half", np.array(0.5, dtype=np.float32))
+        label = b.op("IsPositive", b.op("Sub", value, half))
+        outputs = {"label": label, "probabilities": b.op("ProbaPair", value), "decision": score}
+        classes = np.asarray(getattr(wrapper, "classes_", np.arange(2)))
+        return Converted("classifier", outputs, ["label", "probabilities"], classes=classes)
+    outputs = {"predictions": value} if value == score else {"predictions": value, "decision": score}
+    return Converted("regressor", outputs, ["predictions"])
