@@ -68,8 +68,11 @@ def export_model(
         return export_xgboost_model(model, output_path, input_shape, **kwargs)
     if framework == "lightgbm":
         return export_lightgbm_model(model, output_path, input_shape, **kwargs)
+    if framework == "catboost":
+        return export_catboost_model(model, output_path, input_shape, **kwargs)
     raise UnsupportedModelError(
-        f"{framework} models are not supported by this version yet; supported: scikit-learn, XGBoost, LightGBM"
+        f"{framework} models are not supported by this version yet; "
+        "supported: scikit-learn, XGBoost, LightGBM, CatBoost"
     )
 
 
@@ -112,6 +115,15 @@ def export_lightgbm_model(
     from mle_runtime.converters.lightgbm import convert
 
     return _export(model, output_path, "lightgbm", lambda: convert(model, input_shape, num_iteration), kwargs)
+
+
+def export_catboost_model(
+    model: Any, output_path: str | os.PathLike[str], input_shape: tuple[int, ...] | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """Export a CatBoost model (``CatBoostClassifier``, ``CatBoostRegressor``) with float features."""
+    from mle_runtime.converters.catboost import convert
+
+    return _export(model, output_path, "catboost", lambda: convert(model, input_shape), kwargs)
 
 
 def _export(

@@ -161,3 +161,18 @@ def deserialize_compiled(payload: bytes, in_tree: Any, out_tree: Any, device: An
 def verified_dir() -> str:
     """Records of verified model files (``mle_runtime.verified``)."""
     return os.path.join(_xdg("XDG_CACHE_HOME", ".cache"), "verified")
+
+
+_fingerprint: list[str] = []
+
+
+def code_fingerprint() -> str:
+    """SHA-256 of the sources that decide what a compiled graph computes (the ops and the lowering):
+    an install that changes them, even under the same version number, never reuses an old entry."""
+    if not _fingerprint:
+        root = Path(__file__).parent
+        digest = hashlib.sha256()
+        for path in [*sorted((root / "ops").glob("*.py")), root / "lowering.py"]:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        _fingerprint.append(digest.hexdigest())
+    return _fingerprint[0]

@@ -16,7 +16,14 @@ import numpy as np
 
 from mle_runtime import buckets
 from mle_runtime._version import __version__
-from mle_runtime.cache import ExecutableCache, cache_dirs, cache_key, deserialize_compiled, serialize_compiled
+from mle_runtime.cache import (
+    ExecutableCache,
+    cache_dirs,
+    cache_key,
+    code_fingerprint,
+    deserialize_compiled,
+    serialize_compiled,
+)
 from mle_runtime.devices import resolve_device
 from mle_runtime.errors import InputError, SignatureError
 from mle_runtime.graph import Graph, structure_hash
@@ -169,6 +176,7 @@ class MLERuntime:
                 ("backend", self._jax_device.platform),
                 ("device_kind", self._jax_device.device_kind),
                 ("mle_runtime", __version__),
+                ("code", code_fingerprint()),
             ]
         )
         payload = cache.load(key)

@@ -23,6 +23,8 @@ measured 2.2x faster than one pass at 100,000 rows, and 27-47 MB instead of ~1 G
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 
@@ -54,37 +56,77 @@ def tree_ensemble(
 ) -> jax.Array:
     """Sum of the leaf values each row reaches, (rows, n_outputs); trees add to every output when a leaf
     holds n_outputs values, else tree t adds to output t % n_outputs."""
-    if compare_float32:  # scikit-learn and XGBoost compare float32 inputs with float32 thresholds
-        x, thresholds = x.astype(jnp.float32), thresholds.astype(jnp.float32)
-    else:
-        x = x.astype(thresholds.dtype)
-    n = x.shape[0]
-    chunk = min(n, CHUNK_ROWS)
-    pad = -n % chunk
-    if pad:
-        x = jnp.concatenate([x, jnp.zeros((pad, x.shape[1]), x.dtype)])
-    tables = (nodes, thresholds, leaf_values, tree_nodes, tree_leaves, cat_bits, cat_limits)
-    options = (depth, feature_bits, n_outputs, lightgbm_missing)
-    if x.shape[0] == chunk:
-        out = _walk(x, *tables, *options)
-    else:
-        chunks = x.reshape(-1, chunk, x.shape[1])
-        out = jax.lax.map(lambda c: _walk(c, *tables, *options), chunks).reshape(-1, n_outputs)
-    return out[:n]
+    x, thresholds = _comparable(x, thresholds, compare_float32)
+
+    def walk(rows: jax.Array) -> jax.Array:
+        leaf = _leaves(rows, nodes, thresholds, tree_nodes, cat_bits, cat_limits, depth, feature_bits, lightgbm_missing)
+        return _sum_leaf_values(leaf_values[leaf + tree_leaves[None, :]], n_outputs)
+
+    return _in_chunks(x, walk)
 
 
-def _walk(
+def tree_leaf_indices(
     x: jax.Array,
     nodes: jax.Array,
     thresholds: jax.Array,
     leaf_values: jax.Array,
     tree_nodes: jax.Array,
     tree_leaves: jax.Array,
+    cat_bits: jax.Array | None = None,
+    cat_limits: jax.Array | None = None,
+    *,
+    depth: int,
+    feature_bits: int,
+    n_outputs: int,
+    compare_float32: bool = False,
+    lightgbm_missing: bool = False,
+) -> jax.Array:
+    """The leaf each row reaches in each tree, (rows, trees): its rank among the tree's leaves in
+    breadth-first order (what ``apply`` / ``pred_leaf`` report, renumbered)."""
+    x, thresholds = _comparable(x, thresholds, compare_float32)
+    return _in_chunks(
+        x,
+        lambda rows: _leaves(
+            rows, nodes, thresholds, tree_nodes, cat_bits, cat_limits, depth, feature_bits, lightgbm_missing
+        ),
+    )
+
+
+def _comparable(x: jax.Array, thresholds: jax.Array, compare_float32: bool) -> tuple[jax.Array, jax.Array]:
+    if compare_float32:  # scikit-learn and XGBoost compare float32 inputs with float32 thresholds
+        return x.astype(jnp.float32), thresholds.astype(jnp.float32)
+    return x.astype(thresholds.dtype), thresholds
+
+
+def _in_chunks(x: jax.Array, fn: Callable[[jax.Array], jax.Array]) -> jax.Array:
+    """fn over row chunks of at most CHUNK_ROWS (the last one padded), concatenated."""
+    n = x.shape[0]
+    chunk = min(n, CHUNK_ROWS)
+    pad = -n % chunk
+    if pad:
+        x = jnp.concatenate([x, jnp.zeros((pad, x.shape[1]), x.dtype)])
+    if x.shape[0] == chunk:
+        return fn(x)
+    out = jax.lax.map(fn, x.reshape(-1, chunk, x.shape[1]))
+    return out.reshape(-1, *out.shape[2:])[:n]
+
+
+def _sum_leaf_values(values: jax.Array, n_outputs: int) -> jax.Array:
+    """(rows, trees, width) -> (rows, n_outputs): all trees add to all outputs, or round-robin."""
+    if values.shape[-1] == n_outputs:
+        return jnp.sum(values, axis=1)
+    return jnp.sum(values[..., 0].reshape(values.shape[0], -1, n_outputs), axis=1)
+
+
+def _leaves(
+    x: jax.Array,
+    nodes: jax.Array,
+    thresholds: jax.Array,
+    tree_nodes: jax.Array,
     cat_bits: jax.Array | None,
     cat_limits: jax.Array | None,
     depth: int,
     feature_bits: int,
-    n_outputs: int,
     lightgbm_missing: bool,
 ) -> jax.Array:
     packed = nodes.ndim == 1
@@ -122,11 +164,7 @@ def _walk(
         return jnp.where((flags & LEAF) != 0, node, moved)
 
     node = jax.lax.fori_loop(0, depth, step, jnp.zeros((x.shape[0], tree_nodes.shape[0]), jnp.int32))
-    _, leaf = word_and_child(node + base)
-    values = leaf_values[leaf + tree_leaves[None, :]]  # (rows, trees, width)
-    if values.shape[-1] == n_outputs:
-        return jnp.sum(values, axis=1)
-    return jnp.sum(values[..., 0].reshape(x.shape[0], -1, n_outputs), axis=1)
+    return word_and_child(node + base)[1]
 
 
 @register_op("CategoryCodes")
@@ -150,3 +188,40 @@ def isolation_score(depths: jax.Array, denominator: jax.Array) -> jax.Array:
     denominator), and -0.5 when the denominator is 0 (a single training sample)."""
     ratio = jnp.where(denominator != 0, depths / jnp.where(denominator != 0, denominator, 1), 1.0)
     return -jnp.exp2(-ratio)
+
+
+@register_op("ObliviousEnsemble")
+def oblivious_ensemble(
+    x: jax.Array,
+    features: jax.Array,
+    borders: jax.Array,
+    leaf_values: jax.Array,
+    *,
+    n_outputs: int,
+) -> jax.Array:
+    """CatBoost's oblivious trees: tree t's level d tests ``x[features[t, d]] > borders[t, d]`` (float32,
+    as CatBoost binarizes) and sets bit d of the leaf index; leaf_values is (trees * 2**depth, width).
+    Sum over trees, (rows, n_outputs), laid out as in TreeEnsemble."""
+    x, borders = x.astype(jnp.float32), borders.astype(jnp.float32)
+    trees, depth = features.shape
+    offsets = jnp.arange(trees, dtype=jnp.int32) * (1 << depth)
+
+    def walk(rows: jax.Array) -> jax.Array:
+        index = _oblivious_leaves(rows, features, borders) + offsets
+        return _sum_leaf_values(leaf_values[index], n_outputs)
+
+    return _in_chunks(x, walk)
+
+
+def oblivious_leaf_indices(
+    x: jax.Array, features: jax.Array, borders: jax.Array, *_: jax.Array, **__: int
+) -> jax.Array:
+    """The leaf index each row reaches in each oblivious tree, (rows, trees), as CatBoost numbers it."""
+    x, borders = x.astype(jnp.float32), borders.astype(jnp.float32)
+    return _in_chunks(x, lambda rows: _oblivious_leaves(rows, features, borders))
+
+
+def _oblivious_leaves(x: jax.Array, features: jax.Array, borders: jax.Array) -> jax.Array:
+    trees, depth = features.shape
+    value = jnp.take(x, features.reshape(-1), axis=1).reshape(x.shape[0], trees, depth)
+    return jnp.sum(jnp.where(value > borders, jnp.left_shift(1, jnp.arange(depth, dtype=jnp.int32)), 0), axis=-1)

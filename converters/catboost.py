@@ -1,0 +1,165 @@
+"""CatBoost: CatBoostClassifier and CatBoostRegressor (oblivious trees), read from the model's JSON form.
+
+Each level of an oblivious tree tests one float feature, ``float32(x) > border``, and sets one bit of the
+leaf index (split i, bit i). NaN reads as below every border (nan_mode Min) or above (Max). The sum of
+leaf values is scaled and shifted by the model's ``scale_and_bias``. Categorical features and text
+features use CatBoost's hashing and counters, which this converter refuses by name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR
+from mle_runtime.errors import UnsupportedModelError
+
+_IDENTITY = {"RMSE", "MAE", "Quantile", "MAPE", "Huber", "Lq", "Expectile", "LogLinQuantile", "SMAPE", "FairLoss"}
+_EXP = {"Poisson", "Tweedie"}
+
+
+def model_json(model: Any) -> dict[str, Any]:
+    """The model in CatBoost's JSON format (written to a temporary file: CatBoost has no in-memory form)."""
+    fd, path = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    try:
+        model.save_model(path, format="json")
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    finally:
+        os.unlink(path)
+
+
+def oblivious_arrays(doc: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Per tree and level the feature and border, padded to the deepest tree with levels that never set
+    their bit; leaf values (trees * 2**depth, width); and the width."""
+    float_features = {f["feature_index"]: f for f in doc["features_info"].get("float_features", [])}
+    trees = doc["oblivious_trees"]
+    depth = max((len(t["splits"]) for t in trees), default=0)
+    width = max(len(trees[0]["leaf_values"]) // (1 << len(trees[0]["splits"])), 1) if trees else 1
+    features = np.zeros((len(trees), depth), dtype=np.int32)
+    borders = np.full((len(trees), depth), np.inf, dtype=np.float32)
+    values = np.zeros((len(trees), 1 << depth, width), dtype=np.float64)
+    for i, tree in enumerate(trees):
+        for level, split in enumerate(tree["splits"]):
+            if split.get("split_type") != "FloatFeature":
+                raise UnsupportedModelError(
+                    f"CatBoost split of type {split.get('split_type')!r} (categorical or text features, or their "
+                    "combinations) is not supported: "
+                    + ", ".join(_named_categoricals(doc))
+                    + "; only float features are"
+                )
+            index = int(split["float_feature_index"])
+            features[i, level] = float_features[index]["flat_feature_index"] if index in float_features else index
+            borders[i, level] = np.float32(split["border"])
+        leaves = np.asarray(tree["leaf_values"], dtype=np.float64).reshape(-1, width)
+        values[i, : leaves.shape[0]] = leaves
+    return features, borders, values.reshape(-1, width), width
+
+
+def _named_categoricals(doc: dict[str, Any]) -> list[str]:
+    info = doc["features_info"]
+    names = []
+    for kind in ("categorical_features", "text_features", "embedding_features"):
+        for f in info.get(kind, []):
+            names.append(f"{kind.split('_')[0]} feature {f.get('feature_id') or f.get('flat_feature_index')}")
+    return names or ["a feature combination"]
+
+
+def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
+    import catboost
+
+    if not isinstance(model, (catboost.CatBoostClassifier, catboost.CatBoostRegressor, catboost.CatBoost)):
+        raise UnsupportedModelError(f"{type(model).__qualname__} is not a CatBoost model")
+    if not model.is_fitted():
+        raise ValueError(f"{type(model).__name__} is not fitted; call fit() before exporting")
+    doc = model_json(model)
+    info = doc["features_info"]
+    if any(info.get(k) for k in ("categorical_features", "text_features", "embedding_features")):
+        raise UnsupportedModelError(
+            "CatBoost models with " + ", ".join(_named_categoricals(doc)) + " are not supported; "
+            "only float features are (encode the categories before training, or wait for a later version)"
+        )
+    float_features = info.get("float_features", [])
+    n_features = max((f["flat_feature_index"] for f in float_features), default=-1) + 1
+    if input_shape is not None and tuple(input_shape)[-1] != n_features:
+        raise ValueError(f"input_shape {tuple(input_shape)} disagrees with the model's {n_features} features")
+    features, borders, values, width = oblivious_arrays(doc)
+    scale, bias = doc.get("scale_and_bias", [1.0, [0.0]])
+    loss = doc["model_info"].get("params", {}).get("loss_function", {}).get("type", "RMSE")
+
+    b = GraphBuilder()
+    x = b.input("X", (None, n_features))
+    # NaN as CatBoost reads it: below every border (Min, the default) or above (Max)
+    fill = np.full(n_features, -np.inf)
+    for f in float_features:
+        if f.get("nan_value_treatment") == "AsTrue":
+            fill[f["flat_feature_index"]] = np.inf
+    source = b.op("Impute", x, b.const("nan_fill", fill), missing="nan")
+    total = b.op(
+        "ObliviousEnsemble",
+        source,
+        b.const("oblivious_features", features),
+        b.const("oblivious_borders", borders),
+        b.const("oblivious_leaf_values", values),
+        n_outputs=width,
+    )
+    raw = b.op(
+        "Add",
+        b.op("Mul", total, b.const("scale", np.array(float(scale)))),
+        b.const("bias", np.asarray(bias, dtype=np.float64).reshape(width)),
+    )
+    converted = _head(b, raw, loss, model, width)
+    order = converted.run_outputs + sorted(set(converted.outputs) - set(converted.run_outputs))
+    graph = b.finish({name: converted.outputs[name] for name in order})
+    metadata: dict[str, Any] = {
+        "framework": "catboost",
+        "framework_version": catboost.__version__,
+        "estimator": f"catboost.{type(model).__name__}",
+        "task": converted.task,
+        "n_features": n_features,
+        "run_outputs": converted.run_outputs,
+        "allow_nan": True,
+        "objective": loss,
+    }
+    names = [str(n) for n in (model.feature_names_ or [])]
+    if names and any(n != str(i) for i, n in enumerate(names)):
+        metadata["feature_names"] = names
+    if converted.classes is not None:
+        from mle_runtime.metadata import encode_classes
+
+        metadata.update(encode_classes(converted.classes))
+    return ModelIR(graph, b.tensors, metadata)
+
+
+def _head(b: GraphBuilder, raw: str, loss: str, model: Any, width: int) -> Converted:
+    import catboost
+
+    if isinstance(model, catboost.CatBoostClassifier):
+        classes = np.asarray(model.classes_)
+        if loss in ("Logloss", "CrossEntropy"):
+            decision = b.op("SqueezeLast", raw)
+            outputs = {
+                "label": b.op("IsPositive", decision),
+                "probabilities": b.op("ProbaPair", b.op("Sigmoid", decision)),
+                "decision": decision,
+            }
+        elif loss == "MultiClass":
+            outputs = {"label": b.op("ArgMax", raw), "probabilities": b.op("Softmax", raw), "decision": raw}
+        elif loss == "MultiClassOneVsAll":
+            outputs = {"label": b.op("ArgMax", raw), "probabilities": b.op("Sigmoid", raw), "decision": raw}
+        else:
+            raise UnsupportedModelError(f"CatBoostClassifier with loss {loss!r} is not supported")
+        return Converted("classifier", outputs, ["label", "probabilities"], classes=classes)
+    if width != 1:
+        raise UnsupportedModelError(f"CatBoost model with {width} outputs (loss {loss!r}) is not supported")
+    score = b.op("SqueezeLast", raw)
+    if loss in _EXP:
+        return Converted("regressor", {"predictions": b.op("Exp", score), "decision": score}, ["predictions"])
+    if loss in _IDENTITY or loss.startswith(("RMSE", "Quantile", "Expectile")):
+        return Converted("regressor", {"predictions": score}, ["predictions"])
+    raise UnsupportedModelError(f"CatBoost loss {loss!r} is not supported")
