@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from mle_runtime.converters._builder import GraphBuilder
-from mle_runtime.lowering import to_float32_down
+from mle_runtime.lowering import flush_safe_thresholds, to_float32_down
 from mle_runtime.ops.trees import (
     CATEGORICAL,
     DEFAULT_LEFT,
@@ -122,7 +122,11 @@ def tree_ensemble(
     else:
         nodes = np.stack([feature_all | (flags_all << feature_bits), child_all], axis=1).astype(np.int32)
     threshold_all = np.concatenate(thresholds)
-    threshold_all = to_float32_down(threshold_all) if compare_float32 else threshold_all.astype(threshold_dtype)
+    threshold_all = (
+        to_float32_down(threshold_all)
+        if compare_float32
+        else flush_safe_thresholds(threshold_all.astype(threshold_dtype))
+    )
     inputs = [
         x,
         b.const("tree_nodes", nodes),

@@ -24,7 +24,13 @@ from mle_runtime.format import MLEFormat
 from mle_runtime.security import SecurityUtils
 
 if TYPE_CHECKING:
-    from mle_runtime.converters import export_model, export_sklearn_model
+    from mle_runtime.converters import (
+        export_catboost_model,
+        export_lightgbm_model,
+        export_model,
+        export_sklearn_model,
+        export_xgboost_model,
+    )
     from mle_runtime.runtime import MLERuntime, load_model
 
 _LAZY = {
@@ -32,6 +38,9 @@ _LAZY = {
     "load_model": "mle_runtime.runtime",
     "export_model": "mle_runtime.converters",
     "export_sklearn_model": "mle_runtime.converters",
+    "export_xgboost_model": "mle_runtime.converters",
+    "export_lightgbm_model": "mle_runtime.converters",
+    "export_catboost_model": "mle_runtime.converters",
 }
 
 
@@ -57,8 +66,11 @@ __all__ = [
     "UnsupportedOpError",
     "__version__",
     "benchmark_model",
+    "export_catboost_model",
+    "export_lightgbm_model",
     "export_model",
     "export_sklearn_model",
+    "export_xgboost_model",
     "get_supported_operators",
     "get_version_info",
     "inspect_model",

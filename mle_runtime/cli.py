@@ -22,12 +22,22 @@ USER_ERRORS = (FileNotFoundError, IsADirectoryError, PermissionError, ValueError
 
 def _export(args: argparse.Namespace) -> int:
     from mle_runtime.converters import export_model
+    from mle_runtime.converters.native import load_native, native_format
 
     source = Path(args.model)
     if not source.is_file():
         raise FileNotFoundError(f"no such file: {source}")
-    print("note: loading a pickle runs code stored in it; export only pickles you trust", file=sys.stderr)
-    model = _unpickle(source)
+    framework = native_format(source)
+    if framework is not None:
+        try:
+            model = load_native(source, framework)
+        except ImportError as e:
+            raise RuntimeError(f"{source} is a {framework} model file, but {framework} is not installed") from e
+        except Exception as e:  # (the framework's own parser failed: a bad input file)
+            raise ValueError(f"{source} is not a readable {framework} model ({type(e).__name__}: {e})") from e
+    else:
+        print("note: loading a pickle runs code stored in it; export only pickles you trust", file=sys.stderr)
+        model = _unpickle(source)
     result = export_model(model, args.output, compression=args.compression)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -196,9 +206,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_export(p: argparse.ArgumentParser) -> None:
     p.description = (
-        "Export a joblib/pickle file of a trained model to .mle (unpickling runs its code: trusted files only)."
+        "Export a trained model to .mle: a framework's own model file (XGBoost .json/.ubj, LightGBM text, "
+        "CatBoost .cbm/.json) or a joblib/pickle file (unpickling runs its code: trusted files only)."
     )
-    p.add_argument("model", help="joblib or pickle file of a fitted model")
+    p.add_argument("model", help="XGBoost .json/.ubj, LightGBM .txt, CatBoost .cbm, or a joblib/pickle file")
     p.add_argument("output", help="path of the .mle file to write")
     p.add_argument("--compression", choices=["none", "lz4", "zstd"], default="none")
     p.add_argument("--json", action="store_true", help="print the export result as JSON")

@@ -58,9 +58,21 @@ def round_down_tensors(graph: Graph) -> set[str]:
 
 
 def to_float32_down(a: np.ndarray) -> np.ndarray:
-    """The largest float32 <= each float64 value (NaN and infinities kept)."""
+    """The largest float32 <= each float64 value (NaN and infinities kept), as a split threshold."""
     narrow = a.astype(np.float32)
     above = narrow.astype(np.float64) > a
     if above.any():
         narrow[above] = np.nextafter(narrow[above], np.float32(-np.inf))
-    return narrow
+    return flush_safe_thresholds(narrow)
+
+
+def flush_safe_thresholds(t: np.ndarray) -> np.ndarray:
+    """Thresholds for ``x <= t`` that survive XLA on CPU flushing subnormals to zero: a negative
+    subnormal t (XGBoost's ``x < 0`` becomes ``x <= -1e-45``) would flush to -0.0 and send x = 0 left,
+    so it becomes the negative normal closest to zero, which splits every normal x the same way."""
+    tiny = np.finfo(t.dtype).tiny
+    subnormal = (t < 0) & (t > -tiny)
+    if subnormal.any():
+        t = t.copy()
+        t[subnormal] = -tiny
+    return t

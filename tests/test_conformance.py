@@ -95,6 +95,14 @@ def test_matches_sklearn(case: Case, precision: str, tmp_path_factory: pytest.Te
                 assert labels.dtype == ref["predict"].dtype, f"{where}: label dtype {labels.dtype}"
                 second = "predict_proba" if "predict_proba" in ref else "decision_function"
                 assert_close(outputs[1], ref[second], tol, f"{where}: run()[1] vs {second}", scales[second])
+                if hasattr(model, "score_samples"):
+                    assert_close(
+                        runtime.score_samples(X),
+                        model.score_samples(X),
+                        tol,
+                        f"{where}: score_samples",
+                        magnitude(model.score_samples(rows(X_test, max(BATCHES)))),
+                    )
                 if "decision_function" in ref:
                     assert_close(
                         runtime.decision_function(X),

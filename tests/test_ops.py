@@ -32,6 +32,38 @@ def _ovr(p: np.ndarray) -> np.ndarray:
     return np.where(s == 0, 1.0 / p.shape[-1], p / np.where(s == 0, 1, s))
 
 
+def _tree_record() -> Record:
+    """Two copies of a 3-leaf tree: x1 <= 0 (NaN goes left) -> 1; else x2 <= 0.5 -> 2, else 3."""
+    from mle_runtime.converters._builder import GraphBuilder
+    from mle_runtime.converters.trees import Tree, tree_ensemble
+
+    tree = Tree(
+        left=np.array([1, -1, 3, -1, -1]),
+        right=np.array([2, -1, 4, -1, -1]),
+        feature=np.array([1, 0, 2, 0, 0]),
+        threshold=np.array([0.0, 0, 0.5, 0, 0]),
+        default_left=np.array([True, False, False, False, False]),
+        value=np.array([[0.0], [1.0], [0.0], [2.0], [3.0]]),
+    )
+    b = GraphBuilder()
+    tree_ensemble(b, "x", [tree, tree], 4, 1, compare_float32=False)
+    node = b.nodes[-1]
+
+    def reference(x: np.ndarray, *_: np.ndarray) -> np.ndarray:
+        leaf = np.where(~(x[:, 1] > 0), 1.0, np.where(x[:, 2] <= 0.5, 2.0, 3.0))
+        return 2 * leaf[:, None]
+
+    return Record((NANX, *(b.tensors[n] for n in node.inputs[1:])), reference, node.attrs)
+
+
+def _oblivious_reference(x: np.ndarray, features: np.ndarray, borders: np.ndarray, values: np.ndarray) -> np.ndarray:
+    out = np.zeros((len(x), values.shape[1]))
+    for t in range(features.shape[0]):
+        index = sum((x[:, features[t, d]] > borders[t, d]).astype(int) << d for d in range(features.shape[1]))
+        out += values[t * 4 + index]
+    return out
+
+
 OPS: dict[str, Record] = {
     "Add": Record((X, V), np.add),
     "Sub": Record((X, V), np.subtract),
@@ -59,6 +91,20 @@ OPS: dict[str, Record] = {
     "Binarize": Record((X,), lambda x: (x > 0.1).astype(x.dtype), {"threshold": 0.1}),
     "Impute": Record((NANX, V), lambda x, f: np.where(np.isnan(x), f, x), {"missing": "nan"}),
     "IsMissing": Record((NANX,), lambda x: np.isnan(x).astype(x.dtype), {"missing": "nan"}),
+    "TreeEnsemble": _tree_record(),
+    "ObliviousEnsemble": Record(
+        (X, np.array([[0, 3], [2, 2]]), np.array([[0.1, -0.2], [0.0, 1.0]], np.float32), R.normal(size=(8, 2))),
+        _oblivious_reference,
+        {"n_outputs": 2},
+    ),
+    "CategoryCodes": Record(
+        (np.array([[0.0, 1.0], [2.0, 5.0], [7.0, 2.0], [np.nan, 0.0]]), np.array([0.0, 2.0, 5.0])),
+        lambda x, c: np.stack([np.array([0.0, 1.0, np.nan, np.nan]), x[:, 1]], axis=1),
+        {"columns": [0]},
+    ),
+    "IsolationScore": Record((np.abs(V) * 4, np.array(3.0)), lambda d, n: -(2 ** (-d / n))),
+    "Cast": Record((np.array([0, 1, 1], dtype=np.int32),), lambda x: x.astype(np.float64), {"dtype": "float"}),
+    "ProbaPair": Record((expit(V),), lambda p: np.stack([1 - p, p], axis=-1)),
     "ColumnProducts": Record(
         (X, np.array([[0, 4], [1, 1], [2, 3]])),
         lambda x, i: np.stack([x[:, 0], x[:, 1] ** 2, x[:, 2] * x[:, 3]], axis=1),

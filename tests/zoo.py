@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn import datasets, decomposition, impute, linear_model, pipeline, preprocessing, svm
+from sklearn import datasets, decomposition, ensemble, impute, linear_model, pipeline, preprocessing, svm, tree
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,19 @@ def _marker() -> dict[str, np.ndarray]:
     return {"X": X, "y": d["y"], "X_test": X_test}
 
 
+def _categorical() -> dict[str, np.ndarray]:
+    """Two integer-coded categorical columns (0, 1) beside numeric ones; the held-out rows also hold
+    categories never seen in training, negatives and NaN."""
+    d = _binary()
+    rng = np.random.default_rng(11)
+    X, X_test = d["X"].copy(), d["X_test"].copy()
+    X[:, 0], X[:, 1] = rng.integers(0, 6, len(X)), rng.integers(0, 13, len(X)) * 10
+    X_test[:, 0], X_test[:, 1] = rng.integers(-1, 8, len(X_test)), rng.integers(0, 15, len(X_test)) * 10
+    X_test[rng.random(len(X_test)) < 0.05, 0] = np.nan
+    y = (d["y"] + (X[:, 0] % 3 == 0) + (X[:, 1] > 60)) % 2
+    return {"X": X, "y": y, "X_test": X_test}
+
+
 DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
     "binary": _binary,
     "multiclass": _multiclass,
@@ -113,6 +126,7 @@ DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
     "nan_binary": _nan_binary,
     "nan_empty_column": _nan_empty_column,
     "marker": _marker,
+    "categorical": _categorical,
 }
 
 lm, pp, pipe = linear_model, preprocessing, pipeline.make_pipeline
@@ -239,5 +253,96 @@ CASES = [
             [("skip", "passthrough"), ("scale", pp.MaxAbsScaler()), ("svc", svm.LinearSVC(random_state=0))]
         ),
         "binary",
+    ),
+    # trees
+    Case("tree-classifier", lambda: tree.DecisionTreeClassifier(random_state=0), "binary"),
+    Case("tree-classifier-strings", lambda: tree.DecisionTreeClassifier(max_depth=6, random_state=0), "strings"),
+    Case("tree-classifier-nan", lambda: tree.DecisionTreeClassifier(random_state=0), "nan_binary"),
+    Case("extra-tree-classifier", lambda: tree.ExtraTreeClassifier(random_state=0), "multiclass"),
+    Case("tree-regressor", lambda: tree.DecisionTreeRegressor(random_state=0), "regression"),
+    Case(
+        "tree-regressor-multi-output", lambda: tree.DecisionTreeRegressor(max_depth=8, random_state=0), "multi_output"
+    ),
+    Case("extra-tree-regressor", lambda: tree.ExtraTreeRegressor(random_state=0), "regression"),
+    Case("forest-classifier", lambda: ensemble.RandomForestClassifier(15, random_state=0), "multiclass"),
+    Case("forest-classifier-nan", lambda: ensemble.RandomForestClassifier(10, random_state=0), "nan_binary"),
+    Case("forest-classifier-odd-ints", lambda: ensemble.RandomForestClassifier(10, random_state=0), "odd_ints"),
+    Case("extra-trees-classifier", lambda: ensemble.ExtraTreesClassifier(10, random_state=0), "bools"),
+    Case("forest-regressor", lambda: ensemble.RandomForestRegressor(10, random_state=0), "regression"),
+    Case("extra-trees-regressor-multi-output", lambda: ensemble.ExtraTreesRegressor(8, random_state=0), "multi_output"),
+    Case("gb-classifier", lambda: ensemble.GradientBoostingClassifier(n_estimators=30, random_state=0), "binary"),
+    Case(
+        "gb-classifier-multiclass",
+        lambda: ensemble.GradientBoostingClassifier(n_estimators=15, max_depth=2, random_state=0),
+        "strings",
+    ),
+    Case(
+        "gb-classifier-exponential",
+        lambda: ensemble.GradientBoostingClassifier(n_estimators=20, loss="exponential", random_state=0),
+        "bools",
+    ),
+    Case(
+        "gb-classifier-zero-init",
+        lambda: ensemble.GradientBoostingClassifier(n_estimators=10, init="zero", random_state=0),
+        "binary",
+    ),
+    Case("gb-regressor", lambda: ensemble.GradientBoostingRegressor(n_estimators=30, random_state=0), "regression"),
+    Case(
+        "gb-regressor-absolute",
+        lambda: ensemble.GradientBoostingRegressor(n_estimators=20, loss="absolute_error", random_state=0),
+        "regression",
+    ),
+    Case(
+        "gb-regressor-huber",
+        lambda: ensemble.GradientBoostingRegressor(n_estimators=20, loss="huber", subsample=0.7, random_state=0),
+        "regression",
+    ),
+    Case(
+        "gb-regressor-quantile",
+        lambda: ensemble.GradientBoostingRegressor(n_estimators=20, loss="quantile", alpha=0.8, random_state=0),
+        "regression",
+    ),
+    Case("hgb-classifier", lambda: ensemble.HistGradientBoostingClassifier(max_iter=30, random_state=0), "nan_binary"),
+    Case(
+        "hgb-classifier-multiclass",
+        lambda: ensemble.HistGradientBoostingClassifier(max_iter=15, random_state=0),
+        "float_labels",
+    ),
+    Case(
+        "hgb-classifier-categorical",
+        lambda: ensemble.HistGradientBoostingClassifier(max_iter=30, categorical_features=[0, 1], random_state=0),
+        "categorical",
+    ),
+    Case("hgb-regressor", lambda: ensemble.HistGradientBoostingRegressor(max_iter=30, random_state=0), "regression"),
+    Case(
+        "hgb-regressor-absolute",
+        lambda: ensemble.HistGradientBoostingRegressor(max_iter=20, loss="absolute_error", random_state=0),
+        "regression",
+    ),
+    Case(
+        "hgb-regressor-poisson",
+        lambda: ensemble.HistGradientBoostingRegressor(max_iter=20, loss="poisson", random_state=0),
+        "positive",
+    ),
+    Case(
+        "hgb-regressor-gamma",
+        lambda: ensemble.HistGradientBoostingRegressor(max_iter=20, loss="gamma", random_state=0),
+        "positive",
+    ),
+    Case(
+        "hgb-regressor-quantile",
+        lambda: ensemble.HistGradientBoostingRegressor(max_iter=20, loss="quantile", quantile=0.3, random_state=0),
+        "regression",
+    ),
+    Case("isolation-forest", lambda: ensemble.IsolationForest(n_estimators=20, random_state=0), "regression"),
+    Case(
+        "isolation-forest-bagged-features",
+        lambda: ensemble.IsolationForest(n_estimators=15, max_features=0.5, contamination=0.1, random_state=0),
+        "nan_binary",
+    ),
+    Case(
+        "pipe-impute-forest",
+        lambda: pipe(impute.SimpleImputer(), ensemble.RandomForestClassifier(8, max_depth=6, random_state=0)),
+        "nan_binary",
     ),
 ]

@@ -33,8 +33,8 @@ from mle_runtime.ops import register_op
 FLAG_BITS = 6
 LEAF, DEFAULT_LEFT, CATEGORICAL, NAN_AS_ZERO, ZERO_MISSING, UNKNOWN_LEFT = (1 << i for i in range(FLAG_BITS))
 CHUNK_ROWS = 1024
-# LightGBM's kZeroThreshold: |x| at most this counts as zero for its zero-as-missing splits.
-LIGHTGBM_ZERO = 1e-35
+# LightGBM's kZeroThreshold (1e-35f): it reads any |x| at most this as 0, before any split sees it.
+LIGHTGBM_ZERO = 1.0000000180025095e-35
 
 
 @register_op("TreeEnsemble", round_down=("thresholds",))
@@ -148,8 +148,9 @@ def _leaves(
         flags = word >> feature_bits
         default_left = (flags & DEFAULT_LEFT) != 0
         if lightgbm_missing:
+            value = jnp.where(jnp.abs(value) <= LIGHTGBM_ZERO, 0.0, value)
             value = jnp.where(((flags & NAN_AS_ZERO) != 0) & jnp.isnan(value), 0.0, value)
-            missing = jnp.isnan(value) | (((flags & ZERO_MISSING) != 0) & (jnp.abs(value) <= LIGHTGBM_ZERO))
+            missing = jnp.isnan(value) | (((flags & ZERO_MISSING) != 0) & (value == 0))
         else:
             missing = jnp.isnan(value)
         go_left = jnp.where(missing, default_left, value <= threshold)

@@ -1,0 +1,52 @@
+"""Models saved in a framework's own file format, for ``mle export``: XGBoost JSON/UBJSON, LightGBM text,
+CatBoost ``.cbm`` (and its JSON). These formats hold data, not code, so loading them runs nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+_CATBOOST_CLASSIFIER_LOSSES = {"Logloss", "CrossEntropy", "MultiClass", "MultiClassOneVsAll"}
+
+
+def native_format(path: Path) -> str | None:
+    """'xgboost', 'lightgbm' or 'catboost' when the file is in that framework's own format, else None."""
+    suffix = path.suffix.lower()
+    if suffix == ".ubj":
+        return "xgboost"
+    if suffix == ".cbm":
+        return "catboost"
+    with path.open("rb") as f:
+        head = f.read(64)
+    if head.startswith(b"tree\n") or head.startswith(b"tree\r\n"):
+        return "lightgbm"
+    if suffix == ".json" and head.lstrip().startswith(b"{"):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return None
+        if isinstance(doc, dict) and "learner" in doc:
+            return "xgboost"
+        if isinstance(doc, dict) and "oblivious_trees" in doc:
+            return "catboost"
+    return None
+
+
+def load_native(path: Path, framework: str) -> Any:
+    """The model in ``path`` as its framework's Python object."""
+    if framework == "xgboost":
+        import xgboost
+
+        return xgboost.Booster(model_file=str(path))
+    if framework == "lightgbm":
+        import lightgbm
+
+        return lightgbm.Booster(model_file=str(path))
+    import catboost
+
+    fmt = "json" if path.suffix.lower() == ".json" else "cbm"
+    probe = catboost.CatBoost().load_model(str(path), format=fmt)
+    loss = str(probe.get_all_params().get("loss_function", "RMSE")).split(":")[0]
+    cls = catboost.CatBoostClassifier if loss in _CATBOOST_CLASSIFIER_LOSSES else catboost.CatBoostRegressor
+    return cls().load_model(str(path), format=fmt)

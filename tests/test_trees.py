@@ -1,0 +1,362 @@
+"""Tree ensembles from XGBoost, LightGBM and CatBoost (scikit-learn's are in the conformance zoo):
+answers against each framework's predict, per-tree leaves against its own leaf output at inputs placed
+on every threshold and one ulp either side, NaN and infinities; options, refusals and file size."""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import subprocess
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import catboost
+import joblib
+import lightgbm
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost
+from sklearn import datasets, ensemble
+from trees_support import edge_inputs, our_leaves, ranks_of
+
+import mle_runtime as mle
+from mle_runtime.converters import catboost as cb_converter
+from mle_runtime.converters import lightgbm as lgb_converter
+from mle_runtime.converters import xgboost as xgb_converter
+from mle_runtime.converters.sklearn import trees as sk_trees
+from mle_runtime.errors import UnsupportedModelError
+
+warnings.filterwarnings("ignore", category=UserWarning, module="lightgbm")
+
+
+def _data(kind: str) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    if kind == "multiclass":
+        X, y = datasets.make_classification(1500, 10, n_informative=6, n_classes=3, random_state=2)
+    else:
+        X, y = datasets.make_classification(1500, 10, n_informative=6, random_state=1)
+    X[rng.random(X.shape) < 0.05] = np.nan
+    X[:, 9] = rng.integers(0, 8, len(X))  # a categorical column for the models that use it
+    X[:, 8] = np.where(rng.random(len(X)) < 0.3, 0.0, X[:, 8])  # zeros for LightGBM's zero-as-missing
+    target = np.nan_to_num(X[:, 0]) * 2 + np.sin(np.nan_to_num(X[:, 1])) + (X[:, 9] % 3)
+    X_test = X[1000:].copy()
+    X_test[:50, 9] = rng.integers(-2, 14, 50)  # unseen categories and negatives
+    return {
+        "X": X[:1000],
+        "y": y[:1000],
+        "reg": target[:1000],
+        "pos": np.exp(target[:1000] / 4),
+        "X_test": X_test,
+    }
+
+
+def _rank_groups(model: Any, data: dict[str, np.ndarray]) -> Any:
+    kw = {"qid": np.repeat(np.arange(50), 20)} if isinstance(model, xgboost.XGBRanker) else {"group": [20] * 50}
+    return model.fit(data["X"], data["y"] + (data["reg"] > 1), **kw)
+
+
+# id -> (make, data, target, fit extra)
+XGB = dict(n_estimators=25, max_depth=4, random_state=0)
+LGB = dict(n_estimators=25, num_leaves=15, random_state=0, verbose=-1)
+CB = dict(iterations=25, depth=4, random_seed=0, verbose=0)
+CASES: dict[str, tuple[Callable[[], Any], str, str, dict[str, Any]]] = {
+    "xgb-binary": (lambda: xgboost.XGBClassifier(**XGB), "binary", "y", {}),
+    "xgb-multiclass": (lambda: xgboost.XGBClassifier(**XGB), "multiclass", "y", {}),
+    "xgb-logitraw": (lambda: xgboost.XGBClassifier(objective="binary:logitraw", **XGB), "binary", "y", {}),
+    "xgb-regression": (lambda: xgboost.XGBRegressor(**XGB), "binary", "reg", {}),
+    "xgb-logistic": (lambda: xgboost.XGBRegressor(objective="reg:logistic", **XGB), "binary", "y", {}),
+    "xgb-absolute": (lambda: xgboost.XGBRegressor(objective="reg:absoluteerror", **XGB), "binary", "reg", {}),
+    "xgb-poisson": (lambda: xgboost.XGBRegressor(objective="count:poisson", **XGB), "binary", "pos", {}),
+    "xgb-gamma": (lambda: xgboost.XGBRegressor(objective="reg:gamma", **XGB), "binary", "pos", {}),
+    "xgb-tweedie": (lambda: xgboost.XGBRegressor(objective="reg:tweedie", **XGB), "binary", "pos", {}),
+    "xgb-dart": (lambda: xgboost.XGBRegressor(booster="dart", rate_drop=0.3, **XGB), "binary", "reg", {}),
+    "xgb-categorical": (
+        lambda: xgboost.XGBClassifier(enable_categorical=True, feature_types=["q"] * 9 + ["c"], **XGB),
+        "binary",
+        "y",
+        {},
+    ),
+    "xgb-ranker": (lambda: xgboost.XGBRanker(**XGB), "binary", "rank", {}),
+    "xgb-rf": (lambda: xgboost.XGBRFClassifier(n_estimators=20, max_depth=5, random_state=0), "multiclass", "y", {}),
+    "xgb-softmax": (lambda: xgboost.XGBClassifier(objective="multi:softmax", **XGB), "multiclass", "y", {}),
+    "xgb-hinge": (lambda: xgboost.XGBClassifier(objective="binary:hinge", **XGB), "binary", "y", {}),
+    "xgb-pseudohuber": (
+        lambda: xgboost.XGBRegressor(objective="reg:pseudohubererror", **XGB),
+        "binary",
+        "reg",
+        {},
+    ),
+    "lgb-binary": (lambda: lightgbm.LGBMClassifier(**LGB), "binary", "y", {}),
+    "lgb-categorical": (lambda: lightgbm.LGBMClassifier(**LGB), "binary", "y", {"categorical_feature": [9]}),
+    "lgb-multiclass": (lambda: lightgbm.LGBMClassifier(**LGB), "multiclass", "y", {}),
+    "lgb-ova": (lambda: lightgbm.LGBMClassifier(objective="multiclassova", **LGB), "multiclass", "y", {}),
+    "lgb-regression": (lambda: lightgbm.LGBMRegressor(**LGB), "binary", "reg", {"categorical_feature": [9]}),
+    "lgb-l1": (lambda: lightgbm.LGBMRegressor(objective="regression_l1", **LGB), "binary", "reg", {}),
+    "lgb-huber": (lambda: lightgbm.LGBMRegressor(objective="huber", **LGB), "binary", "reg", {}),
+    "lgb-quantile": (lambda: lightgbm.LGBMRegressor(objective="quantile", alpha=0.3, **LGB), "binary", "reg", {}),
+    "lgb-poisson": (lambda: lightgbm.LGBMRegressor(objective="poisson", **LGB), "binary", "pos", {}),
+    "lgb-gamma": (lambda: lightgbm.LGBMRegressor(objective="gamma", **LGB), "binary", "pos", {}),
+    "lgb-tweedie": (lambda: lightgbm.LGBMRegressor(objective="tweedie", **LGB), "binary", "pos", {}),
+    "lgb-zero-missing": (lambda: lightgbm.LGBMRegressor(zero_as_missing=True, **LGB), "binary", "reg", {}),
+    "lgb-no-missing": (lambda: lightgbm.LGBMRegressor(use_missing=False, **LGB), "binary", "reg", {}),
+    "lgb-rf": (
+        lambda: lightgbm.LGBMRegressor(boosting_type="rf", bagging_freq=1, bagging_fraction=0.6, **LGB),
+        "binary",
+        "reg",
+        {},
+    ),
+    "lgb-ranker": (lambda: lightgbm.LGBMRanker(**LGB), "binary", "rank", {}),
+    "cb-binary": (lambda: catboost.CatBoostClassifier(**CB), "binary", "y", {}),
+    "cb-nan-max": (lambda: catboost.CatBoostClassifier(nan_mode="Max", **CB), "binary", "y", {}),
+    "cb-multiclass": (lambda: catboost.CatBoostClassifier(loss_function="MultiClass", **CB), "multiclass", "y", {}),
+    "cb-one-vs-all": (
+        lambda: catboost.CatBoostClassifier(loss_function="MultiClassOneVsAll", **CB),
+        "multiclass",
+        "y",
+        {},
+    ),
+    "cb-regression": (lambda: catboost.CatBoostRegressor(**CB), "binary", "reg", {}),
+    "cb-poisson": (lambda: catboost.CatBoostRegressor(loss_function="Poisson", **CB), "binary", "pos", {}),
+    "cb-quantile": (lambda: catboost.CatBoostRegressor(loss_function="Quantile:alpha=0.3", **CB), "binary", "reg", {}),
+}
+
+
+@functools.cache
+def fitted(case_id: str) -> tuple[Any, dict[str, np.ndarray]]:
+    make, kind, target, extra = CASES[case_id]
+    data = _data(kind)
+    model = make()
+    if target == "rank":
+        return _rank_groups(model, data), data
+    return model.fit(data["X"], data[target], **extra), data
+
+
+@functools.cache
+def exported(case_id: str, folder: Path) -> Path:
+    path = folder / f"{case_id}.mle"
+    result = mle.export_model(fitted(case_id)[0], path)
+    assert result["success"] and result["framework"] == case_id.split("-")[0].replace("lgb", "lightgbm").replace(
+        "xgb", "xgboost"
+    ).replace("cb", "catboost")
+    return path
+
+
+def reference(model: Any, X: np.ndarray) -> list[np.ndarray]:
+    if hasattr(model, "predict_proba"):
+        return [np.asarray(model.predict(X)).reshape(len(X)), model.predict_proba(X)]
+    return [model.predict(X)]
+
+
+def assert_scaled(ours: np.ndarray, ref: np.ndarray, tol: float, what: str) -> None:
+    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} != {ref.shape}"
+    scale = np.maximum(np.max(np.abs(ref), axis=0), np.finfo(np.float64).tiny)
+    err = float(np.max(np.abs(ours - ref) / scale))
+    assert err <= tol, f"{what}: scaled error {err:.3g} > {tol:g}"
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+@pytest.mark.parametrize("case_id", sorted(CASES))
+def test_matches_the_framework(case_id: str, precision: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    model, data = fitted(case_id)
+    runtime = mle.load_model(exported(case_id, tmp_path_factory.getbasetemp()), precision=precision)
+    # float32 mode is held to float32 inputs (a float64 input rounds before the comparison); float64 mode
+    # to 1e-12 where the framework sums in float64 (XGBoost sums float32 leaves in float32)
+    X = data["X_test"].astype(np.float32).astype(np.float64) if precision == "float32" else data["X_test"]
+    tol = 1e-12 if precision == "float64" and not case_id.startswith("xgb") else 1e-5
+    for n in (1, 7, len(X)):
+        ours, ref = runtime.run([X[:n]]), reference(model, X[:n])
+        if len(ref) == 2:
+            np.testing.assert_array_equal(ours[0], ref[0], err_msg=f"{case_id} [{precision}, batch {n}]: labels")
+            assert_scaled(ours[1], ref[1], tol, f"{case_id} [{precision}, batch {n}]: probabilities")
+        else:
+            assert_scaled(ours[0], ref[0], tol, f"{case_id} [{precision}, batch {n}]: predictions")
+
+
+def _framework_leaves(case_id: str, model: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(our leaves mapped to ranks, the framework's leaves as ranks), (rows, trees)."""
+    if case_id.startswith("xgb"):
+        booster = model.get_booster()
+        leaves = booster.predict(xgboost.DMatrix(X, feature_types=booster.feature_types), pred_leaf=True)
+        raw = json.loads(bytes(booster.save_raw(raw_format="json")))["learner"]["gradient_booster"]
+        trees = [xgb_converter._tree(t, None) for t in (raw.get("model") or raw["gbtree"]["model"])["trees"]]
+        return ranks_of(trees, leaves.reshape(len(X), -1).astype(np.int64))
+    if case_id.startswith("lgb"):
+        trees, _ = lgb_converter.trees_of(model)
+        return ranks_of(trees, model.predict(X, pred_leaf=True).reshape(len(X), -1))
+    return np.asarray(model.calc_leaf_indexes(catboost.Pool(X)), dtype=np.int64)
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "case_id",
+    [
+        "xgb-binary",
+        "xgb-multiclass",
+        "xgb-categorical",
+        "lgb-binary",
+        "lgb-categorical",
+        "lgb-zero-missing",
+        "lgb-no-missing",
+        "lgb-multiclass",
+        "cb-binary",
+        "cb-nan-max",
+        "cb-multiclass",
+    ],
+)
+def test_leaves_match_at_every_threshold(case_id: str, precision: str, tmp_path_factory) -> None:
+    model, data = fitted(case_id)
+    path = exported(case_id, tmp_path_factory.getbasetemp())
+    # XGBoost refuses infinities
+    X = edge_inputs(
+        path, data["X_test"], 400, seed=1, float32=precision == "float32", inf=not case_id.startswith("xgb")
+    )
+    np.testing.assert_array_equal(
+        our_leaves(path, X, precision), _framework_leaves(case_id, model, X), err_msg=f"{case_id} [{precision}]"
+    )
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ensemble.RandomForestClassifier(20, random_state=0),
+        lambda: ensemble.ExtraTreesRegressor(10, random_state=0),
+        lambda: ensemble.GradientBoostingClassifier(n_estimators=20, random_state=0),
+        lambda: ensemble.IsolationForest(n_estimators=10, max_features=0.6, random_state=0),
+    ],
+    ids=["forest", "extra-trees", "gradient-boosting", "isolation-forest"],
+)
+def test_sklearn_leaves_match_apply(make, precision: str, tmp_path: Path) -> None:
+    X, y = datasets.make_classification(1500, 8, n_informative=5, random_state=3)
+    model = make().fit(X[:1000], y[:1000])
+    path = tmp_path / "model.mle"
+    mle.export_model(model, path)
+    X_edge = edge_inputs(path, X[1000:], 400, seed=2, float32=precision == "float32", nan=False, inf=False)
+    estimators = np.asarray(model.estimators_).reshape(-1)
+    features = getattr(model, "estimators_features_", [None] * len(estimators))
+    trees = [sk_trees._tree(e.tree_, e.tree_.value[:, 0, :1], f) for e, f in zip(estimators, features, strict=True)]
+    columns = [
+        e.apply((X_edge if f is None else X_edge[:, f]).astype(np.float32))
+        for e, f in zip(estimators, features, strict=True)
+    ]
+    np.testing.assert_array_equal(our_leaves(path, X_edge, precision), ranks_of(trees, np.stack(columns, axis=1)))
+
+
+def test_iteration_ranges(tmp_path: Path) -> None:
+    data = _data("binary")
+    X = data["X_test"].astype(np.float32)
+    xgb_model = xgboost.XGBRegressor(
+        n_estimators=30,
+        early_stopping_rounds=3,
+        eval_metric="rmse",
+        **{k: v for k, v in XGB.items() if k != "n_estimators"},
+    )
+    xgb_model.fit(data["X"][:800], data["reg"][:800], eval_set=[(data["X"][800:], data["reg"][800:])], verbose=False)
+    assert xgb_model.best_iteration < 29
+    mle.export_model(xgb_model, tmp_path / "best.mle")
+    assert_scaled(mle.load_model(tmp_path / "best.mle").predict(X), xgb_model.predict(X), 1e-5, "best iteration")
+    mle.export_xgboost_model(xgb_model, tmp_path / "first5.mle", iteration_range=(0, 5))
+    assert_scaled(
+        mle.load_model(tmp_path / "first5.mle").predict(X),
+        xgb_model.predict(X, iteration_range=(0, 5)),
+        1e-5,
+        "iteration_range",
+    )
+    with pytest.raises(ValueError, match="iteration_range"):
+        mle.export_xgboost_model(xgb_model, tmp_path / "bad.mle", iteration_range=(0, 500))
+
+    lgb_model = lightgbm.LGBMRegressor(**LGB).fit(data["X"], data["reg"])
+    mle.export_lightgbm_model(lgb_model, tmp_path / "lgb7.mle", num_iteration=7)
+    assert_scaled(
+        mle.load_model(tmp_path / "lgb7.mle", precision="float64").predict(data["X_test"]),
+        lgb_model.predict(data["X_test"], num_iteration=7),
+        1e-12,
+        "num_iteration",
+    )
+
+
+def test_raw_boosters(tmp_path: Path) -> None:
+    data = _data("binary")
+    X = data["X_test"].astype(np.float32)
+    booster = xgboost.train(
+        {"objective": "binary:logistic", "max_depth": 3}, xgboost.DMatrix(data["X"], data["y"]), num_boost_round=10
+    )
+    mle.export_model(booster, tmp_path / "xgb.mle")
+    assert_scaled(mle.load_model(tmp_path / "xgb.mle").predict(X), booster.predict(xgboost.DMatrix(X)), 1e-5, "xgb")
+    lgb_booster = lightgbm.train(
+        {"objective": "regression", "verbose": -1}, lightgbm.Dataset(data["X"], data["reg"]), num_boost_round=10
+    )
+    mle.export_model(lgb_booster, tmp_path / "lgb.mle")
+    assert_scaled(mle.load_model(tmp_path / "lgb.mle").predict(X), lgb_booster.predict(X), 1e-5, "lgb")
+
+
+def test_refusals_name_what_is_unsupported(tmp_path: Path) -> None:
+    data = _data("binary")
+    X = np.nan_to_num(data["X"])
+    linear = lightgbm.LGBMRegressor(linear_tree=True, **LGB).fit(X, data["reg"])
+    with pytest.raises(UnsupportedModelError, match="linear_tree"):
+        mle.export_model(linear, tmp_path / "a.mle")
+    frame = pd.DataFrame(X[:, :9]).assign(colour=X[:, 9].astype(int))
+    categorical = catboost.CatBoostClassifier(iterations=5, verbose=0, cat_features=["colour"]).fit(frame, data["y"])
+    with pytest.raises(UnsupportedModelError, match="categorical feature colour"):
+        mle.export_model(categorical, tmp_path / "b.mle")
+    with pytest.raises(UnsupportedModelError, match="missing=-1"):
+        mle.export_model(xgboost.XGBRegressor(n_estimators=2, missing=-1.0).fit(X, data["reg"]), tmp_path / "c.mle")
+    multi = ensemble.RandomForestClassifier(3, random_state=0).fit(X, np.c_[data["y"], 1 - data["y"]])
+    with pytest.raises(UnsupportedModelError, match="multi-output classifiers"):
+        mle.export_model(multi, tmp_path / "d.mle")
+    assert not (tmp_path / "a.mle").exists() and not (tmp_path / "b.mle").exists()
+
+
+def test_forest_file_is_at_most_a_quarter_of_joblib(tmp_path: Path) -> None:
+    X, y = datasets.make_classification(3000, 20, n_informative=10, random_state=4)
+    model = ensemble.RandomForestClassifier(30, random_state=0).fit(X, y)
+    result = mle.export_model(model, tmp_path / "forest.mle")
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    assert result["file_size_bytes"] <= 0.25 * buffer.tell(), (result["file_size_bytes"], buffer.tell())
+    runtime = mle.load_model(tmp_path / "forest.mle", precision="float64")
+    np.testing.assert_array_equal(runtime.predict(X), model.predict(X))
+    assert_scaled(runtime.predict_proba(X), model.predict_proba(X), 1e-12, "forest")
+
+
+def test_catboost_json_and_raw_leaf_layout_agree() -> None:
+    model, _ = fitted("cb-multiclass")
+    features, borders, values, width = cb_converter.oblivious_arrays(cb_converter.model_json(model))
+    assert width == 3 and values.shape == (features.shape[0] * 2 ** features.shape[1], 3)
+    assert borders.dtype == np.float32
+
+
+def test_cli_exports_the_frameworks_own_files(tmp_path: Path) -> None:
+    data = _data("binary")
+    X = data["X_test"].astype(np.float32)
+    xgb_model, lgb_model, cb_model = fitted("xgb-binary")[0], fitted("lgb-regression")[0], fitted("cb-binary")[0]
+    xgb_model.save_model(tmp_path / "xgb.json")
+    xgb_model.save_model(tmp_path / "xgb.ubj")
+    lgb_model.booster_.save_model(tmp_path / "lgb.txt")
+    cb_model.save_model(str(tmp_path / "cb.cbm"))
+    cb_model.save_model(str(tmp_path / "cb.json"), format="json")
+    expected = {
+        "xgb.json": xgb_model.predict_proba(X)[:, 1],
+        "xgb.ubj": xgb_model.predict_proba(X)[:, 1],
+        "lgb.txt": lgb_model.predict(X),
+        "cb.cbm": cb_model.predict_proba(X),
+        "cb.json": cb_model.predict_proba(X),
+    }
+    mle_bin = Path(sys.executable).parent / "mle-export"
+    for name, want in expected.items():
+        out = subprocess.run([str(mle_bin), name, f"{name}.mle"], capture_output=True, text=True, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert "runs code" not in out.stderr  # no pickle was read
+        runtime = mle.load_model(tmp_path / f"{name}.mle")
+        got = runtime.predict_proba(X) if name.startswith("cb") else runtime.run([X])[0]
+        assert_scaled(got, want, 1e-5, name)
+    (tmp_path / "broken.ubj").write_bytes(b"{not ubjson")
+    out = subprocess.run([str(mle_bin), "broken.ubj", "b.mle"], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 1 and "not a readable xgboost model" in out.stderr and "Traceback" not in out.stderr
