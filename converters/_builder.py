@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from mle_runtime.graph import Graph, Node, ValueInfo
+from mle_runtime.metadata import encode_classes
 
 
 @dataclass
@@ -77,3 +78,14 @@ class GraphBuilder:
             for n in self.nodes
         )
         return Graph(tuple(self.inputs), tuple(named), nodes)
+
+
+def model_ir(b: GraphBuilder, converted: Converted, metadata: dict[str, Any]) -> ModelIR:
+    """The finished model: run outputs first (in order), then the others by name; the task, the run
+    outputs and the classes added to ``metadata``."""
+    order = converted.run_outputs + sorted(set(converted.outputs) - set(converted.run_outputs))
+    graph = b.finish({name: converted.outputs[name] for name in order})
+    metadata = {**metadata, "task": converted.task, "run_outputs": converted.run_outputs}
+    if converted.classes is not None:
+        metadata.update(encode_classes(converted.classes))
+    return ModelIR(graph, b.tensors, metadata)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR
+from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, model_ir
 from mle_runtime.errors import UnsupportedModelError
 
 _IDENTITY = {"RMSE", "MAE", "Quantile", "MAPE", "Huber", "Lq", "Expectile", "LogLinQuantile", "SMAPE", "FairLoss"}
@@ -114,26 +114,18 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
         b.const("bias", np.asarray(bias, dtype=np.float64).reshape(width)),
     )
     converted = _head(b, raw, loss, model, width)
-    order = converted.run_outputs + sorted(set(converted.outputs) - set(converted.run_outputs))
-    graph = b.finish({name: converted.outputs[name] for name in order})
     metadata: dict[str, Any] = {
         "framework": "catboost",
         "framework_version": catboost.__version__,
         "estimator": f"catboost.{type(model).__name__}",
-        "task": converted.task,
         "n_features": n_features,
-        "run_outputs": converted.run_outputs,
         "allow_nan": True,
         "objective": loss,
     }
     names = [str(n) for n in (model.feature_names_ or [])]
     if names and any(n != str(i) for i, n in enumerate(names)):
         metadata["feature_names"] = names
-    if converted.classes is not None:
-        from mle_runtime.metadata import encode_classes
-
-        metadata.update(encode_classes(converted.classes))
-    return ModelIR(graph, b.tensors, metadata)
+    return model_ir(b, converted, metadata)
 
 
 def _head(b: GraphBuilder, raw: str, loss: str, model: Any, width: int) -> Converted:

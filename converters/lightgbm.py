@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR
+from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, model_ir
 from mle_runtime.converters.trees import Tree, tree_ensemble
 from mle_runtime.errors import UnsupportedModelError
 
@@ -122,25 +122,17 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None, num_iteratio
     if dump.get("average_output"):  # random-forest mode averages the iterations
         raw = b.op("Div", raw, b.const("n_iterations", np.array(len(trees) // per_iteration, dtype=np.float64)))
     converted = _head(b, raw, objective, options, wrapper, per_iteration)
-    order = converted.run_outputs + sorted(set(converted.outputs) - set(converted.run_outputs))
-    graph = b.finish({name: converted.outputs[name] for name in order})
     metadata: dict[str, Any] = {
         "framework": "lightgbm",
         "framework_version": lightgbm.__version__,
         "estimator": f"lightgbm.{type(model).__name__}",
-        "task": converted.task,
         "n_features": n_features,
-        "run_outputs": converted.run_outputs,
         "allow_nan": True,
         "objective": str(dump["objective"]),
     }
     if wrapper is not None and getattr(wrapper, "feature_names_in_", None) is not None:
         metadata["feature_names"] = [str(c) for c in wrapper.feature_names_in_]
-    if converted.classes is not None:
-        from mle_runtime.metadata import encode_classes
-
-        metadata.update(encode_classes(converted.classes))
-    return ModelIR(graph, b.tensors, metadata)
+    return model_ir(b, converted, metadata)
 
 
 def _head(

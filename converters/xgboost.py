@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR
+from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, model_ir
 from mle_runtime.converters.trees import Tree, tree_ensemble
 from mle_runtime.errors import UnsupportedModelError
 
@@ -154,15 +154,11 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None, iteration_ra
     total = tree_ensemble(b, x, trees, n_features, n_classes, compare_float32=True, value_dtype=np.float32)
     margin = b.op("Add", total, b.const("base_margin", np.asarray(margin0, dtype=np.float32)))
     converted = _head(b, margin, link, wrapper, n_classes, objective)
-    order_names = converted.run_outputs + sorted(set(converted.outputs) - set(converted.run_outputs))
-    graph = b.finish({name: converted.outputs[name] for name in order_names})
     metadata: dict[str, Any] = {
         "framework": "xgboost",
         "framework_version": xgboost.__version__,
         "estimator": f"xgboost.{type(model).__name__}",
-        "task": converted.task,
         "n_features": n_features,
-        "run_outputs": converted.run_outputs,
         "allow_nan": True,
         "objective": objective,
     }
@@ -171,11 +167,7 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None, iteration_ra
         metadata["feature_names"] = [str(c) for c in wrapper.feature_names_in_]
     elif names:
         metadata["feature_names"] = list(names)
-    if converted.classes is not None:
-        from mle_runtime.metadata import encode_classes
-
-        metadata.update(encode_classes(converted.classes))
-    return ModelIR(graph, b.tensors, metadata)
+    return model_ir(b, converted, metadata)
 
 
 def _head(b: GraphBuilder, margin: str, link: str, wrapper: Any, n_classes: int, objective: str) -> Converted:

@@ -8,7 +8,9 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -57,6 +59,39 @@ def test_load_and_run_without_any_framework(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "X.npy.labels.npy"), model.predict(X[:60]).astype(str))
     np.testing.assert_allclose(np.load(tmp_path / "X.npy.proba.npy"), model.predict_proba(X[:60]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("framework", ["xgboost", "lightgbm", "catboost", "sklearn-forest"])
+def test_tree_models_run_without_their_framework(framework: str, tmp_path: Path) -> None:
+    X, y = make_classification(400, 6, n_informative=4, n_classes=3, random_state=1)
+    X[::5, 1] = np.nan
+    if framework == "xgboost":
+        import xgboost
+
+        model = xgboost.XGBClassifier(n_estimators=10, max_depth=3).fit(X, y)
+    elif framework == "lightgbm":
+        import lightgbm
+
+        model = lightgbm.LGBMClassifier(n_estimators=10, verbose=-1).fit(X, y)
+    elif framework == "catboost":
+        import catboost
+
+        model = catboost.CatBoostClassifier(iterations=10, verbose=0, loss_function="MultiClass").fit(X, y)
+    else:
+        model = RandomForestClassifier(10, random_state=0).fit(X, y)
+    mle.export_model(model, tmp_path / "m.mle")
+    np.save(tmp_path / "X.npy", X[:60])
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(tmp_path / "m.mle"), str(tmp_path / "X.npy"), ",".join(BLOCKED)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    labels = np.asarray(model.predict(X[:60])).reshape(-1).astype(str)
+    np.testing.assert_array_equal(np.load(tmp_path / "X.npy.labels.npy"), labels)
+    np.testing.assert_allclose(np.load(tmp_path / "X.npy.proba.npy"), model.predict_proba(X[:60]), rtol=1e-5)
 
 
 def test_blocker_really_blocks(tmp_path: Path) -> None:

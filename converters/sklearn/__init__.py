@@ -9,11 +9,10 @@ import sklearn
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR
+from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, model_ir
 from mle_runtime.converters._registry import converter_for
 from mle_runtime.converters.sklearn import linear, pipeline, preprocessing, trees
 from mle_runtime.errors import UnsupportedModelError
-from mle_runtime.metadata import encode_classes
 
 __all__ = ["convert", "convert_step", "linear", "pipeline", "preprocessing", "trees"]
 
@@ -68,24 +67,18 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
         raise ValueError(f"input_shape {tuple(input_shape)} disagrees with the model's {n} features")
     b = GraphBuilder()
     converted = convert_step(model, b, b.input("X", (None, int(n))), int(n))
-    order = converted.run_outputs + sorted(set(converted.outputs) - set(converted.run_outputs))
-    graph = b.finish({name: converted.outputs[name] for name in order})
     names = getattr(model, "feature_names_in_", None)
     cls = type(model)
     metadata: dict[str, Any] = {
         "framework": "sklearn",
         "framework_version": sklearn.__version__,
         "estimator": f"{_public_module(cls)}.{cls.__qualname__}",
-        "task": converted.task,
         "n_features": int(n),
-        "run_outputs": converted.run_outputs,
         "allow_nan": _allows_nan(model),
     }
     if names is not None:
         metadata["feature_names"] = [str(c) for c in names]
-    if converted.classes is not None:
-        metadata.update(encode_classes(converted.classes))
-    return ModelIR(graph, b.tensors, metadata)
+    return model_ir(b, converted, metadata)
 
 
 def _public_module(cls: type) -> str:
