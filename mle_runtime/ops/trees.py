@@ -33,6 +33,7 @@ from mle_runtime.ops import register_op
 FLAG_BITS = 6
 LEAF, DEFAULT_LEFT, CATEGORICAL, NAN_AS_ZERO, ZERO_MISSING, UNKNOWN_LEFT = (1 << i for i in range(FLAG_BITS))
 CHUNK_ROWS = 1024
+UNROLL_DEPTH = 0
 # LightGBM's kZeroThreshold (1e-35f): it reads any |x| at most this as 0, before any split sees it.
 LIGHTGBM_ZERO = 1.0000000180025095e-35
 
@@ -60,7 +61,7 @@ def tree_ensemble(
 
     def walk(rows: jax.Array) -> jax.Array:
         leaf = _leaves(rows, nodes, thresholds, tree_nodes, cat_bits, cat_limits, depth, feature_bits, lightgbm_missing)
-        return _sum_leaf_values(leaf_values[leaf + tree_leaves[None, :]], n_outputs)
+        return _sum_leaf_values(leaf_values[leaf + tree_leaves[:, None].astype(jnp.int32)], n_outputs)
 
     return _in_chunks(x, walk)
 
@@ -86,8 +87,8 @@ def tree_leaf_indices(
     x, thresholds = _comparable(x, thresholds, compare_float32)
     return _in_chunks(
         x,
-        lambda rows: _leaves(
-            rows, nodes, thresholds, tree_nodes, cat_bits, cat_limits, depth, feature_bits, lightgbm_missing
+        lambda rows: (
+            _leaves(rows, nodes, thresholds, tree_nodes, cat_bits, cat_limits, depth, feature_bits, lightgbm_missing).T
         ),
     )
 
@@ -112,10 +113,10 @@ def _in_chunks(x: jax.Array, fn: Callable[[jax.Array], jax.Array]) -> jax.Array:
 
 
 def _sum_leaf_values(values: jax.Array, n_outputs: int) -> jax.Array:
-    """(rows, trees, width) -> (rows, n_outputs): all trees add to all outputs, or round-robin."""
+    """(trees, rows, width) -> (rows, n_outputs): all trees add to all outputs, or round-robin."""
     if values.shape[-1] == n_outputs:
-        return jnp.sum(values, axis=1)
-    return jnp.sum(values[..., 0].reshape(values.shape[0], -1, n_outputs), axis=1)
+        return jnp.sum(values, axis=0)
+    return jnp.sum(values[..., 0].reshape(-1, n_outputs, values.shape[1]), axis=0).T
 
 
 def _leaves(
@@ -129,10 +130,14 @@ def _leaves(
     feature_bits: int,
     lightgbm_missing: bool,
 ) -> jax.Array:
+    """(trees, rows) leaf ranks. The state is laid out trees-major: neighbouring (tree, row) pairs read
+    the same tree's nodes, which measured 1.5x faster than rows-major on XLA CPU."""
     packed = nodes.ndim == 1
     child_shift = feature_bits + FLAG_BITS if packed else 0
     feature_mask = (1 << feature_bits) - 1
-    base = tree_nodes[None, :]
+    base = tree_nodes[:, None].astype(jnp.int32)
+    columns = x.T  # (features, rows)
+    row_index = jnp.arange(x.shape[0], dtype=jnp.int32)[None, :]
 
     def word_and_child(g: jax.Array) -> tuple[jax.Array, jax.Array]:
         if packed:
@@ -144,7 +149,7 @@ def _leaves(
         g = node + base
         word, child = word_and_child(g)
         threshold = thresholds[g]
-        value = jnp.take_along_axis(x, word & feature_mask, axis=1)
+        value = columns[word & feature_mask, row_index]
         flags = word >> feature_bits
         default_left = (flags & DEFAULT_LEFT) != 0
         if lightgbm_missing:
@@ -164,7 +169,12 @@ def _leaves(
         moved = child + jnp.where(go_left, 0, 1)
         return jnp.where((flags & LEAF) != 0, node, moved)
 
-    node = jax.lax.fori_loop(0, depth, step, jnp.zeros((x.shape[0], tree_nodes.shape[0]), jnp.int32))
+    node = jnp.zeros((tree_nodes.shape[0], x.shape[0]), jnp.int32)
+    if depth <= UNROLL_DEPTH:
+        for level in range(depth):
+            node = step(level, node)
+    else:
+        node = jax.lax.fori_loop(0, depth, step, node)
     return word_and_child(node + base)[1]
 
 
@@ -208,7 +218,7 @@ def oblivious_ensemble(
     offsets = jnp.arange(trees, dtype=jnp.int32) * (1 << depth)
 
     def walk(rows: jax.Array) -> jax.Array:
-        index = _oblivious_leaves(rows, features, borders) + offsets
+        index = _oblivious_leaves(rows, features, borders) + offsets[:, None]
         return _sum_leaf_values(leaf_values[index], n_outputs)
 
     return _in_chunks(x, walk)
@@ -219,10 +229,12 @@ def oblivious_leaf_indices(
 ) -> jax.Array:
     """The leaf index each row reaches in each oblivious tree, (rows, trees), as CatBoost numbers it."""
     x, borders = x.astype(jnp.float32), borders.astype(jnp.float32)
-    return _in_chunks(x, lambda rows: _oblivious_leaves(rows, features, borders))
+    return _in_chunks(x, lambda rows: _oblivious_leaves(rows, features, borders).T)
 
 
 def _oblivious_leaves(x: jax.Array, features: jax.Array, borders: jax.Array) -> jax.Array:
-    trees, depth = features.shape
-    value = jnp.take(x, features.reshape(-1), axis=1).reshape(x.shape[0], trees, depth)
-    return jnp.sum(jnp.where(value > borders, jnp.left_shift(1, jnp.arange(depth, dtype=jnp.int32)), 0), axis=-1)
+    """(trees, rows) leaf indices; each level reads a whole feature column (a contiguous row of x.T)."""
+    depth = features.shape[1]
+    value = x.T[features]  # (trees, depth, rows)
+    bits = jnp.where(value > borders[:, :, None], jnp.left_shift(1, jnp.arange(depth, dtype=jnp.int32))[:, None], 0)
+    return jnp.sum(bits, axis=1)
