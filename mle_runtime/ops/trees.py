@@ -34,6 +34,14 @@ FLAG_BITS = 6
 LEAF, DEFAULT_LEFT, CATEGORICAL, NAN_AS_ZERO, ZERO_MISSING, UNKNOWN_LEFT = (1 << i for i in range(FLAG_BITS))
 CHUNK_ROWS = 1024
 UNROLL_DEPTH = 0
+# Deep trees (a full-depth forest: max depth 29, mean path 13) pay for the fixed loop count. After
+# COMPACT_AFTER levels (14% of pairs still open in that forest), and again every COMPACT_EVERY levels,
+# the open (tree, row) pairs move to an array a quarter the size when they fit (else all walk on).
+# Measured on a 100-tree full-depth forest, 50 features: 1.1x at 1,000 and 100,000 rows (the gathers of
+# the first 16 levels dominate); CHUNK_ROWS 256 / 2,048 / 4,096 and unrolled loops measured no better.
+COMPACT_AFTER = 16
+COMPACT_EVERY = 4
+COMPACT_MIN_PAIRS = 4096
 # LightGBM's kZeroThreshold (1e-35f): it reads any |x| at most this as 0, before any split sees it.
 LIGHTGBM_ZERO = 1.0000000180025095e-35
 
@@ -145,11 +153,11 @@ def _leaves(
             return word, word >> child_shift
         return nodes[g, 0], nodes[g, 1]
 
-    def step(_: int, node: jax.Array) -> jax.Array:
+    def step(node: jax.Array, base: jax.Array, rows: jax.Array) -> jax.Array:
         g = node + base
         word, child = word_and_child(g)
         threshold = thresholds[g]
-        value = columns[word & feature_mask, row_index]
+        value = columns[word & feature_mask, rows]
         flags = word >> feature_bits
         default_left = (flags & DEFAULT_LEFT) != 0
         if lightgbm_missing:
@@ -169,12 +177,40 @@ def _leaves(
         moved = child + jnp.where(go_left, 0, 1)
         return jnp.where((flags & LEAF) != 0, node, moved)
 
-    node = jnp.zeros((tree_nodes.shape[0], x.shape[0]), jnp.int32)
-    if depth <= UNROLL_DEPTH:
-        for level in range(depth):
-            node = step(level, node)
-    else:
-        node = jax.lax.fori_loop(0, depth, step, node)
+    def walk(node: jax.Array, base: jax.Array, rows: jax.Array, steps: int) -> jax.Array:
+        if steps <= UNROLL_DEPTH:
+            for _ in range(steps):
+                node = step(node, base, rows)
+            return node
+        return jax.lax.fori_loop(0, steps, lambda _, n: step(n, base, rows), node)
+
+    def finish(node: jax.Array, base: jax.Array, rows: jax.Array, steps: int) -> jax.Array:
+        """Walk ``steps`` more levels over flat (tree, row) pairs: the open ones move to an array a quarter
+        the size when they fit, walk COMPACT_EVERY levels there, and compact again."""
+        if steps <= 0 or node.shape[0] < 4 * COMPACT_MIN_PAIRS:
+            return walk(node, base, rows, max(steps, 0))
+        open_pairs = (word_and_child(node + base)[0] >> feature_bits) & LEAF == 0
+        capacity = node.shape[0] // 4
+
+        def compacted(node: jax.Array) -> jax.Array:
+            (index,) = jnp.nonzero(open_pairs, size=capacity, fill_value=0)
+            sub_base, sub_rows = base[index], rows[index]
+            sub = walk(node[index], sub_base, sub_rows, min(steps, COMPACT_EVERY))
+            sub = finish(sub, sub_base, sub_rows, steps - COMPACT_EVERY)
+            return node.at[index].set(sub)  # a padding slot repeats pair 0 and writes what it would
+
+        def plain(node: jax.Array) -> jax.Array:
+            return walk(node, base, rows, steps)
+
+        return jax.lax.cond(jnp.sum(open_pairs) <= capacity, compacted, plain, node)
+
+    trees_rows = (tree_nodes.shape[0], x.shape[0])
+    first = min(depth, COMPACT_AFTER)
+    node = walk(jnp.zeros(trees_rows, jnp.int32), base, row_index, first)
+    if depth > first:
+        flat_base = jnp.broadcast_to(base, trees_rows).reshape(-1)
+        flat_rows = jnp.broadcast_to(row_index, trees_rows).reshape(-1)
+        node = finish(node.reshape(-1), flat_base, flat_rows, depth - first).reshape(trees_rows)
     return word_and_child(node + base)[1]
 
 
