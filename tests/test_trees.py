@@ -360,3 +360,19 @@ def test_cli_exports_the_frameworks_own_files(tmp_path: Path) -> None:
     (tmp_path / "broken.ubj").write_bytes(b"{not ubjson")
     out = subprocess.run([str(mle_bin), "broken.ubj", "b.mle"], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 1 and "not a readable xgboost model" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("after", [1, 4, 16])
+def test_compaction_paths_agree_with_sklearn(after: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Compacting the open (tree, row) pairs (when they fit a quarter) and walking them all (when they
+    don't: at level 1 nearly all are open) give scikit-learn's answers."""
+    from mle_runtime.ops import trees as tree_ops
+
+    monkeypatch.setattr(tree_ops, "COMPACT_AFTER", after)
+    monkeypatch.setattr(tree_ops, "COMPACT_MIN_PAIRS", 16)
+    X, y = datasets.make_classification(1200, 8, n_informative=6, random_state=5)
+    model = ensemble.RandomForestClassifier(12, random_state=0).fit(X[:800], y[:800])
+    mle.export_model(model, tmp_path / "forest.mle")
+    runtime = mle.load_model(tmp_path / "forest.mle", precision="float64", cache=False)
+    np.testing.assert_array_equal(runtime.predict(X), model.predict(X))
+    assert_scaled(runtime.predict_proba(X), model.predict_proba(X), 1e-12, f"compact after {after}")
