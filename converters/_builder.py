@@ -18,7 +18,7 @@ class Converted:
     task: str  # "classifier", "regressor" or "transformer"
     outputs: dict[str, str]  # role ("label", "probabilities", "decision", "predictions", "transformed") -> tensor
     run_outputs: list[str]
-    classes: np.ndarray | None = None
+    classes: np.ndarray | list[np.ndarray] | None = None  # a list: one array per output
     n_outputs: int | None = None  # width of "transformed", for the next step of a pipeline
 
 
@@ -86,6 +86,8 @@ def model_ir(b: GraphBuilder, converted: Converted, metadata: dict[str, Any]) ->
     order = converted.run_outputs + sorted(set(converted.outputs) - set(converted.run_outputs))
     graph = b.finish({name: converted.outputs[name] for name in order})
     metadata = {**metadata, "task": converted.task, "run_outputs": converted.run_outputs}
-    if converted.classes is not None:
+    if isinstance(converted.classes, list):
+        metadata["output_classes"] = [encode_classes(c) for c in converted.classes]
+    elif converted.classes is not None:
         metadata.update(encode_classes(converted.classes))
     return ModelIR(graph, b.tensors, metadata)

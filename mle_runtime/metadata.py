@@ -34,6 +34,16 @@ def encode_classes(classes: np.ndarray) -> dict[str, Any]:
     return {"classes": values, "classes_dtype": classes.dtype.str}
 
 
+def decode_output_classes(metadata: dict[str, Any]) -> list[np.ndarray] | None:
+    """A multi-output classifier's classes, one array per output."""
+    if "output_classes" not in metadata:
+        return None
+    entries = metadata["output_classes"]
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise FormatError("metadata: output_classes must be a list of objects")
+    return [decoded for e in entries if (decoded := decode_classes(e)) is not None]
+
+
 def decode_classes(metadata: dict[str, Any]) -> np.ndarray | None:
     if "classes" not in metadata:
         return None

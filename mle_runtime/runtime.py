@@ -29,7 +29,7 @@ from mle_runtime.errors import InputError, SignatureError
 from mle_runtime.graph import Graph, structure_hash
 from mle_runtime.inputs import as_input_list, check_finite, coerce_input
 from mle_runtime.lowering import build_function, round_down_tensors, to_float32_down
-from mle_runtime.metadata import decode_classes, model_info
+from mle_runtime.metadata import decode_classes, decode_output_classes, model_info
 from mle_runtime.reader import MleFile, read_mle
 from mle_runtime.writer import canonical_json
 
@@ -126,9 +126,9 @@ class MLERuntime:
         with precision_scope(precision):
             # One device_put for all parameters; on CPU it shares the mmap'd memory of aligned arrays.
             params = dict(zip(names, jax.device_put(host, jax_device), strict=True))
-        classes = decode_classes(mf.metadata)
+        classes, output_classes = decode_classes(mf.metadata), decode_output_classes(mf.metadata)
         self.device, self.precision, self.cache, self.cache_dir = device, precision, cache, cache_dir
-        self._jax_device, self._classes = jax_device, classes
+        self._jax_device, self._classes, self._output_classes = jax_device, classes, output_classes
         self._file, self._graph, self._fn, self._params = mf, graph, fn, params
         self._scope = functools.partial(precision_scope, precision)
         self._feature_names = mf.metadata.get("feature_names")
@@ -222,7 +222,17 @@ class MLERuntime:
         named = dict(zip(self._graph.outputs, merged, strict=True))
         if self._classes is not None and "label" in named:
             named["label"] = self._classes[named["label"]]
+        elif self._output_classes is not None and "label" in named:
+            named["label"] = self._decode_outputs(named["label"])
         return named
+
+    def _decode_outputs(self, index: np.ndarray) -> np.ndarray:
+        """(n, outputs) class indices as labels; like scikit-learn, in the first output's dtype."""
+        assert self._output_classes is not None
+        labels = np.empty(index.shape, dtype=self._output_classes[0].dtype)
+        for k, classes in enumerate(self._output_classes):
+            labels[:, k] = classes[index[:, k]]
+        return labels
 
     def _run_chunk(self, arrays: list[np.ndarray], n: int, bucket: int) -> list[np.ndarray]:
         chunk = [_pad(a, bucket) for a in arrays]
@@ -256,8 +266,14 @@ class MLERuntime:
         kind = self._require().metadata.get("task")
         return self._output(X, "label" if kind == "classifier" else "predictions", "predict")
 
-    def predict_proba(self, X: Any) -> np.ndarray:
-        return self._output(X, "probabilities", "predict_proba")
+    def predict_proba(self, X: Any) -> np.ndarray | list[np.ndarray]:
+        """Class probabilities; for a multi-output classifier a list with one (n, n_classes) array per
+        output, as scikit-learn returns (``run`` gives them side by side in one array)."""
+        proba = self._output(X, "probabilities", "predict_proba")
+        if self._output_classes is None:
+            return proba
+        edges = np.cumsum([len(c) for c in self._output_classes])[:-1]
+        return np.split(proba, edges, axis=1)
 
     def decision_function(self, X: Any) -> np.ndarray:
         return self._output(X, "decision", "decision_function")

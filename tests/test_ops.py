@@ -104,6 +104,11 @@ OPS: dict[str, Record] = {
     ),
     "IsolationScore": Record((np.abs(V) * 4, np.array(3.0)), lambda d, n: -(2 ** (-d / n))),
     "Cast": Record((np.array([0, 1, 1], dtype=np.int32),), lambda x: x.astype(np.float64), {"dtype": "float"}),
+    "SegmentArgMax": Record(
+        (np.array([[1.0, 3.0, 3.0, 0.0, -1.0], [2.0, 0.0, 1.0, 5.0, 6.0]]),),
+        lambda x: np.stack([np.argmax(x[:, :3], axis=1), np.argmax(x[:, 3:], axis=1)], axis=1),
+        {"sizes": [3, 2]},
+    ),
     "ProbaPair": Record((expit(V),), lambda p: np.stack([1 - p, p], axis=-1)),
     "ColumnProducts": Record(
         (X, np.array([[0, 4], [1, 1], [2, 3]])),

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xgboost
-from sklearn import datasets, ensemble
+from sklearn import datasets, ensemble, tree
 from trees_support import edge_inputs, our_leaves, ranks_of
 
 import mle_runtime as mle
@@ -308,9 +308,6 @@ def test_refusals_name_what_is_unsupported(tmp_path: Path) -> None:
         mle.export_model(categorical, tmp_path / "b.mle")
     with pytest.raises(UnsupportedModelError, match="missing=-1"):
         mle.export_model(xgboost.XGBRegressor(n_estimators=2, missing=-1.0).fit(X, data["reg"]), tmp_path / "c.mle")
-    multi = ensemble.RandomForestClassifier(3, random_state=0).fit(X, np.c_[data["y"], 1 - data["y"]])
-    with pytest.raises(UnsupportedModelError, match="multi-output classifiers"):
-        mle.export_model(multi, tmp_path / "d.mle")
     assert not (tmp_path / "a.mle").exists() and not (tmp_path / "b.mle").exists()
 
 
@@ -376,3 +373,31 @@ def test_compaction_paths_agree_with_sklearn(after: int, monkeypatch: pytest.Mon
     runtime = mle.load_model(tmp_path / "forest.mle", precision="float64", cache=False)
     np.testing.assert_array_equal(runtime.predict(X), model.predict(X))
     assert_scaled(runtime.predict_proba(X), model.predict_proba(X), 1e-12, f"compact after {after}")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: tree.DecisionTreeClassifier(max_depth=8, random_state=0),
+        lambda: tree.ExtraTreeClassifier(random_state=0),
+        lambda: ensemble.RandomForestClassifier(10, random_state=0),
+        lambda: ensemble.ExtraTreesClassifier(10, random_state=0),
+    ],
+    ids=["tree", "extra-tree", "forest", "extra-trees"],
+)
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_multi_output_classifiers(make, precision: str, tmp_path: Path) -> None:
+    X, y = datasets.make_classification(1200, 8, n_informative=6, n_classes=3, random_state=6)
+    targets = np.c_[np.array([10, 20, 30])[y], (X[:, 0] > 0).astype(int) * 7, (X[:, 1] > X[:, 2]).astype(int) - 1]
+    model = make().fit(X[:800], targets[:800])
+    mle.export_model(model, tmp_path / "multi.mle")
+    runtime = mle.load_model(tmp_path / "multi.mle", precision=precision)
+    X_test = X[800:].astype(np.float32) if precision == "float32" else X[800:]
+    labels = runtime.predict(X_test)
+    np.testing.assert_array_equal(labels, model.predict(X_test))
+    assert labels.dtype == model.predict(X_test).dtype
+    ours, theirs = runtime.predict_proba(X_test), model.predict_proba(X_test)
+    assert len(ours) == len(theirs) == 3
+    for k in range(3):
+        assert_scaled(ours[k], theirs[k], 1e-12 if precision == "float64" else 1e-5, f"output {k}")
+    assert runtime.run([X_test])[1].shape == (len(X_test), sum(len(c) for c in model.classes_))

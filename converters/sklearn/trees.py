@@ -35,21 +35,21 @@ def _tree(t: Any, value: np.ndarray, features: np.ndarray | None = None) -> Tree
     )
 
 
-def _class_probabilities(t: Any) -> np.ndarray:
-    """Per-node class probabilities, as DecisionTreeClassifier.predict_proba normalizes them."""
-    proba = np.array(t.value[:, 0, :], dtype=np.float64)
-    normalizer = proba.sum(axis=1)[:, np.newaxis]
-    normalizer[normalizer == 0.0] = 1.0
-    proba /= normalizer
-    return proba
+def _class_probabilities(t: Any, n_classes: list[int]) -> np.ndarray:
+    """Per-node class probabilities, normalized per output as DecisionTreeClassifier.predict_proba does;
+    the outputs' columns side by side."""
+    blocks = []
+    for k, width in enumerate(n_classes):
+        proba = np.array(t.value[:, k, :width], dtype=np.float64)
+        normalizer = proba.sum(axis=1)[:, np.newaxis]
+        normalizer[normalizer == 0.0] = 1.0
+        proba /= normalizer
+        blocks.append(proba)
+    return np.concatenate(blocks, axis=1)
 
 
-def _refuse_multioutput_classifier(est: Any) -> None:
-    if getattr(est, "n_outputs_", 1) > 1:
-        raise UnsupportedModelError(
-            f"{type(est).__name__} fitted on {est.n_outputs_} outputs: multi-output classifiers are not supported "
-            "yet (multi-output regressors are)"
-        )
+def _n_classes(est: Any) -> list[int]:
+    return [int(n) for n in np.atleast_1d(est.n_classes_)]
 
 
 def _sum_trees(b: GraphBuilder, x: str, trees: list[Tree], n_features: int, n_outputs: int) -> str:
@@ -57,13 +57,15 @@ def _sum_trees(b: GraphBuilder, x: str, trees: list[Tree], n_features: int, n_ou
 
 
 def _classifier_outputs(b: GraphBuilder, proba: str, est: Any) -> Converted:
-    label = b.op("ArgMax", proba)
-    return Converted(
-        "classifier",
-        {"label": label, "probabilities": proba},
-        ["label", "probabilities"],
-        classes=np.asarray(est.classes_),
-    )
+    """Labels and probabilities; a multi-output classifier's labels are (n, outputs), one argmax per
+    output's block of probabilities."""
+    if getattr(est, "n_outputs_", 1) > 1:
+        label = b.op("SegmentArgMax", proba, sizes=_n_classes(est))
+        classes: np.ndarray | list[np.ndarray] = [np.asarray(c) for c in est.classes_]
+    else:
+        label, classes = b.op("ArgMax", proba), np.asarray(est.classes_)
+    outputs = {"label": label, "probabilities": proba}
+    return Converted("classifier", outputs, ["label", "probabilities"], classes=classes)
 
 
 def _regressor_outputs(b: GraphBuilder, predictions: str, n_outputs: int) -> Converted:
@@ -74,9 +76,8 @@ def _regressor_outputs(b: GraphBuilder, predictions: str, n_outputs: int) -> Con
 
 @converts(tree.DecisionTreeClassifier, tree.ExtraTreeClassifier)
 def decision_tree_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
-    _refuse_multioutput_classifier(est)
-    t = _tree(est.tree_, _class_probabilities(est.tree_))
-    return _classifier_outputs(b, _sum_trees(b, x, [t], n_features, len(est.classes_)), est)
+    t = _tree(est.tree_, _class_probabilities(est.tree_, _n_classes(est)))
+    return _classifier_outputs(b, _sum_trees(b, x, [t], n_features, sum(_n_classes(est))), est)
 
 
 @converts(tree.DecisionTreeRegressor, tree.ExtraTreeRegressor)
@@ -87,9 +88,8 @@ def decision_tree_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) 
 
 @converts(ensemble.RandomForestClassifier, ensemble.ExtraTreesClassifier)
 def forest_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
-    _refuse_multioutput_classifier(est)
-    trees = [_tree(e.tree_, _class_probabilities(e.tree_)) for e in est.estimators_]
-    total = _sum_trees(b, x, trees, n_features, len(est.classes_))
+    trees = [_tree(e.tree_, _class_probabilities(e.tree_, _n_classes(est))) for e in est.estimators_]
+    total = _sum_trees(b, x, trees, n_features, sum(_n_classes(est)))
     proba = b.op("Div", total, b.const("n_trees", np.array(len(trees), dtype=np.float64)))
     return _classifier_outputs(b, proba, est)
 

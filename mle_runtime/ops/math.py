@@ -107,3 +107,14 @@ def cast(x: jax.Array, *, dtype: str) -> jax.Array:
 def proba_pair(p: jax.Array) -> jax.Array:
     """[1 - p, p]: two class probabilities from the second class's, computed as XGBoost computes them."""
     return jnp.stack([1.0 - p, p], axis=-1)
+
+
+@register_op("SegmentArgMax")
+def segment_arg_max(x: jax.Array, *, sizes: list[int]) -> jax.Array:
+    """(n, len(sizes)) int32: for consecutive column blocks of the given sizes, the index of the largest
+    value within each block (first on ties): a multi-output classifier's labels."""
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    return jnp.stack(
+        [jnp.argmax(x[..., a : a + w], axis=-1).astype(jnp.int32) for a, w in zip(starts, sizes, strict=True)],
+        axis=-1,
+    )
