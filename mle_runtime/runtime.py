@@ -30,6 +30,7 @@ from mle_runtime.graph import Graph, structure_hash
 from mle_runtime.inputs import as_input_list, check_finite, coerce_input
 from mle_runtime.lowering import build_function, round_down_tensors, to_float32_down
 from mle_runtime.metadata import decode_classes, decode_output_classes, model_info
+from mle_runtime.ops import lowering_for
 from mle_runtime.reader import MleFile, read_mle
 from mle_runtime.writer import canonical_json
 
@@ -187,7 +188,8 @@ class MLERuntime:
         if compiled is not None:
             self.stats["cache_hits"] += 1
         else:
-            compiled = jax.jit(self._fn).lower(self._params, avals).compile()
+            with lowering_for(self._jax_device.platform):
+                compiled = jax.jit(self._fn).lower(self._params, avals).compile()
             self.stats["compiles"] += 1
             payload = serialize_compiled(compiled)
             if payload is not None:

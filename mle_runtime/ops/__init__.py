@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,3 +89,22 @@ def get_op(name: str, version: int = 1) -> OpDef:
 def supported_operators() -> list[str]:
     """Names of every registered op, with the version when it is not 1 (e.g. ``Gemm``, ``Foo@2``)."""
     return sorted(n if v == 1 else f"{n}@{v}" for n, v in all_ops())
+
+
+_platform: contextvars.ContextVar[str] = contextvars.ContextVar("mle_lowering_platform", default="cpu")
+
+
+def lowering_platform() -> str:
+    """The platform ("cpu", "gpu", ...) a graph is being traced for; ops whose fastest form differs by
+    device read it at trace time. Outside ``lowering_for`` (a user's own ``jax.jit`` of ``as_jax()``) it
+    is "cpu"."""
+    return _platform.get()
+
+
+@contextlib.contextmanager
+def lowering_for(platform: str) -> Iterator[None]:
+    token = _platform.set("gpu" if platform in ("gpu", "cuda", "rocm") else platform)
+    try:
+        yield
+    finally:
+        _platform.reset(token)

@@ -28,11 +28,13 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from mle_runtime.ops import register_op
+from mle_runtime.ops import lowering_platform, register_op
 
 FLAG_BITS = 6
 LEAF, DEFAULT_LEFT, CATEGORICAL, NAN_AS_ZERO, ZERO_MISSING, UNKNOWN_LEFT = (1 << i for i in range(FLAG_BITS))
 CHUNK_ROWS = 1024
+# A GPU wants every (tree, row) pair of a batch bucket in flight at once: no row chunks there.
+GPU_CHUNK_ROWS = 1 << 16
 UNROLL_DEPTH = 0
 # Deep trees (a full-depth forest: max depth 29, mean path 13) pay for the fixed loop count. After
 # COMPACT_AFTER levels (14% of pairs still open in that forest), and again every COMPACT_EVERY levels,
@@ -110,7 +112,7 @@ def _comparable(x: jax.Array, thresholds: jax.Array, compare_float32: bool) -> t
 def _in_chunks(x: jax.Array, fn: Callable[[jax.Array], jax.Array]) -> jax.Array:
     """fn over row chunks of at most CHUNK_ROWS (the last one padded), concatenated."""
     n = x.shape[0]
-    chunk = min(n, CHUNK_ROWS)
+    chunk = min(n, CHUNK_ROWS if lowering_platform() == "cpu" else GPU_CHUNK_ROWS)
     pad = -n % chunk
     if pad:
         x = jnp.concatenate([x, jnp.zeros((pad, x.shape[1]), x.dtype)])
