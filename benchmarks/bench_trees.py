@@ -123,7 +123,10 @@ def onnx_session(name: str, model: Any, X: np.ndarray, folder: Path) -> tuple[Ca
             ).SerializeToString()
     except Exception as e:  # (a converter that cannot take this model: reported, not fatal)
         return None, f"conversion failed: {type(e).__name__}"
-    session = ort.InferenceSession(payload, providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    # ORT's idle threads spin by default and would steal the cores from whatever is measured next
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
     return (lambda data: session.run(None, {input_name: data})), "ok"
 
@@ -162,9 +165,13 @@ def bench(name: str, model: Any, framework: str, X: np.ndarray, folder: Path, qu
         d32 = data.astype(np.float32)
         budget = 0.5 if quick else 2.0
         repeat = 3 if n == ROWS[-1] else 5
+        # a pause before each measurement: OpenMP threads of the previous library spin for a while
+        time.sleep(0.3)
         r[f"mle_rows_s_{n}"] = n / per_call(lambda d=d32: runtime.run([d]), budget, repeat)
+        time.sleep(0.3)
         r[f"native_rows_s_{n}"] = n / per_call(lambda d=data: model.predict_proba(d), budget, repeat)
         if session is not None:
+            time.sleep(0.3)
             r[f"onnx_rows_s_{n}"] = n / per_call(lambda d=d32: session(d), budget, repeat)
     return r
 

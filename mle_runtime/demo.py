@@ -15,7 +15,7 @@ import numpy as np
 
 def _models() -> list[tuple[str, Any, Callable[..., Any]]]:
     try:
-        from sklearn import datasets, decomposition, linear_model, pipeline, preprocessing, svm
+        from sklearn import datasets, decomposition, ensemble, linear_model, pipeline, preprocessing, svm
     except ImportError as e:
         raise RuntimeError("the demo trains scikit-learn models: pip install 'mle-runtime[sklearn]'") from e
     p = pipeline.make_pipeline
@@ -43,6 +43,16 @@ def _models() -> list[tuple[str, Any, Callable[..., Any]]]:
             "diabetes: polynomial features + ridge",
             datasets.load_diabetes,
             lambda: p(preprocessing.PolynomialFeatures(2), preprocessing.StandardScaler(), linear_model.Ridge(1.0)),
+        ),
+        (
+            "breast_cancer: random forest (200 trees)",
+            datasets.load_breast_cancer,
+            lambda: ensemble.RandomForestClassifier(200, random_state=0),
+        ),
+        (
+            "diabetes: histogram gradient boosting",
+            datasets.load_diabetes,
+            lambda: ensemble.HistGradientBoostingRegressor(max_iter=100, random_state=0),
         ),
     ]
 
@@ -74,7 +84,7 @@ def run_demo(out_dir: str | None = None) -> int:
         order = rng.permutation(len(X))
         train, test = order[: len(X) * 3 // 4], order[len(X) * 3 // 4 :]
         model = make().fit(X[train], y[train])
-        stem = title.split(":")[0]
+        stem = "".join(c if c.isalnum() else "-" for c in title).strip("-")
         result = mle.export_model(model, folder / f"{stem}.mle")
         joblib.dump(model, folder / f"{stem}.joblib")
         runtime = mle.load_model(folder / f"{stem}.mle", precision="float64")
