@@ -6,7 +6,8 @@
 depth 5), HistGradientBoostingClassifier (200 iterations), XGBoost (500 trees, depth 8), LightGBM (500
 trees, 63 leaves), CatBoost (500 trees, depth 6). Writes benchmarks/results/trees.json and trees.md.
 Targets (issue 3, CPU): >= 1x native throughput for the scikit-learn models and >= 1x ONNX Runtime for
-every model at >= 1,000 rows; >= 0.8x native XGBoost, LightGBM and CatBoost; load_model of the forest
+every model at >= 1,000 rows (Hummingbird's torch backend is measured beside them where it converts);
+>= 0.8x native XGBoost, LightGBM and CatBoost; load_model of the forest
 >= 100x faster than joblib.load; the forest's file <= 25% of joblib's. ``--quick`` uses 50 trees.
 """
 
@@ -131,6 +132,19 @@ def onnx_session(name: str, model: Any, X: np.ndarray, folder: Path) -> tuple[Ca
     return (lambda data: session.run(None, {input_name: data})), "ok"
 
 
+def hummingbird_model(model: Any) -> tuple[Callable[[np.ndarray], Any] | None, str]:
+    """Hummingbird's torch backend, where it converts the model."""
+    try:
+        import hummingbird.ml
+    except ImportError:
+        return None, "hummingbird-ml not installed"
+    try:
+        converted = hummingbird.ml.convert(model, "torch")
+    except Exception as e:  # (a model Hummingbird does not convert: reported, not fatal)
+        return None, f"conversion failed: {type(e).__name__}"
+    return converted.predict_proba, "ok"
+
+
 def bench(name: str, model: Any, framework: str, X: np.ndarray, folder: Path, quick: bool) -> dict[str, Any]:
     mle_path, joblib_path = folder / f"{name}.mle", folder / f"{name}.joblib"
     export = mle.export_model(model, mle_path)
@@ -160,6 +174,7 @@ def bench(name: str, model: Any, framework: str, X: np.ndarray, folder: Path, qu
     runtime = mle.load_model(mle_path)
     session, onnx_status = onnx_session(name, model, X, folder)
     r["onnx"] = onnx_status
+    hummingbird, r["hummingbird"] = hummingbird_model(model)
     for n in ROWS:
         data = np.resize(X, (n, X.shape[1]))
         d32 = data.astype(np.float32)
@@ -173,6 +188,9 @@ def bench(name: str, model: Any, framework: str, X: np.ndarray, folder: Path, qu
         if session is not None:
             time.sleep(0.3)
             r[f"onnx_rows_s_{n}"] = n / per_call(lambda d=d32: session(d), budget, repeat)
+        if hummingbird is not None:
+            time.sleep(0.3)
+            r[f"hummingbird_rows_s_{n}"] = n / per_call(lambda d=d32: hummingbird(d), budget, repeat)
     return r
 
 
@@ -197,16 +215,18 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "| model | rows | mle | native | ONNX Runtime | mle / native | mle / ORT |",
-        "|---|---|---|---|---|---|---|",
+        "| model | rows | mle | native | ONNX Runtime | Hummingbird (torch) | mle / native | mle / ORT | mle / HB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         for n in ROWS:
             ours, native, onnx = r[f"mle_rows_s_{n}"], r[f"native_rows_s_{n}"], r.get(f"onnx_rows_s_{n}")
+            hb = r.get(f"hummingbird_rows_s_{n}")
             cells = (f"{onnx:,.0f}", f"{ours / onnx:.2f}x") if onnx else (r["onnx"], "-")
+            hb_cells = (f"{hb:,.0f}", f"{ours / hb:.2f}x") if hb else (r["hummingbird"], "-")
             lines.append(
-                f"| {r['model']} | {n:,} | {ours:,.0f} | {native:,.0f} | {cells[0]} | {ours / native:.2f}x "
-                f"| {cells[1]} |"
+                f"| {r['model']} | {n:,} | {ours:,.0f} | {native:,.0f} | {cells[0]} | {hb_cells[0]} "
+                f"| {ours / native:.2f}x | {cells[1]} | {hb_cells[1]} |"
             )
     lines += ["", "## Targets", ""] + [f"- {t}" for t in meta["targets"]]
     return "\n".join(lines) + "\n"
