@@ -57,7 +57,12 @@ def bfs_order(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, int]:
         depth += 1
 
 
-def _uint_dtype(bound: int) -> np.dtype[Any]:
+# A node's feature, flags and child share one int32 word when they fit (else two words a node).
+PACKED_WORD_BITS = 31
+
+
+def _index_dtype(bound: int) -> np.dtype[Any]:
+    """The narrowest signed integer dtype for offsets below ``bound``."""
     return np.dtype(np.int16) if bound < 2**15 else np.dtype(np.int32)
 
 
@@ -69,13 +74,12 @@ def tree_ensemble(
     n_outputs: int,
     *,
     compare_float32: bool,
-    threshold_dtype: Any = np.float64,
     value_dtype: Any = np.float64,
 ) -> str:
     """Emit a ``TreeEnsemble`` node summing ``trees`` over ``x``; returns its (rows, n_outputs) output.
 
     ``compare_float32``: the framework compares float32 inputs with float32 thresholds (store them with
-    ``to_float32_down``); otherwise thresholds keep ``threshold_dtype`` and float32 precision rounds them down.
+    ``to_float32_down``); otherwise thresholds stay float64 and float32 precision rounds them down at load.
     """
     width = trees[0].value.shape[1]
     if width not in (1, n_outputs) or (width == 1 and len(trees) % n_outputs):
@@ -117,23 +121,19 @@ def tree_ensemble(
     feature_all = np.concatenate([w[0] for w in words])
     flags_all = np.concatenate([w[1] for w in words])
     child_all = np.concatenate([w[2] for w in words])
-    if feature_bits + FLAG_BITS + child_bits <= 31:
+    if feature_bits + FLAG_BITS + child_bits <= PACKED_WORD_BITS:
         nodes = (feature_all | (flags_all << feature_bits) | (child_all << (feature_bits + FLAG_BITS))).astype(np.int32)
     else:
         nodes = np.stack([feature_all | (flags_all << feature_bits), child_all], axis=1).astype(np.int32)
     threshold_all = np.concatenate(thresholds)
-    threshold_all = (
-        to_float32_down(threshold_all)
-        if compare_float32
-        else flush_safe_thresholds(threshold_all.astype(threshold_dtype))
-    )
+    threshold_all = to_float32_down(threshold_all) if compare_float32 else flush_safe_thresholds(threshold_all)
     inputs = [
         x,
         b.const("tree_nodes", nodes),
         b.const("tree_thresholds", threshold_all),
         b.const("leaf_values", np.concatenate(values).astype(value_dtype)),
-        b.const("tree_node_offsets", np.asarray(tree_nodes, dtype=_uint_dtype(n_nodes))),
-        b.const("tree_leaf_offsets", np.asarray(tree_leaves, dtype=_uint_dtype(n_leaves))),
+        b.const("tree_node_offsets", np.asarray(tree_nodes, dtype=_index_dtype(n_nodes))),
+        b.const("tree_leaf_offsets", np.asarray(tree_leaves, dtype=_index_dtype(n_leaves))),
     ]
     if cat_rows:
         words_per_row = max((int(limit) + 31) // 32 for _, limit in cat_rows)

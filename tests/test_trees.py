@@ -25,6 +25,7 @@ from sklearn import datasets, ensemble, tree
 from trees_support import edge_inputs, our_leaves, ranks_of
 
 import mle_runtime as mle
+from mle_runtime import reader as mle_reader
 from mle_runtime.converters import catboost as cb_converter
 from mle_runtime.converters import lightgbm as lgb_converter
 from mle_runtime.converters import xgboost as xgb_converter
@@ -401,3 +402,24 @@ def test_multi_output_classifiers(make, precision: str, tmp_path: Path) -> None:
     for k in range(3):
         assert_scaled(ours[k], theirs[k], 1e-12 if precision == "float64" else 1e-5, f"output {k}")
     assert runtime.run([X_test])[1].shape == (len(X_test), sum(len(c) for c in model.classes_))
+
+
+@pytest.mark.parametrize("framework", ["sklearn", "lightgbm"])
+def test_two_words_a_node_when_indices_do_not_fit_one(framework: str, monkeypatch, tmp_path: Path) -> None:
+    """Large trees over many features store feature/flags and child in two int32 words a node; forced
+    here by lowering the packing limit."""
+    from mle_runtime.converters import trees as tree_ir
+
+    monkeypatch.setattr(tree_ir, "PACKED_WORD_BITS", 8)
+    data = _data("binary")
+    if framework == "sklearn":
+        model: Any = ensemble.RandomForestRegressor(5, random_state=0).fit(np.nan_to_num(data["X"]), data["reg"])
+        X = np.nan_to_num(data["X_test"])
+    else:
+        model = lightgbm.LGBMRegressor(**LGB).fit(data["X"], data["reg"], categorical_feature=[9])
+        X = data["X_test"]
+    mle.export_model(model, tmp_path / "wide.mle")
+    runtime = mle.load_model(tmp_path / "wide.mle", precision="float64", cache=False)
+    tensors = mle_reader.read_mle(tmp_path / "wide.mle").tensors
+    assert next(a for name, a in tensors.items() if name.startswith("tree_nodes")).ndim == 2
+    assert_scaled(runtime.predict(X), model.predict(X), 1e-12, f"{framework} two-word nodes")
