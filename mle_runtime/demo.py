@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 
-def _models() -> list[tuple[str, Any, Callable[..., Any]]]:
+def demo_models() -> list[tuple[str, Any, Callable[..., Any]]]:
     try:
         from sklearn import datasets, decomposition, ensemble, linear_model, pipeline, preprocessing, svm
     except ImportError as e:
@@ -78,7 +78,7 @@ def run_demo(out_dir: str | None = None) -> int:
     print(header)
     print("-" * len(header))
     failures = 0
-    for title, load_data, make in _models():
+    for title, load_data, make in demo_models():
         X, y = load_data(return_X_y=True)
         rng = np.random.default_rng(0)
         order = rng.permutation(len(X))
