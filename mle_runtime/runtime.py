@@ -55,12 +55,14 @@ def _x64() -> Iterator[None]:
         yield
 
 
-def _to_precision(a: np.ndarray, dtype: np.dtype[Any], round_down: bool) -> np.ndarray:
-    """A float parameter in the runtime's precision (others as stored)."""
+def _to_precision(a: np.ndarray, dtype: np.dtype[Any], threshold: bool) -> np.ndarray:
+    """A float parameter in the runtime's precision (others as stored). Split thresholds narrow toward
+    -inf and never widen: an op compares them as stored (a float32 threshold of a float32 comparison
+    stays float32 in float64 mode, uncopied from the mmap)."""
     if a.dtype.kind != "f" or a.dtype == dtype:
         return a
-    if round_down and dtype == np.float32 and a.dtype == np.float64:
-        return to_float32_down(a)
+    if threshold:
+        return to_float32_down(a) if a.itemsize > dtype.itemsize else a
     return a.astype(dtype)
 
 
