@@ -31,6 +31,7 @@ from mle_runtime.converters import lightgbm as lgb_converter
 from mle_runtime.converters import xgboost as xgb_converter
 from mle_runtime.converters.sklearn import trees as sk_trees
 from mle_runtime.errors import UnsupportedModelError
+from mle_runtime.writer import serialize
 
 warnings.filterwarnings("ignore", category=UserWarning, module="lightgbm")
 
@@ -423,3 +424,20 @@ def test_two_words_a_node_when_indices_do_not_fit_one(framework: str, monkeypatc
     tensors = mle_reader.read_mle(tmp_path / "wide.mle").tensors
     assert next(a for name, a in tensors.items() if name.startswith("tree_nodes")).ndim == 2
     assert_scaled(runtime.predict(X), model.predict(X), 1e-12, f"{framework} two-word nodes")
+
+
+@pytest.mark.parametrize(
+    ("attr", "value", "message"),
+    [("depth", 10**9, "depth"), ("n_outputs", 3, "cannot make 3 outputs"), ("feature_bits", 40, "feature_bits")],
+)
+def test_a_hostile_layout_is_a_value_error_not_a_hang(attr: str, value: int, message: str, tmp_path: Path) -> None:
+    X, y = datasets.make_classification(300, 6, random_state=0)
+    mle.export_model(ensemble.RandomForestClassifier(3, random_state=0).fit(X, y), tmp_path / "ok.mle")
+    mf = mle_reader.read_mle(tmp_path / "ok.mle")
+    graph = json.loads(json.dumps(mf.graph))
+    next(n for n in graph["nodes"] if n["op"] == "TreeEnsemble")["attrs"][attr] = value
+    chunks = serialize(mf.metadata, graph, dict(mf.tensors))
+    (tmp_path / "bad.mle").write_bytes(b"".join(bytes(c) for c in chunks))
+    runtime = mle.load_model(tmp_path / "bad.mle", cache=False)
+    with pytest.raises(ValueError, match=message):
+        runtime.run([X])

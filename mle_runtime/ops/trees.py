@@ -70,6 +70,7 @@ def tree_ensemble(
 ) -> jax.Array:
     """Sum of the leaf values each row reaches, (rows, n_outputs); trees add to every output when a leaf
     holds n_outputs values, else tree t adds to output t % n_outputs."""
+    _check_layout(x, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, depth, feature_bits, n_outputs)
     x, thresholds = _comparable(x, thresholds, compare_float32)
 
     def walk(rows: jax.Array) -> jax.Array:
@@ -104,6 +105,37 @@ def tree_leaf_indices(
             _leaves(rows, nodes, thresholds, tree_nodes, cat_bits, cat_limits, depth, feature_bits, lightgbm_missing).T
         ),
     )
+
+
+def _check_layout(
+    x: jax.Array,
+    nodes: jax.Array,
+    thresholds: jax.Array,
+    leaf_values: jax.Array,
+    tree_nodes: jax.Array,
+    tree_leaves: jax.Array,
+    depth: int,
+    feature_bits: int,
+    n_outputs: int,
+) -> None:
+    """Attributes a file could set to anything, checked against the tensors' shapes at trace time: a
+    walk deeper than there are nodes, or an output layout the leaves cannot fill, is a malformed file
+    (gathers themselves stay in bounds whatever the indices: JAX clamps them)."""
+    n_nodes = nodes.shape[0]
+    problems = []
+    if nodes.ndim not in (1, 2) or (nodes.ndim == 2 and nodes.shape[1] != 2) or thresholds.shape != (n_nodes,):
+        problems.append(f"nodes {nodes.shape} and thresholds {thresholds.shape} disagree")
+    if not 0 <= depth <= n_nodes:
+        problems.append(f"depth {depth} outside 0..{n_nodes}")
+    if not 1 <= feature_bits <= 24 or (1 << feature_bits) < x.shape[-1]:
+        problems.append(f"feature_bits {feature_bits} does not fit {x.shape[-1]} features")
+    trees, width = tree_nodes.shape[0], leaf_values.shape[-1] if leaf_values.ndim == 2 else -1
+    if tree_leaves.shape != (trees,) or trees == 0:
+        problems.append(f"{trees} tree offsets but {tree_leaves.shape} leaf offsets")
+    if n_outputs < 1 or width not in (1, n_outputs) or (width == 1 and trees % n_outputs):
+        problems.append(f"{trees} trees with {width}-wide leaves cannot make {n_outputs} outputs")
+    if problems:
+        raise ValueError("TreeEnsemble: malformed layout: " + "; ".join(problems))
 
 
 def _comparable(x: jax.Array, thresholds: jax.Array, compare_float32: bool) -> tuple[jax.Array, jax.Array]:
@@ -252,8 +284,21 @@ def oblivious_ensemble(
     """CatBoost's oblivious trees: tree t's level d tests ``x[features[t, d]] > borders[t, d]`` (float32,
     as CatBoost binarizes) and sets bit d of the leaf index; leaf_values is (trees * 2**depth, width).
     Sum over trees, (rows, n_outputs), laid out as in TreeEnsemble."""
-    x, borders = x.astype(jnp.float32), borders.astype(jnp.float32)
     trees, depth = features.shape
+    width = leaf_values.shape[-1] if leaf_values.ndim == 2 else -1
+    if (
+        borders.shape != features.shape
+        or depth > 30
+        or leaf_values.shape[0] != trees << depth
+        or n_outputs < 1
+        or width not in (1, n_outputs)
+        or (width == 1 and trees % n_outputs)
+    ):
+        raise ValueError(
+            f"ObliviousEnsemble: malformed layout: features {features.shape}, borders {borders.shape}, "
+            f"leaf values {leaf_values.shape}, n_outputs {n_outputs}"
+        )
+    x, borders = x.astype(jnp.float32), borders.astype(jnp.float32)
     offsets = jnp.arange(trees, dtype=jnp.int32) * (1 << depth)
 
     def walk(rows: jax.Array) -> jax.Array:
