@@ -4,7 +4,7 @@ dump (thresholds and leaf values printed to round-trip as doubles).
 LightGBM compares doubles, ``x <= threshold``, after its missing-value rules: with missing type NaN a NaN
 takes the default direction; with Zero, NaN reads as 0 and any |x| <= 1e-35 takes it; with None, NaN
 reads as 0. A categorical split sends the listed categories left, everything else (negatives, unseen
-categories, NaN under missing type NaN) right.
+categories, NaN whatever the missing type) right.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def _tree(structure: dict[str, Any]) -> Tree:
             limit = int(cats.max()) + 1 if cats.size else 0
             categories[i] = (cats, limit, False)
             threshold.append(0.0)
-            default_left.append(False)  # NaN under missing type NaN goes right
-            nan_as_zero.append(missing != "NaN")
+            default_left.append(False)  # NaN goes right, whatever the missing type (measured: pred_leaf)
+            nan_as_zero.append(False)
             zero_missing.append(False)
         elif node["decision_type"] == "<=":
             threshold.append(float(node["threshold"]))

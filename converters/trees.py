@@ -9,7 +9,7 @@ and leaf values already final (a forest's per-tree probabilities, a booster's sc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from mle_runtime.ops.trees import (
     FLAG_BITS,
     LEAF,
     NAN_AS_ZERO,
+    PERFECT_MAX_DEPTH,
     UNKNOWN_LEFT,
     ZERO_MISSING,
 )
@@ -61,9 +62,117 @@ def bfs_order(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, int]:
 PACKED_WORD_BITS = 31
 
 
+# A perfect layout stores 2**depth slots a tree: used only when that is at most this many times the
+# nodes the trees really have (deep, lopsided trees would balloon).
+PERFECT_MAX_WASTE = 4
+
+
+def heap_positions(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Each node's heap position (children of p at 2p + 1 and 2p + 2)."""
+    position = np.full(len(left), -1, dtype=np.int64)
+    position[0] = 0
+    frontier = np.array([0])
+    while frontier.size:
+        inner = frontier[left[frontier] >= 0]
+        position[left[inner]] = 2 * position[inner] + 1
+        position[right[inner]] = 2 * position[inner] + 2
+        frontier = np.concatenate([left[inner], right[inner]])
+    return position
+
+
+def perfect_leaf_slots(position: np.ndarray, depth: int) -> np.ndarray:
+    """The level-``depth`` slot a node at heap ``position`` leads to when every split below it goes left."""
+    level = np.floor(np.log2(position + 1)).astype(np.int64)
+    return (position + 1) * (1 << (depth - level)) - 1 - ((1 << depth) - 1)
+
+
 def _index_dtype(bound: int) -> np.dtype[Any]:
     """The narrowest signed integer dtype for offsets below ``bound``."""
     return np.dtype(np.int16) if bound < 2**15 else np.dtype(np.int32)
+
+
+class _Packed(NamedTuple):
+    """Node-level arrays of every tree, concatenated, and per-tree offsets."""
+
+    feature: np.ndarray
+    flags: np.ndarray
+    child: np.ndarray | None  # None in the perfect layout (children are implied)
+    thresholds: np.ndarray
+    values: np.ndarray
+    tree_nodes: list[int]
+    tree_leaves: list[int]
+    widest_tree: int
+
+
+def _node_flags(tree: Tree, nodes: np.ndarray, lightgbm: bool) -> np.ndarray:
+    flags = np.where(tree.left[nodes] < 0, LEAF, 0) | np.where(tree.default_left[nodes], DEFAULT_LEFT, 0)
+    if lightgbm and tree.nan_as_zero is not None and tree.zero_missing is not None:
+        flags |= np.where(tree.nan_as_zero[nodes], NAN_AS_ZERO, 0)
+        flags |= np.where(tree.zero_missing[nodes], ZERO_MISSING, 0)
+    return flags
+
+
+def _categorical(tree: Tree, new_id: np.ndarray, flags: np.ndarray, threshold: np.ndarray, cat_rows: list) -> None:
+    """Mark the categorical nodes (at their new positions) and point their threshold at a bitset row."""
+    for old, (left_set, limit, unknown_left) in tree.categories.items():
+        position = int(new_id[old])
+        flags[position] |= CATEGORICAL | (UNKNOWN_LEFT if unknown_left else 0)
+        threshold[position] = len(cat_rows)
+        cat_rows.append((np.asarray(left_set, dtype=np.int64), int(limit)))
+
+
+def _breadth_first(trees: list[Tree], orders: list[np.ndarray], lightgbm: bool, cat_rows: list) -> _Packed:
+    parts: list[tuple[np.ndarray, ...]] = []
+    tree_nodes, tree_leaves, n_nodes, n_leaves = [], [], 0, 0
+    for tree, order in zip(trees, orders, strict=True):
+        new_id = np.empty(len(tree.left), dtype=np.int64)
+        new_id[order] = np.arange(order.size)
+        is_leaf = tree.left[order] < 0
+        child = np.where(is_leaf, np.cumsum(is_leaf) - 1, new_id[np.maximum(tree.left[order], 0)])
+        flags = _node_flags(tree, order, lightgbm)
+        threshold = np.where(is_leaf, np.inf, tree.threshold[order]).astype(np.float64)
+        _categorical(tree, new_id, flags, threshold, cat_rows)
+        feature = np.where(is_leaf, 0, tree.feature[order]).astype(np.int64)
+        parts.append((feature, flags, child, threshold, tree.value[order][is_leaf]))
+        tree_nodes.append(n_nodes)
+        tree_leaves.append(n_leaves)
+        n_nodes += order.size
+        n_leaves += int(is_leaf.sum())
+    columns = [np.concatenate(c) for c in zip(*parts, strict=True)]
+    return _Packed(*columns, tree_nodes, tree_leaves, max(o.size for o in orders))
+
+
+def _perfect(trees: list[Tree], depth: int, lightgbm: bool, cat_rows: list) -> _Packed:
+    inner, slots = (1 << depth) - 1, 1 << depth
+    width = trees[0].value.shape[1]
+    parts: list[tuple[np.ndarray, ...]] = []
+    for tree in trees:
+        position = heap_positions(tree.left, tree.right)
+        internal = np.flatnonzero(tree.left >= 0)
+        leaves = np.flatnonzero(tree.left < 0)
+        # every slot not taken by a real split always goes left: threshold +inf, missing values left
+        feature = np.zeros(inner, dtype=np.int64)
+        flags = np.full(inner, DEFAULT_LEFT, dtype=np.int64)
+        threshold = np.full(inner, np.inf)
+        feature[position[internal]] = tree.feature[internal]
+        flags[position[internal]] = _node_flags(tree, internal, lightgbm)
+        threshold[position[internal]] = tree.threshold[internal]
+        _categorical(tree, position, flags, threshold, cat_rows)
+        values = np.zeros((slots, width))
+        values[perfect_leaf_slots(position[leaves], depth)] = tree.value[leaves]
+        parts.append((feature, flags, threshold, values))
+    feature, flags, threshold, values = (np.concatenate(c) for c in zip(*parts, strict=True))
+    count = len(trees)
+    return _Packed(
+        feature,
+        flags,
+        None,
+        threshold,
+        values,
+        [t * inner for t in range(count)],
+        [t * slots for t in range(count)],
+        inner,
+    )
 
 
 def tree_ensemble(
@@ -80,60 +189,39 @@ def tree_ensemble(
 
     ``compare_float32``: the framework compares float32 inputs with float32 thresholds (store them with
     ``to_float32_down``); otherwise thresholds stay float64 and float32 precision rounds them down at load.
+    Shallow ensembles (depth at most PERFECT_MAX_DEPTH, not too lopsided) get the perfect layout.
     """
     width = trees[0].value.shape[1]
     if width not in (1, n_outputs) or (width == 1 and len(trees) % n_outputs):
         raise ValueError(f"{len(trees)} trees of width {width} cannot make {n_outputs} outputs")
     feature_bits = max(int(n_features - 1).bit_length(), 1)
-    words, thresholds, values, tree_nodes, tree_leaves, cat_rows = [], [], [], [], [], []
-    n_nodes = n_leaves = 0
-    max_depth = max_local = 0
     lightgbm = any(t.nan_as_zero is not None for t in trees)
-    for tree in trees:
-        order, depth = bfs_order(tree.left, tree.right)
-        new_id = np.empty(len(tree.left), dtype=np.int64)
-        new_id[order] = np.arange(order.size)
-        is_leaf = tree.left[order] < 0
-        leaf_rank = np.cumsum(is_leaf) - 1
-        child = np.where(is_leaf, leaf_rank, new_id[np.maximum(tree.left[order], 0)])
-        flags = np.where(is_leaf, LEAF, 0) | np.where(tree.default_left[order], DEFAULT_LEFT, 0)
-        if lightgbm and tree.nan_as_zero is not None and tree.zero_missing is not None:
-            flags |= np.where(tree.nan_as_zero[order], NAN_AS_ZERO, 0)
-            flags |= np.where(tree.zero_missing[order], ZERO_MISSING, 0)
-        threshold = np.where(is_leaf, np.inf, tree.threshold[order]).astype(np.float64)
-        for old, (left_set, limit, unknown_left) in tree.categories.items():
-            position = int(new_id[old])
-            flags[position] |= CATEGORICAL | (UNKNOWN_LEFT if unknown_left else 0)
-            threshold[position] = len(cat_rows)
-            cat_rows.append((np.asarray(left_set, dtype=np.int64), int(limit)))
-        feature = np.where(is_leaf, 0, tree.feature[order]).astype(np.int64)
-        words.append((feature, flags, child))
-        thresholds.append(threshold)
-        values.append(tree.value[order][is_leaf])
-        tree_nodes.append(n_nodes)
-        tree_leaves.append(n_leaves)
-        n_nodes += order.size
-        n_leaves += int(is_leaf.sum())
-        max_depth = max(max_depth, depth)
-        max_local = max(max_local, order.size)
-
-    child_bits = max(int(max_local - 1).bit_length(), 1)
-    feature_all = np.concatenate([w[0] for w in words])
-    flags_all = np.concatenate([w[1] for w in words])
-    child_all = np.concatenate([w[2] for w in words])
-    if feature_bits + FLAG_BITS + child_bits <= PACKED_WORD_BITS:
-        nodes = (feature_all | (flags_all << feature_bits) | (child_all << (feature_bits + FLAG_BITS))).astype(np.int32)
+    shapes = [bfs_order(t.left, t.right) for t in trees]
+    depth = max(d for _, d in shapes)
+    cat_rows: list[tuple[np.ndarray, int]] = []
+    total = sum(order.size for order, _ in shapes)
+    perfect = depth <= PERFECT_MAX_DEPTH and len(trees) * (2 << depth) <= PERFECT_MAX_WASTE * total
+    if perfect:
+        packed = _perfect(trees, depth, lightgbm, cat_rows)
     else:
-        nodes = np.stack([feature_all | (flags_all << feature_bits), child_all], axis=1).astype(np.int32)
-    threshold_all = np.concatenate(thresholds)
-    threshold_all = to_float32_down(threshold_all) if compare_float32 else flush_safe_thresholds(threshold_all)
+        packed = _breadth_first(trees, [order for order, _ in shapes], lightgbm, cat_rows)
+
+    head = packed.feature | (packed.flags << feature_bits)
+    if packed.child is None:
+        nodes = head.astype(np.int32)
+    elif feature_bits + FLAG_BITS + max(int(packed.widest_tree - 1).bit_length(), 1) <= PACKED_WORD_BITS:
+        nodes = (head | (packed.child << (feature_bits + FLAG_BITS))).astype(np.int32)
+    else:
+        nodes = np.stack([head, packed.child], axis=1).astype(np.int32)
+    thresholds = to_float32_down(packed.thresholds) if compare_float32 else flush_safe_thresholds(packed.thresholds)
+    n_nodes, n_leaves = len(packed.feature), len(packed.values)
     inputs = [
         x,
         b.const("tree_nodes", nodes),
-        b.const("tree_thresholds", threshold_all),
-        b.const("leaf_values", np.concatenate(values).astype(value_dtype)),
-        b.const("tree_node_offsets", np.asarray(tree_nodes, dtype=_index_dtype(n_nodes))),
-        b.const("tree_leaf_offsets", np.asarray(tree_leaves, dtype=_index_dtype(n_leaves))),
+        b.const("tree_thresholds", thresholds),
+        b.const("leaf_values", packed.values.astype(value_dtype)),
+        b.const("tree_node_offsets", np.asarray(packed.tree_nodes, dtype=_index_dtype(n_nodes))),
+        b.const("tree_leaf_offsets", np.asarray(packed.tree_leaves, dtype=_index_dtype(n_leaves))),
     ]
     if cat_rows:
         words_per_row = max((int(limit) + 31) // 32 for _, limit in cat_rows)
@@ -142,9 +230,11 @@ def tree_ensemble(
             kept = left_set[(left_set >= 0) & (left_set < limit)]
             np.bitwise_or.at(bits[row], kept >> 5, (np.uint32(1) << (kept & 31).astype(np.uint32)))
         inputs += [b.const("cat_bits", bits), b.const("cat_limits", np.array([r[1] for r in cat_rows], np.int32))]
-    attrs: dict[str, Any] = {"depth": max_depth, "feature_bits": feature_bits, "n_outputs": n_outputs}
+    attrs: dict[str, Any] = {"depth": depth, "feature_bits": feature_bits, "n_outputs": n_outputs}
     if compare_float32:
         attrs["compare_float32"] = True
     if lightgbm:
         attrs["lightgbm_missing"] = True
+    if perfect:
+        attrs["layout"] = "perfect"
     return b.op("TreeEnsemble", *inputs, **attrs)

@@ -84,6 +84,13 @@ CASES: dict[str, tuple[Callable[[], Any], str, str, dict[str, Any]]] = {
         {},
     ),
     "xgb-ranker": (lambda: xgboost.XGBRanker(**XGB), "binary", "rank", {}),
+    "xgb-deep": (lambda: xgboost.XGBClassifier(n_estimators=15, max_depth=9, random_state=0), "binary", "y", {}),
+    "lgb-shallow": (
+        lambda: lightgbm.LGBMRegressor(n_estimators=20, max_depth=3, zero_as_missing=True, random_state=0, verbose=-1),
+        "binary",
+        "reg",
+        {"categorical_feature": [9]},
+    ),
     "xgb-rf": (lambda: xgboost.XGBRFClassifier(n_estimators=20, max_depth=5, random_state=0), "multiclass", "y", {}),
     "xgb-softmax": (lambda: xgboost.XGBClassifier(objective="multi:softmax", **XGB), "multiclass", "y", {}),
     "xgb-hinge": (lambda: xgboost.XGBClassifier(objective="binary:hinge", **XGB), "binary", "y", {}),
@@ -180,17 +187,17 @@ def test_matches_the_framework(case_id: str, precision: str, tmp_path_factory: p
             assert_scaled(ours[0], ref[0], tol, f"{case_id} [{precision}, batch {n}]: predictions")
 
 
-def _framework_leaves(case_id: str, model: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _framework_leaves(case_id: str, model: Any, X: np.ndarray, path: Path) -> np.ndarray:
     """(our leaves mapped to ranks, the framework's leaves as ranks), (rows, trees)."""
     if case_id.startswith("xgb"):
         booster = model.get_booster()
         leaves = booster.predict(xgboost.DMatrix(X, feature_types=booster.feature_types), pred_leaf=True)
         raw = json.loads(bytes(booster.save_raw(raw_format="json")))["learner"]["gradient_booster"]
         trees = [xgb_converter._tree(t, None) for t in (raw.get("model") or raw["gbtree"]["model"])["trees"]]
-        return ranks_of(trees, leaves.reshape(len(X), -1).astype(np.int64))
+        return ranks_of(trees, leaves.reshape(len(X), -1).astype(np.int64), path)
     if case_id.startswith("lgb"):
         trees, _ = lgb_converter.trees_of(model)
-        return ranks_of(trees, model.predict(X, pred_leaf=True).reshape(len(X), -1))
+        return ranks_of(trees, model.predict(X, pred_leaf=True).reshape(len(X), -1), path)
     return np.asarray(model.calc_leaf_indexes(catboost.Pool(X)), dtype=np.int64)
 
 
@@ -199,6 +206,8 @@ def _framework_leaves(case_id: str, model: Any, X: np.ndarray) -> tuple[np.ndarr
     "case_id",
     [
         "xgb-binary",
+        "xgb-deep",
+        "lgb-shallow",
         "xgb-multiclass",
         "xgb-categorical",
         "lgb-binary",
@@ -219,7 +228,7 @@ def test_leaves_match_at_every_threshold(case_id: str, precision: str, tmp_path_
         path, data["X_test"], 400, seed=1, float32=precision == "float32", inf=not case_id.startswith("xgb")
     )
     np.testing.assert_array_equal(
-        our_leaves(path, X, precision), _framework_leaves(case_id, model, X), err_msg=f"{case_id} [{precision}]"
+        our_leaves(path, X, precision), _framework_leaves(case_id, model, X, path), err_msg=f"{case_id} [{precision}]"
     )
 
 
@@ -247,7 +256,7 @@ def test_sklearn_leaves_match_apply(make, precision: str, tmp_path: Path) -> Non
         e.apply((X_edge if f is None else X_edge[:, f]).astype(np.float32))
         for e, f in zip(estimators, features, strict=True)
     ]
-    np.testing.assert_array_equal(our_leaves(path, X_edge, precision), ranks_of(trees, np.stack(columns, axis=1)))
+    np.testing.assert_array_equal(our_leaves(path, X_edge, precision), ranks_of(trees, np.stack(columns, axis=1), path))
 
 
 def test_iteration_ranges(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from mle_runtime.converters.trees import Tree, bfs_order
+from mle_runtime.converters.trees import Tree, bfs_order, heap_positions, perfect_leaf_slots
 from mle_runtime.graph import Graph
 from mle_runtime.lowering import build_function, round_down_tensors
 from mle_runtime.ops.trees import FLAG_BITS, LEAF, oblivious_leaf_indices, tree_leaf_indices
@@ -34,15 +34,22 @@ def our_leaves(path: Path, X: np.ndarray, precision: str) -> np.ndarray:
         return np.asarray(leaves)
 
 
-def ranks_of(trees: list[Tree], framework_leaves: np.ndarray) -> np.ndarray:
-    """The framework's leaf numbers (rows, trees) as our per-tree breadth-first leaf ranks."""
+def ranks_of(trees: list[Tree], framework_leaves: np.ndarray, path: Path) -> np.ndarray:
+    """The framework's leaf numbers (rows, trees) as the file's leaf numbers: per-tree breadth-first
+    leaf ranks, or heap slots where the file uses the perfect layout."""
+    attrs = next(n for n in read_mle(path).graph["nodes"] if n["op"] == "TreeEnsemble").get("attrs", {})
     out = np.empty(framework_leaves.shape, dtype=np.int64)
     for t, tree in enumerate(trees):
-        order, _ = bfs_order(tree.left, tree.right)
-        leaves = order[tree.left[order] < 0]
+        if attrs.get("layout") == "perfect":
+            leaves = np.flatnonzero(tree.left < 0)
+            numbers = perfect_leaf_slots(heap_positions(tree.left, tree.right)[leaves], attrs["depth"])
+        else:
+            order, _ = bfs_order(tree.left, tree.right)
+            leaves = order[tree.left[order] < 0]
+            numbers = np.arange(leaves.size)
         ids = leaves if tree.source_leaf is None else tree.source_leaf[leaves]
-        rank = {int(leaf): r for r, leaf in enumerate(ids)}
-        out[:, t] = [rank[int(v)] for v in framework_leaves[:, t]]
+        ours = dict(zip(ids.tolist(), numbers.tolist(), strict=True))
+        out[:, t] = [ours[int(v)] for v in framework_leaves[:, t]]
     return out
 
 

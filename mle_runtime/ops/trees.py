@@ -20,6 +20,11 @@ count and no data-dependent control flow; rows go through in chunks of ``CHUNK_R
 (trees, rows) working set stays in cache and memory stays bounded at any batch size (1,024-row chunks
 measured 2.2x faster than one pass at 100,000 rows, and 27-47 MB instead of ~1 GB).
 
+The perfect layout (``layout="perfect"``, trees of depth at most PERFECT_MAX_DEPTH) numbers each tree
+as a heap, children of i at 2i + 1 and 2i + 2, with every leaf at level ``depth``: a leaf higher up
+becomes splits that always go left (threshold +inf, missing values left) down to its leftmost slot. A
+node word is then just feature | flags, and there is no leaf test in the loop.
+
 How it runs is chosen by rules measured on XLA CPU (the constants below say what was measured); on a
 GPU (``lowering_platform()``) a batch bucket goes through in one pass — a rule not yet measured there.
 """
@@ -27,6 +32,7 @@ GPU (``lowering_platform()``) a batch bucket goes through in one pass — a rule
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +42,10 @@ from mle_runtime.ops import lowering_platform, register_op
 FLAG_BITS = 6
 LEAF, DEFAULT_LEFT, CATEGORICAL, NAN_AS_ZERO, ZERO_MISSING, UNKNOWN_LEFT = (1 << i for i in range(FLAG_BITS))
 CHUNK_ROWS = 1024
+# Trees at most this deep may be stored in the perfect (heap) layout: measured on XLA CPU, 300
+# depth-3 trees ran 1.6x faster at 1,000 rows and 1.14x at 100,000 than the breadth-first walk; at depth
+# 8 the two were within 4%.
+PERFECT_MAX_DEPTH = 6
 # A GPU wants every (tree, row) pair of a batch bucket in flight at once: no row chunks there.
 GPU_CHUNK_ROWS = 1 << 16
 UNROLL_DEPTH = 0  # levels walked as straight-line code instead of a loop: measured no faster, so off
@@ -67,14 +77,16 @@ def tree_ensemble(
     n_outputs: int,
     compare_float32: bool = False,
     lightgbm_missing: bool = False,
+    layout: str = "bfs",
 ) -> jax.Array:
     """Sum of the leaf values each row reaches, (rows, n_outputs); trees add to every output when a leaf
     holds n_outputs values, else tree t adds to output t % n_outputs."""
-    _check_layout(x, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, depth, feature_bits, n_outputs)
+    _check_layout(x, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, depth, feature_bits, n_outputs, layout)
     x, thresholds = _comparable(x, thresholds, compare_float32)
+    spec = WalkSpec(depth, feature_bits, lightgbm_missing, layout == "perfect")
 
     def walk(rows: jax.Array) -> jax.Array:
-        leaf = _leaves(rows, nodes, thresholds, tree_nodes, cat_bits, cat_limits, depth, feature_bits, lightgbm_missing)
+        leaf = _leaves(rows, nodes, thresholds, tree_nodes, cat_bits, cat_limits, spec)
         return _sum_leaf_values(leaf_values[leaf + tree_leaves[:, None].astype(jnp.int32)], n_outputs)
 
     return _in_chunks(x, walk)
@@ -95,15 +107,15 @@ def tree_leaf_indices(
     n_outputs: int,
     compare_float32: bool = False,
     lightgbm_missing: bool = False,
+    layout: str = "bfs",
 ) -> jax.Array:
     """The leaf each row reaches in each tree, (rows, trees): its rank among the tree's leaves in
     breadth-first order (what ``apply`` / ``pred_leaf`` report, renumbered)."""
     x, thresholds = _comparable(x, thresholds, compare_float32)
+    spec = WalkSpec(depth, feature_bits, lightgbm_missing, layout == "perfect")
     return _in_chunks(
         x,
-        lambda rows: (
-            _leaves(rows, nodes, thresholds, tree_nodes, cat_bits, cat_limits, depth, feature_bits, lightgbm_missing).T
-        ),
+        lambda rows: _leaves(rows, nodes, thresholds, tree_nodes, cat_bits, cat_limits, spec).T,
     )
 
 
@@ -117,6 +129,7 @@ def _check_layout(
     depth: int,
     feature_bits: int,
     n_outputs: int,
+    layout: str,
 ) -> None:
     """Attributes a file could set to anything, checked against the tensors' shapes at trace time: a
     walk deeper than there are nodes, or an output layout the leaves cannot fill, is a malformed file
@@ -134,6 +147,12 @@ def _check_layout(
         problems.append(f"{trees} tree offsets but {tree_leaves.shape} leaf offsets")
     if n_outputs < 1 or width not in (1, n_outputs) or (width == 1 and trees % n_outputs):
         problems.append(f"{trees} trees with {width}-wide leaves cannot make {n_outputs} outputs")
+    if layout not in ("bfs", "perfect"):
+        problems.append(f"unknown layout {layout!r}")
+    elif layout == "perfect" and (
+        depth > PERFECT_MAX_DEPTH or n_nodes != trees * ((1 << depth) - 1) or leaf_values.shape[0] != trees << depth
+    ):
+        problems.append(f"a perfect layout of depth {depth} needs {trees} x {(1 << depth) - 1} nodes")
     if problems:
         raise ValueError("TreeEnsemble: malformed layout: " + "; ".join(problems))
 
@@ -164,6 +183,13 @@ def _sum_leaf_values(values: jax.Array, n_outputs: int) -> jax.Array:
     return jnp.sum(values[..., 0].reshape(-1, n_outputs, values.shape[1]), axis=0).T
 
 
+class WalkSpec(NamedTuple):
+    depth: int
+    feature_bits: int
+    lightgbm_missing: bool
+    perfect: bool
+
+
 def _leaves(
     x: jax.Array,
     nodes: jax.Array,
@@ -171,12 +197,12 @@ def _leaves(
     tree_nodes: jax.Array,
     cat_bits: jax.Array | None,
     cat_limits: jax.Array | None,
-    depth: int,
-    feature_bits: int,
-    lightgbm_missing: bool,
+    spec: WalkSpec,
 ) -> jax.Array:
-    """(trees, rows) leaf ranks. The state is laid out trees-major: neighbouring (tree, row) pairs read
-    the same tree's nodes, which measured 1.5x faster than rows-major on XLA CPU."""
+    """(trees, rows) leaf ranks (heap slots in the perfect layout). The state is laid out trees-major:
+    neighbouring (tree, row) pairs read the same tree's nodes, which measured 1.5x faster than rows-major
+    on XLA CPU."""
+    depth, feature_bits, lightgbm_missing, perfect = spec
     packed = nodes.ndim == 1
     child_shift = feature_bits + FLAG_BITS if packed else 0
     feature_mask = (1 << feature_bits) - 1
@@ -190,10 +216,7 @@ def _leaves(
             return word, word >> child_shift
         return nodes[g, 0], nodes[g, 1]
 
-    def step(node: jax.Array, base: jax.Array, rows: jax.Array) -> jax.Array:
-        g = node + base
-        word, child = word_and_child(g)
-        threshold = thresholds[g]
+    def goes_left(word: jax.Array, threshold: jax.Array, rows: jax.Array) -> jax.Array:
         value = columns[word & feature_mask, rows]
         flags = word >> feature_bits
         default_left = (flags & DEFAULT_LEFT) != 0
@@ -211,8 +234,22 @@ def _leaves(
             bit = (cat_bits[row, category >> 5] >> (category & 31).astype(cat_bits.dtype)) & 1
             by_category = jnp.where(known, bit == 1, (flags & UNKNOWN_LEFT) != 0)
             go_left = jnp.where((flags & CATEGORICAL) != 0, jnp.where(missing, default_left, by_category), go_left)
-        moved = child + jnp.where(go_left, 0, 1)
-        return jnp.where((flags & LEAF) != 0, node, moved)
+        return go_left
+
+    if perfect:  # heap numbering: children of i are 2i + 1 and 2i + 2, every leaf at level depth
+
+        def heap_step(_: int, node: jax.Array) -> jax.Array:
+            g = node + base
+            return 2 * node + jnp.where(goes_left(nodes[g], thresholds[g], row_index), 1, 2)
+
+        node = jax.lax.fori_loop(0, depth, heap_step, jnp.zeros((tree_nodes.shape[0], x.shape[0]), jnp.int32))
+        return node - ((1 << depth) - 1)
+
+    def step(node: jax.Array, base: jax.Array, rows: jax.Array) -> jax.Array:
+        g = node + base
+        word, child = word_and_child(g)
+        moved = child + jnp.where(goes_left(word, thresholds[g], rows), 0, 1)
+        return jnp.where(((word >> feature_bits) & LEAF) != 0, node, moved)
 
     def walk(node: jax.Array, base: jax.Array, rows: jax.Array, steps: int) -> jax.Array:
         if steps <= UNROLL_DEPTH:
