@@ -43,9 +43,10 @@ FLAG_BITS = 6
 LEAF, DEFAULT_LEFT, CATEGORICAL, NAN_AS_ZERO, ZERO_MISSING, UNKNOWN_LEFT = (1 << i for i in range(FLAG_BITS))
 CHUNK_ROWS = 1024
 # Trees at most this deep may be stored in the perfect (heap) layout: measured on XLA CPU, 300
-# depth-3 trees ran 1.6x faster at 1,000 rows and 1.14x at 100,000 than the breadth-first walk; at depth
-# 8 the two were within 4%.
-PERFECT_MAX_DEPTH = 6
+# depth-3 trees ran 1.6x faster at 1,000 rows and 1.14x at 100,000 than the breadth-first walk; at
+# depths 5, 6 and 8 the two were within the run-to-run noise (+-20%), so deeper trees keep the compact
+# breadth-first layout.
+PERFECT_MAX_DEPTH = 4
 # A GPU wants every (tree, row) pair of a batch bucket in flight at once: no row chunks there.
 GPU_CHUNK_ROWS = 1 << 16
 UNROLL_DEPTH = 0  # levels walked as straight-line code instead of a loop: measured no faster, so off
