@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -42,21 +43,26 @@ CHILD = textwrap.dedent("""
 """)
 
 
+def run_blocked(model: Any, X: np.ndarray, folder: Path) -> None:
+    """Export ``model``, then load and run it on ``X`` in a child process where no framework imports."""
+    mle.export_model(model, folder / "m.mle")
+    np.save(folder / "X.npy", X)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(folder / "m.mle"), str(folder / "X.npy"), ",".join(BLOCKED)],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_load_and_run_without_any_framework(tmp_path: Path) -> None:
     X, y = make_classification(400, 7, n_informative=5, n_classes=3, random_state=0)
     X[::7, 2] = np.nan
     names = np.array(["low", "mid", "high"], dtype=object)[y]
     model = make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression()).fit(X, names)
-    mle.export_model(model, tmp_path / "m.mle")
-    np.save(tmp_path / "X.npy", X[:60])
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(tmp_path / "m.mle"), str(tmp_path / "X.npy"), ",".join(BLOCKED)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
+    run_blocked(model, X[:60], tmp_path)
     np.testing.assert_array_equal(np.load(tmp_path / "X.npy.labels.npy"), model.predict(X[:60]).astype(str))
     np.testing.assert_allclose(np.load(tmp_path / "X.npy.proba.npy"), model.predict_proba(X[:60]), rtol=1e-12)
 
@@ -79,16 +85,7 @@ def test_tree_models_run_without_their_framework(framework: str, tmp_path: Path)
         model = catboost.CatBoostClassifier(iterations=10, verbose=0, loss_function="MultiClass").fit(X, y)
     else:
         model = RandomForestClassifier(10, random_state=0).fit(X, y)
-    mle.export_model(model, tmp_path / "m.mle")
-    np.save(tmp_path / "X.npy", X[:60])
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(tmp_path / "m.mle"), str(tmp_path / "X.npy"), ",".join(BLOCKED)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
+    run_blocked(model, X[:60], tmp_path)
     labels = np.asarray(model.predict(X[:60])).reshape(-1).astype(str)
     np.testing.assert_array_equal(np.load(tmp_path / "X.npy.labels.npy"), labels)
     np.testing.assert_allclose(np.load(tmp_path / "X.npy.proba.npy"), model.predict_proba(X[:60]), rtol=1e-5)

@@ -32,7 +32,7 @@ GPU (``lowering_platform()``) a batch bucket goes through in one pass — a rule
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -102,18 +102,15 @@ def tree_leaf_indices(
     tree_leaves: jax.Array,
     cat_bits: jax.Array | None = None,
     cat_limits: jax.Array | None = None,
-    *,
-    depth: int,
-    feature_bits: int,
-    n_outputs: int,
-    compare_float32: bool = False,
-    lightgbm_missing: bool = False,
-    layout: str = "bfs",
+    **attrs: Any,
 ) -> jax.Array:
-    """The leaf each row reaches in each tree, (rows, trees): its rank among the tree's leaves in
-    breadth-first order (what ``apply`` / ``pred_leaf`` report, renumbered)."""
-    x, thresholds = _comparable(x, thresholds, compare_float32)
-    spec = WalkSpec(depth, feature_bits, lightgbm_missing, layout == "perfect")
+    """The leaf each row reaches in each tree, (rows, trees), for a TreeEnsemble node's inputs and
+    attributes: its rank among the tree's leaves in breadth-first order, or its heap slot in the perfect
+    layout (what ``apply`` / ``pred_leaf`` report, renumbered)."""
+    x, thresholds = _comparable(x, thresholds, attrs.get("compare_float32", False))
+    spec = WalkSpec(
+        attrs["depth"], attrs["feature_bits"], attrs.get("lightgbm_missing", False), attrs.get("layout") == "perfect"
+    )
     return _in_chunks(
         x,
         lambda rows: _leaves(rows, nodes, thresholds, tree_nodes, cat_bits, cat_limits, spec).T,
