@@ -65,7 +65,9 @@ def models(trees: int) -> tuple[list[tuple[str, Any, str]], np.ndarray]:
         ),
         (
             "CatBoost",
-            catboost.CatBoostClassifier(iterations=trees, depth=6, random_seed=0, verbose=0).fit(X, y),
+            catboost.CatBoostClassifier(
+                iterations=trees, depth=6, random_seed=0, verbose=0, allow_writing_files=False
+            ).fit(X, y),
             "catboost",
         ),
     ]

@@ -82,7 +82,9 @@ def test_tree_models_run_without_their_framework(framework: str, tmp_path: Path)
     elif framework == "catboost":
         import catboost
 
-        model = catboost.CatBoostClassifier(iterations=10, verbose=0, loss_function="MultiClass").fit(X, y)
+        model = catboost.CatBoostClassifier(
+            iterations=10, verbose=0, allow_writing_files=False, loss_function="MultiClass"
+        ).fit(X, y)
     else:
         model = RandomForestClassifier(10, random_state=0).fit(X, y)
     run_blocked(model, X[:60], tmp_path)

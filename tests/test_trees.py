@@ -65,7 +65,7 @@ def _rank_groups(model: Any, data: dict[str, np.ndarray]) -> Any:
 # id -> (make, data, target, fit extra)
 XGB = dict(n_estimators=25, max_depth=4, random_state=0)
 LGB = dict(n_estimators=25, num_leaves=15, random_state=0, verbose=-1)
-CB = dict(iterations=25, depth=4, random_seed=0, verbose=0)
+CB = dict(iterations=25, depth=4, random_seed=0, verbose=0, allow_writing_files=False)
 CASES: dict[str, tuple[Callable[[], Any], str, str, dict[str, Any]]] = {
     "xgb-binary": (lambda: xgboost.XGBClassifier(**XGB), "binary", "y", {}),
     "xgb-multiclass": (lambda: xgboost.XGBClassifier(**XGB), "multiclass", "y", {}),
@@ -314,7 +314,9 @@ def test_refusals_name_what_is_unsupported(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedModelError, match="linear_tree"):
         mle.export_model(linear, tmp_path / "a.mle")
     frame = pd.DataFrame(X[:, :9]).assign(colour=X[:, 9].astype(int))
-    categorical = catboost.CatBoostClassifier(iterations=5, verbose=0, cat_features=["colour"]).fit(frame, data["y"])
+    categorical = catboost.CatBoostClassifier(
+        iterations=5, verbose=0, allow_writing_files=False, cat_features=["colour"]
+    ).fit(frame, data["y"])
     with pytest.raises(UnsupportedModelError, match="categorical feature colour"):
         mle.export_model(categorical, tmp_path / "b.mle")
     with pytest.raises(UnsupportedModelError, match="missing=-1"):
