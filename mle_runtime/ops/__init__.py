@@ -29,8 +29,9 @@ class OpDef:
     fn: Callable[..., Any]
     doc: str
     signature: inspect.Signature  # checked against each node's inputs and attrs when a file loads
-    # Inputs that float32 precision narrows rounding toward -inf instead of to nearest: a split
-    # ``x <= t`` on float32 inputs is exact only against the largest float32 <= t.
+    # Split thresholds: float32 precision narrows them toward -inf instead of to nearest (a split
+    # ``x <= t`` on float32 inputs is exact only against the largest float32 <= t), and float64
+    # precision keeps them as stored (the op compares them in their own dtype).
     round_down: tuple[str, ...] = ()
 
     def round_down_inputs(self, inputs: tuple[str, ...]) -> list[str]:
