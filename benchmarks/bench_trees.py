@@ -192,7 +192,13 @@ def bench(name: str, model: Any, framework: str, X: np.ndarray, folder: Path, qu
             r[f"onnx_rows_s_{n}"] = n / per_call(lambda d=d32: session(d), budget, repeat)
         if hummingbird is not None:
             time.sleep(0.3)
-            r[f"hummingbird_rows_s_{n}"] = n / per_call(lambda d=d32: hummingbird(d), budget, repeat)
+            if n == ROWS[-1]:  # one timed call: Hummingbird needs minutes for a 500-tree forest here
+                hummingbird(d32[:1000])
+                t0 = time.perf_counter()
+                hummingbird(d32)
+                r[f"hummingbird_rows_s_{n}"] = n / (time.perf_counter() - t0)
+            else:
+                r[f"hummingbird_rows_s_{n}"] = n / per_call(lambda d=d32: hummingbird(d), budget, repeat)
     return r
 
 
