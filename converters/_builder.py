@@ -91,3 +91,20 @@ def model_ir(b: GraphBuilder, converted: Converted, metadata: dict[str, Any]) ->
     elif converted.classes is not None:
         metadata.update(encode_classes(converted.classes))
     return ModelIR(graph, b.tensors, metadata)
+
+
+def booster_metadata(
+    framework: str, version: str, model: Any, n_features: int, objective: str, feature_names: Any = None
+) -> dict[str, Any]:
+    """The metadata of a gradient-boosting library's model (they all take NaN as a missing value)."""
+    metadata: dict[str, Any] = {
+        "framework": framework,
+        "framework_version": version,
+        "estimator": f"{framework}.{type(model).__name__}",
+        "n_features": n_features,
+        "allow_nan": True,
+        "objective": objective,
+    }
+    if feature_names is not None and len(feature_names):
+        metadata["feature_names"] = [str(c) for c in feature_names]
+    return metadata

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, model_ir
+from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, booster_metadata, model_ir
 from mle_runtime.errors import UnsupportedModelError
 
 _IDENTITY = {"RMSE", "MAE", "Quantile", "MAPE", "Huber", "Lq", "Expectile", "LogLinQuantile", "SMAPE", "FairLoss"}
@@ -114,18 +114,9 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
         b.const("bias", np.asarray(bias, dtype=np.float64).reshape(width)),
     )
     converted = _head(b, raw, loss, model, width)
-    metadata: dict[str, Any] = {
-        "framework": "catboost",
-        "framework_version": catboost.__version__,
-        "estimator": f"catboost.{type(model).__name__}",
-        "n_features": n_features,
-        "allow_nan": True,
-        "objective": loss,
-    }
     names = [str(n) for n in (model.feature_names_ or [])]
-    if names and any(n != str(i) for i, n in enumerate(names)):
-        metadata["feature_names"] = names
-    return model_ir(b, converted, metadata)
+    given = names if any(n != str(i) for i, n in enumerate(names)) else None  # CatBoost names columns "0", "1", ...
+    return model_ir(b, converted, booster_metadata("catboost", catboost.__version__, model, n_features, loss, given))
 
 
 def _head(b: GraphBuilder, raw: str, loss: str, model: Any, width: int) -> Converted:

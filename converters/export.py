@@ -16,6 +16,7 @@ from mle_runtime.compression import compression_code
 from mle_runtime.converters._builder import ModelIR
 from mle_runtime.errors import UnsupportedModelError
 from mle_runtime.format import HEADER
+from mle_runtime.reader import Header
 from mle_runtime.writer import serialize, write_atomic
 
 # Root module of a class in the model's MRO -> framework. The MRO catches user subclasses of a
@@ -148,7 +149,7 @@ def _export(
     chunks = serialize(metadata, graph.to_json(), tensors, code)
     size = write_atomic(output_path, chunks)
     # The bytes were checksummed as they were written: loads of this file need not read them again.
-    verified.remember(os.stat(output_path), HEADER.unpack(chunks[0])[3], written_here=True)
+    verified.remember(os.stat(output_path), Header(*HEADER.unpack(chunks[0])).header_crc, written_here=True)
     elapsed = (time.perf_counter() - start) * 1e3
     reference = joblib_size(model)
     return {

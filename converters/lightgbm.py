@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, model_ir
+from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, booster_metadata, model_ir
 from mle_runtime.converters.trees import Tree, tree_ensemble
 from mle_runtime.errors import UnsupportedModelError
 
@@ -94,11 +94,11 @@ def _booster(model: Any) -> tuple[Any, Any]:
 def trees_of(model: Any, num_iteration: int | None = None) -> tuple[list[Tree], dict[str, Any]]:
     """The trees ``predict`` uses (up to ``num_iteration``, else the best iteration, else all) and the dump."""
     booster, _ = _booster(model)
+    if booster.params.get("linear_tree") or booster.params.get("linear_trees"):
+        raise UnsupportedModelError("LightGBM linear_tree models are not supported (leaves hold linear models)")
     if num_iteration is None and booster.best_iteration > 0:
         num_iteration = booster.best_iteration
     dump = booster.dump_model(num_iteration=num_iteration if num_iteration is not None else -1)
-    if booster.params.get("linear_tree") or booster.params.get("linear_trees"):
-        raise UnsupportedModelError("LightGBM linear_tree models are not supported (leaves hold linear models)")
     return [_tree(t["tree_structure"]) for t in dump["tree_info"]], dump
 
 
@@ -122,16 +122,8 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None, num_iteratio
     if dump.get("average_output"):  # random-forest mode averages the iterations
         raw = b.op("Div", raw, b.const("n_iterations", np.array(len(trees) // per_iteration, dtype=np.float64)))
     converted = _head(b, raw, objective, options, wrapper, per_iteration)
-    metadata: dict[str, Any] = {
-        "framework": "lightgbm",
-        "framework_version": lightgbm.__version__,
-        "estimator": f"lightgbm.{type(model).__name__}",
-        "n_features": n_features,
-        "allow_nan": True,
-        "objective": str(dump["objective"]),
-    }
-    if wrapper is not None and getattr(wrapper, "feature_names_in_", None) is not None:
-        metadata["feature_names"] = [str(c) for c in wrapper.feature_names_in_]
+    names = getattr(wrapper, "feature_names_in_", None)
+    metadata = booster_metadata("lightgbm", lightgbm.__version__, model, n_features, str(dump["objective"]), names)
     return model_ir(b, converted, metadata)
 
 

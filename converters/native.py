@@ -3,10 +3,10 @@ CatBoost ``.cbm`` (and its JSON). These formats hold data, not code, so loading 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+PEEK_BYTES = 4096
 _CATBOOST_CLASSIFIER_LOSSES = {"Logloss", "CrossEntropy", "MultiClass", "MultiClassOneVsAll"}
 
 
@@ -18,17 +18,15 @@ def native_format(path: Path) -> str | None:
     if suffix == ".cbm":
         return "catboost"
     with path.open("rb") as f:
-        head = f.read(64)
+        head = f.read(PEEK_BYTES)
     if head.startswith(b"tree\n") or head.startswith(b"tree\r\n"):
         return "lightgbm"
     if suffix == ".json" and head.lstrip().startswith(b"{"):
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            return None
-        if isinstance(doc, dict) and "learner" in doc:
+        # Both write their top-level keys in a fixed order, the telling one first: no need to parse a
+        # model of hundreds of MB twice (here and in the framework).
+        if b'"learner"' in head:
             return "xgboost"
-        if isinstance(doc, dict) and "oblivious_trees" in doc:
+        if b'"features_info"' in head or b'"oblivious_trees"' in head:
             return "catboost"
     return None
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, model_ir
+from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, booster_metadata, model_ir
 from mle_runtime.converters.trees import Tree, tree_ensemble
 from mle_runtime.errors import UnsupportedModelError
 
@@ -154,19 +154,10 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None, iteration_ra
     total = tree_ensemble(b, x, trees, n_features, n_classes, compare_float32=True, value_dtype=np.float32)
     margin = b.op("Add", total, b.const("base_margin", np.asarray(margin0, dtype=np.float32)))
     converted = _head(b, margin, link, wrapper, n_classes, objective)
-    metadata: dict[str, Any] = {
-        "framework": "xgboost",
-        "framework_version": xgboost.__version__,
-        "estimator": f"xgboost.{type(model).__name__}",
-        "n_features": n_features,
-        "allow_nan": True,
-        "objective": objective,
-    }
-    names = learner.get("feature_names") or []
-    if wrapper is not None and getattr(wrapper, "feature_names_in_", None) is not None:
-        metadata["feature_names"] = [str(c) for c in wrapper.feature_names_in_]
-    elif names:
-        metadata["feature_names"] = list(names)
+    names = getattr(wrapper, "feature_names_in_", None)
+    if names is None:
+        names = learner.get("feature_names")
+    metadata = booster_metadata("xgboost", xgboost.__version__, model, n_features, objective, names)
     return model_ir(b, converted, metadata)
 
 

@@ -39,14 +39,17 @@ def decode_output_classes(metadata: dict[str, Any]) -> list[np.ndarray] | None:
     if "output_classes" not in metadata:
         return None
     entries = metadata["output_classes"]
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise FormatError("metadata: output_classes must be a list of objects")
-    return [decoded for e in entries if (decoded := decode_classes(e)) is not None]
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) and "classes" in e for e in entries):
+        raise FormatError("metadata: output_classes must be a non-empty list of objects with classes")
+    return [_class_values(e) for e in entries]
 
 
 def decode_classes(metadata: dict[str, Any]) -> np.ndarray | None:
-    if "classes" not in metadata:
-        return None
+    return _class_values(metadata) if "classes" in metadata else None
+
+
+def _class_values(metadata: dict[str, Any]) -> np.ndarray:
+    """``classes`` rebuilt with ``classes_dtype``; anything malformed is a FormatError."""
     try:
         dtype = np.dtype(metadata["classes_dtype"])
         if dtype.kind not in "biufUO":

@@ -127,21 +127,27 @@ def _gb_raw(est: Any, b: GraphBuilder, x: str, n_features: int) -> str:
     return b.op("Add", total, b.const("init", _gb_init(est, n_features)))
 
 
-@converts(ensemble.GradientBoostingClassifier)
-def gradient_boosting_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
-    raw = _gb_raw(est, b, x, n_features)
+def _boosted_classifier(b: GraphBuilder, raw: str, est: Any, *, or_zero: bool, exponential: bool = False) -> Converted:
+    """A boosted classifier's outputs from its raw scores (rows, K): binary scores go through a sigmoid
+    (of twice the score for the exponential loss) and pick the second class when positive (``or_zero``:
+    also at 0), K classes through a softmax and an argmax."""
     classes = np.asarray(est.classes_)
     if len(classes) == 2:
         decision = b.op("SqueezeLast", raw)
-        label = b.op("IsPositive", decision, or_zero=True)  # scikit-learn: raw >= 0 is the second class
-        score = decision
-        if est.loss == "exponential":
-            score = b.op("Mul", decision, b.const("two", np.array(2.0)))
+        label = b.op("IsPositive", decision, or_zero=or_zero)
+        score = b.op("Mul", decision, b.const("two", np.array(2.0))) if exponential else decision
         proba = b.op("BinaryProba", score)
     else:
         decision, label, proba = raw, b.op("ArgMax", raw), b.op("Softmax", raw)
     outputs = {"label": label, "probabilities": proba, "decision": decision}
     return Converted("classifier", outputs, ["label", "probabilities"], classes=classes)
+
+
+@converts(ensemble.GradientBoostingClassifier)
+def gradient_boosting_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    # scikit-learn's GradientBoostingClassifier takes raw >= 0 as the second class
+    raw = _gb_raw(est, b, x, n_features)
+    return _boosted_classifier(b, raw, est, or_zero=True, exponential=est.loss == "exponential")
 
 
 @converts(ensemble.GradientBoostingRegressor)
@@ -202,15 +208,8 @@ def _hgb_raw(est: Any, b: GraphBuilder, x: str, n_features: int) -> str:
 
 @converts(ensemble.HistGradientBoostingClassifier)
 def hist_gradient_boosting_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
-    raw = _hgb_raw(est, b, x, n_features)
-    classes = np.asarray(est.classes_)
-    if len(classes) == 2:
-        decision = b.op("SqueezeLast", raw)
-        label, proba = b.op("IsPositive", decision), b.op("BinaryProba", decision)
-    else:
-        decision, label, proba = raw, b.op("ArgMax", raw), b.op("Softmax", raw)
-    outputs = {"label": label, "probabilities": proba, "decision": decision}
-    return Converted("classifier", outputs, ["label", "probabilities"], classes=classes)
+    # HistGradientBoostingClassifier takes raw > 0 as the second class
+    return _boosted_classifier(b, _hgb_raw(est, b, x, n_features), est, or_zero=False)
 
 
 @converts(ensemble.HistGradientBoostingRegressor)

@@ -49,7 +49,6 @@ CHUNK_ROWS = 1024
 PERFECT_MAX_DEPTH = 4
 # A GPU wants every (tree, row) pair of a batch bucket in flight at once: no row chunks there.
 GPU_CHUNK_ROWS = 1 << 16
-UNROLL_DEPTH = 0  # levels walked as straight-line code instead of a loop: measured no faster, so off
 # Deep trees (a full-depth forest: max depth 29, mean path 13) pay for the fixed loop count. After
 # COMPACT_AFTER levels (14% of pairs still open in that forest) the open (tree, row) pairs move to an
 # array a quarter the size when they fit (else all walk on). Measured on a 100-tree full-depth forest,
@@ -97,11 +96,10 @@ def tree_leaf_indices(
     x: jax.Array,
     nodes: jax.Array,
     thresholds: jax.Array,
-    leaf_values: jax.Array,
+    _leaf_values: jax.Array,
     tree_nodes: jax.Array,
-    tree_leaves: jax.Array,
-    cat_bits: jax.Array | None = None,
-    cat_limits: jax.Array | None = None,
+    _tree_leaves: jax.Array,
+    *categorical: jax.Array,
     **attrs: Any,
 ) -> jax.Array:
     """The leaf each row reaches in each tree, (rows, trees), for a TreeEnsemble node's inputs and
@@ -111,6 +109,7 @@ def tree_leaf_indices(
     spec = WalkSpec(
         attrs["depth"], attrs["feature_bits"], attrs.get("lightgbm_missing", False), attrs.get("layout") == "perfect"
     )
+    cat_bits, cat_limits = (*categorical, None, None)[:2]
     return _in_chunks(
         x,
         lambda rows: _leaves(rows, nodes, thresholds, tree_nodes, cat_bits, cat_limits, spec).T,
@@ -250,10 +249,6 @@ def _leaves(
         return jnp.where(((word >> feature_bits) & LEAF) != 0, node, moved)
 
     def walk(node: jax.Array, base: jax.Array, rows: jax.Array, steps: int) -> jax.Array:
-        if steps <= UNROLL_DEPTH:
-            for _ in range(steps):
-                node = step(node, base, rows)
-            return node
         return jax.lax.fori_loop(0, steps, lambda _, n: step(n, base, rows), node)
 
     def finish(node: jax.Array, base: jax.Array, rows: jax.Array, steps: int) -> jax.Array:
