@@ -11,6 +11,7 @@ Where entries live, first match wins: ``cache_dir=`` argument, ``$MLE_CACHE_DIR`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -30,8 +31,13 @@ SIBLING_DIR = "__mlecache__"
 
 
 def _xdg(variable: str, default: str) -> str:
-    # Plain strings: this runs on every load, where pathlib's parsing would cost more than the rest.
-    return os.path.join(os.environ.get(variable) or os.path.join(os.path.expanduser("~"), default), "mle_runtime")
+    # This runs on every load: plain strings, and the expansion remembered for the environment it saw.
+    return _xdg_path(os.environ.get(variable), os.environ.get("HOME"), default)
+
+
+@functools.lru_cache(maxsize=16)
+def _xdg_path(value: str | None, home: str | None, default: str) -> str:
+    return os.path.join(value or os.path.join(os.path.expanduser("~"), default), "mle_runtime")
 
 
 def user_cache_dir() -> Path:

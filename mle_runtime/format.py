@@ -3,13 +3,17 @@
 Layout (all integers little-endian)::
 
     0   header (64 bytes, HEADER below)
-    64  manifest: UTF-8 JSON, ``manifest_size`` bytes
+    64  manifest: UTF-8 JSON, ``manifest_size`` bytes; one zstd frame of that JSON when the header
+        carries MANIFEST_ZSTD
         padding to a 64-byte boundary
     D   tensor data: each tensor at a 64-byte-aligned offset relative to D
         optional signature block (issue 6)
 
 Changelog:
     2 (2026-11-28): first published version of this reader/writer.
+    2 + flag MANIFEST_ZSTD (2026-11-28): the writer stores the manifest zstd-compressed when that is
+        smaller (a small model's JSON outweighed its weights); files without the flag read as before,
+        and older readers refuse the flag by name instead of misreading the file.
 """
 
 from __future__ import annotations
@@ -48,7 +52,13 @@ MAX_RANK: Final = 16
 MAX_INFLATION: Final = 1024
 INFLATION_SLACK: Final = 1 << 20
 
-KNOWN_FLAGS: Final = MLEFormat.FEATURE_COMPRESSION | MLEFormat.FEATURE_ENCRYPTION | MLEFormat.FEATURE_SIGNING
+# A container flag outside the public MLEFormat set: the manifest is one zstd frame (content size in
+# its frame header) of the UTF-8 JSON. ``mle-inspect`` shows it decompressed.
+MANIFEST_ZSTD: Final = 0x00000008
+MANIFEST_ZSTD_LEVEL: Final = 19
+KNOWN_FLAGS: Final = (
+    MLEFormat.FEATURE_COMPRESSION | MLEFormat.FEATURE_ENCRYPTION | MLEFormat.FEATURE_SIGNING | MANIFEST_ZSTD
+)
 COMPRESSIONS: Final = {
     MLEFormat.COMPRESSION_NONE: "none",
     MLEFormat.COMPRESSION_LZ4: "lz4",

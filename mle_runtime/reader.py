@@ -4,7 +4,8 @@ Rules (each failure raises ``FormatError`` naming the rule and the offset or ten
   header    the file holds a 64-byte header with the magic, a known version, known flag bits and a
             matching CRC-32
   manifest  the manifest starts right after the header, lies inside the file, is at most
-            MAX_MANIFEST_BYTES, matches its CRC-32 and is UTF-8 JSON of the documented shape
+            MAX_MANIFEST_BYTES, matches its CRC-32 and is UTF-8 JSON of the documented shape; under
+            MANIFEST_ZSTD it is one zstd frame declaring a content size of at most MAX_MANIFEST_BYTES
   sections  the data section starts at the first 64-byte boundary after the manifest; sections end
             exactly at the end of the file (no trailing bytes); padding bytes are zero
   tensors   unique names; dtypes from the whitelist; non-negative shapes with shape x itemsize equal
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+import zstandard
 
 from mle_runtime import verified
 from mle_runtime.compression import CompressionUtils
@@ -36,6 +38,7 @@ from mle_runtime.format import (
     HEADER_SIZE,
     INFLATION_SLACK,
     KNOWN_FLAGS,
+    MANIFEST_ZSTD,
     MAX_INFLATION,
     MAX_MANIFEST_BYTES,
     MAX_RANK,
@@ -116,6 +119,8 @@ def _parse_header(raw: bytes, file_size: int) -> Header:
 def _parse_manifest(raw: bytes, h: Header) -> dict[str, Any]:
     if SecurityUtils.compute_checksum(raw) != h.manifest_crc:
         raise _fail("manifest", f"manifest checksum mismatch (bytes {HEADER_SIZE}..{HEADER_SIZE + len(raw)})")
+    if h.flags & MANIFEST_ZSTD:
+        raw = _inflate_manifest(raw)
     try:
         manifest = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
@@ -126,6 +131,21 @@ def _parse_manifest(raw: bytes, h: Header) -> dict[str, Any]:
         if not isinstance(manifest.get(key), kind):
             raise _fail("manifest", f"missing or mistyped {key!r} (expected {kind.__name__})")
     return manifest
+
+
+def _inflate_manifest(raw: bytes) -> bytes:
+    try:
+        size = zstandard.frame_content_size(raw)
+        if not 0 <= size <= MAX_MANIFEST_BYTES:
+            raise _fail(
+                "manifest", f"compressed manifest declares {size} bytes (cap {MAX_MANIFEST_BYTES}, -1: unknown)"
+            )
+        out = zstandard.ZstdDecompressor().decompress(raw, max_output_size=size)
+    except zstandard.ZstdError as e:
+        raise _fail("manifest", f"corrupt zstd frame: {e}") from e
+    if len(out) != size:
+        raise _fail("manifest", f"compressed manifest inflated to {len(out)} bytes, its frame declares {size}")
+    return out
 
 
 def _reject_constant(name: str) -> None:
@@ -177,7 +197,7 @@ def _check_tensor_table(table: list[Any], data_size: int) -> None:
 def _open(path: str | os.PathLike[str]) -> tuple[Path, BinaryIO]:
     p = Path(path)
     try:
-        return p, p.open("rb")
+        return p, open(p, "rb", buffering=0)
     except (FileNotFoundError, IsADirectoryError):
         raise FileNotFoundError(f"no such model file: {p}" + (" (it is a directory)" if p.is_dir() else "")) from None
 
@@ -189,12 +209,20 @@ def read_manifest(path: str | os.PathLike[str]) -> MleFile:
         return _read_manifest(p, f)
 
 
+# The first read takes this much, so that a small manifest comes with the header in one system call.
+FIRST_READ = 4096
+
+
 def _read_manifest(p: Path, f: BinaryIO) -> MleFile:
     st = os.fstat(f.fileno())
     size = st.st_size
-    h = _parse_header(f.read(HEADER_SIZE), size)
-    raw = f.read(h.manifest_size)
-    padding = f.read(h.data_offset - HEADER_SIZE - h.manifest_size)
+    head = f.read(FIRST_READ)
+    h = _parse_header(head, size)
+    wanted = h.data_offset - HEADER_SIZE
+    rest = head[HEADER_SIZE:]
+    if len(rest) < wanted:
+        rest += f.read(wanted - len(rest))
+    raw, padding = rest[: h.manifest_size], rest[h.manifest_size : wanted]
     if padding.strip(b"\0"):
         raise _fail(
             "sections", f"non-zero padding between the manifest and the data section (offset {HEADER_SIZE + len(raw)})"
@@ -204,10 +232,17 @@ def _read_manifest(p: Path, f: BinaryIO) -> MleFile:
     return MleFile(p, size, h, raw, manifest["metadata"], manifest["graph"], manifest["tensors"], st)
 
 
-def _aligned_copy(data: bytes) -> np.ndarray:
-    buf = np.empty(len(data) + ALIGNMENT, np.uint8)
+def aligned_empty(shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+    """An uninitialised array at a 64-byte-aligned address: once read-only, ``jax.device_put`` on CPU
+    shares its memory instead of copying it (numpy's own allocations are only 16-byte aligned)."""
+    nbytes = math.prod(shape) * dtype.itemsize
+    buf = np.empty(nbytes + ALIGNMENT, np.uint8)
     start = -buf.ctypes.data % ALIGNMENT
-    out = buf[start : start + len(data)]
+    return buf[start : start + nbytes].view(dtype).reshape(shape)
+
+
+def _aligned_copy(data: bytes) -> np.ndarray:
+    out = aligned_empty((len(data),), np.dtype(np.uint8))
     out[:] = np.frombuffer(data, np.uint8)
     return out
 

@@ -31,7 +31,7 @@ from mle_runtime.inputs import as_input_list, check_finite, coerce_input
 from mle_runtime.lowering import build_function, round_down_tensors, to_float32_down
 from mle_runtime.metadata import decode_classes, decode_output_classes, model_info
 from mle_runtime.ops import lowering_for
-from mle_runtime.reader import MleFile, read_mle
+from mle_runtime.reader import MleFile, aligned_empty, read_mle
 from mle_runtime.writer import canonical_json
 
 PRECISIONS: dict[str, np.dtype[Any]] = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
@@ -62,8 +62,13 @@ def _to_precision(a: np.ndarray, dtype: np.dtype[Any], threshold: bool) -> np.nd
     if a.dtype.kind != "f" or a.dtype == dtype:
         return a
     if threshold:
-        return to_float32_down(a) if a.itemsize > dtype.itemsize else a
-    return a.astype(dtype)
+        if a.itemsize <= dtype.itemsize:
+            return a
+        a, dtype = to_float32_down(a), np.dtype(np.float32)
+    out = aligned_empty(a.shape, dtype)
+    np.copyto(out, a, casting="unsafe")
+    out.flags.writeable = False
+    return out
 
 
 class MLERuntime:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import zstandard
 
 from mle_runtime.compression import CompressionUtils
 from mle_runtime.format import (
@@ -17,6 +18,8 @@ from mle_runtime.format import (
     HEADER,
     HEADER_SIZE,
     INFLATION_SLACK,
+    MANIFEST_ZSTD,
+    MANIFEST_ZSTD_LEVEL,
     MAX_INFLATION,
     MLEFormat,
     align,
@@ -48,8 +51,12 @@ def serialize(
     graph: Mapping[str, Any],
     tensors: Mapping[str, np.ndarray],
     compression: int = MLEFormat.COMPRESSION_NONE,
+    compress_manifest: bool = True,
 ) -> list[bytes | memoryview]:
-    """The file as a list of byte chunks (header, manifest, padding, tensor data)."""
+    """The file as a list of byte chunks (header, manifest, padding, tensor data).
+
+    ``compress_manifest``: store the manifest as a zstd frame when that is smaller (the default).
+    """
     table, chunks, offset, flags = [], [], 0, 0
     for name, value in tensors.items():
         array = np.asarray(value)
@@ -76,6 +83,12 @@ def serialize(
         offset = start + len(stored)
 
     manifest = canonical_json({"metadata": dict(metadata), "graph": dict(graph), "tensors": table})
+    if compress_manifest:
+        packed = zstandard.ZstdCompressor(
+            level=MANIFEST_ZSTD_LEVEL, write_content_size=True, write_checksum=False
+        ).compress(manifest)
+        if len(packed) < len(manifest):
+            manifest, flags = packed, flags | MANIFEST_ZSTD
     data_offset = align(HEADER_SIZE + len(manifest))
     fields = [
         MLEFormat.MLE_MAGIC,

@@ -29,7 +29,15 @@ GRAPH = {
 TENSORS = {"scale": SCALE, "coef": COEF, "bias": BIAS}
 # The compressed goldens carry one more, compressible tensor (the small ones are always stored raw).
 TABLE = np.arange(512, dtype=np.float64)
-GOLDEN = {"golden_v2_raw.mle": 0, "golden_v2_lz4.mle": 1, "golden_v2_zstd.mle": 2}
+# name -> (tensor compression, manifest compressed). The files without a compressed manifest were written
+# before the writer compressed it; they stay to prove that today's reader still reads them.
+GOLDEN = {
+    "golden_v2_raw.mle": (0, False),
+    "golden_v2_lz4.mle": (1, False),
+    "golden_v2_zstd.mle": (2, False),
+    "golden_v2_mz_raw.mle": (0, True),
+    "golden_v2_mz_zstd.mle": (2, True),
+}
 
 
 def tensors_for(compression: int) -> dict[str, np.ndarray]:

@@ -16,29 +16,37 @@ from pathlib import Path
 import golden
 import numpy as np
 import pytest
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mle_runtime as mle
 from mle_runtime.errors import FormatError
-from mle_runtime.format import HEADER, HEADER_SIZE, MLEFormat
+from mle_runtime.format import HEADER, HEADER_SIZE, MANIFEST_ZSTD, MAX_MANIFEST_BYTES, MLEFormat
 from mle_runtime.graph import Graph
 from mle_runtime.reader import read_manifest, read_mle
 from mle_runtime.security import SecurityUtils
 from mle_runtime.writer import serialize, write_mle
 
 DATA = Path(__file__).parent / "data"
-RAW = (DATA / "golden_v2_raw.mle").read_bytes()
+RAW = (DATA / "golden_v2_raw.mle").read_bytes()  # plain JSON manifest: the rules below edit it
+ZRAW = (DATA / "golden_v2_mz_raw.mle").read_bytes()  # what the writer makes today
 
 
-def golden_bytes(compression: int = 0) -> bytes:
-    return b"".join(
-        bytes(c) for c in serialize(golden.METADATA, golden.GRAPH, golden.tensors_for(compression), compression)
-    )
+def golden_bytes(compression: int = 0, compress_manifest: bool = True) -> bytes:
+    tensors = golden.tensors_for(compression)
+    return b"".join(bytes(c) for c in serialize(golden.METADATA, golden.GRAPH, tensors, compression, compress_manifest))
 
 
-def test_writer_reproduces_golden_bytes() -> None:
-    assert golden_bytes() == RAW
+@pytest.mark.parametrize("name", sorted(golden.GOLDEN))
+def test_writer_reproduces_golden_bytes(name: str) -> None:
+    assert golden_bytes(*golden.GOLDEN[name]) == (DATA / name).read_bytes()
+
+
+def test_manifest_is_stored_compressed_when_smaller() -> None:
+    assert HEADER.unpack(ZRAW[:HEADER_SIZE])[2] & MANIFEST_ZSTD
+    assert len(ZRAW) < len(RAW)
+    assert read_manifest(DATA / "golden_v2_mz_raw.mle").metadata == read_manifest(DATA / "golden_v2_raw.mle").metadata
 
 
 def test_header_constants_and_layout() -> None:
@@ -59,7 +67,7 @@ def test_stored_files_of_every_version_still_load(name: str) -> None:
     want_labels, want_proba = golden.expected(X)
     np.testing.assert_array_equal(labels, want_labels)
     np.testing.assert_allclose(proba, want_proba, rtol=1e-12)
-    assert runtime.get_model_info()["features"]["compression"] == bool(golden.GOLDEN[name])
+    assert runtime.get_model_info()["features"]["compression"] == bool(golden.GOLDEN[name][0])
 
 
 def test_uncompressed_tensors_are_zero_copy_views() -> None:
@@ -162,7 +170,21 @@ RULES = [
     ("flipped weight", lambda d: d[:-3] + bytes([d[-3] ^ 1]) + d[-2:], "checksum mismatch"),
     ("dirty padding", lambda d: _dirty_padding(d), "non-zero padding"),
     ("missing section", lambda d: remanifest(d, lambda m: m.pop("graph")), "missing or mistyped 'graph'"),
+    ("json under zstd flag", lambda d: reheader(d, flags=MANIFEST_ZSTD), "corrupt zstd frame"),
+    ("zstd frame, no size", lambda d: zstd_manifest(d, content_size=False), "declares -1 bytes"),
+    ("zstd frame too big", lambda d: zstd_manifest(d, b" " * (MAX_MANIFEST_BYTES + 1)), "declares 67108865 bytes"),
+    ("zstd frame cut", lambda d: zstd_manifest(d, cut=4), "corrupt zstd frame"),
+    ("zstd not json", lambda d: zstd_manifest(d, b"[1,"), "not valid UTF-8 JSON"),
 ]
+
+
+def zstd_manifest(d: bytes, raw: bytes | None = None, content_size: bool = True, cut: int = 0) -> bytes:
+    """The file with its manifest (or ``raw``) stored as a zstd frame under the MANIFEST_ZSTD flag."""
+    if raw is None:
+        raw = d[HEADER_SIZE : HEADER_SIZE + HEADER.unpack(d[:HEADER_SIZE])[5]]
+    frame = zstandard.ZstdCompressor(write_content_size=content_size).compress(raw)
+    changed = with_manifest(d, frame[: len(frame) - cut])
+    return reheader(changed, flags=HEADER.unpack(d[:HEADER_SIZE])[2] | MANIFEST_ZSTD)
 
 
 def _dirty_padding(d: bytes) -> bytes:
@@ -207,20 +229,27 @@ def _check_only_format_errors(path: Path, data: bytes) -> None:
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+STORED = st.sampled_from([RAW, ZRAW])
+
+
 @FUZZ
-@given(cut=st.integers(0, len(RAW) - 1))
-def test_fuzz_truncation(cut: int, tmp_path: Path) -> None:
+@given(stored=STORED, cut=st.floats(0, 1, exclude_max=True))
+def test_fuzz_truncation(stored: bytes, cut: float, tmp_path: Path) -> None:
     path = tmp_path / "t.mle"
-    path.write_bytes(RAW[:cut])
+    path.write_bytes(stored[: int(cut * len(stored))])
     with pytest.raises(FormatError):
         read_mle(path)
 
 
 @FUZZ
-@given(flips=st.lists(st.tuples(st.integers(0, len(RAW) - 1), st.integers(1, 255)), min_size=1, max_size=8))
-def test_fuzz_byte_flips(flips: list[tuple[int, int]], tmp_path: Path) -> None:
-    data = bytearray(RAW)
-    for at, mask in flips:
+@given(
+    stored=STORED,
+    flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), min_size=1, max_size=8),
+)
+def test_fuzz_byte_flips(stored: bytes, flips: list[tuple[float, int]], tmp_path: Path) -> None:
+    data = bytearray(stored)
+    for where, mask in flips:
+        at = int(where * len(data))
         data[at] ^= mask
     _check_only_format_errors(tmp_path / "f.mle", bytes(data))
 
@@ -229,9 +258,9 @@ U64 = st.one_of(st.integers(0, 1 << 64 - 1), st.sampled_from([0, 1, 63, 64, 65, 
 
 
 @FUZZ
-@given(manifest_size=U64, data_offset=U64, data_size=U64, flags=st.integers(0, 7))
-def test_fuzz_hostile_offsets_and_sizes(manifest_size, data_offset, data_size, flags, tmp_path: Path) -> None:
-    data = reheader(RAW, manifest_size=manifest_size, data_offset=data_offset, data_size=data_size, flags=flags)
+@given(stored=STORED, manifest_size=U64, data_offset=U64, data_size=U64, flags=st.integers(0, 15))
+def test_fuzz_hostile_offsets_and_sizes(stored, manifest_size, data_offset, data_size, flags, tmp_path: Path) -> None:
+    data = reheader(stored, manifest_size=manifest_size, data_offset=data_offset, data_size=data_size, flags=flags)
     _check_only_format_errors(tmp_path / "h.mle", data)
 
 
