@@ -7,6 +7,7 @@ inputs is held to 1e-12 the same way; with float32 inputs scikit-learn itself co
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 from pathlib import Path
@@ -49,7 +50,9 @@ def sklearn_outputs(model: Any, X: np.ndarray) -> dict[str, np.ndarray]:
             out["predict"] = model.predict(X)
         for method in ("predict_proba", "decision_function", "transform"):
             if hasattr(model, method):
-                out[method] = getattr(model, method)(X)
+                # LinearDiscriminantAnalysis(solver="lsqr").transform raises NotImplementedError
+                with contextlib.suppress(NotImplementedError):
+                    out[method] = getattr(model, method)(X)
         return out
 
 
@@ -93,8 +96,11 @@ def test_matches_sklearn(case: Case, precision: str, tmp_path_factory: pytest.Te
                 labels = outputs[0]
                 np.testing.assert_array_equal(labels, ref["predict"], err_msg=f"{where}: labels")
                 assert labels.dtype == ref["predict"].dtype, f"{where}: label dtype {labels.dtype}"
-                second = "predict_proba" if "predict_proba" in ref else "decision_function"
-                assert_close(outputs[1], ref[second], tol, f"{where}: run()[1] vs {second}", scales[second])
+                second = next((m for m in ("predict_proba", "decision_function") if m in ref), None)
+                if second is None:  # scikit-learn has only predict (NearestCentroid with the manhattan metric)
+                    assert len(outputs) == 1, f"{where}: run() returns {len(outputs)} outputs, predict only expected"
+                else:
+                    assert_close(outputs[1], ref[second], tol, f"{where}: run()[1] vs {second}", scales[second])
                 if hasattr(model, "score_samples"):
                     assert_close(
                         runtime.score_samples(X),

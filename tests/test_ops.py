@@ -110,6 +110,21 @@ OPS: dict[str, Record] = {
         {"sizes": [3, 2]},
     ),
     "ProbaPair": Record((expit(V),), lambda p: np.stack([1 - p, p], axis=-1)),
+    "Tanh": Record((X,), np.tanh),
+    "Relu": Record((X,), lambda x: np.maximum(x, 0)),
+    "DiagonalGaussianScores": Record(
+        (X, R.normal(size=(3, 4)), R.uniform(0.5, 2, size=(3, 4)), R.normal(size=3)),
+        lambda x, m, v, o: o - 0.5 * np.stack([(((x - m[c]) ** 2) / v[c]).sum(axis=1) for c in range(3)], axis=1),
+    ),
+    "QuadraticScores": Record(
+        (X, R.normal(size=(2, 4)), R.normal(size=(2, 4, 4)), R.normal(size=2)),
+        lambda x, m, t, o: o - 0.5 * np.stack([(((x - m[c]) @ t[c]) ** 2).sum(axis=1) for c in range(2)], axis=1),
+    ),
+    "SquaredDistances": Record(
+        (X, R.normal(size=(3, 4))),
+        lambda x, p: np.stack([(np.abs(x - p[c]).sum(axis=1)) ** 2 for c in range(3)], axis=1),
+        {"metric": "manhattan"},
+    ),
     "ColumnProducts": Record(
         (X, np.array([[0, 4], [1, 1], [2, 3]])),
         lambda x, i: np.stack([x[:, 0], x[:, 1] ** 2, x[:, 2] * x[:, 3]], axis=1),

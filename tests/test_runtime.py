@@ -12,6 +12,7 @@ import pytest
 from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -178,6 +179,9 @@ def test_refusals(classifier, tmp_path: Path) -> None:
         mle.export_model(KNeighborsClassifier().fit(X, X[:, 0] > 0), tmp_path / "knn.mle")
     with pytest.raises(TypeError, match="cannot tell which framework"):
         mle.export_model(object(), tmp_path / "o.mle")
+    multilabel = MLPClassifier((3,), max_iter=5, random_state=0).fit(X, np.stack([X[:, 0] > 0, X[:, 1] > 0], axis=1))
+    with pytest.raises(TypeError, match="MLPClassifier fitted on multilabel-indicator targets is not supported"):
+        mle.export_model(multilabel, tmp_path / "mlp.mle")
     with pytest.raises(ValueError, match="not fitted"):
         mle.export_model(LogisticRegression(), tmp_path / "u.mle")
     with pytest.raises(ValueError, match="disagrees"):

@@ -9,7 +9,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn import datasets, decomposition, ensemble, impute, linear_model, pipeline, preprocessing, svm, tree
+from sklearn import (
+    datasets,
+    decomposition,
+    discriminant_analysis,
+    ensemble,
+    impute,
+    linear_model,
+    naive_bayes,
+    neighbors,
+    neural_network,
+    pipeline,
+    preprocessing,
+    svm,
+    tree,
+)
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,14 @@ def _categorical() -> dict[str, np.ndarray]:
     return {"X": X, "y": y, "X_test": X_test}
 
 
+def _counts() -> dict[str, np.ndarray]:
+    """Word-count-like features: non-negative integers whose rates depend on one of three classes."""
+    rng = np.random.default_rng(12)
+    y = rng.integers(0, 3, 1500)
+    rates = rng.gamma(1.0, 1.0, size=(3, 20))
+    return _split(rng.poisson(rates[y]).astype(np.float64), y)
+
+
 DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
     "binary": _binary,
     "multiclass": _multiclass,
@@ -127,6 +149,7 @@ DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
     "nan_empty_column": _nan_empty_column,
     "marker": _marker,
     "categorical": _categorical,
+    "counts": _counts,
 }
 
 lm, pp, pipe = linear_model, preprocessing, pipeline.make_pipeline
@@ -344,5 +367,66 @@ CASES = [
         "pipe-impute-forest",
         lambda: pipe(impute.SimpleImputer(), ensemble.RandomForestClassifier(8, max_depth=6, random_state=0)),
         "nan_binary",
+    ),
+    # naive Bayes, discriminant analysis, nearest centroids
+    Case("gaussian-nb", lambda: naive_bayes.GaussianNB(), "multiclass"),
+    Case("gaussian-nb-strings", lambda: naive_bayes.GaussianNB(var_smoothing=1e-3), "strings"),
+    Case("multinomial-nb", lambda: naive_bayes.MultinomialNB(), "counts"),
+    Case("complement-nb", lambda: naive_bayes.ComplementNB(alpha=0.5), "counts"),
+    Case("bernoulli-nb", lambda: naive_bayes.BernoulliNB(), "binary"),
+    Case("bernoulli-nb-threshold", lambda: naive_bayes.BernoulliNB(binarize=1.5), "counts"),
+    Case("lda-svd", lambda: discriminant_analysis.LinearDiscriminantAnalysis(), "multiclass"),
+    Case(
+        "lda-lsqr-shrinkage",
+        lambda: discriminant_analysis.LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"),
+        "binary",
+    ),
+    Case("lda-eigen-strings", lambda: discriminant_analysis.LinearDiscriminantAnalysis(solver="eigen"), "strings"),
+    Case("qda-binary", lambda: discriminant_analysis.QuadraticDiscriminantAnalysis(reg_param=0.02), "binary"),
+    Case("qda-multi", lambda: discriminant_analysis.QuadraticDiscriminantAnalysis(reg_param=0.1), "odd_ints"),
+    Case("nearest-centroid", lambda: neighbors.NearestCentroid(), "multiclass"),
+    Case("nearest-centroid-manhattan-binary", lambda: neighbors.NearestCentroid(metric="manhattan"), "binary"),
+    Case("nearest-centroid-shrunk", lambda: neighbors.NearestCentroid(shrink_threshold=0.2), "strings"),
+    Case("nearest-centroid-empirical-priors", lambda: neighbors.NearestCentroid(priors="empirical"), "odd_ints"),
+    Case(
+        "nearest-centroid-manhattan-empirical",
+        lambda: neighbors.NearestCentroid(metric="manhattan", priors="empirical"),
+        "multiclass",
+    ),
+    # multi-layer perceptrons
+    Case(
+        "mlp-binary-relu",
+        lambda: neural_network.MLPClassifier((16, 8), max_iter=60, random_state=0),
+        "binary",
+    ),
+    Case(
+        "mlp-multi-tanh",
+        lambda: neural_network.MLPClassifier((12,), activation="tanh", max_iter=60, random_state=0),
+        "strings",
+    ),
+    Case(
+        "mlp-multi-logistic",
+        lambda: neural_network.MLPClassifier((10,), activation="logistic", max_iter=60, random_state=0),
+        "multiclass",
+    ),
+    Case(
+        "mlp-identity",
+        lambda: neural_network.MLPClassifier((6,), activation="identity", max_iter=60, random_state=0),
+        "odd_ints",
+    ),
+    Case(
+        "mlp-regressor",
+        lambda: neural_network.MLPRegressor(hidden_layer_sizes=(16,), max_iter=100, random_state=0),
+        "regression",
+    ),
+    Case(
+        "mlp-regressor-multi-tanh",
+        lambda: neural_network.MLPRegressor(hidden_layer_sizes=(8, 8), activation="tanh", max_iter=100, random_state=0),
+        "multi_output",
+    ),
+    Case(
+        "mlp-regressor-poisson",
+        lambda: neural_network.MLPRegressor(hidden_layer_sizes=(8,), loss="poisson", max_iter=100, random_state=0),
+        "positive",
     ),
 ]

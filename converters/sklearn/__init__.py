@@ -11,10 +11,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, model_ir
 from mle_runtime.converters._registry import converter_for
-from mle_runtime.converters.sklearn import linear, pipeline, preprocessing, trees
+from mle_runtime.converters.sklearn import linear, neural, pipeline, preprocessing, probabilistic, trees
 from mle_runtime.errors import UnsupportedModelError
 
-__all__ = ["convert", "convert_step", "linear", "pipeline", "preprocessing", "trees"]
+__all__ = ["convert", "convert_step", "linear", "neural", "pipeline", "preprocessing", "probabilistic", "trees"]
 
 
 def convert_step(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:

@@ -18,6 +18,7 @@ _OP_MODULES = (
     "mle_runtime.ops.math",
     "mle_runtime.ops.linear",
     "mle_runtime.ops.preprocessing",
+    "mle_runtime.ops.probabilistic",
     "mle_runtime.ops.trees",
 )
 

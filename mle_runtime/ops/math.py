@@ -45,6 +45,18 @@ def sigmoid(x: jax.Array) -> jax.Array:
     return jax.nn.sigmoid(x)
 
 
+@register_op("Tanh")
+def tanh(x: jax.Array) -> jax.Array:
+    """Hyperbolic tangent."""
+    return jnp.tanh(x)
+
+
+@register_op("Relu")
+def relu(x: jax.Array) -> jax.Array:
+    """max(x, 0)."""
+    return jnp.maximum(x, 0)
+
+
 @register_op("Softmax")
 def softmax(x: jax.Array) -> jax.Array:
     """Softmax over the last axis."""
