@@ -212,6 +212,9 @@ class MLERuntime:
         if len(given) != len(specs):
             raise InputError(f"model takes {len(specs)} input(s) {[s.name for s in specs]}, got {len(given)}")
         dtype = PRECISIONS[self.precision]
+        if self._file is not None and self._file.metadata.get("one_dimensional_input"):
+            # IsotonicRegression: like scikit-learn, a 1-D array is a column of samples
+            given = [np.reshape(x, (-1, 1)) if np.ndim(x) == 1 else x for x in given]
         arrays = [coerce_input(x, s, dtype, self._feature_names) for x, s in zip(given, specs, strict=True)]
         if len({len(a) for a in arrays}) > 1:
             raise InputError(f"inputs disagree on the number of rows: {[len(a) for a in arrays]}")
@@ -271,9 +274,9 @@ class MLERuntime:
         return self._run_graph(self._prepare([X]))[name]
 
     def predict(self, X: Any) -> np.ndarray:
-        """Labels for classifiers, predictions for regressors (scikit-learn's ``predict``)."""
+        """Labels for classifiers, clusters for clusterers, predictions for regressors (scikit-learn's ``predict``)."""
         kind = self._require().metadata.get("task")
-        return self._output(X, "label" if kind == "classifier" else "predictions", "predict")
+        return self._output(X, "label" if kind in ("classifier", "clusterer") else "predictions", "predict")
 
     def predict_proba(self, X: Any) -> np.ndarray | list[np.ndarray]:
         """Class probabilities; for a multi-output classifier a list with one (n, n_classes) array per

@@ -90,7 +90,7 @@ def test_matches_sklearn(case: Case, precision: str, tmp_path_factory: pytest.Te
             X = rows(X_test, n).astype(dtype)
             tol = 1e-12 if precision == "float64" and dtype == np.float64 else 1e-5
             where = f"{case.id} [{precision}, {np.dtype(dtype).name} input, batch {n}]"
-            ref = sklearn_outputs(model, X)
+            ref = sklearn_outputs(model, X.astype(np.float64) if case.float64_reference else X)
             outputs = runtime.run([X])
             if task == "classifier":
                 labels = outputs[0]
@@ -117,6 +117,10 @@ def test_matches_sklearn(case: Case, precision: str, tmp_path_factory: pytest.Te
                         f"{where}: decision",
                         scales["decision_function"],
                     )
+            elif task == "clusterer":
+                np.testing.assert_array_equal(outputs[0], ref["predict"], err_msg=f"{where}: labels")
+                assert outputs[0].dtype == ref["predict"].dtype, f"{where}: label dtype {outputs[0].dtype}"
+                assert_close(outputs[1], ref["transform"], tol, f"{where}: transform", scales["transform"])
             elif task == "regressor":
                 assert_close(outputs[0], ref["predict"], tol, f"{where}: predictions", scales["predict"])
                 assert_close(runtime.predict(X), ref["predict"], tol, f"{where}: predict()", scales["predict"])
@@ -157,3 +161,23 @@ def test_logistic_heads_of_scikit_learn_before_1_8(multi_class: str, data: str, 
         p = expit(scores)
         want = p / p.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(proba, want, rtol=1e-12, atol=1e-14)
+
+
+def test_isotonic_takes_one_dimensional_input(tmp_path: Path) -> None:
+    from sklearn.isotonic import IsotonicRegression
+
+    x = np.random.default_rng(0).uniform(0, 1, 200)
+    model = IsotonicRegression().fit(x, np.sqrt(x) + 0.05 * np.sin(30 * x))
+    mle.export_model(model, tmp_path / "iso.mle")
+    runtime = mle.load_model(tmp_path / "iso.mle", precision="float64")
+    t = np.array([-0.2, 0.0, 0.31, 0.5, 0.999, 1.5])
+    np.testing.assert_allclose(runtime.predict(t), model.predict(t), rtol=1e-12)
+    np.testing.assert_array_equal(runtime.predict(t), runtime.predict(t.reshape(-1, 1)))
+
+
+def test_isotonic_out_of_bounds_raise_is_refused(tmp_path: Path) -> None:
+    from sklearn.isotonic import IsotonicRegression
+
+    model = IsotonicRegression(out_of_bounds="raise").fit(np.arange(5.0), np.arange(5.0))
+    with pytest.raises(TypeError, match="out_of_bounds='raise'"):
+        mle.export_model(model, tmp_path / "iso.mle")

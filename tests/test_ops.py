@@ -111,6 +111,24 @@ OPS: dict[str, Record] = {
     ),
     "ProbaPair": Record((expit(V),), lambda p: np.stack([1 - p, p], axis=-1)),
     "Tanh": Record((X,), np.tanh),
+    "LogSumExp": Record((X,), lambda x: np.log(np.exp(x).sum(axis=-1))),
+    "EuclideanDistances": Record(
+        (X, R.normal(size=(3, 4))),
+        lambda x, p: np.sqrt(((x[:, None, :] - p[None, :, :]) ** 2).sum(axis=-1)),
+    ),
+    "Kernel": Record(
+        (X, R.normal(size=(3, 4))),
+        lambda x, p: np.exp(-0.3 * ((x[:, None, :] - p[None, :, :]) ** 2).sum(axis=-1)),
+        {"kernel": "rbf", "gamma": 0.3},
+    ),
+    "Interp1d": Record(
+        (
+            np.array([[-1.0], [0.0], [0.25], [1.0], [2.5], [3.0], [4.0]]),
+            np.array([0.0, 1.0, 3.0]),
+            np.array([1.0, 2.0, -2.0]),
+        ),
+        lambda x, xp, fp: np.where((x[:, 0] < 0) | (x[:, 0] > 3), np.nan, np.interp(x[:, 0], xp, fp)),
+    ),
     "Relu": Record((X,), lambda x: np.maximum(x, 0)),
     "DiagonalGaussianScores": Record(
         (X, R.normal(size=(3, 4)), R.uniform(0.5, 2, size=(3, 4)), R.normal(size=3)),

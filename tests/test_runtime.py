@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import jax
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import make_classification, make_regression
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
@@ -179,7 +181,11 @@ def test_refusals(classifier, tmp_path: Path) -> None:
         mle.export_model(KNeighborsClassifier().fit(X, X[:, 0] > 0), tmp_path / "knn.mle")
     with pytest.raises(TypeError, match="cannot tell which framework"):
         mle.export_model(object(), tmp_path / "o.mle")
-    multilabel = MLPClassifier((3,), max_iter=5, random_state=0).fit(X, np.stack([X[:, 0] > 0, X[:, 1] > 0], axis=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        multilabel = MLPClassifier((3,), max_iter=5, random_state=0).fit(
+            X, np.stack([X[:, 0] > 0, X[:, 1] > 0], axis=1)
+        )
     with pytest.raises(TypeError, match="MLPClassifier fitted on multilabel-indicator targets is not supported"):
         mle.export_model(multilabel, tmp_path / "mlp.mle")
     with pytest.raises(ValueError, match="not fitted"):

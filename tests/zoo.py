@@ -10,12 +10,16 @@ from typing import Any
 
 import numpy as np
 from sklearn import (
+    cluster,
     datasets,
     decomposition,
     discriminant_analysis,
     ensemble,
     impute,
+    isotonic,
+    kernel_ridge,
     linear_model,
+    mixture,
     naive_bayes,
     neighbors,
     neural_network,
@@ -32,6 +36,9 @@ class Case:
     make: Callable[[], Any]
     data: str  # a key of DATA
     xfail: str | None = None  # the written reason, when a case is known not to match
+    # The written reason, when scikit-learn cannot take float32 input for this model: the reference for
+    # float32 inputs is then computed on the same values as float64 (exactly representable).
+    float64_reference: str | None = None
 
 
 def _split(X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
@@ -135,6 +142,15 @@ def _counts() -> dict[str, np.ndarray]:
     return _split(rng.poisson(rates[y]).astype(np.float64), y)
 
 
+def _one_feature() -> dict[str, np.ndarray]:
+    """A noisy increasing target of one feature; held-out rows reach past both ends of the training range."""
+    rng = np.random.default_rng(13)
+    X = rng.uniform(-3, 3, size=(600, 1))
+    y = np.tanh(X[:, 0]) * 5 + rng.normal(scale=0.8, size=600)
+    X_test = np.vstack([rng.uniform(-3.5, 3.5, size=(300, 1)), X[:20]])
+    return {"X": X, "y": y, "X_test": X_test}
+
+
 DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
     "binary": _binary,
     "multiclass": _multiclass,
@@ -150,6 +166,7 @@ DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
     "marker": _marker,
     "categorical": _categorical,
     "counts": _counts,
+    "one_feature": _one_feature,
 }
 
 lm, pp, pipe = linear_model, preprocessing, pipeline.make_pipeline
@@ -167,6 +184,8 @@ def _deprecated(case_id: str, name: str, data: str) -> list[Case]:
 
     return [Case(case_id, make, data)]
 
+
+KMEANS_F32 = "KMeans.predict of a float64-fitted model raises 'Buffer dtype mismatch' on float32 input (1.9.1)"
 
 CASES = [
     # classifiers
@@ -428,5 +447,40 @@ CASES = [
         "mlp-regressor-poisson",
         lambda: neural_network.MLPRegressor(hidden_layer_sizes=(8,), loss="poisson", max_iter=100, random_state=0),
         "positive",
+    ),
+    # clustering and mixtures
+    Case("kmeans", lambda: cluster.KMeans(5, n_init=2, random_state=0), "multiclass", float64_reference=KMEANS_F32),
+    Case(
+        "minibatch-kmeans",
+        lambda: cluster.MiniBatchKMeans(4, n_init=2, random_state=0),
+        "regression",
+        float64_reference=KMEANS_F32,
+    ),
+    *(
+        Case(
+            f"gmm-{kind}", lambda kind=kind: mixture.GaussianMixture(3, covariance_type=kind, random_state=0), "binary"
+        )
+        for kind in ("full", "tied", "diag", "spherical")
+    ),
+    Case("bayesian-gmm", lambda: mixture.BayesianGaussianMixture(n_components=4, random_state=0), "multiclass"),
+    Case(
+        "bayesian-gmm-dirichlet-process-diag",
+        lambda: mixture.BayesianGaussianMixture(n_components=3, covariance_type="diag", random_state=0),
+        "regression",
+    ),
+    # kernel ridge, isotonic
+    Case("kernel-ridge-linear", lambda: kernel_ridge.KernelRidge(alpha=0.5), "regression"),
+    Case("kernel-ridge-rbf", lambda: kernel_ridge.KernelRidge(kernel="rbf", gamma=0.05), "regression"),
+    Case(
+        "kernel-ridge-poly-multi", lambda: kernel_ridge.KernelRidge(kernel="poly", degree=2, coef0=1.0), "multi_output"
+    ),
+    Case("kernel-ridge-sigmoid", lambda: kernel_ridge.KernelRidge(kernel="sigmoid", gamma=0.01), "regression"),
+    Case("kernel-ridge-laplacian", lambda: kernel_ridge.KernelRidge(kernel="laplacian"), "regression"),
+    Case("kernel-ridge-cosine", lambda: kernel_ridge.KernelRidge(kernel="cosine", alpha=0.1), "regression"),
+    Case("isotonic", lambda: isotonic.IsotonicRegression(), "one_feature"),
+    Case(
+        "isotonic-clip-decreasing",
+        lambda: isotonic.IsotonicRegression(increasing=False, out_of_bounds="clip"),
+        "one_feature",
     ),
 ]

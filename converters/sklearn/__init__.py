@@ -11,10 +11,30 @@ from sklearn.utils.validation import check_is_fitted
 
 from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, model_ir
 from mle_runtime.converters._registry import converter_for
-from mle_runtime.converters.sklearn import linear, neural, pipeline, preprocessing, probabilistic, trees
+from mle_runtime.converters.sklearn import (
+    clustering,
+    kernels,
+    linear,
+    neural,
+    pipeline,
+    preprocessing,
+    probabilistic,
+    trees,
+)
 from mle_runtime.errors import UnsupportedModelError
 
-__all__ = ["convert", "convert_step", "linear", "neural", "pipeline", "preprocessing", "probabilistic", "trees"]
+__all__ = [
+    "clustering",
+    "convert",
+    "convert_step",
+    "kernels",
+    "linear",
+    "neural",
+    "pipeline",
+    "preprocessing",
+    "probabilistic",
+    "trees",
+]
 
 
 def convert_step(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
@@ -25,6 +45,8 @@ def convert_step(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converte
 def _input_width(model: Any) -> int | None:
     """n_features_in_, looking through a Pipeline's leading 'passthrough' steps (which hide it)."""
     n = getattr(model, "n_features_in_", None)
+    if n is None and type(model).__name__ == "IsotonicRegression":  # fitted on one feature, 1-D or (n, 1)
+        return 1
     if n is None and hasattr(model, "steps"):
         for _, step in model.steps:
             if step is not None and step != "passthrough":
@@ -78,6 +100,8 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
     }
     if names is not None:
         metadata["feature_names"] = [str(c) for c in names]
+    if cls.__name__ == "IsotonicRegression":
+        metadata["one_dimensional_input"] = True
     return model_ir(b, converted, metadata)
 
 

@@ -1,0 +1,54 @@
+"""Clustering and mixture models: KMeans (labels and distances to the centres) and Gaussian mixtures
+(labels, component probabilities and log-likelihoods)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn import cluster, mixture
+
+from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._registry import converts
+
+
+@converts(cluster.KMeans, cluster.MiniBatchKMeans)
+def kmeans(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """``predict``: the nearest centre; ``transform``: the distance to each centre."""
+    centres = b.const("cluster_centers", est.cluster_centers_)
+    squared = b.op("EuclideanDistances", x, centres, squared=True)
+    label = b.op("ArgMax", b.op("Sub", b.const("zero", np.array(0.0)), squared))
+    distances = b.op("EuclideanDistances", x, centres)
+    classes = np.arange(est.n_clusters, dtype=np.int32)  # scikit-learn's labels are int32
+    outputs = {"label": label, "transformed": distances}
+    return Converted("clusterer", outputs, ["label", "transformed"], classes=classes, n_outputs=est.n_clusters)
+
+
+@converts(mixture.GaussianMixture, mixture.BayesianGaussianMixture)
+def gaussian_mixture(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """Each component's weighted log density is offset[k] - 0.5 * |(x - mean[k]) @ P[k]|^2 with P[k] its
+    precision's Cholesky factor (every covariance type written as a full matrix). offset[k] is the
+    model's own weighted log density at mean[k], where the quadratic term vanishes: it carries the
+    normalizer, the log weight and, for the Bayesian mixture, its expectation terms."""
+    k, f = est.means_.shape
+    chol = np.asarray(est.precisions_cholesky_, dtype=np.float64)
+    transforms = {
+        "full": lambda: chol,
+        "tied": lambda: np.broadcast_to(chol, (k, f, f)),
+        "diag": lambda: np.stack([np.diag(c) for c in chol]),
+        "spherical": lambda: chol[:, None, None] * np.eye(f),
+    }[est.covariance_type]()
+    offset = np.diag(est._estimate_weighted_log_prob(np.asarray(est.means_, dtype=np.float64)))
+    scores = b.op(
+        "QuadraticScores",
+        x,
+        b.const("means", est.means_),
+        b.const("precisions_chol", transforms),
+        b.const("offset", offset),
+    )
+    outputs = {
+        "label": b.op("ArgMax", scores),
+        "probabilities": b.op("Softmax", scores),
+        "scores": b.op("LogSumExp", scores),
+    }
+    return Converted("classifier", outputs, ["label", "probabilities"], classes=np.arange(k, dtype=np.int64))

@@ -1,0 +1,75 @@
+"""Kernel matrices and one-dimensional interpolation, in the forms scikit-learn computes them."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from mle_runtime.ops import register_op
+
+HIGHEST = jax.lax.Precision.HIGHEST
+KERNELS = ("linear", "poly", "rbf", "sigmoid", "laplacian", "cosine")
+
+
+def squared_euclidean(x: jax.Array, points: jax.Array) -> jax.Array:
+    """(rows, points) squared distances as scikit-learn's euclidean_distances forms them: |x|^2 - 2 x.p +
+    |p|^2 (one matrix product, no (rows, points, features) intermediate), floored at 0."""
+    cross = jnp.matmul(x, points.T, precision=HIGHEST)
+    sq = jnp.sum(x * x, axis=1)[:, None] - 2 * cross + jnp.sum(points * points, axis=1)[None, :]
+    return jnp.maximum(sq, 0)
+
+
+@register_op("Kernel")
+def kernel(
+    x: jax.Array, points: jax.Array, *, kernel: str, gamma: float = 1.0, coef0: float = 0.0, degree: float = 3.0
+) -> jax.Array:
+    """(rows, points) kernel values k(x, p), as sklearn.metrics.pairwise_kernels defines them: linear
+    x.p; poly (gamma x.p + coef0)**degree; rbf exp(-gamma |x - p|^2); sigmoid tanh(gamma x.p + coef0);
+    laplacian exp(-gamma |x - p|_1); cosine x.p / (|x| |p|) (a zero row gives 0)."""
+    if kernel in ("linear", "poly", "sigmoid"):
+        dot = jnp.matmul(x, points.T, precision=HIGHEST)
+        if kernel == "linear":
+            return dot
+        if kernel == "poly":
+            return (gamma * dot + coef0) ** degree
+        return jnp.tanh(gamma * dot + coef0)
+    if kernel == "rbf":
+        return jnp.exp(-gamma * squared_euclidean(x, points))
+    if kernel == "laplacian":
+        return jnp.exp(-gamma * jnp.sum(jnp.abs(x[:, None, :] - points[None, :, :]), axis=-1))
+    if kernel == "cosine":
+
+        def unit(a: jax.Array) -> jax.Array:
+            norm = jnp.sqrt(jnp.sum(a * a, axis=1, keepdims=True))
+            return a / jnp.where(norm == 0, 1, norm)
+
+        return jnp.matmul(unit(x), unit(points).T, precision=HIGHEST)
+    raise ValueError(f"Kernel: unknown kernel {kernel!r}; known: {KERNELS}")
+
+
+@register_op("Interp1d")
+def interp1d(x: jax.Array, xp: jax.Array, fp: jax.Array, *, outside: str = "nan") -> jax.Array:
+    """Piecewise-linear interpolation of (xp, fp) at the single column of x, (rows,): scipy's interp1d
+    (IsotonicRegression). Outside [xp[0], xp[-1]]: "nan", or "clip" to the end values."""
+    t = x[:, 0]
+    if outside == "clip":
+        t = jnp.clip(t, xp[0], xp[-1])
+    hi = jnp.clip(jnp.searchsorted(xp, t, side="left"), 1, xp.shape[0] - 1)
+    x_lo, x_hi, y_lo, y_hi = xp[hi - 1], xp[hi], fp[hi - 1], fp[hi]
+    y = (y_hi - y_lo) / (x_hi - x_lo) * (t - x_lo) + y_lo
+    if outside == "nan":
+        y = jnp.where((t < xp[0]) | (t > xp[-1]), jnp.nan, y)
+    return y
+
+
+@register_op("LogSumExp")
+def log_sum_exp(x: jax.Array) -> jax.Array:
+    """log(sum(exp(x))) over the last axis, computed stably."""
+    return jax.nn.logsumexp(x, axis=-1)
+
+
+@register_op("EuclideanDistances")
+def euclidean_distances(x: jax.Array, points: jax.Array, *, squared: bool = False) -> jax.Array:
+    """(rows, points) euclidean distances (squared with ``squared``), as sklearn's euclidean_distances."""
+    sq = squared_euclidean(x, points)
+    return sq if squared else jnp.sqrt(sq)
