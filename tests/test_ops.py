@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,38 @@ def _tree_record() -> Record:
         return 2 * leaf[:, None]
 
     return Record((NANX, *(b.tensors[n] for n in node.inputs[1:])), reference, node.attrs)
+
+
+def _libsvm_probability(dec: np.ndarray, a: np.ndarray, b: np.ndarray, k: int = 3) -> np.ndarray:
+    """libsvm's svm_predict_probability and multiclass_probability, transcribed loop for loop."""
+    out = np.empty((len(dec), k))
+    for row, values in enumerate(dec):
+        f = values * a + b
+        sig = np.where(f >= 0, np.exp(-np.abs(f)) / (1 + np.exp(-np.abs(f))), 1 / (1 + np.exp(-np.abs(f))))
+        r = np.zeros((k, k))
+        for p, (i, j) in enumerate(itertools.combinations(range(k), 2)):
+            r[i, j] = min(max(sig[p], 1e-7), 1 - 1e-7)
+            r[j, i] = 1 - r[i, j]
+        q = np.array(
+            [
+                [-r[j, t] * r[t, j] if j != t else sum(r[s, t] ** 2 for s in range(k) if s != t) for j in range(k)]
+                for t in range(k)
+            ]
+        )
+        prob = np.full(k, 1.0 / k)
+        for _ in range(max(100, k)):
+            qp = q @ prob
+            pqp = prob @ qp
+            if np.max(np.abs(qp - pqp)) < 0.005 / k:
+                break
+            for t in range(k):
+                diff = (-qp[t] + pqp) / q[t, t]
+                prob[t] += diff
+                pqp = (pqp + diff * (diff * q[t, t] + 2 * qp[t])) / (1 + diff) / (1 + diff)
+                qp = (qp + diff * q[t]) / (1 + diff)
+                prob /= 1 + diff
+        out[row] = prob
+    return out
 
 
 def _oblivious_reference(x: np.ndarray, features: np.ndarray, borders: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -111,6 +144,16 @@ OPS: dict[str, Record] = {
     ),
     "ProbaPair": Record((expit(V),), lambda p: np.stack([1 - p, p], axis=-1)),
     "Tanh": Record((X,), np.tanh),
+    "OvoVotes": Record(
+        (np.array([[1.0, -2.0, 0.0], [-0.5, -0.1, 3.0], [0.2, 0.3, -0.4]]),),
+        lambda d: np.array([[1.0, 0.0, 2.0], [0.0, 2.0, 1.0], [2.0, 0.0, 1.0]]),
+        {"n_classes": 3},
+    ),
+    "LibsvmProbability": Record(
+        (np.array([[1.0, -2.0, 0.0], [-0.5, -0.1, 3.0], [4.0, 0.3, -0.4]]), np.array([-1.5, -2.0, -0.7]), V[:3]),
+        _libsvm_probability,
+        {"n_classes": 3},
+    ),
     "LogSumExp": Record((X,), lambda x: np.log(np.exp(x).sum(axis=-1))),
     "EuclideanDistances": Record(
         (X, R.normal(size=(3, 4))),

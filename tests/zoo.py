@@ -39,6 +39,9 @@ class Case:
     # The written reason, when scikit-learn cannot take float32 input for this model: the reference for
     # float32 inputs is then computed on the same values as float64 (exactly representable).
     float64_reference: str | None = None
+    # A looser float32 tolerance, with the written reason, where float32 arithmetic cannot reach 1e-5
+    # (float64 mode is still held to 1e-12): a known miss, reported, not hidden.
+    float32_tolerance: tuple[float, str] | None = None
 
 
 def _split(X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
@@ -483,4 +486,25 @@ CASES = [
         lambda: isotonic.IsotonicRegression(increasing=False, out_of_bounds="clip"),
         "one_feature",
     ),
+    # support vector machines
+    Case("svc-rbf-binary", lambda: svm.SVC(), "binary"),
+    Case("svc-rbf-ovr", lambda: svm.SVC(C=3.0), "multiclass"),
+    Case("svc-poly-ovo-strings", lambda: svm.SVC(kernel="poly", degree=2, decision_function_shape="ovo"), "strings"),
+    Case("svc-linear-proba-binary", lambda: svm.SVC(kernel="linear", probability=True, random_state=0), "binary"),
+    Case("svc-rbf-proba-multi", lambda: svm.SVC(probability=True, random_state=0), "multiclass"),
+    Case("svc-break-ties", lambda: svm.SVC(gamma="auto", break_ties=True), "odd_ints"),
+    Case("svc-sigmoid", lambda: svm.SVC(kernel="sigmoid", gamma=0.01, coef0=0.5), "binary"),
+    Case(
+        "nusvc-proba",
+        lambda: svm.NuSVC(nu=0.3, probability=True, random_state=0),
+        "strings",
+        float32_tolerance=(
+            1e-4,
+            "dual coefficients summing to ~1,800 turn float32 rbf kernel rounding (~6e-7) into decision "
+            "values ~1e-5 off, and probabilities up to ~2e-5",
+        ),
+    ),
+    Case("svr-rbf", lambda: svm.SVR(C=30.0, gamma=0.05), "regression"),
+    Case("nusvr-poly", lambda: svm.NuSVR(kernel="poly", degree=2, C=10.0), "regression"),
+    Case("one-class-svm", lambda: svm.OneClassSVM(nu=0.1), "regression"),
 ]

@@ -1,11 +1,14 @@
-"""Kernel models (KernelRidge) and isotonic regression."""
+"""Kernel models (support vector machines, KernelRidge) and isotonic regression. An SVM is the Kernel op
+against its support vectors, one matrix product with the dual coefficients, and libsvm's rules on top
+(ops in ``mle_runtime/ops/svm.py``)."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
-from sklearn import isotonic, kernel_ridge
+from sklearn import isotonic, kernel_ridge, svm
 
 from mle_runtime.converters._builder import Converted, GraphBuilder
 from mle_runtime.converters._registry import converts
@@ -63,3 +66,93 @@ def isotonic_regression(est: Any, b: GraphBuilder, x: str, n_features: int) -> C
         xp, fp, outside = np.array([xp[0], xp[0] + 1.0]), np.repeat(fp, 2), "clip"
     y = b.op("Interp1d", x, b.const("X_thresholds", xp), b.const("y_thresholds", fp), outside=outside)
     return Converted("regressor", {"predictions": y}, ["predictions"])
+
+
+def _svm_kernel(est: Any, b: GraphBuilder, x: str, n_features: int) -> str:
+    if est.kernel == "precomputed":
+        raise UnsupportedModelError(f"{type(est).__name__}(kernel='precomputed') takes a kernel matrix, not features")
+    attrs = kernel_attrs(est.kernel, est._gamma, est.coef0, est.degree, n_features)
+    return b.op("Kernel", x, b.const("support_vectors", est.support_vectors_), **attrs)
+
+
+def _ovo_weights(est: Any) -> np.ndarray:
+    """(support vectors, pairs): libsvm's pair (i, j) sums class i's vectors with dual_coef_[j - 1] and
+    class j's with dual_coef_[i]; every other vector weighs 0 in that pair."""
+    k = len(est.classes_)
+    starts = np.concatenate([[0], np.cumsum(est.n_support_)])
+    pairs = list(itertools.combinations(range(k), 2))
+    w = np.zeros((est.support_vectors_.shape[0], len(pairs)))
+    for p, (i, j) in enumerate(pairs):
+        w[starts[i] : starts[i + 1], p] = est.dual_coef_[j - 1, starts[i] : starts[i + 1]]
+        w[starts[j] : starts[j + 1], p] = est.dual_coef_[i, starts[j] : starts[j + 1]]
+    return w
+
+
+class _Dual:
+    """Kernel values against the support vectors, times dual coefficients: ``times(w)`` is x's kernel row
+    @ w. A linear kernel folds the support vectors into the weights at export (w' = SV.T @ w, in
+    float64): one (features, outputs) product instead of two, and no float32 sum of hundreds of
+    cancelling terms."""
+
+    def __init__(self, est: Any, b: GraphBuilder, x: str, n_features: int):
+        self.est, self.b, self.x = est, b, x
+        self.linear = est.kernel == "linear"
+        self.kernel = None if self.linear else _svm_kernel(est, b, x, n_features)
+
+    def times(self, hint: str, weights: np.ndarray, bias: np.ndarray) -> str:
+        if self.linear:
+            folded = np.asarray(self.est.support_vectors_, dtype=np.float64).T @ weights
+            return self.b.op("Gemm", self.x, self.b.const(hint, folded), self.b.const(f"{hint}_intercept", bias))
+        return self.b.op("Gemm", self.kernel, self.b.const(hint, weights), self.b.const(f"{hint}_intercept", bias))
+
+
+@converts(svm.SVC, svm.NuSVC)
+def support_vector_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    dual = _Dual(est, b, x, n_features)
+    k = len(est.classes_)
+    # scikit-learn 1.9 deprecates probability=True (its default is then the string "deprecated") and its
+    # probA_ / probB_ (which warn); the fitted model says what it did in _effective_probability and _probA
+    probability = bool(getattr(est, "_effective_probability", est.probability))
+    outputs: dict[str, str] = {}
+    if k == 2:
+        # scikit-learn stores the binary model's dual_coef_ and intercept_ negated, so that a positive
+        # decision means the second class; libsvm's own value is the negation (and predicts class 0 when
+        # positive, class 1 otherwise, zero included)
+        decision = dual.times("dual_coef", est.dual_coef_[0], est.intercept_[0])
+        outputs["decision"] = decision
+        outputs["label"] = b.op("IsPositive", decision, or_zero=True)
+        if probability:  # (rows, 1): negated coefficients give exactly the negated products and sums
+            libsvm = dual.times("libsvm_coef", -est.dual_coef_.T, -est.intercept_)
+    else:
+        libsvm = dual.times("ovo_weights", _ovo_weights(est), est.intercept_)
+        ovr = b.op("OvoVotes", libsvm, n_classes=k, rule="ovr")
+        outputs["decision"] = ovr if est.decision_function_shape == "ovr" else libsvm
+        if est.break_ties and est.decision_function_shape == "ovr":
+            outputs["label"] = b.op("ArgMax", ovr)
+        else:
+            outputs["label"] = b.op("ArgMax", b.op("OvoVotes", libsvm, n_classes=k, rule="libsvm"))
+    if probability:
+        outputs["probabilities"] = b.op(
+            "LibsvmProbability", libsvm, b.const("prob_a", est._probA), b.const("prob_b", est._probB), n_classes=k
+        )
+    run = ["label", "probabilities" if probability else "decision"]
+    return Converted("classifier", outputs, run, classes=np.asarray(est.classes_))
+
+
+@converts(svm.SVR, svm.NuSVR)
+def support_vector_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    y = _Dual(est, b, x, n_features).times("dual_coef", est.dual_coef_[0], est.intercept_[0])
+    return Converted("regressor", {"predictions": y}, ["predictions"])
+
+
+@converts(svm.OneClassSVM)
+def one_class_svm(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """decision_function (libsvm's value), score_samples (it plus offset_) and predict: +1 where the
+    decision is positive, else -1, as libsvm predicts."""
+    decision = _Dual(est, b, x, n_features).times("dual_coef", est.dual_coef_[0], est.intercept_[0])
+    outputs = {
+        "label": b.op("IsPositive", decision),
+        "decision": decision,
+        "scores": b.op("Add", decision, b.const("offset", np.asarray(est.offset_).reshape(()))),
+    }
+    return Converted("classifier", outputs, ["label", "decision"], classes=np.array([-1, 1]))
