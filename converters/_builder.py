@@ -20,6 +20,9 @@ class Converted:
     run_outputs: list[str]
     classes: np.ndarray | list[np.ndarray] | None = None  # a list: one array per output
     n_outputs: int | None = None  # width of "transformed", for the next step of a pipeline
+    # Where scikit-learn raises for some inputs (a compiled graph cannot): the message, and an "invalid"
+    # output (rows,) that is non-zero on the rows it would raise for; the runtime raises ValueError then.
+    invalid_message: str | None = None
 
 
 class ModelIR(NamedTuple):
@@ -86,6 +89,8 @@ def model_ir(b: GraphBuilder, converted: Converted, metadata: dict[str, Any]) ->
     order = converted.run_outputs + sorted(set(converted.outputs) - set(converted.run_outputs))
     graph = b.finish({name: converted.outputs[name] for name in order})
     metadata = {**metadata, "task": converted.task, "run_outputs": converted.run_outputs}
+    if converted.invalid_message is not None:
+        metadata["invalid_message"] = converted.invalid_message
     if isinstance(converted.classes, list):
         metadata["output_classes"] = [encode_classes(c) for c in converted.classes]
     elif converted.classes is not None:

@@ -20,6 +20,7 @@ OUTPUT_ROLES = {
     "scores": "anomaly scores, as the estimator's score_samples",
     "predictions": "regression predictions, in the estimator's output shape",
     "transformed": "transformed features",
+    "invalid": "rows the source model would refuse (the runtime raises ValueError for them)",
 }
 
 

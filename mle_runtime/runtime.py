@@ -232,6 +232,10 @@ class MLERuntime:
                 ]
                 merged = [np.concatenate(p) for p in zip(*pieces, strict=True)]
         named = dict(zip(self._graph.outputs, merged, strict=True))
+        if "invalid" in named and np.any(named["invalid"]):
+            rows = np.flatnonzero(named["invalid"])
+            message = self._require().metadata.get("invalid_message", "the model cannot answer for these rows")
+            raise InputError(f"{message} (rows {rows[:10].tolist()}{' ...' if len(rows) > 10 else ''})")
         if self._classes is not None and "label" in named:
             named["label"] = self._classes[named["label"]]
         elif self._output_classes is not None and "label" in named:

@@ -185,3 +185,52 @@ def test_isotonic_out_of_bounds_raise_is_refused(tmp_path: Path) -> None:
     model = IsotonicRegression(out_of_bounds="raise").fit(np.arange(5.0), np.arange(5.0))
     with pytest.raises(TypeError, match="out_of_bounds='raise'"):
         mle.export_model(model, tmp_path / "iso.mle")
+
+
+def test_neighbours_of_a_training_set_larger_than_one_block(tmp_path: Path) -> None:
+    """5,000 training rows (three blocks of the search), with duplicated rows: the same neighbours,
+    labels and distance-weighted probabilities as scikit-learn's brute force."""
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+    from mle_runtime.ops.neighbors import BLOCK
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(5000, 6))
+    X[4000:4100] = X[:100]  # exact duplicates, across blocks, with the same targets
+    y = (X[:, 0] + X[:, 1] ** 2 > 0.5).astype(int)
+    assert len(X) > 2 * BLOCK
+    X_test = np.vstack([rng.normal(size=(300, 6)), X[:20]])  # rows at distance 0 from two training rows
+    for model, method in (
+        (KNeighborsClassifier(9, weights="distance", algorithm="brute").fit(X, y), "predict_proba"),
+        (KNeighborsRegressor(4, algorithm="brute").fit(X, X[:, 2] * y), "predict"),
+    ):
+        path = tmp_path / f"{method}.mle"
+        mle.export_model(model, path)
+        runtime = mle.load_model(path, precision="float64")
+        np.testing.assert_allclose(getattr(runtime, method)(X_test), getattr(model, method)(X_test), rtol=1e-12)
+        np.testing.assert_array_equal(runtime.predict(X_test), model.predict(X_test))
+
+
+def test_rows_without_neighbours_in_the_radius(tmp_path: Path) -> None:
+    """Where scikit-learn raises (no neighbour and no outlier_label), the runtime raises ValueError
+    naming the rows; where it predicts NaN (a regressor), so does the runtime."""
+    from sklearn.neighbors import RadiusNeighborsClassifier, RadiusNeighborsRegressor
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(200, 3))
+    far = np.vstack([X[:5] + 0.01, [[50.0, 50.0, 50.0]]])
+    classifier = RadiusNeighborsClassifier(1.0).fit(X, X[:, 0] > 0)
+    mle.export_model(classifier, tmp_path / "c.mle")
+    runtime = mle.load_model(tmp_path / "c.mle", precision="float64")
+    np.testing.assert_array_equal(runtime.predict(far[:5]), classifier.predict(far[:5]))
+    with pytest.raises(ValueError, match="No neighbors found"):
+        classifier.predict(far)
+    with pytest.raises(ValueError, match=r"No neighbors found .*\(rows \[5\]\)"):
+        runtime.predict(far)
+    regressor = RadiusNeighborsRegressor(1.0).fit(X, X[:, 1])
+    mle.export_model(regressor, tmp_path / "r.mle")
+    with pytest.warns(UserWarning, match="no neighbors"):
+        want = regressor.predict(far)
+    got = mle.load_model(tmp_path / "r.mle", precision="float64").predict(far)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert np.isnan(got[5])

@@ -89,6 +89,31 @@ def _libsvm_probability(dec: np.ndarray, a: np.ndarray, b: np.ndarray, k: int = 
     return out
 
 
+TRAIN = R.normal(size=(9, 4))
+
+
+def _nearest(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    d = np.abs(x[:, None, :] - TRAIN[None, :, :]).sum(axis=-1)  # manhattan
+    index = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(d, index, axis=1), index
+
+
+def _radius(x: np.ndarray, combine: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Radius-5 manhattan neighbourhoods of x in TRAIN combined; for votes, normalized with the outlier column."""
+    inside = np.abs(x[:, None, :] - TRAIN[None, :, :]).sum(axis=-1) <= 5.0
+    assert inside.any(axis=1).all()
+    out = combine(inside).astype(np.float64)
+    if out.shape[1] == 1:
+        return out
+    return np.hstack([out / out.sum(axis=1, keepdims=True), np.zeros((len(x), 1))])
+
+
+def _vote(x: np.ndarray, _train: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    d, index = _nearest(x, 3)
+    votes = np.stack([((labels[index] == c) / d).sum(axis=1) for c in range(2)], axis=1)
+    return votes / votes.sum(axis=1, keepdims=True)
+
+
 def _oblivious_reference(x: np.ndarray, features: np.ndarray, borders: np.ndarray, values: np.ndarray) -> np.ndarray:
     out = np.zeros((len(x), values.shape[1]))
     for t in range(features.shape[0]):
@@ -144,6 +169,26 @@ OPS: dict[str, Record] = {
     ),
     "ProbaPair": Record((expit(V),), lambda p: np.stack([1 - p, p], axis=-1)),
     "Tanh": Record((X,), np.tanh),
+    "KNeighborsVote": Record(
+        (X, TRAIN, np.array([0, 1, 1, 0, 1, 0, 0, 1, 1])),
+        _vote,
+        {"k": 3, "n_classes": 2, "metric": "manhattan", "weights": "distance"},
+    ),
+    "RadiusNeighborsVote": Record(
+        (X, TRAIN, np.array([0, 1, 1, 0, 1, 0, 0, 1, 1])),
+        lambda x, t, y: _radius(x, lambda inside: np.stack([(inside & (y == c)).sum(1) for c in range(2)], axis=1)),
+        {"radius": 5.0, "n_classes": 2, "metric": "manhattan"},
+    ),
+    "RadiusNeighborsMean": Record(
+        (X, TRAIN, np.arange(9.0)),
+        lambda x, t, y: _radius(x, lambda inside: (inside * y).sum(1, keepdims=True) / inside.sum(1, keepdims=True))[
+            :, 0
+        ],
+        {"radius": 5.0, "metric": "manhattan"},
+    ),
+    "KNeighborsMean": Record(
+        (X, TRAIN, np.arange(9.0)), lambda x, t, y: y[_nearest(x, 4)[1]].mean(axis=1), {"k": 4, "metric": "manhattan"}
+    ),
     "OvoVotes": Record(
         (np.array([[1.0, -2.0, 0.0], [-0.5, -0.1, 3.0], [0.2, 0.3, -0.4]]),),
         lambda d: np.array([[1.0, 0.0, 2.0], [0.0, 2.0, 1.0], [2.0, 0.0, 1.0]]),

@@ -507,4 +507,41 @@ CASES = [
     Case("svr-rbf", lambda: svm.SVR(C=30.0, gamma=0.05), "regression"),
     Case("nusvr-poly", lambda: svm.NuSVR(kernel="poly", degree=2, C=10.0), "regression"),
     Case("one-class-svm", lambda: svm.OneClassSVM(nu=0.1), "regression"),
+    # nearest neighbours
+    Case("knn-classifier", lambda: neighbors.KNeighborsClassifier(), "multiclass"),
+    Case("knn-distance-strings", lambda: neighbors.KNeighborsClassifier(7, weights="distance"), "strings"),
+    Case("knn-manhattan", lambda: neighbors.KNeighborsClassifier(4, metric="manhattan"), "binary"),
+    Case("knn-minkowski-3", lambda: neighbors.KNeighborsClassifier(5, p=3, weights="distance"), "odd_ints"),
+    Case(
+        "knn-chebyshev-kdtree",
+        lambda: neighbors.KNeighborsClassifier(3, metric="chebyshev", algorithm="kd_tree"),
+        "binary",
+    ),
+    Case("knn-cosine", lambda: neighbors.KNeighborsClassifier(6, metric="cosine"), "multiclass"),
+    Case("knn-regressor", lambda: neighbors.KNeighborsRegressor(), "regression"),
+    Case("knn-regressor-distance-multi", lambda: neighbors.KNeighborsRegressor(3, weights="distance"), "multi_output"),
+    Case(
+        "knn-regressor-manhattan-balltree",
+        lambda: neighbors.KNeighborsRegressor(4, p=1, algorithm="ball_tree"),
+        "regression",
+    ),
+    Case(
+        "radius-classifier",
+        lambda: neighbors.RadiusNeighborsClassifier(4.0, outlier_label="most_frequent"),
+        "multiclass",
+    ),
+    Case(
+        "radius-classifier-distance",
+        lambda: neighbors.RadiusNeighborsClassifier(6.0, weights="distance", outlier_label="dog"),
+        "strings",
+    ),
+    Case(
+        "radius-classifier-manhattan", lambda: neighbors.RadiusNeighborsClassifier(20.0, metric="manhattan"), "binary"
+    ),
+    Case("radius-regressor", lambda: neighbors.RadiusNeighborsRegressor(5.0), "regression"),
+    Case(
+        "radius-regressor-distance-multi",
+        lambda: neighbors.RadiusNeighborsRegressor(5.0, weights="distance"),
+        "multi_output",
+    ),
 ]

@@ -17,6 +17,7 @@ from mle_runtime.errors import UnsupportedOpError
 _OP_MODULES = (
     "mle_runtime.ops.math",
     "mle_runtime.ops.linear",
+    "mle_runtime.ops.neighbors",
     "mle_runtime.ops.kernels",
     "mle_runtime.ops.preprocessing",
     "mle_runtime.ops.probabilistic",

@@ -68,7 +68,7 @@ def libsvm_probability(dec: jax.Array, prob_a: jax.Array, prob_b: jax.Array, *, 
     for p, (i, j) in enumerate(pairs):
         pair_prob[i, j], pair_prob[j, i] = r[:, p], 1 - r[:, p]
     # Q as libsvm builds it, one (rows,) vector per entry
-    q = [[None] * k for _ in range(k)]
+    q: list[list[jax.Array]] = [[jnp.zeros_like(r[:, 0])] * k for _ in range(k)]
     for t in range(k):
         q[t][t] = sum((pair_prob[j, t] * pair_prob[j, t] for j in range(k) if j != t), jnp.zeros_like(r[:, 0]))
         for j in range(k):
@@ -112,5 +112,5 @@ def libsvm_probability(dec: jax.Array, prob_a: jax.Array, prob_b: jax.Array, *, 
         return (step < max_iter) & ~jnp.all(done)
 
     start = jnp.full((dec.shape[0], k), 1.0 / k, dtype=dec.dtype)
-    _, p, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), start, jnp.zeros(dec.shape[0], bool)))
-    return p
+    _, coupled, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), start, jnp.zeros(dec.shape[0], bool)))
+    return coupled

@@ -1,0 +1,117 @@
+"""Nearest-neighbour models: the training set goes into the file as tensors, and the KNeighbors ops
+search it block by block at prediction time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn import neighbors
+
+from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._registry import converts
+from mle_runtime.errors import UnsupportedModelError
+
+# scikit-learn's effective metric -> the ops' (others, e.g. haversine or a callable, are refused)
+METRICS = {
+    "euclidean": "euclidean",
+    "l2": "euclidean",
+    "manhattan": "manhattan",
+    "cityblock": "manhattan",
+    "l1": "manhattan",
+    "chebyshev": "chebyshev",
+    "infinity": "chebyshev",
+    "minkowski": "minkowski",
+    "cosine": "cosine",
+}
+
+
+def _search_attrs(est: Any) -> dict[str, Any]:
+    name = est.effective_metric_
+    if not isinstance(name, str) or name not in METRICS:
+        raise UnsupportedModelError(
+            f"{type(est).__name__}: metric {name!r} is not supported; supported: {sorted(METRICS)}"
+        )
+    params = dict(est.effective_metric_params_ or {})
+    p = float(params.pop("p", 2.0))
+    if params.get("w") is None:  # scikit-learn lists minkowski's weight vector w even when unset
+        params.pop("w", None)
+    if params:
+        raise UnsupportedModelError(f"{type(est).__name__}: metric parameters {sorted(params)} are not supported")
+    if not isinstance(est.weights, str):
+        raise UnsupportedModelError(f"{type(est).__name__}: callable weights are arbitrary code and not supported")
+    metric = METRICS[name]
+    if metric == "minkowski" and p == 2.0:
+        metric = "euclidean"
+    attrs: dict[str, Any] = {"metric": metric, "weights": est.weights}
+    if metric == "minkowski":
+        attrs["p"] = p
+    if est.n_neighbors is not None:  # k-neighbour models; the radius models search by their radius
+        attrs["k"] = int(est.n_neighbors)
+    else:
+        attrs["radius"] = float(est.radius)
+    return attrs
+
+
+@converts(neighbors.KNeighborsClassifier)
+def k_neighbors_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    if est.outputs_2d_:
+        raise UnsupportedModelError("KNeighborsClassifier fitted on several outputs is not supported")
+    proba = b.op(
+        "KNeighborsVote",
+        x,
+        b.const("fit_X", est._fit_X),
+        b.const("fit_y", np.asarray(est._y, dtype=np.int32)),
+        n_classes=len(est.classes_),
+        **_search_attrs(est),
+    )
+    outputs = {"label": b.op("ArgMax", proba), "probabilities": proba}
+    return Converted("classifier", outputs, ["label", "probabilities"], classes=np.asarray(est.classes_))
+
+
+@converts(neighbors.KNeighborsRegressor)
+def k_neighbors_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    y = b.op("KNeighborsMean", x, b.const("fit_X", est._fit_X), b.const("fit_y", est._y), **_search_attrs(est))
+    return Converted("regressor", {"predictions": y}, ["predictions"])
+
+
+@converts(neighbors.RadiusNeighborsClassifier)
+def radius_neighbors_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """Probabilities from the training rows within the radius. A row with none is an outlier: with
+    ``outlier_label`` it gets that class, without one scikit-learn raises, and so does the runtime."""
+    if est.outputs_2d_:
+        raise UnsupportedModelError("RadiusNeighborsClassifier fitted on several outputs is not supported")
+    classes = np.asarray(est.classes_)
+    outlier_class = -1
+    if est.outlier_label_ is not None:
+        (label,) = est.outlier_label_
+        where = np.flatnonzero(classes == label)
+        if where.size != 1:
+            raise UnsupportedModelError(
+                f"RadiusNeighborsClassifier: outlier_label {label!r} is not one of the classes {classes.tolist()}"
+            )
+        outlier_class = int(where[0])
+    k = len(classes)
+    out = b.op(
+        "RadiusNeighborsVote",
+        x,
+        b.const("fit_X", est._fit_X),
+        b.const("fit_y", np.asarray(est._y, dtype=np.int32)),
+        n_classes=k,
+        outlier_class=outlier_class,
+        **_search_attrs(est),
+    )
+    proba = b.op("TakeColumns", out, b.const("class_columns", np.arange(k, dtype=np.int32)))
+    outputs = {"label": b.op("ArgMax", proba), "probabilities": proba}
+    message = None
+    if outlier_class < 0:
+        outputs["invalid"] = b.op("TakeColumns", out, b.const("outlier_column", np.array(k, dtype=np.int32)))
+        message = "No neighbors found for some test samples; use a larger radius or give an outlier_label"
+    return Converted("classifier", outputs, ["label", "probabilities"], classes=classes, invalid_message=message)
+
+
+@converts(neighbors.RadiusNeighborsRegressor)
+def radius_neighbors_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """The mean target within the radius; NaN for a row with none (scikit-learn warns and returns NaN)."""
+    y = b.op("RadiusNeighborsMean", x, b.const("fit_X", est._fit_X), b.const("fit_y", est._y), **_search_attrs(est))
+    return Converted("regressor", {"predictions": y}, ["predictions"])

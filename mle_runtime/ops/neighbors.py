@@ -1,0 +1,225 @@
+"""Nearest neighbours against a training set stored in the file: the k nearest found block by block
+(memory stays bounded whatever the training set's size), then a vote or a mean over them, as
+scikit-learn's KNeighborsClassifier / Regressor compute them. Among equal distances the training row
+that comes first wins."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from mle_runtime.ops import register_op
+from mle_runtime.ops.kernels import HIGHEST, squared_euclidean
+
+# Training rows compared with the queries at a time: a (rows, BLOCK) distance block per step.
+BLOCK = 2048
+METRICS = ("euclidean", "manhattan", "chebyshev", "minkowski", "cosine")
+
+
+def _reduced(x: jax.Array, train: jax.Array, metric: str, p: float) -> jax.Array:
+    """(rows, train rows) distances up to a monotone map: squared for euclidean, p-th power for minkowski."""
+    if metric == "euclidean":
+        return squared_euclidean(x, train)
+    if metric == "cosine":
+
+        def unit(a: jax.Array) -> jax.Array:
+            norm = jnp.sqrt(jnp.sum(a * a, axis=1, keepdims=True))
+            return a / jnp.where(norm == 0, 1, norm)
+
+        return 1 - jnp.matmul(unit(x), unit(train).T, precision=HIGHEST)
+    diff = jnp.abs(x[:, None, :] - train[None, :, :])
+    if metric == "manhattan":
+        return jnp.sum(diff, axis=-1)
+    if metric == "chebyshev":
+        return jnp.max(diff, axis=-1)
+    if metric == "minkowski":
+        return jnp.sum(diff**p, axis=-1)
+    raise ValueError(f"unknown metric {metric!r}; known: {METRICS}")
+
+
+def _distance(reduced: jax.Array, metric: str, p: float) -> jax.Array:
+    if metric == "euclidean":
+        return jnp.sqrt(reduced)
+    if metric == "minkowski":
+        return reduced ** (1.0 / p)
+    return reduced
+
+
+def nearest(x: jax.Array, train: jax.Array, k: int, metric: str, p: float) -> tuple[jax.Array, jax.Array]:
+    """(distances, indices), each (rows, k), nearest first."""
+    n_train = train.shape[0]
+    if not 1 <= k <= n_train:
+        raise ValueError(f"KNeighbors: k={k} outside 1..{n_train} (the training rows)")
+    blocks = -(-n_train // BLOCK)
+    padded = jnp.concatenate([train, jnp.zeros((blocks * BLOCK - n_train, train.shape[1]), train.dtype)])
+
+    def step(carry: tuple[jax.Array, jax.Array], start: jax.Array) -> tuple[tuple[jax.Array, jax.Array], None]:
+        best, best_index = carry
+        block = jax.lax.dynamic_slice_in_dim(padded, start, BLOCK)
+        index = start + jnp.arange(BLOCK, dtype=jnp.int32)
+        keys = jnp.where(index[None, :] < n_train, _reduced(x, block, metric, p), jnp.inf)
+        # the best so far come first: top_k keeps the earlier of equal keys, i.e. the lower training row
+        keys = jnp.concatenate([best, keys], axis=1)
+        candidates = jnp.concatenate([best_index, jnp.broadcast_to(index, (x.shape[0], BLOCK))], axis=1)
+        neg, at = jax.lax.top_k(-keys, k)
+        return (-neg, jnp.take_along_axis(candidates, at, axis=1)), None
+
+    start = (jnp.full((x.shape[0], k), jnp.inf, x.dtype), jnp.zeros((x.shape[0], k), jnp.int32))
+    if blocks == 1:
+        (reduced, index), _ = step(start, jnp.int32(0))
+    else:
+        (reduced, index), _ = jax.lax.scan(step, start, jnp.arange(blocks, dtype=jnp.int32) * BLOCK)
+    if metric == "euclidean":
+        # The search ranks by |x|^2 - 2 x.t + |t|^2 (one matrix product); the k found are measured again
+        # directly, so that a training row equal to the query is at distance exactly 0 (the weights
+        # single those out) and float32 distances carry no cancellation error.
+        diff = x[:, None, :] - train[index]
+        reduced = jnp.sum(diff * diff, axis=-1)
+    return _distance(reduced, metric, p), index
+
+
+def neighbor_weights(distances: jax.Array, weights: str) -> jax.Array:
+    """scikit-learn's _get_weights: 1 for "uniform"; 1 / d for "distance", except that a row with a
+    neighbour at distance 0 weighs those neighbours 1 and the others 0."""
+    if weights == "uniform":
+        return jnp.ones_like(distances)
+    if weights != "distance":
+        raise ValueError(f"unknown weights {weights!r}; known: uniform, distance")
+    exact = distances == 0
+    return jnp.where(jnp.any(exact, axis=1, keepdims=True), exact.astype(distances.dtype), 1 / distances)
+
+
+@register_op("KNeighborsVote")
+def k_neighbors_vote(
+    x: jax.Array,
+    train: jax.Array,
+    labels: jax.Array,
+    *,
+    k: int,
+    n_classes: int,
+    metric: str,
+    p: float = 2.0,
+    weights: str = "uniform",
+) -> jax.Array:
+    """(rows, n_classes) class probabilities: each class's share of the k nearest training rows' weights
+    (``labels`` holds each training row's class index)."""
+    distances, index = nearest(x, train, k, metric, p)
+    w = neighbor_weights(distances, weights)
+    onehot = jax.nn.one_hot(labels.astype(jnp.int32)[index], n_classes, dtype=w.dtype)  # (rows, k, classes)
+    votes = jnp.sum(w[:, :, None] * onehot, axis=1)
+    return votes / jnp.sum(votes, axis=1, keepdims=True)
+
+
+@register_op("KNeighborsMean")
+def k_neighbors_mean(
+    x: jax.Array,
+    train: jax.Array,
+    targets: jax.Array,
+    *,
+    k: int,
+    metric: str,
+    p: float = 2.0,
+    weights: str = "uniform",
+) -> jax.Array:
+    """The k nearest training rows' targets averaged, weighted for "distance"; (rows,) or (rows, outputs)
+    as ``targets`` is (train rows,) or (train rows, outputs)."""
+    distances, index = nearest(x, train, k, metric, p)
+    y = targets[index]  # (rows, k) or (rows, k, outputs)
+    if weights == "uniform":
+        return jnp.mean(y, axis=1)
+    w = neighbor_weights(distances, weights)
+    w = w if y.ndim == 2 else w[:, :, None]
+    return jnp.sum(y * w, axis=1) / jnp.sum(w, axis=1)
+
+
+def _within(
+    x: jax.Array, train: jax.Array, radius: float, metric: str, p: float, weights: str, values: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Sums over the training rows within ``radius`` (distance <= radius, as scikit-learn's
+    radius_neighbors), block by block, of ``values`` (train rows, width) weighted: (weighted sums, the
+    sums over the rows at distance exactly 0, the number of rows within)."""
+    n_train = train.shape[0]
+    blocks = -(-n_train // BLOCK)
+    size = min(BLOCK, n_train)
+    padded = jnp.concatenate([train, jnp.zeros((blocks * size - n_train, train.shape[1]), train.dtype)])
+    values = jnp.concatenate([values, jnp.zeros((blocks * size - n_train, values.shape[1]), values.dtype)])
+
+    Sums = tuple[jax.Array, jax.Array, jax.Array]
+
+    def step(carry: Sums, start: jax.Array) -> tuple[Sums, None]:
+        weighted, exact, count = carry
+        block = jax.lax.dynamic_slice_in_dim(padded, start, size)
+        v = jax.lax.dynamic_slice_in_dim(values, start, size)
+        index = start + jnp.arange(size, dtype=jnp.int32)
+        reduced = _reduced(x, block, metric, p)
+        if metric == "euclidean":  # measured directly: exact zeros, no cancellation (see nearest())
+            diff = x[:, None, :] - block[None, :, :]
+            reduced = jnp.sum(diff * diff, axis=-1)
+        d = _distance(reduced, metric, p)
+        inside = (d <= radius) & (index[None, :] < n_train)
+        w = jnp.where(inside, 1.0 if weights == "uniform" else 1 / jnp.where(d == 0, 1, d), 0.0).astype(x.dtype)
+        zero = (inside & (d == 0)).astype(x.dtype)
+        dot = lambda a: jnp.matmul(a, v, precision=HIGHEST)  # noqa: E731
+        return (weighted + dot(w), exact + dot(zero), count + jnp.sum(inside, axis=1)), None
+
+    width = values.shape[1]
+    start = (
+        jnp.zeros((x.shape[0], width), x.dtype),
+        jnp.zeros((x.shape[0], width), x.dtype),
+        jnp.zeros(x.shape[0], jnp.int32),
+    )
+    if blocks == 1:
+        out, _ = step(start, jnp.int32(0))
+    else:
+        out, _ = jax.lax.scan(step, start, jnp.arange(blocks, dtype=jnp.int32) * size)
+    weighted, exact, count = out
+    if weights == "distance":  # a row with neighbours at distance 0 counts only those (scikit-learn's rule)
+        weighted = jnp.where(jnp.any(exact != 0, axis=1, keepdims=True), exact, weighted)
+    return weighted, exact, count
+
+
+@register_op("RadiusNeighborsVote")
+def radius_neighbors_vote(
+    x: jax.Array,
+    train: jax.Array,
+    labels: jax.Array,
+    *,
+    radius: float,
+    n_classes: int,
+    metric: str,
+    p: float = 2.0,
+    weights: str = "uniform",
+    outlier_class: int = -1,
+) -> jax.Array:
+    """(rows, n_classes + 1): class probabilities from the training rows within ``radius``, then a column
+    that is 1 for a row with none (an outlier: its probabilities are one-hot at ``outlier_class``, or all
+    0 when that is -1)."""
+    onehot = jax.nn.one_hot(labels.astype(jnp.int32), n_classes, dtype=x.dtype)
+    votes, _, count = _within(x, train, radius, metric, p, weights, onehot)
+    outlier = count == 0
+    if outlier_class >= 0:
+        votes = jnp.where(outlier[:, None], jax.nn.one_hot(outlier_class, n_classes, dtype=x.dtype), votes)
+    total = jnp.sum(votes, axis=1, keepdims=True)
+    proba = votes / jnp.where(total == 0, 1, total)
+    return jnp.concatenate([proba, outlier[:, None].astype(x.dtype)], axis=1)
+
+
+@register_op("RadiusNeighborsMean")
+def radius_neighbors_mean(
+    x: jax.Array,
+    train: jax.Array,
+    targets: jax.Array,
+    *,
+    radius: float,
+    metric: str,
+    p: float = 2.0,
+    weights: str = "uniform",
+) -> jax.Array:
+    """The targets of the training rows within ``radius`` averaged (weighted for "distance"); NaN for a
+    row with none, as scikit-learn. (rows,) or (rows, outputs) as ``targets``."""
+    y = targets if targets.ndim == 2 else targets[:, None]
+    ones = jnp.ones((y.shape[0], 1), x.dtype)
+    sums, _, count = _within(x, train, radius, metric, p, weights, jnp.concatenate([y.astype(x.dtype), ones], axis=1))
+    mean = sums[:, :-1] / sums[:, -1:]
+    mean = jnp.where((count == 0)[:, None], jnp.nan, mean)
+    return mean if targets.ndim == 2 else mean[:, 0]
