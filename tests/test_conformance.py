@@ -86,7 +86,9 @@ def test_matches_sklearn(case: Case, precision: str, tmp_path_factory: pytest.Te
     runtime = mle.load_model(exported(case, tmp_path_factory.getbasetemp()), precision=precision)
     task = runtime.get_model_info()["metadata"]["task"]
     full = sklearn_outputs(model, rows(X_test, max(BATCHES)))
-    scales = {k: magnitude(v) for k, v in full.items() if np.asarray(v).dtype.kind in "biuf"}
+    scales = {
+        k: magnitude(v) for k, v in full.items() if not isinstance(v, list) and np.asarray(v).dtype.kind in "biuf"
+    }
     for n in BATCHES:
         for dtype in (np.float64, np.float32):
             X = rows(X_test, n).astype(dtype)
@@ -100,6 +102,9 @@ def test_matches_sklearn(case: Case, precision: str, tmp_path_factory: pytest.Te
                 labels = outputs[0]
                 np.testing.assert_array_equal(labels, ref["predict"], err_msg=f"{where}: labels")
                 assert labels.dtype == ref["predict"].dtype, f"{where}: label dtype {labels.dtype}"
+                if isinstance(ref.get("predict_proba"), list):  # several outputs: their probabilities side by side
+                    ref["predict_proba"] = np.hstack(ref["predict_proba"])
+                    scales["predict_proba"] = magnitude(np.hstack(full["predict_proba"]))
                 second = next((m for m in ("predict_proba", "decision_function") if m in ref), None)
                 if second is None:  # scikit-learn has only predict (NearestCentroid with the manhattan metric)
                     assert len(outputs) == 1, f"{where}: run() returns {len(outputs)} outputs, predict only expected"
@@ -234,3 +239,21 @@ def test_rows_without_neighbours_in_the_radius(tmp_path: Path) -> None:
     got = mle.load_model(tmp_path / "r.mle", precision="float64").predict(far)
     np.testing.assert_allclose(got, want, rtol=1e-12)
     assert np.isnan(got[5])
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_multi_output_classifier(precision: str, tmp_path: Path) -> None:
+    """Labels (rows, outputs) in each output's own class values, predict_proba one array per output."""
+    from sklearn.multioutput import MultiOutputClassifier
+    from sklearn.naive_bayes import GaussianNB
+
+    d = DATA["multiclass"]()
+    y = np.stack([np.array(["lo", "hi"])[(d["y"] > 1).astype(int)], np.array(["a", "b", "c", "d"])[d["y"]]], axis=1)
+    model = MultiOutputClassifier(GaussianNB()).fit(d["X"], y)
+    mle.export_model(model, tmp_path / "m.mle")
+    runtime = mle.load_model(tmp_path / "m.mle", precision=precision)
+    X = d["X_test"]
+    np.testing.assert_array_equal(runtime.predict(X), model.predict(X))
+    tol = 1e-12 if precision == "float64" else 1e-5
+    for ours, ref in zip(runtime.predict_proba(X), model.predict_proba(X), strict=True):
+        assert_close(ours, ref, tol, "predict_proba", magnitude(ref))

@@ -169,6 +169,23 @@ OPS: dict[str, Record] = {
     ),
     "ProbaPair": Record((expit(V),), lambda p: np.stack([1 - p, p], axis=-1)),
     "Tanh": Record((X,), np.tanh),
+    "OneHot": Record((np.array([2, 0, 1, 2]),), lambda i: np.eye(3)[i], {"n": 3}),
+    "ExpandLast": Record((V,), lambda v: v[:, None]),
+    "WeightedSum": Record(
+        (X, 2 * X, X**2), lambda a, b, c: (a * 0.5 + b * 2 + c * 1.5) / 4.0, {"weights": [0.5, 2, 1.5], "divisor": 4.0}
+    ),
+    "SammeDecision": Record(
+        (np.array([0, 1, 2, 1]), np.array([1, 1, 0, 2])),
+        lambda a, b: (
+            (np.where(a[:, None] == np.arange(3), 0.7, -0.35) + np.where(b[:, None] == np.arange(3), 0.2, -0.1)) / 0.9
+        ),
+        {"weights": [0.7, 0.2], "n_classes": 3},
+    ),
+    "SammeProba": Record((X[:, :3],), lambda d: softmax(d / 2, axis=1), {"n_classes": 3}),
+    "WeightedMedian": Record(
+        (np.array([0.5, 0.3, 0.2]), np.array([1.0, 5.0]), np.array([3.0, 4.0]), np.array([2.0, 6.0])),
+        lambda w, a, b, c: np.array([1.0, 5.0]),
+    ),
     "KNeighborsVote": Record(
         (X, TRAIN, np.array([0, 1, 1, 0, 1, 0, 0, 1, 1])),
         _vote,

@@ -34,3 +34,11 @@ def test_readme_lists_every_supported_class() -> None:
     section = README.split("## Supported models")[1].split("\n## ")[0]
     missing = [name for name in supported_names() if not re.search(rf"\b{name}\b", section)]
     assert not missing, f"README's supported list lacks {missing}"
+
+
+def test_readme_table_of_scikit_learn_classes_is_generated() -> None:
+    from mle_runtime.converters.catalog import block
+
+    assert block() in README, "README's table is stale: python3 -m mle_runtime.converters.catalog --write README.md"
+    rows = [line for line in block().splitlines() if line.startswith("| `sklearn")]
+    assert len(rows) >= 90

@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 from sklearn import (
+    calibration,
     cluster,
+    compose,
     datasets,
     decomposition,
     discriminant_analysis,
@@ -20,6 +22,8 @@ from sklearn import (
     kernel_ridge,
     linear_model,
     mixture,
+    multiclass,
+    multioutput,
     naive_bayes,
     neighbors,
     neural_network,
@@ -145,6 +149,19 @@ def _counts() -> dict[str, np.ndarray]:
     return _split(rng.poisson(rates[y]).astype(np.float64), y)
 
 
+def _two_label_sets() -> dict[str, np.ndarray]:
+    """Two classification targets per row: two classes and four, as strings."""
+    d = _multiclass()
+    y = np.stack(
+        [
+            np.array(["lo", "hi"], dtype=object)[(d["y"] > 1).astype(int)],
+            np.array(["a", "b", "c", "d"], dtype=object)[d["y"]],
+        ],
+        axis=1,
+    )
+    return {**d, "y": y}
+
+
 def _one_feature() -> dict[str, np.ndarray]:
     """A noisy increasing target of one feature; held-out rows reach past both ends of the training range."""
     rng = np.random.default_rng(13)
@@ -170,6 +187,7 @@ DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
     "categorical": _categorical,
     "counts": _counts,
     "one_feature": _one_feature,
+    "two_label_sets": _two_label_sets,
 }
 
 lm, pp, pipe = linear_model, preprocessing, pipeline.make_pipeline
@@ -543,5 +561,119 @@ CASES = [
         "radius-regressor-distance-multi",
         lambda: neighbors.RadiusNeighborsRegressor(5.0, weights="distance"),
         "multi_output",
+    ),
+    # meta-estimators
+    Case(
+        "voting-soft",
+        lambda: ensemble.VotingClassifier(
+            [
+                ("lr", lm.LogisticRegression()),
+                ("nb", naive_bayes.GaussianNB()),
+                ("tree", tree.DecisionTreeClassifier(max_depth=4, random_state=0)),
+            ],
+            voting="soft",
+            weights=[2, 1, 1],
+        ),
+        "strings",
+    ),
+    Case(
+        "voting-hard",
+        lambda: ensemble.VotingClassifier(
+            [("lr", lm.LogisticRegression()), ("svc", svm.SVC()), ("knn", neighbors.KNeighborsClassifier())]
+        ),
+        "multiclass",
+    ),
+    Case(
+        "voting-regressor",
+        lambda: ensemble.VotingRegressor(
+            [("ridge", lm.Ridge()), ("forest", ensemble.RandomForestRegressor(10, max_depth=5, random_state=0))],
+            weights=[1, 3],
+        ),
+        "regression",
+    ),
+    Case(
+        "stacking-classifier",
+        lambda: ensemble.StackingClassifier(
+            [("nb", naive_bayes.GaussianNB()), ("svc", svm.LinearSVC(random_state=0))],
+            final_estimator=lm.LogisticRegression(),
+            cv=3,
+        ),
+        "multiclass",
+    ),
+    Case(
+        "stacking-classifier-binary-passthrough",
+        lambda: ensemble.StackingClassifier(
+            [("tree", tree.DecisionTreeClassifier(max_depth=3, random_state=0)), ("lr", lm.LogisticRegression())],
+            passthrough=True,
+            cv=3,
+        ),
+        "binary",
+    ),
+    Case(
+        "stacking-regressor",
+        lambda: ensemble.StackingRegressor(
+            [("ridge", lm.Ridge()), ("knn", neighbors.KNeighborsRegressor())],
+            final_estimator=lm.LinearRegression(),
+            cv=3,
+        ),
+        "regression",
+    ),
+    Case(
+        "bagging-trees-features",
+        lambda: ensemble.BaggingClassifier(
+            tree.DecisionTreeClassifier(max_depth=4), n_estimators=6, max_features=0.6, random_state=0
+        ),
+        "odd_ints",
+    ),
+    Case(
+        "bagging-svc-votes",
+        lambda: ensemble.BaggingClassifier(
+            svm.LinearSVC(random_state=0), n_estimators=4, max_samples=0.1, random_state=0
+        ),
+        "multiclass",
+    ),
+    Case(
+        "bagging-regressor", lambda: ensemble.BaggingRegressor(lm.Ridge(), n_estimators=5, random_state=0), "regression"
+    ),
+    Case("adaboost", lambda: ensemble.AdaBoostClassifier(n_estimators=15, random_state=0), "multiclass"),
+    Case("adaboost-binary", lambda: ensemble.AdaBoostClassifier(n_estimators=10, random_state=0), "binary"),
+    Case("adaboost-regressor", lambda: ensemble.AdaBoostRegressor(n_estimators=12, random_state=0), "regression"),
+    Case("one-vs-rest-logreg", lambda: multiclass.OneVsRestClassifier(lm.LogisticRegression()), "strings"),
+    Case("one-vs-rest-nb", lambda: multiclass.OneVsRestClassifier(naive_bayes.GaussianNB()), "multiclass"),
+    Case("one-vs-rest-binary", lambda: multiclass.OneVsRestClassifier(svm.SVC()), "binary"),
+    Case(
+        "multi-output-classifier", lambda: multioutput.MultiOutputClassifier(naive_bayes.GaussianNB()), "two_label_sets"
+    ),
+    Case(
+        "multi-output-regressor",
+        lambda: multioutput.MultiOutputRegressor(tree.DecisionTreeRegressor(max_depth=4, random_state=0)),
+        "multi_output",
+    ),
+    Case(
+        "transformed-target-log",
+        lambda: compose.TransformedTargetRegressor(lm.Ridge(), func=np.log, inverse_func=np.exp),
+        "positive",
+    ),
+    Case(
+        "transformed-target-scaler",
+        lambda: compose.TransformedTargetRegressor(neighbors.KNeighborsRegressor(), transformer=pp.StandardScaler()),
+        "regression",
+    ),
+    Case(
+        "calibrated-sigmoid-svc",
+        lambda: calibration.CalibratedClassifierCV(svm.LinearSVC(random_state=0), cv=3),
+        "multiclass",
+    ),
+    Case(
+        "calibrated-isotonic-forest-binary",
+        lambda: calibration.CalibratedClassifierCV(
+            ensemble.RandomForestClassifier(10, max_depth=5, random_state=0), method="isotonic", cv=3
+        ),
+        "binary",
+    ),
+    Case(
+        "calibrated-sigmoid-nb-prefit-like",
+        lambda: calibration.CalibratedClassifierCV(naive_bayes.GaussianNB(), cv=2, ensemble=False),
+        "strings",
     ),
 ]

@@ -16,6 +16,7 @@ from mle_runtime.errors import UnsupportedOpError
 # `import mle_runtime` stays light and does not import jax.
 _OP_MODULES = (
     "mle_runtime.ops.math",
+    "mle_runtime.ops.ensemble",
     "mle_runtime.ops.linear",
     "mle_runtime.ops.neighbors",
     "mle_runtime.ops.kernels",

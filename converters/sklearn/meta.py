@@ -1,0 +1,337 @@
+"""Meta-estimators, composed from the converters of their parts (whatever those are, trees included):
+voting, stacking, bagging, AdaBoost, one-vs-rest, multi-output and target-transformed regression.
+
+A part's ``label`` output is the index of its class in the part's own ``classes_``; meta-estimators
+that encode their targets (voting, stacking, bagging) fit their parts on class indices, so a part's
+class value is the meta-estimator's class index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn import calibration, compose, ensemble, multiclass, multioutput
+
+from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._registry import converts
+from mle_runtime.errors import UnsupportedModelError
+
+
+def _part(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    from mle_runtime.converters.sklearn import convert_step
+
+    return convert_step(est, b, x, n_features)
+
+
+def _output(part: Converted, role: str, owner: Any) -> str:
+    if role not in part.outputs:
+        raise UnsupportedModelError(f"{type(owner).__name__}: a part has no {role} output ({sorted(part.outputs)})")
+    return part.outputs[role]
+
+
+def _widen(b: GraphBuilder, columns: str, part_classes: np.ndarray, n_classes: int) -> str:
+    """A part's per-class columns placed at the meta-estimator's class indices (a part that never saw
+    some class lacks its column): one product with a 0/1 matrix, exact."""
+    part_classes = np.asarray(part_classes).astype(np.int64)
+    if np.array_equal(part_classes, np.arange(n_classes)):
+        return columns
+    placement = np.zeros((len(part_classes), n_classes))
+    placement[np.arange(len(part_classes)), part_classes] = 1.0
+    return b.op("Gemm", columns, b.const("class_placement", placement))
+
+
+def _column(b: GraphBuilder, values: str, one_dimensional: bool) -> str:
+    return b.op("ExpandLast", values) if one_dimensional else values
+
+
+@converts(ensemble.VotingClassifier)
+def voting_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    weights = [1.0] * len(est.estimators_) if est.weights is None else [float(w) for w in est._weights_not_none]
+    parts = [_part(e, b, x, n_features) for e in est.estimators_]
+    k = len(est.classes_)
+    if est.voting == "soft":
+        probas = [
+            _widen(b, _output(p, "probabilities", est), e.classes_, k)
+            for p, e in zip(parts, est.estimators_, strict=True)
+        ]
+        proba = b.op("WeightedSum", *probas, weights=weights, divisor=float(sum(weights)))
+        outputs = {"label": b.op("ArgMax", proba), "probabilities": proba}
+        return Converted("classifier", outputs, ["label", "probabilities"], classes=np.asarray(est.classes_))
+    # hard: the weighted count of each class among the parts' predictions (np.bincount), first max wins
+    votes = [
+        _widen(b, b.op("OneHot", _output(p, "label", est), n=len(e.classes_)), e.classes_, k)
+        for p, e in zip(parts, est.estimators_, strict=True)
+    ]
+    counts = b.op("WeightedSum", *votes, weights=weights)
+    return Converted("classifier", {"label": b.op("ArgMax", counts)}, ["label"], classes=np.asarray(est.classes_))
+
+
+@converts(ensemble.VotingRegressor)
+def voting_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    weights = [1.0] * len(est.estimators_) if est.weights is None else [float(w) for w in est._weights_not_none]
+    predictions = [_output(_part(e, b, x, n_features), "predictions", est) for e in est.estimators_]
+    y = b.op("WeightedSum", *predictions, weights=weights, divisor=float(sum(weights)))
+    return Converted("regressor", {"predictions": y}, ["predictions"])
+
+
+def _stack_features(est: Any, b: GraphBuilder, x: str, n_features: int, classifier: bool) -> tuple[str, int]:
+    """The final estimator's input: each part's stack_method output as columns (a binary classifier's
+    probabilities without their first column), then X with passthrough."""
+    columns, width = [], 0
+    binary = classifier and len(est.classes_) == 2
+    for e, method in zip(est.estimators_, est.stack_method_, strict=True):
+        if e == "drop":
+            continue
+        part = _part(e, b, x, n_features)
+        role = {"predict_proba": "probabilities", "decision_function": "decision", "predict": "predictions"}[method]
+        if method == "predict" and classifier:
+            raise UnsupportedModelError(
+                f"{type(est).__name__}: stack_method 'predict' of a classifier is not supported"
+            )
+        values = _output(part, role, est)
+        if method == "predict_proba":
+            n = len(e.classes_)
+            if binary:
+                values, n = b.op("TakeColumns", values, b.const("positive_column", np.array([1], np.int32))), 1
+        elif method == "decision_function" and classifier and not binary:
+            n = len(e.classes_)
+        else:
+            values, n = b.op("ExpandLast", values), 1
+        columns.append(values)
+        width += n
+    if est.passthrough:
+        columns.append(x)
+        width += n_features
+    return (b.op("Concat", *columns) if len(columns) > 1 else columns[0]), width
+
+
+@converts(ensemble.StackingClassifier)
+def stacking_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    features, width = _stack_features(est, b, x, n_features, classifier=True)
+    final = _part(est.final_estimator_, b, features, width)
+    outputs = {"label": final.outputs["label"]}
+    for role in ("probabilities", "decision"):
+        if role in final.outputs:
+            outputs[role] = final.outputs[role]
+    run = ["label", "probabilities" if "probabilities" in outputs else "decision"]
+    return Converted("classifier", outputs, run, classes=np.asarray(est.classes_))
+
+
+@converts(ensemble.StackingRegressor)
+def stacking_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    features, width = _stack_features(est, b, x, n_features, classifier=False)
+    final = _part(est.final_estimator_, b, features, width)
+    return Converted("regressor", {"predictions": _output(final, "predictions", est)}, ["predictions"])
+
+
+def _bagged_parts(est: Any, b: GraphBuilder, x: str) -> list[tuple[Any, Converted]]:
+    parts = []
+    for e, features in zip(est.estimators_, est.estimators_features_, strict=True):
+        features = np.asarray(features, dtype=np.int32)
+        if len(features) == est.n_features_in_ and np.array_equal(features, np.arange(len(features))):
+            sub = x
+        else:
+            sub = b.op("TakeColumns", x, b.const("bagged_features", features))
+        parts.append((e, _part(e, b, sub, len(features))))
+    return parts
+
+
+@converts(ensemble.BaggingClassifier)
+def bagging_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """The mean of the parts' probabilities (or, for parts without predict_proba, of their one-hot votes)."""
+    k = len(est.classes_)
+    probas, decisions = [], []
+    for e, part in _bagged_parts(est, b, x):
+        if hasattr(e, "predict_proba"):
+            probas.append(_widen(b, _output(part, "probabilities", est), e.classes_, k))
+        else:
+            probas.append(_widen(b, b.op("OneHot", _output(part, "label", est), n=len(e.classes_)), e.classes_, k))
+        if "decision" in part.outputs:
+            decisions.append(part.outputs["decision"])
+    n = len(probas)
+    proba = b.op("WeightedSum", *probas, weights=[1.0] * n, divisor=float(n))
+    outputs = {"label": b.op("ArgMax", proba), "probabilities": proba}
+    if hasattr(est, "decision_function") and len(decisions) == n:
+        outputs["decision"] = b.op("WeightedSum", *decisions, weights=[1.0] * n, divisor=float(n))
+    return Converted("classifier", outputs, ["label", "probabilities"], classes=np.asarray(est.classes_))
+
+
+@converts(ensemble.BaggingRegressor)
+def bagging_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    predictions = [_output(part, "predictions", est) for _, part in _bagged_parts(est, b, x)]
+    n = len(predictions)
+    y = b.op("WeightedSum", *predictions, weights=[1.0] * n, divisor=float(n))
+    return Converted("regressor", {"predictions": y}, ["predictions"])
+
+
+@converts(ensemble.AdaBoostClassifier)
+def adaboost_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """SAMME: each part's predicted class (mapped to the ensemble's class index) votes with its weight."""
+    k = len(est.classes_)
+    if k < 2:
+        raise UnsupportedModelError("AdaBoostClassifier fitted on one class is not supported")
+    labels = []
+    for e in est.estimators_:
+        label = _output(_part(e, b, x, n_features), "label", est)
+        index = np.searchsorted(est.classes_, e.classes_)
+        if not np.array_equal(index, np.arange(k)):  # a part that saw fewer classes: its index -> ours
+            label = b.op("TakeColumns", b.const("class_index", index.astype(np.int32)), label)
+        labels.append(label)
+    weights = [float(w) for w in est.estimator_weights_[: len(labels)]]
+    decision = b.op("SammeDecision", *labels, weights=weights, n_classes=k)
+    label = b.op("IsPositive", decision) if k == 2 else b.op("ArgMax", decision)
+    outputs = {"label": label, "decision": decision, "probabilities": b.op("SammeProba", decision, n_classes=k)}
+    return Converted("classifier", outputs, ["label", "probabilities"], classes=np.asarray(est.classes_))
+
+
+@converts(ensemble.AdaBoostRegressor)
+def adaboost_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    predictions = [_output(_part(e, b, x, n_features), "predictions", est) for e in est.estimators_]
+    weights = b.const("estimator_weights", est.estimator_weights_[: len(predictions)])
+    y = b.op("WeightedMedian", weights, *predictions)
+    return Converted("regressor", {"predictions": y}, ["predictions"])
+
+
+@converts(multiclass.OneVsRestClassifier)
+def one_vs_rest(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """Each class's binary part scores it (decision_function where the part has one, else the second
+    probability column); the label is the best score. predict_proba: the parts' positive
+    probabilities, normalized."""
+    if est.multilabel_:
+        raise UnsupportedModelError("OneVsRestClassifier fitted on multilabel targets is not supported")
+    scores, positives = [], []
+    for e in est.estimators_:
+        if type(e).__name__ == "_ConstantPredictor":
+            raise UnsupportedModelError("OneVsRestClassifier with a class seen alone in training is not supported")
+        part = _part(e, b, x, n_features)
+        positive = None
+        if "probabilities" in part.outputs:
+            positive = b.op("TakeColumns", part.outputs["probabilities"], b.const("positive", np.array([1], np.int32)))
+            positives.append(positive)
+        scores.append(b.op("ExpandLast", part.outputs["decision"]) if hasattr(e, "decision_function") else positive)
+    if None in scores:
+        raise UnsupportedModelError("OneVsRestClassifier: a part has neither decision_function nor predict_proba")
+    outputs: dict[str, str] = {}
+    if len(scores) == 1:  # two classes, one part: positive when the score passes 0 (a decision) or 0.5
+        score = b.op("SqueezeLast", scores[0])
+        if not hasattr(est.estimators_[0], "decision_function"):
+            score = b.op("Sub", score, b.const("half", np.array(0.5)))
+        outputs["label"] = b.op("IsPositive", score)
+        if positives:
+            p = b.op("SqueezeLast", positives[0])
+            outputs["probabilities"] = b.op("ProbaPair", p)
+    else:
+        outputs["label"] = b.op("ArgMax", b.op("Concat", *scores))
+        if len(positives) == len(scores):
+            outputs["probabilities"] = b.op("OvrNormalize", b.op("Concat", *positives))
+    if hasattr(est, "decision_function") and len(scores) > 1:
+        outputs["decision"] = b.op("Concat", *scores)
+    elif hasattr(est, "decision_function"):
+        outputs["decision"] = b.op("SqueezeLast", scores[0])
+    run = ["label", "probabilities" if "probabilities" in outputs else "decision"]
+    return Converted("classifier", outputs, run, classes=np.asarray(est.classes_))
+
+
+@converts(multioutput.MultiOutputRegressor)
+def multi_output_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    columns = [b.op("ExpandLast", _output(_part(e, b, x, n_features), "predictions", est)) for e in est.estimators_]
+    return Converted("regressor", {"predictions": b.op("Concat", *columns)}, ["predictions"])
+
+
+@converts(multioutput.MultiOutputClassifier)
+def multi_output_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """Labels (rows, outputs) and, where every part has predict_proba, their probabilities side by side
+    (``predict_proba`` returns one array per output, as scikit-learn's)."""
+    parts = [_part(e, b, x, n_features) for e in est.estimators_]
+    labels = b.op("Concat", *(b.op("ExpandLast", _output(p, "label", est)) for p in parts))
+    outputs = {"label": labels}
+    if all("probabilities" in p.outputs for p in parts):
+        outputs["probabilities"] = b.op("Concat", *(p.outputs["probabilities"] for p in parts))
+    run = ["label", "probabilities"] if "probabilities" in outputs else ["label"]
+    classes = [np.asarray(e.classes_) for e in est.estimators_]
+    return Converted("classifier", outputs, run, classes=classes)
+
+
+# numpy ufuncs a TransformedTargetRegressor's inverse_func may name -> the op that computes it
+INVERSE_FUNCS = {"exp": "Exp", "tanh": "Tanh"}
+
+
+@converts(compose.TransformedTargetRegressor)
+def transformed_target_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """The regressor's prediction mapped back by the transformer's inverse: StandardScaler's (times scale
+    plus mean), a named numpy ufunc's, or the identity."""
+    y = _output(_part(est.regressor_, b, x, n_features), "predictions", est)
+    t = est.transformer_
+    name = type(t).__name__
+    if name == "FunctionTransformer":
+        inverse = t.inverse_func
+        if inverse is not None:
+            op = INVERSE_FUNCS.get(getattr(inverse, "__name__", ""))
+            if op is None or inverse is not getattr(np, inverse.__name__, None):
+                raise UnsupportedModelError(
+                    f"TransformedTargetRegressor: inverse_func {inverse!r} is arbitrary code; supported: "
+                    f"numpy's {sorted(INVERSE_FUNCS)}"
+                )
+            y = b.op(op, y)
+    elif name == "StandardScaler":
+        if t.scale_ is not None:
+            y = b.op("Mul", y, b.const("target_scale", np.asarray(t.scale_).reshape(())))
+        if t.mean_ is not None:
+            y = b.op("Add", y, b.const("target_mean", np.asarray(t.mean_).reshape(())))
+    else:
+        raise UnsupportedModelError(f"TransformedTargetRegressor with transformer {name} is not supported")
+    return Converted("regressor", {"predictions": y}, ["predictions"])
+
+
+@converts(calibration.CalibratedClassifierCV)
+def calibrated_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """The mean over the calibrated classifiers of their calibrated probabilities: each part's decision
+    function (else its probabilities; for two classes the second class's alone) through a sigmoid
+    (expit(-(a t + b))) or isotonic calibrator per class, then normalized as scikit-learn does."""
+    k = len(est.classes_)
+    probas = []
+    for calibrated in est.calibrated_classifiers_:
+        if calibrated.method not in ("sigmoid", "isotonic"):
+            raise UnsupportedModelError(f"CalibratedClassifierCV(method={calibrated.method!r}) is not supported")
+        e = calibrated.estimator
+        if not np.array_equal(np.asarray(e.classes_), np.asarray(est.classes_)):
+            raise UnsupportedModelError("CalibratedClassifierCV: a part saw fewer classes than the whole")
+        part = _part(e, b, x, n_features)
+        if hasattr(e, "decision_function"):
+            scores = part.outputs["decision"]
+            columns = (
+                [scores]
+                if k == 2
+                else [b.op("TakeColumns", scores, b.const("class", np.array(c, np.int32))) for c in range(k)]
+            )
+        else:
+            proba = _output(part, "probabilities", est)
+            wanted = [1] if k == 2 else range(k)
+            columns = [b.op("TakeColumns", proba, b.const("class", np.array(c, np.int32))) for c in wanted]
+        calibrated_columns = [
+            _calibrate(b, column, c) for column, c in zip(columns, calibrated.calibrators, strict=True)
+        ]
+        if k == 2:
+            proba = b.op("ProbaPair", calibrated_columns[0])
+        else:
+            proba = b.op("OvrNormalize", b.op("Concat", *(b.op("ExpandLast", c) for c in calibrated_columns)))
+        probas.append(b.op("Clip", proba, low=0.0, high=1.0))
+    n = len(probas)
+    proba = b.op("WeightedSum", *probas, weights=[1.0] * n, divisor=float(n))
+    outputs = {"label": b.op("ArgMax", proba), "probabilities": proba}
+    return Converted("classifier", outputs, ["label", "probabilities"], classes=np.asarray(est.classes_))
+
+
+def _calibrate(b: GraphBuilder, scores: str, calibrator: Any) -> str:
+    if type(calibrator).__name__ == "_SigmoidCalibration":
+        z = b.op(
+            "Add",
+            b.op("Mul", scores, b.const("a", np.asarray(calibrator.a_, np.float64).reshape(()))),
+            b.const("b", np.asarray(calibrator.b_, np.float64).reshape(())),
+        )
+        return b.op("Sigmoid", b.op("Mul", z, b.const("minus_one", np.array(-1.0))))
+    xp, fp = np.asarray(calibrator.X_thresholds_), np.asarray(calibrator.y_thresholds_)
+    if len(xp) == 1:
+        xp, fp = np.array([xp[0], xp[0] + 1.0]), np.repeat(fp, 2)
+    column = b.op("ExpandLast", scores)
+    return b.op("Interp1d", column, b.const("X_thresholds", xp), b.const("y_thresholds", fp), outside="clip")

@@ -1,0 +1,69 @@
+"""Combining the outputs of several models: the meta-estimators (voting, bagging, boosting, stacking,
+one-vs-rest, multi-output) add their parts' outputs in the order and form scikit-learn does."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from mle_runtime.ops import register_op
+
+
+@register_op("OneHot")
+def one_hot(index: jax.Array, *, n: int) -> jax.Array:
+    """(rows, n) floats: 1 at each row's index."""
+    return jax.nn.one_hot(index.astype(jnp.int32), n, dtype=jnp.result_type(float))
+
+
+@register_op("ExpandLast")
+def expand_last(x: jax.Array) -> jax.Array:
+    """x with a last axis of size 1: (rows,) -> (rows, 1)."""
+    return x[..., None]
+
+
+@register_op("WeightedSum")
+def weighted_sum(*xs: jax.Array, weights: list[float], divisor: float = 1.0) -> jax.Array:
+    """(w_0 x_0 + w_1 x_1 + ...) / divisor, added in order (numpy's average and scikit-learn's running
+    sums add them in that order)."""
+    if len(weights) != len(xs):
+        raise ValueError(f"WeightedSum: {len(weights)} weights for {len(xs)} inputs")
+    total = xs[0] * weights[0]
+    for w, x in zip(weights[1:], xs[1:], strict=True):
+        total = total + x * w
+    return total / divisor
+
+
+@register_op("SammeDecision")
+def samme_decision(*labels: jax.Array, weights: list[float], n_classes: int) -> jax.Array:
+    """AdaBoostClassifier's decision_function from its estimators' predicted class indices: each adds
+    its weight w to its class and -w / (k - 1) to the others; divided by the weights' sum; for two
+    classes, column 1 minus column 0."""
+    classes = jnp.arange(n_classes)
+    pred = None
+    for label, w in zip(labels, weights, strict=True):
+        vote = jnp.where(label[:, None] == classes[None, :], w, -1 / (n_classes - 1) * w)
+        pred = vote if pred is None else pred + vote
+    assert pred is not None
+    pred = pred / sum(weights)
+    if n_classes == 2:
+        return pred[:, 1] - pred[:, 0]
+    return pred
+
+
+@register_op("SammeProba")
+def samme_proba(decision: jax.Array, *, n_classes: int) -> jax.Array:
+    """AdaBoostClassifier's predict_proba: softmax(decision / (k - 1)), or of [-d, d] / 2 for two classes."""
+    scaled = jnp.stack([-decision, decision], axis=1) / 2 if n_classes == 2 else decision / (n_classes - 1)
+    return jax.nn.softmax(scaled, axis=-1)
+
+
+@register_op("WeightedMedian")
+def weighted_median(weights: jax.Array, *predictions: jax.Array) -> jax.Array:
+    """AdaBoostRegressor's prediction: per row, the prediction at which the estimators' weights, in the
+    order of their predictions (a stable sort), first reach half their total."""
+    preds = jnp.stack(predictions, axis=1)
+    order = jnp.argsort(preds, axis=1, stable=True)
+    cdf = jnp.cumsum(weights[order], axis=1)
+    median = jnp.argmax(cdf >= 0.5 * cdf[:, -1:], axis=1)
+    chosen = jnp.take_along_axis(order, median[:, None], axis=1)
+    return jnp.take_along_axis(preds, chosen, axis=1)[:, 0]
