@@ -50,8 +50,9 @@ def coerce_input(x: Any, spec: ValueInfo, dtype: np.dtype, feature_names: Sequen
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
-def check_finite(arr: np.ndarray, name: str, allow_nan: bool) -> None:
-    """Refuse infinities, and NaN unless the model handles missing values, as scikit-learn does."""
+def check_finite(arr: np.ndarray, name: str, allow_nan: bool | list[int]) -> None:
+    """Refuse infinities, and NaN unless the model handles missing values, as scikit-learn does;
+    ``allow_nan`` may list the columns where NaN is accepted (a ColumnTransformer's encoded columns)."""
     # min and max (SIMD reductions, no temporary mask) decide the common all-finite case: NaN
     # propagates into both, an infinity into one. Measured: 3x cheaper than a sum, 10x than the same
     # test compiled into the executable.
@@ -59,7 +60,11 @@ def check_finite(arr: np.ndarray, name: str, allow_nan: bool) -> None:
         return
     if np.isinf(arr).any():
         raise InputError(f"input {name!r} contains infinity; the model refuses it as its framework does")
-    if np.isnan(arr).any() and not allow_nan:
+    if isinstance(allow_nan, list) and arr.ndim == 2:
+        refused = np.isnan(np.delete(arr, allow_nan, axis=1)).any()
+    else:
+        refused = np.isnan(arr).any() and not allow_nan
+    if refused:
         raise InputError(
             f"input {name!r} contains NaN and this model does not accept missing values; impute "
             "them first, or export a pipeline that starts with SimpleImputer"

@@ -142,7 +142,9 @@ class MLERuntime:
         self._feature_names = mf.metadata.get("feature_names")
         # Present for frameworks that refuse non-finite inputs (scikit-learn); absent means no check.
         # check_inputs=False skips it: ~10 us per 1,000 x 50 floats, but NaN then flows through silently.
-        self._allow_nan: bool | None = mf.metadata.get("allow_nan") if kwargs.get("check_inputs", True) else None
+        self._allow_nan: bool | list[int] | None = (
+            mf.metadata.get("allow_nan") if kwargs.get("check_inputs", True) else None
+        )
         self._max_bucket = buckets.CPU_MAX_BUCKET if self._jax_device.platform == "cpu" else buckets.GPU_MAX_BUCKET
         self._executables: dict[tuple[Any, ...], Any] = {}
         # The cache (folders, key file, structure hash) is set up on the first compile or lookup:

@@ -145,7 +145,8 @@ def test_every_supported_class_is_in_the_zoo() -> None:
     for case in CASES:
         model = case.make()
         covered.add(type(model))
-        covered.update(type(step) for _, step in getattr(model, "steps", []))
+        # every estimator nested in it: pipeline steps, column transformer parts, meta-estimators' parts
+        covered.update(type(v) for v in model.get_params(deep=True).values() if hasattr(v, "fit"))
     missing = sorted(c.__name__ for c in supported_classes() if c not in covered)
     assert not missing, f"supported but not tested: {missing}"
 
@@ -257,3 +258,67 @@ def test_multi_output_classifier(precision: str, tmp_path: Path) -> None:
     tol = 1e-12 if precision == "float64" else 1e-5
     for ours, ref in zip(runtime.predict_proba(X), model.predict_proba(X), strict=True):
         assert_close(ours, ref, tol, "predict_proba", magnitude(ref))
+
+
+def test_column_transformer_by_name_on_a_dataframe(tmp_path: Path) -> None:
+    """Columns chosen by name (and by a callable selector), a DataFrame in; NaN accepted in the encoded
+    column and refused in a scaled one, as scikit-learn accepts and refuses it."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer, make_column_selector
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(6)
+    frame = pd.DataFrame(
+        {"size": rng.integers(0, 3, 400).astype(float), "x1": rng.normal(size=400), "x2": rng.normal(size=400)}
+    )
+    y = (frame["size"] + frame["x1"] > 1).to_numpy()
+    model = make_pipeline(
+        ColumnTransformer(
+            [
+                ("size", OneHotEncoder(handle_unknown="ignore"), ["size"]),
+                ("num", StandardScaler(), make_column_selector(pattern="^x")),
+            ]
+        ),
+        LogisticRegression(),
+    ).fit(frame, y)
+    mle.export_model(model, tmp_path / "ct.mle")
+    runtime = mle.load_model(tmp_path / "ct.mle", precision="float64")
+    test = frame.copy()
+    test.loc[:5, "size"] = [np.nan, 7.0, 1.0, 2.0, 0.0, np.nan]
+    np.testing.assert_array_equal(runtime.predict(test), model.predict(test))
+    want = model.predict_proba(test)
+    assert_close(runtime.predict_proba(test), want, 1e-12, "predict_proba", magnitude(want))
+    test.loc[0, "x1"] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.predict(test)
+    with pytest.raises(ValueError, match="NaN"):
+        runtime.predict(test)
+
+
+def test_unknown_categories_raise_where_scikit_learn_raises(tmp_path: Path) -> None:
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    X = np.array([[0.0, 1.0], [1.0, 2.0], [2.0, 1.0]])
+    for encoder in (OneHotEncoder(sparse_output=False), OrdinalEncoder()):
+        encoder.fit(X)
+        path = tmp_path / f"{type(encoder).__name__}.mle"
+        mle.export_model(encoder, path)
+        runtime = mle.load_model(path, precision="float64")
+        np.testing.assert_array_equal(runtime.transform(X[::-1]), encoder.transform(X[::-1]))
+        unseen = np.array([[1.0, 1.0], [5.0, 2.0]])
+        with pytest.raises(ValueError, match="unknown categor"):
+            encoder.transform(unseen)
+        with pytest.raises(ValueError, match=r"unknown categories .*\(rows \[1\]\)"):
+            runtime.transform(unseen)
+
+
+def test_functions_that_are_not_named_numpy_ufuncs_are_refused(tmp_path: Path) -> None:
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+
+    X = np.abs(np.random.default_rng(0).normal(size=(20, 3)))
+    with pytest.raises(TypeError, match="arbitrary code"):
+        mle.export_model(FunctionTransformer(lambda a: a * 2).fit(X), tmp_path / "f.mle")
+    with pytest.raises(TypeError, match="only numeric categories"):
+        mle.export_model(OneHotEncoder().fit(np.array([["a"], ["b"]])), tmp_path / "s.mle")

@@ -169,6 +169,21 @@ OPS: dict[str, Record] = {
     ),
     "ProbaPair": Record((expit(V),), lambda p: np.stack([1 - p, p], axis=-1)),
     "Tanh": Record((X,), np.tanh),
+    "CategoryOneHot": Record(
+        (np.array([[1.0, 2.0], [np.nan, 3.0], [7.0, 2.0]]), np.array([1.0, 7.0, np.nan])),
+        lambda x, c: np.array([[1.0, 0, 0], [0, 0, 1], [0, 1, 0]]),
+        {"column": 0},
+    ),
+    "OrdinalCodes": Record(
+        (np.array([[2.0], [np.nan], [5.0], [1.0]]), np.array([1.0, 2.0, 4.0])),
+        lambda x, c: np.array([1.0, -2.0, -1.0, 0.0]),
+        {"column": 0, "unknown": -1.0, "missing": -2.0},
+    ),
+    "BinIndex": Record(
+        (np.array([[0.5, 3.0], [1.0, -1.0], [2.5, 9.0]]), np.array([[1.0, 2.0], [0.0, np.inf]])),
+        lambda x, e: np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0]]),
+    ),
+    "Ufunc": Record((np.abs(X),), np.log1p, {"name": "log1p"}),
     "OneHot": Record((np.array([2, 0, 1, 2]),), lambda i: np.eye(3)[i], {"n": 3}),
     "ExpandLast": Record((V,), lambda v: v[:, None]),
     "WeightedSum": Record(

@@ -162,6 +162,17 @@ def _two_label_sets() -> dict[str, np.ndarray]:
     return {**d, "y": y}
 
 
+def _small_ints() -> dict[str, np.ndarray]:
+    """Three integer-coded columns (every value seen in training) beside five numeric ones."""
+    d = _binary()
+    rng = np.random.default_rng(14)
+    X, X_test = d["X"][:, :8].copy(), d["X_test"][:, :8].copy()
+    for a in (X, X_test):
+        a[:, :3] = rng.integers(0, 4, size=(len(a), 3)) * np.array([1, 10, -2])
+    y = (d["y"] + (X[:, 0] == 2)) % 2
+    return {"X": X, "y": y, "X_test": X_test}
+
+
 def _one_feature() -> dict[str, np.ndarray]:
     """A noisy increasing target of one feature; held-out rows reach past both ends of the training range."""
     rng = np.random.default_rng(13)
@@ -187,6 +198,7 @@ DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
     "categorical": _categorical,
     "counts": _counts,
     "one_feature": _one_feature,
+    "small_ints": _small_ints,
     "two_label_sets": _two_label_sets,
 }
 
@@ -676,4 +688,71 @@ CASES = [
         lambda: calibration.CalibratedClassifierCV(naive_bayes.GaussianNB(), cv=2, ensemble=False),
         "strings",
     ),
+    # column-wise composition and encoders
+    Case(
+        "column-transformer-onehot-logreg",
+        lambda: pipe(
+            compose.ColumnTransformer(
+                [("cat", pp.OneHotEncoder(handle_unknown="ignore"), [0, 1]), ("num", pp.StandardScaler(), slice(2, 12))]
+            ),
+            lm.LogisticRegression(max_iter=500),
+        ),
+        "categorical",
+    ),
+    Case(
+        "column-transformer-ordinal-passthrough-forest",
+        lambda: pipe(
+            compose.ColumnTransformer(
+                [("ord", pp.OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), [0, 1])],
+                remainder="passthrough",
+            ),
+            ensemble.RandomForestClassifier(10, max_depth=6, random_state=0),
+        ),
+        "categorical",
+    ),
+    Case(
+        "column-transformer-mask-drop",
+        lambda: compose.ColumnTransformer(
+            [
+                ("scale", pp.MinMaxScaler(), np.arange(8) % 2 == 0),
+                ("onehot", pp.OneHotEncoder(sparse_output=False, drop="first"), [1]),
+            ],
+            remainder="drop",
+        ),
+        "small_ints",
+    ),
+    Case(
+        "onehot-if-binary",
+        lambda: compose.ColumnTransformer([("oh", pp.OneHotEncoder(sparse_output=False, drop="if_binary"), [0, 1, 2])]),
+        "small_ints",
+    ),
+    Case(
+        "ordinal-encoder",
+        lambda: compose.ColumnTransformer([("o", pp.OrdinalEncoder(), [0, 2])], remainder="passthrough"),
+        "small_ints",
+    ),
+    Case(
+        "feature-union-pca-kbins",
+        lambda: pipe(
+            pipeline.FeatureUnion(
+                [
+                    ("pca", decomposition.PCA(3)),
+                    ("bins", pp.KBinsDiscretizer(4, encode="ordinal", quantile_method="averaged_inverted_cdf")),
+                ],
+                transformer_weights={"pca": 2.0},
+            ),
+            lm.Ridge(),
+        ),
+        "regression",
+    ),
+    Case(
+        "kbins-onehot-uniform", lambda: pp.KBinsDiscretizer(5, encode="onehot-dense", strategy="uniform"), "regression"
+    ),
+    Case("kbins-kmeans-ordinal", lambda: pp.KBinsDiscretizer(3, encode="ordinal", strategy="kmeans"), "regression"),
+    Case(
+        "function-log1p-logreg",
+        lambda: pipe(pp.FunctionTransformer(np.log1p), lm.LogisticRegression(max_iter=300)),
+        "counts",
+    ),
+    Case("function-identity", lambda: pp.FunctionTransformer(), "regression"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import numpy as np
 import sklearn
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
@@ -13,6 +14,8 @@ from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, mo
 from mle_runtime.converters._registry import converter_for
 from mle_runtime.converters.sklearn import (
     clustering,
+    compose,
+    encoders,
     kernels,
     linear,
     meta,
@@ -27,6 +30,8 @@ from mle_runtime.errors import UnsupportedModelError
 
 __all__ = [
     "clustering",
+    "compose",
+    "encoders",
     "convert",
     "convert_step",
     "kernels",
@@ -58,26 +63,64 @@ def _input_width(model: Any) -> int | None:
     return None if n is None else int(n)
 
 
-# Steps after which no NaN is left (when they accept NaN at all).
-_REMOVES_NAN = {"SimpleImputer", "KNNImputer", "IterativeImputer"}
+# Steps after which no NaN is left (when they accept NaN at all): imputers, and encoders, which turn NaN
+# into a category, zeros or an error of their own.
+_REMOVES_NAN = {"SimpleImputer", "KNNImputer", "IterativeImputer", "OneHotEncoder"}
 
 
-def _allows_nan(model: Any) -> bool:
-    """Whether scikit-learn would accept NaN in X: in a pipeline, every step up to the first that
-    removes NaN must accept it."""
-    steps = [step for _, step in getattr(model, "steps", []) if step is not None and step != "passthrough"]
-    if steps:
-        for step in steps:
-            if not _allows_nan(step):
-                return False
-            if type(step).__name__ in _REMOVES_NAN:
-                return True
-        return True
+def _removes_nan(est: Any) -> bool:
+    name = type(est).__name__
+    if name == "OrdinalEncoder":  # NaN becomes encoded_missing_value, unknown_value, or an error
+        nan_seen = any(np.asarray(c).dtype.kind == "f" and np.isnan(c).any() for c in est.categories_)
+        if nan_seen:
+            return not np.isnan(float(est.encoded_missing_value))
+        return est.handle_unknown == "error" or not np.isnan(float(est.unknown_value))
+    return name in _REMOVES_NAN
+
+
+def _tag_allows_nan(est: Any) -> bool:
     try:
         from sklearn.utils import get_tags
     except ImportError:  # scikit-learn < 1.6
-        return bool(model._get_tags().get("allow_nan", False))
-    return bool(get_tags(model).input_tags.allow_nan)
+        return bool(est._get_tags().get("allow_nan", False))
+    return bool(get_tags(est).input_tags.allow_nan)
+
+
+def _nan_ok(est: Any, downstream: bool, n_columns: int) -> bool | set[int]:
+    """Whether scikit-learn accepts NaN in the input of ``est`` when what follows it accepts NaN or not
+    (``downstream``): ``est`` must accept NaN, and remove it or hand it to a step that accepts it. A
+    ColumnTransformer answers per column: the set of columns where NaN is accepted."""
+    if est is None or est == "passthrough":
+        return downstream
+    if est == "drop":
+        return True
+    if hasattr(est, "steps"):
+        answer: bool | set[int] = downstream
+        for _, step in reversed(est.steps):
+            width = getattr(step, "n_features_in_", n_columns)
+            answer = _nan_ok(step, _all(answer, width), width)
+        return answer
+    if hasattr(est, "transformers_"):
+        ok = set(range(n_columns))
+        for name, step, _ in est.transformers_:
+            columns = est._transformer_to_input_indices.get(name, [])
+            if not _all(_nan_ok(step, downstream, len(columns)), len(columns)):
+                ok -= set(columns)
+        return ok
+    return _tag_allows_nan(est) and (_removes_nan(est) or downstream)
+
+
+def _all(answer: bool | set[int], n_columns: int) -> bool:
+    """A per-column answer as one: NaN accepted in every column."""
+    return answer if isinstance(answer, bool) else len(answer) == n_columns
+
+
+def _allows_nan(model: Any, n_columns: int) -> bool | list[int]:
+    """True or False, or the columns where NaN is accepted (the runtime refuses it elsewhere)."""
+    answer = _nan_ok(model, True, n_columns)
+    if isinstance(answer, bool):
+        return answer
+    return True if len(answer) == n_columns else sorted(answer) if answer else False
 
 
 def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
@@ -100,7 +143,7 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
         "framework_version": sklearn.__version__,
         "estimator": f"{_public_module(cls)}.{cls.__qualname__}",
         "n_features": int(n),
-        "allow_nan": _allows_nan(model),
+        "allow_nan": _allows_nan(model, int(n)),
     }
     if names is not None:
         metadata["feature_names"] = [str(c) for c in names]

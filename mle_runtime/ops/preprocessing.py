@@ -51,3 +51,58 @@ def column_products(x: jax.Array, index: jax.Array) -> jax.Array:
     index pointing at the appended column of ones."""
     ones = jnp.ones((*x.shape[:-1], 1), x.dtype)
     return jnp.prod(jnp.take(jnp.concatenate([x, ones], axis=-1), index, axis=-1), axis=-1)
+
+
+@register_op("CategoryOneHot")
+def category_one_hot(x: jax.Array, categories: jax.Array, *, column: int) -> jax.Array:
+    """(rows, categories) floats: 1 where column ``column`` of x equals the category (a NaN category
+    matches NaN); a value that is no category gives a row of zeros."""
+    value = x[:, column][:, None]
+    hit = (value == categories[None, :]) | (jnp.isnan(value) & jnp.isnan(categories)[None, :])
+    return hit.astype(x.dtype)
+
+
+@register_op("OrdinalCodes")
+def ordinal_codes(
+    x: jax.Array, categories: jax.Array, *, column: int, unknown: float | None, missing: float | None
+) -> jax.Array:
+    """(rows,) the position of column ``column`` of x among ``categories`` (OrdinalEncoder); NaN
+    becomes ``missing`` and a value that is no category ``unknown`` (None stands for NaN: JSON has none)."""
+    value = x[:, column][:, None]
+    hit = value == categories[None, :]
+    code = jnp.argmax(hit, axis=1).astype(x.dtype)
+    nan = jnp.asarray(jnp.nan, x.dtype)
+    code = jnp.where(jnp.any(hit, axis=1), code, nan if unknown is None else unknown)
+    return jnp.where(jnp.isnan(value[:, 0]), nan if missing is None else missing, code)
+
+
+@register_op("BinIndex")
+def bin_index(x: jax.Array, edges: jax.Array) -> jax.Array:
+    """(rows, features): per feature, how many of its inner bin edges (row f of ``edges``, padded with
+    +inf) are <= the value — numpy's searchsorted(edges, x, side="right"), as KBinsDiscretizer bins."""
+    return jnp.sum(x[:, :, None] >= edges[None, :, :], axis=-1).astype(x.dtype)
+
+
+# The numpy ufuncs a FunctionTransformer may name, by name (anything else is arbitrary code).
+UFUNCS = {
+    "log": jnp.log,
+    "log1p": jnp.log1p,
+    "exp": jnp.exp,
+    "expm1": jnp.expm1,
+    "sqrt": jnp.sqrt,
+    "abs": jnp.abs,
+    "absolute": jnp.abs,
+    "square": jnp.square,
+    "negative": jnp.negative,
+    "sign": jnp.sign,
+    "tanh": jnp.tanh,
+    "arcsinh": jnp.arcsinh,
+}
+
+
+@register_op("Ufunc")
+def ufunc(x: jax.Array, *, name: str) -> jax.Array:
+    """numpy's elementwise function ``name`` (one of UFUNCS)."""
+    if name not in UFUNCS:
+        raise ValueError(f"Ufunc: {name!r} is not one of {sorted(UFUNCS)}")
+    return UFUNCS[name](x)

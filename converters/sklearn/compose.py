@@ -1,0 +1,64 @@
+"""Column-wise composition: ColumnTransformer (columns by index, name, mask or callable, with its
+remainder) and FeatureUnion, whose parts' outputs are placed side by side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn import compose, pipeline
+
+from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._registry import converts
+from mle_runtime.errors import UnsupportedModelError
+
+
+def _transform(name: str, step: Any, b: GraphBuilder, x: str, n: int, owner: str) -> tuple[str, int]:
+    from mle_runtime.converters.sklearn import convert_step
+
+    if step == "passthrough":
+        return x, n
+    try:
+        out = convert_step(step, b, x, n)
+    except UnsupportedModelError as e:
+        raise UnsupportedModelError(f"{owner} part {name!r}: {e}") from e
+    if out.task != "transformer" or out.n_outputs is None:
+        raise UnsupportedModelError(f"{owner} part {name!r} ({type(step).__name__}) is not a transformer")
+    return out.outputs["transformed"], out.n_outputs
+
+
+def _side_by_side(b: GraphBuilder, parts: list[tuple[str, int]]) -> Converted:
+    if not parts:
+        raise UnsupportedModelError("no part produces any column")
+    width = sum(n for _, n in parts)
+    y = parts[0][0] if len(parts) == 1 else b.op("Concat", *(p for p, _ in parts))
+    return Converted("transformer", {"transformed": y}, ["transformed"], n_outputs=width)
+
+
+@converts(compose.ColumnTransformer)
+def column_transformer(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    parts = []
+    for name, step, _ in est.transformers_:
+        columns = np.asarray(est._transformer_to_input_indices.get(name, []), dtype=np.int32)
+        if step == "drop" or columns.size == 0:
+            continue
+        if np.array_equal(columns, np.arange(n_features)):
+            sub = x
+        else:
+            sub = b.op("TakeColumns", x, b.const(f"{name}_columns", columns))
+        parts.append(_transform(name, step, b, sub, int(columns.size), "ColumnTransformer"))
+    return _side_by_side(b, parts)
+
+
+@converts(pipeline.FeatureUnion)
+def feature_union(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    weights = est.transformer_weights or {}
+    parts = []
+    for name, step in est.transformer_list:
+        if step == "drop" or step is None:
+            continue
+        y, n = _transform(name, step, b, x, n_features, "FeatureUnion")
+        if name in weights:
+            y = b.op("Mul", y, b.const(f"{name}_weight", np.array(float(weights[name]))))
+        parts.append((y, n))
+    return _side_by_side(b, parts)

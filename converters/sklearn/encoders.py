@@ -1,0 +1,132 @@
+"""Encoders and other column-wise transforms: OneHotEncoder and OrdinalEncoder (numeric categories),
+KBinsDiscretizer, and FunctionTransformer for the numpy ufuncs it can name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn import preprocessing
+
+from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._registry import converts
+from mle_runtime.errors import UnsupportedModelError
+from mle_runtime.ops.preprocessing import UFUNCS
+
+
+def _numeric_categories(est: Any) -> list[np.ndarray]:
+    out = []
+    for i, categories in enumerate(est.categories_):
+        if categories.dtype.kind not in "biuf":
+            raise UnsupportedModelError(
+                f"{type(est).__name__}: feature {i} has {categories.dtype} categories; only numeric categories "
+                "are supported yet (string columns need the host-side vocabulary step, not built yet)"
+            )
+        out.append(categories.astype(np.float64))
+    if getattr(est, "_infrequent_enabled", False):
+        raise UnsupportedModelError(f"{type(est).__name__} with infrequent categories is not supported")
+    return out
+
+
+UNKNOWN_MESSAGE = "Found unknown categories during transform (handle_unknown='error')"
+
+
+def _any_unknown(b: GraphBuilder, x: str, categories_: list[np.ndarray]) -> str:
+    """(rows,) non-zero where some feature's value is none of its categories (NaN counts as one where it
+    was seen in training): where scikit-learn raises."""
+    flags = []
+    for i, categories in enumerate(categories_):
+        onehot = b.op("CategoryOneHot", x, b.const(f"known{i}", categories), column=i)
+        hits = b.op("Gemm", onehot, b.const("ones", np.ones(len(categories))))
+        flags.append(b.op("IsPositive", b.op("Sub", b.const("half", np.array(0.5)), hits)))
+    total = flags[0]
+    for flag in flags[1:]:
+        total = b.op("Add", total, flag)
+    return total
+
+
+def _transformed(y: str, width: int, invalid: str | None = None, message: str | None = None) -> Converted:
+    outputs = {"transformed": y}
+    if invalid is not None:
+        outputs["invalid"] = invalid
+    return Converted("transformer", outputs, ["transformed"], n_outputs=width, invalid_message=message)
+
+
+@converts(preprocessing.OneHotEncoder)
+def one_hot_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """One 0/1 column per category of each feature, less a dropped one; an unknown value gives zeros
+    ("ignore") or makes the runtime raise ValueError ("error"), as scikit-learn does."""
+    if est.handle_unknown not in ("error", "ignore"):
+        raise UnsupportedModelError(f"OneHotEncoder(handle_unknown={est.handle_unknown!r}) is not supported")
+    blocks, width = [], 0
+    categories_ = _numeric_categories(est)
+    for i, categories in enumerate(categories_):
+        onehot = b.op("CategoryOneHot", x, b.const(f"categories{i}", categories), column=i)
+        drop = None if est.drop_idx_ is None else est.drop_idx_[i]
+        if drop is not None:
+            keep = np.array([c for c in range(len(categories)) if c != drop], dtype=np.int32)
+            onehot = b.op("TakeColumns", onehot, b.const(f"kept{i}", keep))
+        blocks.append(onehot)
+        width += len(categories) - (drop is not None)
+    y = blocks[0] if len(blocks) == 1 else b.op("Concat", *blocks)
+    if est.handle_unknown == "ignore":
+        return _transformed(y, width)
+    return _transformed(y, width, _any_unknown(b, x, categories_), UNKNOWN_MESSAGE)
+
+
+@converts(preprocessing.OrdinalEncoder)
+def ordinal_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """Each value's position among its feature's categories. NaN is encoded_missing_value where NaN was
+    a category in training, else an unknown value like any other (unknown_value, or an error)."""
+    unknown = None if est.handle_unknown == "error" else float(est.unknown_value)
+    columns = []
+    for i, categories in enumerate(_numeric_categories(est)):
+        nan_seen = bool(np.isnan(categories).any())
+        missing = float(est.encoded_missing_value) if nan_seen else unknown
+        code = b.op(
+            "OrdinalCodes",
+            x,
+            b.const(f"categories{i}", categories[~np.isnan(categories)]),
+            column=i,
+            unknown=None if unknown is None or np.isnan(unknown) else unknown,
+            missing=None if missing is None or np.isnan(missing) else missing,
+        )
+        columns.append(b.op("ExpandLast", code))
+    y = columns[0] if len(columns) == 1 else b.op("Concat", *columns)
+    if est.handle_unknown != "error":
+        return _transformed(y, n_features)
+    invalid = _any_unknown(b, x, _numeric_categories(est))
+    return _transformed(y, n_features, invalid, UNKNOWN_MESSAGE)
+
+
+@converts(preprocessing.KBinsDiscretizer)
+def k_bins_discretizer(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    inner = [np.asarray(edges, dtype=np.float64)[1:-1] for edges in est.bin_edges_]
+    widest = max((len(e) for e in inner), default=0)
+    edges = np.full((n_features, max(widest, 1)), np.inf)
+    for i, e in enumerate(inner):
+        edges[i, : len(e)] = e
+    bins = b.op("BinIndex", x, b.const("bin_edges", edges))
+    if est.encode == "ordinal":
+        return _transformed(bins, n_features)
+    blocks = [
+        b.op("CategoryOneHot", bins, b.const(f"bins{i}", np.arange(n, dtype=np.float64)), column=i)
+        for i, n in enumerate(est.n_bins_)
+    ]
+    return _transformed(blocks[0] if len(blocks) == 1 else b.op("Concat", *blocks), int(np.sum(est.n_bins_)))
+
+
+@converts(preprocessing.FunctionTransformer)
+def function_transformer(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """The identity, or a numpy ufunc named in mle_runtime.ops.preprocessing.UFUNCS; any other function is
+    arbitrary code, which a model file never holds."""
+    func = est.func
+    if func is None:
+        return _transformed(b.op("Identity", x), n_features)
+    name = getattr(func, "__name__", "")
+    if name not in UFUNCS or getattr(np, name, None) is not func or est.kw_args:
+        raise UnsupportedModelError(
+            f"FunctionTransformer(func={func!r}) is arbitrary code and not supported; "
+            f"supported: numpy's {sorted(UFUNCS)}"
+        )
+    return _transformed(b.op("Ufunc", x, name=name), n_features)
