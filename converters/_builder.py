@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from mle_runtime.errors import UnsupportedModelError
 from mle_runtime.graph import Graph, Node, ValueInfo
 from mle_runtime.metadata import encode_classes
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))
 
 
 @dataclass
@@ -35,9 +41,17 @@ class ModelIR(NamedTuple):
 
 @dataclass
 class GraphBuilder:
+    """Nodes and tensors of the graph being built. String columns never enter the graph: the runtime maps
+    each one's values to their index in the column's vocabulary (stored in the metadata) before the call,
+    so converters that meet strings register them here (``string_codes``), on the input columns a tensor
+    is known to carry (``columns_of``: the input itself, column selections, imputations)."""
+
     inputs: list[ValueInfo] = field(default_factory=list)
     nodes: list[Node] = field(default_factory=list)
     tensors: dict[str, np.ndarray] = field(default_factory=dict)
+    columns_of: dict[str, list[int]] = field(default_factory=dict)
+    vocabularies: dict[int, set[str]] = field(default_factory=dict)
+    _deferred: dict[str, tuple[int, list[Any]]] = field(default_factory=dict)
     _count: int = 0
 
     def _fresh(self, hint: str) -> str:
@@ -46,7 +60,38 @@ class GraphBuilder:
 
     def input(self, name: str, shape: tuple[int | None, ...]) -> str:
         self.inputs.append(ValueInfo(name, shape))
+        if len(shape) == 2 and shape[1] is not None:
+            self.columns_of[name] = list(range(shape[1]))
         return name
+
+    def string_codes(self, hint: str, x: str, feature: int, values: Sequence[Any], owner: str) -> str:
+        """A float tensor holding, for each of ``values`` (strings, or None / NaN for a missing value),
+        its code in the vocabulary of the input column feature ``feature`` of ``x`` reads (NaN for a
+        missing value). The codes are fixed once every converter has registered its strings."""
+        columns = self.columns_of.get(x)
+        if columns is None:
+            raise UnsupportedModelError(
+                f"{owner}: string categories are supported on input columns (directly, through a "
+                "ColumnTransformer or after an imputer), not on computed features"
+            )
+        column = columns[feature]
+        strings = [v for v in values if not _is_missing(v)]
+        if not all(isinstance(v, str) for v in strings):
+            raise UnsupportedModelError(
+                f"{owner}: categories mix strings with {sorted({type(v).__name__ for v in strings})}"
+            )
+        self.vocabularies.setdefault(column, set()).update(strings)
+        name = self._fresh(hint)
+        self._deferred[name] = (column, list(values))
+        return name
+
+    def resolve(self) -> None:
+        """Fix every deferred tensor (string codes) now that all vocabularies are known."""
+        index = {column: {s: i for i, s in enumerate(sorted(v))} for column, v in self.vocabularies.items()}
+        for name, (column, values) in self._deferred.items():
+            codes = [np.nan if _is_missing(v) else index[column][v] for v in values]
+            self.tensors[name] = np.array(codes, dtype=np.float64)
+        self._deferred.clear()
 
     def const(self, hint: str, value: Any) -> str:
         """Add a parameter tensor (stored in the file, passed to the jitted function as an argument)."""
@@ -87,10 +132,13 @@ def model_ir(b: GraphBuilder, converted: Converted, metadata: dict[str, Any]) ->
     """The finished model: run outputs first (in order), then the others by name; the task, the run
     outputs and the classes added to ``metadata``."""
     order = converted.run_outputs + sorted(set(converted.outputs) - set(converted.run_outputs))
+    b.resolve()
     graph = b.finish({name: converted.outputs[name] for name in order})
     metadata = {**metadata, "task": converted.task, "run_outputs": converted.run_outputs}
     if converted.invalid_message is not None:
         metadata["invalid_message"] = converted.invalid_message
+    if b.vocabularies:
+        metadata["string_columns"] = {str(c): sorted(v) for c, v in sorted(b.vocabularies.items())}
     if isinstance(converted.classes, list):
         metadata["output_classes"] = [encode_classes(c) for c in converted.classes]
     elif converted.classes is not None:

@@ -3,7 +3,8 @@ the model's compute dtype, checking rank, feature count and feature names."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,8 +31,71 @@ def _from_dataframe(x: Any, name: str, feature_names: Sequence[str] | None) -> n
     return np.asarray(x.to_numpy())
 
 
-def coerce_input(x: Any, spec: ValueInfo, dtype: np.dtype, feature_names: Sequence[str] | None) -> np.ndarray:
-    arr = _from_dataframe(x, spec.name, feature_names) if _is_dataframe(x) else np.asarray(x)
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType")
+
+
+def encode_strings(arr: Any, name: str, strings: Mapping[int, Mapping[str, int]]) -> np.ndarray:
+    """The host-side vocabulary step: a 2-D array whose ``strings`` columns hold strings becomes floats,
+    each string its index in the column's vocabulary (-1 when it has none: an unknown category), a
+    missing value (None, NaN) NaN; the other columns must be numbers."""
+    frame = _is_dataframe(arr)
+    if not frame and arr.ndim != 2:
+        return arr
+    out = np.empty(arr.shape, dtype=np.float64)
+    for column in range(arr.shape[1]):
+        # a DataFrame's columns are taken one by one: its numeric columns convert without boxing
+        values = arr.iloc[:, column].to_numpy() if frame else arr[:, column]
+        lookup = strings.get(column)
+        if lookup is None:
+            try:
+                out[:, column] = values.astype(np.float64)
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"input {name!r}: column {column} must hold numbers, got {values[:3].tolist()}"
+                ) from None
+            continue
+        out[:, column] = _codes(values, lookup, name, column)
+    return out
+
+
+def _codes(values: np.ndarray, lookup: Mapping[str, int], name: str, column: int) -> np.ndarray:
+    """Each value's code, looked up once per distinct value (pandas' factorize when pandas is loaded,
+    as it is for a DataFrame input; the runtime does not depend on it)."""
+    pd = sys.modules.get("pandas")
+    if pd is not None:
+        index, distinct = pd.factorize(values, use_na_sentinel=True)  # -1 marks a missing value
+    else:
+        seen: dict[Any, int] = {}
+        index = np.array([-1 if _missing(v) else seen.setdefault(v, len(seen)) for v in values], dtype=np.int64)
+        distinct = list(seen)
+    mapped = np.empty(len(distinct) + 1, dtype=np.float64)
+    mapped[-1] = np.nan
+    for i, v in enumerate(distinct):
+        if not isinstance(v, str):
+            raise InputError(f"input {name!r}: column {column} holds strings (categories), got {v!r}")
+        mapped[i] = lookup.get(v, -1)
+    return mapped[np.asarray(index)]
+
+
+def coerce_input(
+    x: Any,
+    spec: ValueInfo,
+    dtype: np.dtype,
+    feature_names: Sequence[str] | None,
+    strings: Mapping[int, Mapping[str, int]] | None = None,
+) -> np.ndarray:
+    if strings and _is_dataframe(x):
+        _from_dataframe(x.iloc[:0], spec.name, feature_names)  # the column names check alone
+        arr = encode_strings(x, spec.name, strings)
+    else:
+        arr = _from_dataframe(x, spec.name, feature_names) if _is_dataframe(x) else np.asarray(x)
+    if strings and not _is_dataframe(x):
+        if arr.dtype.kind not in "OUS":
+            raise InputError(
+                f"input {spec.name!r}: columns {sorted(strings)} take strings; pass a DataFrame or an object array"
+            )
+        arr = encode_strings(arr.astype(object), spec.name, strings)
     if arr.dtype.kind not in "biuf":
         raise InputError(f"input {spec.name!r}: dtype {arr.dtype} is not numeric (expected floats, ints or bools)")
     expected = "x".join("n" if d is None else str(d) for d in spec.shape)

@@ -67,6 +67,22 @@ def _class_values(metadata: dict[str, Any]) -> np.ndarray:
         raise FormatError(f"metadata: bad classes ({e})") from e
 
 
+def decode_string_columns(metadata: dict[str, Any]) -> dict[int, dict[str, int]]:
+    """The vocabularies of the input's string columns: column -> {string: code}."""
+    columns = metadata.get("string_columns", {})
+    try:
+        if not isinstance(columns, dict):
+            raise TypeError("not an object")
+        out = {}
+        for column, vocabulary in columns.items():
+            if not isinstance(vocabulary, list) or not all(isinstance(s, str) for s in vocabulary):
+                raise TypeError(f"column {column}: not a list of strings")
+            out[int(column)] = {s: i for i, s in enumerate(vocabulary)}
+        return out
+    except (TypeError, ValueError) as e:
+        raise FormatError(f"metadata: bad string_columns ({e})") from e
+
+
 def compression_stats(mf: MleFile) -> dict[str, Any]:
     raw = sum(t["raw_nbytes"] for t in mf.tensor_table)
     stored = sum(t["nbytes"] for t in mf.tensor_table)

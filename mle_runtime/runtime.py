@@ -29,7 +29,7 @@ from mle_runtime.errors import InputError, SignatureError
 from mle_runtime.graph import Graph, structure_hash
 from mle_runtime.inputs import as_input_list, check_finite, coerce_input
 from mle_runtime.lowering import build_function, round_down_tensors, to_float32_down
-from mle_runtime.metadata import decode_classes, decode_output_classes, model_info
+from mle_runtime.metadata import decode_classes, decode_output_classes, decode_string_columns, model_info
 from mle_runtime.ops import lowering_for
 from mle_runtime.reader import MleFile, aligned_empty, read_mle
 from mle_runtime.writer import canonical_json
@@ -135,11 +135,13 @@ class MLERuntime:
             # One device_put for all parameters; on CPU it shares the mmap'd memory of aligned arrays.
             params = dict(zip(names, jax.device_put(host, jax_device), strict=True))
         classes, output_classes = decode_classes(mf.metadata), decode_output_classes(mf.metadata)
+        strings = decode_string_columns(mf.metadata)  # the vocabularies of the host-side string step
         self.device, self.precision, self.cache, self.cache_dir = device, precision, cache, cache_dir
         self._jax_device, self._classes, self._output_classes = jax_device, classes, output_classes
         self._file, self._graph, self._fn, self._params = mf, graph, fn, params
         self._scope = functools.partial(precision_scope, precision)
         self._feature_names = mf.metadata.get("feature_names")
+        self._strings = strings
         # Present for frameworks that refuse non-finite inputs (scikit-learn); absent means no check.
         # check_inputs=False skips it: ~10 us per 1,000 x 50 floats, but NaN then flows through silently.
         self._allow_nan: bool | list[int] | None = (
@@ -217,7 +219,9 @@ class MLERuntime:
         if self._file is not None and self._file.metadata.get("one_dimensional_input"):
             # IsotonicRegression: like scikit-learn, a 1-D array is a column of samples
             given = [np.reshape(x, (-1, 1)) if np.ndim(x) == 1 else x for x in given]
-        arrays = [coerce_input(x, s, dtype, self._feature_names) for x, s in zip(given, specs, strict=True)]
+        arrays = [
+            coerce_input(x, s, dtype, self._feature_names, self._strings) for x, s in zip(given, specs, strict=True)
+        ]
         if len({len(a) for a in arrays}) > 1:
             raise InputError(f"inputs disagree on the number of rows: {[len(a) for a in arrays]}")
         return arrays

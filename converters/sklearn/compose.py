@@ -46,6 +46,8 @@ def column_transformer(est: Any, b: GraphBuilder, x: str, n_features: int) -> Co
             sub = x
         else:
             sub = b.op("TakeColumns", x, b.const(f"{name}_columns", columns))
+            if x in b.columns_of:  # which input columns the part reads (for string vocabularies)
+                b.columns_of[sub] = [b.columns_of[x][c] for c in columns]
         parts.append(_transform(name, step, b, sub, int(columns.size), "ColumnTransformer"))
     return _side_by_side(b, parts)
 

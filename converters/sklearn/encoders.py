@@ -1,9 +1,10 @@
-"""Encoders and other column-wise transforms: OneHotEncoder and OrdinalEncoder (numeric categories),
+"""Encoders and other column-wise transforms: OneHotEncoder and OrdinalEncoder (numeric or string
+categories; strings are coded by the runtime's vocabulary step before the graph runs),
 KBinsDiscretizer, and FunctionTransformer for the numpy ufuncs it can name."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sklearn import preprocessing
@@ -14,30 +15,47 @@ from mle_runtime.errors import UnsupportedModelError
 from mle_runtime.ops.preprocessing import UFUNCS
 
 
-def _numeric_categories(est: Any) -> list[np.ndarray]:
-    out = []
-    for i, categories in enumerate(est.categories_):
-        if categories.dtype.kind not in "biuf":
-            raise UnsupportedModelError(
-                f"{type(est).__name__}: feature {i} has {categories.dtype} categories; only numeric categories "
-                "are supported yet (string columns need the host-side vocabulary step, not built yet)"
-            )
-        out.append(categories.astype(np.float64))
+class Categories(NamedTuple):
+    """One feature's categories as graph tensors: all of them (a missing-value category as NaN), the
+    non-missing ones, and their counts."""
+
+    all: str
+    known: str
+    n_all: int
+    n_known: int
+
+
+def _categories(est: Any, b: GraphBuilder, x: str) -> list[Categories]:
+    """Numeric categories as they are; string categories as codes in their input column's vocabulary
+    (the runtime maps the strings to those codes before the graph runs)."""
     if getattr(est, "_infrequent_enabled", False):
         raise UnsupportedModelError(f"{type(est).__name__} with infrequent categories is not supported")
+    out = []
+    for i, categories in enumerate(est.categories_):
+        values = list(categories)
+        missing = [v is None or (isinstance(v, float) and np.isnan(v)) for v in values]
+        known = [v for v, m in zip(values, missing, strict=True) if not m]
+        if categories.dtype.kind in "biuf":
+            full = b.const(f"categories{i}", categories.astype(np.float64))
+            present = b.const(f"known{i}", np.asarray(known, dtype=np.float64))
+        else:
+            owner = type(est).__name__
+            full = b.string_codes(f"categories{i}", x, i, values, owner)
+            present = b.string_codes(f"known{i}", x, i, known, owner)
+        out.append(Categories(full, present, len(values), len(known)))
     return out
 
 
 UNKNOWN_MESSAGE = "Found unknown categories during transform (handle_unknown='error')"
 
 
-def _any_unknown(b: GraphBuilder, x: str, categories_: list[np.ndarray]) -> str:
+def _any_unknown(b: GraphBuilder, x: str, categories_: list[Categories]) -> str:
     """(rows,) non-zero where some feature's value is none of its categories (NaN counts as one where it
     was seen in training): where scikit-learn raises."""
     flags = []
     for i, categories in enumerate(categories_):
-        onehot = b.op("CategoryOneHot", x, b.const(f"known{i}", categories), column=i)
-        hits = b.op("Gemm", onehot, b.const("ones", np.ones(len(categories))))
+        onehot = b.op("CategoryOneHot", x, categories.all, column=i)
+        hits = b.op("Gemm", onehot, b.const("ones", np.ones(categories.n_all)))
         flags.append(b.op("IsPositive", b.op("Sub", b.const("half", np.array(0.5)), hits)))
     total = flags[0]
     for flag in flags[1:]:
@@ -59,15 +77,15 @@ def one_hot_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conve
     if est.handle_unknown not in ("error", "ignore"):
         raise UnsupportedModelError(f"OneHotEncoder(handle_unknown={est.handle_unknown!r}) is not supported")
     blocks, width = [], 0
-    categories_ = _numeric_categories(est)
+    categories_ = _categories(est, b, x)
     for i, categories in enumerate(categories_):
-        onehot = b.op("CategoryOneHot", x, b.const(f"categories{i}", categories), column=i)
+        onehot = b.op("CategoryOneHot", x, categories.all, column=i)
         drop = None if est.drop_idx_ is None else est.drop_idx_[i]
         if drop is not None:
-            keep = np.array([c for c in range(len(categories)) if c != drop], dtype=np.int32)
+            keep = np.array([c for c in range(categories.n_all) if c != drop], dtype=np.int32)
             onehot = b.op("TakeColumns", onehot, b.const(f"kept{i}", keep))
         blocks.append(onehot)
-        width += len(categories) - (drop is not None)
+        width += categories.n_all - (drop is not None)
     y = blocks[0] if len(blocks) == 1 else b.op("Concat", *blocks)
     if est.handle_unknown == "ignore":
         return _transformed(y, width)
@@ -80,13 +98,14 @@ def ordinal_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conve
     a category in training, else an unknown value like any other (unknown_value, or an error)."""
     unknown = None if est.handle_unknown == "error" else float(est.unknown_value)
     columns = []
-    for i, categories in enumerate(_numeric_categories(est)):
-        nan_seen = bool(np.isnan(categories).any())
+    categories_ = _categories(est, b, x)
+    for i, categories in enumerate(categories_):
+        nan_seen = categories.n_all > categories.n_known
         missing = float(est.encoded_missing_value) if nan_seen else unknown
         code = b.op(
             "OrdinalCodes",
             x,
-            b.const(f"categories{i}", categories[~np.isnan(categories)]),
+            categories.known,
             column=i,
             unknown=None if unknown is None or np.isnan(unknown) else unknown,
             missing=None if missing is None or np.isnan(missing) else missing,
@@ -95,7 +114,7 @@ def ordinal_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conve
     y = columns[0] if len(columns) == 1 else b.op("Concat", *columns)
     if est.handle_unknown != "error":
         return _transformed(y, n_features)
-    invalid = _any_unknown(b, x, _numeric_categories(est))
+    invalid = _any_unknown(b, x, categories_)
     return _transformed(y, n_features, invalid, UNKNOWN_MESSAGE)
 
 

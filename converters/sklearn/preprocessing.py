@@ -106,6 +106,20 @@ def _missing_marker(value: Any) -> float | str:
     raise UnsupportedModelError(f"SimpleImputer: missing_values={value!r} is not numeric")
 
 
+def _string_imputer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    """Missing strings (None or NaN, which the runtime's vocabulary step turns into NaN) replaced by the
+    fill string's code; the output carries the same input columns, for the encoder that follows."""
+    if _missing_marker(est.missing_values) != "nan" or est.add_indicator:
+        raise UnsupportedModelError("SimpleImputer on strings: only missing_values None or NaN, without add_indicator")
+    if x not in b.columns_of:
+        raise UnsupportedModelError("SimpleImputer on strings: only on input columns, not on computed features")
+    codes = [b.string_codes(f"fill{i}", x, i, [s], "SimpleImputer") for i, s in enumerate(est.statistics_)]
+    fills = b.op("Concat", *codes) if len(codes) > 1 else codes[0]
+    y = b.op("Impute", x, fills, missing="nan")
+    b.columns_of[y] = b.columns_of[x]
+    return _transformed(y, n)
+
+
 @converts(impute.SimpleImputer)
 def simple_imputer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     stats = np.asarray(est.statistics_)
@@ -113,9 +127,9 @@ def simple_imputer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
         try:
             stats = stats.astype(np.float64)
         except (TypeError, ValueError):
-            raise UnsupportedModelError("SimpleImputer on strings or objects is not supported yet (issue 4)") from None
+            return _string_imputer(est, b, x, n)
     if stats.dtype.kind not in "biuf":
-        raise UnsupportedModelError("SimpleImputer on strings or objects is not supported yet (issue 4)")
+        return _string_imputer(est, b, x, n)
     missing = _missing_marker(est.missing_values)
     stats = _f64(stats)
     keep = np.flatnonzero(~np.isnan(stats)) if not est.keep_empty_features else np.arange(n)

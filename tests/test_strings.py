@@ -1,0 +1,131 @@
+"""String categories: the host-side vocabulary step maps each string column to codes before the
+compiled graph; encoders, imputers and the models after them answer as scikit-learn does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+import mle_runtime as mle
+
+
+def frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "colour": rng.choice(np.array(["red", "green", "blue", None], dtype=object), n),
+            "size": rng.choice(["S", "M", "L", "XL"], n),
+            "x": rng.normal(size=n),
+            "count": rng.integers(0, 5, n).astype(float),
+        }
+    )
+
+
+def target(df: pd.DataFrame) -> np.ndarray:
+    return ((df["colour"] == "red").to_numpy() ^ (df["x"] > 0).to_numpy()) | (df["size"] == "XL").to_numpy()
+
+
+def held_out() -> pd.DataFrame:
+    test = frame(300, 2)
+    test.loc[:5, "colour"] = ["purple", None, np.nan, "blue", "RED", "green"]  # unseen, missing, case
+    test.loc[6:7, "size"] = ["XS", "M"]
+    return test
+
+
+MODELS = {
+    "onehot-imputed-logreg": lambda: make_pipeline(
+        ColumnTransformer(
+            [
+                (
+                    "colour",
+                    make_pipeline(
+                        SimpleImputer(strategy="constant", fill_value="none"), OneHotEncoder(handle_unknown="ignore")
+                    ),
+                    ["colour"],
+                ),
+                ("size", OneHotEncoder(handle_unknown="ignore", drop="first"), ["size"]),
+                ("num", StandardScaler(), ["x", "count"]),
+            ]
+        ),
+        LogisticRegression(),
+    ),
+    "ordinal-most-frequent-hgb": lambda: make_pipeline(
+        ColumnTransformer(
+            [
+                (
+                    "colour",
+                    make_pipeline(
+                        SimpleImputer(strategy="most_frequent"),
+                        OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+                    ),
+                    ["colour"],
+                ),
+                ("size", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan), ["size"]),
+            ],
+            remainder="passthrough",
+        ),
+        HistGradientBoostingClassifier(max_iter=20, categorical_features=[0, 1], random_state=0),
+    ),
+    "onehot-missing-category-ridge": lambda: make_pipeline(
+        ColumnTransformer(
+            [("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["colour", "size"])],
+            remainder="passthrough",
+        ),
+        Ridge(),
+    ),
+}
+
+
+@pytest.mark.filterwarnings("ignore:Found unknown categories:UserWarning")  # scikit-learn's, for drop + ignore
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_string_pipelines_match_scikit_learn(name: str, precision: str, tmp_path: Path) -> None:
+    train = frame(800, 1)
+    model = MODELS[name]().fit(train, target(train).astype(float) if "ridge" in name else target(train))
+    mle.export_model(model, tmp_path / "m.mle")
+    runtime = mle.load_model(tmp_path / "m.mle", precision=precision)
+    test = held_out()
+    tol = 1e-12 if precision == "float64" else 1e-5
+    if "ridge" in name:
+        want = model.predict(test)
+        np.testing.assert_allclose(runtime.predict(test), want, rtol=0, atol=tol * np.abs(want).max())
+        return
+    np.testing.assert_array_equal(runtime.predict(test), model.predict(test))
+    want = model.predict_proba(test)
+    np.testing.assert_allclose(runtime.predict_proba(test), want, rtol=0, atol=tol * np.abs(want).max())
+    # a numpy object array in the DataFrame's column order answers the same
+    np.testing.assert_array_equal(runtime.predict(test.to_numpy(dtype=object)), model.predict(test))
+
+
+def test_vocabularies_are_data_in_the_manifest(tmp_path: Path) -> None:
+    train = frame(400, 1)
+    mle.export_model(MODELS["onehot-imputed-logreg"]().fit(train, target(train)), tmp_path / "m.mle")
+    metadata = mle.inspect_model(tmp_path / "m.mle")["basic_info"]["metadata"]
+    assert metadata["string_columns"] == {"0": ["blue", "green", "none", "red"], "1": ["L", "M", "S", "XL"]}
+
+
+def test_bad_string_inputs_are_value_errors(tmp_path: Path) -> None:
+    train = frame(400, 1)
+    mle.export_model(MODELS["onehot-imputed-logreg"]().fit(train, target(train)), tmp_path / "m.mle")
+    runtime = mle.load_model(tmp_path / "m.mle")
+    with pytest.raises(ValueError, match="take strings; pass a DataFrame"):
+        runtime.predict(np.zeros((2, 4)))
+    bad = held_out()
+    bad["x"] = bad["x"].astype(object)
+    bad.loc[0, "x"] = "seven"
+    with pytest.raises(ValueError, match="column 2 must hold numbers"):
+        runtime.predict(bad)
+    bad = held_out()
+    bad["size"] = bad["size"].astype(object)
+    bad.loc[0, "size"] = 3
+    with pytest.raises(ValueError, match="column 1 holds strings"):
+        runtime.predict(bad)
