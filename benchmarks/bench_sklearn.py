@@ -103,37 +103,8 @@ def onnx_frame_session(model: Any, frame: Any) -> tuple[Any, str]:
     return run, "ok"
 
 
-def bench_frame(model: Any, frame: Any, folder: Path, quick: bool) -> dict[str, Any]:
-    name = "ColumnTransformer + OneHotEncoder + HistGradientBoosting"
-    mle_path, joblib_path = folder / "tabular.mle", folder / "tabular.joblib"
-    mle.export_model(model, mle_path)
-    joblib.dump(model, joblib_path)
-    r: dict[str, Any] = {
-        "model": name,
-        "mle_bytes": mle_path.stat().st_size,
-        "joblib_bytes": joblib_path.stat().st_size,
-    }
-    mle.load_model(mle_path)
-    r["load_ms"] = per_call(lambda: mle.load_model(mle_path), 1.0) * 1e3
-    r["joblib_load_ms"] = per_call(lambda: joblib.load(joblib_path), 1.0, repeat=3) * 1e3
-    runtime = mle.load_model(mle_path)
-    session, r["onnx"] = onnx_frame_session(model, frame)
-    test = mixed_frame(ROWS[-1], 1)
-    for n in ROWS:
-        data = test.iloc[:n]
-        budget, repeat = (0.5 if quick else 2.0), (3 if n == ROWS[-1] else 5)
-        time.sleep(0.3)
-        r[f"mle_rows_s_{n}"] = n / per_call(lambda d=data: runtime.predict_proba(d), budget, repeat)
-        time.sleep(0.3)
-        r[f"sklearn_rows_s_{n}"] = n / per_call(lambda d=data: model.predict_proba(d), budget, repeat)
-        if session is not None:
-            time.sleep(0.3)
-            r[f"onnx_rows_s_{n}"] = n / per_call(lambda d=data: session(d), budget, repeat)
-    return r
-
-
-def bench(name: str, model: Any, X: np.ndarray, folder: Path, quick: bool) -> dict[str, Any]:
-    slug = name.split()[0]
+def _exported(name: str, slug: str, model: Any, folder: Path) -> tuple[dict[str, Any], Any]:
+    """File sizes and load times against joblib; the loaded runtime."""
     mle_path, joblib_path = folder / f"{slug}.mle", folder / f"{slug}.joblib"
     mle.export_model(model, mle_path)
     joblib.dump(model, joblib_path)
@@ -142,12 +113,40 @@ def bench(name: str, model: Any, X: np.ndarray, folder: Path, quick: bool) -> di
         "mle_bytes": mle_path.stat().st_size,
         "joblib_bytes": joblib_path.stat().st_size,
     }
-    if hasattr(model, "support_vectors_"):
-        r["support_vectors"] = int(model.support_vectors_.shape[0])
     mle.load_model(mle_path)
     r["load_ms"] = per_call(lambda: mle.load_model(mle_path), 1.0) * 1e3
     r["joblib_load_ms"] = per_call(lambda: joblib.load(joblib_path), 1.0, repeat=3) * 1e3
-    runtime = mle.load_model(mle_path)
+    return r, mle.load_model(mle_path)
+
+
+def _throughput(r: dict[str, Any], n: int, runs: dict[str, Any], quick: bool) -> None:
+    """rows/s of each of ``runs`` ("mle", "sklearn", "onnx": a call on the n-row data), one after another."""
+    budget, repeat = (0.5 if quick else 2.0), (3 if n == ROWS[-1] else 5)
+    for who, call in runs.items():
+        if call is not None:
+            time.sleep(0.3)  # OpenMP threads of the previous library spin for a while
+            r[f"{who}_rows_s_{n}"] = n / per_call(call, budget, repeat)
+
+
+def bench_frame(model: Any, frame: Any, folder: Path, quick: bool) -> dict[str, Any]:
+    r, runtime = _exported("ColumnTransformer + OneHotEncoder + HistGradientBoosting", "tabular", model, folder)
+    session, r["onnx"] = onnx_frame_session(model, frame)
+    test = mixed_frame(ROWS[-1], 1)
+    for n in ROWS:
+        d = test.iloc[:n]
+        runs = {
+            "mle": lambda d=d: runtime.predict_proba(d),
+            "sklearn": lambda d=d: model.predict_proba(d),
+            "onnx": None if session is None else lambda d=d: session(d),
+        }
+        _throughput(r, n, runs, quick)
+    return r
+
+
+def bench(name: str, model: Any, X: np.ndarray, folder: Path, quick: bool) -> dict[str, Any]:
+    r, runtime = _exported(name, name.split()[0], model, folder)
+    if hasattr(model, "support_vectors_"):
+        r["support_vectors"] = int(model.support_vectors_.shape[0])
     whole, r["onnx"] = onnx_session(name, model, X, folder)
     # ONNX Runtime in 10,000-row calls: its KNeighbors graph holds every query-training distance at once
     # (20 GB at 100,000 rows here, which the machine does not have)
@@ -156,14 +155,12 @@ def bench(name: str, model: Any, X: np.ndarray, folder: Path, quick: bool) -> di
     for n in ROWS:
         data = np.resize(X, (n, X.shape[1]))
         d32 = data.astype(np.float32)
-        budget, repeat = (0.5 if quick else 2.0), (3 if n == ROWS[-1] else 5)
-        time.sleep(0.3)  # OpenMP threads of the previous library spin for a while
-        r[f"mle_rows_s_{n}"] = n / per_call(lambda d=d32: runtime.run([d]), budget, repeat)
-        time.sleep(0.3)
-        r[f"sklearn_rows_s_{n}"] = n / per_call(lambda d=data: method(d), budget, repeat)
-        if session is not None:
-            time.sleep(0.3)
-            r[f"onnx_rows_s_{n}"] = n / per_call(lambda d=d32: session(d), budget, repeat)
+        runs = {
+            "mle": lambda d=d32: runtime.run([d]),
+            "sklearn": lambda d=data: method(d),
+            "onnx": None if session is None else lambda d=d32: session(d),
+        }
+        _throughput(r, n, runs, quick)
     return r
 
 

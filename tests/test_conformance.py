@@ -323,3 +323,16 @@ def test_functions_that_are_not_named_numpy_ufuncs_are_refused(tmp_path: Path) -
     rare = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=2).fit(np.array([["a"], ["a"], ["b"]]))
     with pytest.raises(TypeError, match="infrequent"):
         mle.export_model(rare, tmp_path / "s.mle")
+
+
+def test_categorical_nb_refuses_values_that_are_no_category(tmp_path: Path) -> None:
+    from sklearn.naive_bayes import CategoricalNB
+
+    X = np.array([[0, 1], [1, 0], [2, 1], [1, 1]], dtype=float)
+    model = CategoricalNB().fit(X, [0, 1, 0, 1])
+    mle.export_model(model, tmp_path / "c.mle")
+    runtime = mle.load_model(tmp_path / "c.mle", precision="float64")
+    np.testing.assert_array_equal(runtime.predict(X), model.predict(X))
+    for bad in ([[3.0, 0.0]], [[-1.0, 0.0]], [[0.5, 1.0]]):
+        with pytest.raises(ValueError, match=r"not one of its feature's categories .*\(rows \[1\]\)"):
+            runtime.predict(np.vstack([X[:1], bad]))

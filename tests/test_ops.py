@@ -221,6 +221,26 @@ OPS: dict[str, Record] = {
     "KNeighborsMean": Record(
         (X, TRAIN, np.arange(9.0)), lambda x, t, y: y[_nearest(x, 4)[1]].mean(axis=1), {"k": 4, "metric": "manhattan"}
     ),
+    "CategoricalScores": Record(
+        (np.array([[0.0, 1.0], [2.0, 0.0], [1.0, 3.0]]), R.normal(size=(2, 3, 2)), np.array([3.0, 2.0])),
+        lambda x, t, n: np.array(
+            [
+                [*(t[0, 0] + t[1, 1]), 0.0],
+                [*(t[0, 2] + t[1, 0]), 0.0],
+                [*(t[0, 1] + t[1, 0]), 1.0],  # 3 is no category of feature 1: flagged (its score reads code 0)
+            ]
+        ),
+    ),
+    "OvoCombine": Record(
+        (np.array([[0, 1, 1], [1, 0, 0]]), np.array([[-0.5, 2.0, 0.3], [1.0, -1.0, -0.2]])),
+        lambda pred, conf: np.array(
+            [
+                [1.0, 0.0, 2.0] + (s := np.array([0.5 - 2.0, -0.5 - 0.3, 2.0 + 0.3])) / (3 * (np.abs(s) + 1)),
+                [1.0, 2.0, 0.0] + (t := np.array([-1.0 + 1.0, 1.0 + 0.2, -1.0 - 0.2])) / (3 * (np.abs(t) + 1)),
+            ]
+        ),
+        {"n_classes": 3},
+    ),
     "OvoVotes": Record(
         (np.array([[1.0, -2.0, 0.0], [-0.5, -0.1, 3.0], [0.2, 0.3, -0.4]]),),
         lambda d: np.array([[1.0, 0.0, 2.0], [0.0, 2.0, 1.0], [2.0, 0.0, 1.0]]),

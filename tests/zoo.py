@@ -173,6 +173,15 @@ def _small_ints() -> dict[str, np.ndarray]:
     return {"X": X, "y": y, "X_test": X_test}
 
 
+def _small_ints_nonnegative() -> dict[str, np.ndarray]:
+    """Five features of category codes 0 .. 5 (every code seen in training), three classes."""
+    rng = np.random.default_rng(15)
+    y = rng.integers(0, 3, 1200)
+    X = np.minimum(rng.poisson(1.0 + y[:, None], size=(1200, 5)), 5).astype(np.float64)
+    X[:6] = np.arange(6)[:, None]
+    return _split(X, y)
+
+
 def _one_feature() -> dict[str, np.ndarray]:
     """A noisy increasing target of one feature; held-out rows reach past both ends of the training range."""
     rng = np.random.default_rng(13)
@@ -199,6 +208,7 @@ DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
     "counts": _counts,
     "one_feature": _one_feature,
     "small_ints": _small_ints,
+    "small_ints_nonnegative": _small_ints_nonnegative,
     "two_label_sets": _two_label_sets,
 }
 
@@ -755,4 +765,8 @@ CASES = [
         "counts",
     ),
     Case("function-identity", lambda: pp.FunctionTransformer(), "regression"),
+    Case("one-vs-one-svc", lambda: multiclass.OneVsOneClassifier(svm.LinearSVC(random_state=0)), "strings"),
+    Case("one-vs-one-nb", lambda: multiclass.OneVsOneClassifier(naive_bayes.GaussianNB()), "multiclass"),
+    Case("one-vs-one-binary", lambda: multiclass.OneVsOneClassifier(lm.LogisticRegression()), "binary"),
+    Case("categorical-nb", lambda: naive_bayes.CategoricalNB(), "small_ints_nonnegative"),
 ]

@@ -335,3 +335,31 @@ def _calibrate(b: GraphBuilder, scores: str, calibrator: Any) -> str:
         xp, fp = np.array([xp[0], xp[0] + 1.0]), np.repeat(fp, 2)
     column = b.op("ExpandLast", scores)
     return b.op("Interp1d", column, b.const("X_thresholds", xp), b.const("y_thresholds", fp), outside="clip")
+
+
+@converts(multiclass.OneVsOneClassifier)
+def one_vs_one(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """Each pair's part predicts 0 or 1 and scores (decision_function, else the second probability);
+    scikit-learn's vote-and-confidence rule combines them."""
+    if est.pairwise_indices_ is not None:
+        raise UnsupportedModelError("OneVsOneClassifier on a precomputed kernel is not supported")
+    predictions, confidences = [], []
+    for e in est.estimators_:
+        part = _part(e, b, x, n_features)
+        predictions.append(b.op("ExpandLast", _output(part, "label", est)))
+        if hasattr(e, "decision_function"):
+            confidences.append(b.op("ExpandLast", _output(part, "decision", est)))
+        else:
+            proba = _output(part, "probabilities", est)
+            confidences.append(b.op("TakeColumns", proba, b.const("positive", np.array([1], np.int32))))
+    k = len(est.classes_)
+    concat = lambda parts: parts[0] if len(parts) == 1 else b.op("Concat", *parts)  # noqa: E731
+    scores = b.op("OvoCombine", concat(predictions), concat(confidences), n_classes=k)
+    if k == 2:
+        decision = b.op("TakeColumns", scores, b.const("second", np.array(1, np.int32)))
+        threshold = 0.0 if hasattr(est.estimators_[0], "decision_function") else 0.5
+        label = b.op("IsPositive", b.op("Sub", decision, b.const("threshold", np.array(threshold))))
+        outputs = {"label": label, "decision": decision}
+    else:
+        outputs = {"label": b.op("ArgMax", scores), "decision": scores}
+    return Converted("classifier", outputs, ["label", "decision"], classes=np.asarray(est.classes_))

@@ -57,6 +57,30 @@ def discrete_nb(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted
     return _from_scores(est, b, scores, binary_decision=False)
 
 
+@converts(nb.CategoricalNB)
+def categorical_nb(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    counts = [len(p[0]) for p in est.feature_log_prob_]
+    table = np.zeros((n_features, max(counts), len(est.classes_)))
+    for f, log_prob in enumerate(est.feature_log_prob_):  # (classes, categories) per feature
+        table[f, : counts[f]] = np.asarray(log_prob).T
+    out = b.op(
+        "CategoricalScores",
+        x,
+        b.const("feature_log_prob", table),
+        b.const("n_categories", np.array(counts, np.float64)),
+    )
+    k = len(est.classes_)
+    jll = b.op(
+        "Add",
+        b.op("TakeColumns", out, b.const("classes", np.arange(k, dtype=np.int32))),
+        b.const("class_log_prior", est.class_log_prior_),
+    )
+    converted = _from_scores(est, b, jll, binary_decision=False)
+    converted.outputs["invalid"] = b.op("TakeColumns", out, b.const("bad_column", np.array(k, np.int32)))
+    converted.invalid_message = "CategoricalNB: a value is not one of its feature's categories (0 .. n_categories_ - 1)"
+    return converted
+
+
 @converts(da.LinearDiscriminantAnalysis)
 def linear_discriminant(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     """A linear classifier; with the svd and eigen solvers also ``transform`` (the projection onto the

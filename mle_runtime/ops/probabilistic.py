@@ -37,3 +37,15 @@ def squared_distances(x: jax.Array, points: jax.Array, *, metric: str = "euclide
         d = jnp.sum(jnp.abs(diff), axis=-1)
         return d * d
     raise ValueError(f"SquaredDistances: unknown metric {metric!r}")
+
+
+@register_op("CategoricalScores")
+def categorical_scores(x: jax.Array, log_prob: jax.Array, n_categories: jax.Array) -> jax.Array:
+    """(rows, classes + 1): CategoricalNB's sum over features f of log_prob[f, x_f, class] (log_prob is
+    padded to the most categories), then a column that is 1 on a row with a value that is no category
+    of its feature (negative, not whole, or too large), where scikit-learn raises."""
+    bad = (x < 0) | (x != jnp.floor(x)) | (x >= n_categories[None, :]) | jnp.isnan(x)
+    index = jnp.where(bad, 0, x).astype(jnp.int32)  # (rows, features)
+    features = jnp.arange(x.shape[1])[None, :]
+    scores = jnp.sum(log_prob[features, index], axis=1)  # (rows, classes)
+    return jnp.concatenate([scores, jnp.any(bad, axis=1, keepdims=True).astype(scores.dtype)], axis=1)

@@ -114,3 +114,20 @@ def libsvm_probability(dec: jax.Array, prob_a: jax.Array, prob_b: jax.Array, *, 
     start = jnp.full((dec.shape[0], k), 1.0 / k, dtype=dec.dtype)
     _, coupled, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), start, jnp.zeros(dec.shape[0], bool)))
     return coupled
+
+
+@register_op("OvoCombine")
+def ovo_combine(predictions: jax.Array, confidences: jax.Array, *, n_classes: int) -> jax.Array:
+    """scikit-learn's _ovr_decision_function(predictions, confidences): per pair (i, j), i gets a vote
+    where the pair predicted 0, j where it predicted 1, and the confidences add to j and subtract from
+    i; the summed confidences, squashed into (-1/3, 1/3), break ties between vote counts."""
+    pairs = _pairs(n_classes, predictions.shape[-1])
+    first = np.zeros((len(pairs), n_classes))
+    second = np.zeros((len(pairs), n_classes))
+    for p, (i, j) in enumerate(pairs):
+        first[p, i], second[p, j] = 1.0, 1.0
+    dtype = confidences.dtype
+    second_wins = (predictions == 1).astype(dtype)
+    votes = (1 - second_wins) @ first.astype(dtype) + second_wins @ second.astype(dtype)
+    confidence = confidences @ (second - first).astype(dtype)
+    return votes + confidence / (3 * (jnp.abs(confidence) + 1))
