@@ -769,4 +769,12 @@ CASES = [
     Case("one-vs-one-nb", lambda: multiclass.OneVsOneClassifier(naive_bayes.GaussianNB()), "multiclass"),
     Case("one-vs-one-binary", lambda: multiclass.OneVsOneClassifier(lm.LogisticRegression()), "binary"),
     Case("categorical-nb", lambda: naive_bayes.CategoricalNB(), "small_ints_nonnegative"),
+    Case("regressor-chain", lambda: multioutput.RegressorChain(lm.Ridge(), order=[2, 0, 1]), "multi_output"),
+    Case(
+        "regressor-chain-random-order-trees",
+        lambda: multioutput.RegressorChain(
+            tree.DecisionTreeRegressor(max_depth=4, random_state=0), order="random", random_state=0
+        ),
+        "multi_output",
+    ),
 ]

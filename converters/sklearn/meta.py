@@ -363,3 +363,20 @@ def one_vs_one(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     else:
         outputs = {"label": b.op("ArgMax", scores), "decision": scores}
     return Converted("classifier", outputs, ["label", "decision"], classes=np.asarray(est.classes_))
+
+
+@converts(multioutput.RegressorChain)
+def regressor_chain(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """Each regressor of the chain sees X and the predictions of those before it (in ``order_``); the
+    outputs come back in the targets' order."""
+    if getattr(est, "chain_method_", "predict") != "predict":
+        raise UnsupportedModelError(f"RegressorChain(chain_method={est.chain_method_!r}) is not supported")
+    columns, features, width = [], x, n_features
+    for e in est.estimators_:
+        column = b.op("ExpandLast", _output(_part(e, b, features, width), "predictions", est))
+        columns.append(column)
+        features, width = b.op("Concat", features, column), width + 1
+    chain = b.op("Concat", *columns) if len(columns) > 1 else columns[0]
+    restore = np.argsort(np.asarray(est.order_)).astype(np.int32)
+    y = b.op("TakeColumns", chain, b.const("target_order", restore))
+    return Converted("regressor", {"predictions": y}, ["predictions"])
