@@ -40,8 +40,8 @@ def _widen(b: GraphBuilder, columns: str, part_classes: np.ndarray, n_classes: i
     return b.op("Gemm", columns, b.const("class_placement", placement))
 
 
-def _column(b: GraphBuilder, values: str, one_dimensional: bool) -> str:
-    return b.op("ExpandLast", values) if one_dimensional else values
+def _side_by_side(b: GraphBuilder, columns: list[str]) -> str:
+    return columns[0] if len(columns) == 1 else b.op("Concat", *columns)
 
 
 @converts(ensemble.VotingClassifier)
@@ -353,8 +353,7 @@ def one_vs_one(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
             proba = _output(part, "probabilities", est)
             confidences.append(b.op("TakeColumns", proba, b.const("positive", np.array([1], np.int32))))
     k = len(est.classes_)
-    concat = lambda parts: parts[0] if len(parts) == 1 else b.op("Concat", *parts)  # noqa: E731
-    scores = b.op("OvoCombine", concat(predictions), concat(confidences), n_classes=k)
+    scores = b.op("OvoCombine", _side_by_side(b, predictions), _side_by_side(b, confidences), n_classes=k)
     if k == 2:
         decision = b.op("TakeColumns", scores, b.const("second", np.array(1, np.int32)))
         threshold = 0.0 if hasattr(est.estimators_[0], "decision_function") else 0.5
@@ -376,7 +375,7 @@ def regressor_chain(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conve
         column = b.op("ExpandLast", _output(_part(e, b, features, width), "predictions", est))
         columns.append(column)
         features, width = b.op("Concat", features, column), width + 1
-    chain = b.op("Concat", *columns) if len(columns) > 1 else columns[0]
+    chain = _side_by_side(b, columns)
     restore = np.argsort(np.asarray(est.order_)).astype(np.int32)
     y = b.op("TakeColumns", chain, b.const("target_order", restore))
     return Converted("regressor", {"predictions": y}, ["predictions"])
