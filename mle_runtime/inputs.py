@@ -45,11 +45,15 @@ def encode_strings(arr: Any, name: str, strings: Mapping[int, Mapping[str, int]]
     out = np.empty(arr.shape, dtype=np.float64)
     for column in range(arr.shape[1]):
         # a DataFrame's columns are taken one by one: its numeric columns convert without boxing
-        values = arr.iloc[:, column].to_numpy() if frame else arr[:, column]
+        series = arr.iloc[:, column] if frame else None
+        values = series.to_numpy() if series is not None else arr[:, column]
         lookup = strings.get(column)
         if lookup is None:
-            try:
-                out[:, column] = values.astype(np.float64)
+            try:  # (a nullable pandas column's NA is a missing value, NaN)
+                numbers = (
+                    series.to_numpy(np.float64, na_value=np.nan) if series is not None else values.astype(np.float64)
+                )
+                out[:, column] = numbers
             except (TypeError, ValueError):
                 raise InputError(
                     f"input {name!r}: column {column} must hold numbers, got {values[:3].tolist()}"

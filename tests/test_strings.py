@@ -129,3 +129,19 @@ def test_bad_string_inputs_are_value_errors(tmp_path: Path) -> None:
     bad.loc[0, "size"] = 3
     with pytest.raises(ValueError, match="column 1 holds strings"):
         runtime.predict(bad)
+
+
+@pytest.mark.filterwarnings("ignore:Found unknown categories:UserWarning")
+def test_nullable_pandas_columns(tmp_path: Path) -> None:
+    """A nullable numeric column (pandas' Float64) converts without boxing; its NA is a missing value,
+    refused in a column the model does not accept NaN in."""
+    train = frame(400, 1)
+    model = MODELS["onehot-imputed-logreg"]().fit(train, target(train))
+    mle.export_model(model, tmp_path / "m.mle")
+    runtime = mle.load_model(tmp_path / "m.mle", precision="float64")
+    test = held_out()
+    nullable = test.astype({"count": "Float64"})
+    np.testing.assert_array_equal(runtime.predict(nullable), model.predict(test))
+    nullable.loc[3, "count"] = pd.NA
+    with pytest.raises(ValueError, match="contains NaN"):
+        runtime.predict(nullable)
