@@ -178,21 +178,27 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"| {r['fresh_mle_cold_s']:.2f} "
             f"| {r['fresh_mle_warm_s']:.2f} | {r['fresh_joblib_s']:.2f} |"
         )
-    lines += [
+    lines += throughput_table(results, ROWS)
+    lines += ["", "## Targets", ""] + [f"- {t}" for t in meta["targets"]]
+    return "\n".join(lines) + "\n"
+
+
+def throughput_table(results: list[dict[str, Any]], rows: tuple[int, ...]) -> list[str]:
+    """Markdown rows of mle, scikit-learn and ONNX Runtime throughput; where ORT has no figure, the
+    result's "onnx" status (why), else "-"."""
+    lines = [
         "",
         "| model | rows | mle | scikit-learn | ONNX Runtime | mle / sklearn | mle / ORT |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        for n in ROWS:
+        for n in rows:
             ours, sk, onnx = r[f"mle_rows_s_{n}"], r[f"sklearn_rows_s_{n}"], r.get(f"onnx_rows_s_{n}")
-            onnx_cells = ("-", "-") if onnx is None else (f"{onnx:,.0f}", f"{ours / onnx:.2f}x")
+            cells = (r.get("onnx", "-"), "-") if onnx is None else (f"{onnx:,.0f}", f"{ours / onnx:.2f}x")
             lines.append(
-                f"| {r['model']} | {n:,} | {ours:,.0f} | {sk:,.0f} | {onnx_cells[0]} | {ours / sk:.2f}x "
-                f"| {onnx_cells[1]} |"
+                f"| {r['model']} | {n:,} | {ours:,.0f} | {sk:,.0f} | {cells[0]} | {ours / sk:.2f}x | {cells[1]} |"
             )
-    lines += ["", "## Targets", ""] + [f"- {t}" for t in meta["targets"]]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def targets(results: list[dict[str, Any]]) -> list[str]:

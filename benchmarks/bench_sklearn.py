@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -23,7 +24,7 @@ from typing import Any
 
 import joblib
 import numpy as np
-from bench_linear import per_call
+from bench_linear import per_call, throughput_table
 from bench_trees import onnx_session
 from sklearn import datasets, neighbors, neural_network, svm
 from sklearn.exceptions import ConvergenceWarning
@@ -197,18 +198,7 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"| {r['model']} | {r['mle_bytes']:,} | {r['joblib_bytes']:,} | {r['mle_bytes'] / r['joblib_bytes']:.3f} "
             f"| {r['load_ms']:.2f} | {r['joblib_load_ms']:.2f} |"
         )
-    lines += [
-        "",
-        "| model | rows | mle | scikit-learn | ONNX Runtime | mle / sklearn | mle / ORT |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        for n in ROWS:
-            ours, ref, onnx = r[f"mle_rows_s_{n}"], r[f"sklearn_rows_s_{n}"], r.get(f"onnx_rows_s_{n}")
-            cells = (f"{onnx:,.0f}", f"{ours / onnx:.2f}x") if onnx else (r["onnx"], "-")
-            lines.append(
-                f"| {r['model']} | {n:,} | {ours:,.0f} | {ref:,.0f} | {cells[0]} | {ours / ref:.2f}x | {cells[1]} |"
-            )
+    lines += throughput_table(results, ROWS)
     lines += ["", "## Targets", ""] + [f"- {t}" for t in meta["targets"]]
     return "\n".join(lines) + "\n"
 
@@ -228,7 +218,7 @@ def main() -> None:
         results.append(bench_frame(model, frame, Path(tmp), args.quick))
     meta = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "targets": targets(results),
     }
     text = markdown(results, meta)

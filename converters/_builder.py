@@ -10,11 +10,8 @@ import numpy as np
 
 from mle_runtime.errors import UnsupportedModelError
 from mle_runtime.graph import Graph, Node, ValueInfo
+from mle_runtime.inputs import is_missing_value
 from mle_runtime.metadata import encode_classes
-
-
-def _is_missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and np.isnan(v))
 
 
 @dataclass
@@ -75,7 +72,7 @@ class GraphBuilder:
                 "ColumnTransformer or after an imputer), not on computed features"
             )
         column = columns[feature]
-        strings = [v for v in values if not _is_missing(v)]
+        strings = [v for v in values if not is_missing_value(v)]
         if not all(isinstance(v, str) for v in strings):
             raise UnsupportedModelError(
                 f"{owner}: categories mix strings with {sorted({type(v).__name__ for v in strings})}"
@@ -89,7 +86,7 @@ class GraphBuilder:
         """Fix every deferred tensor (string codes) now that all vocabularies are known."""
         index = {column: {s: i for i, s in enumerate(sorted(v))} for column, v in self.vocabularies.items()}
         for name, (column, values) in self._deferred.items():
-            codes = [np.nan if _is_missing(v) else index[column][v] for v in values]
+            codes = [np.nan if is_missing_value(v) else index[column][v] for v in values]
             self.tensors[name] = np.array(codes, dtype=np.float64)
         self._deferred.clear()
 

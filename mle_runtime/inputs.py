@@ -31,7 +31,8 @@ def _from_dataframe(x: Any, name: str, feature_names: Sequence[str] | None) -> n
     return np.asarray(x.to_numpy())
 
 
-def _missing(v: Any) -> bool:
+def is_missing_value(v: Any) -> bool:
+    """None, a float NaN or pandas' NA / NaT: a missing value in a column of objects."""
     return v is None or (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType")
 
 
@@ -45,21 +46,16 @@ def encode_strings(arr: Any, name: str, strings: Mapping[int, Mapping[str, int]]
     out = np.empty(arr.shape, dtype=np.float64)
     for column in range(arr.shape[1]):
         # a DataFrame's columns are taken one by one: its numeric columns convert without boxing
-        series = arr.iloc[:, column] if frame else None
-        values = series.to_numpy() if series is not None else arr[:, column]
+        values = arr.iloc[:, column] if frame else arr[:, column]
         lookup = strings.get(column)
-        if lookup is None:
-            try:  # (a nullable pandas column's NA is a missing value, NaN)
-                numbers = (
-                    series.to_numpy(np.float64, na_value=np.nan) if series is not None else values.astype(np.float64)
-                )
-                out[:, column] = numbers
-            except (TypeError, ValueError):
-                raise InputError(
-                    f"input {name!r}: column {column} must hold numbers, got {values[:3].tolist()}"
-                ) from None
+        if lookup is not None:
+            out[:, column] = _codes(np.asarray(values), lookup, name, column)
             continue
-        out[:, column] = _codes(values, lookup, name, column)
+        try:  # (a nullable pandas column's NA is a missing value, NaN)
+            out[:, column] = values.to_numpy(np.float64, na_value=np.nan) if frame else values.astype(np.float64)
+        except (TypeError, ValueError):
+            shown = np.asarray(values)[:3].tolist()
+            raise InputError(f"input {name!r}: column {column} must hold numbers, got {shown}") from None
     return out
 
 
@@ -71,7 +67,7 @@ def _codes(values: np.ndarray, lookup: Mapping[str, int], name: str, column: int
         index, distinct = pd.factorize(values, use_na_sentinel=True)  # -1 marks a missing value
     else:
         seen: dict[Any, int] = {}
-        index = np.array([-1 if _missing(v) else seen.setdefault(v, len(seen)) for v in values], dtype=np.int64)
+        index = np.array([-1 if is_missing_value(v) else seen.setdefault(v, len(seen)) for v in values], dtype=np.int64)
         distinct = list(seen)
     mapped = np.empty(len(distinct) + 1, dtype=np.float64)
     mapped[-1] = np.nan
@@ -89,12 +85,14 @@ def coerce_input(
     feature_names: Sequence[str] | None,
     strings: Mapping[int, Mapping[str, int]] | None = None,
 ) -> np.ndarray:
-    if strings and _is_dataframe(x):
+    frame = _is_dataframe(x)
+    if not strings:
+        arr = _from_dataframe(x, spec.name, feature_names) if frame else np.asarray(x)
+    elif frame:
         _from_dataframe(x.iloc[:0], spec.name, feature_names)  # the column names check alone
         arr = encode_strings(x, spec.name, strings)
     else:
-        arr = _from_dataframe(x, spec.name, feature_names) if _is_dataframe(x) else np.asarray(x)
-    if strings and not _is_dataframe(x):
+        arr = np.asarray(x)
         if arr.dtype.kind not in "OUS":
             raise InputError(
                 f"input {spec.name!r}: columns {sorted(strings)} take strings; pass a DataFrame or an object array"

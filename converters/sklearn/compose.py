@@ -10,21 +10,8 @@ from sklearn import compose, pipeline
 
 from mle_runtime.converters._builder import Converted, GraphBuilder
 from mle_runtime.converters._registry import converts
+from mle_runtime.converters.sklearn.pipeline import transformed_by
 from mle_runtime.errors import UnsupportedModelError
-
-
-def _transform(name: str, step: Any, b: GraphBuilder, x: str, n: int, owner: str) -> tuple[str, int]:
-    from mle_runtime.converters.sklearn import convert_step
-
-    if step == "passthrough":
-        return x, n
-    try:
-        out = convert_step(step, b, x, n)
-    except UnsupportedModelError as e:
-        raise UnsupportedModelError(f"{owner} part {name!r}: {e}") from e
-    if out.task != "transformer" or out.n_outputs is None:
-        raise UnsupportedModelError(f"{owner} part {name!r} ({type(step).__name__}) is not a transformer")
-    return out.outputs["transformed"], out.n_outputs
 
 
 def _side_by_side(b: GraphBuilder, parts: list[tuple[str, int]]) -> Converted:
@@ -48,7 +35,7 @@ def column_transformer(est: Any, b: GraphBuilder, x: str, n_features: int) -> Co
             sub = b.op("TakeColumns", x, b.const(f"{name}_columns", columns))
             if x in b.columns_of:  # which input columns the part reads (for string vocabularies)
                 b.columns_of[sub] = [b.columns_of[x][c] for c in columns]
-        parts.append(_transform(name, step, b, sub, int(columns.size), "ColumnTransformer"))
+        parts.append(transformed_by(f"ColumnTransformer part {name!r}", step, b, sub, int(columns.size)))
     return _side_by_side(b, parts)
 
 
@@ -59,7 +46,7 @@ def feature_union(est: Any, b: GraphBuilder, x: str, n_features: int) -> Convert
     for name, step in est.transformer_list:
         if step == "drop" or step is None:
             continue
-        y, n = _transform(name, step, b, x, n_features, "FeatureUnion")
+        y, n = transformed_by(f"FeatureUnion part {name!r}", step, b, x, n_features)
         if name in weights:
             y = b.op("Mul", y, b.const(f"{name}_weight", np.array(float(weights[name]))))
         parts.append((y, n))

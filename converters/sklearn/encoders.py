@@ -12,6 +12,7 @@ from sklearn import preprocessing
 from mle_runtime.converters._builder import Converted, GraphBuilder
 from mle_runtime.converters._registry import converts
 from mle_runtime.errors import UnsupportedModelError
+from mle_runtime.inputs import is_missing_value
 from mle_runtime.ops.preprocessing import UFUNCS
 
 
@@ -33,8 +34,7 @@ def _categories(est: Any, b: GraphBuilder, x: str) -> list[Categories]:
     out = []
     for i, categories in enumerate(est.categories_):
         values = list(categories)
-        missing = [v is None or (isinstance(v, float) and np.isnan(v)) for v in values]
-        known = [v for v, m in zip(values, missing, strict=True) if not m]
+        known = [v for v in values if not is_missing_value(v)]
         if categories.dtype.kind in "biuf":
             full = b.const(f"categories{i}", categories.astype(np.float64))
             present = b.const(f"known{i}", np.asarray(known, dtype=np.float64))
@@ -49,12 +49,16 @@ def _categories(est: Any, b: GraphBuilder, x: str) -> list[Categories]:
 UNKNOWN_MESSAGE = "Found unknown categories during transform (handle_unknown='error')"
 
 
-def _any_unknown(b: GraphBuilder, x: str, categories_: list[Categories]) -> str:
+def _one_hots(b: GraphBuilder, x: str, categories_: list[Categories]) -> list[str]:
+    """Per feature, (rows, categories) with 1 at the value's category (a row of zeros for none)."""
+    return [b.op("CategoryOneHot", x, categories.all, column=i) for i, categories in enumerate(categories_)]
+
+
+def _any_unknown(b: GraphBuilder, one_hots: list[str], categories_: list[Categories]) -> str:
     """(rows,) non-zero where some feature's value is none of its categories (NaN counts as one where it
     was seen in training): where scikit-learn raises."""
     flags = []
-    for i, categories in enumerate(categories_):
-        onehot = b.op("CategoryOneHot", x, categories.all, column=i)
+    for onehot, categories in zip(one_hots, categories_, strict=True):
         hits = b.op("Gemm", onehot, b.const("ones", np.ones(categories.n_all)))
         flags.append(b.op("IsPositive", b.op("Sub", b.const("half", np.array(0.5)), hits)))
     total = flags[0]
@@ -78,8 +82,8 @@ def one_hot_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conve
         raise UnsupportedModelError(f"OneHotEncoder(handle_unknown={est.handle_unknown!r}) is not supported")
     blocks, width = [], 0
     categories_ = _categories(est, b, x)
-    for i, categories in enumerate(categories_):
-        onehot = b.op("CategoryOneHot", x, categories.all, column=i)
+    one_hots = _one_hots(b, x, categories_)
+    for i, (onehot, categories) in enumerate(zip(one_hots, categories_, strict=True)):
         drop = None if est.drop_idx_ is None else est.drop_idx_[i]
         if drop is not None:
             keep = np.array([c for c in range(categories.n_all) if c != drop], dtype=np.int32)
@@ -89,7 +93,7 @@ def one_hot_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conve
     y = blocks[0] if len(blocks) == 1 else b.op("Concat", *blocks)
     if est.handle_unknown == "ignore":
         return _transformed(y, width)
-    return _transformed(y, width, _any_unknown(b, x, categories_), UNKNOWN_MESSAGE)
+    return _transformed(y, width, _any_unknown(b, one_hots, categories_), UNKNOWN_MESSAGE)
 
 
 @converts(preprocessing.OrdinalEncoder)
@@ -114,7 +118,7 @@ def ordinal_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conve
     y = columns[0] if len(columns) == 1 else b.op("Concat", *columns)
     if est.handle_unknown != "error":
         return _transformed(y, n_features)
-    invalid = _any_unknown(b, x, categories_)
+    invalid = _any_unknown(b, _one_hots(b, x, categories_), categories_)
     return _transformed(y, n_features, invalid, UNKNOWN_MESSAGE)
 
 
@@ -139,13 +143,16 @@ def k_bins_discretizer(est: Any, b: GraphBuilder, x: str, n_features: int) -> Co
 def function_transformer(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     """The identity, or a numpy ufunc named in mle_runtime.ops.preprocessing.UFUNCS; any other function is
     arbitrary code, which a model file never holds."""
-    func = est.func
-    if func is None:
+    if est.func is None:
         return _transformed(b.op("Identity", x), n_features)
-    name = getattr(func, "__name__", "")
-    if name not in UFUNCS or getattr(np, name, None) is not func or est.kw_args:
-        raise UnsupportedModelError(
-            f"FunctionTransformer(func={func!r}) is arbitrary code and not supported; "
-            f"supported: numpy's {sorted(UFUNCS)}"
-        )
+    name = ufunc_name(est.func, f"FunctionTransformer(func={est.func!r})", est.kw_args)
     return _transformed(b.op("Ufunc", x, name=name), n_features)
+
+
+def ufunc_name(func: Any, where: str, kw_args: Any = None) -> str:
+    """The name of ``func`` when it is one of numpy's ufuncs the Ufunc op computes; any other function
+    is arbitrary code, which a model file never holds."""
+    name = getattr(func, "__name__", "")
+    if name not in UFUNCS or getattr(np, name, None) is not func or kw_args:
+        raise UnsupportedModelError(f"{where} is arbitrary code and not supported; supported: numpy's {sorted(UFUNCS)}")
+    return name

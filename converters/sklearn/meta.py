@@ -14,6 +14,7 @@ from sklearn import calibration, compose, ensemble, multiclass, multioutput
 
 from mle_runtime.converters._builder import Converted, GraphBuilder
 from mle_runtime.converters._registry import converts
+from mle_runtime.converters.sklearn.encoders import ufunc_name
 from mle_runtime.errors import UnsupportedModelError
 
 
@@ -38,6 +39,11 @@ def _widen(b: GraphBuilder, columns: str, part_classes: np.ndarray, n_classes: i
     placement = np.zeros((len(part_classes), n_classes))
     placement[np.arange(len(part_classes)), part_classes] = 1.0
     return b.op("Gemm", columns, b.const("class_placement", placement))
+
+
+def _columns(b: GraphBuilder, values: str, index: Any) -> str:
+    """``values[:, index]``: a list keeps the axis ((rows, len)), a single int drops it ((rows,))."""
+    return b.op("TakeColumns", values, b.const("columns", np.asarray(index, dtype=np.int32)))
 
 
 def _side_by_side(b: GraphBuilder, columns: list[str]) -> str:
@@ -92,7 +98,7 @@ def _stack_features(est: Any, b: GraphBuilder, x: str, n_features: int, classifi
         if method == "predict_proba":
             n = len(e.classes_)
             if binary:
-                values, n = b.op("TakeColumns", values, b.const("positive_column", np.array([1], np.int32))), 1
+                values, n = _columns(b, values, [1]), 1
         elif method == "decision_function" and classifier and not binary:
             n = len(e.classes_)
         else:
@@ -102,7 +108,7 @@ def _stack_features(est: Any, b: GraphBuilder, x: str, n_features: int, classifi
     if est.passthrough:
         columns.append(x)
         width += n_features
-    return (b.op("Concat", *columns) if len(columns) > 1 else columns[0]), width
+    return _side_by_side(b, columns), width
 
 
 @converts(ensemble.StackingClassifier)
@@ -206,7 +212,7 @@ def one_vs_rest(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted
         part = _part(e, b, x, n_features)
         positive = None
         if "probabilities" in part.outputs:
-            positive = b.op("TakeColumns", part.outputs["probabilities"], b.const("positive", np.array([1], np.int32)))
+            positive = _columns(b, part.outputs["probabilities"], [1])
             positives.append(positive)
         scores.append(b.op("ExpandLast", part.outputs["decision"]) if hasattr(e, "decision_function") else positive)
     if None in scores:
@@ -214,20 +220,20 @@ def one_vs_rest(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted
     outputs: dict[str, str] = {}
     if len(scores) == 1:  # two classes, one part: positive when the score passes 0 (a decision) or 0.5
         score = b.op("SqueezeLast", scores[0])
+        if hasattr(est, "decision_function"):
+            outputs["decision"] = score
         if not hasattr(est.estimators_[0], "decision_function"):
             score = b.op("Sub", score, b.const("half", np.array(0.5)))
         outputs["label"] = b.op("IsPositive", score)
         if positives:
-            p = b.op("SqueezeLast", positives[0])
-            outputs["probabilities"] = b.op("ProbaPair", p)
+            outputs["probabilities"] = b.op("ProbaPair", b.op("SqueezeLast", positives[0]))
     else:
-        outputs["label"] = b.op("ArgMax", b.op("Concat", *scores))
+        stacked = _side_by_side(b, scores)
+        outputs["label"] = b.op("ArgMax", stacked)
+        if hasattr(est, "decision_function"):
+            outputs["decision"] = stacked
         if len(positives) == len(scores):
-            outputs["probabilities"] = b.op("OvrNormalize", b.op("Concat", *positives))
-    if hasattr(est, "decision_function") and len(scores) > 1:
-        outputs["decision"] = b.op("Concat", *scores)
-    elif hasattr(est, "decision_function"):
-        outputs["decision"] = b.op("SqueezeLast", scores[0])
+            outputs["probabilities"] = b.op("OvrNormalize", _side_by_side(b, positives))
     run = ["label", "probabilities" if "probabilities" in outputs else "decision"]
     return Converted("classifier", outputs, run, classes=np.asarray(est.classes_))
 
@@ -252,10 +258,6 @@ def multi_output_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) 
     return Converted("classifier", outputs, run, classes=classes)
 
 
-# numpy ufuncs a TransformedTargetRegressor's inverse_func may name -> the op that computes it
-INVERSE_FUNCS = {"exp": "Exp", "tanh": "Tanh"}
-
-
 @converts(compose.TransformedTargetRegressor)
 def transformed_target_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     """The regressor's prediction mapped back by the transformer's inverse: StandardScaler's (times scale
@@ -266,13 +268,8 @@ def transformed_target_regressor(est: Any, b: GraphBuilder, x: str, n_features: 
     if name == "FunctionTransformer":
         inverse = t.inverse_func
         if inverse is not None:
-            op = INVERSE_FUNCS.get(getattr(inverse, "__name__", ""))
-            if op is None or inverse is not getattr(np, inverse.__name__, None):
-                raise UnsupportedModelError(
-                    f"TransformedTargetRegressor: inverse_func {inverse!r} is arbitrary code; supported: "
-                    f"numpy's {sorted(INVERSE_FUNCS)}"
-                )
-            y = b.op(op, y)
+            where = f"TransformedTargetRegressor(inverse_func={inverse!r})"
+            y = b.op("Ufunc", y, name=ufunc_name(inverse, where, t.inv_kw_args))
     elif name == "StandardScaler":
         if t.scale_ is not None:
             y = b.op("Mul", y, b.const("target_scale", np.asarray(t.scale_).reshape(())))
@@ -299,15 +296,11 @@ def calibrated_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) ->
         part = _part(e, b, x, n_features)
         if hasattr(e, "decision_function"):
             scores = part.outputs["decision"]
-            columns = (
-                [scores]
-                if k == 2
-                else [b.op("TakeColumns", scores, b.const("class", np.array(c, np.int32))) for c in range(k)]
-            )
+            columns = [scores] if k == 2 else [_columns(b, scores, c) for c in range(k)]
         else:
             proba = _output(part, "probabilities", est)
             wanted = [1] if k == 2 else range(k)
-            columns = [b.op("TakeColumns", proba, b.const("class", np.array(c, np.int32))) for c in wanted]
+            columns = [_columns(b, proba, c) for c in wanted]
         calibrated_columns = [
             _calibrate(b, column, c) for column, c in zip(columns, calibrated.calibrators, strict=True)
         ]
@@ -351,11 +344,11 @@ def one_vs_one(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
             confidences.append(b.op("ExpandLast", _output(part, "decision", est)))
         else:
             proba = _output(part, "probabilities", est)
-            confidences.append(b.op("TakeColumns", proba, b.const("positive", np.array([1], np.int32))))
+            confidences.append(_columns(b, proba, [1]))
     k = len(est.classes_)
     scores = b.op("OvoCombine", _side_by_side(b, predictions), _side_by_side(b, confidences), n_classes=k)
     if k == 2:
-        decision = b.op("TakeColumns", scores, b.const("second", np.array(1, np.int32)))
+        decision = _columns(b, scores, 1)
         threshold = 0.0 if hasattr(est.estimators_[0], "decision_function") else 0.5
         label = b.op("IsPositive", b.op("Sub", decision, b.const("threshold", np.array(threshold))))
         outputs = {"label": label, "decision": decision}

@@ -111,8 +111,6 @@ def _string_imputer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     fill string's code; the output carries the same input columns, for the encoder that follows."""
     if _missing_marker(est.missing_values) != "nan" or est.add_indicator:
         raise UnsupportedModelError("SimpleImputer on strings: only missing_values None or NaN, without add_indicator")
-    if x not in b.columns_of:
-        raise UnsupportedModelError("SimpleImputer on strings: only on input columns, not on computed features")
     codes = [b.string_codes(f"fill{i}", x, i, [s], "SimpleImputer") for i, s in enumerate(est.statistics_)]
     fills = b.op("Concat", *codes) if len(codes) > 1 else codes[0]
     y = b.op("Impute", x, fills, missing="nan")

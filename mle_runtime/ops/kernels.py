@@ -19,6 +19,16 @@ def squared_euclidean(x: jax.Array, points: jax.Array) -> jax.Array:
     return jnp.maximum(sq, 0)
 
 
+def cosine_similarity(x: jax.Array, points: jax.Array) -> jax.Array:
+    """(rows, points) x.p / (|x| |p|), a zero row giving 0 (as sklearn's normalize leaves it zero)."""
+
+    def unit(a: jax.Array) -> jax.Array:
+        norm = jnp.sqrt(jnp.sum(a * a, axis=1, keepdims=True))
+        return a / jnp.where(norm == 0, 1, norm)
+
+    return jnp.matmul(unit(x), unit(points).T, precision=HIGHEST)
+
+
 @register_op("Kernel")
 def kernel(
     x: jax.Array, points: jax.Array, *, kernel: str, gamma: float = 1.0, coef0: float = 0.0, degree: float = 3.0
@@ -38,12 +48,7 @@ def kernel(
     if kernel == "laplacian":
         return jnp.exp(-gamma * jnp.sum(jnp.abs(x[:, None, :] - points[None, :, :]), axis=-1))
     if kernel == "cosine":
-
-        def unit(a: jax.Array) -> jax.Array:
-            norm = jnp.sqrt(jnp.sum(a * a, axis=1, keepdims=True))
-            return a / jnp.where(norm == 0, 1, norm)
-
-        return jnp.matmul(unit(x), unit(points).T, precision=HIGHEST)
+        return cosine_similarity(x, points)
     raise ValueError(f"Kernel: unknown kernel {kernel!r}; known: {KERNELS}")
 
 

@@ -5,11 +5,14 @@ that comes first wins."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
 from mle_runtime.ops import register_op
-from mle_runtime.ops.kernels import HIGHEST, squared_euclidean
+from mle_runtime.ops.kernels import HIGHEST, cosine_similarity, squared_euclidean
 
 # Training rows compared with the queries at a time: a (rows, BLOCK) distance block per step.
 BLOCK = 2048
@@ -21,12 +24,7 @@ def _reduced(x: jax.Array, train: jax.Array, metric: str, p: float) -> jax.Array
     if metric == "euclidean":
         return squared_euclidean(x, train)
     if metric == "cosine":
-
-        def unit(a: jax.Array) -> jax.Array:
-            norm = jnp.sqrt(jnp.sum(a * a, axis=1, keepdims=True))
-            return a / jnp.where(norm == 0, 1, norm)
-
-        return 1 - jnp.matmul(unit(x), unit(train).T, precision=HIGHEST)
+        return 1 - cosine_similarity(x, train)
     diff = jnp.abs(x[:, None, :] - train[None, :, :])
     if metric == "manhattan":
         return jnp.sum(diff, axis=-1)
@@ -45,34 +43,59 @@ def _distance(reduced: jax.Array, metric: str, p: float) -> jax.Array:
     return reduced
 
 
+def _exact_reduced(x: jax.Array, train: jax.Array, metric: str, p: float) -> jax.Array:
+    """As _reduced, with euclidean distances summed from the differences: a training row equal to the
+    query is at distance exactly 0 (the weights single those out) and float32 carries no cancellation
+    error — at the cost of a (rows, train rows, features) reduction instead of one matrix product."""
+    if metric != "euclidean":
+        return _reduced(x, train, metric, p)
+    diff = x[:, None, :] - train[None, :, :]
+    return jnp.sum(diff * diff, axis=-1)
+
+
+Carry = Any
+BlockStep = Callable[[Carry, jax.Array, list[jax.Array]], Carry]
+
+
+def _over_blocks(n_train: int, arrays: list[jax.Array], step: BlockStep, carry: Carry) -> Carry:
+    """``step(carry, index, blocks)`` over the training rows in blocks of at most BLOCK rows: ``index``
+    holds the block's row numbers (those >= n_train are padding) and ``blocks`` the matching rows of
+    each of ``arrays``."""
+    size = min(BLOCK, n_train)
+    blocks = -(-n_train // size)
+    padded = [jnp.concatenate([a, jnp.zeros((blocks * size - n_train, *a.shape[1:]), a.dtype)]) for a in arrays]
+
+    def body(state: Carry, start: jax.Array) -> tuple[Carry, None]:
+        index = start + jnp.arange(size, dtype=jnp.int32)
+        return step(state, index, [jax.lax.dynamic_slice_in_dim(a, start, size) for a in padded]), None
+
+    if blocks == 1:
+        return body(carry, jnp.int32(0))[0]
+    return jax.lax.scan(body, carry, jnp.arange(blocks, dtype=jnp.int32) * size)[0]
+
+
 def nearest(x: jax.Array, train: jax.Array, k: int, metric: str, p: float) -> tuple[jax.Array, jax.Array]:
     """(distances, indices), each (rows, k), nearest first."""
     n_train = train.shape[0]
     if not 1 <= k <= n_train:
         raise ValueError(f"KNeighbors: k={k} outside 1..{n_train} (the training rows)")
-    blocks = -(-n_train // BLOCK)
-    padded = jnp.concatenate([train, jnp.zeros((blocks * BLOCK - n_train, train.shape[1]), train.dtype)])
 
-    def step(carry: tuple[jax.Array, jax.Array], start: jax.Array) -> tuple[tuple[jax.Array, jax.Array], None]:
+    def step(
+        carry: tuple[jax.Array, jax.Array], index: jax.Array, blocks: list[jax.Array]
+    ) -> tuple[jax.Array, jax.Array]:
         best, best_index = carry
-        block = jax.lax.dynamic_slice_in_dim(padded, start, BLOCK)
-        index = start + jnp.arange(BLOCK, dtype=jnp.int32)
-        keys = jnp.where(index[None, :] < n_train, _reduced(x, block, metric, p), jnp.inf)
+        keys = jnp.where(index[None, :] < n_train, _reduced(x, blocks[0], metric, p), jnp.inf)
         # the best so far come first: top_k keeps the earlier of equal keys, i.e. the lower training row
         keys = jnp.concatenate([best, keys], axis=1)
-        candidates = jnp.concatenate([best_index, jnp.broadcast_to(index, (x.shape[0], BLOCK))], axis=1)
+        candidates = jnp.concatenate([best_index, jnp.broadcast_to(index, (x.shape[0], index.shape[0]))], axis=1)
         neg, at = jax.lax.top_k(-keys, k)
-        return (-neg, jnp.take_along_axis(candidates, at, axis=1)), None
+        return -neg, jnp.take_along_axis(candidates, at, axis=1)
 
     start = (jnp.full((x.shape[0], k), jnp.inf, x.dtype), jnp.zeros((x.shape[0], k), jnp.int32))
-    if blocks == 1:
-        (reduced, index), _ = step(start, jnp.int32(0))
-    else:
-        (reduced, index), _ = jax.lax.scan(step, start, jnp.arange(blocks, dtype=jnp.int32) * BLOCK)
+    reduced, index = _over_blocks(n_train, [train], step, start)
     if metric == "euclidean":
         # The search ranks by |x|^2 - 2 x.t + |t|^2 (one matrix product); the k found are measured again
-        # directly, so that a training row equal to the query is at distance exactly 0 (the weights
-        # single those out) and float32 distances carry no cancellation error.
+        # directly (_exact_reduced, row by row).
         diff = x[:, None, :] - train[index]
         reduced = jnp.sum(diff * diff, axis=-1)
     return _distance(reduced, metric, p), index
@@ -134,48 +157,31 @@ def k_neighbors_mean(
 
 def _within(
     x: jax.Array, train: jax.Array, radius: float, metric: str, p: float, weights: str, values: jax.Array
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Sums over the training rows within ``radius`` (distance <= radius, as scikit-learn's
-    radius_neighbors), block by block, of ``values`` (train rows, width) weighted: (weighted sums, the
-    sums over the rows at distance exactly 0, the number of rows within)."""
-    n_train = train.shape[0]
-    blocks = -(-n_train // BLOCK)
-    size = min(BLOCK, n_train)
-    padded = jnp.concatenate([train, jnp.zeros((blocks * size - n_train, train.shape[1]), train.dtype)])
-    values = jnp.concatenate([values, jnp.zeros((blocks * size - n_train, values.shape[1]), values.dtype)])
-
+) -> tuple[jax.Array, jax.Array]:
+    """Over the training rows within ``radius`` (distance <= radius, as scikit-learn's radius_neighbors),
+    block by block: the sums of ``values`` (train rows, width), weighted, and how many rows are within.
+    With "distance" weights a row with neighbours at distance 0 sums only those (scikit-learn's rule)."""
+    n_train, width = train.shape[0], values.shape[1]
     Sums = tuple[jax.Array, jax.Array, jax.Array]
 
-    def step(carry: Sums, start: jax.Array) -> tuple[Sums, None]:
+    def step(carry: Sums, index: jax.Array, blocks: list[jax.Array]) -> Sums:
         weighted, exact, count = carry
-        block = jax.lax.dynamic_slice_in_dim(padded, start, size)
-        v = jax.lax.dynamic_slice_in_dim(values, start, size)
-        index = start + jnp.arange(size, dtype=jnp.int32)
-        reduced = _reduced(x, block, metric, p)
-        if metric == "euclidean":  # measured directly: exact zeros, no cancellation (see nearest())
-            diff = x[:, None, :] - block[None, :, :]
-            reduced = jnp.sum(diff * diff, axis=-1)
-        d = _distance(reduced, metric, p)
+        block, v = blocks
+        d = _distance(_exact_reduced(x, block, metric, p), metric, p)
         inside = (d <= radius) & (index[None, :] < n_train)
         w = jnp.where(inside, 1.0 if weights == "uniform" else 1 / jnp.where(d == 0, 1, d), 0.0).astype(x.dtype)
         zero = (inside & (d == 0)).astype(x.dtype)
-        dot = lambda a: jnp.matmul(a, v, precision=HIGHEST)  # noqa: E731
-        return (weighted + dot(w), exact + dot(zero), count + jnp.sum(inside, axis=1)), None
+        weighted = weighted + jnp.matmul(w, v, precision=HIGHEST)
+        exact = exact + jnp.matmul(zero, v, precision=HIGHEST)
+        return weighted, exact, count + jnp.sum(inside, axis=1)
 
-    width = values.shape[1]
-    start = (
-        jnp.zeros((x.shape[0], width), x.dtype),
-        jnp.zeros((x.shape[0], width), x.dtype),
-        jnp.zeros(x.shape[0], jnp.int32),
+    sums = jnp.zeros((x.shape[0], width), x.dtype)
+    weighted, exact, count = _over_blocks(
+        n_train, [train, values], step, (sums, sums, jnp.zeros(x.shape[0], jnp.int32))
     )
-    if blocks == 1:
-        out, _ = step(start, jnp.int32(0))
-    else:
-        out, _ = jax.lax.scan(step, start, jnp.arange(blocks, dtype=jnp.int32) * size)
-    weighted, exact, count = out
-    if weights == "distance":  # a row with neighbours at distance 0 counts only those (scikit-learn's rule)
+    if weights == "distance":
         weighted = jnp.where(jnp.any(exact != 0, axis=1, keepdims=True), exact, weighted)
-    return weighted, exact, count
+    return weighted, count
 
 
 @register_op("RadiusNeighborsVote")
@@ -195,7 +201,7 @@ def radius_neighbors_vote(
     that is 1 for a row with none (an outlier: its probabilities are one-hot at ``outlier_class``, or all
     0 when that is -1)."""
     onehot = jax.nn.one_hot(labels.astype(jnp.int32), n_classes, dtype=x.dtype)
-    votes, _, count = _within(x, train, radius, metric, p, weights, onehot)
+    votes, count = _within(x, train, radius, metric, p, weights, onehot)
     outlier = count == 0
     if outlier_class >= 0:
         votes = jnp.where(outlier[:, None], jax.nn.one_hot(outlier_class, n_classes, dtype=x.dtype), votes)
@@ -219,7 +225,7 @@ def radius_neighbors_mean(
     row with none, as scikit-learn. (rows,) or (rows, outputs) as ``targets``."""
     y = targets if targets.ndim == 2 else targets[:, None]
     ones = jnp.ones((y.shape[0], 1), x.dtype)
-    sums, _, count = _within(x, train, radius, metric, p, weights, jnp.concatenate([y.astype(x.dtype), ones], axis=1))
+    sums, count = _within(x, train, radius, metric, p, weights, jnp.concatenate([y.astype(x.dtype), ones], axis=1))
     mean = sums[:, :-1] / sums[:, -1:]
     mean = jnp.where((count == 0)[:, None], jnp.nan, mean)
     return mean if targets.ndim == 2 else mean[:, 0]

@@ -8,6 +8,7 @@ A decision matrix ``dec`` holds libsvm's pairwise values, (rows, pairs), pairs (
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -26,25 +27,28 @@ def _pairs(n_classes: int, n_pairs: int) -> list[tuple[int, int]]:
     return pairs
 
 
+def _pair_members(n_classes: int, n_pairs: int, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(pairs, classes) 0/1 matrices: row p marks pair p's first class, and its second class."""
+    pairs = _pairs(n_classes, n_pairs)
+    first = np.zeros((len(pairs), n_classes), dtype=dtype)
+    second = np.zeros((len(pairs), n_classes), dtype=dtype)
+    for p, (i, j) in enumerate(pairs):
+        first[p, i], second[p, j] = 1, 1
+    return first, second
+
+
 @register_op("OvoVotes")
 def ovo_votes(dec: jax.Array, *, n_classes: int, rule: str = "libsvm") -> jax.Array:
     """(rows, classes) votes. "libsvm": a pair's first class wins when dec > 0, else its second (libsvm's
     predict, whose argmax takes the first class on ties); "ovr": scikit-learn's _ovr_decision_function(dec
     < 0, -dec) — votes (the first class wins when dec >= 0) plus summed confidences squashed into (-1/3, 1/3)."""
-    if rule not in ("libsvm", "ovr"):
+    if rule == "ovr":
+        return ovo_combine((dec < 0).astype(jnp.int32), -dec, n_classes=n_classes)
+    if rule != "libsvm":
         raise ValueError(f"OvoVotes: unknown rule {rule!r}")
-    pairs = _pairs(n_classes, dec.shape[-1])
-    first = np.zeros((len(pairs), n_classes))
-    second = np.zeros((len(pairs), n_classes))
-    for p, (i, j) in enumerate(pairs):
-        first[p, i], second[p, j] = 1.0, 1.0
-    first_wins = (dec > 0) if rule == "libsvm" else (dec >= 0)
-    wins = first_wins.astype(dec.dtype)
-    votes = wins @ first.astype(dec.dtype) + (1 - wins) @ second.astype(dec.dtype)
-    if rule == "libsvm":
-        return votes
-    confidence = dec @ (first - second).astype(dec.dtype)
-    return votes + confidence / (3 * (jnp.abs(confidence) + 1))
+    first, second = _pair_members(n_classes, dec.shape[-1], dec.dtype)
+    wins = (dec > 0).astype(dec.dtype)
+    return wins @ first + (1 - wins) @ second
 
 
 def _sigmoid_predict(dec: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
@@ -121,13 +125,9 @@ def ovo_combine(predictions: jax.Array, confidences: jax.Array, *, n_classes: in
     """scikit-learn's _ovr_decision_function(predictions, confidences): per pair (i, j), i gets a vote
     where the pair predicted 0, j where it predicted 1, and the confidences add to j and subtract from
     i; the summed confidences, squashed into (-1/3, 1/3), break ties between vote counts."""
-    pairs = _pairs(n_classes, predictions.shape[-1])
-    first = np.zeros((len(pairs), n_classes))
-    second = np.zeros((len(pairs), n_classes))
-    for p, (i, j) in enumerate(pairs):
-        first[p, i], second[p, j] = 1.0, 1.0
     dtype = confidences.dtype
+    first, second = _pair_members(n_classes, predictions.shape[-1], dtype)
     second_wins = (predictions == 1).astype(dtype)
-    votes = (1 - second_wins) @ first.astype(dtype) + second_wins @ second.astype(dtype)
-    confidence = confidences @ (second - first).astype(dtype)
+    votes = (1 - second_wins) @ first + second_wins @ second
+    confidence = confidences @ (second - first)
     return votes + confidence / (3 * (jnp.abs(confidence) + 1))
