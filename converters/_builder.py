@@ -82,6 +82,22 @@ class GraphBuilder:
         self._deferred[name] = (column, list(values))
         return name
 
+    def unused_columns(self) -> list[int]:
+        """The columns of a 2-D input that no node reads: every node that takes the input is a column
+        selection (TakeColumns with stored indices) that leaves them out, as a ColumnTransformer's dropped
+        columns. Any other reader of the input counts as reading every column."""
+        if len(self.inputs) != 1 or self.inputs[0].name not in self.columns_of:
+            return []
+        name = self.inputs[0].name
+        used: set[int] = set()
+        for node in self.nodes:
+            if name not in node.inputs:
+                continue
+            if node.op != "TakeColumns" or node.inputs[0] != name or node.inputs[1] not in self.tensors:
+                return []
+            used.update(np.asarray(self.tensors[node.inputs[1]]).reshape(-1).tolist())
+        return sorted(set(self.columns_of[name]) - used)
+
     def resolve(self) -> None:
         """Fix every deferred tensor (string codes) now that all vocabularies are known."""
         index = {column: {s: i for i, s in enumerate(sorted(v))} for column, v in self.vocabularies.items()}
@@ -136,6 +152,9 @@ def model_ir(b: GraphBuilder, converted: Converted, metadata: dict[str, Any]) ->
         metadata["invalid_message"] = converted.invalid_message
     if b.vocabularies:
         metadata["string_columns"] = {str(c): sorted(v) for c, v in sorted(b.vocabularies.items())}
+    unused = b.unused_columns()
+    if unused:
+        metadata["unused_columns"] = unused
     if isinstance(converted.classes, list):
         metadata["output_classes"] = [encode_classes(c) for c in converted.classes]
     elif converted.classes is not None:

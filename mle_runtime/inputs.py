@@ -4,6 +4,7 @@ the model's compute dtype, checking rank, feature count and feature names."""
 from __future__ import annotations
 
 import sys
+import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,6 +32,10 @@ def _from_dataframe(x: Any, name: str, feature_names: Sequence[str] | None) -> n
     return np.asarray(x.to_numpy())
 
 
+# The lookup of a column the model never reads (a ColumnTransformer drops it): any value passes, as 0.
+IGNORED: Mapping[str, int] = types.MappingProxyType({})
+
+
 def is_missing_value(v: Any) -> bool:
     """None, a float NaN or pandas' NA / NaT: a missing value in a column of objects."""
     return v is None or (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType")
@@ -48,6 +53,9 @@ def encode_strings(arr: Any, name: str, strings: Mapping[int, Mapping[str, int]]
         # a DataFrame's columns are taken one by one: its numeric columns convert without boxing
         values = arr.iloc[:, column] if frame else arr[:, column]
         lookup = strings.get(column)
+        if lookup is IGNORED:
+            out[:, column] = 0.0
+            continue
         if lookup is not None:
             out[:, column] = _codes(np.asarray(values), lookup, name, column)
             continue
@@ -93,11 +101,13 @@ def coerce_input(
         arr = encode_strings(x, spec.name, strings)
     else:
         arr = np.asarray(x)
-        if arr.dtype.kind not in "OUS":
+        takes_strings = sorted(c for c, lookup in strings.items() if lookup is not IGNORED)
+        if arr.dtype.kind in "OUS":
+            arr = encode_strings(arr.astype(object), spec.name, strings)
+        elif takes_strings:
             raise InputError(
-                f"input {spec.name!r}: columns {sorted(strings)} take strings; pass a DataFrame or an object array"
+                f"input {spec.name!r}: columns {takes_strings} take strings; pass a DataFrame or an object array"
             )
-        arr = encode_strings(arr.astype(object), spec.name, strings)
     if arr.dtype.kind not in "biuf":
         raise InputError(f"input {spec.name!r}: dtype {arr.dtype} is not numeric (expected floats, ints or bools)")
     expected = "x".join("n" if d is None else str(d) for d in spec.shape)

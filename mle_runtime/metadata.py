@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from mle_runtime._version import __version__
 from mle_runtime.errors import FormatError
 from mle_runtime.format import MLEFormat
+from mle_runtime.inputs import IGNORED
 from mle_runtime.reader import MleFile
 
 # Output roles (DESIGN.md, "Outputs of run").
@@ -67,13 +69,15 @@ def _class_values(metadata: dict[str, Any]) -> np.ndarray:
         raise FormatError(f"metadata: bad classes ({e})") from e
 
 
-def decode_string_columns(metadata: dict[str, Any]) -> dict[int, dict[str, int]]:
-    """The vocabularies of the input's string columns: column -> {string: code}."""
+def decode_string_columns(metadata: dict[str, Any]) -> dict[int, Mapping[str, int]]:
+    """The lookups of the host-side column step: column -> {string: code} for the input's string columns,
+    and IGNORED for the columns the model never reads (any value passes there)."""
     columns = metadata.get("string_columns", {})
+    unused = metadata.get("unused_columns", [])
     try:
-        if not isinstance(columns, dict):
-            raise TypeError("not an object")
-        out = {}
+        if not isinstance(columns, dict) or not isinstance(unused, list):
+            raise TypeError("string_columns must be an object, unused_columns a list")
+        out: dict[int, Mapping[str, int]] = {int(c): IGNORED for c in unused}
         for column, vocabulary in columns.items():
             if not isinstance(vocabulary, list) or not all(isinstance(s, str) for s in vocabulary):
                 raise TypeError(f"column {column}: not a list of strings")

@@ -145,3 +145,19 @@ def test_nullable_pandas_columns(tmp_path: Path) -> None:
     nullable.loc[3, "count"] = pd.NA
     with pytest.raises(ValueError, match="contains NaN"):
         runtime.predict(nullable)
+
+
+def test_a_missing_string_encoded_as_a_number_is_accepted(tmp_path: Path) -> None:
+    """OrdinalEncoder turns a missing string it saw in training into encoded_missing_value; when that
+    is a number, the model after it never sees NaN, and the runtime accepts the missing value as
+    scikit-learn does."""
+    train = frame(400, 1)
+    encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=-1)
+    model = make_pipeline(
+        ColumnTransformer([("colour", encoder, ["colour"])], remainder="drop"), LogisticRegression()
+    ).fit(train, target(train))
+    mle.export_model(model, tmp_path / "m.mle")
+    runtime = mle.load_model(tmp_path / "m.mle", precision="float64")
+    test = frame(50, 3)
+    test.loc[:2, "colour"] = [None, np.nan, "red"]
+    np.testing.assert_array_equal(runtime.predict(test), model.predict(test))

@@ -27,6 +27,7 @@ from mle_runtime.converters.sklearn import (
     trees,
 )
 from mle_runtime.errors import UnsupportedModelError
+from mle_runtime.inputs import is_missing_value
 
 __all__ = [
     "clustering",
@@ -71,7 +72,7 @@ _REMOVES_NAN = {"SimpleImputer", "KNNImputer", "IterativeImputer", "OneHotEncode
 def _removes_nan(est: Any) -> bool:
     name = type(est).__name__
     if name == "OrdinalEncoder":  # NaN becomes encoded_missing_value, unknown_value, or an error
-        nan_seen = any(np.asarray(c).dtype.kind == "f" and np.isnan(c).any() for c in est.categories_)
+        nan_seen = any(is_missing_value(v) for categories in est.categories_ for v in categories)
         if nan_seen:
             return not np.isnan(float(est.encoded_missing_value))
         return est.handle_unknown == "error" or not np.isnan(float(est.unknown_value))
