@@ -26,6 +26,9 @@ class Converted:
     # Where scikit-learn raises for some inputs (a compiled graph cannot): the message, and an "invalid"
     # output (rows,) that is non-zero on the rows it would raise for; the runtime raises ValueError then.
     invalid_message: str | None = None
+    # Multilabel (ClassifierChain, multilabel one-vs-rest): "probabilities" holds each output's positive
+    # class probability, (rows, outputs), not each output's classes side by side.
+    multilabel: bool = False
 
 
 class ModelIR(NamedTuple):
@@ -155,6 +158,8 @@ def model_ir(b: GraphBuilder, converted: Converted, metadata: dict[str, Any]) ->
     unused = b.unused_columns()
     if unused:
         metadata["unused_columns"] = unused
+    if converted.multilabel:
+        metadata["multilabel"] = True
     if isinstance(converted.classes, list):
         metadata["output_classes"] = [encode_classes(c) for c in converted.classes]
     elif converted.classes is not None:

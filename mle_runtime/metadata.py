@@ -17,7 +17,7 @@ from mle_runtime.reader import MleFile
 # Output roles (DESIGN.md, "Outputs of run").
 OUTPUT_ROLES = {
     "label": "class labels, in the model's own class values",
-    "probabilities": "class probabilities, (n, n_classes)",
+    "probabilities": "class probabilities, (n, n_classes); a multilabel model's positive ones, (n, n_labels)",
     "decision": "decision scores, as the estimator's decision_function",
     "scores": "anomaly scores, as the estimator's score_samples",
     "predictions": "regression predictions, in the estimator's output shape",

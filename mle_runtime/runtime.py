@@ -290,9 +290,10 @@ class MLERuntime:
 
     def predict_proba(self, X: Any) -> np.ndarray | list[np.ndarray]:
         """Class probabilities; for a multi-output classifier a list with one (n, n_classes) array per
-        output, as scikit-learn returns (``run`` gives them side by side in one array)."""
+        output, as scikit-learn returns (``run`` gives them side by side in one array); for a multilabel
+        one (ClassifierChain, multilabel one-vs-rest) each output's positive probability, (n, outputs)."""
         proba = self._output(X, "probabilities", "predict_proba")
-        if self._output_classes is None:
+        if self._output_classes is None or self._require().metadata.get("multilabel") is True:
             return proba
         edges = np.cumsum([len(c) for c in self._output_classes])[:-1]
         return np.split(proba, edges, axis=1)

@@ -162,6 +162,19 @@ def _two_label_sets() -> dict[str, np.ndarray]:
     return {**d, "y": y}
 
 
+def _multilabel() -> dict[str, np.ndarray]:
+    """Three overlapping 0/1 labels per row, the third depending on the first two."""
+    X, Y = datasets.make_multilabel_classification(1600, 10, n_classes=3, random_state=16)
+    Y[:, 2] = np.where(Y[:, 0] == Y[:, 1], Y[:, 2], 1 - Y[:, 2])
+    return _split(X.astype(np.float64), Y)
+
+
+def _two_numeric_targets() -> dict[str, np.ndarray]:
+    """Two classification targets per row as numbers (a chain feeds them back as features): two classes and four."""
+    d = _multiclass()
+    return {**d, "y": np.stack([(d["y"] > 1).astype(int), np.array([3, -1, 0, 8])[d["y"]]], axis=1)}
+
+
 def _small_ints() -> dict[str, np.ndarray]:
     """Three integer-coded columns (every value seen in training) beside five numeric ones."""
     d = _binary()
@@ -210,6 +223,8 @@ DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
     "small_ints": _small_ints,
     "small_ints_nonnegative": _small_ints_nonnegative,
     "two_label_sets": _two_label_sets,
+    "multilabel": _multilabel,
+    "two_numeric_targets": _two_numeric_targets,
 }
 
 lm, pp, pipe = linear_model, preprocessing, pipeline.make_pipeline
@@ -777,4 +792,36 @@ CASES = [
         ),
         "multi_output",
     ),
+    Case(
+        "classifier-chain",
+        lambda: multioutput.ClassifierChain(lm.LogisticRegression(), order="random", random_state=0),
+        "multilabel",
+    ),
+    Case(
+        "classifier-chain-proba-trees",
+        lambda: multioutput.ClassifierChain(
+            tree.DecisionTreeClassifier(max_depth=5, random_state=0), chain_method="predict_proba"
+        ),
+        "multilabel",
+    ),
+    Case(
+        "classifier-chain-log-proba",
+        lambda: multioutput.ClassifierChain(
+            naive_bayes.GaussianNB(), order=[1, 2, 0], chain_method="predict_log_proba"
+        ),
+        "multilabel",
+    ),
+    Case(
+        "classifier-chain-decision",
+        lambda: multioutput.ClassifierChain(svm.LinearSVC(random_state=0), chain_method="decision_function"),
+        "multilabel",
+    ),
+    Case(
+        "classifier-chain-multiclass-part",
+        lambda: multioutput.ClassifierChain(lm.LogisticRegression(), order=[1, 0]),
+        "two_numeric_targets",
+    ),
+    Case("one-vs-rest-multilabel", lambda: multiclass.OneVsRestClassifier(lm.LogisticRegression()), "multilabel"),
+    Case("one-vs-rest-multilabel-svc", lambda: multiclass.OneVsRestClassifier(svm.LinearSVC()), "multilabel"),
+    Case("one-vs-rest-multilabel-nb", lambda: multiclass.OneVsRestClassifier(naive_bayes.GaussianNB()), "multilabel"),
 ]

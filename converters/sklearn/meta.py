@@ -1,5 +1,6 @@
 """Meta-estimators, composed from the converters of their parts (whatever those are, trees included):
-voting, stacking, bagging, AdaBoost, one-vs-rest, multi-output and target-transformed regression.
+voting, stacking, bagging, AdaBoost, calibration, one-vs-rest and one-vs-one, multi-output and chains,
+target-transformed regression.
 
 A part's ``label`` output is the index of its class in the part's own ``classes_``; meta-estimators
 that encode their targets (voting, stacking, bagging) fit their parts on class indices, so a part's
@@ -203,8 +204,6 @@ def one_vs_rest(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted
     """Each class's binary part scores it (decision_function where the part has one, else the second
     probability column); the label is the best score. predict_proba: the parts' positive
     probabilities, normalized."""
-    if est.multilabel_:
-        raise UnsupportedModelError("OneVsRestClassifier fitted on multilabel targets is not supported")
     scores, positives = [], []
     for e in est.estimators_:
         if type(e).__name__ == "_ConstantPredictor":
@@ -217,6 +216,8 @@ def one_vs_rest(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted
         scores.append(b.op("ExpandLast", part.outputs["decision"]) if hasattr(e, "decision_function") else positive)
     if None in scores:
         raise UnsupportedModelError("OneVsRestClassifier: a part has neither decision_function nor predict_proba")
+    if est.multilabel_:
+        return _multilabel_one_vs_rest(est, b, scores, positives)
     outputs: dict[str, str] = {}
     if len(scores) == 1:  # two classes, one part: positive when the score passes 0 (a decision) or 0.5
         score = b.op("SqueezeLast", scores[0])
@@ -236,6 +237,21 @@ def one_vs_rest(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted
             outputs["probabilities"] = b.op("OvrNormalize", _side_by_side(b, positives))
     run = ["label", "probabilities" if "probabilities" in outputs else "decision"]
     return Converted("classifier", outputs, run, classes=np.asarray(est.classes_))
+
+
+def _multilabel_one_vs_rest(est: Any, b: GraphBuilder, scores: list[str], positives: list[str]) -> Converted:
+    """Each label is on where its part's score passes 0 (a decision) or 0.5 (a probability); predict_proba:
+    the parts' positive probabilities, not normalized."""
+    stacked = _side_by_side(b, scores)
+    threshold = 0.0 if hasattr(est.estimators_[0], "decision_function") else 0.5
+    outputs = {"label": b.op("IsPositive", b.op("Sub", stacked, b.const("threshold", np.array(threshold))))}
+    if hasattr(est, "decision_function"):
+        outputs["decision"] = stacked
+    if len(positives) == len(scores):
+        outputs["probabilities"] = _side_by_side(b, positives)
+    run = ["label", "probabilities" if "probabilities" in outputs else "decision"]
+    classes = [np.array([0, 1], dtype=np.int64)] * len(scores)  # the indicator matrix scikit-learn returns
+    return Converted("classifier", outputs, run, classes=classes, multilabel=True)
 
 
 @converts(multioutput.MultiOutputRegressor)
@@ -355,6 +371,48 @@ def one_vs_one(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     else:
         outputs = {"label": b.op("ArgMax", scores), "decision": scores}
     return Converted("classifier", outputs, ["label", "decision"], classes=np.asarray(est.classes_))
+
+
+@converts(multioutput.ClassifierChain)
+def classifier_chain(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """Each classifier of the chain sees X and, for those before it (in ``order_``), their
+    ``chain_method`` response: the predicted class value, or the positive class's probability, log
+    probability or decision. Labels come back as floats (scikit-learn fills a float array); predict_proba
+    and decision_function are each output's positive-class response, (rows, outputs)."""
+    method = getattr(est, "chain_method_", "predict")
+    labels, positives, decisions = [], [], []
+    features, width = x, n_features
+    for e in est.estimators_:
+        part = _part(e, b, features, width)
+        label = _output(part, "label", est)
+        labels.append(b.op("ExpandLast", label))
+        binary = len(e.classes_) == 2
+        if binary and "probabilities" in part.outputs:
+            positives.append(_columns(b, part.outputs["probabilities"], [1]))
+        if binary and "decision" in part.outputs:
+            decisions.append(b.op("ExpandLast", part.outputs["decision"]))
+        if method == "predict":
+            values = b.const("class_values", np.asarray(e.classes_, dtype=np.float64))
+            feature = b.op("ExpandLast", b.op("TakeColumns", values, label))
+        elif not binary:
+            raise UnsupportedModelError(
+                f"ClassifierChain(chain_method={method!r}) with a part of {len(e.classes_)} classes is not supported"
+            )
+        elif method == "decision_function":
+            feature = decisions[-1]
+        else:
+            feature = positives[-1] if method == "predict_proba" else b.op("Ufunc", positives[-1], name="log")
+        features, width = b.op("Concat", features, feature), width + 1
+    order = np.argsort(np.asarray(est.order_)).astype(np.int32)  # output t is the chain's column order[t]
+    restore = b.const("target_order", order)
+    outputs = {"label": b.op("TakeColumns", _side_by_side(b, labels), restore)}
+    if len(positives) == len(labels):
+        outputs["probabilities"] = b.op("TakeColumns", _side_by_side(b, positives), restore)
+    if hasattr(est, "decision_function") and len(decisions) == len(labels):
+        outputs["decision"] = b.op("TakeColumns", _side_by_side(b, decisions), restore)
+    run = ["label", *[role for role in ("probabilities", "decision") if role in outputs][:1]]
+    classes = [np.asarray(est.estimators_[i].classes_, dtype=np.float64) for i in order]
+    return Converted("classifier", outputs, run, classes=classes, multilabel=True)
 
 
 @converts(multioutput.RegressorChain)
