@@ -284,6 +284,25 @@ def test_multilabel_predict_proba_is_one_array(chain: bool, tmp_path: Path) -> N
     assert_close(proba, model.predict_proba(X), 1e-12, "predict_proba", magnitude(model.predict_proba(X)))
 
 
+def test_spline_extrapolation_error_refuses_rows_beyond_the_knots(tmp_path: Path) -> None:
+    """SplineTransformer(extrapolation="error"): rows inside the knots match scikit-learn; a row beyond
+    them raises ValueError naming it, where scikit-learn raises."""
+    from sklearn.preprocessing import SplineTransformer
+
+    d = DATA["regression"]()
+    model = SplineTransformer(5, extrapolation="error").fit(d["X"])
+    mle.export_model(model, tmp_path / "m.mle")
+    runtime = mle.load_model(tmp_path / "m.mle", precision="float64")
+    inside = np.clip(d["X_test"], d["X"].min(axis=0), d["X"].max(axis=0))
+    assert_close(runtime.transform(inside), model.transform(inside), 1e-12, "transform", 1.0)
+    beyond = inside.copy()
+    beyond[3, 2] = d["X"][:, 2].max() + 1e-9
+    with pytest.raises(ValueError, match="beyond the limits of the knots"):
+        model.transform(beyond)
+    with pytest.raises(ValueError, match=r"beyond the limits of the knots \(rows \[3\]\)"):
+        runtime.transform(beyond)
+
+
 def test_column_transformer_by_name_on_a_dataframe(tmp_path: Path) -> None:
     """Columns chosen by name (and by a callable selector), a DataFrame in; NaN accepted in the encoded
     column and refused in a scaled one, as scikit-learn accepts and refuses it."""

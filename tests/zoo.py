@@ -774,6 +774,30 @@ CASES = [
         "kbins-onehot-uniform", lambda: pp.KBinsDiscretizer(5, encode="onehot-dense", strategy="uniform"), "regression"
     ),
     Case("kbins-kmeans-ordinal", lambda: pp.KBinsDiscretizer(3, encode="ordinal", strategy="kmeans"), "regression"),
+    # Held-out rows reach past the training range: every extrapolation is exercised.
+    Case("spline-constant", lambda: pp.SplineTransformer(), "regression"),
+    Case(
+        "spline-linear-quantile",
+        lambda: pp.SplineTransformer(4, knots="quantile", extrapolation="linear"),
+        "regression",
+    ),
+    Case(
+        # degree 1: scikit-learn raises the degree it extrapolates with from one feature to the next
+        "spline-linear-degree-1",
+        lambda: pp.SplineTransformer(5, degree=1, extrapolation="linear", include_bias=False),
+        "regression",
+    ),
+    Case("spline-periodic", lambda: pp.SplineTransformer(6, degree=2, extrapolation="periodic"), "regression"),
+    Case(
+        "spline-continue-ridge",
+        lambda: pipe(pp.SplineTransformer(5, extrapolation="continue", include_bias=False), lm.Ridge()),
+        "regression",
+    ),
+    Case(
+        "spline-missing-zeros-logreg",
+        lambda: pipe(pp.SplineTransformer(4, extrapolation="linear", handle_missing="zeros"), lm.LogisticRegression()),
+        "nan_binary",
+    ),
     Case(
         "function-log1p-logreg",
         lambda: pipe(pp.FunctionTransformer(np.log1p), lm.LogisticRegression(max_iter=300)),

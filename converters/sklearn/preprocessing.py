@@ -141,3 +141,58 @@ def simple_imputer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
         flags = b.op("IsMissing", b.op("TakeColumns", source, b.const("indicated", features)), missing=missing)
         y, width = b.op("Concat", y, flags), width + len(features)
     return _transformed(y, width)
+
+
+@converts(preprocessing.SplineTransformer)
+def spline_transformer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    """Each feature's B-spline basis (scipy's evaluation, reproduced), with the transformer's
+    extrapolation: "continue" and "periodic" inside the spline op, "constant" and "linear" from the end
+    values and slopes scikit-learn takes at the first and last knot, "error" as rows the runtime refuses.
+    The output is dense, also where ``sparse_output`` asks scikit-learn for a sparse matrix."""
+    k, extrapolation = int(est.degree), est.extrapolation
+    splines = est.bsplines_
+    knots = np.stack([np.asarray(s.t, dtype=np.float64) for s in splines])
+    coef = np.stack([np.asarray(s.c, dtype=np.float64) for s in splines])
+    missing = 0.0 if getattr(est, "handle_missing", "error") == "zeros" else None
+    periodic = extrapolation == "periodic"
+    y = b.op("BSpline", x, b.const("knots", knots), b.const("coef", coef), degree=k, periodic=periodic, missing=missing)
+    if extrapolation in ("constant", "linear"):
+        ends = _spline_ends(est)
+        y = b.op("SplineEnds", y, x, *(b.const(name, v) for name, v in ends.items()), linear=extrapolation == "linear")
+    n_splines = coef.shape[2]
+    width = n * n_splines
+    if not est.include_bias:  # scikit-learn drops each feature's last spline
+        kept = np.array([j for j in range(width) if (j + 1) % n_splines != 0], dtype=np.int32)
+        y, width = b.op("TakeColumns", y, b.const("kept_splines", kept)), len(kept)
+    outputs = {"transformed": y}
+    message = None
+    if extrapolation == "error":
+        low, high = b.const("low", knots[:, k]), b.const("high", knots[:, -k - 1])
+        outputs["invalid"] = b.op("OutsideRange", x, low, high)
+        message = "SplineTransformer: `X` contains values beyond the limits of the knots"
+    return Converted("transformer", outputs, ["transformed"], n_outputs=width, invalid_message=message)
+
+
+def _spline_ends(est: Any) -> dict[str, np.ndarray]:
+    """Per feature, the range of the knots outside which scikit-learn extrapolates, and the basis values
+    (for "linear" also the slopes) it sets below and above: "constant" gives the first and last
+    ``degree`` splines their value at the end knot, "linear" continues the first and last ``degree``
+    splines (at least 2, for degree 0 one) along their derivative there; the other splines are 0.
+    scikit-learn's transform raises ``degree`` for "linear" once per feature while it is below 2, and
+    keeps the raised value for the features after (it reads knot ``degree`` as the end, too); the raised
+    values are reproduced as scikit-learn computes them."""
+    degree, linear = int(est.degree), est.extrapolation == "linear"
+    n_splines = est.bsplines_[0].c.shape[1]
+    ends: dict[str, list[np.ndarray]] = {k: [] for k in ("low", "high", "below", "below_slope", "above", "above_slope")}
+    for s in est.bsplines_:
+        low, high = s.t[degree], s.t[-degree - 1]
+        if linear and degree <= 1:
+            degree += 1
+        first, last = np.arange(n_splines) < degree, np.arange(n_splines) >= n_splines - degree
+        ends["low"].append(np.asarray(low))
+        ends["high"].append(np.asarray(high))
+        for name, at, part in (("below", low, first), ("above", high, last)):
+            ends[name].append(np.where(part, s(at), 0.0))
+            slope = s(at, nu=1) if linear else np.zeros(n_splines)
+            ends[f"{name}_slope"].append(np.where(part, slope, 0.0))
+    return {name: np.stack(values).astype(np.float64) for name, values in ends.items()}

@@ -106,3 +106,71 @@ def ufunc(x: jax.Array, *, name: str) -> jax.Array:
     if name not in UFUNCS:
         raise ValueError(f"Ufunc: {name!r} is not one of {sorted(UFUNCS)}")
     return UFUNCS[name](x)
+
+
+@register_op("BSpline")
+def b_spline(
+    x: jax.Array, knots: jax.Array, coef: jax.Array, *, degree: int, periodic: bool, missing: float | None
+) -> jax.Array:
+    """(rows, features * splines): for each feature f, scipy's ``BSpline(knots[f], coef[f], degree)`` at
+    x[:, f], the end pieces extrapolating, step for step as scipy computes it (its knot interval, de Boor's
+    recursion, then the sum over the degree + 1 non-zero basis functions in order). ``periodic`` first maps
+    x into the base interval (SplineTransformer's periodic extrapolation); a NaN x gives ``missing``
+    (None: NaN) in every column of its feature."""
+    k, n = degree, knots.shape[1] - degree - 1
+    value = x
+    if periodic:
+        start, period = knots[:, k], knots[:, n] - knots[:, k]
+        wrapped = start + jnp.remainder(x - start, jnp.where(period > 0, period, 1))
+        value = jnp.where(period > 0, wrapped, 0)  # a constant feature (one value in training) maps to 0
+    interval = jnp.clip(jnp.sum(value[:, :, None] >= knots[None], axis=-1), k + 1, n) - 1
+    feature = jnp.arange(knots.shape[0])[None, :]
+
+    def knot(i: jax.Array) -> jax.Array:
+        return knots[feature, i]
+
+    h = [jnp.ones_like(value)]
+    for j in range(1, k + 1):
+        previous, h = h, [jnp.zeros_like(value)] * (j + 1)
+        for m in range(1, j + 1):
+            right, left = knot(interval + m), knot(interval + m - j)
+            same = right == left  # scipy skips the term (its weight is 0)
+            w = jnp.where(same, 0, previous[m - 1] / jnp.where(same, 1, right - left))
+            h[m - 1] = h[m - 1] + w * (right - value)
+            h[m] = w * (value - left)
+    out = jnp.zeros((*value.shape, coef.shape[2]), value.dtype)
+    for a in range(k + 1):
+        out = out + coef[feature, interval - k + a] * h[a][..., None]
+    fill = jnp.asarray(jnp.nan if missing is None else missing, out.dtype)
+    out = jnp.where(jnp.isnan(x)[..., None], fill, out)
+    return out.reshape(x.shape[0], -1)
+
+
+@register_op("SplineEnds")
+def spline_ends(
+    basis: jax.Array,
+    x: jax.Array,
+    low: jax.Array,
+    high: jax.Array,
+    below: jax.Array,
+    below_slope: jax.Array,
+    above: jax.Array,
+    above_slope: jax.Array,
+    *,
+    linear: bool,
+) -> jax.Array:
+    """SplineTransformer's constant or linear extrapolation: per feature f, where x[:, f] lies below
+    ``low[f]`` or above ``high[f]``, ``below[f]`` (plus ``(x - low[f]) * below_slope[f]`` when ``linear``),
+    or the same with ``above``, in place of the spline basis; NaN gives zeros."""
+    b3 = basis.reshape(x.shape[0], x.shape[1], below.shape[1])
+    v, low, high = x[..., None], low[None, :, None], high[None, :, None]
+    lo = below + (v - low) * below_slope if linear else jnp.broadcast_to(below, b3.shape)
+    hi = above + (v - high) * above_slope if linear else jnp.broadcast_to(above, b3.shape)
+    inside = jnp.where((low <= v) & (v <= high), b3, 0)
+    return jnp.where(v < low, lo, jnp.where(v > high, hi, inside)).reshape(basis.shape)
+
+
+@register_op("OutsideRange")
+def outside_range(x: jax.Array, low: jax.Array, high: jax.Array) -> jax.Array:
+    """(rows,) 1 where some feature f lies below ``low[f]`` or above ``high[f]`` (NaN does not), else 0."""
+    return jnp.any((x < low) | (x > high), axis=1).astype(jnp.int32)
