@@ -197,18 +197,19 @@ def test_isotonic_out_of_bounds_raise_is_refused(tmp_path: Path) -> None:
 
 
 def test_neighbours_of_a_training_set_larger_than_one_block(tmp_path: Path) -> None:
-    """5,000 training rows (three blocks of the search), with duplicated rows: the same neighbours,
-    labels and distance-weighted probabilities as scikit-learn's brute force."""
+    """5,000 training rows (three blocks of the search), with duplicated rows, queried by more rows
+    than one chunk of the search: the same neighbours, labels and distance-weighted probabilities as
+    scikit-learn's brute force."""
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
-    from mle_runtime.ops.neighbors import BLOCK
+    from mle_runtime.ops.neighbors import BLOCK, QUERY_CHUNK
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(5000, 6))
     X[4000:4100] = X[:100]  # exact duplicates, across blocks, with the same targets
     y = (X[:, 0] + X[:, 1] ** 2 > 0.5).astype(int)
     assert len(X) > 2 * BLOCK
-    X_test = np.vstack([rng.normal(size=(300, 6)), X[:20]])  # rows at distance 0 from two training rows
+    X_test = np.vstack([rng.normal(size=(QUERY_CHUNK + 300, 6)), X[:20]])  # rows at distance 0 from two
     for model, method in (
         (KNeighborsClassifier(9, weights="distance", algorithm="brute").fit(X, y), "predict_proba"),
         (KNeighborsRegressor(4, algorithm="brute").fit(X, X[:, 2] * y), "predict"),
@@ -216,8 +217,42 @@ def test_neighbours_of_a_training_set_larger_than_one_block(tmp_path: Path) -> N
         path = tmp_path / f"{method}.mle"
         mle.export_model(model, path)
         runtime = mle.load_model(path, precision="float64")
-        np.testing.assert_allclose(getattr(runtime, method)(X_test), getattr(model, method)(X_test), rtol=1e-12)
-        np.testing.assert_array_equal(runtime.predict(X_test), model.predict(X_test))
+        want = getattr(model, method)(X_test)
+        # (a mean of neighbours nearly as far as each other may add them in another order: not exact)
+        assert_close(getattr(runtime, method)(X_test), want, 1e-12, method, magnitude(want))
+        if method == "predict_proba":
+            np.testing.assert_array_equal(runtime.predict(X_test), model.predict(X_test))
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan"])
+def test_neighbours_among_many_equal_distances(metric: str, tmp_path: Path) -> None:
+    """Half the training rows on an integer grid (some 20 at each point), half scattered around it: the
+    k-th neighbour is often one of many equally distant rows, across blocks and search groups. Where it is not, the
+    votes equal scikit-learn's; where it is, scikit-learn's brute force keeps whichever its heap keeps
+    (its documentation leaves ties to the ordering of the data), and the runtime keeps the lowest
+    training rows (lexicographic on distance then row), which this test checks directly."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(4)
+    X = rng.integers(0, 5, size=(5000, 3)).astype(np.float64)
+    X[::2] += rng.normal(scale=0.3, size=X[::2].shape)
+    y = rng.integers(0, 4, size=5000)
+    X_test = rng.integers(-1, 6, size=(600, 3)).astype(np.float64)
+    k = 20
+    model = KNeighborsClassifier(k, metric=metric, algorithm="brute").fit(X, y)
+    mle.export_model(model, tmp_path / "m.mle")
+    distances = np.abs(X_test[:, None, :] - X[None, :, :])
+    distances = np.sqrt((distances**2).sum(-1)) if metric == "euclidean" else distances.sum(-1)
+    order = np.argsort(distances, axis=1, kind="stable")  # distance, then training row
+    lowest_rows = np.stack([np.bincount(y[row[:k]], minlength=4) / k for row in order])
+    ranked = np.take_along_axis(distances, order, axis=1)
+    untied = ranked[:, k - 1] < ranked[:, k]
+    assert 50 < untied.sum() < len(X_test) - 50  # both kinds of row are exercised
+    for precision in ("float64", "float32"):
+        proba = mle.load_model(tmp_path / "m.mle", precision=precision).predict_proba(X_test)
+        tol = 1e-12 if precision == "float64" else 1e-6
+        np.testing.assert_allclose(proba[untied], model.predict_proba(X_test[untied]), atol=tol)
+        np.testing.assert_allclose(proba, lowest_rows, atol=tol)
 
 
 def test_rows_without_neighbours_in_the_radius(tmp_path: Path) -> None:

@@ -16,6 +16,13 @@ from mle_runtime.ops.kernels import HIGHEST, cosine_similarity, squared_euclidea
 
 # Training rows compared with the queries at a time: a (rows, BLOCK) distance block per step.
 BLOCK = 2048
+# Queries searched at a time: their distance block stays in cache (measured: 2.6x faster than 4,096
+# queries at once, with GROUP, on 20,000 training rows of 50 features).
+QUERY_CHUNK = 1024
+# The k nearest of a block are found among the k groups of GROUP consecutive training rows whose nearest
+# rows are nearest: two small top_k calls instead of one over the whole block (XLA's top_k on CPU costs
+# about as much as the distances themselves over 2,048 columns).
+GROUP = 16
 METRICS = ("euclidean", "manhattan", "chebyshev", "minkowski", "cosine")
 
 
@@ -57,11 +64,11 @@ Carry = Any
 BlockStep = Callable[[Carry, jax.Array, list[jax.Array]], Carry]
 
 
-def _over_blocks(n_train: int, arrays: list[jax.Array], step: BlockStep, carry: Carry) -> Carry:
-    """``step(carry, index, blocks)`` over the training rows in blocks of at most BLOCK rows: ``index``
-    holds the block's row numbers (those >= n_train are padding) and ``blocks`` the matching rows of
-    each of ``arrays``."""
-    size = min(BLOCK, n_train)
+def _over_blocks(n_train: int, arrays: list[jax.Array], step: BlockStep, carry: Carry, multiple: int = 1) -> Carry:
+    """``step(carry, index, blocks)`` over the training rows in blocks of at most BLOCK rows (a multiple
+    of ``multiple``): ``index`` holds the block's row numbers (those >= n_train are padding) and
+    ``blocks`` the matching rows of each of ``arrays``."""
+    size = min(BLOCK, -(-n_train // multiple) * multiple)
     blocks = -(-n_train // size)
     padded = [jnp.concatenate([a, jnp.zeros((blocks * size - n_train, *a.shape[1:]), a.dtype)]) for a in arrays]
 
@@ -74,25 +81,56 @@ def _over_blocks(n_train: int, arrays: list[jax.Array], step: BlockStep, carry: 
     return jax.lax.scan(body, carry, jnp.arange(blocks, dtype=jnp.int32) * size)[0]
 
 
+def _in_query_chunks(x: jax.Array, search: Callable[[jax.Array], tuple[jax.Array, ...]]) -> tuple[jax.Array, ...]:
+    """``search`` over the rows of x QUERY_CHUNK at a time (the last chunk padded), results joined."""
+    rows = x.shape[0]
+    if rows <= QUERY_CHUNK:
+        return search(x)
+    chunks = -(-rows // QUERY_CHUNK)
+    padded = jnp.concatenate([x, jnp.zeros((chunks * QUERY_CHUNK - rows, x.shape[1]), x.dtype)])
+    out = jax.lax.map(search, padded.reshape(chunks, QUERY_CHUNK, x.shape[1]))
+    return tuple(o.reshape(chunks * QUERY_CHUNK, *o.shape[2:])[:rows] for o in out)
+
+
+def _block_candidates(keys: jax.Array, index: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+    """Of a block's keys (rows, size), a subset sure to hold the k smallest by (key, training row): the
+    rows of the k groups whose smallest (key, row) come first. Every one of the k smallest lies in such a
+    group, since its group's smallest is no larger than it, hence than the k-th smallest group's. The
+    chosen groups are kept in training-row order, so that top_k's earlier-wins rule still picks the
+    lower row among equal keys."""
+    rows, size = keys.shape
+    groups = size // GROUP
+    if groups <= k:
+        return keys, jnp.broadcast_to(index, keys.shape)
+    grouped = keys.reshape(rows, groups, GROUP)
+    _, chosen = jax.lax.top_k(-jnp.min(grouped, axis=2), k)
+    chosen = jnp.sort(chosen, axis=1)
+    candidates = jnp.take_along_axis(grouped, chosen[:, :, None], axis=1).reshape(rows, k * GROUP)
+    rows_of = index[0] + chosen[:, :, None] * GROUP + jnp.arange(GROUP, dtype=jnp.int32)
+    return candidates, rows_of.reshape(rows, k * GROUP)
+
+
 def nearest(x: jax.Array, train: jax.Array, k: int, metric: str, p: float) -> tuple[jax.Array, jax.Array]:
     """(distances, indices), each (rows, k), nearest first."""
     n_train = train.shape[0]
     if not 1 <= k <= n_train:
         raise ValueError(f"KNeighbors: k={k} outside 1..{n_train} (the training rows)")
 
-    def step(
-        carry: tuple[jax.Array, jax.Array], index: jax.Array, blocks: list[jax.Array]
-    ) -> tuple[jax.Array, jax.Array]:
-        best, best_index = carry
-        keys = jnp.where(index[None, :] < n_train, _reduced(x, blocks[0], metric, p), jnp.inf)
-        # the best so far come first: top_k keeps the earlier of equal keys, i.e. the lower training row
-        keys = jnp.concatenate([best, keys], axis=1)
-        candidates = jnp.concatenate([best_index, jnp.broadcast_to(index, (x.shape[0], index.shape[0]))], axis=1)
-        neg, at = jax.lax.top_k(-keys, k)
-        return -neg, jnp.take_along_axis(candidates, at, axis=1)
+    def search(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        def step(
+            carry: tuple[jax.Array, jax.Array], index: jax.Array, blocks: list[jax.Array]
+        ) -> tuple[jax.Array, jax.Array]:
+            best, best_index = carry
+            keys = jnp.where(index[None, :] < n_train, _reduced(x, blocks[0], metric, p), jnp.inf)
+            keys, rows_of = _block_candidates(keys, index, k)
+            # the best so far come first: top_k keeps the earlier of equal keys, i.e. the lower training row
+            neg, at = jax.lax.top_k(-jnp.concatenate([best, keys], axis=1), k)
+            return -neg, jnp.take_along_axis(jnp.concatenate([best_index, rows_of], axis=1), at, axis=1)
 
-    start = (jnp.full((x.shape[0], k), jnp.inf, x.dtype), jnp.zeros((x.shape[0], k), jnp.int32))
-    reduced, index = _over_blocks(n_train, [train], step, start)
+        start = (jnp.full((x.shape[0], k), jnp.inf, x.dtype), jnp.zeros((x.shape[0], k), jnp.int32))
+        return _over_blocks(n_train, [train], step, start, multiple=GROUP)
+
+    reduced, index = _in_query_chunks(x, search)
     if metric == "euclidean":
         # The search ranks by |x|^2 - 2 x.t + |t|^2 (one matrix product); the k found are measured again
         # directly (_exact_reduced, row by row).
