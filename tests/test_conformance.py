@@ -46,6 +46,8 @@ def sklearn_outputs(model: Any, X: np.ndarray) -> dict[str, np.ndarray]:
     with warnings.catch_warnings():
         # SimpleImputer warns on each transform that it drops features with no observed value.
         warnings.filterwarnings("ignore", "Skipping features without any observed values")
+        # OneHotEncoder with drop warns of unknown values it encodes as zeros or as the infrequent column.
+        warnings.filterwarnings("ignore", "Found unknown categories")
         out = {}
         if hasattr(model, "predict"):
             out["predict"] = model.predict(X)

@@ -75,6 +75,20 @@ MODELS = {
         ),
         HistGradientBoostingClassifier(max_iter=20, categorical_features=[0, 1], random_state=0),
     ),
+    "infrequent-warn-logreg": lambda: make_pipeline(
+        ColumnTransformer(
+            [
+                ("colour", OneHotEncoder(max_categories=3, handle_unknown="warn"), ["colour"]),
+                (
+                    "size",
+                    OrdinalEncoder(max_categories=3, handle_unknown="use_encoded_value", unknown_value=9),
+                    ["size"],
+                ),
+            ],
+            remainder="passthrough",
+        ),
+        LogisticRegression(),
+    ),
     "onehot-missing-category-ridge": lambda: make_pipeline(
         ColumnTransformer(
             [("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["colour", "size"])],

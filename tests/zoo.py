@@ -756,6 +756,51 @@ CASES = [
         lambda: compose.ColumnTransformer([("o", pp.OrdinalEncoder(), [0, 2])], remainder="passthrough"),
         "small_ints",
     ),
+    # infrequent categories: the held-out rows hold unknown values and NaN too
+    Case(
+        "onehot-infrequent-if-exist-logreg",
+        lambda: pipe(
+            compose.ColumnTransformer(
+                [
+                    (
+                        "cat",
+                        pp.OneHotEncoder(max_categories=4, handle_unknown="infrequent_if_exist", drop="first"),
+                        [0, 1],
+                    )
+                ],
+                remainder="passthrough",
+            ),
+            lm.LogisticRegression(max_iter=500),
+        ),
+        "categorical",
+    ),
+    Case(
+        "onehot-infrequent-ignore",
+        lambda: compose.ColumnTransformer(
+            [("cat", pp.OneHotEncoder(min_frequency=80, handle_unknown="ignore", sparse_output=False), [0, 1])]
+        ),
+        "categorical",
+    ),
+    Case(
+        "onehot-infrequent-error",
+        lambda: compose.ColumnTransformer(
+            [("oh", pp.OneHotEncoder(max_categories=3, sparse_output=False, drop="if_binary"), [0, 1, 2])]
+        ),
+        "small_ints",
+    ),
+    Case(
+        "ordinal-infrequent",
+        lambda: compose.ColumnTransformer(
+            [
+                (
+                    "ord",
+                    pp.OrdinalEncoder(max_categories=4, handle_unknown="use_encoded_value", unknown_value=-1),
+                    [0, 1],
+                )
+            ]
+        ),
+        "categorical",
+    ),
     Case(
         "feature-union-pca-kbins",
         lambda: pipe(

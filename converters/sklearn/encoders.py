@@ -29,8 +29,6 @@ class Categories(NamedTuple):
 def _categories(est: Any, b: GraphBuilder, x: str) -> list[Categories]:
     """Numeric categories as they are; string categories as codes in their input column's vocabulary
     (the runtime maps the strings to those codes before the graph runs)."""
-    if getattr(est, "_infrequent_enabled", False):
-        raise UnsupportedModelError(f"{type(est).__name__} with infrequent categories is not supported")
     out = []
     for i, categories in enumerate(est.categories_):
         values = list(categories)
@@ -74,42 +72,81 @@ def _transformed(y: str, width: int, invalid: str | None = None, message: str | 
     return Converted("transformer", outputs, ["transformed"], n_outputs=width, invalid_message=message)
 
 
+def _grouped(est: Any, i: int, n: int) -> tuple[np.ndarray, int | None]:
+    """Feature i's category -> its index once infrequent categories are grouped (they share the last),
+    and that shared index (None where the feature has no infrequent category)."""
+    mappings = (
+        getattr(est, "_default_to_infrequent_mappings", None) if getattr(est, "_infrequent_enabled", False) else None
+    )
+    if mappings is None or mappings[i] is None:
+        return np.arange(n), None
+    infrequent = est._infrequent_indices[i]
+    return np.asarray(mappings[i]), int(mappings[i][infrequent[0]])
+
+
 @converts(preprocessing.OneHotEncoder)
 def one_hot_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
-    """One 0/1 column per category of each feature, less a dropped one; an unknown value gives zeros
-    ("ignore") or makes the runtime raise ValueError ("error"), as scikit-learn does."""
-    if est.handle_unknown not in ("error", "ignore"):
+    """One 0/1 column per category of each feature (infrequent categories sharing one, last), less a
+    dropped one. An unknown value gives zeros ("ignore"), the infrequent column where the feature has one
+    ("infrequent_if_exist", and "warn" without its warning), or makes the runtime raise ValueError
+    ("error"), as scikit-learn does."""
+    to_infrequent = est.handle_unknown in ("infrequent_if_exist", "warn")
+    if est.handle_unknown not in ("error", "ignore") and not to_infrequent:
         raise UnsupportedModelError(f"OneHotEncoder(handle_unknown={est.handle_unknown!r}) is not supported")
+    drops = getattr(est, "_drop_idx_after_grouping", est.drop_idx_)
     blocks, width = [], 0
     categories_ = _categories(est, b, x)
     one_hots = _one_hots(b, x, categories_)
     for i, (onehot, categories) in enumerate(zip(one_hots, categories_, strict=True)):
-        drop = None if est.drop_idx_ is None else est.drop_idx_[i]
-        if drop is not None:
+        grouped, infrequent = _grouped(est, i, categories.n_all)
+        drop = None if drops is None or drops[i] is None else int(drops[i])
+        n_out = int(grouped.max()) + 1 - (drop is not None)
+
+        def column(g: int, drop: int | None = drop) -> int | None:
+            return None if g == drop else g - 1 if drop is not None and g > drop else g
+
+        if infrequent is None and drop is None:
+            block = onehot
+        elif infrequent is None:
             keep = np.array([c for c in range(categories.n_all) if c != drop], dtype=np.int32)
-            onehot = b.op("TakeColumns", onehot, b.const(f"kept{i}", keep))
-        blocks.append(onehot)
-        width += categories.n_all - (drop is not None)
+            block = b.op("TakeColumns", onehot, b.const(f"kept{i}", keep))
+        else:  # a 0/1 matrix sends each category to its column: exact
+            placement = np.zeros((categories.n_all, n_out))
+            for c, g in enumerate(grouped):
+                if column(g) is not None:
+                    placement[c, column(g)] = 1.0
+            block = b.op("Gemm", onehot, b.const(f"grouping{i}", placement))
+            target = column(infrequent)
+            if to_infrequent and target is not None:  # unknown (no category hit): the infrequent column
+                hits = b.op("Gemm", onehot, b.const("ones", np.ones(categories.n_all)))
+                unknown = b.op("ExpandLast", b.op("Sub", b.const("one", np.array(1.0)), hits))
+                block = b.op("Add", block, b.op("Mul", unknown, b.const(f"infrequent{i}", np.eye(n_out)[target])))
+        blocks.append(block)
+        width += n_out
     y = blocks[0] if len(blocks) == 1 else b.op("Concat", *blocks)
-    if est.handle_unknown == "ignore":
+    if est.handle_unknown != "error":
         return _transformed(y, width)
     return _transformed(y, width, _any_unknown(b, one_hots, categories_), UNKNOWN_MESSAGE)
 
 
 @converts(preprocessing.OrdinalEncoder)
 def ordinal_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
-    """Each value's position among its feature's categories. NaN is encoded_missing_value where NaN was
-    a category in training, else an unknown value like any other (unknown_value, or an error)."""
+    """Each value's position among its feature's categories (infrequent ones sharing the last code). NaN
+    is encoded_missing_value where NaN was a category in training, else an unknown value like any other
+    (unknown_value, or an error)."""
     unknown = None if est.handle_unknown == "error" else float(est.unknown_value)
     columns = []
     categories_ = _categories(est, b, x)
     for i, categories in enumerate(categories_):
         nan_seen = categories.n_all > categories.n_known
         missing = float(est.encoded_missing_value) if nan_seen else unknown
+        grouped, infrequent = _grouped(est, i, categories.n_known)  # (the missing category is never grouped)
+        codes = [] if infrequent is None else [b.const(f"grouped_codes{i}", grouped.astype(np.float64))]
         code = b.op(
             "OrdinalCodes",
             x,
             categories.known,
+            *codes,
             column=i,
             unknown=None if unknown is None or np.isnan(unknown) else unknown,
             missing=None if missing is None or np.isnan(missing) else missing,

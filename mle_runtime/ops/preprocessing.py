@@ -64,13 +64,21 @@ def category_one_hot(x: jax.Array, categories: jax.Array, *, column: int) -> jax
 
 @register_op("OrdinalCodes")
 def ordinal_codes(
-    x: jax.Array, categories: jax.Array, *, column: int, unknown: float | None, missing: float | None
+    x: jax.Array,
+    categories: jax.Array,
+    codes: jax.Array | None = None,
+    *,
+    column: int,
+    unknown: float | None,
+    missing: float | None,
 ) -> jax.Array:
-    """(rows,) the position of column ``column`` of x among ``categories`` (OrdinalEncoder); NaN
-    becomes ``missing`` and a value that is no category ``unknown`` (None stands for NaN: JSON has none)."""
+    """(rows,) the position of column ``column`` of x among ``categories`` (OrdinalEncoder), or, given
+    ``codes``, the code of that position (infrequent categories share one); NaN becomes ``missing`` and
+    a value that is no category ``unknown`` (None stands for NaN: JSON has none)."""
     value = x[:, column][:, None]
     hit = value == categories[None, :]
-    code = jnp.argmax(hit, axis=1).astype(x.dtype)
+    position = jnp.argmax(hit, axis=1)
+    code = (position if codes is None else codes[position]).astype(x.dtype)
     nan = jnp.asarray(jnp.nan, x.dtype)
     code = jnp.where(jnp.any(hit, axis=1), code, nan if unknown is None else unknown)
     return jnp.where(jnp.isnan(value[:, 0]), nan if missing is None else missing, code)
