@@ -81,6 +81,30 @@ def per_call(fn: Callable[[], Any], budget: float = 0.5, repeat: int = 5) -> flo
     return float(np.median(times))
 
 
+def side_by_side(
+    calls: dict[str, Callable[[], Any]], budget: float, repeat: int, pause: float = 0.3
+) -> dict[str, float]:
+    """Median seconds per call of each of ``calls``, timed in turns (one loop of each, ``repeat`` times):
+    machine noise and the threads a library leaves spinning after its calls fall on every contender
+    alike, not on whichever happens to be timed after another. Each loop is sized to take about
+    budget/repeat; ``pause`` lets the previous contender's threads go to sleep."""
+    loops = {}
+    for who, fn in calls.items():
+        fn()
+        t0 = time.perf_counter()
+        fn()
+        loops[who] = max(1, int(budget / repeat / max(time.perf_counter() - t0, 1e-7)))
+    times: dict[str, list[float]] = {who: [] for who in calls}
+    for _ in range(repeat):
+        for who, fn in calls.items():
+            time.sleep(pause)
+            t0 = time.perf_counter()
+            for _ in range(loops[who]):
+                fn()
+            times[who].append((time.perf_counter() - t0) / loops[who])
+    return {who: float(np.median(t)) for who, t in times.items()}
+
+
 def onnx_session(model: Any, X: np.ndarray) -> Callable[[np.ndarray], Any] | None:
     try:
         import onnxruntime as ort
