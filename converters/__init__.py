@@ -6,6 +6,7 @@ from mle_runtime.converters.export import (
     export_catboost_model,
     export_lightgbm_model,
     export_model,
+    export_pytorch_model,
     export_sklearn_model,
     export_xgboost_model,
 )
@@ -15,6 +16,7 @@ __all__ = [
     "export_catboost_model",
     "export_lightgbm_model",
     "export_model",
+    "export_pytorch_model",
     "export_sklearn_model",
     "export_xgboost_model",
 ]

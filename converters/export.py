@@ -71,9 +71,11 @@ def export_model(
         return export_lightgbm_model(model, output_path, input_shape, **kwargs)
     if framework == "catboost":
         return export_catboost_model(model, output_path, input_shape, **kwargs)
+    if framework == "pytorch":
+        return export_pytorch_model(model, output_path, input_shape, **kwargs)
     raise UnsupportedModelError(
         f"{framework} models are not supported by this version yet; "
-        "supported: scikit-learn, XGBoost, LightGBM, CatBoost"
+        "supported: scikit-learn, XGBoost, LightGBM, CatBoost, PyTorch"
     )
 
 
@@ -125,6 +127,35 @@ def export_catboost_model(
     from mle_runtime.converters.catboost import convert
 
     return _export(model, output_path, "catboost", lambda: convert(model, input_shape), kwargs)
+
+
+def export_pytorch_model(
+    model: Any,
+    output_path: str | os.PathLike[str],
+    input_shape: tuple[int, ...] | None = None,
+    *,
+    quantize: str | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Export a ``torch.nn.Module`` in eval mode, captured with ``torch.export`` for inputs shaped
+    ``input_shape`` = (batch, ...) with any batch size. ``quantize="fp16"`` or ``"int8"`` (per output
+    channel) stores the weight tensors smaller; the result's ``quantization`` reports the reduction."""
+    from mle_runtime.converters.pytorch import convert
+    from mle_runtime.converters.quantize import MODES
+    from mle_runtime.converters.quantize import quantize as quantize_ir
+
+    if quantize is not None and quantize not in MODES:
+        raise ValueError(f"quantize must be one of {MODES} or None, got {quantize!r}")
+    reports: dict[str, Any] = {}
+
+    def converted() -> ModelIR:
+        ir = convert(model, input_shape)
+        if quantize is None:
+            return ir
+        ir, reports["quantization"] = quantize_ir(ir, quantize)
+        return ir
+
+    return {**_export(model, output_path, "pytorch", converted, kwargs), **reports}
 
 
 def _export(

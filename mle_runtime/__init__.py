@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         export_catboost_model,
         export_lightgbm_model,
         export_model,
+        export_pytorch_model,
         export_sklearn_model,
         export_xgboost_model,
     )
@@ -41,6 +42,7 @@ _LAZY = {
     "export_xgboost_model": "mle_runtime.converters",
     "export_lightgbm_model": "mle_runtime.converters",
     "export_catboost_model": "mle_runtime.converters",
+    "export_pytorch_model": "mle_runtime.converters",
 }
 
 
@@ -69,6 +71,7 @@ __all__ = [
     "export_catboost_model",
     "export_lightgbm_model",
     "export_model",
+    "export_pytorch_model",
     "export_sklearn_model",
     "export_xgboost_model",
     "get_supported_operators",

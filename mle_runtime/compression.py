@@ -46,6 +46,17 @@ class CompressionUtils:
         return q, float(scale), zero_point
 
     @staticmethod
+    def quantize_weights_int8_per_channel(
+        weights: np.ndarray, axis: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``quantize_weights_int8`` for each slice along ``axis`` (a layer's output channels): q, and
+        one scale and zero point per channel."""
+        w = np.moveaxis(np.asarray(weights, dtype=np.float64), axis, 0)
+        parts = [CompressionUtils.quantize_weights_int8(channel) for channel in w]
+        q = np.moveaxis(np.stack([p[0] for p in parts]), 0, axis)
+        return q, np.array([p[1] for p in parts]), np.array([p[2] for p in parts], dtype=np.int32)
+
+    @staticmethod
     def dequantize_weights_int8(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
         return ((np.asarray(q, np.int32) - zero_point) * scale).astype(np.float32)
 

@@ -33,7 +33,7 @@ def build_function(graph: Graph) -> GraphFn:
             ) from e
         if len(node.outputs) != 1:
             raise FormatError(f"graph: node #{i} ({node.op}) declares {len(node.outputs)} outputs; the op has one")
-        plan.append((node, op.fn))
+        plan.append((node, op.fn, has_markers(node.attrs)))
     if missing:
         raise UnsupportedOpError(f"this runtime does not implement ops {sorted(set(missing))}; upgrade mle-runtime")
     input_names = [vi.name for vi in graph.inputs]
@@ -42,11 +42,40 @@ def build_function(graph: Graph) -> GraphFn:
     def fn(params: dict[str, jax.Array], inputs: Sequence[jax.Array]) -> tuple[jax.Array, ...]:
         env: dict[str, Any] = dict(params)
         env.update(zip(input_names, inputs, strict=True))
-        for node, impl in plan:
-            env[node.outputs[0]] = impl(*(env[name] for name in node.inputs), **node.attrs)
+        batch = inputs[0].shape[0] if inputs and inputs[0].ndim else 0
+        for node, impl, marked in plan:
+            attrs = resolve_markers(node.attrs, batch) if marked else node.attrs
+            env[node.outputs[0]] = impl(*(env[name] for name in node.inputs), **attrs)
         return tuple(env[name] for name in output_names)
 
     return fn
+
+
+# Attribute values JSON cannot hold as such, written as one-key objects: {"batch": [a, b]} is the int
+# a * batch + b, where batch is the first input's number of rows (sizes a network's graph computes from
+# its dynamic batch dimension); {"float": "inf" | "-inf" | "nan"} is that float.
+_FLOATS = {"inf": float("inf"), "-inf": float("-inf"), "nan": float("nan")}
+
+
+def has_markers(value: Any) -> bool:
+    if isinstance(value, dict):
+        return (len(value) == 1 and ("batch" in value or "float" in value)) or any(
+            has_markers(v) for v in value.values()
+        )
+    return isinstance(value, list) and any(has_markers(v) for v in value)
+
+
+def resolve_markers(value: Any, batch: int) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1 and "batch" in value:
+            a, b = value["batch"]
+            return int(a) * batch + int(b)
+        if len(value) == 1 and "float" in value:
+            return _FLOATS[value["float"]]
+        return {k: resolve_markers(v, batch) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_markers(v, batch) for v in value]
+    return value
 
 
 def round_down_tensors(graph: Graph) -> set[str]:

@@ -284,8 +284,11 @@ class MLERuntime:
         return self._run_graph(self._prepare([X]))[name]
 
     def predict(self, X: Any) -> np.ndarray:
-        """Labels for classifiers, clusters for clusterers, predictions for regressors (scikit-learn's ``predict``)."""
+        """Labels for classifiers, clusters for clusterers, predictions for regressors (scikit-learn's
+        ``predict``); a network's first output."""
         kind = self._require().metadata.get("task")
+        if kind == "network":
+            return self._output(X, self._run_outputs()[0], "predict")
         return self._output(X, "label" if kind in ("classifier", "clusterer") else "predictions", "predict")
 
     def predict_proba(self, X: Any) -> np.ndarray | list[np.ndarray]:

@@ -35,17 +35,20 @@ CHILD = textwrap.dedent("""
     import numpy as np
     import mle_runtime as mle
     runtime = mle.load_model(sys.argv[1], precision="float64")
-    labels, proba = runtime.run([np.load(sys.argv[2])])
+    outputs = runtime.run([np.load(sys.argv[2])])
     mle.inspect_model(sys.argv[1]); mle.get_version_info()
     leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
     assert not leaked, leaked
-    np.save(sys.argv[2] + ".labels.npy", labels.astype(str)); np.save(sys.argv[2] + ".proba.npy", proba)
+    classifier = runtime.get_model_info()["metadata"].get("task") == "classifier"
+    for i, out in enumerate(outputs):
+        np.save(f"{sys.argv[2]}.{i}.npy", out.astype(str) if classifier and i == 0 else out)
 """)
 
 
-def run_blocked(model: Any, X: np.ndarray, folder: Path) -> None:
-    """Export ``model``, then load and run it on ``X`` in a child process where no framework imports."""
-    mle.export_model(model, folder / "m.mle")
+def run_blocked(model: Any, X: np.ndarray, folder: Path, **options: Any) -> None:
+    """Export ``model``, then load and run it on ``X`` in a child process where no framework imports;
+    its outputs land in X.npy.<i>.npy (a classifier's labels as strings)."""
+    mle.export_model(model, folder / "m.mle", **options)
     np.save(folder / "X.npy", X)
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, str(folder / "m.mle"), str(folder / "X.npy"), ",".join(BLOCKED)],
@@ -63,8 +66,8 @@ def test_load_and_run_without_any_framework(tmp_path: Path) -> None:
     names = np.array(["low", "mid", "high"], dtype=object)[y]
     model = make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression()).fit(X, names)
     run_blocked(model, X[:60], tmp_path)
-    np.testing.assert_array_equal(np.load(tmp_path / "X.npy.labels.npy"), model.predict(X[:60]).astype(str))
-    np.testing.assert_allclose(np.load(tmp_path / "X.npy.proba.npy"), model.predict_proba(X[:60]), rtol=1e-12)
+    np.testing.assert_array_equal(np.load(tmp_path / "X.npy.0.npy"), model.predict(X[:60]).astype(str))
+    np.testing.assert_allclose(np.load(tmp_path / "X.npy.1.npy"), model.predict_proba(X[:60]), rtol=1e-12)
 
 
 @pytest.mark.parametrize("framework", ["xgboost", "lightgbm", "catboost", "sklearn-forest"])
@@ -89,8 +92,22 @@ def test_tree_models_run_without_their_framework(framework: str, tmp_path: Path)
         model = RandomForestClassifier(10, random_state=0).fit(X, y)
     run_blocked(model, X[:60], tmp_path)
     labels = np.asarray(model.predict(X[:60])).reshape(-1).astype(str)
-    np.testing.assert_array_equal(np.load(tmp_path / "X.npy.labels.npy"), labels)
-    np.testing.assert_allclose(np.load(tmp_path / "X.npy.proba.npy"), model.predict_proba(X[:60]), rtol=1e-5)
+    np.testing.assert_array_equal(np.load(tmp_path / "X.npy.0.npy"), labels)
+    np.testing.assert_allclose(np.load(tmp_path / "X.npy.1.npy"), model.predict_proba(X[:60]), rtol=1e-5)
+
+
+def test_a_pytorch_network_runs_without_torch(tmp_path: Path) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv1d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(20, 2)
+    ).eval()
+    X = np.random.default_rng(0).normal(size=(9, 3, 5)).astype(np.float32)
+    run_blocked(model, X, tmp_path, input_shape=(1, 3, 5))
+    with torch.no_grad():
+        want = model(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "X.npy.0.npy"), want, rtol=0, atol=1e-5 * np.abs(want).max())
 
 
 def test_blocker_really_blocks(tmp_path: Path) -> None:

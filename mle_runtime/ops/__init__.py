@@ -24,6 +24,7 @@ _OP_MODULES = (
     "mle_runtime.ops.probabilistic",
     "mle_runtime.ops.svm",
     "mle_runtime.ops.trees",
+    "mle_runtime.ops.aten",
 )
 
 
@@ -90,6 +91,11 @@ def get_op(name: str, version: int = 1) -> OpDef:
         known = sorted(v for (n, v) in _OPS if n == name)
         hint = f" (this runtime has versions {known})" if known else ""
         raise UnsupportedOpError(f"op {name} v{version} is not implemented{hint}; upgrade mle-runtime") from None
+
+
+def has_op(name: str, version: int = 1) -> bool:
+    _ensure_loaded()
+    return (name, version) in _OPS
 
 
 def supported_operators() -> list[str]:

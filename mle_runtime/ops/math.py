@@ -130,3 +130,10 @@ def segment_arg_max(x: jax.Array, *, sizes: list[int]) -> jax.Array:
         [jnp.argmax(x[..., a : a + w], axis=-1).astype(jnp.int32) for a, w in zip(starts, sizes, strict=True)],
         axis=-1,
     )
+
+
+@register_op("DequantizeInt8")
+def dequantize_int8(q: jax.Array, scale: jax.Array, zero_point: jax.Array) -> jax.Array:
+    """int8 weights widened: (q - zero_point) * scale, one scale and zero point per slice of axis 0."""
+    shape = (-1,) + (1,) * (q.ndim - 1)
+    return (q.astype(scale.dtype) - zero_point.reshape(shape)) * scale.reshape(shape)

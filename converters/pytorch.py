@@ -1,0 +1,240 @@
+"""PyTorch modules: captured with ``torch.export`` (dynamic batch dimension), decomposed to core ATen,
+and each ATen call written as a node of the same name (the ops are in mle_runtime/ops/aten.py).
+
+A node's tensor arguments become its inputs in ATen's order (an absent optional tensor: a zero-size
+tensor; a number passed for a tensor: a 0-d tensor), its other arguments attributes named as in the
+schema. Sizes computed from the batch dimension are stored as ``{"batch": [a, b]}`` (a * batch + b),
+resolved when the graph is traced."""
+
+from __future__ import annotations
+
+import math
+import operator
+import warnings
+from typing import Any
+
+import numpy as np
+
+from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, model_ir
+from mle_runtime.errors import UnsupportedModelError
+from mle_runtime.ops import has_op
+
+# ATen ops returning several tensors of which a network uses the first alone (the others are
+# statistics or indices kept for training).
+_FIRST_OF_SEVERAL = {
+    "_native_batch_norm_legit_no_training",
+    "native_layer_norm",
+    "native_group_norm",
+    "max_pool2d_with_indices",
+    "max_pool1d_with_indices",
+}
+# ATen ops returning a list of views, which getitem picks from.
+_SPLITS = {"split_with_sizes", "split", "unbind"}
+# Arguments about memory, not values.
+_IGNORED_ARGUMENTS = {"device", "layout", "pin_memory", "memory_format", "non_blocking"}
+
+
+def convert(model: Any, input_shape: tuple[int, ...] | None) -> ModelIR:
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise UnsupportedModelError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    training = sorted({name or type(model).__name__ for name, m in model.named_modules() if m.training})
+    if training:
+        raise UnsupportedModelError(
+            f"{type(model).__name__} is in training mode (modules {training[:5]}); call model.eval() before "
+            "exporting: dropout and batch statistics differ in training mode"
+        )
+    if input_shape is None or len(input_shape) < 1:
+        raise ValueError("export_pytorch_model needs input_shape=(batch, ...), e.g. (1, 3, 32, 32)")
+    program = _export(model, tuple(int(d) for d in input_shape))
+    return _to_ir(model, program, input_shape, torch.__version__)
+
+
+def _export(model: Any, shape: tuple[int, ...]) -> Any:
+    """The module captured with a dynamic batch dimension, in core ATen. The example batch has two rows
+    (PyTorch specializes a dimension of size 1); an input that Embedding reads is integer."""
+    import torch
+    from torch.export import Dim, export
+
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    example = (2, *shape[1:])
+    first = next((m for m in model.modules() if not list(m.children())), None)
+    integer = isinstance(first, torch.nn.Embedding)
+    args = (torch.zeros(example, dtype=torch.long) if integer else torch.zeros(example, dtype=dtype),)
+    with warnings.catch_warnings():
+        # torch.export's internals use their own deprecated pytree API (nothing a user can act on)
+        warnings.filterwarnings("ignore", "`isinstance\\(treespec, LeafSpec\\)` is deprecated", FutureWarning)
+        # nn.LSTM and nn.GRU refresh their _flat_weights list during export (the weights are parameters)
+        warnings.filterwarnings("ignore", "The tensor attributes .*_flat_weights.* were assigned during export")
+        try:
+            program = export(model, args, dynamic_shapes=({0: Dim("batch", min=1)},))
+        except Exception as e:  # torch.export's own errors carry the reason
+            raise UnsupportedModelError(f"torch.export could not capture {type(model).__name__}: {e}") from e
+        return program.run_decompositions()
+
+
+def _op_name(target: Any) -> str:
+    """ATen's name of a call target: "aten.add.Tensor"; the default overload as "aten.relu"."""
+    packet, overload = target._schema.name.split("::")[1], target._schema.overload_name
+    return f"aten.{packet}" + (f".{overload}" if overload and overload != "default" else "")
+
+
+class _Batch:
+    """Affine expressions of the batch symbol, from the SymInts of the exported graph."""
+
+    def __init__(self) -> None:
+        self.symbol: Any = None
+
+    def affine(self, value: Any) -> int | dict[str, list[int]]:
+        import sympy
+
+        expr = sympy.sympify(value.node.expr) if hasattr(value, "node") else sympy.Integer(int(value))
+        symbols = expr.free_symbols
+        if not symbols:
+            return int(expr)
+        if len(symbols) > 1 or (self.symbol is not None and symbols != {self.symbol}):
+            raise UnsupportedModelError(f"a size depends on more than the batch dimension: {expr}")
+        (self.symbol,) = symbols
+        b = int(expr.subs(self.symbol, 0))
+        a = int(expr.subs(self.symbol, 1)) - b
+        if int(expr.subs(self.symbol, 7)) != 7 * a + b:
+            raise UnsupportedModelError(f"a size is not linear in the batch dimension: {expr}")
+        return {"batch": [a, b]} if a else b
+
+
+def _to_ir(model: Any, program: Any, input_shape: tuple[int, ...], version: str) -> ModelIR:
+    import torch
+
+    b = GraphBuilder()
+    signature = program.graph_signature
+    state = {**program.state_dict, **program.constants}
+    param_of = {**signature.inputs_to_parameters, **signature.inputs_to_buffers}
+    param_of.update(signature.inputs_to_lifted_tensor_constants)
+    names: dict[str, Any] = {}  # fx node name -> tensor name, a SymInt's affine form, or a list of tensors
+    split_of: dict[str, tuple[str, str, Any]] = {}
+    first_of: dict[str, str] = {}
+    batch = _Batch()
+    missing: list[str] = []
+    absent: list[str] = []
+
+    def tensor_const(value: Any, hint: str) -> str:
+        array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+        return b.const(hint, array)
+
+    def attr(value: Any) -> Any:
+        if isinstance(value, torch.fx.Node):
+            if value.name not in names or isinstance(names[value.name], str):
+                raise UnsupportedModelError(f"argument {value.name} is a tensor where a number is expected")
+            return names[value.name]
+        if isinstance(value, (list, tuple)):
+            return [attr(v) for v in value]
+        if isinstance(value, torch.dtype):
+            return str(value).removeprefix("torch.")
+        if isinstance(value, torch.SymInt):
+            return batch.affine(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            return {"float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        raise UnsupportedModelError(f"an argument of type {type(value).__name__} is not supported")
+
+    def tensor_input(value: Any) -> str:
+        if isinstance(value, torch.fx.Node):
+            return names[value.name]
+        if value is None:
+            if not absent:
+                absent.append(b.const("absent", np.zeros((0,), np.float32)))
+            return absent[0]
+        return tensor_const(value, "scalar")
+
+    for node in program.graph.nodes:
+        if node.op == "placeholder":
+            if node.name in param_of:
+                names[node.name] = tensor_const(state[param_of[node.name]], node.name)
+            else:
+                names[node.name] = b.input(node.name, (None, *input_shape[1:]))
+        elif node.op == "call_function":
+            val = node.meta.get("val")
+            if isinstance(val, torch.SymInt):
+                names[node.name] = batch.affine(val)
+                continue
+            if node.target is operator.getitem:
+                source, index = node.args
+                if source.name in first_of:
+                    if index != 0:
+                        missing.append(f"{first_of[source.name]} (output {index})")
+                        continue
+                    names[node.name] = names[source.name]
+                elif source.name in split_of:
+                    names[node.name] = _split_piece(b, *split_of[source.name], index)
+                elif source.name in names:
+                    missing.append(f"getitem of {source.target}")
+                continue  # (else its source is an op already reported missing)
+            if not hasattr(node.target, "_schema"):
+                missing.append(str(node.target))
+                continue
+            name = _op_name(node.target)
+            packet = name.split(".")[1]
+            if packet in _SPLITS:
+                x = names[node.args[0].name]
+                split_of[node.name] = (x, packet, _split_arguments(node, attr))
+                continue
+            if not has_op(name):
+                missing.append(name)
+                continue
+            if any(a.name not in names for a in node.all_input_nodes):
+                continue  # fed by an op already reported missing
+            inputs, attrs = [], {}
+            arguments = {a.name: v for a, v in zip(node.target._schema.arguments, node.args, strict=False)}
+            arguments.update(node.kwargs)
+            for argument in node.target._schema.arguments:
+                if argument.name not in arguments or argument.name in _IGNORED_ARGUMENTS:
+                    continue
+                value = arguments[argument.name]
+                kind = str(argument.type)
+                if kind.startswith(("List[Tensor]", "List[Optional[Tensor]]")) or kind in ("Tensor[]", "Tensor?[]"):
+                    inputs.extend(tensor_input(v) for v in value)
+                elif "Tensor" in kind:
+                    inputs.append(tensor_input(value))
+                else:
+                    attrs[argument.name] = attr(value)
+            names[node.name] = b.op(name, *inputs, **attrs)
+            if packet in _FIRST_OF_SEVERAL:
+                first_of[node.name] = name
+        elif node.op == "output":
+            outputs = [a for a in node.args[0] if isinstance(a, torch.fx.Node)]
+    if missing:
+        raise UnsupportedModelError(
+            f"{type(model).__name__}: no jnp implementation for ATen ops {sorted(set(missing))}"
+        )
+    user = signature.user_outputs
+    tensors = [names[o.name] for o in outputs if o.name in user]
+    roles = ["output"] if len(tensors) == 1 else [f"output_{i}" for i in range(len(tensors))]
+    converted = Converted("network", dict(zip(roles, tensors, strict=True)), roles)
+    metadata = {
+        "framework": "pytorch",
+        "framework_version": version,
+        "estimator": f"{type(model).__module__}.{type(model).__qualname__}",
+        "input_shape": [None, *input_shape[1:]],
+    }
+    return model_ir(b, converted, metadata)
+
+
+def _split_arguments(node: Any, attr: Any) -> dict[str, Any]:
+    arguments = {a.name: v for a, v in zip(node.target._schema.arguments, node.args, strict=False)}
+    arguments.update(node.kwargs)
+    return {k: attr(v) for k, v in arguments.items() if k != "self"}
+
+
+def _split_piece(b: GraphBuilder, x: str, packet: str, arguments: dict[str, Any], index: int) -> str:
+    """Piece ``index`` of split_with_sizes / split / unbind, as a slice or a select."""
+    dim = arguments.get("dim", 0)
+    if packet == "unbind":
+        return b.op("aten.select.int", x, dim=dim, index=index)
+    sizes = arguments.get("split_sizes") or arguments.get("split_size")
+    if isinstance(sizes, int):
+        start, end = index * sizes, (index + 1) * sizes
+    else:
+        start, end = sum(sizes[:index]), sum(sizes[: index + 1])
+    return b.op("aten.slice.Tensor", x, dim=dim, start=start, end=end, step=1)

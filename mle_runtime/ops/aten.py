@@ -1,0 +1,757 @@
+"""PyTorch's core ATen ops (what ``torch.export`` leaves after ``run_decompositions()``), as jnp.
+
+Each op is registered under its ATen name and overload ("aten.add.Tensor"; ".default" left out). Its
+tensor arguments are the node's inputs in ATen's order (an absent optional tensor is a zero-size
+tensor), its other arguments keyword attributes named as in ATen's schema. Layouts are PyTorch's
+(NCHW); matrix products and convolutions run at full float32 precision (no TF32 on GPUs)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from mle_runtime.ops import register_op
+
+HIGHEST = jax.lax.Precision.HIGHEST
+INT64_MAX = 2**63 - 1
+
+
+def _present(t: jax.Array | None) -> bool:
+    return t is not None and t.size > 0
+
+
+def _dtype(name: str | None, like: jax.Array | None = None) -> jnp.dtype:
+    """An ATen dtype name in the runtime's precision: every float dtype is the precision's float."""
+    if name is None:
+        return jnp.result_type(float) if like is None else like.dtype
+    if name == "bool":
+        return jnp.dtype(bool)
+    if name.startswith(("int", "uint")):
+        return jnp.dtype(jnp.int32)
+    return jnp.result_type(float)
+
+
+def _dims(dim: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
+    if dim is None:
+        return tuple(range(ndim))
+    return tuple(d % ndim for d in ([dim] if isinstance(dim, int) else dim)) or tuple(range(ndim))
+
+
+# -- shapes and copies -----------------------------------------------------------------------------
+
+
+def _identity(x: jax.Array, **_: object) -> jax.Array:
+    """x unchanged (a copy in PyTorch)."""
+    return x
+
+
+for _name in ("aten.clone", "aten.alias", "aten.detach", "aten.lift_fresh_copy", "aten.contiguous"):
+    register_op(_name)(_identity)
+
+
+@register_op("aten.view")
+def view(x: jax.Array, *, size: list[int]) -> jax.Array:
+    """x reshaped (one size may be -1)."""
+    return jnp.reshape(x, size)
+
+
+register_op("aten._unsafe_view")(view)
+
+
+@register_op("aten.reshape")
+def reshape(x: jax.Array, *, shape: list[int]) -> jax.Array:
+    """x reshaped (one size may be -1)."""
+    return jnp.reshape(x, shape)
+
+
+@register_op("aten.expand")
+def expand(x: jax.Array, *, size: list[int], implicit: bool = False) -> jax.Array:
+    """x broadcast to ``size`` (-1 keeps a dimension)."""
+    lead = len(size) - x.ndim
+    shape = [x.shape[i - lead] if s == -1 else s for i, s in enumerate(size)]
+    return jnp.broadcast_to(x, shape)
+
+
+@register_op("aten.permute")
+def permute(x: jax.Array, *, dims: list[int]) -> jax.Array:
+    """x with its axes reordered."""
+    return jnp.transpose(x, dims)
+
+
+@register_op("aten.t")
+def t(x: jax.Array) -> jax.Array:
+    """A matrix transposed."""
+    return x.T
+
+
+@register_op("aten.transpose.int")
+def transpose(x: jax.Array, *, dim0: int, dim1: int) -> jax.Array:
+    """x with two axes swapped."""
+    return jnp.swapaxes(x, dim0, dim1)
+
+
+@register_op("aten.unsqueeze")
+def unsqueeze(x: jax.Array, *, dim: int) -> jax.Array:
+    """x with a new axis of size 1 at ``dim``."""
+    return jnp.expand_dims(x, dim % (x.ndim + 1))
+
+
+@register_op("aten.squeeze.dims")
+def squeeze_dims(x: jax.Array, *, dim: list[int]) -> jax.Array:
+    """x without those of axes ``dim`` that have size 1."""
+    return jnp.squeeze(x, tuple(d % x.ndim for d in dim if x.shape[d] == 1))
+
+
+@register_op("aten.squeeze.dim")
+def squeeze_dim(x: jax.Array, *, dim: int) -> jax.Array:
+    """x without axis ``dim`` if it has size 1."""
+    return squeeze_dims(x, dim=[dim])
+
+
+@register_op("aten.select.int")
+def select(x: jax.Array, *, dim: int, index: int) -> jax.Array:
+    """x[..., index, ...] on axis ``dim``, the axis dropped."""
+    return jnp.take(x, index % x.shape[dim], axis=dim)
+
+
+@register_op("aten.slice.Tensor")
+def slice_tensor(
+    x: jax.Array, *, dim: int = 0, start: int | None = None, end: int | None = None, step: int = 1
+) -> jax.Array:
+    """x[start:end:step] on axis ``dim`` (ends beyond the axis clipped, as PyTorch's)."""
+    index = [slice(None)] * x.ndim
+    index[dim] = slice(start, None if end is None or end >= INT64_MAX else end, step)  # Python's clipping
+    return x[tuple(index)]
+
+
+@register_op("aten.cat")
+def cat(*tensors: jax.Array, dim: int = 0) -> jax.Array:
+    """The tensors joined along ``dim`` (empty ones skipped, as PyTorch allows)."""
+    kept = [t for t in tensors if t.size > 0 or t.ndim > 1]
+    return jnp.concatenate(kept, axis=dim)
+
+
+@register_op("aten.index.Tensor")
+def index(x: jax.Array, *indices: jax.Array) -> jax.Array:
+    """x[indices] with numpy's (and PyTorch's) advanced indexing; an absent index takes a whole axis."""
+    return x[tuple(i.astype(jnp.int32) if _present(i) else slice(None) for i in indices)]
+
+
+@register_op("aten.slice_scatter")
+def slice_scatter(
+    x: jax.Array, src: jax.Array, *, dim: int = 0, start: int | None = None, end: int | None = None, step: int = 1
+) -> jax.Array:
+    """x with x[start:end:step] on axis ``dim`` replaced by src."""
+    where = [slice(None)] * x.ndim
+    where[dim] = slice(start, None if end is None or end >= INT64_MAX else end, step)
+    return x.at[tuple(where)].set(src.astype(x.dtype))
+
+
+@register_op("aten.copy")
+def copy(x: jax.Array, src: jax.Array, *, non_blocking: bool = False) -> jax.Array:
+    """src broadcast to x's shape, in x's dtype (what copying src into x leaves there)."""
+    return jnp.broadcast_to(src, x.shape).astype(x.dtype)
+
+
+@register_op("aten.embedding")
+def embedding(weight: jax.Array, indices: jax.Array, *, padding_idx: int = -1, **_: object) -> jax.Array:
+    """Rows of ``weight`` at ``indices`` (given as floats or ints)."""
+    return jnp.take(weight, indices.astype(jnp.int32), axis=0)
+
+
+@register_op("aten.constant_pad_nd")
+def constant_pad_nd(x: jax.Array, *, pad: list[int], value: float = 0.0) -> jax.Array:
+    """x padded by ``value``: ``pad`` lists (before, after) pairs from the last axis backwards."""
+    return jnp.pad(x, _pad_widths(x.ndim, pad), constant_values=value)
+
+
+def _pad_widths(ndim: int, pad: list[int]) -> list[tuple[int, int]]:
+    widths = [(0, 0)] * ndim
+    for i in range(len(pad) // 2):
+        widths[ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    return widths
+
+
+def _edge_pad(mode: str):  # type: ignore[no-untyped-def]
+    def pad_fn(x: jax.Array, *, padding: list[int]) -> jax.Array:
+        return jnp.pad(x, _pad_widths(x.ndim, padding), mode=mode)
+
+    pad_fn.__doc__ = f"x padded in numpy's {mode!r} mode over its last len(padding) / 2 axes."
+    return pad_fn
+
+
+for _dims_count in (1, 2, 3):
+    register_op(f"aten.reflection_pad{_dims_count}d")(_edge_pad("reflect"))
+    register_op(f"aten.replication_pad{_dims_count}d")(_edge_pad("edge"))
+
+
+# -- creation ----------------------------------------------------------------------------------------
+
+
+@register_op("aten.full")
+def full(*, size: list[int], fill_value: float, dtype: str | None = None, **_: object) -> jax.Array:
+    """A tensor of ``size`` filled with ``fill_value``."""
+    return jnp.full(size, fill_value, _dtype(dtype))
+
+
+@register_op("aten.empty.memory_format")
+def empty(*, size: list[int], dtype: str | None = None, **_: object) -> jax.Array:
+    """A tensor of ``size`` (zeros: PyTorch leaves it unset, and the graph fills it before any read)."""
+    return jnp.zeros(size, _dtype(dtype))
+
+
+@register_op("aten.arange.start_step")
+def arange(*, start: float, end: float, step: float = 1, dtype: str | None = None, **_: object) -> jax.Array:
+    """start, start + step, ... below end."""
+    integral = all(float(v).is_integer() for v in (start, end, step))
+    kind = _dtype(dtype) if dtype is not None else (jnp.dtype(jnp.int32) if integral else jnp.result_type(float))
+    return jnp.arange(start, end, step, dtype=kind)
+
+
+@register_op("aten.full_like")
+def full_like(x: jax.Array, *, fill_value: float, dtype: str | None = None, **_: object) -> jax.Array:
+    """A tensor shaped like x filled with ``fill_value``."""
+    return jnp.full(x.shape, fill_value, _dtype(dtype, x))
+
+
+@register_op("aten.zeros_like")
+def zeros_like(x: jax.Array, *, dtype: str | None = None, **_: object) -> jax.Array:
+    """Zeros shaped like x."""
+    return jnp.zeros(x.shape, _dtype(dtype, x))
+
+
+@register_op("aten.ones_like")
+def ones_like(x: jax.Array, *, dtype: str | None = None, **_: object) -> jax.Array:
+    """Ones shaped like x."""
+    return jnp.ones(x.shape, _dtype(dtype, x))
+
+
+@register_op("aten.scalar_tensor")
+def scalar_tensor(*, s: float, dtype: str | None = None, **_: object) -> jax.Array:
+    """A 0-d tensor holding ``s``."""
+    return jnp.asarray(s, _dtype(dtype))
+
+
+@register_op("aten._to_copy")
+def to_copy(x: jax.Array, *, dtype: str | None = None, **_: object) -> jax.Array:
+    """x converted to ``dtype`` (floats stay in the runtime's precision)."""
+    return x.astype(_dtype(dtype, x))
+
+
+# -- elementwise --------------------------------------------------------------------------------------
+
+
+@register_op("aten.add.Tensor")
+def add(x: jax.Array, other: jax.Array, *, alpha: float = 1) -> jax.Array:
+    """x + alpha * other."""
+    return x + (other if alpha == 1 else alpha * other)
+
+
+@register_op("aten.sub.Tensor")
+def sub(x: jax.Array, other: jax.Array, *, alpha: float = 1) -> jax.Array:
+    """x - alpha * other."""
+    return x - (other if alpha == 1 else alpha * other)
+
+
+@register_op("aten.add.Scalar")
+def add_scalar(x: jax.Array, *, other: float, alpha: float = 1) -> jax.Array:
+    """x + alpha * other."""
+    return x + alpha * other
+
+
+@register_op("aten.rsub.Scalar")
+def rsub_scalar(x: jax.Array, *, other: float, alpha: float = 1) -> jax.Array:
+    """other - alpha * x."""
+    return other - (x if alpha == 1 else alpha * x)
+
+
+@register_op("aten.mul.Tensor")
+def mul(x: jax.Array, other: jax.Array) -> jax.Array:
+    """x * other."""
+    return x * other
+
+
+@register_op("aten.mul.Scalar")
+def mul_scalar(x: jax.Array, *, other: float) -> jax.Array:
+    """x * other."""
+    return x * other
+
+
+@register_op("aten.div.Tensor")
+def div(x: jax.Array, other: jax.Array) -> jax.Array:
+    """x / other."""
+    return x / other
+
+
+@register_op("aten.div.Scalar")
+def div_scalar(x: jax.Array, *, other: float) -> jax.Array:
+    """x / other."""
+    return x / other
+
+
+@register_op("aten.div.Tensor_mode")
+def div_mode(x: jax.Array, other: jax.Array, *, rounding_mode: str | None = None) -> jax.Array:
+    """x / other, rounded toward zero ("trunc") or down ("floor") if asked."""
+    q = x / other
+    if rounding_mode == "trunc":
+        return jnp.trunc(q)
+    return jnp.floor(q) if rounding_mode == "floor" else q
+
+
+@register_op("aten.pow.Tensor_Scalar")
+def pow_scalar(x: jax.Array, *, exponent: float) -> jax.Array:
+    """x ** exponent."""
+    return x * x if exponent == 2 else jnp.power(x, exponent)
+
+
+@register_op("aten.pow.Tensor_Tensor")
+def pow_tensor(x: jax.Array, exponent: jax.Array) -> jax.Array:
+    """x ** exponent."""
+    return jnp.power(x, exponent)
+
+
+def _unary(name: str, fn: Callable[[jax.Array], jax.Array], doc: str) -> None:
+    def op(x: jax.Array) -> jax.Array:
+        return fn(x)
+
+    op.__doc__ = doc
+    register_op(name)(op)
+
+
+for _name, _fn in {
+    "neg": jnp.negative,
+    "exp": jnp.exp,
+    "log": jnp.log,
+    "log1p": jnp.log1p,
+    "expm1": jnp.expm1,
+    "sqrt": jnp.sqrt,
+    "rsqrt": jax.lax.rsqrt,
+    "abs": jnp.abs,
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
+    "relu": jax.nn.relu,
+    "erf": jax.scipy.special.erf,
+    "sin": jnp.sin,
+    "cos": jnp.cos,
+    "reciprocal": jnp.reciprocal,
+    "sign": jnp.sign,
+    "floor": jnp.floor,
+    "ceil": jnp.ceil,
+    "logical_not": jnp.logical_not,
+}.items():
+    _unary(f"aten.{_name}", _fn, f"PyTorch's elementwise {_name}.")
+
+
+@register_op("aten.gelu")
+def gelu(x: jax.Array, *, approximate: str = "none") -> jax.Array:
+    """GELU, exact (erf) or with the tanh approximation, as PyTorch computes them."""
+    if approximate == "tanh":
+        inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)
+        return 0.5 * x * (1 + jnp.tanh(inner))
+    return 0.5 * x * (1 + jax.scipy.special.erf(x * (1 / math.sqrt(2))))
+
+
+@register_op("aten.leaky_relu")
+def leaky_relu(x: jax.Array, *, negative_slope: float = 0.01) -> jax.Array:
+    """x where positive, else negative_slope * x."""
+    return jnp.where(x > 0, x, x * negative_slope)
+
+
+@register_op("aten.hardtanh")
+def hardtanh(x: jax.Array, *, min_val: float = -1.0, max_val: float = 1.0) -> jax.Array:
+    """x clipped to [min_val, max_val]."""
+    return jnp.clip(x, min_val, max_val)
+
+
+@register_op("aten.clamp")
+def clamp(x: jax.Array, *, min: float | None = None, max: float | None = None) -> jax.Array:
+    """x clipped to [min, max] (either may be absent)."""
+    if min is not None:
+        x = jnp.maximum(x, min)
+    return x if max is None else jnp.minimum(x, max)
+
+
+@register_op("aten.clamp_min")
+def clamp_min(x: jax.Array, *, min: float) -> jax.Array:
+    """max(x, min)."""
+    return jnp.maximum(x, min)
+
+
+@register_op("aten.maximum")
+def maximum(x: jax.Array, other: jax.Array) -> jax.Array:
+    """The elementwise larger of x and other (NaN propagates)."""
+    return jnp.maximum(x, other)
+
+
+@register_op("aten.minimum")
+def minimum(x: jax.Array, other: jax.Array) -> jax.Array:
+    """The elementwise smaller of x and other (NaN propagates)."""
+    return jnp.minimum(x, other)
+
+
+@register_op("aten.where.self")
+def where(condition: jax.Array, x: jax.Array, other: jax.Array) -> jax.Array:
+    """x where condition, else other."""
+    return jnp.where(condition.astype(bool), x, other)
+
+
+def _compare(name: str, fn: Callable[[jax.Array, Any], jax.Array]) -> None:
+    def tensor_op(x: jax.Array, other: jax.Array) -> jax.Array:
+        return fn(x, other)
+
+    def scalar_op(x: jax.Array, *, other: float) -> jax.Array:
+        return fn(x, other)
+
+    tensor_op.__doc__ = scalar_op.__doc__ = f"The elementwise comparison {name}, as booleans."
+    register_op(f"aten.{name}.Tensor")(tensor_op)
+    register_op(f"aten.{name}.Scalar")(scalar_op)
+
+
+for _name, _test in {
+    "eq": jnp.equal,
+    "ne": jnp.not_equal,
+    "gt": jnp.greater,
+    "ge": jnp.greater_equal,
+    "lt": jnp.less,
+    "le": jnp.less_equal,
+}.items():
+    _compare(_name, _test)
+
+
+@register_op("aten.logical_and")
+def logical_and(x: jax.Array, other: jax.Array) -> jax.Array:
+    """x and other, elementwise."""
+    return jnp.logical_and(x, other)
+
+
+@register_op("aten.logical_or")
+def logical_or(x: jax.Array, other: jax.Array) -> jax.Array:
+    """x or other, elementwise."""
+    return jnp.logical_or(x, other)
+
+
+# -- reductions ----------------------------------------------------------------------------------------
+
+
+@register_op("aten.mean.dim")
+def mean(x: jax.Array, *, dim: list[int] | None = None, keepdim: bool = False, dtype: str | None = None) -> jax.Array:
+    """The mean over ``dim``."""
+    return jnp.mean(x, axis=_dims(dim, x.ndim), keepdims=keepdim)
+
+
+@register_op("aten.sum.dim_IntList")
+def sum_dims(
+    x: jax.Array, *, dim: list[int] | None = None, keepdim: bool = False, dtype: str | None = None
+) -> jax.Array:
+    """The sum over ``dim``."""
+    return jnp.sum(x, axis=_dims(dim, x.ndim), keepdims=keepdim)
+
+
+@register_op("aten.amax")
+def amax(x: jax.Array, *, dim: list[int] | None = None, keepdim: bool = False) -> jax.Array:
+    """The largest value over ``dim``."""
+    return jnp.max(x, axis=_dims(dim, x.ndim), keepdims=keepdim)
+
+
+@register_op("aten.amin")
+def amin(x: jax.Array, *, dim: list[int] | None = None, keepdim: bool = False) -> jax.Array:
+    """The smallest value over ``dim``."""
+    return jnp.min(x, axis=_dims(dim, x.ndim), keepdims=keepdim)
+
+
+@register_op("aten.any.dim")
+def any_dim(x: jax.Array, *, dim: int, keepdim: bool = False) -> jax.Array:
+    """Whether any value over ``dim`` is true."""
+    return jnp.any(x.astype(bool), axis=dim, keepdims=keepdim)
+
+
+@register_op("aten.argmax")
+def argmax(x: jax.Array, *, dim: int | None = None, keepdim: bool = False) -> jax.Array:
+    """The index of the largest value over ``dim`` (first on ties)."""
+    return jnp.argmax(x, axis=dim, keepdims=keepdim).astype(jnp.int32)
+
+
+@register_op("aten._softmax")
+def softmax(x: jax.Array, *, dim: int, half_to_float: bool = False) -> jax.Array:
+    """Softmax over ``dim``."""
+    return jax.nn.softmax(x, axis=dim)
+
+
+@register_op("aten._log_softmax")
+def log_softmax(x: jax.Array, *, dim: int, half_to_float: bool = False) -> jax.Array:
+    """Log-softmax over ``dim``."""
+    return jax.nn.log_softmax(x, axis=dim)
+
+
+# -- linear algebra --------------------------------------------------------------------------------------
+
+
+@register_op("aten.mm")
+def mm(x: jax.Array, mat2: jax.Array) -> jax.Array:
+    """The matrix product x @ mat2."""
+    return jnp.matmul(x, mat2, precision=HIGHEST)
+
+
+@register_op("aten.bmm")
+def bmm(x: jax.Array, mat2: jax.Array) -> jax.Array:
+    """Batched matrix products."""
+    return jnp.matmul(x, mat2, precision=HIGHEST)
+
+
+@register_op("aten.addmm")
+def addmm(bias: jax.Array, mat1: jax.Array, mat2: jax.Array, *, beta: float = 1, alpha: float = 1) -> jax.Array:
+    """beta * bias + alpha * (mat1 @ mat2)."""
+    product = jnp.matmul(mat1, mat2, precision=HIGHEST)
+    return (bias if beta == 1 else beta * bias) + (product if alpha == 1 else alpha * product)
+
+
+# -- normalization -----------------------------------------------------------------------------------------
+
+
+def _channel(v: jax.Array, ndim: int) -> jax.Array:
+    """A per-channel vector shaped to broadcast over (N, C, ...)."""
+    return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+@register_op("aten._native_batch_norm_legit_no_training")
+def batch_norm(
+    x: jax.Array,
+    weight: jax.Array,
+    bias: jax.Array,
+    running_mean: jax.Array,
+    running_var: jax.Array,
+    *,
+    momentum: float,
+    eps: float,
+) -> jax.Array:
+    """Batch normalization with the running statistics (eval mode); the first of ATen's outputs."""
+    y = (x - _channel(running_mean, x.ndim)) * _channel(jax.lax.rsqrt(running_var + eps), x.ndim)
+    if _present(weight):
+        y = y * _channel(weight, x.ndim)
+    return y + _channel(bias, x.ndim) if _present(bias) else y
+
+
+@register_op("aten.native_layer_norm")
+def layer_norm(
+    x: jax.Array, weight: jax.Array, bias: jax.Array, *, normalized_shape: list[int], eps: float
+) -> jax.Array:
+    """Layer normalization over the last len(normalized_shape) axes; the first of ATen's outputs."""
+    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    mu = jnp.mean(x, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(x - mu), axis=axes, keepdims=True)
+    y = (x - mu) * jax.lax.rsqrt(var + eps)
+    if _present(weight):
+        y = y * weight
+    return y + bias if _present(bias) else y
+
+
+@register_op("aten.native_group_norm")
+def group_norm(
+    x: jax.Array, weight: jax.Array, bias: jax.Array, *, N: int, C: int, HxW: int, group: int, eps: float
+) -> jax.Array:
+    """Group normalization; the first of ATen's outputs."""
+    g = x.reshape(x.shape[0], group, -1)
+    mu = jnp.mean(g, axis=2, keepdims=True)
+    var = jnp.mean(jnp.square(g - mu), axis=2, keepdims=True)
+    y = ((g - mu) * jax.lax.rsqrt(var + eps)).reshape(x.shape)
+    if _present(weight):
+        y = y * _channel(weight, x.ndim)
+    return y + _channel(bias, x.ndim) if _present(bias) else y
+
+
+# -- convolution and pooling ------------------------------------------------------------------------------
+
+
+def _spatial_numbers(ndim: int) -> tuple[str, str, str]:
+    letters = "DHW"[-(ndim - 2) :]
+    return f"NC{letters}", f"OI{letters}", f"NC{letters}"
+
+
+@register_op("aten.convolution")
+def convolution(
+    x: jax.Array,
+    weight: jax.Array,
+    bias: jax.Array,
+    *,
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    transposed: bool,
+    output_padding: list[int],
+    groups: int,
+) -> jax.Array:
+    """Convolution (1-, 2- or 3-D, grouped, dilated) or transposed convolution, PyTorch's weight layouts."""
+    spatial = x.ndim - 2
+    numbers = _spatial_numbers(x.ndim)
+    if not transposed:
+        y = jax.lax.conv_general_dilated(
+            x,
+            weight,
+            window_strides=stride,
+            padding=[(p, p) for p in padding],
+            rhs_dilation=dilation,
+            dimension_numbers=numbers,
+            feature_group_count=groups,
+            precision=HIGHEST,
+        )
+    else:
+        # (in, out / groups, k...) -> (out, in / groups, k...), flipped: the gradient of a convolution
+        c_in, c_out_g = weight.shape[0], weight.shape[1]
+        k = weight.shape[2:]
+        w = weight.reshape(groups, c_in // groups, c_out_g, *k)
+        w = jnp.swapaxes(w, 1, 2).reshape(groups * c_out_g, c_in // groups, *k)
+        w = jnp.flip(w, axis=tuple(range(2, 2 + spatial)))
+        pads = [
+            (d * (kk - 1) - p, d * (kk - 1) - p + op)
+            for kk, p, d, op in zip(k, padding, dilation, output_padding, strict=True)
+        ]
+        y = jax.lax.conv_general_dilated(
+            x,
+            w,
+            window_strides=[1] * spatial,
+            padding=pads,
+            lhs_dilation=stride,
+            rhs_dilation=dilation,
+            dimension_numbers=numbers,
+            feature_group_count=groups,
+            precision=HIGHEST,
+        )
+    return y + _channel(bias, y.ndim) if _present(bias) else y
+
+
+def _pool_geometry(
+    shape: Sequence[int], kernel: list[int], stride: list[int], padding: list[int], dilation: list[int], ceil: bool
+) -> list[tuple[int, int]]:
+    """Per spatial axis, the (low, high) padding that gives PyTorch's output size (with ceil_mode, a
+    last window must start inside the input or its left padding)."""
+    widths = []
+    for n, k, s, p, d in zip(shape, kernel, stride, padding, dilation, strict=True):
+        span = n + 2 * p - d * (k - 1) - 1
+        out = (-(-span // s) if ceil else span // s) + 1
+        if ceil and (out - 1) * s >= n + p:
+            out -= 1
+        widths.append((p, max(0, (out - 1) * s + d * (k - 1) + 1 - n - p)))
+    return widths
+
+
+def _expand(v: list[int], n: int, default: list[int] | None = None) -> list[int]:
+    if not v:
+        return default if default is not None else [1] * n
+    return list(v) * n if len(v) == 1 else list(v)
+
+
+@register_op("aten.max_pool2d_with_indices")
+def max_pool2d(
+    x: jax.Array,
+    *,
+    kernel_size: list[int],
+    stride: list[int] | None = None,
+    padding: list[int] | int = 0,
+    dilation: list[int] | int = 1,
+    ceil_mode: bool = False,
+) -> jax.Array:
+    """Max pooling over the last two axes; the first of ATen's outputs (the pooled values)."""
+    return _max_pool(x, 2, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+@register_op("aten.max_pool1d_with_indices")
+def max_pool1d(
+    x: jax.Array,
+    *,
+    kernel_size: list[int],
+    stride: list[int] | None = None,
+    padding: list[int] | int = 0,
+    dilation: list[int] | int = 1,
+    ceil_mode: bool = False,
+) -> jax.Array:
+    """Max pooling over the last axis; the first of ATen's outputs (the pooled values)."""
+    return _max_pool(x, 1, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def _as_list(v: list[int] | int | None) -> list[int]:
+    return [] if v is None else [v] if isinstance(v, int) else list(v)
+
+
+def _max_pool(x, n, kernel_size, stride, padding, dilation, ceil_mode):  # type: ignore[no-untyped-def]
+    kernel = _expand(_as_list(kernel_size), n)
+    stride = _expand(_as_list(stride), n, kernel)
+    padding, dilation = _expand(_as_list(padding), n, [0] * n), _expand(_as_list(dilation), n)
+    widths = _pool_geometry(x.shape[-n:], kernel, stride, padding, dilation, ceil_mode)
+    lead = x.ndim - n
+    return jax.lax.reduce_window(
+        x,
+        -jnp.inf,
+        jax.lax.max,
+        (1,) * lead + tuple(kernel),
+        (1,) * lead + tuple(stride),
+        [(0, 0)] * lead + widths,
+        window_dilation=(1,) * lead + tuple(dilation),
+    )
+
+
+@register_op("aten.avg_pool2d")
+def avg_pool2d(
+    x: jax.Array,
+    *,
+    kernel_size: list[int],
+    stride: list[int] | None = None,
+    padding: list[int] | int = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> jax.Array:
+    """Average pooling over the last two axes, with PyTorch's divisor rules."""
+    return _avg_pool(x, 2, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+
+
+@register_op("aten.avg_pool1d")
+def avg_pool1d(
+    x: jax.Array,
+    *,
+    kernel_size: list[int],
+    stride: list[int] | None = None,
+    padding: list[int] | int = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> jax.Array:
+    """Average pooling over the last axis, with PyTorch's divisor rules."""
+    return _avg_pool(x, 1, kernel_size, stride, padding, ceil_mode, count_include_pad, None)
+
+
+def _avg_pool(x, n, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):  # type: ignore[no-untyped-def]
+    kernel = _expand(_as_list(kernel_size), n)
+    stride = _expand(_as_list(stride), n, kernel)
+    padding = _expand(_as_list(padding), n, [0] * n)
+    widths = _pool_geometry(x.shape[-n:], kernel, stride, padding, [1] * n, ceil_mode)
+    lead = x.ndim - n
+    window, strides = (1,) * lead + tuple(kernel), (1,) * lead + tuple(stride)
+    pads = [(0, 0)] * lead + widths
+    total = jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, pads)
+    if divisor_override:
+        return total / divisor_override
+    # The divisor counts the input cells of each window, and its padding cells when count_include_pad
+    # (but never the cells ceil_mode adds past the padding).
+    ones = jnp.ones(x.shape[-n:], x.dtype)
+    if count_include_pad:
+        ones = jnp.pad(ones, [(p, p) for p in padding], constant_values=1.0)
+        widths = [(0, max(0, hi - p)) for (_, hi), p in zip(widths, padding, strict=True)]
+    count = jax.lax.reduce_window(ones, 0.0, jax.lax.add, tuple(kernel), tuple(stride), widths)
+    return total / count
+
+
+@register_op("aten._adaptive_avg_pool2d")
+def adaptive_avg_pool2d(x: jax.Array, *, output_size: list[int]) -> jax.Array:
+    """Adaptive average pooling to ``output_size``: output cell i averages input cells
+    floor(i n / out) .. ceil((i + 1) n / out) - 1 on each of the last two axes."""
+    for axis, out in zip((-2, -1), output_size, strict=True):
+        n = x.shape[axis]
+        pieces = []
+        for i in range(out):
+            start, end = (i * n) // out, -(-((i + 1) * n) // out)
+            pieces.append(jnp.mean(jax.lax.slice_in_dim(x, start, end, axis=axis % x.ndim), axis=axis, keepdims=True))
+        x = jnp.concatenate(pieces, axis=axis)
+    return x

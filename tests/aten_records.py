@@ -1,0 +1,179 @@
+"""Records of the ATen ops (mle_runtime/ops/aten.py) for test_ops: inputs, attributes, and PyTorch's own
+op as the reference (in float64), called with the same arguments by their schema names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+R = np.random.default_rng(1)
+X2 = R.normal(size=(5, 4))
+X3 = R.normal(size=(2, 3, 7))
+X4 = R.normal(size=(2, 3, 6, 5))
+POS = np.abs(X2) + 0.1
+C3 = R.normal(size=3)
+
+
+def _torch(value: Any) -> Any:
+    return torch.from_numpy(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else value
+
+
+def _numpy(value: Any) -> np.ndarray:
+    if isinstance(value, (tuple, list)):
+        value = value[0]  # ops with several outputs: the graph reads the first
+    return value.detach().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+
+
+def _reference(op: Any, attrs: dict[str, Any]) -> Callable[..., np.ndarray]:
+    return lambda *inputs: _numpy(op(*(_torch(i) for i in inputs), **attrs))
+
+
+def _entry(op: Any, inputs: tuple[Any, ...], attrs: dict[str, Any] | None = None, **torch_attrs: Any) -> tuple:
+    """(inputs, reference, attrs): the runtime op and PyTorch's take the same attributes unless
+    ``torch_attrs`` gives PyTorch's own."""
+    attrs = attrs or {}
+    return inputs, _reference(op, {**attrs, **torch_attrs}), attrs
+
+
+def records() -> dict[str, tuple]:
+    a = torch.ops.aten
+    w_conv = R.normal(size=(4, 3, 3, 2))
+    w_group = R.normal(size=(6, 1, 3, 3))
+    w_transposed = R.normal(size=(3, 2, 3, 3))
+    conv = {"stride": [1, 2], "padding": [1, 0], "dilation": [1, 1], "transposed": False, "output_padding": [0, 0]}
+    table: dict[str, tuple] = {
+        "aten.view": _entry(a.view.default, (X2,), {"size": [2, 10]}),
+        "aten._unsafe_view": _entry(a._unsafe_view.default, (X2,), {"size": [-1, 2]}),
+        "aten.reshape": _entry(a.reshape.default, (X2,), {"shape": [4, 5]}),
+        "aten.expand": _entry(a.expand.default, (X2[:1],), {"size": [3, -1, 4]}),
+        "aten.permute": _entry(a.permute.default, (X3,), {"dims": [2, 0, 1]}),
+        "aten.t": _entry(a.t.default, (X2,)),
+        "aten.transpose.int": _entry(a.transpose.int, (X3,), {"dim0": 0, "dim1": 2}),
+        "aten.unsqueeze": _entry(a.unsqueeze.default, (X2,), {"dim": -1}),
+        "aten.squeeze.dims": _entry(a.squeeze.dims, (X2[:, :1, None],), {"dim": [1, 2]}),
+        "aten.squeeze.dim": _entry(a.squeeze.dim, (X2[:1],), {"dim": 0}),
+        "aten.select.int": _entry(a.select.int, (X3,), {"dim": 2, "index": -2}),
+        "aten.slice.Tensor": _entry(a.slice.Tensor, (X3,), {"dim": 2, "start": 1, "end": 2**63 - 1, "step": 2}),
+        "aten.cat": ((X2, X2[:, :1]), lambda *t: np.concatenate(t, axis=1), {"dim": 1}),
+        "aten.index.Tensor": (
+            (X3, np.zeros(0), np.array([2.0, 0.0, 2.0])),
+            lambda x, _, i: x[:, i.astype(int)],
+            {},
+        ),
+        "aten.slice_scatter": _entry(a.slice_scatter.default, (X2, X2[:2] * 2), {"dim": 0, "start": 1, "end": 3}),
+        "aten.copy": _entry(a.copy.default, (X2, X2[:1] * 3)),
+        "aten.embedding": ((X2, np.array([[3.0, 0.0], [1.0, 1.0]])), lambda w, i: w[i.astype(int)], {}),
+        "aten.constant_pad_nd": _entry(a.constant_pad_nd.default, (X3,), {"pad": [1, 2, 0, 1], "value": 0.5}),
+        "aten.full": ((), lambda: np.full((2, 3), 1.5), {"size": [2, 3], "fill_value": 1.5}),
+        "aten.full_like": _entry(a.full_like.default, (X2,), {"fill_value": -2.0}),
+        "aten.zeros_like": _entry(a.zeros_like.default, (X2,)),
+        "aten.ones_like": _entry(a.ones_like.default, (X2,)),
+        "aten.empty.memory_format": ((), lambda: np.zeros((2, 2)), {"size": [2, 2]}),
+        "aten.scalar_tensor": ((), lambda: np.asarray(2.5), {"s": 2.5}),
+        "aten.arange.start_step": ((), lambda: np.arange(1, 9, 3), {"start": 1, "end": 9, "step": 3}),
+        "aten._to_copy": _entry(a._to_copy.default, (X2,), {"dtype": "float64"}, dtype=torch.float64),
+        "aten.add.Tensor": _entry(a.add.Tensor, (X2, X2[0]), {"alpha": 2}),
+        "aten.sub.Tensor": _entry(a.sub.Tensor, (X2, X2[0]), {"alpha": 0.5}),
+        "aten.add.Scalar": _entry(a.add.Scalar, (X2,), {"other": 1.5, "alpha": 2}),
+        "aten.rsub.Scalar": _entry(a.rsub.Scalar, (X2,), {"other": 1.5}),
+        "aten.mul.Tensor": _entry(a.mul.Tensor, (X2, X2[:, :1])),
+        "aten.mul.Scalar": _entry(a.mul.Scalar, (X2,), {"other": -3.0}),
+        "aten.div.Tensor": _entry(a.div.Tensor, (X2, POS)),
+        "aten.div.Scalar": _entry(a.div.Scalar, (X2,), {"other": 4.0}),
+        "aten.div.Tensor_mode": _entry(a.div.Tensor_mode, (X2 * 5, POS), {"rounding_mode": "floor"}),
+        "aten.pow.Tensor_Scalar": _entry(a.pow.Tensor_Scalar, (POS,), {"exponent": 1.7}),
+        "aten.pow.Tensor_Tensor": _entry(a.pow.Tensor_Tensor, (POS, X2)),
+        "aten.gelu": _entry(a.gelu.default, (X2,), {"approximate": "tanh"}),
+        "aten.leaky_relu": _entry(a.leaky_relu.default, (X2,), {"negative_slope": 0.2}),
+        "aten.hardtanh": _entry(a.hardtanh.default, (X2,), {"min_val": -0.5, "max_val": 0.7}),
+        "aten.clamp": _entry(a.clamp.default, (X2,), {"min": -0.3, "max": 0.4}),
+        "aten.clamp_min": _entry(a.clamp_min.default, (X2,), {"min": 0.1}),
+        "aten.maximum": _entry(a.maximum.default, (X2, X2.T[0][:, None])),
+        "aten.minimum": _entry(a.minimum.default, (X2, X2.T[0][:, None])),
+        "aten.where.self": _entry(a.where.self, (X2 > 0, X2, -X2)),
+        "aten.logical_and": _entry(a.logical_and.default, (X2 > 0, X2 > 0.5)),
+        "aten.logical_or": _entry(a.logical_or.default, (X2 > 0, X2 > 0.5)),
+        "aten.mean.dim": _entry(a.mean.dim, (X3,), {"dim": [0, 2], "keepdim": True}),
+        "aten.sum.dim_IntList": _entry(a.sum.dim_IntList, (X3,), {"dim": [-1]}),
+        "aten.amax": _entry(a.amax.default, (X3,), {"dim": [1]}),
+        "aten.amin": _entry(a.amin.default, (X3,), {"dim": [1], "keepdim": True}),
+        "aten.any.dim": _entry(a.any.dim, (X2 > 1,), {"dim": 1}),
+        "aten.argmax": _entry(a.argmax.default, (X2,), {"dim": 1}),
+        "aten._softmax": _entry(a._softmax.default, (X3,), {"dim": 1, "half_to_float": False}),
+        "aten._log_softmax": _entry(a._log_softmax.default, (X3,), {"dim": -1, "half_to_float": False}),
+        "aten.mm": _entry(a.mm.default, (X2, X2.T)),
+        "aten.bmm": _entry(a.bmm.default, (X3, np.swapaxes(X3, 1, 2))),
+        "aten.addmm": _entry(a.addmm.default, (X2[0], X2, R.normal(size=(4, 4))), {"beta": 0.5, "alpha": 2}),
+        "aten._native_batch_norm_legit_no_training": _entry(
+            a._native_batch_norm_legit_no_training.default,
+            (X4, C3, C3 * 2, C3 / 3, np.abs(C3) + 0.5),
+            {"momentum": 0.1, "eps": 1e-5},
+        ),
+        "aten.native_layer_norm": (
+            (X3, X3[0], X3[1]),
+            lambda x, w, b: _numpy(a.native_layer_norm.default(_torch(x), [3, 7], _torch(w), _torch(b), 1e-5)),
+            {"normalized_shape": [3, 7], "eps": 1e-5},
+        ),
+        "aten.native_group_norm": _entry(
+            a.native_group_norm.default,
+            (X4[:, :2].repeat(3, axis=1), np.arange(6.0), np.ones(6)),
+            {"N": 2, "C": 6, "HxW": 30, "group": 3, "eps": 1e-5},
+        ),
+        "aten.convolution": _entry(a.convolution.default, (X4, w_conv, np.arange(4.0)), {**conv, "groups": 1}),
+        "aten.max_pool2d_with_indices": _entry(
+            a.max_pool2d_with_indices.default,
+            (X4,),
+            {"kernel_size": [3, 2], "stride": [2, 2], "padding": [1, 1], "dilation": [1, 1], "ceil_mode": True},
+        ),
+        "aten.max_pool1d_with_indices": _entry(
+            a.max_pool1d_with_indices.default, (X3,), {"kernel_size": [2], "stride": [2], "ceil_mode": True}
+        ),
+        "aten.avg_pool2d": _entry(
+            a.avg_pool2d.default,
+            (X4,),
+            {"kernel_size": [3, 3], "stride": [2, 2], "padding": [1, 1], "ceil_mode": True, "count_include_pad": True},
+        ),
+        "aten.avg_pool1d": _entry(
+            a.avg_pool1d.default,
+            (X3,),
+            {"kernel_size": [3], "stride": [2], "padding": [1], "ceil_mode": False, "count_include_pad": False},
+        ),
+        "aten._adaptive_avg_pool2d": _entry(a._adaptive_avg_pool2d.default, (X4,), {"output_size": [4, 3]}),
+    }
+    grouped = {**conv, "groups": 6}
+    table["aten.convolution (grouped)"] = (
+        (X4.repeat(2, axis=1), w_group, np.zeros(0)),  # no bias: a zero-size tensor in the graph
+        lambda x, w, _: _numpy(a.convolution.default(_torch(x), _torch(w), None, **grouped)),
+        grouped,
+    )
+    table["aten.convolution (transposed)"] = _entry(
+        a.convolution.default,
+        (X4, w_transposed, np.arange(2.0)),
+        {
+            "stride": [2, 1],
+            "padding": [1, 1],
+            "dilation": [1, 2],
+            "transposed": True,
+            "output_padding": [1, 0],
+            "groups": 1,
+        },
+    )
+    for name in ("clone", "alias", "detach", "lift_fresh_copy"):
+        table[f"aten.{name}"] = _entry(getattr(a, name).default, (X2,))
+    table["aten.contiguous"] = ((X2,), lambda x: x, {})
+    for name in ("neg", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "reciprocal"):
+        table[f"aten.{name}"] = _entry(getattr(a, name).default, (POS,))
+    for name in ("abs", "tanh", "sigmoid", "relu", "erf", "sin", "cos", "sign", "floor", "ceil"):
+        table[f"aten.{name}"] = _entry(getattr(a, name).default, (X2,))
+    table["aten.logical_not"] = _entry(a.logical_not.default, (X2 > 0,))
+    for name in ("eq", "ne", "gt", "ge", "lt", "le"):
+        table[f"aten.{name}.Tensor"] = _entry(getattr(a, name).Tensor, (np.round(X2), np.round(X2[0])))
+        table[f"aten.{name}.Scalar"] = _entry(getattr(a, name).Scalar, (np.round(X2),), {"other": 0.0})
+    for d, x in ((1, X3), (2, X4), (3, X4)):
+        pad = [1, 2, 2, 0, 1, 1][: 2 * d]
+        table[f"aten.reflection_pad{d}d"] = _entry(getattr(a, f"reflection_pad{d}d").default, (x,), {"padding": pad})
+        table[f"aten.replication_pad{d}d"] = _entry(getattr(a, f"replication_pad{d}d").default, (x,), {"padding": pad})
+    return table

@@ -1,0 +1,294 @@
+"""PyTorch networks, defined here: captured with torch.export, run as jnp, compared with the module's
+own eval() forward at batch sizes 1, 7 and 256."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import mle_runtime as mle
+from mle_runtime.errors import UnsupportedModelError
+
+BATCHES = (1, 7, 256)
+
+
+class MLP(nn.Module):
+    """Every activation the issue names, with dropout between."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(20, 32),
+            nn.ReLU(),
+            nn.Dropout(0.3),
+            nn.Linear(32, 32),
+            nn.LeakyReLU(0.1),
+            nn.Linear(32, 32),
+            nn.GELU(),
+            nn.Linear(32, 32),
+            nn.GELU(approximate="tanh"),
+            nn.Linear(32, 32),
+            nn.SiLU(),
+            nn.Linear(32, 32),
+            nn.Hardswish(),
+            nn.Linear(32, 32),
+            nn.Sigmoid(),
+            nn.Linear(32, 32),
+            nn.Tanh(),
+            nn.Linear(32, 10),
+        )
+        self.head = nn.LogSoftmax(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.layers(x))
+
+
+class Residual(nn.Module):
+    def __init__(self, channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels * stride, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels * stride)
+        self.conv2 = nn.Conv2d(channels * stride, channels * stride, 3, padding=1, padding_mode="reflect")
+        self.bn2 = nn.BatchNorm2d(channels * stride)
+        self.skip = nn.Conv2d(channels, channels * stride, 1, stride) if stride > 1 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(y)) + self.skip(x))
+
+
+class ResNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, padding_mode="replicate"), nn.BatchNorm2d(8), nn.ReLU())
+        self.blocks = nn.Sequential(Residual(8, 1), nn.MaxPool2d(3, 2, 1), Residual(8, 2), Residual(16, 1))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1)), dim=-1)
+
+
+class MobileNet(nn.Module):
+    """Depthwise-separable blocks, dilation, average pooling, a transposed convolution, GroupNorm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 16, 3, stride=2, padding=1),
+            nn.BatchNorm2d(16),
+            nn.Hardswish(),
+            nn.Conv2d(16, 16, 3, padding=2, dilation=2, groups=16),
+            nn.BatchNorm2d(16),
+            nn.ReLU6(),
+            nn.Conv2d(16, 24, 1),
+            nn.GroupNorm(4, 24),
+            nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+            nn.ConvTranspose2d(24, 12, 3, stride=2, padding=1, output_padding=1),
+            nn.Conv2d(12, 12, 3, padding=1, groups=4, padding_mode="circular"),
+            nn.AdaptiveAvgPool2d((3, 2)),
+        )
+        self.fc = nn.Linear(12 * 6, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x).flatten(1))
+
+
+class Encoder(nn.Module):
+    """A Transformer encoder classifier over token ids; attention by nn.MultiheadAttention inside the
+    encoder layers, and a head that calls scaled_dot_product_attention itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(40, 16)
+        layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.1, batch_first=True, activation="gelu")
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.query = nn.Parameter(torch.randn(1, 2, 1, 8))
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(self.embed(tokens))  # (n, t, 16)
+        keys = h.reshape(h.shape[0], h.shape[1], 2, 8).permute(0, 2, 1, 3)  # (n, heads, t, 8)
+        pooled = nn.functional.scaled_dot_product_attention(self.query.expand(h.shape[0], -1, -1, -1), keys, keys)
+        return self.fc(pooled.reshape(h.shape[0], 16))
+
+
+class Recurrent(nn.Module):
+    """A two-layer LSTM (batch first) into a GRU (time first), classified from the last step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(6, 12, num_layers=2, batch_first=True)
+        self.gru = nn.GRU(12, 8)
+        self.fc = nn.Linear(8 + 12, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, (h, _) = self.lstm(x)
+        z, _ = self.gru(y.transpose(0, 1))
+        return self.fc(torch.cat([z[-1], h[-1]], dim=1))
+
+
+class Sequence1d(nn.Module):
+    """Conv1d, BatchNorm1d, LayerNorm, slicing, matmul and bmm, concatenation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(4, 8, 5, padding=2)
+        self.bn = nn.BatchNorm1d(8)
+        self.norm = nn.LayerNorm(8)
+        self.proj = nn.Parameter(torch.randn(8, 8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(self.bn(self.conv(x)).permute(0, 2, 1))  # (n, t, 8)
+        scores = torch.bmm(h @ self.proj, h.transpose(1, 2))[:, 1:-1, ::2]
+        return torch.cat([scores.mean(dim=2), h[:, -1, :]], dim=1)
+
+
+def _randomize_statistics(model: nn.Module) -> nn.Module:
+    """Running statistics far from (0, 1), so that batch normalization is exercised."""
+    generator = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=generator) * 2 - 1)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=generator) + 0.5)
+    return model.eval()
+
+
+def _floats(*shape: int) -> Callable[[int], torch.Tensor]:
+    return lambda n: torch.randn(n, *shape, generator=torch.Generator().manual_seed(n))
+
+
+def _tokens(n: int) -> torch.Tensor:
+    return torch.randint(0, 40, (n, 9), generator=torch.Generator().manual_seed(n))
+
+
+MODELS: dict[str, tuple[Callable[[], nn.Module], Callable[[int], torch.Tensor]]] = {
+    "mlp": (MLP, _floats(20)),
+    "resnet": (ResNet, _floats(3, 32, 32)),
+    "mobilenet": (MobileNet, _floats(3, 24, 20)),
+    "transformer": (Encoder, _tokens),
+    "lstm-gru": (Recurrent, _floats(11, 6)),
+    "conv1d-bmm": (Sequence1d, _floats(4, 15)),
+}
+
+
+def _exported(name: str, folder: Path) -> tuple[nn.Module, Callable[[int], torch.Tensor], Path]:
+    make, data = MODELS[name]
+    torch.manual_seed(0)
+    model = _randomize_statistics(make())
+    path = folder / f"{name}.mle"
+    result = mle.export_model(model, path, input_shape=tuple(data(1).shape))
+    assert result["success"]
+    return model, data, path
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_matches_the_eval_forward(name: str, tmp_path: Path) -> None:
+    model, data, path = _exported(name, tmp_path)
+    runtime = mle.load_model(path)
+    for n in BATCHES:
+        x = data(n)
+        with torch.no_grad():
+            want = model(x).numpy()
+        got = runtime.predict(x.numpy())
+        assert got.shape == want.shape
+        scale = max(float(np.abs(want).max()), 1e-30)
+        err = float(np.abs(got - want).max()) / scale
+        assert err <= 1e-5, f"{name} at batch {n}: error {err:.3g} of the output's magnitude"
+
+
+def test_a_float64_network_matches_in_float64_mode(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = _randomize_statistics(ResNet()).double()
+    mle.export_model(model, tmp_path / "m.mle", input_shape=(1, 3, 16, 16))
+    x = torch.randn(7, 3, 16, 16, dtype=torch.float64)
+    with torch.no_grad():
+        want = model(x).numpy()
+    got = mle.load_model(tmp_path / "m.mle", precision="float64").predict(x.numpy())
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
+
+
+def test_a_model_in_train_mode_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedModelError, match=r"training mode.*model\.eval\(\)"):
+        mle.export_model(MLP().train(), tmp_path / "m.mle", input_shape=(1, 20))
+    assert not (tmp_path / "m.mle").exists()
+
+
+class Unsupported(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cumsum(x, dim=1) + torch.sort(x, dim=1).values + torch.special.i0(x)
+
+
+def test_every_missing_op_is_named_at_once(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedModelError) as info:
+        mle.export_model(Unsupported().eval(), tmp_path / "m.mle", input_shape=(1, 5))
+    for op in ("aten.cumsum", "aten.sort", "aten.i0"):
+        assert op in str(info.value)
+
+
+def test_gradients_with_respect_to_the_inputs_match_autograd(tmp_path: Path) -> None:
+    import jax
+    import jax.numpy as jnp
+
+    model, data, path = _exported("mlp", tmp_path)
+    x = data(7)
+    weights = torch.linspace(-1, 1, 10)
+    xt = x.clone().requires_grad_(True)
+    (model(xt) * weights).sum().backward()
+    fn, params = mle.load_model(path).as_jax()
+    grad = jax.grad(lambda v: jnp.sum(fn(params, v)["output"] * jnp.asarray(weights.numpy())))(jnp.asarray(x.numpy()))
+    want = xt.grad.numpy()
+    np.testing.assert_allclose(np.asarray(grad), want, rtol=0, atol=1e-4 * np.abs(want).max())
+
+
+def test_needs_an_input_shape(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="input_shape"):
+        mle.export_model(MLP().eval(), tmp_path / "m.mle")
+
+
+def _trained_digits_classifier() -> tuple[nn.Module, np.ndarray, np.ndarray]:
+    """An MLP trained for a few epochs on scikit-learn's digits; the held-out third to score it on."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    n = len(X) * 2 // 3
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    xs, ys = torch.from_numpy(X[:n]), torch.from_numpy(y[:n])
+    for _ in range(40):
+        for i in range(0, n, 64):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(xs[i : i + 64]), ys[i : i + 64]).backward()
+            optimizer.step()
+    return model.eval(), X[n:], y[n:]
+
+
+@pytest.mark.parametrize(("mode", "least_reduction"), [("fp16", 1.9), ("int8", 3.5)])
+def test_quantized_weights_keep_a_trained_model_accurate(mode: str, least_reduction: float, tmp_path: Path) -> None:
+    model, X, y = _trained_digits_classifier()
+    with torch.no_grad():
+        reference = model(torch.from_numpy(X)).numpy()
+    accuracy = float(np.mean(reference.argmax(1) == y))
+    assert accuracy > 0.9  # (a trained model, not random weights)
+    plain = mle.export_model(model, tmp_path / "plain.mle", input_shape=(1, 64))
+    result = mle.export_pytorch_model(model, tmp_path / "q.mle", input_shape=(1, 64), quantize=mode)
+    report = result["quantization"]
+    assert report["mode"] == mode and report["tensors"] == 3
+    assert report["size_reduction"] >= least_reduction
+    assert result["file_size_bytes"] < plain["file_size_bytes"] / (least_reduction * 0.85)
+    logits = mle.load_model(tmp_path / "q.mle").predict(X)
+    assert abs(float(np.mean(logits.argmax(1) == y)) - accuracy) <= 0.01
+    bound = 2e-3 if mode == "fp16" else 5e-2
+    assert float(np.abs(logits - reference).max()) <= bound * float(np.abs(reference).max())
+
+
+def test_an_unknown_quantization_is_a_value_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="quantize must be one of"):
+        mle.export_pytorch_model(MLP().eval(), tmp_path / "m.mle", input_shape=(1, 20), quantize="int4")
