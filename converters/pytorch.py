@@ -17,6 +17,7 @@ import numpy as np
 
 from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, model_ir
 from mle_runtime.errors import UnsupportedModelError
+from mle_runtime.lowering import has_markers
 from mle_runtime.ops import has_op
 
 # ATen ops returning several tensors of which a network uses the first alone (the others are
@@ -30,6 +31,14 @@ _FIRST_OF_SEVERAL = {
 }
 # ATen ops returning a list of views, which getitem picks from.
 _SPLITS = {"split_with_sizes", "split", "unbind"}
+# Layout ops folded into a parameter they read (numpy computes them exactly as ATen does).
+_LAYOUT_OPS = {
+    "aten.permute": lambda t, dims: np.ascontiguousarray(np.transpose(t, dims)),
+    "aten.t": lambda t: np.ascontiguousarray(t.T),
+    "aten.transpose.int": lambda t, dim0, dim1: np.ascontiguousarray(np.swapaxes(t, dim0, dim1)),
+    "aten.view": lambda t, size: t.reshape(size),
+    "aten._unsafe_view": lambda t, size: t.reshape(size),
+}
 # Arguments about memory, not values.
 _IGNORED_ARGUMENTS = {"device", "layout", "pin_memory", "memory_format", "non_blocking"}
 
@@ -114,6 +123,7 @@ def _to_ir(model: Any, program: Any, input_shape: tuple[int, ...], version: str)
     names: dict[str, Any] = {}  # fx node name -> tensor name, a SymInt's affine form, or a list of tensors
     split_of: dict[str, tuple[str, str, Any]] = {}
     first_of: dict[str, str] = {}
+    broadcast_of: dict[str, str] = {}  # tensor -> the 2-D parameter it repeats over a leading axis
     batch = _Batch()
     missing: list[str] = []
     absent: list[str] = []
@@ -199,7 +209,19 @@ def _to_ir(model: Any, program: Any, input_shape: tuple[int, ...], version: str)
                     inputs.append(tensor_input(value))
                 else:
                     attrs[argument.name] = attr(value)
+            if name in _LAYOUT_OPS and len(inputs) == 1 and inputs[0] in b.tensors and not has_markers(attrs):
+                # a parameter's transpose or reshape, done once here instead of on every call
+                names[node.name] = b.const(node.name, _LAYOUT_OPS[name](b.tensors[inputs[0]], **attrs))
+                continue
+            if name == "aten.bmm" and inputs[1] in broadcast_of:
+                # (batch, n, k) @ a parameter (k, m) repeated over the batch by expand: a broadcasting
+                # product instead, so that the repeated copies are never made
+                names[node.name] = b.op("aten.matmul", inputs[0], broadcast_of[inputs[1]])
+                continue
             names[node.name] = b.op(name, *inputs, **attrs)
+            repeated = _repeated_parameter(b, broadcast_of, name, inputs, attrs, node)
+            if repeated is not None:
+                broadcast_of[names[node.name]] = repeated
             if packet in _FIRST_OF_SEVERAL:
                 first_of[node.name] = name
         elif node.op == "output":
@@ -210,6 +232,9 @@ def _to_ir(model: Any, program: Any, input_shape: tuple[int, ...], version: str)
         )
     user = signature.user_outputs
     tensors = [names[o.name] for o in outputs if o.name in user]
+    read = {i for n in b.nodes for i in n.inputs} | set(tensors)
+    for name in [t for t in b.tensors if t not in read]:
+        del b.tensors[name]  # a parameter only its folded layout used, or a buffer nothing reads
     roles = ["output"] if len(tensors) == 1 else [f"output_{i}" for i in range(len(tensors))]
     converted = Converted("network", dict(zip(roles, tensors, strict=True)), roles)
     metadata = {
@@ -219,6 +244,20 @@ def _to_ir(model: Any, program: Any, input_shape: tuple[int, ...], version: str)
         "input_shape": [None, *input_shape[1:]],
     }
     return model_ir(b, converted, metadata)
+
+
+def _repeated_parameter(
+    b: GraphBuilder, broadcast_of: dict[str, str], name: str, inputs: list[str], attrs: dict[str, Any], node: Any
+) -> str | None:
+    """The 2-D parameter this node's output repeats over a leading axis: an expand of it to (n, *shape),
+    or a view that keeps the shape of such an expand (how nn.MultiheadAttention's projections reach bmm)."""
+    if name == "aten.expand" and inputs[0] in b.tensors and b.tensors[inputs[0]].ndim == 2:
+        size = attrs["size"]
+        return inputs[0] if len(size) == 3 and list(size[1:]) == list(b.tensors[inputs[0]].shape) else None
+    if name in ("aten.view", "aten._unsafe_view") and inputs[0] in broadcast_of:
+        same = tuple(node.meta["val"].shape) == tuple(node.args[0].meta["val"].shape)
+        return broadcast_of[inputs[0]] if same else None
+    return None
 
 
 def _split_arguments(node: Any, attr: Any) -> dict[str, Any]:

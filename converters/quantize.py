@@ -34,12 +34,15 @@ def quantize(ir: ModelIR, mode: str) -> tuple[ModelIR, dict[str, Any]]:
         if mode == "fp16":
             tensors[name] = CompressionUtils.quantize_weights_fp16(t)
             continue
-        q, scales, zero_points = CompressionUtils.quantize_weights_int8_per_channel(t, axis=0)
+        # the output channel: a kernel's first axis; a matrix's last, as the graph multiplies x @ W
+        axis = t.ndim - 1 if t.ndim == 2 else 0
+        q, scales, zero_points = CompressionUtils.quantize_weights_int8_per_channel(t, axis=axis)
         del tensors[name]
         tensors[f"{name}.q"] = q
         tensors[f"{name}.scale"] = scales.astype(np.float32)
         tensors[f"{name}.zero_point"] = zero_points.astype(np.float32)
-        nodes.append(Node("DequantizeInt8", (f"{name}.q", f"{name}.scale", f"{name}.zero_point"), (name,)))
+        inputs = (f"{name}.q", f"{name}.scale", f"{name}.zero_point")
+        nodes.append(Node("DequantizeInt8", inputs, (name,), {"axis": axis} if axis else {}))
     after = sum(t.nbytes for t in tensors.values())
     graph = Graph(ir.graph.inputs, ir.graph.outputs, tuple(nodes) + ir.graph.nodes)
     metadata = {**ir.metadata, "quantization": mode}

@@ -106,6 +106,7 @@ def records() -> dict[str, tuple]:
         "aten._log_softmax": _entry(a._log_softmax.default, (X3,), {"dim": -1, "half_to_float": False}),
         "aten.mm": _entry(a.mm.default, (X2, X2.T)),
         "aten.bmm": _entry(a.bmm.default, (X3, np.swapaxes(X3, 1, 2))),
+        "aten.matmul": _entry(a.matmul.default, (X3, R.normal(size=(7, 2)))),
         "aten.addmm": _entry(a.addmm.default, (X2[0], X2, R.normal(size=(4, 4))), {"beta": 0.5, "alpha": 2}),
         "aten._native_batch_norm_legit_no_training": _entry(
             a._native_batch_norm_legit_no_training.default,

@@ -502,6 +502,12 @@ def bmm(x: jax.Array, mat2: jax.Array) -> jax.Array:
     return jnp.matmul(x, mat2, precision=HIGHEST)
 
 
+@register_op("aten.matmul")
+def matmul(x: jax.Array, other: jax.Array) -> jax.Array:
+    """The matrix product with numpy's broadcasting of leading axes."""
+    return jnp.matmul(x, other, precision=HIGHEST)
+
+
 @register_op("aten.addmm")
 def addmm(bias: jax.Array, mat1: jax.Array, mat2: jax.Array, *, beta: float = 1, alpha: float = 1) -> jax.Array:
     """beta * bias + alpha * (mat1 @ mat2)."""

@@ -133,7 +133,8 @@ def segment_arg_max(x: jax.Array, *, sizes: list[int]) -> jax.Array:
 
 
 @register_op("DequantizeInt8")
-def dequantize_int8(q: jax.Array, scale: jax.Array, zero_point: jax.Array) -> jax.Array:
-    """int8 weights widened: (q - zero_point) * scale, one scale and zero point per slice of axis 0."""
-    shape = (-1,) + (1,) * (q.ndim - 1)
+def dequantize_int8(q: jax.Array, scale: jax.Array, zero_point: jax.Array, *, axis: int = 0) -> jax.Array:
+    """int8 weights widened: (q - zero_point) * scale, one scale and zero point per slice of ``axis``."""
+    shape = [1] * q.ndim
+    shape[axis] = -1
     return (q.astype(scale.dtype) - zero_point.reshape(shape)) * scale.reshape(shape)
