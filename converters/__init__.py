@@ -8,6 +8,7 @@ from mle_runtime.converters.export import (
     export_model,
     export_pytorch_model,
     export_sklearn_model,
+    export_tensorflow_model,
     export_xgboost_model,
 )
 
@@ -18,5 +19,6 @@ __all__ = [
     "export_model",
     "export_pytorch_model",
     "export_sklearn_model",
+    "export_tensorflow_model",
     "export_xgboost_model",
 ]

@@ -7,6 +7,7 @@ import io
 import os
 import pickle
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -52,7 +53,10 @@ def joblib_size(model: Any) -> int:
     except ImportError:
         return len(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
     buf = io.BytesIO()
-    joblib.dump(model, buf)
+    with warnings.catch_warnings():
+        # Keras pickles through its own saving code, which TensorFlow's tensors make warn under numpy 2
+        warnings.simplefilter("ignore", DeprecationWarning)
+        joblib.dump(model, buf)
     return buf.tell()
 
 
@@ -73,10 +77,7 @@ def export_model(
         return export_catboost_model(model, output_path, input_shape, **kwargs)
     if framework == "pytorch":
         return export_pytorch_model(model, output_path, input_shape, **kwargs)
-    raise UnsupportedModelError(
-        f"{framework} models are not supported by this version yet; "
-        "supported: scikit-learn, XGBoost, LightGBM, CatBoost, PyTorch"
-    )
+    return export_tensorflow_model(model, output_path, **kwargs)
 
 
 def export_sklearn_model(
@@ -141,6 +142,29 @@ def export_pytorch_model(
     ``input_shape`` = (batch, ...) with any batch size. ``quantize="fp16"`` or ``"int8"`` (per output
     channel) stores the weight tensors smaller; the result's ``quantization`` reports the reduction."""
     from mle_runtime.converters.pytorch import convert
+
+    return _export_network(model, output_path, "pytorch", lambda: convert(model, input_shape), quantize, kwargs)
+
+
+def export_tensorflow_model(
+    model: Any, output_path: str | os.PathLike[str], *, quantize: str | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """Export a built Keras 3 model (Sequential or Functional); its inputs and outputs keep their order
+    and names. ``quantize`` as for PyTorch."""
+    from mle_runtime.converters.keras import convert
+
+    return _export_network(model, output_path, "tensorflow", lambda: convert(model), quantize, kwargs)
+
+
+def _export_network(
+    model: Any,
+    output_path: str | os.PathLike[str],
+    framework: str,
+    convert: Callable[[], ModelIR],
+    quantize: str | None,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """_export for a network, with the opt-in weight quantization and its report."""
     from mle_runtime.converters.quantize import MODES
     from mle_runtime.converters.quantize import quantize as quantize_ir
 
@@ -149,13 +173,13 @@ def export_pytorch_model(
     reports: dict[str, Any] = {}
 
     def converted() -> ModelIR:
-        ir = convert(model, input_shape)
+        ir = convert()
         if quantize is None:
             return ir
         ir, reports["quantization"] = quantize_ir(ir, quantize)
         return ir
 
-    return {**_export(model, output_path, "pytorch", converted, kwargs), **reports}
+    return {**_export(model, output_path, framework, converted, options), **reports}
 
 
 def _export(

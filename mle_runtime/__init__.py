@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         export_model,
         export_pytorch_model,
         export_sklearn_model,
+        export_tensorflow_model,
         export_xgboost_model,
     )
     from mle_runtime.runtime import MLERuntime, load_model
@@ -43,6 +44,7 @@ _LAZY = {
     "export_lightgbm_model": "mle_runtime.converters",
     "export_catboost_model": "mle_runtime.converters",
     "export_pytorch_model": "mle_runtime.converters",
+    "export_tensorflow_model": "mle_runtime.converters",
 }
 
 
@@ -73,6 +75,7 @@ __all__ = [
     "export_model",
     "export_pytorch_model",
     "export_sklearn_model",
+    "export_tensorflow_model",
     "export_xgboost_model",
     "get_supported_operators",
     "get_version_info",

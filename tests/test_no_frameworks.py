@@ -110,6 +110,19 @@ def test_a_pytorch_network_runs_without_torch(tmp_path: Path) -> None:
     np.testing.assert_allclose(np.load(tmp_path / "X.npy.0.npy"), want, rtol=0, atol=1e-5 * np.abs(want).max())
 
 
+def test_a_keras_model_runs_without_keras(tmp_path: Path) -> None:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((6, 3)), keras.layers.Conv1D(4, 3), keras.layers.GRU(5), keras.layers.Dense(2)]
+    )
+    X = np.random.default_rng(0).normal(size=(9, 6, 3)).astype(np.float32)
+    run_blocked(model, X, tmp_path)
+    want = model.predict(X, verbose=0)
+    np.testing.assert_allclose(np.load(tmp_path / "X.npy.0.npy"), want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
 def test_blocker_really_blocks(tmp_path: Path) -> None:
     code = CHILD.split("import numpy")[0] + "import sklearn\n"
     proc = subprocess.run([sys.executable, "-c", code, "", "", "sklearn"], capture_output=True, text=True, timeout=60)

@@ -9,6 +9,7 @@ from typing import Any
 
 import aten_records
 import jax
+import keras_records
 import numpy as np
 import pytest
 from scipy.special import expit, softmax
@@ -327,6 +328,7 @@ def _spline_records() -> dict[str, Record]:
 
 OPS.update(_spline_records())
 OPS.update({name: Record(*entry) for name, entry in aten_records.records().items()})
+OPS.update({name: Record(*entry) for name, entry in keras_records.records().items()})
 
 
 def _op_name(record_name: str) -> str:

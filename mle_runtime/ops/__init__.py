@@ -25,6 +25,7 @@ _OP_MODULES = (
     "mle_runtime.ops.svm",
     "mle_runtime.ops.trees",
     "mle_runtime.ops.aten",
+    "mle_runtime.ops.keras",
 )
 
 

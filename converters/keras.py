@@ -1,0 +1,290 @@
+"""Keras 3 models (Sequential and Functional): the layer graph walked from the model's outputs back to
+its inputs, each layer call written as one node (the ops are in mle_runtime/ops/keras.py), inputs and
+outputs in the model's order under the model's names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, model_ir
+from mle_runtime.errors import UnsupportedModelError
+from mle_runtime.ops.keras import ACTIVATIONS
+
+# Layers that compute nothing at inference.
+_IDENTITY = {
+    "Dropout",
+    "SpatialDropout1D",
+    "SpatialDropout2D",
+    "SpatialDropout3D",
+    "GaussianNoise",
+    "GaussianDropout",
+    "AlphaDropout",
+    "ActivityRegularization",
+    "Identity",
+}
+_MERGES = {
+    "Add": "add",
+    "Subtract": "subtract",
+    "Multiply": "multiply",
+    "Average": "average",
+    "Maximum": "maximum",
+    "Minimum": "minimum",
+    "Concatenate": "concatenate",
+}
+
+
+def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise UnsupportedModelError(f"expected a keras.Model, got {type(model).__name__}")
+    try:
+        inputs, outputs = list(model.inputs), list(model.outputs)
+    except (AttributeError, ValueError) as e:
+        raise UnsupportedModelError(
+            f"{type(model).__name__} has no input yet: build it (keras.Input, or call it on data) before exporting"
+        ) from e
+    b = GraphBuilder()
+    names: dict[int, str] = {}
+    for i, t in enumerate(inputs):
+        names[id(t)] = b.input(_input_name(t, i), (None, *t.shape[1:]))
+    missing: set[str] = set()
+    done: dict[tuple[int, int], list[str]] = {}
+
+    def tensor(t: Any) -> str:
+        if id(t) in names:
+            return names[id(t)]
+        layer, node_index, index = t._keras_history
+        key = (id(layer), node_index)
+        if key not in done:
+            node = layer._inbound_nodes[node_index]
+            args = [tensor(x) for x in node.input_tensors]
+            done[key] = _layer(b, layer, args, node, missing)
+        return done[key][index]
+
+    tensors = [tensor(t) for t in outputs]
+    if missing:
+        raise UnsupportedModelError(f"{type(model).__name__}: layers without a jnp implementation: {sorted(missing)}")
+    # a Functional model's output names; a Sequential one's: the layer it ends with
+    roles = [str(n) for n in getattr(model, "output_names", None) or [t._keras_history[0].name for t in outputs]]
+    if len(set(roles)) != len(roles) or len(roles) != len(tensors):
+        roles = [f"output_{i}" for i in range(len(tensors))]
+    converted = Converted("network", dict(zip(roles, tensors, strict=True)), roles)
+    metadata = {
+        "framework": "keras",
+        "framework_version": keras.__version__,
+        "estimator": f"keras.{type(model).__name__}",
+        "input_names": [vi.name for vi in b.inputs],
+    }
+    return model_ir(b, converted, metadata)
+
+
+def _input_name(t: Any, i: int) -> str:
+    name = getattr(t, "name", None) or f"input_{i}"
+    return str(name).split(":")[0]
+
+
+def _weights(layer: Any, *names: str) -> list[np.ndarray | None]:
+    out = []
+    for name in names:
+        v = getattr(layer, name, None)
+        value = None if v is None else getattr(v, "value", v)
+        # a backend tensor's own numpy() (TensorFlow's __array__ predates numpy 2's copy argument)
+        out.append(None if value is None else np.asarray(value.numpy() if hasattr(value, "numpy") else value))
+    return out
+
+
+def _activation_name(fn: Any) -> str:
+    import keras
+
+    name = keras.activations.serialize(fn)
+    if isinstance(name, dict):
+        name = name.get("config", name).get("name", name.get("class_name"))
+    name = str(name)
+    if name not in ACTIVATIONS:
+        raise UnsupportedModelError(f"Keras activation {name!r} is not supported; supported: {list(ACTIVATIONS)}")
+    return name
+
+
+def _layer(b: GraphBuilder, layer: Any, args: list[str], node: Any, missing: set[str]) -> list[str]:
+    """The nodes computing one call of ``layer`` on ``args``; its output tensors."""
+    kind = type(layer).__name__
+    config = layer.get_config()
+    if config.get("data_format", "channels_last") != "channels_last":
+        raise UnsupportedModelError(f"{layer.name} ({kind}): only data_format='channels_last' is supported")
+    absent = np.zeros((0,), np.float32)
+
+    def const(hint: str, value: np.ndarray | None) -> str:
+        return b.const(f"{layer.name}.{hint}", absent if value is None else value)
+
+    if kind in _IDENTITY:
+        return [args[0]]
+    if kind == "Dense":
+        kernel, bias = _weights(layer, "kernel", "bias")
+        act = _activation_name(layer.activation)
+        return [b.op("keras.Dense", args[0], const("kernel", kernel), const("bias", bias), activation_name=act)]
+    if kind in ("Conv1D", "Conv2D", "Conv3D"):
+        kernel, bias = _weights(layer, "kernel", "bias")
+        attrs = _conv_attrs(config)
+        act = _activation_name(layer.activation)
+        y = b.op(
+            "keras.Conv",
+            args[0],
+            const("kernel", kernel),
+            const("bias", bias),
+            groups=config.get("groups", 1),
+            activation_name=act,
+            **attrs,
+        )
+        return [y]
+    if kind in ("DepthwiseConv1D", "DepthwiseConv2D"):
+        kernel, bias = _weights(layer, "kernel", "bias")
+        act = _activation_name(layer.activation)
+        return [
+            b.op(
+                "keras.DepthwiseConv",
+                args[0],
+                const("kernel", kernel),
+                const("bias", bias),
+                activation_name=act,
+                **_conv_attrs(config),
+            )
+        ]
+    if kind in ("SeparableConv1D", "SeparableConv2D"):
+        depthwise, pointwise, bias = _weights(layer, "depthwise_kernel", "pointwise_kernel", "bias")
+        attrs = _conv_attrs(config)
+        y = b.op("keras.DepthwiseConv", args[0], const("depthwise", depthwise), b.const("none", absent), **attrs)
+        ones = [1] * len(attrs["strides"])
+        act = _activation_name(layer.activation)
+        return [
+            b.op(
+                "keras.Conv",
+                y,
+                const("pointwise", pointwise),
+                const("bias", bias),
+                strides=ones,
+                padding="valid",
+                dilation_rate=ones,
+                activation_name=act,
+            )
+        ]
+    if kind == "BatchNormalization":
+        gamma, beta, mean, var = _weights(layer, "gamma", "beta", "moving_mean", "moving_variance")
+        return [
+            b.op(
+                "keras.BatchNormalization",
+                args[0],
+                const("gamma", gamma),
+                const("beta", beta),
+                const("mean", mean),
+                const("variance", var),
+                axis=int(config["axis"]),
+                epsilon=float(config["epsilon"]),
+            )
+        ]
+    if kind == "LayerNormalization":
+        if config.get("rms_scaling"):
+            raise UnsupportedModelError(f"{layer.name}: LayerNormalization(rms_scaling=True) is not supported")
+        gamma, beta = _weights(layer, "gamma", "beta")
+        axis = config["axis"] if isinstance(config["axis"], list) else [config["axis"]]
+        return [
+            b.op(
+                "keras.LayerNormalization",
+                args[0],
+                const("gamma", gamma),
+                const("beta", beta),
+                axis=[int(a) for a in axis],
+                epsilon=float(config["epsilon"]),
+            )
+        ]
+    if kind == "Activation":
+        return [b.op("keras.Activation", args[0], activation_name=_activation_name(layer.activation))]
+    if kind in ("ReLU", "LeakyReLU", "Softmax", "ELU"):
+        return [b.op("keras.Activation", args[0], **_activation_layer(kind, config))]
+    if kind == "Flatten":
+        return [b.op("keras.Reshape", args[0], target_shape=[-1])]
+    if kind == "Reshape":
+        return [b.op("keras.Reshape", args[0], target_shape=[int(d) for d in config["target_shape"]])]
+    if kind.startswith(("MaxPooling", "AveragePooling")):
+        pool_kind = "max" if kind.startswith("Max") else "average"
+        size = list(config["pool_size"])
+        strides = list(config["strides"] or size)
+        return [b.op("keras.Pool", args[0], kind=pool_kind, pool_size=size, strides=strides, padding=config["padding"])]
+    if kind.startswith(("GlobalMaxPooling", "GlobalAveragePooling")):
+        pool_kind = "max" if "Max" in kind else "average"
+        return [b.op("keras.GlobalPool", args[0], kind=pool_kind, keepdims=bool(config.get("keepdims", False)))]
+    if kind in _MERGES:
+        axis = {"axis": int(config["axis"])} if kind == "Concatenate" else {}
+        return [b.op("keras.Merge", *args, kind=_MERGES[kind], **axis)]
+    if kind == "Embedding":
+        if config.get("mask_zero"):
+            raise UnsupportedModelError(f"{layer.name}: Embedding(mask_zero=True) (masked sequences) is not supported")
+        (embeddings,) = _weights(layer, "embeddings")
+        return [b.op("keras.Embedding", args[0], const("embeddings", embeddings))]
+    if kind in ("LSTM", "GRU"):
+        return [_recurrent(b, layer, kind, config, args[0], const)]
+    if kind == "MultiHeadAttention":
+        return [_attention(b, layer, node, args, const)]
+    missing.add(kind)
+    return [args[0]] * max(1, len(node.output_tensors))
+
+
+def _recurrent(b: GraphBuilder, layer: Any, kind: str, config: dict[str, Any], x: str, const: Any) -> str:
+    if config.get("return_state") or config.get("stateful") or config.get("unroll"):
+        raise UnsupportedModelError(f"{layer.name}: {kind} with return_state, stateful or unroll is not supported")
+    cell = layer.cell
+    kernel, recurrent, bias = _weights(cell, "kernel", "recurrent_kernel", "bias")
+    attrs = {
+        "activation_name": _activation_name(cell.activation),
+        "recurrent_activation": _activation_name(cell.recurrent_activation),
+        "return_sequences": bool(config["return_sequences"]),
+        "go_backwards": bool(config["go_backwards"]),
+    }
+    if kind == "GRU":
+        attrs["reset_after"] = bool(config["reset_after"])
+    tensors = (const("kernel", kernel), const("recurrent_kernel", recurrent), const("bias", bias))
+    return b.op(f"keras.{kind}", x, *tensors, **attrs)
+
+
+def _attention(b: GraphBuilder, layer: Any, node: Any, args: list[str], const: Any) -> str:
+    """MultiHeadAttention called as (query, value[, key]) without masks."""
+    arguments = getattr(node, "arguments", None)
+    kwargs = getattr(arguments, "kwargs", {}) or {}
+    if kwargs.get("attention_mask") is not None or kwargs.get("use_causal_mask"):
+        raise UnsupportedModelError(f"{layer.name}: MultiHeadAttention with a mask is not supported")
+    if kwargs.get("return_attention_scores"):
+        raise UnsupportedModelError(f"{layer.name}: MultiHeadAttention(return_attention_scores=True) is not supported")
+    query, value = args[0], args[1]
+    key = args[2] if len(args) > 2 else value
+    parts = []
+    for hint, dense in (
+        ("q", layer._query_dense),
+        ("k", layer._key_dense),
+        ("v", layer._value_dense),
+        ("o", layer._output_dense),
+    ):
+        kernel, bias = _weights(dense, "kernel", "bias")
+        parts += [const(f"w{hint}", kernel), const(f"b{hint}", bias)]
+    return b.op("keras.MultiHeadAttention", query, value, key, *parts)
+
+
+def _conv_attrs(config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "strides": [int(s) for s in config["strides"]],
+        "padding": str(config["padding"]),
+        "dilation_rate": [int(d) for d in config["dilation_rate"]],
+    }
+
+
+def _activation_layer(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    if kind == "ReLU":
+        arguments = {k: config[k] for k in ("max_value", "negative_slope", "threshold") if config.get(k) is not None}
+        return {"activation_name": "relu", "arguments": {k: float(v) for k, v in arguments.items()}}
+    if kind == "LeakyReLU":
+        return {"activation_name": "leaky_relu", "arguments": {"negative_slope": float(config["negative_slope"])}}
+    if kind == "ELU":
+        return {"activation_name": "elu", "arguments": {"alpha": float(config["alpha"])}}
+    axis = config["axis"]
+    return {"activation_name": "softmax", "arguments": {"axis": float(axis if isinstance(axis, int) else axis[-1])}}

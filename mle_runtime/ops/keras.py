@@ -1,0 +1,375 @@
+"""Keras 3 layers, one op per layer, as Keras computes them (channels-last layouts, TensorFlow's "same"
+padding, Keras's activation functions). Weights are the layer's own, in Keras's layouts."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from mle_runtime.ops import register_op
+
+HIGHEST = jax.lax.Precision.HIGHEST
+
+
+def activation(x: jax.Array, name: str, **kw: float) -> jax.Array:
+    """Keras's activation ``name`` (keras.activations)."""
+    if name in ("linear", None):
+        return x
+    if name == "relu":
+        negative_slope, max_value, threshold = (
+            kw.get("negative_slope", 0.0),
+            kw.get("max_value"),
+            kw.get("threshold", 0.0),
+        )
+        y = (
+            jnp.where(x >= threshold, x, negative_slope * (x - threshold))
+            if (negative_slope or threshold)
+            else jax.nn.relu(x)
+        )
+        return y if max_value is None else jnp.minimum(y, max_value)
+    if name == "relu6":
+        return jnp.clip(x, 0, 6)
+    if name == "leaky_relu":
+        return jnp.where(x >= 0, x, kw.get("negative_slope", 0.2) * x)
+    if name == "sigmoid":
+        return jax.nn.sigmoid(x)
+    if name == "hard_sigmoid":
+        return jnp.clip(x / 6 + 0.5, 0, 1)
+    if name in ("swish", "silu"):
+        return x * jax.nn.sigmoid(x)
+    if name == "hard_swish":
+        return x * jnp.clip(x / 6 + 0.5, 0, 1)
+    if name == "tanh":
+        return jnp.tanh(x)
+    if name == "softmax":
+        return jax.nn.softmax(x, axis=int(kw.get("axis", -1)))
+    if name == "log_softmax":
+        return jax.nn.log_softmax(x, axis=int(kw.get("axis", -1)))
+    if name == "gelu":
+        if kw.get("approximate", False):
+            return 0.5 * x * (1 + jnp.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+        return 0.5 * x * (1 + jax.scipy.special.erf(x / math.sqrt(2)))
+    if name == "elu":
+        alpha = kw.get("alpha", 1.0)
+        return jnp.where(x > 0, x, alpha * jnp.expm1(jnp.minimum(x, 0)))
+    if name == "selu":
+        return 1.0507009873554805 * jnp.where(x > 0, x, 1.6732632423543772 * jnp.expm1(jnp.minimum(x, 0)))
+    if name == "softplus":
+        return jax.nn.softplus(x)
+    if name == "softsign":
+        return x / (1 + jnp.abs(x))
+    if name == "exponential":
+        return jnp.exp(x)
+    raise ValueError(f"unknown Keras activation {name!r}")
+
+
+ACTIVATIONS = (
+    "linear",
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "sigmoid",
+    "hard_sigmoid",
+    "swish",
+    "silu",
+    "hard_swish",
+    "tanh",
+    "softmax",
+    "log_softmax",
+    "gelu",
+    "elu",
+    "selu",
+    "softplus",
+    "softsign",
+    "exponential",
+)
+
+
+@register_op("keras.Activation")
+def activation_op(x: jax.Array, *, activation_name: str, arguments: dict[str, float] | None = None) -> jax.Array:
+    """A Keras activation function (Activation layer, ReLU, LeakyReLU, Softmax, ...)."""
+    return activation(x, activation_name, **(arguments or {}))
+
+
+@register_op("keras.Dense")
+def dense(x: jax.Array, kernel: jax.Array, bias: jax.Array, *, activation_name: str = "linear") -> jax.Array:
+    """x @ kernel + bias over the last axis, then the activation."""
+    y = jnp.matmul(x, kernel, precision=HIGHEST)
+    return activation(y + bias if bias.size else y, activation_name)
+
+
+def _same_padding(n: int, k: int, s: int, d: int) -> tuple[int, int]:
+    """TensorFlow's "same" padding: as much as the output of ceil(n / s) needs, the extra cell after."""
+    total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+    return total // 2, total - total // 2
+
+
+def _padding(
+    kind: str, spatial: tuple[int, ...], kernel: tuple[int, ...], strides: list[int], dilation: list[int]
+) -> list[tuple[int, int]]:
+    if kind == "valid":
+        return [(0, 0)] * len(spatial)
+    if kind == "same":
+        return [_same_padding(n, k, s, d) for n, k, s, d in zip(spatial, kernel, strides, dilation, strict=True)]
+    if kind == "causal":  # Conv1D: everything before
+        return [((k - 1) * d, 0) for k, d in zip(kernel, dilation, strict=True)]
+    raise ValueError(f"unknown padding {kind!r}")
+
+
+def _numbers(spatial: int) -> tuple[str, str, str]:
+    letters = "DHW"[-spatial:]
+    return f"N{letters}C", f"{letters}IO", f"N{letters}C"
+
+
+@register_op("keras.Conv")
+def conv(
+    x: jax.Array,
+    kernel: jax.Array,
+    bias: jax.Array,
+    *,
+    strides: list[int],
+    padding: str,
+    dilation_rate: list[int],
+    groups: int = 1,
+    activation_name: str = "linear",
+) -> jax.Array:
+    """Conv1D / Conv2D / Conv3D, channels last: kernel (k..., in / groups, out)."""
+    spatial = x.ndim - 2
+    pads = _padding(padding, x.shape[1:-1], kernel.shape[:spatial], strides, dilation_rate)
+    y = jax.lax.conv_general_dilated(
+        x,
+        kernel,
+        window_strides=strides,
+        padding=pads,
+        rhs_dilation=dilation_rate,
+        dimension_numbers=_numbers(spatial),
+        feature_group_count=groups,
+        precision=HIGHEST,
+    )
+    return activation(y + bias if bias.size else y, activation_name)
+
+
+@register_op("keras.DepthwiseConv")
+def depthwise_conv(
+    x: jax.Array,
+    kernel: jax.Array,
+    bias: jax.Array,
+    *,
+    strides: list[int],
+    padding: str,
+    dilation_rate: list[int],
+    activation_name: str = "linear",
+) -> jax.Array:
+    """DepthwiseConv1D / 2D, channels last: kernel (k..., in, multiplier); output channel c * m + j."""
+    spatial = x.ndim - 2
+    channels = x.shape[-1]
+    k = kernel.reshape(*kernel.shape[:spatial], 1, channels * kernel.shape[-1])
+    y = conv(
+        x, k, jnp.zeros((0,), x.dtype), strides=strides, padding=padding, dilation_rate=dilation_rate, groups=channels
+    )
+    return activation(y + bias if bias.size else y, activation_name)
+
+
+@register_op("keras.BatchNormalization")
+def batch_normalization(
+    x: jax.Array,
+    gamma: jax.Array,
+    beta: jax.Array,
+    moving_mean: jax.Array,
+    moving_variance: jax.Array,
+    *,
+    axis: int,
+    epsilon: float,
+) -> jax.Array:
+    """Inference-mode batch normalization over ``axis`` (Keras: (x - mean) * rsqrt(var + eps) * gamma + beta)."""
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    inv = jax.lax.rsqrt(moving_variance + epsilon)
+    if gamma.size:
+        inv = inv * gamma
+    y = (x - moving_mean.reshape(shape)) * inv.reshape(shape)
+    return y + beta.reshape(shape) if beta.size else y
+
+
+@register_op("keras.LayerNormalization")
+def layer_normalization(
+    x: jax.Array, gamma: jax.Array, beta: jax.Array, *, axis: list[int], epsilon: float
+) -> jax.Array:
+    """Layer normalization over ``axis`` with Keras's variance (the mean of squared deviations)."""
+    axes = tuple(a % x.ndim for a in axis)
+    mean = jnp.mean(x, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
+    y = (x - mean) * jax.lax.rsqrt(var + epsilon)
+    shape = [x.shape[i] if i in axes else 1 for i in range(x.ndim)]
+    if gamma.size:
+        y = y * gamma.reshape(shape)
+    return y + beta.reshape(shape) if beta.size else y
+
+
+@register_op("keras.Pool")
+def pool(x: jax.Array, *, kind: str, pool_size: list[int], strides: list[int], padding: str) -> jax.Array:
+    """MaxPooling / AveragePooling 1D-3D, channels last; "same" average pooling divides by the cells
+    inside the input, as TensorFlow does."""
+    spatial = x.ndim - 2
+    pads = [(0, 0), *_padding(padding, x.shape[1:-1], tuple(pool_size), strides, [1] * spatial), (0, 0)]
+    window, step = (1, *pool_size, 1), (1, *strides, 1)
+    if kind == "max":
+        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, step, pads)
+    total = jax.lax.reduce_window(x, 0.0, jax.lax.add, window, step, pads)
+    ones = jnp.ones((1, *x.shape[1:-1], 1), x.dtype)
+    count = jax.lax.reduce_window(ones, 0.0, jax.lax.add, window, step, pads)
+    return total / count
+
+
+@register_op("keras.GlobalPool")
+def global_pool(x: jax.Array, *, kind: str, keepdims: bool = False) -> jax.Array:
+    """GlobalMax/AveragePooling 1D-3D, channels last: over every spatial axis."""
+    axes = tuple(range(1, x.ndim - 1))
+    reduce = jnp.max if kind == "max" else jnp.mean
+    return reduce(x, axis=axes, keepdims=keepdims)
+
+
+@register_op("keras.Reshape")
+def reshape(x: jax.Array, *, target_shape: list[int]) -> jax.Array:
+    """x reshaped to (batch, *target_shape) (Flatten: target (-1,))."""
+    return jnp.reshape(x, (x.shape[0], *target_shape))
+
+
+@register_op("keras.Merge")
+def merge(*xs: jax.Array, kind: str, axis: int = -1) -> jax.Array:
+    """Add, Subtract, Multiply, Average, Maximum, Minimum or Concatenate of the inputs."""
+    if kind == "concatenate":
+        return jnp.concatenate(xs, axis=axis)
+    if kind == "subtract":
+        return xs[0] - xs[1]
+    out = xs[0]
+    for x in xs[1:]:
+        out = {
+            "add": jnp.add,
+            "average": jnp.add,
+            "multiply": jnp.multiply,
+            "maximum": jnp.maximum,
+            "minimum": jnp.minimum,
+        }[kind](out, x)
+    return out / len(xs) if kind == "average" else out
+
+
+@register_op("keras.Embedding")
+def embedding(indices: jax.Array, embeddings: jax.Array) -> jax.Array:
+    """Rows of the embedding matrix at the (integer-valued) indices."""
+    return jnp.take(embeddings, indices.astype(jnp.int32), axis=0)
+
+
+def _scan_steps(x: jax.Array, step, init, go_backwards: bool):  # type: ignore[no-untyped-def]
+    """Run ``step`` over the time axis (1) of x; the carries at every step, time first."""
+    xs = jnp.swapaxes(x, 0, 1)
+    if go_backwards:
+        xs = xs[::-1]
+    _, hs = jax.lax.scan(step, init, xs)
+    return hs
+
+
+@register_op("keras.LSTM")
+def lstm(
+    x: jax.Array,
+    kernel: jax.Array,
+    recurrent_kernel: jax.Array,
+    bias: jax.Array,
+    *,
+    activation_name: str = "tanh",
+    recurrent_activation: str = "sigmoid",
+    return_sequences: bool = False,
+    go_backwards: bool = False,
+) -> jax.Array:
+    """Keras's LSTM (gates i, f, c, o): the last output, or every step's with ``return_sequences``."""
+    units = recurrent_kernel.shape[0]
+    projected = jnp.matmul(x, kernel, precision=HIGHEST)
+
+    def step(carry, z_x):  # type: ignore[no-untyped-def]
+        h, c = carry
+        z = z_x + jnp.matmul(h, recurrent_kernel, precision=HIGHEST)
+        if bias.size:
+            z = z + bias
+        z0, z1, z2, z3 = jnp.split(z, 4, axis=-1)
+        i, f, o = (activation(g, recurrent_activation) for g in (z0, z1, z3))
+        c = f * c + i * activation(z2, activation_name)
+        h = o * activation(c, activation_name)
+        return (h, c), h
+
+    zeros = jnp.zeros((x.shape[0], units), projected.dtype)
+    hs = _scan_steps(projected, step, (zeros, zeros), go_backwards)
+    return jnp.swapaxes(hs, 0, 1) if return_sequences else hs[-1]
+
+
+@register_op("keras.GRU")
+def gru(
+    x: jax.Array,
+    kernel: jax.Array,
+    recurrent_kernel: jax.Array,
+    bias: jax.Array,
+    *,
+    activation_name: str = "tanh",
+    recurrent_activation: str = "sigmoid",
+    reset_after: bool = True,
+    return_sequences: bool = False,
+    go_backwards: bool = False,
+) -> jax.Array:
+    """Keras's GRU (gates z, r, h; ``reset_after`` as Keras 3's default): the last output, or every step's."""
+    units = recurrent_kernel.shape[0]
+    input_bias = bias[0] if bias.ndim == 2 else bias
+    recurrent_bias = bias[1] if bias.ndim == 2 else jnp.zeros((0,), x.dtype)
+    projected = jnp.matmul(x, kernel, precision=HIGHEST)
+    if input_bias.size:
+        projected = projected + input_bias
+
+    def step(h, m_x):  # type: ignore[no-untyped-def]
+        x_z, x_r, x_h = jnp.split(m_x, 3, axis=-1)
+        if reset_after:
+            inner = jnp.matmul(h, recurrent_kernel, precision=HIGHEST)
+            if recurrent_bias.size:
+                inner = inner + recurrent_bias
+            r_z, r_r, r_h = jnp.split(inner, 3, axis=-1)
+        else:
+            r_z = jnp.matmul(h, recurrent_kernel[:, :units], precision=HIGHEST)
+            r_r = jnp.matmul(h, recurrent_kernel[:, units : 2 * units], precision=HIGHEST)
+        z = activation(x_z + r_z, recurrent_activation)
+        r = activation(x_r + r_r, recurrent_activation)
+        # reset_after (Keras 3's default) applies the reset gate after the recurrent product
+        r_h = r * r_h if reset_after else jnp.matmul(r * h, recurrent_kernel[:, 2 * units :], precision=HIGHEST)
+        hh = activation(x_h + r_h, activation_name)
+        h = z * h + (1 - z) * hh
+        return h, h
+
+    hs = _scan_steps(projected, step, jnp.zeros((x.shape[0], units), projected.dtype), go_backwards)
+    return jnp.swapaxes(hs, 0, 1) if return_sequences else hs[-1]
+
+
+@register_op("keras.MultiHeadAttention")
+def multi_head_attention(
+    query: jax.Array,
+    value: jax.Array,
+    key: jax.Array,
+    wq: jax.Array,
+    bq: jax.Array,
+    wk: jax.Array,
+    bk: jax.Array,
+    wv: jax.Array,
+    bv: jax.Array,
+    wo: jax.Array,
+    bo: jax.Array,
+) -> jax.Array:
+    """Keras's MultiHeadAttention without masks: per-head projections (dim, heads, size), scaled dot
+    products, softmax over the keys, the heads projected back."""
+
+    def project(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
+        y = jnp.einsum("abc,cde->abde", x, w, precision=HIGHEST)
+        return y + b if b.size else y
+
+    q = project(query, wq, bq) * (1.0 / math.sqrt(wq.shape[-1]))
+    k, v = project(key, wk, bk), project(value, wv, bv)
+    scores = jax.nn.softmax(jnp.einsum("aecd,abcd->acbe", k, q, precision=HIGHEST), axis=-1)
+    heads = jnp.einsum("acbe,aecd->abcd", scores, v, precision=HIGHEST)
+    out = jnp.einsum("abcd,cde->abe", heads, wo, precision=HIGHEST)
+    return out + bo if bo.size else out

@@ -1,0 +1,144 @@
+"""Records of the Keras ops (mle_runtime/ops/keras.py) for test_ops: inputs, attributes, and Keras's own
+layer (float64, TensorFlow backend) given the same weights as the reference."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras
+import numpy as np
+
+R = np.random.default_rng(2)
+L = keras.layers
+
+
+def _layer_reference(
+    make: Callable[[], Any], weights: Callable[..., list[np.ndarray]], n_inputs: int = 1
+) -> Callable[..., np.ndarray]:
+    """A reference that builds the Keras layer in float64, sets ``weights(*inputs)`` and calls it."""
+
+    def reference(*inputs: np.ndarray) -> np.ndarray:
+        with _float64():
+            layer = make()
+            args = [keras.ops.convert_to_tensor(a, dtype="float64") for a in inputs[:n_inputs]]
+            layer(*args)  # builds it
+            layer.set_weights(weights(*inputs))
+            return np.asarray(keras.ops.convert_to_numpy(layer(*args)))
+
+    return reference
+
+
+@contextlib.contextmanager
+def _float64() -> Iterator[None]:
+    """Keras's default float as float64 (sublayers and constants follow it), then back."""
+    before = keras.config.floatx()
+    keras.config.set_floatx("float64")
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(before)
+
+
+def _gelu_tanh(x: np.ndarray) -> np.ndarray:
+    """Keras's tanh approximation as written (TensorFlow's float64 kernel differs from it by ~5e-10)."""
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def _attention(query, value, key, wq, bq, wk, bk, wv, bv, wo, bo):  # type: ignore[no-untyped-def]
+    """MultiHeadAttention's arithmetic in numpy (Keras's own layer, even built in float64, differs from
+    it by ~6e-7 relative here: not every part of it follows the float64 dtype)."""
+    q = (np.einsum("abc,cde->abde", query, wq) + bq) / math.sqrt(wq.shape[-1])
+    k, v = np.einsum("abc,cde->abde", key, wk) + bk, np.einsum("abc,cde->abde", value, wv) + bv
+    scores = np.einsum("aecd,abcd->acbe", k, q)
+    scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    scores /= scores.sum(axis=-1, keepdims=True)
+    return np.einsum("abcd,cde->abe", np.einsum("acbe,aecd->abcd", scores, v), wo) + bo
+
+
+def records() -> dict[str, tuple]:
+    x2, x3, x4 = R.normal(size=(4, 6)), R.normal(size=(2, 7, 5)), R.normal(size=(2, 9, 8, 3))
+    f64 = {"dtype": "float64"}
+    kernel2, bias2 = R.normal(size=(6, 3)), R.normal(size=3)
+    conv_k, conv_b = R.normal(size=(3, 2, 3, 4)), R.normal(size=4)
+    dw_k, dw_b = R.normal(size=(3, 3, 3, 2)), R.normal(size=6)
+    gamma, beta, mean, var = R.normal(size=3), R.normal(size=3), R.normal(size=3), R.uniform(0.5, 2, size=3)
+    units = 4
+    lstm_k, lstm_r, lstm_b = R.normal(size=(5, 4 * units)), R.normal(size=(units, 4 * units)), R.normal(size=4 * units)
+    gru_k, gru_r, gru_b = (
+        R.normal(size=(5, 3 * units)),
+        R.normal(size=(units, 3 * units)),
+        R.normal(size=(2, 3 * units)),
+    )
+    mha = [R.normal(size=s) for s in ((5, 2, 3), (2, 3), (5, 2, 3), (2, 3), (5, 2, 3), (2, 3), (2, 3, 5), (5,))]
+    return {
+        "keras.Activation": (
+            (x2,),
+            _gelu_tanh,
+            {"activation_name": "gelu", "arguments": {"approximate": 1.0}},
+        ),
+        "keras.Dense": (
+            (x2, kernel2, bias2),
+            _layer_reference(lambda: L.Dense(3, activation="selu", **f64), lambda x, k, b: [k, b]),
+            {"activation_name": "selu"},
+        ),
+        "keras.Conv": (
+            (x4, conv_k, conv_b),
+            _layer_reference(
+                lambda: L.Conv2D(4, (3, 2), strides=(2, 1), padding="same", dilation_rate=1, activation="relu6", **f64),
+                lambda x, k, b: [k, b],
+            ),
+            {"strides": [2, 1], "padding": "same", "dilation_rate": [1, 1], "activation_name": "relu6"},
+        ),
+        "keras.DepthwiseConv": (
+            (x4, dw_k, dw_b),
+            _layer_reference(
+                lambda: L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", dilation_rate=2, **f64),
+                lambda x, k, b: [k, b],
+            ),
+            {"strides": [1, 1], "padding": "same", "dilation_rate": [2, 2]},
+        ),
+        "keras.BatchNormalization": (
+            (x4, gamma, beta, mean, var),
+            _layer_reference(lambda: L.BatchNormalization(epsilon=1e-3, **f64), lambda x, *w: list(w)),
+            {"axis": -1, "epsilon": 1e-3},
+        ),
+        "keras.LayerNormalization": (
+            (x3, R.normal(size=(7, 5)), R.normal(size=(7, 5))),
+            _layer_reference(lambda: L.LayerNormalization(axis=[1, 2], **f64), lambda x, g, b: [g, b]),
+            {"axis": [1, 2], "epsilon": 1e-3},
+        ),
+        "keras.Pool": (
+            (x4,),
+            _layer_reference(lambda: L.AveragePooling2D(3, strides=2, padding="same", **f64), lambda x: []),
+            {"kind": "average", "pool_size": [3, 3], "strides": [2, 2], "padding": "same"},
+        ),
+        "keras.GlobalPool": (
+            (x4,),
+            _layer_reference(lambda: L.GlobalMaxPooling2D(keepdims=True, **f64), lambda x: []),
+            {"kind": "max", "keepdims": True},
+        ),
+        "keras.Reshape": ((x3,), lambda x: x.reshape(2, 5, 7), {"target_shape": [5, 7]}),
+        "keras.Merge": ((x2, x2 * 2, x2 - 1), lambda *xs: sum(xs) / 3, {"kind": "average"}),
+        "keras.Embedding": ((np.array([[1.0, 3.0], [0.0, 0.0]]), x2), lambda i, w: w[i.astype(int)], {}),
+        "keras.LSTM": (
+            (x3, lstm_k, lstm_r, lstm_b),
+            _layer_reference(lambda: L.LSTM(units, return_sequences=True, **f64), lambda x, *w: list(w)),
+            {"return_sequences": True},
+        ),
+        "keras.GRU": (
+            (x3, gru_k, gru_r, gru_b),
+            _layer_reference(lambda: L.GRU(units, go_backwards=True, **f64), lambda x, *w: list(w)),
+            {"go_backwards": True},
+        ),
+        "keras.MultiHeadAttention": (
+            (x3, x3[::-1], x3, *mha),
+            _attention,
+            {},
+        ),
+    }

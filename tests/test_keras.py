@@ -1,0 +1,153 @@
+"""Keras 3 models, defined here: exported layer by layer, compared with Keras's own predict at batch
+sizes 1, 7 and 256; multi-input and multi-output models keep their order and names."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras
+import numpy as np
+import pytest
+
+import mle_runtime as mle
+from mle_runtime.errors import UnsupportedModelError
+
+BATCHES = (1, 7, 256)
+layers = keras.layers
+
+
+def _randomize_statistics(model: keras.Model) -> keras.Model:
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.moving_mean.assign(rng.uniform(-1, 1, layer.moving_mean.shape))
+            layer.moving_variance.assign(rng.uniform(0.5, 2, layer.moving_variance.shape))
+    return model
+
+
+def dense_sequential() -> keras.Model:
+    return keras.Sequential(
+        [
+            keras.Input((12,)),
+            layers.Dense(32, activation="relu"),
+            layers.Dropout(0.5),
+            layers.Dense(32, activation="gelu"),
+            layers.BatchNormalization(),
+            layers.Dense(16),
+            layers.LeakyReLU(0.1),
+            layers.Dense(16, activation="tanh"),
+            layers.Activation("swish"),
+            layers.Dense(8, activation="elu"),
+            layers.ReLU(max_value=6.0),
+            layers.Dense(4),
+            layers.Softmax(),
+        ]
+    )
+
+
+def conv_functional() -> keras.Model:
+    image = keras.Input((16, 14, 3), name="image")
+    x = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(image)
+    x = layers.BatchNormalization()(x)
+    x = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, dilation_rate=1)(x)
+    x = layers.SeparableConv2D(12, 3, activation="swish")(x)
+    x = layers.MaxPooling2D(2, padding="same")(x)
+    y = layers.AveragePooling2D(2, strides=1, padding="same")(x)
+    x = layers.Add()([x, y])
+    x = layers.LayerNormalization()(x)
+    flat = layers.Flatten()(x)
+    pooled = layers.GlobalAveragePooling2D()(x)
+    top = layers.GlobalMaxPooling2D()(x)
+    side = keras.Input((5,), name="side")
+    s = layers.Dense(6, activation="sigmoid")(side)
+    z = layers.Concatenate()([flat, pooled, top, s])
+    probs = layers.Dense(4, activation="softmax", name="probs")(z)
+    value = layers.Dense(1, name="value")(layers.Multiply()([s, layers.Reshape((6,))(s)]))
+    return keras.Model([image, side], [probs, value])
+
+
+def sequence_model() -> keras.Model:
+    tokens = keras.Input((10,), name="tokens")
+    x = layers.Embedding(30, 16)(tokens)
+    a = layers.MultiHeadAttention(num_heads=2, key_dim=8)(x, x)
+    x = layers.LayerNormalization()(layers.Add()([x, a]))
+    x = layers.Conv1D(16, 3, padding="causal", activation="relu")(x)
+    x = layers.LSTM(12, return_sequences=True)(x)
+    x = layers.GRU(8, go_backwards=True)(x)
+    return keras.Model(tokens, layers.Dense(3)(x))
+
+
+def pooling_1d() -> keras.Model:
+    signal = keras.Input((20, 4))
+    x = layers.Conv1D(6, 5, strides=2, dilation_rate=1, padding="valid")(signal)
+    x = layers.MaxPooling1D(2)(x)
+    x = layers.AveragePooling1D(2, padding="same")(x)
+    x = layers.Subtract()([x, layers.Average()([x, x])])
+    y = layers.Conv1D(6, 1)(x)
+    return keras.Model(signal, layers.GlobalAveragePooling1D()(layers.Minimum()([layers.Maximum()([x, y]), y])))
+
+
+def _floats(*shape: int) -> Callable[[int], np.ndarray]:
+    return lambda n: np.random.default_rng(n).normal(size=(n, *shape)).astype(np.float32)
+
+
+MODELS: dict[str, tuple[Callable[[], keras.Model], Callable[[int], list[np.ndarray]]]] = {
+    "dense-sequential": (dense_sequential, lambda n: [_floats(12)(n)]),
+    "conv-two-inputs-two-outputs": (conv_functional, lambda n: [_floats(16, 14, 3)(n), _floats(5)(n)]),
+    "embedding-attention-lstm-gru": (
+        sequence_model,
+        lambda n: [np.random.default_rng(n).integers(0, 30, (n, 10)).astype(np.float32)],
+    ),
+    "conv1d-pooling-merges": (pooling_1d, lambda n: [_floats(20, 4)(n)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_matches_keras_predict(name: str, tmp_path: Path) -> None:
+    make, data = MODELS[name]
+    keras.utils.set_random_seed(0)
+    model = _randomize_statistics(make())
+    mle.export_model(model, tmp_path / "m.mle")
+    runtime = mle.load_model(tmp_path / "m.mle")
+    info = runtime.get_model_info()
+    assert [i["name"] for i in info["inputs"]] == [t.name for t in model.inputs]
+    names = getattr(model, "output_names", None) or [model.layers[-1].name]  # (Sequential: the last layer)
+    assert [o["name"] for o in info["outputs"]] == list(names)
+    for n in BATCHES:
+        inputs = data(n)
+        want = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
+        want = want if isinstance(want, list) else [want]
+        got = runtime.run(inputs)
+        assert len(got) == len(want)
+        for ours, theirs in zip(got, want, strict=True):
+            assert ours.shape == theirs.shape
+            err = float(np.abs(ours - theirs).max()) / max(float(np.abs(theirs).max()), 1e-30)
+            assert err <= 1e-5, f"{name} at batch {n}: error {err:.3g} of the output's magnitude"
+
+
+def test_unsupported_layers_are_named_at_once(tmp_path: Path) -> None:
+    x = keras.Input((6, 4))
+    y = layers.Bidirectional(layers.LSTM(3))(x)
+    z = layers.UnitNormalization()(layers.Dense(4)(y))
+    with pytest.raises(UnsupportedModelError, match=r"Bidirectional.*UnitNormalization|UnitNormalization.*Bidir"):
+        mle.export_model(keras.Model(x, z), tmp_path / "m.mle")
+
+
+def test_a_model_without_inputs_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedModelError, match="build it"):
+        mle.export_model(keras.Sequential([layers.Dense(3)]), tmp_path / "m.mle")
+
+
+def test_quantized_keras_model(tmp_path: Path) -> None:
+    keras.utils.set_random_seed(0)
+    model = dense_sequential()
+    result = mle.export_tensorflow_model(model, tmp_path / "m.mle", quantize="fp16")
+    assert result["quantization"]["size_reduction"] > 1.5
+    x = _floats(12)(64)
+    want = model.predict(x, verbose=0)
+    got = mle.load_model(tmp_path / "m.mle").predict(x)
+    assert float(np.abs(got - want).max()) <= 1e-2 * float(np.abs(want).max())
