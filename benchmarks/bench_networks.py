@@ -1,12 +1,15 @@
 """PyTorch networks against torch eager and ONNX Runtime, and torch.save/torch.load, side by side in one run.
 
-    python3 benchmarks/bench_networks.py [--quick]
+    python3 benchmarks/bench_networks.py [--quick] [--device cuda]
 
 An MLP (784-512-512-10), a ResNet-style CNN on 32x32x3 images and a Transformer encoder classifier over
 64 tokens: throughput (rows/s) at batch 1, 64 and 1,024, torch with as many threads as XLA uses here;
 file size and load time against torch.save / torch.load of the module. Writes
 benchmarks/results/networks.json and networks.md. Targets (issue 5, CPU): >= torch eager's throughput at
-batch >= 64, batch-1 latency within 1.5x of ONNX Runtime's. Keras is not measured (not converted yet).
+batch >= 64, batch-1 latency within 1.5x of ONNX Runtime's. Keras: bench_keras.py.
+
+``--device cuda`` runs the same comparisons on a GPU (mle on device="cuda", torch and ONNX Runtime on CUDA
+where they have it) and writes networks_cuda.json / .md. It has not been run yet (no GPU lent).
 """
 
 from __future__ import annotations
@@ -86,7 +89,7 @@ def models() -> list[tuple[str, nn.Module, tuple[int, ...], Any]]:
     ]
 
 
-def onnx_session(model: nn.Module, example: torch.Tensor, folder: Path) -> tuple[Any, str]:
+def onnx_session(model: nn.Module, example: torch.Tensor, folder: Path, device: str) -> tuple[Any, str]:
     """ONNX Runtime on torch.onnx's export (dynamic batch); the reason where it cannot be had."""
     try:
         import onnxruntime as ort
@@ -102,11 +105,18 @@ def onnx_session(model: nn.Module, example: torch.Tensor, folder: Path) -> tuple
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    providers = ["CPUExecutionProvider"]
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            return None, "no CUDA provider"
+        providers.insert(0, "CUDAExecutionProvider")
+    session = ort.InferenceSession(str(path), options, providers=providers)
     return (lambda x: session.run(None, {"x": x})), "ok"
 
 
-def bench(name: str, model: nn.Module, shape: tuple[int, ...], data: Any, folder: Path, quick: bool) -> dict[str, Any]:
+def bench(
+    name: str, model: nn.Module, shape: tuple[int, ...], data: Any, folder: Path, quick: bool, device: str
+) -> dict[str, Any]:
     slug = name.split()[0].lower()
     path = folder / f"{slug}.mle"
     mle.export_model(model, path, input_shape=shape)
@@ -117,17 +127,20 @@ def bench(name: str, model: nn.Module, shape: tuple[int, ...], data: Any, folder
     mle.load_model(path)
     r["load_ms"] = per_call(lambda: mle.load_model(path), 1.0) * 1e3
     r["torch_load_ms"] = per_call(lambda: torch.load(io.BytesIO(saved), weights_only=False), 1.0) * 1e3
-    runtime = mle.load_model(path)
-    session, r["onnx"] = onnx_session(model, data(2), folder)
+    runtime = mle.load_model(path, device=device)
+    session, r["onnx"] = onnx_session(model, data(2), folder, device)
+    model = model.to(device)
     budget = 0.5 if quick else 2.0
     for n in BATCHES:
         x = data(n)
         xn = x.numpy()
         xf = xn.astype(np.float32)
+        on_device = x.to(device)
 
-        def eager(x: torch.Tensor = x) -> Any:
+        def eager(x: torch.Tensor = on_device) -> Any:
             with torch.inference_mode():
-                return model(x)
+                out = model(x)
+                return out.cpu() if device == "cuda" else out  # (waits for the GPU, as the others do)
 
         calls = {"mle": lambda xf=xf: runtime.run([xf]), "torch": eager}
         if session is not None:
@@ -186,16 +199,19 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter timings (a smoke run; results not kept)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: this torch has no CUDA (install a CUDA build of torch on the GPU machine)")
     torch.set_num_threads(os.cpu_count() or 1)  # XLA's CPU client uses every core
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, model, shape, data in models():
             print(f"benchmarking {name} ...", flush=True)
-            results.append(bench(name, model, shape, data, Path(tmp), args.quick))
+            results.append(bench(name, model, shape, data, Path(tmp), args.quick, args.device))
     meta = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.device}",
         "torch_threads": torch.get_num_threads(),
         "targets": targets(results),
     }
@@ -203,8 +219,9 @@ def main() -> None:
     print(text)
     if not args.quick:
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "networks.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
-        (RESULTS / "networks.md").write_text(text)
+        stem = "networks" if args.device == "cpu" else f"networks_{args.device}"
+        (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+        (RESULTS / f"{stem}.md").write_text(text)
 
 
 if __name__ == "__main__":

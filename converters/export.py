@@ -42,7 +42,7 @@ def detect_framework(model: Any) -> str:
             return _FRAMEWORKS[root]
     raise UnsupportedModelError(
         f"cannot tell which framework {type(model).__qualname__} comes from; supported: "
-        "scikit-learn, XGBoost, LightGBM, CatBoost (PyTorch and Keras follow)"
+        "scikit-learn, XGBoost, LightGBM, CatBoost, PyTorch, Keras"
     )
 
 

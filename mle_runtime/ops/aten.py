@@ -269,22 +269,10 @@ def rsub_scalar(x: jax.Array, *, other: float, alpha: float = 1) -> jax.Array:
     return other - (x if alpha == 1 else alpha * x)
 
 
-@register_op("aten.mul.Tensor")
-def mul(x: jax.Array, other: jax.Array) -> jax.Array:
-    """x * other."""
-    return x * other
-
-
 @register_op("aten.mul.Scalar")
 def mul_scalar(x: jax.Array, *, other: float) -> jax.Array:
     """x * other."""
     return x * other
-
-
-@register_op("aten.div.Tensor")
-def div(x: jax.Array, other: jax.Array) -> jax.Array:
-    """x / other."""
-    return x / other
 
 
 @register_op("aten.div.Scalar")
@@ -306,12 +294,6 @@ def div_mode(x: jax.Array, other: jax.Array, *, rounding_mode: str | None = None
 def pow_scalar(x: jax.Array, *, exponent: float) -> jax.Array:
     """x ** exponent."""
     return x * x if exponent == 2 else jnp.power(x, exponent)
-
-
-@register_op("aten.pow.Tensor_Tensor")
-def pow_tensor(x: jax.Array, exponent: jax.Array) -> jax.Array:
-    """x ** exponent."""
-    return jnp.power(x, exponent)
 
 
 def _unary(name: str, fn: Callable[[jax.Array], jax.Array], doc: str) -> None:
@@ -381,16 +363,25 @@ def clamp_min(x: jax.Array, *, min: float) -> jax.Array:
     return jnp.maximum(x, min)
 
 
-@register_op("aten.maximum")
-def maximum(x: jax.Array, other: jax.Array) -> jax.Array:
-    """The elementwise larger of x and other (NaN propagates)."""
-    return jnp.maximum(x, other)
+def _binary(name: str, fn: Callable[[jax.Array, jax.Array], jax.Array], doc: str) -> None:
+    def op(x: jax.Array, other: jax.Array) -> jax.Array:
+        return fn(x, other)
+
+    op.__doc__ = doc
+    register_op(name)(op)
 
 
-@register_op("aten.minimum")
-def minimum(x: jax.Array, other: jax.Array) -> jax.Array:
-    """The elementwise smaller of x and other (NaN propagates)."""
-    return jnp.minimum(x, other)
+_BINARY: dict[str, tuple[Callable[[jax.Array, jax.Array], jax.Array], str]] = {
+    "mul.Tensor": (jnp.multiply, "x * other."),
+    "div.Tensor": (jnp.divide, "x / other."),
+    "pow.Tensor_Tensor": (jnp.power, "x ** exponent."),
+    "maximum": (jnp.maximum, "The elementwise larger of x and other (NaN propagates)."),
+    "minimum": (jnp.minimum, "The elementwise smaller of x and other (NaN propagates)."),
+    "logical_and": (jnp.logical_and, "x and other, elementwise."),
+    "logical_or": (jnp.logical_or, "x or other, elementwise."),
+}
+for _name, (_pair, _doc) in _BINARY.items():
+    _binary(f"aten.{_name}", _pair, _doc)
 
 
 @register_op("aten.where.self")
@@ -420,18 +411,6 @@ for _name, _test in {
     "le": jnp.less_equal,
 }.items():
     _compare(_name, _test)
-
-
-@register_op("aten.logical_and")
-def logical_and(x: jax.Array, other: jax.Array) -> jax.Array:
-    """x and other, elementwise."""
-    return jnp.logical_and(x, other)
-
-
-@register_op("aten.logical_or")
-def logical_or(x: jax.Array, other: jax.Array) -> jax.Array:
-    """x or other, elementwise."""
-    return jnp.logical_or(x, other)
 
 
 # -- reductions ----------------------------------------------------------------------------------------
