@@ -77,8 +77,22 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
         "framework_version": keras.__version__,
         "estimator": f"keras.{type(model).__name__}",
         "input_names": [vi.name for vi in b.inputs],
+        "largest_activation_bytes_per_row": _largest_activation(model),
     }
     return model_ir(b, converted, metadata)
+
+
+def _largest_activation(model: Any) -> int:
+    """Bytes a row of the largest layer output takes (float32), or of an attention layer's scores."""
+    largest = 0
+    for layer in model.layers:
+        for node in layer._inbound_nodes:
+            for t in node.output_tensors:
+                largest = max(largest, 4 * int(np.prod([d for d in t.shape[1:] if d is not None])))
+            if type(layer).__name__ == "MultiHeadAttention" and node.input_tensors:
+                query, value = node.input_tensors[0], node.input_tensors[1]
+                largest = max(largest, 4 * layer.num_heads * int(query.shape[1] or 1) * int(value.shape[1] or 1))
+    return largest
 
 
 def _input_name(t: Any, i: int) -> str:

@@ -242,8 +242,32 @@ def _to_ir(model: Any, program: Any, input_shape: tuple[int, ...], version: str)
         "framework_version": version,
         "estimator": f"{type(model).__module__}.{type(model).__qualname__}",
         "input_shape": [None, *input_shape[1:]],
+        "largest_activation_bytes_per_row": _largest_activation(program),
     }
     return model_ir(b, converted, metadata)
+
+
+def _largest_activation(program: Any) -> int:
+    """Bytes a row of the largest intermediate takes (its batch-dependent sizes taken at batch 1)."""
+    import torch
+
+    largest = 0
+    for node in program.graph.nodes:
+        val = node.meta.get("val")
+        if node.op != "call_function" or not isinstance(val, torch.Tensor):
+            continue
+        dims = [d for d in val.shape if isinstance(d, torch.SymInt)]
+        if not dims:
+            continue  # not per row
+        size = 1
+        for d in val.shape:
+            size *= (
+                int(d.node.expr.subs({s: 1 for s in d.node.expr.free_symbols}))
+                if isinstance(d, torch.SymInt)
+                else int(d)
+            )
+        largest = max(largest, size * val.element_size())
+    return largest
 
 
 def _repeated_parameter(

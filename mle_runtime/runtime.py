@@ -149,6 +149,8 @@ class MLERuntime:
             mf.metadata.get("allow_nan") if kwargs.get("check_inputs", True) else None
         )
         self._max_bucket = buckets.CPU_MAX_BUCKET if self._jax_device.platform == "cpu" else buckets.GPU_MAX_BUCKET
+        if self._jax_device.platform == "cpu":
+            self._max_bucket = buckets.cpu_chunk(self._max_bucket, mf.metadata.get("largest_activation_bytes_per_row"))
         self._executables: dict[tuple[Any, ...], Any] = {}
         # The cache (folders, key file, structure hash) is set up on the first compile or lookup:
         # loading stays cheap for runs that never need it.

@@ -64,6 +64,15 @@ def test_bucket_arithmetic() -> None:
     assert list(buckets.chunks(8200, 8192)) == [(0, 8192, 8192), (8192, 8200, 8)]
 
 
+def test_network_chunks_keep_the_largest_activation_in_the_budget() -> None:
+    budget = buckets.CPU_ACTIVATION_BUDGET
+    assert buckets.cpu_chunk(8192, budget // 100) == 64  # the power of two at or below 100 rows
+    assert buckets.cpu_chunk(8192, budget) == 16  # never fewer than 16 rows
+    assert buckets.cpu_chunk(8192, 4) == 8192  # never more than the bucket limit
+    for malformed in (None, 0, -5, True, "64", 1.5):
+        assert buckets.cpu_chunk(8192, malformed) == 8192
+
+
 def test_inputs_of_many_kinds(classifier) -> None:
     model, path, X = classifier
     runtime = mle.load_model(path)
