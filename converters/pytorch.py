@@ -120,7 +120,7 @@ def _to_ir(model: Any, program: Any, input_shape: tuple[int, ...], version: str)
     state = {**program.state_dict, **program.constants}
     param_of = {**signature.inputs_to_parameters, **signature.inputs_to_buffers}
     param_of.update(signature.inputs_to_lifted_tensor_constants)
-    names: dict[str, Any] = {}  # fx node name -> tensor name, a SymInt's affine form, or a list of tensors
+    names: dict[str, Any] = {}  # fx node name -> tensor name, or a SymInt's affine form
     split_of: dict[str, tuple[str, str, Any]] = {}
     first_of: dict[str, str] = {}
     broadcast_of: dict[str, str] = {}  # tensor -> the 2-D parameter it repeats over a leading axis
@@ -187,8 +187,8 @@ def _to_ir(model: Any, program: Any, input_shape: tuple[int, ...], version: str)
             name = _op_name(node.target)
             packet = name.split(".")[1]
             if packet in _SPLITS:
-                x = names[node.args[0].name]
-                split_of[node.name] = (x, packet, _split_arguments(node, attr))
+                if node.args[0].name in names:  # (else its source is an op already reported missing)
+                    split_of[node.name] = (names[node.args[0].name], packet, _split_arguments(node, attr))
                 continue
             if not has_op(name):
                 missing.append(name)
