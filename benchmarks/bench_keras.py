@@ -12,7 +12,6 @@ time against the ``.keras`` file. Writes benchmarks/results/keras.json and keras
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -24,11 +23,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
 import numpy as np
-from bench_linear import per_call, side_by_side
+from bench_linear import per_call, save_results, side_by_side
 
 import mle_runtime as mle
 
-RESULTS = Path(__file__).parent / "results"
 BATCHES = (1, 64, 1024)
 layers = keras.layers
 
@@ -160,9 +158,7 @@ def main() -> None:
     text = markdown(results, meta)
     print(text)
     if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "keras.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
-        (RESULTS / "keras.md").write_text(text)
+        save_results("keras", meta, results, text)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,13 @@ def per_call(fn: Callable[[], Any], budget: float = 0.5, repeat: int = 5) -> flo
     return float(np.median(times))
 
 
+def save_results(stem: str, meta: dict[str, Any], results: list[dict[str, Any]], text: str) -> None:
+    """benchmarks/results/<stem>.json (meta and results) and <stem>.md (``text``)."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(text)
+
+
 def side_by_side(
     calls: dict[str, Callable[[], Any]], budget: float, repeat: int, pause: float = 0.3
 ) -> dict[str, float]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import platform
 import tempfile
@@ -27,12 +26,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from bench_linear import per_call, side_by_side
+from bench_linear import per_call, save_results, side_by_side
 from torch import nn
 
 import mle_runtime as mle
 
-RESULTS = Path(__file__).parent / "results"
 BATCHES = (1, 64, 1024)
 
 
@@ -218,10 +216,7 @@ def main() -> None:
     text = markdown(results, meta)
     print(text)
     if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        stem = "networks" if args.device == "cpu" else f"networks_{args.device}"
-        (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
-        (RESULTS / f"{stem}.md").write_text(text)
+        save_results("networks" if args.device == "cpu" else f"networks_{args.device}", meta, results, text)
 
 
 if __name__ == "__main__":

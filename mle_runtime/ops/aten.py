@@ -629,32 +629,24 @@ def _expand(v: list[int], n: int, default: list[int] | None = None) -> list[int]
     return list(v) * n if len(v) == 1 else list(v)
 
 
-@register_op("aten.max_pool2d_with_indices")
-def max_pool2d(
-    x: jax.Array,
-    *,
-    kernel_size: list[int],
-    stride: list[int] | None = None,
-    padding: list[int] | int = 0,
-    dilation: list[int] | int = 1,
-    ceil_mode: bool = False,
-) -> jax.Array:
-    """Max pooling over the last two axes; the first of ATen's outputs (the pooled values)."""
-    return _max_pool(x, 2, kernel_size, stride, padding, dilation, ceil_mode)
+def _max_pool_op(n: int) -> Callable[..., jax.Array]:
+    def max_pool(
+        x: jax.Array,
+        *,
+        kernel_size: list[int],
+        stride: list[int] | None = None,
+        padding: list[int] | int = 0,
+        dilation: list[int] | int = 1,
+        ceil_mode: bool = False,
+    ) -> jax.Array:
+        return _max_pool(x, n, kernel_size, stride, padding, dilation, ceil_mode)
+
+    max_pool.__doc__ = f"Max pooling over the last {n} axes; the first of ATen's outputs (the pooled values)."
+    return max_pool
 
 
-@register_op("aten.max_pool1d_with_indices")
-def max_pool1d(
-    x: jax.Array,
-    *,
-    kernel_size: list[int],
-    stride: list[int] | None = None,
-    padding: list[int] | int = 0,
-    dilation: list[int] | int = 1,
-    ceil_mode: bool = False,
-) -> jax.Array:
-    """Max pooling over the last axis; the first of ATen's outputs (the pooled values)."""
-    return _max_pool(x, 1, kernel_size, stride, padding, dilation, ceil_mode)
+for _count in (1, 2):
+    register_op(f"aten.max_pool{_count}d_with_indices")(_max_pool_op(_count))
 
 
 def _as_list(v: list[int] | int | None) -> list[int]:
