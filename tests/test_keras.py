@@ -151,3 +151,20 @@ def test_quantized_keras_model(tmp_path: Path) -> None:
     want = model.predict(x, verbose=0)
     got = mle.load_model(tmp_path / "m.mle").predict(x)
     assert float(np.abs(got - want).max()) <= 1e-2 * float(np.abs(want).max())
+
+
+def test_a_float64_model_matches_in_float64_mode(tmp_path: Path) -> None:
+    keras.utils.set_random_seed(0)
+    f64 = {"dtype": "float64"}
+    x_in = keras.Input((10, 4), dtype="float64")
+    x = layers.Conv1D(6, 3, padding="same", activation="relu", **f64)(x_in)
+    x = layers.BatchNormalization(**f64)(x)
+    x = layers.LSTM(5, return_sequences=True, **f64)(x)
+    x = layers.GRU(4, **f64)(x)
+    model = _randomize_statistics(keras.Model(x_in, layers.Dense(3, activation="softmax", **f64)(x)))
+    mle.export_model(model, tmp_path / "m.mle")
+    X = np.random.default_rng(0).normal(size=(7, 10, 4))
+    # (a direct call: predict's data adapter rounds float64 inputs to Keras's float32 default first)
+    want = keras.ops.convert_to_numpy(model(X, training=False))
+    got = mle.load_model(tmp_path / "m.mle", precision="float64").predict(X)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
