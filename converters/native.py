@@ -11,10 +11,12 @@ _CATBOOST_CLASSIFIER_LOSSES = {"Logloss", "CrossEntropy", "MultiClass", "MultiCl
 
 
 def native_format(path: Path) -> str | None:
-    """'xgboost', 'lightgbm' or 'catboost' when the file is in that framework's own format, else None."""
+    """'xgboost', 'lightgbm', 'catboost' or 'keras' when the file is in that framework's own format, else None."""
     suffix = path.suffix.lower()
     if suffix == ".ubj":
         return "xgboost"
+    if suffix == ".keras":
+        return "keras"
     if suffix == ".cbm":
         return "catboost"
     with path.open("rb") as f:
@@ -41,6 +43,11 @@ def load_native(path: Path, framework: str) -> Any:
         import lightgbm
 
         return lightgbm.Booster(model_file=str(path))
+    if framework == "keras":
+        import keras
+
+        # safe_mode refuses to deserialize code (Lambda layers); the .keras file is config and weights
+        return keras.models.load_model(path, compile=False, safe_mode=True)
     import catboost
 
     fmt = "json" if path.suffix.lower() == ".json" else "cbm"

@@ -207,9 +207,11 @@ def _parser() -> argparse.ArgumentParser:
 def _add_export(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Export a trained model to .mle: a framework's own model file (XGBoost .json/.ubj, LightGBM text, "
-        "CatBoost .cbm/.json) or a joblib/pickle file (unpickling runs its code: trusted files only)."
+        "CatBoost .cbm/.json, Keras .keras) or a joblib/pickle file (unpickling runs its code: trusted files only)."
     )
-    p.add_argument("model", help="XGBoost .json/.ubj, LightGBM .txt, CatBoost .cbm, or a joblib/pickle file")
+    p.add_argument(
+        "model", help="XGBoost .json/.ubj, LightGBM .txt, CatBoost .cbm, Keras .keras, or a joblib/pickle file"
+    )
     p.add_argument("output", help="path of the .mle file to write")
     p.add_argument("--compression", choices=["none", "lz4", "zstd"], default="none")
     p.add_argument("--json", action="store_true", help="print the export result as JSON")

@@ -168,3 +168,24 @@ def test_a_float64_model_matches_in_float64_mode(tmp_path: Path) -> None:
     want = keras.ops.convert_to_numpy(model(X, training=False))
     got = mle.load_model(tmp_path / "m.mle", precision="float64").predict(X)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
+
+
+# Keras's own model.save, with TensorFlow tensors under numpy 2
+@pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+def test_cli_exports_a_keras_file(tmp_path: Path) -> None:
+    """`mle export model.keras`: Keras's own file (configuration and weights, read in safe mode), no pickle."""
+    import subprocess
+    import sys
+
+    keras.utils.set_random_seed(0)
+    model = dense_sequential()
+    model.save(tmp_path / "m.keras")
+    mle_bin = Path(sys.executable).parent / "mle-export"
+    out = subprocess.run([str(mle_bin), "m.keras", "m.mle"], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "runs code" not in out.stderr
+    x = _floats(12)(9)
+    want = model.predict(x, verbose=0)
+    np.testing.assert_allclose(
+        mle.load_model(tmp_path / "m.mle").predict(x), want, rtol=0, atol=1e-5 * np.abs(want).max()
+    )
