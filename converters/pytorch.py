@@ -113,130 +113,18 @@ class _Batch:
 
 
 def _to_ir(model: Any, program: Any, input_shape: tuple[int, ...], version: str) -> ModelIR:
-    import torch
-
-    b = GraphBuilder()
-    signature = program.graph_signature
-    state = {**program.state_dict, **program.constants}
-    param_of = {**signature.inputs_to_parameters, **signature.inputs_to_buffers}
-    param_of.update(signature.inputs_to_lifted_tensor_constants)
-    names: dict[str, Any] = {}  # fx node name -> tensor name, or a SymInt's affine form
-    split_of: dict[str, tuple[str, str, Any]] = {}
-    first_of: dict[str, str] = {}
-    broadcast_of: dict[str, str] = {}  # tensor -> the 2-D parameter it repeats over a leading axis
-    batch = _Batch()
-    missing: list[str] = []
-    absent: list[str] = []
-
-    def tensor_const(value: Any, hint: str) -> str:
-        array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-        return b.const(hint, array)
-
-    def attr(value: Any) -> Any:
-        if isinstance(value, torch.fx.Node):
-            if value.name not in names or isinstance(names[value.name], str):
-                raise UnsupportedModelError(f"argument {value.name} is a tensor where a number is expected")
-            return names[value.name]
-        if isinstance(value, (list, tuple)):
-            return [attr(v) for v in value]
-        if isinstance(value, torch.dtype):
-            return str(value).removeprefix("torch.")
-        if isinstance(value, torch.SymInt):
-            return batch.affine(value)
-        if isinstance(value, float) and not math.isfinite(value):
-            return {"float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
-        if value is None or isinstance(value, (bool, int, float, str)):
-            return value
-        raise UnsupportedModelError(f"an argument of type {type(value).__name__} is not supported")
-
-    def tensor_input(value: Any) -> str:
-        if isinstance(value, torch.fx.Node):
-            return names[value.name]
-        if value is None:
-            if not absent:
-                absent.append(b.const("absent", np.zeros((0,), np.float32)))
-            return absent[0]
-        return tensor_const(value, "scalar")
-
-    for node in program.graph.nodes:
-        if node.op == "placeholder":
-            if node.name in param_of:
-                names[node.name] = tensor_const(state[param_of[node.name]], node.name)
-            else:
-                names[node.name] = b.input(node.name, (None, *input_shape[1:]))
-        elif node.op == "call_function":
-            val = node.meta.get("val")
-            if isinstance(val, torch.SymInt):
-                names[node.name] = batch.affine(val)
-                continue
-            if node.target is operator.getitem:
-                source, index = node.args
-                if source.name in first_of:
-                    if index != 0:
-                        missing.append(f"{first_of[source.name]} (output {index})")
-                        continue
-                    names[node.name] = names[source.name]
-                elif source.name in split_of:
-                    names[node.name] = _split_piece(b, *split_of[source.name], index)
-                elif source.name in names:
-                    missing.append(f"getitem of {source.target}")
-                continue  # (else its source is an op already reported missing)
-            if not hasattr(node.target, "_schema"):
-                missing.append(str(node.target))
-                continue
-            name = _op_name(node.target)
-            packet = name.split(".")[1]
-            if packet in _SPLITS:
-                if node.args[0].name in names:  # (else its source is an op already reported missing)
-                    split_of[node.name] = (names[node.args[0].name], packet, _split_arguments(node, attr))
-                continue
-            if not has_op(name):
-                missing.append(name)
-                continue
-            if any(a.name not in names for a in node.all_input_nodes):
-                continue  # fed by an op already reported missing
-            inputs, attrs = [], {}
-            arguments = {a.name: v for a, v in zip(node.target._schema.arguments, node.args, strict=False)}
-            arguments.update(node.kwargs)
-            for argument in node.target._schema.arguments:
-                if argument.name not in arguments or argument.name in _IGNORED_ARGUMENTS:
-                    continue
-                value = arguments[argument.name]
-                kind = str(argument.type)
-                if kind.startswith(("List[Tensor]", "List[Optional[Tensor]]")) or kind in ("Tensor[]", "Tensor?[]"):
-                    inputs.extend(tensor_input(v) for v in value)
-                elif "Tensor" in kind:
-                    inputs.append(tensor_input(value))
-                else:
-                    attrs[argument.name] = attr(value)
-            if name in _LAYOUT_OPS and len(inputs) == 1 and inputs[0] in b.tensors and not has_markers(attrs):
-                # a parameter's transpose or reshape, done once here instead of on every call
-                names[node.name] = b.const(node.name, _LAYOUT_OPS[name](b.tensors[inputs[0]], **attrs))
-                continue
-            if name == "aten.bmm" and inputs[1] in broadcast_of:
-                # (batch, n, k) @ a parameter (k, m) repeated over the batch by expand: a broadcasting
-                # product instead, so that the repeated copies are never made
-                names[node.name] = b.op("aten.matmul", inputs[0], broadcast_of[inputs[1]])
-                continue
-            names[node.name] = b.op(name, *inputs, **attrs)
-            repeated = _repeated_parameter(b, broadcast_of, name, inputs, attrs, node)
-            if repeated is not None:
-                broadcast_of[names[node.name]] = repeated
-            if packet in _FIRST_OF_SEVERAL:
-                first_of[node.name] = name
-        elif node.op == "output":
-            outputs = [a for a in node.args[0] if isinstance(a, torch.fx.Node)]
-    if missing:
+    lowering = _Lowering(program, input_shape)
+    outputs = lowering.run()
+    if lowering.missing:
         raise UnsupportedModelError(
-            f"{type(model).__name__}: no jnp implementation for ATen ops {sorted(set(missing))}"
+            f"{type(model).__name__}: no jnp implementation for ATen ops {sorted(set(lowering.missing))}"
         )
-    user = signature.user_outputs
-    tensors = [names[o.name] for o in outputs if o.name in user]
-    read = {i for n in b.nodes for i in n.inputs} | set(tensors)
+    b = lowering.b
+    read = {i for n in b.nodes for i in n.inputs} | set(outputs)
     for name in [t for t in b.tensors if t not in read]:
         del b.tensors[name]  # a parameter only its folded layout used, or a buffer nothing reads
-    roles = ["output"] if len(tensors) == 1 else [f"output_{i}" for i in range(len(tensors))]
-    converted = Converted("network", dict(zip(roles, tensors, strict=True)), roles)
+    roles = ["output"] if len(outputs) == 1 else [f"output_{i}" for i in range(len(outputs))]
+    converted = Converted("network", dict(zip(roles, outputs, strict=True)), roles)
     metadata = {
         "framework": "pytorch",
         "framework_version": version,
@@ -245,6 +133,157 @@ def _to_ir(model: Any, program: Any, input_shape: tuple[int, ...], version: str)
         "largest_activation_bytes_per_row": _largest_activation(program),
     }
     return model_ir(b, converted, metadata)
+
+
+class _Lowering:
+    """The exported program's nodes, in order, as graph nodes; ``missing`` collects what has no op."""
+
+    def __init__(self, program: Any, input_shape: tuple[int, ...]) -> None:
+        signature = program.graph_signature
+        self.program, self.input_shape = program, input_shape
+        self.state = {**program.state_dict, **program.constants}
+        self.param_of = {
+            **signature.inputs_to_parameters,
+            **signature.inputs_to_buffers,
+            **signature.inputs_to_lifted_tensor_constants,
+        }
+        self.b = GraphBuilder()
+        self.names: dict[str, Any] = {}  # fx node name -> tensor name, or a SymInt's affine form
+        self.split_of: dict[str, tuple[str, str, Any]] = {}
+        self.first_of: dict[str, str] = {}
+        self.broadcast_of: dict[str, str] = {}  # tensor -> the 2-D parameter it repeats over a leading axis
+        self.batch = _Batch()
+        self.missing: list[str] = []
+        self._absent: str | None = None
+
+    def run(self) -> list[str]:
+        """Every node lowered; the user outputs' tensors."""
+        import torch
+
+        outputs: list[Any] = []
+        for node in self.program.graph.nodes:
+            if node.op == "placeholder":
+                self.placeholder(node)
+            elif node.op == "call_function":
+                self.call(node)
+            elif node.op == "output":
+                outputs = [a for a in node.args[0] if isinstance(a, torch.fx.Node)]
+        user = self.program.graph_signature.user_outputs
+        return [self.names[o.name] for o in outputs if o.name in user and o.name in self.names]
+
+    def placeholder(self, node: Any) -> None:
+        if node.name in self.param_of:
+            self.names[node.name] = self.tensor_const(self.state[self.param_of[node.name]], node.name)
+        else:
+            self.names[node.name] = self.b.input(node.name, (None, *self.input_shape[1:]))
+
+    def call(self, node: Any) -> None:
+        import torch
+
+        if isinstance(node.meta.get("val"), torch.SymInt):
+            self.names[node.name] = self.batch.affine(node.meta["val"])
+        elif node.target is operator.getitem:
+            self.getitem(node)
+        elif not hasattr(node.target, "_schema"):
+            self.missing.append(str(node.target))
+        else:
+            self.aten(node)
+
+    def getitem(self, node: Any) -> None:
+        source, index = node.args
+        if source.name in self.first_of:
+            if index != 0:
+                self.missing.append(f"{self.first_of[source.name]} (output {index})")
+            else:
+                self.names[node.name] = self.names[source.name]
+        elif source.name in self.split_of:
+            self.names[node.name] = _split_piece(self.b, *self.split_of[source.name], index)
+        elif source.name in self.names:
+            self.missing.append(f"getitem of {source.target}")
+        # (else its source is an op already reported missing)
+
+    def aten(self, node: Any) -> None:
+        b, names = self.b, self.names
+        name = _op_name(node.target)
+        packet = name.split(".")[1]
+        if packet in _SPLITS:
+            if node.args[0].name in names:  # (else its source is an op already reported missing)
+                self.split_of[node.name] = (names[node.args[0].name], packet, _split_arguments(node, self.attr))
+            return
+        if not has_op(name):
+            self.missing.append(name)
+            return
+        if any(a.name not in names for a in node.all_input_nodes):
+            return  # fed by an op already reported missing
+        inputs, attrs = self.arguments(node)
+        if name in _LAYOUT_OPS and len(inputs) == 1 and inputs[0] in b.tensors and not has_markers(attrs):
+            # a parameter's transpose or reshape, done once here instead of on every call
+            names[node.name] = b.const(node.name, _LAYOUT_OPS[name](b.tensors[inputs[0]], **attrs))
+            return
+        if name == "aten.bmm" and inputs[1] in self.broadcast_of:
+            # (batch, n, k) @ a parameter (k, m) repeated over the batch by expand: a broadcasting
+            # product instead, so that the repeated copies are never made
+            names[node.name] = b.op("aten.matmul", inputs[0], self.broadcast_of[inputs[1]])
+            return
+        names[node.name] = b.op(name, *inputs, **attrs)
+        repeated = _repeated_parameter(b, self.broadcast_of, name, inputs, attrs, node)
+        if repeated is not None:
+            self.broadcast_of[names[node.name]] = repeated
+        if packet in _FIRST_OF_SEVERAL:
+            self.first_of[node.name] = name
+
+    def arguments(self, node: Any) -> tuple[list[str], dict[str, Any]]:
+        """The node's tensor arguments as inputs, in ATen's order, and its others as attributes."""
+        inputs, attrs = [], {}
+        given = {a.name: v for a, v in zip(node.target._schema.arguments, node.args, strict=False)}
+        given.update(node.kwargs)
+        for argument in node.target._schema.arguments:
+            if argument.name not in given or argument.name in _IGNORED_ARGUMENTS:
+                continue
+            value, kind = given[argument.name], str(argument.type)
+            if kind.startswith(("List[Tensor]", "List[Optional[Tensor]]")) or kind in ("Tensor[]", "Tensor?[]"):
+                inputs.extend(self.tensor_input(v) for v in value)
+            elif "Tensor" in kind:
+                inputs.append(self.tensor_input(value))
+            else:
+                attrs[argument.name] = self.attr(value)
+        return inputs, attrs
+
+    def tensor_const(self, value: Any, hint: str) -> str:
+        import torch
+
+        array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+        return self.b.const(hint, array)
+
+    def tensor_input(self, value: Any) -> str:
+        import torch
+
+        if isinstance(value, torch.fx.Node):
+            return str(self.names[value.name])
+        if value is None:
+            if self._absent is None:
+                self._absent = self.b.const("absent", np.zeros((0,), np.float32))
+            return self._absent
+        return self.tensor_const(value, "scalar")
+
+    def attr(self, value: Any) -> Any:
+        import torch
+
+        if isinstance(value, torch.fx.Node):
+            if value.name not in self.names or isinstance(self.names[value.name], str):
+                raise UnsupportedModelError(f"argument {value.name} is a tensor where a number is expected")
+            return self.names[value.name]
+        if isinstance(value, (list, tuple)):
+            return [self.attr(v) for v in value]
+        if isinstance(value, torch.dtype):
+            return str(value).removeprefix("torch.")
+        if isinstance(value, torch.SymInt):
+            return self.batch.affine(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            return {"float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        raise UnsupportedModelError(f"an argument of type {type(value).__name__} is not supported")
 
 
 def _largest_activation(program: Any) -> int:
