@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
 import numpy as np
-from bench_linear import per_call, save_results, side_by_side
+from bench_linear import per_call, record_rows_per_second, save_results
 
 import mle_runtime as mle
 
@@ -94,8 +94,7 @@ def bench(name: str, model: keras.Model, data: Any, folder: Path, quick: bool) -
             "keras_predict": lambda x=x, n=n: model.predict(x, batch_size=n, verbose=0),
             "keras_call": lambda x=x: model(x, training=False),
         }
-        for who, seconds in side_by_side(calls, budget, 3 if n == BATCHES[-1] else 5).items():
-            r[f"{who}_rows_s_{n}"] = n / seconds
+        record_rows_per_second(r, n, calls, budget, 3 if n == BATCHES[-1] else 5)
     return r
 
 

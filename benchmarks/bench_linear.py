@@ -88,6 +88,14 @@ def save_results(stem: str, meta: dict[str, Any], results: list[dict[str, Any]],
     (RESULTS / f"{stem}.md").write_text(text)
 
 
+def record_rows_per_second(
+    r: dict[str, Any], n: int, calls: dict[str, Callable[[], Any]], budget: float, repeat: int
+) -> None:
+    """``r["<who>_rows_s_<n>"]`` for each of ``calls`` (a call on n rows), timed side by side."""
+    for who, seconds in side_by_side(calls, budget, repeat).items():
+        r[f"{who}_rows_s_{n}"] = n / seconds
+
+
 def side_by_side(
     calls: dict[str, Callable[[], Any]], budget: float, repeat: int, pause: float = 0.3
 ) -> dict[str, float]:

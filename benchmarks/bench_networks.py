@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from bench_linear import per_call, save_results, side_by_side
+from bench_linear import per_call, record_rows_per_second, save_results
 from torch import nn
 
 import mle_runtime as mle
@@ -143,8 +143,7 @@ def bench(
         calls = {"mle": lambda xf=xf: runtime.run([xf]), "torch": eager}
         if session is not None:
             calls["onnx"] = lambda xn=xn: session(xn)
-        for who, seconds in side_by_side(calls, budget, 3 if n == BATCHES[-1] else 5).items():
-            r[f"{who}_rows_s_{n}"] = n / seconds
+        record_rows_per_second(r, n, calls, budget, 3 if n == BATCHES[-1] else 5)
     return r
 
 

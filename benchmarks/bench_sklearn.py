@@ -24,7 +24,7 @@ from typing import Any
 
 import joblib
 import numpy as np
-from bench_linear import per_call, side_by_side, throughput_table
+from bench_linear import per_call, record_rows_per_second, throughput_table
 from bench_trees import onnx_session
 from sklearn import datasets, neighbors, neural_network, svm
 from sklearn.exceptions import ConvergenceWarning
@@ -123,9 +123,7 @@ def _exported(name: str, slug: str, model: Any, folder: Path) -> tuple[dict[str,
 def _throughput(r: dict[str, Any], n: int, runs: dict[str, Any], quick: bool) -> None:
     """rows/s of each of ``runs`` ("mle", "sklearn", "onnx": a call on the n-row data), timed in turns."""
     budget, repeat = (0.5 if quick else 2.0), (3 if n == ROWS[-1] else 7)
-    seconds = side_by_side({who: call for who, call in runs.items() if call is not None}, budget, repeat)
-    for who, s in seconds.items():
-        r[f"{who}_rows_s_{n}"] = n / s
+    record_rows_per_second(r, n, {who: call for who, call in runs.items() if call is not None}, budget, repeat)
 
 
 def bench_frame(model: Any, frame: Any, folder: Path, quick: bool) -> dict[str, Any]:

@@ -143,6 +143,7 @@ class MLERuntime:
         self._feature_names = mf.metadata.get("feature_names")
         self._strings = strings
         self._one_dimensional = bool(mf.metadata.get("one_dimensional_input"))
+        self._multilabel = mf.metadata.get("multilabel") is True
         # Present for frameworks that refuse non-finite inputs (scikit-learn); absent means no check.
         # check_inputs=False skips it: ~10 us per 1,000 x 50 floats, but NaN then flows through silently.
         self._allow_nan: bool | list[int] | None = (
@@ -298,7 +299,7 @@ class MLERuntime:
         output, as scikit-learn returns (``run`` gives them side by side in one array); for a multilabel
         one (ClassifierChain, multilabel one-vs-rest) each output's positive probability, (n, outputs)."""
         proba = self._output(X, "probabilities", "predict_proba")
-        if self._output_classes is None or self._require().metadata.get("multilabel") is True:
+        if self._output_classes is None or self._multilabel:
             return proba
         edges = np.cumsum([len(c) for c in self._output_classes])[:-1]
         return np.split(proba, edges, axis=1)

@@ -387,21 +387,23 @@ def classifier_chain(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conv
         label = _output(part, "label", est)
         labels.append(b.op("ExpandLast", label))
         binary = len(e.classes_) == 2
-        if binary and "probabilities" in part.outputs:
-            positives.append(_columns(b, part.outputs["probabilities"], [1]))
-        if binary and "decision" in part.outputs:
-            decisions.append(b.op("ExpandLast", part.outputs["decision"]))
+        positive = (
+            _columns(b, part.outputs["probabilities"], [1]) if binary and "probabilities" in part.outputs else None
+        )
+        decision = b.op("ExpandLast", part.outputs["decision"]) if binary and "decision" in part.outputs else None
+        positives += [positive] if positive is not None else []
+        decisions += [decision] if decision is not None else []
         if method == "predict":
             values = b.const("class_values", np.asarray(e.classes_, dtype=np.float64))
             feature = b.op("ExpandLast", b.op("TakeColumns", values, label))
-        elif not binary:
-            raise UnsupportedModelError(
-                f"ClassifierChain(chain_method={method!r}) with a part of {len(e.classes_)} classes is not supported"
-            )
-        elif method == "decision_function":
-            feature = decisions[-1]
         else:
-            feature = positives[-1] if method == "predict_proba" else b.op("Ufunc", positives[-1], name="log")
+            response = decision if method == "decision_function" else positive
+            if response is None:
+                raise UnsupportedModelError(
+                    f"ClassifierChain(chain_method={method!r}): a part ({type(e).__name__}, "
+                    f"{len(e.classes_)} classes) has no binary {method} to chain"
+                )
+            feature = response if method != "predict_log_proba" else b.op("Ufunc", response, name="log")
         features, width = b.op("Concat", features, feature), width + 1
     order = np.argsort(np.asarray(est.order_)).astype(np.int32)  # output t is the chain's column order[t]
     restore = b.const("target_order", order)

@@ -670,33 +670,25 @@ def _max_pool(x, n, kernel_size, stride, padding, dilation, ceil_mode):  # type:
     )
 
 
-@register_op("aten.avg_pool2d")
-def avg_pool2d(
-    x: jax.Array,
-    *,
-    kernel_size: list[int],
-    stride: list[int] | None = None,
-    padding: list[int] | int = 0,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-    divisor_override: int | None = None,
-) -> jax.Array:
-    """Average pooling over the last two axes, with PyTorch's divisor rules."""
-    return _avg_pool(x, 2, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+def _avg_pool_op(n: int) -> Callable[..., jax.Array]:
+    def avg_pool(
+        x: jax.Array,
+        *,
+        kernel_size: list[int],
+        stride: list[int] | None = None,
+        padding: list[int] | int = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,  # (ATen's 1-D pool has none: never given there)
+    ) -> jax.Array:
+        return _avg_pool(x, n, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+
+    avg_pool.__doc__ = f"Average pooling over the last {n} axes, with PyTorch's divisor rules."
+    return avg_pool
 
 
-@register_op("aten.avg_pool1d")
-def avg_pool1d(
-    x: jax.Array,
-    *,
-    kernel_size: list[int],
-    stride: list[int] | None = None,
-    padding: list[int] | int = 0,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-) -> jax.Array:
-    """Average pooling over the last axis, with PyTorch's divisor rules."""
-    return _avg_pool(x, 1, kernel_size, stride, padding, ceil_mode, count_include_pad, None)
+for _count in (1, 2):
+    register_op(f"aten.avg_pool{_count}d")(_avg_pool_op(_count))
 
 
 def _avg_pool(x, n, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):  # type: ignore[no-untyped-def]

@@ -262,13 +262,13 @@ def embedding(indices: jax.Array, embeddings: jax.Array) -> jax.Array:
     return jnp.take(embeddings, indices.astype(jnp.int32), axis=0)
 
 
-def _scan_steps(x: jax.Array, step, init, go_backwards: bool):  # type: ignore[no-untyped-def]
-    """Run ``step`` over the time axis (1) of x; the carries at every step, time first."""
+def _over_time(x: jax.Array, step, init, go_backwards: bool, return_sequences: bool):  # type: ignore[no-untyped-def]
+    """Run ``step`` over the time axis (1) of x: the output of every step (batch first), or of the last."""
     xs = jnp.swapaxes(x, 0, 1)
     if go_backwards:
         xs = xs[::-1]
     _, hs = jax.lax.scan(step, init, xs)
-    return hs
+    return jnp.swapaxes(hs, 0, 1) if return_sequences else hs[-1]
 
 
 @register_op("keras.LSTM")
@@ -299,8 +299,7 @@ def lstm(
         return (h, c), h
 
     zeros = jnp.zeros((x.shape[0], units), projected.dtype)
-    hs = _scan_steps(projected, step, (zeros, zeros), go_backwards)
-    return jnp.swapaxes(hs, 0, 1) if return_sequences else hs[-1]
+    return _over_time(projected, step, (zeros, zeros), go_backwards, return_sequences)
 
 
 @register_op("keras.GRU")
@@ -342,8 +341,8 @@ def gru(
         h = z * h + (1 - z) * hh
         return h, h
 
-    hs = _scan_steps(projected, step, jnp.zeros((x.shape[0], units), projected.dtype), go_backwards)
-    return jnp.swapaxes(hs, 0, 1) if return_sequences else hs[-1]
+    init = jnp.zeros((x.shape[0], units), projected.dtype)
+    return _over_time(projected, step, init, go_backwards, return_sequences)
 
 
 @register_op("keras.MultiHeadAttention")
