@@ -57,12 +57,17 @@ def _any_unknown(b: GraphBuilder, one_hots: list[str], categories_: list[Categor
     was seen in training): where scikit-learn raises."""
     flags = []
     for onehot, categories in zip(one_hots, categories_, strict=True):
-        hits = b.op("Gemm", onehot, b.const("ones", np.ones(categories.n_all)))
+        hits = _hits(b, onehot, categories.n_all)
         flags.append(b.op("IsPositive", b.op("Sub", b.const("half", np.array(0.5)), hits)))
     total = flags[0]
     for flag in flags[1:]:
         total = b.op("Add", total, flag)
     return total
+
+
+def _hits(b: GraphBuilder, onehot: str, n: int) -> str:
+    """(rows,) 1 where the value is one of the feature's ``n`` categories, else 0."""
+    return b.op("Gemm", onehot, b.const("ones", np.ones(n)))
 
 
 def _transformed(y: str, width: int, invalid: str | None = None, message: str | None = None) -> Converted:
@@ -84,6 +89,11 @@ def _grouped(est: Any, i: int, n: int) -> tuple[np.ndarray, int | None]:
     return np.asarray(mappings[i]), int(mappings[i][infrequent[0]])
 
 
+def _after_drop(index: int, drop: int | None) -> int:
+    """A kept column's position once the dropped one is removed."""
+    return index - 1 if drop is not None and index > drop else index
+
+
 @converts(preprocessing.OneHotEncoder)
 def one_hot_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     """One 0/1 column per category of each feature (infrequent categories sharing one, last), less a
@@ -101,10 +111,6 @@ def one_hot_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conve
         grouped, infrequent = _grouped(est, i, categories.n_all)
         drop = None if drops is None or drops[i] is None else int(drops[i])
         n_out = int(grouped.max()) + 1 - (drop is not None)
-
-        def column(g: int, drop: int | None = drop) -> int | None:
-            return None if g == drop else g - 1 if drop is not None and g > drop else g
-
         if infrequent is None and drop is None:
             block = onehot
         elif infrequent is None:
@@ -113,13 +119,14 @@ def one_hot_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conve
         else:  # a 0/1 matrix sends each category to its column: exact
             placement = np.zeros((categories.n_all, n_out))
             for c, g in enumerate(grouped):
-                if column(g) is not None:
-                    placement[c, column(g)] = 1.0
+                if g != drop:
+                    placement[c, _after_drop(g, drop)] = 1.0
             block = b.op("Gemm", onehot, b.const(f"grouping{i}", placement))
-            target = column(infrequent)
-            if to_infrequent and target is not None:  # unknown (no category hit): the infrequent column
-                hits = b.op("Gemm", onehot, b.const("ones", np.ones(categories.n_all)))
-                unknown = b.op("ExpandLast", b.op("Sub", b.const("one", np.array(1.0)), hits))
+            if to_infrequent and infrequent != drop:  # unknown (no category hit): the infrequent column
+                target = _after_drop(infrequent, drop)
+                unknown = b.op(
+                    "ExpandLast", b.op("Sub", b.const("one", np.array(1.0)), _hits(b, onehot, categories.n_all))
+                )
                 block = b.op("Add", block, b.op("Mul", unknown, b.const(f"infrequent{i}", np.eye(n_out)[target])))
         blocks.append(block)
         width += n_out
