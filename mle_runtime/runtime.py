@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from mle_runtime import buckets
+from mle_runtime import buckets, cast_cache
 from mle_runtime._version import __version__
 from mle_runtime.cache import (
     ExecutableCache,
@@ -28,10 +28,10 @@ from mle_runtime.devices import resolve_device
 from mle_runtime.errors import InputError, SignatureError
 from mle_runtime.graph import Graph, structure_hash
 from mle_runtime.inputs import as_input_list, check_finite, coerce_input
-from mle_runtime.lowering import build_function, round_down_tensors, to_float32_down
+from mle_runtime.lowering import build_function, round_down_tensors
 from mle_runtime.metadata import decode_classes, decode_output_classes, decode_string_columns, model_info
 from mle_runtime.ops import lowering_for
-from mle_runtime.reader import MleFile, aligned_empty, read_mle
+from mle_runtime.reader import MleFile, read_mle
 from mle_runtime.writer import canonical_json
 
 PRECISIONS: dict[str, np.dtype[Any]] = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
@@ -53,22 +53,6 @@ def _x64() -> Iterator[None]:
         context = scope(True)
     with context:
         yield
-
-
-def _to_precision(a: np.ndarray, dtype: np.dtype[Any], threshold: bool) -> np.ndarray:
-    """A float parameter in the runtime's precision (others as stored). Split thresholds narrow toward
-    -inf and never widen: an op compares them as stored (a float32 threshold of a float32 comparison
-    stays float32 in float64 mode, uncopied from the mmap)."""
-    if a.dtype.kind != "f" or a.dtype == dtype:
-        return a
-    if threshold:
-        if a.itemsize <= dtype.itemsize:
-            return a
-        a, dtype = to_float32_down(a), np.dtype(np.float32)
-    out = aligned_empty(a.shape, dtype)
-    np.copyto(out, a, casting="unsafe")
-    out.flags.writeable = False
-    return out
 
 
 class MLERuntime:
@@ -129,8 +113,8 @@ class MLERuntime:
         jax_device = resolve_device(device)
         dtype = PRECISIONS[precision]
         names = graph.param_names(set(mf.tensors))
-        round_down = round_down_tensors(graph)
-        host = [_to_precision(mf.tensors[n], dtype, n in round_down) for n in names]
+        folders = functools.partial(cache_dirs, mf.path, cache_dir) if cache else list
+        host, parameters_how = cast_cache.parameters(mf, names, dtype, round_down_tensors(graph), folders)
         with precision_scope(precision):
             # One device_put for all parameters; on CPU it shares the mmap'd memory of aligned arrays.
             params = dict(zip(names, jax.device_put(host, jax_device), strict=True))
@@ -139,6 +123,7 @@ class MLERuntime:
         self.device, self.precision, self.cache, self.cache_dir = device, precision, cache, cache_dir
         self._jax_device, self._classes, self._output_classes = jax_device, classes, output_classes
         self._file, self._graph, self._fn, self._params = mf, graph, fn, params
+        self._parameters_how = parameters_how
         self._scope = functools.partial(precision_scope, precision)
         self._feature_names = mf.metadata.get("feature_names")
         self._strings = strings
@@ -333,7 +318,12 @@ class MLERuntime:
             device=str(self._jax_device),
             precision=self.precision,
             run_outputs=self._run_outputs(),
-            cache={"enabled": cache.enabled, "dirs": [str(d) for d in cache.dirs], **self.stats},
+            cache={
+                "enabled": cache.enabled,
+                "dirs": [str(d) for d in cache.dirs],
+                **self.stats,
+                "parameters": self._parameters_how,
+            },
         )
         return info
 

@@ -31,13 +31,27 @@ MIN_DATA_BYTES = 1 << 20
 RACY_SECONDS = 2.0
 
 
-def _record(st: os.stat_result, header_crc: int) -> str | None:
+def identity(st: os.stat_result, header_crc: int) -> str:
+    """What recognises one version of a file (see the module's docstring)."""
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{header_crc}"
+
+
+def private_name(purpose: bytes, text: str) -> str | None:
+    """An HMAC of ``text`` under the local user's key: a file name no other user can predict or plant."""
     key = hmac_key()
     if key is None:
         return None
-    identity = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{header_crc}"
-    name = hmac.new(key, b"mle-verified\n" + identity.encode(), hashlib.sha256).hexdigest()[:40]
-    return os.path.join(verified_dir(), name)
+    return hmac.new(key, purpose + b"\n" + text.encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def is_settled(st: os.stat_result) -> bool:
+    """Whether the file's times are old enough that a later change would show in them."""
+    return time.time() - max(st.st_mtime, st.st_ctime) >= RACY_SECONDS
+
+
+def _record(st: os.stat_result, header_crc: int) -> str | None:
+    name = private_name(b"mle-verified", identity(st, header_crc))
+    return None if name is None else os.path.join(verified_dir(), name)
 
 
 def is_verified(st: os.stat_result, header_crc: int) -> bool:
@@ -49,7 +63,7 @@ def remember(st: os.stat_result, header_crc: int, *, written_here: bool = False)
     """Record a file whose every checksum just verified (or that this process just wrote). Best effort."""
     if st.st_size < MIN_DATA_BYTES:
         return
-    if not written_here and time.time() - max(st.st_mtime, st.st_ctime) < RACY_SECONDS:
+    if not written_here and not is_settled(st):
         return
     record = _record(st, header_crc)
     if record is None:
