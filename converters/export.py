@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from mle_runtime import verified
+from mle_runtime import encryption, signing, verified
 from mle_runtime._version import __version__
 from mle_runtime.compression import compression_code
 from mle_runtime.converters._builder import ModelIR
@@ -32,7 +32,7 @@ _FRAMEWORKS = {
     "tensorflow": "tensorflow",
     "tf_keras": "tensorflow",
 }
-_EXPORT_OPTIONS = {"compression", "timestamp", "metadata"}
+_EXPORT_OPTIONS = {"compression", "timestamp", "metadata", "private_key", "encryption_key"}
 
 
 def detect_framework(model: Any) -> str:
@@ -65,7 +65,9 @@ def export_model(
 ) -> dict[str, Any]:
     """Convert a trained model to an .mle file. Options: ``compression`` (False, True, "lz4", "zstd"),
     ``timestamp`` (record the export time; off by default so that exports are byte-for-byte
-    reproducible), ``metadata`` (a JSON-able dict stored under ``metadata['user']``)."""
+    reproducible), ``metadata`` (a JSON-able dict stored under ``metadata['user']``), ``private_key``
+    (Ed25519, raw bytes or PEM: sign the file), ``encryption_key`` (32 bytes: encrypt the tensor data
+    with AES-256-GCM; a fresh nonce makes each such export's bytes differ)."""
     framework = detect_framework(model)
     if framework == "sklearn":
         return export_sklearn_model(model, output_path, input_shape, **kwargs)
@@ -195,13 +197,25 @@ def _export(
         raise TypeError(f"export_model() got unexpected options {unknown}; known: {sorted(_EXPORT_OPTIONS)}")
     start = time.perf_counter()
     code = compression_code(options.get("compression", False))
+    # Bad keys fail before a possibly long conversion.
+    if options.get("encryption_key") is not None:
+        encryption.check_key(options["encryption_key"], "encryption_key")
+    if options.get("private_key") is not None:
+        signing.private_key(options["private_key"])
     graph, tensors, metadata = convert()
     metadata = {**metadata, "exporter": f"mle_runtime {__version__}"}
     if options.get("timestamp"):
         metadata["exported_at"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     if options.get("metadata") is not None:
         metadata["user"] = dict(options["metadata"])
-    chunks = serialize(metadata, graph.to_json(), tensors, code)
+    chunks = serialize(
+        metadata,
+        graph.to_json(),
+        tensors,
+        code,
+        encryption_key=options.get("encryption_key"),
+        private_key=options.get("private_key"),
+    )
     size = write_atomic(output_path, chunks)
     # The bytes were checksummed as they were written: loads of this file need not read them again.
     verified.remember(os.stat(output_path), Header(*HEADER.unpack(chunks[0])).header_crc, written_here=True)

@@ -1,4 +1,5 @@
-"""Command line: ``mle export|inspect|benchmark|demo`` and the aliases mle-export, mle-inspect, mle-benchmark.
+"""Command line: ``mle export|inspect|benchmark|demo|keygen|sign|verify`` and the aliases mle-export,
+mle-inspect, mle-benchmark.
 
 User errors (missing file, corrupt file, wrong shape, unsupported model) print one line on stderr and
 exit 1; usage errors exit 2."""
@@ -187,6 +188,55 @@ def _benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_key(path: str) -> bytes:
+    """A key file's bytes: PEM, or the raw 32 bytes."""
+    key = Path(path)
+    if not key.is_file():
+        raise FileNotFoundError(f"no such key file: {key}")
+    return key.read_bytes()
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives import serialization
+
+    from mle_runtime import signing
+    from mle_runtime.security import SecurityUtils
+    from mle_runtime.writer import write_atomic
+
+    _, private = SecurityUtils.generate_keypair()
+    key = signing.private_key(private)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    for path in (args.private, args.public):
+        if Path(path).exists() and not args.force:
+            raise ValueError(f"{path} exists; pass --force to replace it")
+    write_atomic(args.private, [private_pem], mode=0o600)
+    write_atomic(args.public, [public_pem])
+    print(f"wrote {args.private} (private, mode 600) and {args.public}; key {signing.fingerprint(key.public_key())}")
+    return 0
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from mle_runtime.security import SecurityUtils
+
+    result = SecurityUtils.sign_model(args.model, _read_key(args.key), output_path=args.output)
+    print(f"signed {result['path']} with key {result['signer']} ({result['file_size']:,} bytes)")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from mle_runtime.security import SecurityUtils
+
+    result = SecurityUtils.verify_model(args.model, _read_key(args.key))
+    checked = "signature only: tensor data is encrypted" if result["encrypted"] else "every checksum too"
+    print(f"{result['path']}: signature OK, signed with key {result['signer']} ({checked})")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from mle_runtime.demo import run_demo
 
@@ -201,6 +251,20 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="train models on bundled data, export, load, compare with joblib")
     demo.add_argument("--out", help="folder for the exported files (default: a temporary folder)")
     demo.set_defaults(func=_demo)
+    keygen = sub.add_parser("keygen", help="write a new Ed25519 key pair as PEM files")
+    keygen.add_argument("private", help="path of the private key to write (mode 600)")
+    keygen.add_argument("public", help="path of the public key to write")
+    keygen.add_argument("--force", action="store_true", help="replace existing files")
+    keygen.set_defaults(func=_keygen)
+    sign = sub.add_parser("sign", help="sign an .mle file (in place, or to --output)")
+    sign.add_argument("model")
+    sign.add_argument("--key", required=True, help="Ed25519 private key file (PEM or 32 raw bytes)")
+    sign.add_argument("--output", "-o", help="write the signed file here instead of replacing the model")
+    sign.set_defaults(func=_sign)
+    verify = sub.add_parser("verify", help="check an .mle file's signature; exit 1 unless it verifies")
+    verify.add_argument("model")
+    verify.add_argument("--key", required=True, help="the signer's Ed25519 public key file (PEM or 32 raw bytes)")
+    verify.set_defaults(func=_verify)
     return parser
 
 

@@ -15,6 +15,10 @@ class SignatureError(FormatError):
     """A signature is missing, malformed, or does not verify."""
 
 
+class DecryptionError(MleError, ValueError):
+    """An encrypted file cannot be decrypted: no key, a wrong key, or ciphertext changed."""
+
+
 class UnsupportedModelError(MleError, TypeError):
     """A model (or a step of it) has no converter."""
 

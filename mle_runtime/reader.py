@@ -7,7 +7,10 @@ Rules (each failure raises ``FormatError`` naming the rule and the offset or ten
             MAX_MANIFEST_BYTES, matches its CRC-32 and is UTF-8 JSON of the documented shape; under
             MANIFEST_ZSTD it is one zstd frame declaring a content size of at most MAX_MANIFEST_BYTES
   sections  the data section starts at the first 64-byte boundary after the manifest; sections end
-            exactly at the end of the file (no trailing bytes); padding bytes are zero
+            exactly at the end of the file (no trailing bytes); padding bytes are zero; a signed file's
+            signature block follows the data section and ends the file, an unsigned file has none
+  encryption  the encryption flag and the manifest's "encryption" entry (AES-256-GCM, a 12-byte nonce)
+            come together; the data section then ends with the 16-byte tag
   tensors   unique names; dtypes from the whitelist; non-negative shapes with shape x itemsize equal
             to the raw size; 64-byte-aligned offsets inside the data section, in order, not overlapping;
             stored size equal to the raw size unless compressed; CRC-32 of the stored bytes (for a
@@ -21,6 +24,7 @@ import math
 import mmap
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -28,9 +32,9 @@ from typing import Any, BinaryIO
 import numpy as np
 import zstandard
 
-from mle_runtime import verified
+from mle_runtime import encryption, signing, verified
 from mle_runtime.compression import CompressionUtils
-from mle_runtime.errors import FormatError
+from mle_runtime.errors import DecryptionError, FormatError, SignatureError
 from mle_runtime.format import (
     ALIGNMENT,
     COMPRESSIONS,
@@ -77,7 +81,13 @@ class MleFile:
     graph: dict[str, Any]
     tensor_table: list[dict[str, Any]]
     stat: os.stat_result
+    nonce: bytes | None = None  # set when the tensor data is encrypted
     tensors: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def plain_data_size(self) -> int:
+        """Bytes of tensor data (the data section less an encryption tag)."""
+        return self.header.data_size - (encryption.TAG_SIZE if self.nonce is not None else 0)
 
 
 def _fail(rule: str, message: str) -> FormatError:
@@ -107,13 +117,21 @@ def _parse_header(raw: bytes, file_size: int) -> Header:
         raise _fail("manifest", f"manifest of {h.manifest_size} bytes runs past the end of the {file_size}-byte file")
     if h.data_offset != align(HEADER_SIZE + h.manifest_size):
         raise _fail("sections", f"data offset {h.data_offset} is not the first 64-byte boundary after the manifest")
-    if h.flags & (MLEFormat.FEATURE_SIGNING | MLEFormat.FEATURE_ENCRYPTION):
-        raise _fail("header", "signed or encrypted files are not supported by this reader version yet")
-    if h.signature_offset or h.signature_size:
-        raise _fail("sections", "signature fields set but the signing flag is not")
     end = h.data_offset + h.data_size
+    if h.flags & MLEFormat.FEATURE_SIGNING:
+        if h.signature_offset != end or h.signature_size != signing.BLOCK_SIZE:
+            raise _fail(
+                "sections",
+                f"signature block at {h.signature_offset} of {h.signature_size} bytes, expected "
+                f"{signing.BLOCK_SIZE} bytes right after the data section (at {end})",
+            )
+        end += h.signature_size
+    elif h.signature_offset or h.signature_size:
+        raise _fail("sections", "signature fields set but the signing flag is not")
     if end != file_size:
-        raise _fail("sections", f"data section ends at {end} but the file has {file_size} bytes")
+        raise _fail("sections", f"sections end at {end} but the file has {file_size} bytes")
+    if h.flags & MLEFormat.FEATURE_ENCRYPTION and h.data_size < encryption.TAG_SIZE:
+        raise _fail("encryption", f"data section of {h.data_size} bytes cannot hold the {encryption.TAG_SIZE}-byte tag")
     return h
 
 
@@ -132,6 +150,23 @@ def _parse_manifest(raw: bytes, h: Header) -> dict[str, Any]:
         if not isinstance(manifest.get(key), kind):
             raise _fail("manifest", f"missing or mistyped {key!r} (expected {kind.__name__})")
     return manifest
+
+
+def _nonce(manifest: dict[str, Any], h: Header) -> bytes | None:
+    entry = manifest.get("encryption")
+    if not h.flags & MLEFormat.FEATURE_ENCRYPTION:
+        if entry is not None:
+            raise _fail("encryption", "the manifest describes encryption but the header's flag is not set")
+        return None
+    if not isinstance(entry, dict) or entry.get("algorithm") != encryption.ALGORITHM:
+        raise _fail("encryption", f"flag set but the manifest's entry is {entry!r}, expected {encryption.ALGORITHM}")
+    nonce = entry.get("nonce")
+    if not isinstance(nonce, str) or len(nonce) != 2 * encryption.NONCE_SIZE:
+        raise _fail("encryption", f"nonce must be {encryption.NONCE_SIZE} bytes in hex, got {nonce!r}")
+    try:
+        return bytes.fromhex(nonce)
+    except ValueError:
+        raise _fail("encryption", f"nonce {nonce!r} is not hex") from None
 
 
 def _inflate_manifest(raw: bytes) -> bytes:
@@ -227,21 +262,25 @@ FIRST_READ = 4096
 
 def _read_manifest(p: Path, f: BinaryIO) -> MleFile:
     st = os.fstat(f.fileno())
-    size = st.st_size
-    head = f.read(FIRST_READ)
+    return _manifest_from(p, st, st.st_size, f.read(FIRST_READ), f.read)
+
+
+def _manifest_from(p: Path, st: os.stat_result, size: int, head: bytes, read_more: Callable[[int], bytes]) -> MleFile:
+    """Header and manifest from the file's first bytes (``head``), reading more where the manifest needs it."""
     h = _parse_header(head, size)
     wanted = h.data_offset - HEADER_SIZE
     rest = head[HEADER_SIZE:]
     if len(rest) < wanted:
-        rest += f.read(wanted - len(rest))
+        rest += read_more(wanted - len(rest))
     raw, padding = rest[: h.manifest_size], rest[h.manifest_size : wanted]
     if padding.strip(b"\0"):
         raise _fail(
             "sections", f"non-zero padding between the manifest and the data section (offset {HEADER_SIZE + len(raw)})"
         )
     manifest = _parse_manifest(raw, h)
-    _check_tensor_table(manifest["tensors"], h.data_size)
-    return MleFile(p, size, h, raw, manifest["metadata"], manifest["graph"], manifest["tensors"], st)
+    mf = MleFile(p, size, h, raw, manifest["metadata"], manifest["graph"], manifest["tensors"], st, _nonce(manifest, h))
+    _check_tensor_table(mf.tensor_table, mf.plain_data_size)
+    return mf
 
 
 def aligned_empty(shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
@@ -259,53 +298,119 @@ def _aligned_copy(data: bytes) -> np.ndarray:
     return out
 
 
-def _load_tensors(mf: MleFile, f: BinaryIO, verify_checksums: bool | str) -> dict[str, np.ndarray]:
-    """Map the data section and return read-only arrays; uncompressed tensors are zero-copy views."""
+def _load_tensors(
+    mf: MleFile, source: Any, verify_checksums: bool | str, decryption_key: bytes | None = None
+) -> dict[str, np.ndarray]:
+    """Read-only arrays of the tensors in ``source`` (the whole file: an mmap, or a read-only aligned
+    buffer); uncompressed, unencrypted tensors are zero-copy views."""
     if verify_checksums not in (True, False, "always"):
         raise ValueError(f"verify_checksums must be True, False or 'always', got {verify_checksums!r}")
-    remembered = verify_checksums is True and mf.header.data_size >= verified.MIN_DATA_BYTES
-    if remembered and verified.is_verified(mf.stat, mf.header.header_crc):
+    h = mf.header
+    if len(source) != mf.file_size:
+        raise _fail("sections", f"file changed size while loading ({mf.file_size} -> {len(source)} bytes)")
+    if h.flags & MLEFormat.FEATURE_SIGNING and bytes(source[h.signature_offset :][:8]) != signing.MAGIC:
+        raise _fail("sections", f"no signature block at byte offset {h.signature_offset}")
+    remembered = verify_checksums is True and h.data_size >= verified.MIN_DATA_BYTES
+    if remembered and verified.is_verified(mf.stat, h.header_crc):
         verify_checksums = False
-    mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    if len(mm) != mf.file_size:
-        raise _fail("sections", f"file changed size while loading ({mf.file_size} -> {len(mm)} bytes)")
-    base = mf.header.data_offset
+    data, base = _data_section(mf, source, decryption_key)
     tensors = {}
     previous_end = base
     for t in mf.tensor_table:
         start = base + t["offset"]
-        if mm[previous_end:start].strip(b"\0"):
+        if bytes(data[previous_end:start]).strip(b"\0"):
             raise _fail("sections", f"non-zero padding at byte offset {previous_end} before tensor {t['name']!r}")
         previous_end = start + t["nbytes"]
-        stored = memoryview(mm)[start : start + t["nbytes"]]
+        stored = memoryview(data)[start : start + t["nbytes"]]
         if verify_checksums and SecurityUtils.compute_checksum(stored) != t["crc32"]:
             raise _fail("tensors", f"tensor {t['name']!r}: checksum mismatch at byte offset {start}")
         dtype = DTYPES[t["dtype"]]
         if t["compression"] == MLEFormat.COMPRESSION_NONE:
-            flat = np.frombuffer(mm, dtype=dtype, count=t["raw_nbytes"] // dtype.itemsize, offset=start)
+            flat = np.frombuffer(data, dtype=dtype, count=t["raw_nbytes"] // dtype.itemsize, offset=start)
         else:
             raw = CompressionUtils.decompress_data(stored, t["compression"], t["raw_nbytes"])
             flat = _aligned_copy(raw).view(dtype)
             flat.flags.writeable = False
         tensors[t["name"]] = flat.reshape(t["shape"])
-    if previous_end != base + mf.header.data_size:
-        raise _fail(
-            "sections", f"{base + mf.header.data_size - previous_end} bytes after the last tensor belong to none"
-        )
+    if previous_end != base + mf.plain_data_size:
+        left = base + mf.plain_data_size - previous_end
+        raise _fail("sections", f"{left} bytes after the last tensor belong to none")
     if remembered and verify_checksums:
-        verified.remember(mf.stat, mf.header.header_crc)
+        verified.remember(mf.stat, h.header_crc)
     mf.tensors = tensors
     return tensors
 
 
-def read_mle(path: str | os.PathLike[str], verify_checksums: bool | str = True) -> MleFile:
+def _data_section(mf: MleFile, source: Any, decryption_key: bytes | None) -> tuple[Any, int]:
+    """The buffer the tensor offsets index, and where in it the data section starts."""
+    h = mf.header
+    if mf.nonce is None:
+        if decryption_key is not None:
+            raise DecryptionError(f"{mf.path}: a decryption_key was given but the file is not encrypted")
+        return source, h.data_offset
+    if decryption_key is None:
+        raise DecryptionError(f"{mf.path}: the tensor data is encrypted; pass decryption_key= (32 bytes)")
+    key = encryption.check_key(decryption_key, "decryption_key")
+    sealed = memoryview(source)[h.data_offset : h.data_offset + h.data_size]
+    plain = aligned_empty((mf.plain_data_size + ALIGNMENT,), np.dtype(np.uint8))  # room update_into asks for
+    aad = encryption.associated_data(bytes(source[:HEADER_SIZE]), mf.manifest_bytes)
+    encryption.decrypt_into(sealed, plain, key, mf.nonce, aad)
+    plain.flags.writeable = False
+    return plain[: mf.plain_data_size], 0
+
+
+def read_mle(
+    path: str | os.PathLike[str],
+    verify_checksums: bool | str = True,
+    public_key: Any = None,
+    decryption_key: bytes | None = None,
+) -> MleFile:
     """Read and validate the whole file; its tensors stay mapped for as long as they are referenced.
 
     ``verify_checksums``: True checks every tensor's CRC-32, once per version of a large file (see
     ``mle_runtime.verified``); "always" checks them on every read; False never does.
+    ``public_key``: verify the file's signature with it before anything else is read (see
+    ``mle_runtime.signing``); the file is then read into memory, so that the bytes used are the bytes
+    verified. ``decryption_key``: the 32-byte key of an encrypted file.
     """
+    key = signing.public_key(public_key) if public_key is not None else None
     p, f = _open(path)
     with f:
-        mf = _read_manifest(p, f)
-        _load_tensors(mf, f, verify_checksums)
+        if key is None:
+            mf = _read_manifest(p, f)
+            source: Any = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        else:
+            mf, source = _read_signed(p, f, key)
+        _load_tensors(mf, source, verify_checksums, decryption_key)
     return mf
+
+
+def read_signed_manifest(path: str | os.PathLike[str], public_key: Any) -> MleFile:
+    """Verify the file's signature with ``public_key``, then read its header and manifest (an encrypted
+    file's tensors need its key; this checks what can be checked without it)."""
+    key = signing.public_key(public_key)
+    p, f = _open(path)
+    with f:
+        return _read_signed(p, f, key)[0]
+
+
+def _read_signed(p: Path, f: BinaryIO, key: Any) -> tuple[MleFile, np.ndarray]:
+    st = os.fstat(f.fileno())
+    buf = aligned_empty((st.st_size,), np.dtype(np.uint8))
+    view, got = buf.data, 0
+    while got < st.st_size:  # one read returns at most ~2 GiB
+        n = f.readinto(view[got:])  # type: ignore[attr-defined]
+        if not n:
+            break
+        got += n
+    if got != st.st_size or f.read(1):
+        raise SignatureError(f"{p}: file changed size while being read ({st.st_size} -> {got} bytes)")
+    buf.flags.writeable = False
+    try:
+        start = signing.verify(buf.data, key)
+    except SignatureError as e:
+        raise SignatureError(f"{p}: {e}") from None
+    mf = _manifest_from(p, st, st.st_size, bytes(buf[:FIRST_READ]), lambda n: bytes(buf[FIRST_READ : FIRST_READ + n]))
+    if not mf.header.flags & MLEFormat.FEATURE_SIGNING or mf.header.signature_offset != start:
+        raise SignatureError(f"{p}: the signed header does not declare the signature block it ends with")
+    return mf, buf

@@ -25,7 +25,7 @@ from mle_runtime.cache import (
     serialize_compiled,
 )
 from mle_runtime.devices import resolve_device
-from mle_runtime.errors import InputError, SignatureError
+from mle_runtime.errors import InputError
 from mle_runtime.graph import Graph, structure_hash
 from mle_runtime.inputs import as_input_list, check_finite, coerce_input
 from mle_runtime.lowering import build_function, round_down_tensors
@@ -79,7 +79,10 @@ class MLERuntime:
         Keyword options: ``device``, ``precision`` ("float32" or "float64"), ``cache`` (bool),
         ``cache_dir``, ``verify_checksums`` (default True: every tensor's CRC-32, once per version of a file over
         1 MiB; "always": on every load; False: never), ``check_inputs`` (default True: refuse NaN and
-        infinities where the source framework refuses them), ``verify_signature`` and ``public_key``.
+        infinities where the source framework refuses them), ``verify_signature`` and ``public_key`` (the
+        file's Ed25519 signature is checked with ``public_key`` before anything in it is used; a key given
+        without the flag verifies too; any failure is a ``SignatureError``), ``decryption_key`` (32 bytes,
+        for a file exported with ``encryption_key``; a missing or wrong key is a ``DecryptionError``).
         Compilation happens on the first ``run`` for each batch bucket. Returns ``get_model_info()``.
         """
         self._load(path, **kwargs)
@@ -95,6 +98,7 @@ class MLERuntime:
             "check_inputs",
             "verify_signature",
             "public_key",
+            "decryption_key",
         }
         unknown = sorted(set(kwargs) - known)
         if unknown:
@@ -104,16 +108,23 @@ class MLERuntime:
         cache, cache_dir = kwargs.get("cache", self.cache), kwargs.get("cache_dir", self.cache_dir)
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
-        if kwargs.get("verify_signature"):
-            # The reader refuses signed files until signing lands (issue 6), so none here can verify.
-            raise SignatureError(f"{path}: file is not signed, so its signature cannot be verified")
-        mf = read_mle(path, verify_checksums=kwargs.get("verify_checksums", True))
+        public_key = kwargs.get("public_key")
+        if kwargs.get("verify_signature") and public_key is None:
+            raise ValueError("verify_signature=True needs public_key= (the signer's Ed25519 public key)")
+        mf = read_mle(
+            path,
+            verify_checksums=kwargs.get("verify_checksums", True),
+            public_key=public_key,
+            decryption_key=kwargs.get("decryption_key"),
+        )
         graph = Graph.from_json(mf.graph, set(mf.tensors))
         fn = build_function(graph)
         jax_device = resolve_device(device)
         dtype = PRECISIONS[precision]
         names = graph.param_names(set(mf.tensors))
-        folders = functools.partial(cache_dirs, mf.path, cache_dir) if cache else list
+        # No cast copy of decrypted weights goes to disk, and a verified load uses only the bytes it verified.
+        keep_cast = cache and mf.nonce is None and public_key is None
+        folders = functools.partial(cache_dirs, mf.path, cache_dir) if keep_cast else list
         host, parameters_how = cast_cache.parameters(mf, names, dtype, round_down_tensors(graph), folders)
         with precision_scope(precision):
             # One device_put for all parameters; on CPU it shares the mmap'd memory of aligned arrays.

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import zstandard
 
+from mle_runtime import encryption, signing
 from mle_runtime.compression import CompressionUtils
 from mle_runtime.format import (
     DTYPES,
@@ -52,11 +53,17 @@ def serialize(
     tensors: Mapping[str, np.ndarray],
     compression: int = MLEFormat.COMPRESSION_NONE,
     compress_manifest: bool = True,
+    encryption_key: bytes | None = None,
+    private_key: Any = None,
 ) -> list[bytes | memoryview]:
-    """The file as a list of byte chunks (header, manifest, padding, tensor data).
+    """The file as a list of byte chunks (header, manifest, padding, tensor data, signature block).
 
     ``compress_manifest``: store the manifest as a zstd frame when that is smaller (the default).
+    ``encryption_key``: 32 bytes; the tensor data is encrypted (``mle_runtime.encryption``).
+    ``private_key``: an Ed25519 key (raw, PEM or object); the file is signed (``mle_runtime.signing``).
     """
+    key = encryption.check_key(encryption_key, "encryption_key") if encryption_key is not None else None
+    signer = signing.private_key(private_key) if private_key is not None else None
     table, chunks, offset, flags = [], [], 0, 0
     for name, value in tensors.items():
         array = np.asarray(value)
@@ -82,7 +89,13 @@ def serialize(
         chunks += [bytes(start - offset), stored]
         offset = start + len(stored)
 
-    manifest = canonical_json({"metadata": dict(metadata), "graph": dict(graph), "tensors": table})
+    document: dict[str, Any] = {"metadata": dict(metadata), "graph": dict(graph), "tensors": table}
+    nonce = b""
+    if key is not None:
+        nonce = encryption.new_nonce()
+        document["encryption"] = {"algorithm": encryption.ALGORITHM, "nonce": nonce.hex()}
+        flags |= MLEFormat.FEATURE_ENCRYPTION
+    manifest = canonical_json(document)
     if compress_manifest:
         packed = zstandard.ZstdCompressor(
             level=MANIFEST_ZSTD_LEVEL, write_content_size=True, write_checksum=False
@@ -90,6 +103,23 @@ def serialize(
         if len(packed) < len(manifest):
             manifest, flags = packed, flags | MANIFEST_ZSTD
     data_offset = align(HEADER_SIZE + len(manifest))
+    data_size = offset + (encryption.TAG_SIZE if key is not None else 0)
+    signature = (data_offset + data_size, signing.BLOCK_SIZE) if signer is not None else (0, 0)
+    if signer is not None:
+        flags |= MLEFormat.FEATURE_SIGNING
+    head = pack_header(flags, manifest, data_offset, data_size, *signature)
+    if key is not None:
+        plain = b"".join(chunks)
+        chunks = [encryption.encrypt(plain, key, nonce, encryption.associated_data(head, manifest))]
+    out = [head, manifest, bytes(data_offset - HEADER_SIZE - len(manifest)), *chunks]
+    if signer is not None:
+        out.append(signing.block(out, signer))
+    return out
+
+
+def pack_header(
+    flags: int, manifest: bytes, data_offset: int, data_size: int, signature_offset: int = 0, signature_size: int = 0
+) -> bytes:
     fields = [
         MLEFormat.MLE_MAGIC,
         MLEFormat.MLE_VERSION,
@@ -98,17 +128,16 @@ def serialize(
         HEADER_SIZE,
         len(manifest),
         data_offset,
-        offset,
-        0,
-        0,
+        data_size,
+        signature_offset,
+        signature_size,
         SecurityUtils.compute_checksum(manifest),
     ]
     fields[3] = SecurityUtils.compute_checksum(HEADER.pack(*fields))
-    head = HEADER.pack(*fields)
-    return [head, manifest, bytes(data_offset - HEADER_SIZE - len(manifest)), *chunks]
+    return HEADER.pack(*fields)
 
 
-def write_atomic(path: str | os.PathLike[str], chunks: list[bytes | memoryview]) -> int:
+def write_atomic(path: str | os.PathLike[str], chunks: list[bytes | memoryview], mode: int = 0o644) -> int:
     """Write ``chunks`` to a temporary file beside ``path``, fsync, then rename over it."""
     target = Path(path)
     if target.is_dir():
@@ -121,7 +150,7 @@ def write_atomic(path: str | os.PathLike[str], chunks: list[bytes | memoryview])
                 f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

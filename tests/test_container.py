@@ -145,14 +145,25 @@ RULES = [
     ("future version", lambda d: reheader(d, version=3), "unsupported version 3"),
     ("unknown flag", lambda d: reheader(d, flags=0x80), "unknown feature flags"),
     ("header crc", lambda d: d[:12] + b"\0\0\0\0" + d[16:], "header checksum"),
-    ("signed flag", lambda d: reheader(d, flags=4), "signed or encrypted files are not supported"),
+    ("signed flag, no block", lambda d: reheader(d, flags=4), "signature block at 0 of 0 bytes"),
+    ("block not at the end", lambda d: _signed_with_block_moved(d), "expected 104 bytes right after"),
+    (
+        "signed, block missing",
+        lambda d: reheader(d, flags=4, signature_offset=len(d) - 64, signature_size=104),
+        "expected 104 bytes right after",
+    ),
+    ("signed, bad block", lambda d: _signed_with_bad_block(d), "no signature block at"),
+    ("encrypted flag, no entry", lambda d: reheader(d, flags=2), "flag set but the manifest's entry is None"),
+    ("entry, no flag", lambda d: remanifest(d, _encryption_entry("00" * 12)), "flag is not set"),
+    ("bad nonce", lambda d: reheader(remanifest(d, _encryption_entry("zz" * 12)), flags=2), "not hex"),
+    ("short nonce", lambda d: reheader(remanifest(d, _encryption_entry("00" * 8)), flags=2), "nonce must be 12 bytes"),
     ("signature fields", lambda d: reheader(d, signature_size=64), "signature fields set"),
     ("manifest offset", lambda d: reheader(d, manifest_offset=128), "manifest offset"),
     ("huge manifest", lambda d: reheader(d, manifest_size=1 << 40), "exceeds the"),
     ("manifest past end", lambda d: reheader(d, manifest_size=len(d)), "runs past the end"),
     ("data offset", lambda d: reheader(d, data_offset=HEADER.unpack(d[:64])[6] + 64), "data offset"),
-    ("trailing bytes", lambda d: d + b"\0" * 64, "data section ends"),
-    ("truncated", lambda d: d[:-8], "data section ends"),
+    ("trailing bytes", lambda d: d + b"\0" * 64, "sections end at"),
+    ("truncated", lambda d: d[:-8], "sections end at"),
     ("manifest crc", lambda d: reheader(d, manifest_crc=1), "manifest checksum"),
     ("not json", lambda d: with_manifest(d, b'{"graph": '), "not valid UTF-8 JSON"),
     ("not utf-8", lambda d: with_manifest(d, b'{"\xff": 1}'), "not valid UTF-8 JSON"),
@@ -185,6 +196,24 @@ def zstd_manifest(d: bytes, raw: bytes | None = None, content_size: bool = True,
     frame = zstandard.ZstdCompressor(write_content_size=content_size).compress(raw)
     changed = with_manifest(d, frame[: len(frame) - cut])
     return reheader(changed, flags=HEADER.unpack(d[:HEADER_SIZE])[2] | MANIFEST_ZSTD)
+
+
+def _encryption_entry(nonce: str):
+    def edit(manifest):
+        manifest["encryption"] = {"algorithm": "AES-256-GCM", "nonce": nonce}
+
+    return edit
+
+
+def _signed_with_block_moved(d: bytes) -> bytes:
+    """A block appended, but the header says it starts 64 bytes early."""
+    end = len(d)
+    return reheader(d + bytes(104), flags=4, signature_offset=end - 64, signature_size=104)
+
+
+def _signed_with_bad_block(d: bytes) -> bytes:
+    end = len(d)
+    return reheader(d + b"NOTASIG!" + bytes(96), flags=4, signature_offset=end, signature_size=104)
 
 
 def _dirty_padding(d: bytes) -> bytes:
