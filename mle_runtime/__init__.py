@@ -12,6 +12,7 @@ from mle_runtime._version import __version__
 from mle_runtime.api import benchmark_model, get_supported_operators, get_version_info, inspect_model
 from mle_runtime.compression import CompressionUtils
 from mle_runtime.errors import (
+    DecryptionError,
     DeviceError,
     FormatError,
     InputError,
@@ -58,6 +59,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "CompressionUtils",
+    "DecryptionError",
     "DeviceError",
     "FormatError",
     "InputError",

@@ -76,6 +76,8 @@ def get_version_info() -> dict[str, Any]:
             "compression: lz4, zstd",
             "quantization: int8, fp16",
             "compiled-executable cache (HMAC-verified)",
+            "Ed25519 signing and verified loading",
+            "AES-256-GCM encryption of tensor data",
             "float32 and float64 precision",
         ],
         "operators": get_supported_operators(),

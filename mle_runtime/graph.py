@@ -90,7 +90,7 @@ class Graph:
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise FormatError(f"graph: malformed ({type(e).__name__}: {e})") from e
         for vi in inputs:
-            if not all(s is None or (isinstance(s, int) and s >= 0) for s in vi.shape):
+            if not all(s is None or (type(s) is int and s >= 0) for s in vi.shape):
                 raise FormatError(f"graph: input {vi.name!r} has a bad shape {list(vi.shape)}")
         defined = set(tensor_names)
         for vi in inputs:

@@ -43,9 +43,17 @@ def build_function(graph: Graph) -> GraphFn:
         env: dict[str, Any] = dict(params)
         env.update(zip(input_names, inputs, strict=True))
         batch = inputs[0].shape[0] if inputs and inputs[0].ndim else 0
-        for node, impl, marked in plan:
-            attrs = resolve_markers(node.attrs, batch) if marked else node.attrs
-            env[node.outputs[0]] = impl(*(env[name] for name in node.inputs), **attrs)
+        for i, (node, impl, marked) in enumerate(plan):
+            try:
+                attrs = resolve_markers(node.attrs, batch) if marked else node.attrs
+                env[node.outputs[0]] = impl(*(env[name] for name in node.inputs), **attrs)
+            except (FormatError, UnsupportedOpError):
+                raise
+            except Exception as e:  # (at trace time: this node's attributes or operands do not fit its op)
+                raise FormatError(
+                    f"graph: node #{i} ({node.op}) cannot be built from its operands and attributes "
+                    f"({type(e).__name__}: {str(e)[:300]})"
+                ) from e
         return tuple(env[name] for name in output_names)
 
     return fn

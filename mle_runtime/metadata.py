@@ -65,7 +65,7 @@ def _class_values(metadata: dict[str, Any]) -> np.ndarray:
             out[:] = values
             return out
         return np.array(values, dtype=dtype)
-    except (TypeError, ValueError, KeyError) as e:
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
         raise FormatError(f"metadata: bad classes ({e})") from e
 
 

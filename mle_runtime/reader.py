@@ -149,7 +149,36 @@ def _parse_manifest(raw: bytes, h: Header) -> dict[str, Any]:
     for key, kind in (("metadata", dict), ("graph", dict), ("tensors", list)):
         if not isinstance(manifest.get(key), kind):
             raise _fail("manifest", f"missing or mistyped {key!r} (expected {kind.__name__})")
+    _check_metadata(manifest["metadata"])
     return manifest
+
+
+def _is_str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(s, str) for s in v)
+
+
+# The metadata entries the runtime acts on, and what each must be when present (null: absent).
+_METADATA_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "run_outputs": ("a list of output names", _is_str_list),
+    "feature_names": ("a list of strings", _is_str_list),
+    "allow_nan": (
+        "true, false or a list of column indices",
+        lambda v: isinstance(v, bool) or (isinstance(v, list) and all(_is_int(i) and i >= 0 for i in v)),
+    ),
+    "one_dimensional_input": ("true or false", lambda v: isinstance(v, bool)),
+    "multilabel": ("true or false", lambda v: isinstance(v, bool)),
+    "largest_activation_bytes_per_row": ("a positive integer", lambda v: _is_int(v) and v > 0),
+    "invalid_message": ("a string", lambda v: isinstance(v, str)),
+    "task": ("a string", lambda v: isinstance(v, str)),
+    "estimator": ("a string", lambda v: isinstance(v, str)),
+}
+
+
+def _check_metadata(metadata: dict[str, Any]) -> None:
+    for key, (what, ok) in _METADATA_RULES.items():
+        value = metadata.get(key)
+        if value is not None and not ok(value):
+            raise _fail("metadata", f"{key} must be {what}, got {value!r:.80}")
 
 
 def _nonce(manifest: dict[str, Any], h: Header) -> bytes | None:

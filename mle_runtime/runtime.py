@@ -25,7 +25,7 @@ from mle_runtime.cache import (
     serialize_compiled,
 )
 from mle_runtime.devices import resolve_device
-from mle_runtime.errors import InputError
+from mle_runtime.errors import FormatError, InputError
 from mle_runtime.graph import Graph, structure_hash
 from mle_runtime.inputs import as_input_list, check_finite, coerce_input
 from mle_runtime.lowering import build_function, round_down_tensors
@@ -118,6 +118,9 @@ class MLERuntime:
             decryption_key=kwargs.get("decryption_key"),
         )
         graph = Graph.from_json(mf.graph, set(mf.tensors))
+        unknown_outputs = set(mf.metadata.get("run_outputs") or ()) - set(graph.outputs)
+        if unknown_outputs:
+            raise FormatError(f"metadata: run_outputs names {sorted(unknown_outputs)}, which the graph does not output")
         fn = build_function(graph)
         jax_device = resolve_device(device)
         dtype = PRECISIONS[precision]
@@ -242,7 +245,7 @@ class MLERuntime:
             message = self._require().metadata.get("invalid_message", "the model cannot answer for these rows")
             raise InputError(f"{message} (rows {rows[:10].tolist()}{' ...' if len(rows) > 10 else ''})")
         if self._classes is not None and "label" in named:
-            named["label"] = self._classes[named["label"]]
+            named["label"] = _lookup(self._classes, named["label"], "classes")
         elif self._output_classes is not None and "label" in named:
             named["label"] = self._decode_outputs(named["label"])
         return named
@@ -252,7 +255,7 @@ class MLERuntime:
         assert self._output_classes is not None
         labels = np.empty(index.shape, dtype=self._output_classes[0].dtype)
         for k, classes in enumerate(self._output_classes):
-            labels[:, k] = classes[index[:, k]]
+            labels[:, k] = _lookup(classes, index[:, k], f"output_classes[{k}]")
         return labels
 
     def _run_chunk(self, arrays: list[np.ndarray], n: int, bucket: int) -> list[np.ndarray]:
@@ -367,6 +370,13 @@ class MLERuntime:
             "num_runs": num_runs,
             "batch_size": rows,
         }
+
+
+def _lookup(classes: np.ndarray, index: np.ndarray, what: str) -> np.ndarray:
+    """Labels for class indices; a file whose class list is shorter than its model's outputs is refused."""
+    if index.size and (index.min() < 0 or index.max() >= len(classes)):
+        raise FormatError(f"metadata: {what} lists {len(classes)} classes, but the model chose class #{index.max()}")
+    return classes[index]
 
 
 def _pad(a: np.ndarray, rows: int) -> np.ndarray:

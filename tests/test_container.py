@@ -412,3 +412,37 @@ def test_nodes_that_do_not_fit_their_op_are_format_errors(node, message: str, tm
     write_mle(tmp_path / "n.mle", {}, graph, golden.TENSORS)
     with pytest.raises(FormatError, match=message):
         mle.load_model(tmp_path / "n.mle")
+
+
+def test_resource_limits_are_checked_before_anything_is_allocated(tmp_path: Path, monkeypatch) -> None:
+    import tracemalloc
+
+    from mle_runtime import graph as graph_module
+    from mle_runtime import reader as reader_module
+
+    cases = {
+        "a compressed tensor declaring a terabyte": (
+            remanifest(RAW, tensor(1, compression=2, shape=[1 << 37])),
+            "declares 1099511627776 bytes from",
+        ),
+        "a huge uncompressed shape": (
+            remanifest(RAW, tensor(1, shape=[1 << 40, 1 << 20])),
+            "declares 9223372036854775808",
+        ),
+        "a manifest claiming gigabytes": (reheader(RAW, manifest_size=3 << 30), "exceeds the"),
+    }
+    for name, (data, message) in cases.items():
+        tracemalloc.start()
+        with pytest.raises(FormatError, match=message):
+            read_mle(write_bytes(tmp_path, data))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 8 << 20, f"{name}: {peak} bytes allocated before the refusal"
+    # The caps themselves, lowered so that a small file can exceed them.
+    mf = read_manifest(write_bytes(tmp_path, RAW))
+    monkeypatch.setattr(reader_module, "MAX_TENSORS", 2)
+    with pytest.raises(FormatError, match="exceed the cap of 2"):
+        read_mle(write_bytes(tmp_path, RAW))
+    monkeypatch.setattr(graph_module, "MAX_NODES", 3)
+    with pytest.raises(FormatError, match="at most 3"):
+        Graph.from_json(mf.graph, {"scale", "coef", "bias"})

@@ -8,12 +8,13 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
+from mle_runtime.cast_cache import parameters
 from mle_runtime.converters.trees import Tree, bfs_order, heap_positions, perfect_leaf_slots
 from mle_runtime.graph import Graph
 from mle_runtime.lowering import build_function, round_down_tensors
 from mle_runtime.ops.trees import FLAG_BITS, LEAF, oblivious_leaf_indices, tree_leaf_indices
 from mle_runtime.reader import read_mle
-from mle_runtime.runtime import PRECISIONS, _to_precision, precision_scope
+from mle_runtime.runtime import PRECISIONS, precision_scope
 
 LEAF_FUNCTIONS = {"TreeEnsemble": tree_leaf_indices, "ObliviousEnsemble": oblivious_leaf_indices}
 
@@ -28,7 +29,8 @@ def our_leaves(path: Path, X: np.ndarray, precision: str) -> np.ndarray:
     dtype = PRECISIONS[precision]
     narrow = round_down_tensors(graph)
     with precision_scope(precision):
-        params = {k: jnp.asarray(_to_precision(v, dtype, k in narrow)) for k, v in mf.tensors.items()}
+        names = list(mf.tensors)
+        params = dict(zip(names, map(jnp.asarray, parameters(mf, names, dtype, narrow, list)[0]), strict=True))
         (source,) = build_function(prefix)(params, [jnp.asarray(X.astype(dtype))])
         leaves = LEAF_FUNCTIONS[node.op](source, *(params[n] for n in node.inputs[1:]), **node.attrs)
         return np.asarray(leaves)
