@@ -446,3 +446,37 @@ def test_resource_limits_are_checked_before_anything_is_allocated(tmp_path: Path
     monkeypatch.setattr(graph_module, "MAX_NODES", 3)
     with pytest.raises(FormatError, match="at most 3"):
         Graph.from_json(mf.graph, {"scale", "coef", "bias"})
+
+
+def _metadata_case(**changes):
+    def edit(manifest):
+        manifest["metadata"].update(changes)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_metadata_case(run_outputs=[["label"]]), "run_outputs must be a list of output names"),
+        (_metadata_case(run_outputs=["label", "ghost"]), r"run_outputs names \['ghost'\]"),
+        (_metadata_case(feature_names={"x": 1}), "feature_names must be a list of strings"),
+        (_metadata_case(allow_nan=[-1]), "allow_nan must be"),
+        (_metadata_case(classes=["a"]), "lists 1 classes, but the model chose class #"),
+        (_metadata_case(classes=[1 << 70], classes_dtype="<i8"), "bad classes"),
+        (lambda m: m["graph"]["inputs"][0].update(shape=[None, True]), "bad shape"),
+    ],
+)
+def test_metadata_and_inputs_the_runtime_acts_on_are_checked(edit, message: str, tmp_path: Path) -> None:
+    """Found by benchmarks/fuzz_files.py: each once escaped as a TypeError, IndexError or OverflowError."""
+    path = write_bytes(tmp_path, remanifest(RAW, edit))
+    X = np.array([[1.0, -2.0, 3.0, 0.5], [0.0, 4.0, -1.0, 2.0]], np.float32)
+    with pytest.raises(FormatError, match=message):
+        mle.load_model(path).run([X])
+
+
+def test_a_node_whose_attributes_cannot_be_traced_is_a_format_error(tmp_path: Path) -> None:
+    node = {"op": "Clip", "inputs": ["X"], "outputs": ["y"], "attrs": {"low": {"x": 1}, "high": [None]}}
+    write_mle(tmp_path / "n.mle", {}, {"inputs": golden.GRAPH["inputs"], "outputs": ["y"], "nodes": [node]}, {})
+    with pytest.raises(FormatError, match=r"node #0 \(Clip\) cannot be built"):
+        mle.load_model(tmp_path / "n.mle").run([np.ones((2, 4), np.float32)])
