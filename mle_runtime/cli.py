@@ -173,7 +173,12 @@ def _benchmark(args: argparse.Namespace) -> int:
     data = load_data(args.data)
     if args.batch_size:
         data = data[: args.batch_size]
-    runtime = load_model(args.model, device=args.device)
+    options: dict[str, Any] = {}
+    if args.public_key:
+        options.update(verify_signature=True, public_key=_read_key(args.public_key))
+    if args.decryption_key:
+        options["decryption_key"] = _read_key(args.decryption_key)
+    runtime = load_model(args.model, device=args.device, **options)
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     stats = runtime.benchmark(
         [data], num_runs=args.runs, progress=progress_bar(args.runs, "benchmark") if show else None
@@ -296,6 +301,8 @@ def _add_benchmark(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--batch-size", type=int, help="use only the first N rows")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--public-key", help="verify the model's signature with this Ed25519 public key file first")
+    p.add_argument("--decryption-key", help="file holding the 32-byte key of an encrypted model")
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--progress",

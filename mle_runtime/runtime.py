@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from mle_runtime import buckets, cast_cache
+from mle_runtime import buckets, cast_cache, signing
 from mle_runtime._version import __version__
 from mle_runtime.cache import (
     ExecutableCache,
@@ -138,6 +138,7 @@ class MLERuntime:
         self._jax_device, self._classes, self._output_classes = jax_device, classes, output_classes
         self._file, self._graph, self._fn, self._params = mf, graph, fn, params
         self._parameters_how = parameters_how
+        self._signer = signing.fingerprint(signing.public_key(public_key)) if public_key is not None else None
         self._scope = functools.partial(precision_scope, precision)
         self._feature_names = mf.metadata.get("feature_names")
         self._strings = strings
@@ -332,6 +333,7 @@ class MLERuntime:
             device=str(self._jax_device),
             precision=self.precision,
             run_outputs=self._run_outputs(),
+            signature={"verified": self._signer is not None, "signer": self._signer},
             cache={
                 "enabled": cache.enabled,
                 "dirs": [str(d) for d in cache.dirs],

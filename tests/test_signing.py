@@ -78,12 +78,16 @@ def test_signed_export_loads_verified_with_any_key_form(tmp_path, form) -> None:
     path = tmp_path / "m.mle"
     mle.export_model(MODEL, path, private_key=private)
     runtime = mle.load_model(path, verify_signature=True, public_key=public)
-    assert runtime.get_model_info()["features"]["signing"] is True
+    info = runtime.get_model_info()
+    assert info["features"]["signing"] is True
+    assert info["signature"] == {"verified": True, "signer": signing.fingerprint(signing.public_key(PUBLIC))}
     _check_answers(runtime)
     runtime = mle.MLERuntime()
     runtime.load_model(path, verify_signature=True, public_key=public)
     _check_answers(runtime)
-    _check_answers(mle.load_model(path))  # a signed file loads without verification too
+    unverified = mle.load_model(path)  # a signed file loads without verification too
+    assert unverified.get_model_info()["signature"]["verified"] is False
+    _check_answers(unverified)
 
 
 def test_signing_is_deterministic_and_adds_one_block(tmp_path, signed) -> None:
@@ -360,6 +364,23 @@ def test_cli_keygen_sign_verify(tmp_path) -> None:
     ok = _cli("verify", str(tmp_path / "s.mle"), "--key", str(public))
     assert ok.returncode == 0 and "signature OK" in ok.stdout
     _check_answers(mle.load_model(tmp_path / "s.mle", verify_signature=True, public_key=public.read_bytes()))
+    np.save(tmp_path / "rows.npy", X[:5])
+    (tmp_path / "secret.key").write_bytes(SECRET)
+    mle.export_model(MODEL, tmp_path / "e.mle", encryption_key=SECRET, private_key=private.read_bytes())
+    bench = _cli(
+        "benchmark",
+        str(tmp_path / "e.mle"),
+        str(tmp_path / "rows.npy"),
+        "--runs",
+        "2",
+        "--public-key",
+        str(public),
+        "--decryption-key",
+        str(tmp_path / "secret.key"),
+    )
+    assert bench.returncode == 0, bench.stderr
+    locked = _cli("benchmark", str(tmp_path / "e.mle"), str(tmp_path / "rows.npy"), "--runs", "2")
+    assert locked.returncode == 1 and "decryption_key" in locked.stderr
     data = (tmp_path / "s.mle").read_bytes()
     (tmp_path / "s.mle").write_bytes(_flip(data, HEADER_SIZE + 1))
     bad = _cli("verify", str(tmp_path / "s.mle"), "--key", str(public))
