@@ -35,10 +35,13 @@ if TYPE_CHECKING:
         export_xgboost_model,
     )
     from mle_runtime.runtime import MLERuntime, load_model
+    from mle_runtime.stack import ModelStack, stack
 
 _LAZY = {
     "MLERuntime": "mle_runtime.runtime",
     "load_model": "mle_runtime.runtime",
+    "stack": "mle_runtime.stack",
+    "ModelStack": "mle_runtime.stack",
     "export_model": "mle_runtime.converters",
     "export_sklearn_model": "mle_runtime.converters",
     "export_xgboost_model": "mle_runtime.converters",
@@ -66,6 +69,7 @@ __all__ = [
     "MLEFormat",
     "MLERuntime",
     "MleError",
+    "ModelStack",
     "SecurityUtils",
     "SignatureError",
     "UnsupportedModelError",
@@ -83,4 +87,5 @@ __all__ = [
     "get_version_info",
     "inspect_model",
     "load_model",
+    "stack",
 ]

@@ -1,0 +1,281 @@
+"""Many models of one graph structure evaluated as one XLA program: ``mle.stack(models_or_paths)``.
+
+CV folds, bootstraps, hyper-parameter sweeps and per-segment models share a graph and differ in their
+weights. Their parameters are stacked along a leading model axis and the graph function is ``jax.vmap``-ed
+over it, so one compiled program (per batch bucket) evaluates every model. Graphs must match node for
+node (ops, wiring, attributes, input specs); each parameter must have one shape across the models, except
+tree ensembles, whose node, leaf and category arrays are padded with unreachable entries to the longest
+and whose missing trees are single zero leaves, so forests of different sizes and depths stack. Anything
+else that differs is refused, naming the first difference.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from mle_runtime import buckets
+from mle_runtime.graph import Graph
+from mle_runtime.inputs import as_input_list, check_finite, coerce_input
+from mle_runtime.lowering import build_function
+from mle_runtime.ops import lowering_for
+from mle_runtime.ops.trees import LEAF
+from mle_runtime.runtime import MLERuntime, load_model
+
+# TreeEnsemble's tensor operands after x, in order, and which of them grow with the trees' nodes or leaves.
+_TREE_OPERANDS = ("nodes", "thresholds", "leaf_values", "tree_nodes", "tree_leaves", "cat_bits", "cat_limits")
+_PER_NODE, _PER_LEAF, _PER_TREE = ("nodes", "thresholds"), ("leaf_values",), ("tree_nodes", "tree_leaves")
+
+
+def stack(models: Sequence[Any], device: str = "cpu", **options: Any) -> ModelStack:
+    """Stack loaded runtimes or .mle paths (loaded with ``device`` and ``options``, as ``load_model``)."""
+    if isinstance(models, (str, os.PathLike)) or not len(models):
+        raise ValueError("stack() takes a non-empty list of .mle paths or loaded runtimes")
+    runtimes = [m if isinstance(m, MLERuntime) else load_model(m, device=device, **options) for m in models]
+    return ModelStack(runtimes)
+
+
+class ModelStack:
+    """Models with one graph structure; ``run`` answers for all of them with a leading model axis."""
+
+    def __init__(self, runtimes: Sequence[MLERuntime]):
+        self.runtimes = list(runtimes)
+        first = self.runtimes[0]
+        first._require()
+        for i, r in enumerate(self.runtimes[1:], 1):
+            r._require()
+            for what in ("precision", "device"):
+                if getattr(r, what) != getattr(first, what):
+                    raise ValueError(f"model {i} has {what} {getattr(r, what)!r}, model 0 {getattr(first, what)!r}")
+        graph_json, self._params = _merge([r._file.graph for r in self.runtimes], [r._params for r in self.runtimes])  # type: ignore[union-attr]
+        self._graph = Graph.from_json(graph_json, set(self._params))
+        self._fn = build_function(self._graph)
+        self._template = first
+        self._device = first._jax_device
+        self._params = jax.device_put(self._params, self._device)
+        n_models = len(self.runtimes)
+        per_row = first._require().metadata.get("largest_activation_bytes_per_row")
+        self._max_bucket = first._max_bucket
+        if self._device.platform == "cpu" and isinstance(per_row, int):
+            self._max_bucket = buckets.cpu_chunk(buckets.CPU_MAX_BUCKET, per_row * n_models)
+        self._compiled: dict[tuple[Any, ...], Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.runtimes)
+
+    @property
+    def outputs(self) -> list[str]:
+        return self._template._run_outputs()
+
+    def run(self, inputs: Any) -> list[np.ndarray]:
+        """Every model's outputs (as ``MLERuntime.run``), each with a leading model axis. An input may be
+        shared (the model's shape) or per model (one more leading axis, of ``len(stack)``)."""
+        arrays, per_model = self._prepare(inputs)
+        n = arrays[0].shape[1 if per_model[0] else 0]
+        with self._template._scope():
+            if n <= self._max_bucket:
+                merged = self._run_chunk(arrays, per_model, n, buckets.bucket_for(max(n, 1), self._max_bucket))
+            else:
+                pieces = [
+                    self._run_chunk(
+                        [a[:, start:stop] if p else a[start:stop] for a, p in zip(arrays, per_model, strict=True)],
+                        per_model,
+                        stop - start,
+                        bucket,
+                    )
+                    for start, stop, bucket in buckets.chunks(n, self._max_bucket)
+                ]
+                merged = [np.concatenate(p, axis=1) for p in zip(*pieces, strict=True)]
+        named = dict(zip(self._graph.outputs, merged, strict=True))
+        if "invalid" in named and np.any(named["invalid"]):
+            raise ValueError("the models cannot answer for some rows (run one model for the details)")
+        if "label" in named:
+            named["label"] = self._labels(named["label"])
+        return [named[name] for name in self.outputs]
+
+    def as_jax(self) -> tuple[Any, dict[str, jax.Array]]:
+        """``(fn, params)``: ``fn(params, *inputs)`` returns a dict of outputs with a leading model axis,
+        for inputs shared by every model; ``params`` carry the model axis first."""
+        graph_fn, outputs = self._fn, self._graph.outputs
+
+        def fn(params: dict[str, jax.Array], *inputs: jax.Array) -> dict[str, jax.Array]:
+            out = jax.vmap(lambda p: graph_fn(p, inputs))(params)
+            return dict(zip(outputs, out, strict=True))
+
+        return fn, dict(self._params)
+
+    # -- internals -------------------------------------------------------------------------------
+    def _prepare(self, inputs: Any) -> tuple[list[np.ndarray], list[bool]]:
+        given = as_input_list(inputs)
+        specs = self._graph.inputs
+        if len(given) != len(specs):
+            raise ValueError(f"the models take {len(specs)} input(s) {[s.name for s in specs]}, got {len(given)}")
+        t = self._template
+        dtype = np.dtype(t.precision)
+        arrays, per_model = [], []
+        for x, spec in zip(given, specs, strict=True):
+            if np.ndim(x) == len(spec.shape) + 1 and not hasattr(x, "columns"):
+                if len(x) != len(self):
+                    raise ValueError(f"input {spec.name!r}: a per-model input needs {len(self)} slices, got {len(x)}")
+                a = np.stack([coerce_input(xi, spec, dtype, t._feature_names, t._strings) for xi in x])
+                per_model.append(True)
+            else:
+                a = coerce_input(x, spec, dtype, t._feature_names, t._strings)
+                per_model.append(False)
+            if t._allow_nan is not None:
+                check_finite(a, spec.name, t._allow_nan)
+            arrays.append(a)
+        rows = {a.shape[1 if p else 0] for a, p in zip(arrays, per_model, strict=True)}
+        if len(rows) > 1:
+            raise ValueError(f"inputs disagree on the number of rows: {sorted(rows)}")
+        return arrays, per_model
+
+    def _run_chunk(self, arrays: list[np.ndarray], per_model: list[bool], n: int, bucket: int) -> list[np.ndarray]:
+        padded = [_pad_rows(a, bucket, axis=1 if p else 0) for a, p in zip(arrays, per_model, strict=True)]
+        key = (tuple(per_model), tuple((a.shape, a.dtype.str) for a in padded))
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            axes = tuple(0 if p else None for p in per_model)
+            graph_fn = self._fn
+
+            def program(params: dict[str, jax.Array], inputs: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
+                return jax.vmap(graph_fn, in_axes=(0, axes))(params, inputs)  # type: ignore[no-any-return]
+
+            with lowering_for(self._device.platform):
+                compiled = jax.jit(program).lower(self._params, tuple(padded)).compile()
+            self._compiled[key] = compiled
+        outs = compiled(self._params, tuple(padded))
+        return [np.asarray(o)[:, :n] for o in outs]
+
+    def _labels(self, index: np.ndarray) -> np.ndarray:
+        classes = [r._classes for r in self.runtimes]
+        if classes[0] is None:
+            return index
+        if all(c is not None and np.array_equal(c, classes[0]) for c in classes):
+            return classes[0][index]  # type: ignore[index]
+        return np.stack([c[i] for c, i in zip(classes, index, strict=True)])  # type: ignore[index]
+
+
+def _pad_rows(a: np.ndarray, rows: int, axis: int) -> np.ndarray:
+    if a.shape[axis] == rows:
+        return a
+    widths = [(0, 0)] * a.ndim
+    widths[axis] = (0, rows - a.shape[axis])
+    return np.pad(a, widths)
+
+
+# -- merging graphs and parameters -----------------------------------------------------------------
+
+
+def _merge(graphs: list[dict[str, Any]], params: list[dict[str, jax.Array]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One graph for all models and their parameters stacked; ValueError names the first difference."""
+    first = graphs[0]
+    host = [{k: np.asarray(v) for k, v in p.items()} for p in params]
+    merged_nodes = [dict(n) for n in first["nodes"]]
+    for i, g in enumerate(graphs[1:], 1):
+        for key in ("inputs", "outputs"):
+            if g.get(key) != first.get(key):
+                raise ValueError(
+                    f"model {i} cannot stack with model 0: graph {key} differ ({g.get(key)} vs {first.get(key)})"
+                )
+        if len(g["nodes"]) != len(first["nodes"]):
+            raise ValueError(
+                f"model {i} cannot stack with model 0: {len(g['nodes'])} nodes against {len(first['nodes'])}"
+            )
+        for k, (a, b) in enumerate(zip(g["nodes"], first["nodes"], strict=True)):
+            for field in ("op", "version", "inputs", "outputs"):
+                if a.get(field) != b.get(field):
+                    raise ValueError(
+                        f"model {i} cannot stack with model 0: node #{k} {field} is {a.get(field)!r}, "
+                        f"not {b.get(field)!r}"
+                    )
+            if a["op"] == "TreeEnsemble":
+                merged_nodes[k]["attrs"] = _merge_tree_attrs(merged_nodes[k].get("attrs", {}), a.get("attrs", {}), i, k)
+            elif a.get("attrs", {}) != b.get("attrs", {}):
+                raise ValueError(
+                    f"model {i} cannot stack with model 0: node #{k} ({a['op']}) attributes differ: "
+                    f"{_first_difference(a.get('attrs', {}), b.get('attrs', {}))}"
+                )
+    for node in merged_nodes:
+        if node["op"] == "TreeEnsemble":
+            _pad_trees(node, host)
+    stacked = {}
+    for name in host[0]:
+        shapes = {h[name].shape for h in host}
+        dtypes = {h[name].dtype for h in host}
+        if len(shapes) > 1 or len(dtypes) > 1:
+            raise ValueError(
+                f"tensor {name!r} differs across the models ({sorted(map(str, shapes))}, {sorted(map(str, dtypes))}); "
+                "only tree ensembles are padded to a common shape"
+            )
+        stacked[name] = np.stack([h[name] for h in host])
+    return {**first, "nodes": merged_nodes}, stacked
+
+
+def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            return f"{key!r} is {a.get(key)!r} there, {b.get(key)!r} in model 0"
+    return "none"
+
+
+def _merge_tree_attrs(merged: dict[str, Any], other: dict[str, Any], i: int, k: int) -> dict[str, Any]:
+    """Tree walks of different depths share the deepest (a leaf stays put); everything else must match,
+    and the perfect (heap) layout, whose node numbering depends on the depth, needs one depth."""
+    out = dict(merged)
+    layouts = merged.get("layout", "bfs"), other.get("layout", "bfs")
+    for key in ["layout", *sorted((set(merged) | set(other)) - {"layout"})]:
+        theirs, ours = (layouts[1], layouts[0]) if key == "layout" else (other.get(key), merged.get(key))
+        if key == "depth" and layouts[0] != "perfect":
+            out["depth"] = max(merged["depth"], other["depth"])
+        elif theirs != ours:
+            raise ValueError(
+                f"model {i} cannot stack with model 0: node #{k} (TreeEnsemble) attribute {key!r} is "
+                f"{theirs!r} there, {ours!r} in model 0"
+            )
+    return out
+
+
+def _pad_trees(node: dict[str, Any], host: list[dict[str, np.ndarray]]) -> None:
+    """Give every model's ensemble the same number of trees (zero single-leaf trees added) and the same
+    node, leaf and category counts (entries no tree reaches added)."""
+    names = dict(zip(_TREE_OPERANDS, node["inputs"][1:], strict=False))
+    attrs = node.get("attrs", {})
+    trees = max(len(h[names["tree_nodes"]]) for h in host)
+    for h in host:
+        missing = trees - len(h[names["tree_nodes"]])
+        if missing and attrs.get("layout") == "perfect":
+            raise ValueError("tree ensembles in the perfect layout with different numbers of trees cannot stack")
+        if missing:
+            _add_zero_trees(h, names, missing, attrs["feature_bits"])
+    for group in (_PER_NODE, _PER_LEAF, ("cat_bits",), ("cat_limits",)):
+        present = [names[g] for g in group if g in names]
+        if not present:
+            continue
+        longest = max(len(h[present[0]]) for h in host)
+        for h in host:
+            for name in present:
+                a = h[name]
+                h[name] = np.concatenate([a, np.zeros((longest - len(a), *a.shape[1:]), a.dtype)])
+
+
+def _add_zero_trees(h: dict[str, np.ndarray], names: dict[str, str], count: int, feature_bits: int) -> None:
+    nodes = h[names["nodes"]]
+    word = np.zeros((count, *nodes.shape[1:]), nodes.dtype)
+    if nodes.ndim == 1:
+        word[:] = LEAF << feature_bits  # a leaf whose leaf row is 0 (child bits above the flags)
+    else:
+        word[:, 0] = LEAF << feature_bits
+    leaves = h[names["leaf_values"]]
+    start_node, start_leaf = len(nodes), len(leaves)
+    h[names["nodes"]] = np.concatenate([nodes, word])
+    thresholds = h[names["thresholds"]]
+    h[names["thresholds"]] = np.concatenate([thresholds, np.zeros(count, thresholds.dtype)])
+    h[names["leaf_values"]] = np.concatenate([leaves, np.zeros((count, *leaves.shape[1:]), leaves.dtype)])
+    for key, start in (("tree_nodes", start_node), ("tree_leaves", start_leaf)):
+        a = h[names[key]]
+        h[names[key]] = np.concatenate([a, (start + np.arange(count)).astype(a.dtype)])

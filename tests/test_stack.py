@@ -1,0 +1,136 @@
+"""mle.stack: many models of one structure in one XLA program, equal to a loop over single models."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+import xgboost
+from sklearn.datasets import make_classification, make_regression
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import KFold
+from sklearn.neural_network import MLPClassifier
+
+import mle_runtime as mle
+
+X, y = make_classification(600, 8, n_informative=5, random_state=0)
+
+
+def _mlp(hidden: tuple[int, ...], seed: int) -> MLPClassifier:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a few epochs are enough for a stack test
+        return MLPClassifier(hidden, max_iter=30, random_state=seed).fit(X, y)
+
+
+def _export_all(models, tmp_path: Path, stem: str) -> list[Path]:
+    paths = []
+    for i, m in enumerate(models):
+        paths.append(tmp_path / f"{stem}{i}.mle")
+        mle.export_model(m, paths[-1])
+    return paths
+
+
+def _assert_equals_loop(stacked: mle.ModelStack, paths: list[Path], inputs: list[np.ndarray]) -> None:
+    outputs = stacked.run(inputs)
+    for i, path in enumerate(paths):
+        single = mle.load_model(path).run([x[i] if x.ndim == 3 else x for x in inputs])
+        for got, want in zip(outputs, single, strict=True):
+            assert got.shape[0] == len(paths)
+            if want.dtype.kind in "fc":
+                np.testing.assert_allclose(got[i], want, rtol=1e-6, atol=1e-6)
+            else:
+                np.testing.assert_array_equal(got[i], want)
+
+
+def test_cross_validation_folds_of_a_linear_model(tmp_path) -> None:
+    folds = [LogisticRegression(C=0.5).fit(X[train], y[train]) for train, _ in KFold(5).split(X)]
+    paths = _export_all(folds, tmp_path, "fold")
+    stacked = mle.stack(paths)
+    assert len(stacked) == 5 and stacked.outputs == ["label", "probabilities"]
+    _assert_equals_loop(stacked, paths, [X])
+    labels, proba = stacked.run([X])
+    for i, model in enumerate(folds):
+        np.testing.assert_array_equal(labels[i], model.predict(X))
+        np.testing.assert_allclose(proba[i], model.predict_proba(X), rtol=1e-5)
+
+
+def test_mlp_seeds_and_loaded_runtimes(tmp_path) -> None:
+    nets = [_mlp((16,), s) for s in range(3)]
+    paths = _export_all(nets, tmp_path, "mlp")
+    stacked = mle.stack([mle.load_model(p) for p in paths])
+    _assert_equals_loop(stacked, paths, [X[:37]])
+
+
+def test_forests_of_different_sizes_and_depths_are_padded(tmp_path) -> None:
+    forests = [
+        RandomForestClassifier(n, max_depth=d, random_state=n).fit(X[k:], y[k:])
+        for k, (n, d) in enumerate([(5, 7), (9, None), (12, 6), (7, 5)])
+    ]
+    paths = _export_all(forests, tmp_path, "rf")
+    stacked = mle.stack(paths)
+    _assert_equals_loop(stacked, paths, [X])
+    labels, proba = stacked.run([X])
+    for i, model in enumerate(forests):
+        np.testing.assert_array_equal(labels[i], model.predict(X))
+        np.testing.assert_allclose(proba[i], model.predict_proba(X), rtol=1e-5, atol=1e-7)
+
+
+def test_per_model_inputs_and_batches_past_the_largest_bucket(tmp_path) -> None:
+    Xr, yr = make_regression(300, 5, random_state=0)
+    forests = [RandomForestRegressor(4, max_depth=5, random_state=s).fit(Xr, yr + s) for s in range(3)]
+    paths = _export_all(forests, tmp_path, "reg")
+    stacked = mle.stack(paths)
+    per_model = np.stack([Xr[:40] * (1 + s) for s in range(3)]).astype(np.float32)
+    _assert_equals_loop(stacked, paths, [per_model])
+    big = np.resize(Xr, (10_000, 5))
+    (predictions,) = stacked.run([big])
+    assert predictions.shape == (3, 10_000)
+    for i, (model, path) in enumerate(zip(forests, paths, strict=True)):
+        np.testing.assert_allclose(predictions[i], mle.load_model(path).run([big])[0], rtol=1e-6)
+        scale = np.abs(yr).max()
+        np.testing.assert_allclose(predictions[i], model.predict(big.astype(np.float32)), rtol=1e-5, atol=1e-6 * scale)
+
+
+def test_models_with_different_classes_decode_their_own(tmp_path) -> None:
+    names = np.array(["ant", "bee", "cat"])
+    a = LogisticRegression().fit(X, names[y])
+    b = LogisticRegression().fit(X, np.where(y == 1, "yes", "no"))
+    paths = _export_all([a, b], tmp_path, "cls")
+    labels, _ = mle.stack(paths).run([X[:20]])
+    np.testing.assert_array_equal(labels[0], a.predict(X[:20]))
+    np.testing.assert_array_equal(labels[1], b.predict(X[:20]))
+
+
+def test_as_jax_vmaps_the_parameters(tmp_path) -> None:
+    paths = _export_all([LogisticRegression(C=c).fit(X, y) for c in (0.1, 1.0, 10.0)], tmp_path, "j")
+    stacked = mle.stack(paths)
+    fn, params = stacked.as_jax()
+    assert params[next(iter(params))].shape[0] == 3
+    out = jax.jit(fn)(params, X[:10].astype(np.float32))
+    np.testing.assert_allclose(np.asarray(out["probabilities"]), stacked.run([X[:10]])[1], rtol=1e-6)
+
+
+def test_structures_that_differ_are_refused_by_what_differs(tmp_path) -> None:
+    logistic, ridge = LogisticRegression().fit(X, y), Ridge().fit(X, y)
+    paths = _export_all([logistic, ridge], tmp_path, "mixed")
+    with pytest.raises(ValueError, match="model 1 cannot stack with model 0"):
+        mle.stack(paths)
+    nets = [_mlp((h,), 0) for h in (8, 12)]
+    with pytest.raises(ValueError, match=r"tensor '\w+' differs across the models"):
+        mle.stack(_export_all(nets, tmp_path, "widths"))
+    boosters = [xgboost.XGBClassifier(n_estimators=n, max_depth=2).fit(X, y) for n in (3, 5)]
+    with pytest.raises(ValueError, match="perfect layout with different numbers of trees"):
+        mle.stack(_export_all(boosters, tmp_path, "xgb"))
+    shallow_and_deep = [RandomForestClassifier(3, max_depth=d, random_state=0).fit(X, y) for d in (2, 9)]
+    with pytest.raises(ValueError, match="attribute 'layout' is 'bfs' there, 'perfect' in model 0"):
+        mle.stack(_export_all(shallow_and_deep, tmp_path, "layouts"))
+    with pytest.raises(ValueError, match="non-empty list"):
+        mle.stack([])
+    stacked = mle.stack(paths[:1])
+    with pytest.raises(ValueError, match="per-model input needs 1 slices, got 2"):
+        stacked.run([np.stack([X, X])])
