@@ -53,7 +53,7 @@ class ModelStack:
                     raise ValueError(f"model {i} has {what} {getattr(r, what)!r}, model 0 {getattr(first, what)!r}")
         graph_json, self._params = _merge([r._file.graph for r in self.runtimes], [r._params for r in self.runtimes])  # type: ignore[union-attr]
         self._graph = Graph.from_json(graph_json, set(self._params))
-        self._fn = build_function(self._graph)
+        self._functions: dict[tuple[str, ...], Any] = {}
         self._template = first
         self._device = first._jax_device
         self._params = jax.device_put(self._params, self._device)
@@ -74,33 +74,52 @@ class ModelStack:
     def run(self, inputs: Any) -> list[np.ndarray]:
         """Every model's outputs (as ``MLERuntime.run``), each with a leading model axis. An input may be
         shared (the model's shape) or per model (one more leading axis, of ``len(stack)``)."""
+        return self._evaluate(inputs, tuple(self.outputs))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Every model's labels (classifiers) or predictions (regressors), (models, rows, ...)."""
+        name = "label" if "label" in self._graph.outputs else "predictions"
+        return self._evaluate([X], (name,))[0]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Every model's class probabilities, (models, rows, classes); only they are computed."""
+        if "probabilities" not in self._graph.outputs:
+            raise AttributeError(f"these models have no predict_proba() (outputs: {list(self._graph.outputs)})")
+        return self._evaluate([X], ("probabilities",))[0]
+
+    def _function(self, names: tuple[str, ...]) -> Any:
+        """The graph cut down to ``names`` (and the rows the models refuse): nothing else is computed."""
+        if names not in self._functions:
+            wanted = (*names, "invalid") if "invalid" in self._graph.outputs else names
+            self._functions[names] = build_function(Graph(self._graph.inputs, wanted, self._graph.nodes))
+        return self._functions[names]
+
+    def _evaluate(self, inputs: Any, names: tuple[str, ...]) -> list[np.ndarray]:
         arrays, per_model = self._prepare(inputs)
         n = arrays[0].shape[1 if per_model[0] else 0]
         with self._template._scope():
             if n <= self._max_bucket:
-                merged = self._run_chunk(arrays, per_model, n, buckets.bucket_for(max(n, 1), self._max_bucket))
+                merged = self._run_chunk(names, arrays, per_model, n, buckets.bucket_for(max(n, 1), self._max_bucket))
             else:
-                pieces = [
-                    self._run_chunk(
-                        [a[:, start:stop] if p else a[start:stop] for a, p in zip(arrays, per_model, strict=True)],
-                        per_model,
-                        stop - start,
-                        bucket,
-                    )
-                    for start, stop, bucket in buckets.chunks(n, self._max_bucket)
-                ]
-                merged = [np.concatenate(p, axis=1) for p in zip(*pieces, strict=True)]
-        named = dict(zip(self._graph.outputs, merged, strict=True))
+                merged = []  # filled chunk by chunk: one copy of each output, not one per chunk and a concatenation
+                for start, stop, bucket in buckets.chunks(n, self._max_bucket):
+                    chunk = [a[:, start:stop] if p else a[start:stop] for a, p in zip(arrays, per_model, strict=True)]
+                    outs = self._run_chunk(names, chunk, per_model, stop - start, bucket)
+                    if not merged:
+                        merged = [np.empty((o.shape[0], n, *o.shape[2:]), o.dtype) for o in outs]
+                    for whole, part in zip(merged, outs, strict=True):
+                        whole[:, start:stop] = part
+        named = dict(zip((*names, "invalid"), merged, strict=False))
         if "invalid" in named and np.any(named["invalid"]):
             raise ValueError("the models cannot answer for some rows (run one model for the details)")
         if "label" in named:
             named["label"] = self._labels(named["label"])
-        return [named[name] for name in self.outputs]
+        return [named[name] for name in names]
 
     def as_jax(self) -> tuple[Any, dict[str, jax.Array]]:
         """``(fn, params)``: ``fn(params, *inputs)`` returns a dict of outputs with a leading model axis,
         for inputs shared by every model; ``params`` carry the model axis first."""
-        graph_fn, outputs = self._fn, self._graph.outputs
+        graph_fn, outputs = self._function(self._graph.outputs), self._graph.outputs
 
         def fn(params: dict[str, jax.Array], *inputs: jax.Array) -> dict[str, jax.Array]:
             out = jax.vmap(lambda p: graph_fn(p, inputs))(params)
@@ -134,13 +153,15 @@ class ModelStack:
             raise ValueError(f"inputs disagree on the number of rows: {sorted(rows)}")
         return arrays, per_model
 
-    def _run_chunk(self, arrays: list[np.ndarray], per_model: list[bool], n: int, bucket: int) -> list[np.ndarray]:
+    def _run_chunk(
+        self, names: tuple[str, ...], arrays: list[np.ndarray], per_model: list[bool], n: int, bucket: int
+    ) -> list[np.ndarray]:
         padded = [_pad_rows(a, bucket, axis=1 if p else 0) for a, p in zip(arrays, per_model, strict=True)]
-        key = (tuple(per_model), tuple((a.shape, a.dtype.str) for a in padded))
+        key = (names, tuple(per_model), tuple((a.shape, a.dtype.str) for a in padded))
         compiled = self._compiled.get(key)
         if compiled is None:
             axes = tuple(0 if p else None for p in per_model)
-            graph_fn = self._fn
+            graph_fn = self._function(names)
 
             def program(params: dict[str, jax.Array], inputs: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
                 return jax.vmap(graph_fn, in_axes=(0, axes))(params, inputs)  # type: ignore[no-any-return]
@@ -156,7 +177,10 @@ class ModelStack:
         if classes[0] is None:
             return index
         if all(c is not None and np.array_equal(c, classes[0]) for c in classes):
-            return classes[0][index]  # type: ignore[index]
+            shared = classes[0]
+            if shared.dtype.kind in "iu" and np.array_equal(shared, np.arange(len(shared))):
+                return index.astype(shared.dtype)  # labels 0..k-1: the index is the label
+            return shared[index]
         return np.stack([c[i] for c, i in zip(classes, index, strict=True)])  # type: ignore[index]
 
 

@@ -57,6 +57,8 @@ def test_cross_validation_folds_of_a_linear_model(tmp_path) -> None:
     for i, model in enumerate(folds):
         np.testing.assert_array_equal(labels[i], model.predict(X))
         np.testing.assert_allclose(proba[i], model.predict_proba(X), rtol=1e-5)
+    np.testing.assert_array_equal(stacked.predict(X), labels)
+    np.testing.assert_array_equal(stacked.predict_proba(X), proba)
 
 
 def test_mlp_seeds_and_loaded_runtimes(tmp_path) -> None:
