@@ -51,12 +51,16 @@ CASES = {
         "predict_proba",
     ),
     "MLP regressor (tanh)": (
-        lambda: _fit(MLPRegressor(hidden_layer_sizes=(12, 8), activation="tanh", max_iter=300, random_state=0), Xr, yr / yr.std()),
+        lambda: _fit(_tanh_mlp(), Xr, yr / yr.std()),
         Xr,
         "predictions",
         "predict",
     ),
 }
+
+
+def _tanh_mlp() -> MLPRegressor:
+    return MLPRegressor(hidden_layer_sizes=(12, 8), activation="tanh", max_iter=300, random_state=0)
 
 
 def _finite_difference(f, x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
