@@ -25,6 +25,7 @@ from mle_runtime.format import MLEFormat
 from mle_runtime.security import SecurityUtils
 
 if TYPE_CHECKING:
+    from mle_runtime.batch import predict_file
     from mle_runtime.converters import (
         export_catboost_model,
         export_lightgbm_model,
@@ -41,6 +42,7 @@ _LAZY = {
     "MLERuntime": "mle_runtime.runtime",
     "load_model": "mle_runtime.runtime",
     "stack": "mle_runtime.stack",
+    "predict_file": "mle_runtime.batch",
     "ModelStack": "mle_runtime.stack",
     "export_model": "mle_runtime.converters",
     "export_sklearn_model": "mle_runtime.converters",
@@ -87,5 +89,6 @@ __all__ = [
     "get_version_info",
     "inspect_model",
     "load_model",
+    "predict_file",
     "stack",
 ]

@@ -1,4 +1,4 @@
-"""Command line: ``mle export|inspect|benchmark|demo|keygen|sign|verify`` and the aliases mle-export,
+"""Command line: ``mle export|inspect|benchmark|predict|demo|keygen|sign|verify`` and the aliases mle-export,
 mle-inspect, mle-benchmark.
 
 User errors (missing file, corrupt file, wrong shape, unsupported model) print one line on stderr and
@@ -173,12 +173,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     data = load_data(args.data)
     if args.batch_size:
         data = data[: args.batch_size]
-    options: dict[str, Any] = {}
-    if args.public_key:
-        options.update(verify_signature=True, public_key=_read_key(args.public_key))
-    if args.decryption_key:
-        options["decryption_key"] = _read_key(args.decryption_key)
-    runtime = load_model(args.model, device=args.device, **options)
+    runtime = load_model(args.model, device=args.device, **_key_options(args))
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     stats = runtime.benchmark(
         [data], num_runs=args.runs, progress=progress_bar(args.runs, "benchmark") if show else None
@@ -242,6 +237,46 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _key_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if args.public_key:
+        options.update(verify_signature=True, public_key=_read_key(args.public_key))
+    if args.decryption_key:
+        options["decryption_key"] = _read_key(args.decryption_key)
+    return options
+
+
+def _add_key_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--public-key", help="verify the model's signature with this Ed25519 public key file first")
+    p.add_argument("--decryption-key", help="file holding the 32-byte key of an encrypted model")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from mle_runtime.batch import predict_file
+    from mle_runtime.runtime import load_model
+
+    runtime = load_model(args.model, device=args.device, **_key_options(args))
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    start = time.perf_counter()
+
+    def report(done: int, total: int | None) -> None:
+        rate = done / max(time.perf_counter() - start, 1e-9)
+        share = f"{done:,}/{total:,} rows" if total else f"{done:,} rows"
+        print(f"\rpredict {share} ({rate:,.0f} rows/s)", end="", file=sys.stderr, flush=True)
+
+    outputs = args.outputs.split(",") if args.outputs else None
+    result = predict_file(
+        runtime, args.input, args.output, outputs=outputs, chunk_rows=args.chunk_rows, progress=report if show else None
+    )
+    if show:
+        print(file=sys.stderr)
+    print(
+        f"wrote {result['path']}: {result['rows']:,} rows of {', '.join(result['outputs'])} "
+        f"in {result['seconds']:.2f} s ({result['rows_per_second']:,.0f} rows/s)"
+    )
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from mle_runtime.demo import run_demo
 
@@ -256,6 +291,16 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="train models on bundled data, export, load, compare with joblib")
     demo.add_argument("--out", help="folder for the exported files (default: a temporary folder)")
     demo.set_defaults(func=_demo)
+    predict = sub.add_parser("predict", help="run a model over a .npy, .csv or .parquet file in chunks")
+    predict.add_argument("model")
+    predict.add_argument("input", help=".npy, .csv or .parquet file of input rows")
+    predict.add_argument("output", help="file to write, in the input's format (written atomically)")
+    predict.add_argument("--outputs", help="comma-separated output names (default: all; .npy: the first)")
+    predict.add_argument("--chunk-rows", type=int, default=65_536)
+    predict.add_argument("--device", default="cpu")
+    _add_key_options(predict)
+    predict.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    predict.set_defaults(func=_predict)
     keygen = sub.add_parser("keygen", help="write a new Ed25519 key pair as PEM files")
     keygen.add_argument("private", help="path of the private key to write (mode 600)")
     keygen.add_argument("public", help="path of the public key to write")
@@ -301,8 +346,7 @@ def _add_benchmark(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--batch-size", type=int, help="use only the first N rows")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--public-key", help="verify the model's signature with this Ed25519 public key file first")
-    p.add_argument("--decryption-key", help="file holding the 32-byte key of an encrypted model")
+    _add_key_options(p)
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--progress",

@@ -1,0 +1,322 @@
+"""Batch prediction over files: ``predict_file(model, input, output)`` and ``mle predict``.
+
+The input is read in chunks of ``chunk_rows`` rows (a ``.npy`` file through a memory map, CSV through
+numpy's parser on one open handle, Parquet through pyarrow's record batches), so memory stays bounded
+whatever the file's size; a reader thread fetches the next chunk while the model runs on this one. The
+output takes the input's format (``.npy``: one output array; CSV and Parquet: a column per output value,
+2-D outputs as ``name_0``, ``name_1`` ...) and is written to a temporary file beside the target, then
+renamed: a killed job leaves no partial file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import queue
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mle_runtime.runtime import MLERuntime, load_model
+
+FORMATS = (".npy", ".csv", ".parquet")
+DEFAULT_CHUNK_ROWS = 65_536
+
+
+def predict_file(
+    model: str | os.PathLike[str] | MLERuntime,
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    *,
+    outputs: list[str] | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: Callable[[int, int | None], None] | None = None,
+    **load_options: Any,
+) -> dict[str, Any]:
+    """Run ``model`` over every row of ``input_path`` and write ``output_path`` (same format).
+
+    ``outputs``: names among the model's run outputs (default: all of them; a ``.npy`` output holds one
+    array, so it defaults to the first). ``progress(rows_done, rows_total_or_None)`` is called after each
+    chunk. Returns rows, chunks, seconds and rows per second.
+    """
+    source, target = Path(input_path), Path(output_path)
+    kind = _format(source)
+    if _format(target) != kind:
+        raise ValueError(f"the output must have the input's format ({kind}), got {target.name}")
+    if not source.is_file():
+        raise FileNotFoundError(f"no such input file: {source}")
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    runtime = model if isinstance(model, MLERuntime) else load_model(model, **load_options)
+    names = _output_names(runtime, outputs, kind)
+    reader = _READERS[kind](source, chunk_rows)
+    start = time.perf_counter()
+    rows = chunks = 0
+    with _AtomicOutput(target) as tmp, _Prefetch(reader.chunks()) as pending:
+        writer = _WRITERS[kind](tmp, reader.total, names)
+        try:
+            for chunk in pending:
+                results = runtime.run([chunk])
+                named = dict(zip(runtime._run_outputs(), results, strict=True))
+                writer.write([named[n] for n in names])
+                rows += len(chunk)
+                chunks += 1
+                if progress is not None:
+                    progress(rows, reader.total)
+        finally:
+            writer.close()
+    seconds = time.perf_counter() - start
+    return {
+        "rows": rows,
+        "chunks": chunks,
+        "seconds": seconds,
+        "rows_per_second": rows / seconds if seconds > 0 else float("inf"),
+        "outputs": names,
+        "path": str(target),
+    }
+
+
+def _format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"{path.name}: unsupported file type; use one of {', '.join(FORMATS)}")
+    return suffix
+
+
+def _output_names(runtime: MLERuntime, outputs: list[str] | None, kind: str) -> list[str]:
+    available = runtime._run_outputs()
+    names = list(outputs) if outputs else (available[:1] if kind == ".npy" else available)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ValueError(f"unknown outputs {unknown}; the model gives {available}")
+    if kind == ".npy" and len(names) != 1:
+        raise ValueError(f"a .npy file holds one array; choose one of {names} with outputs=[...]")
+    return names
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+class _NpyReader:
+    def __init__(self, path: Path, chunk_rows: int):
+        try:
+            self.array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as e:
+            raise ValueError(f"{path} is not a readable .npy file of numbers ({e})") from None
+        if self.array.ndim < 1:
+            raise ValueError(f"{path} holds a scalar, not rows")
+        self.total: int | None = len(self.array)
+        self.chunk_rows = chunk_rows
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        for start in range(0, len(self.array), self.chunk_rows):
+            yield np.ascontiguousarray(self.array[start : start + self.chunk_rows])
+
+
+class _CsvReader:
+    def __init__(self, path: Path, chunk_rows: int):
+        self.path, self.chunk_rows, self.total = path, chunk_rows, None
+        with path.open() as f:
+            first = f.readline()
+        try:
+            [float(v) for v in first.strip().split(",")]
+            self.header = False
+        except ValueError:
+            self.header = True  # column names
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        with self.path.open() as f:
+            if self.header:
+                f.readline()
+            while True:
+                try:
+                    with warnings.catch_warnings():
+                        warnings.filterwarnings("ignore", "loadtxt: input contained no data")  # the end
+                        block = np.loadtxt(f, delimiter=",", ndmin=2, max_rows=self.chunk_rows, dtype=np.float64)
+                except ValueError as e:
+                    raise ValueError(f"{self.path}: not a CSV of numbers ({e})") from None
+                if len(block) == 0:
+                    return
+                yield block
+
+
+class _ParquetReader:
+    def __init__(self, path: Path, chunk_rows: int):
+        pq = _pyarrow_parquet()
+        self.file = pq.ParquetFile(path)
+        self.total = self.file.metadata.num_rows
+        self.chunk_rows = chunk_rows
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        for batch in self.file.iter_batches(batch_size=self.chunk_rows):
+            columns = [c.to_numpy(zero_copy_only=False) for c in batch.columns]
+            yield np.column_stack(columns) if columns else np.empty((batch.num_rows, 0))
+
+
+def _pyarrow_parquet() -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise RuntimeError("Parquet files need pyarrow: pip install 'mle-runtime[parquet]'") from None
+    return pq
+
+
+_READERS: dict[str, Any] = {".npy": _NpyReader, ".csv": _CsvReader, ".parquet": _ParquetReader}
+
+
+class _Prefetch:
+    """Iterates ``source`` on a thread, one chunk ahead (numpy and pyarrow release the GIL while they read)."""
+
+    _END = object()
+
+    def __init__(self, source: Iterator[np.ndarray]):
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, args=(source,), daemon=True)
+
+    def _fill(self, source: Iterator[np.ndarray]) -> None:
+        try:
+            for item in source:
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+            self._queue.put(self._END)
+        except BaseException as e:  # (handed to the consumer, which raises it)
+            self._queue.put(e)
+
+    def __enter__(self) -> Iterator[np.ndarray]:
+        self._thread.start()
+        return self._items()
+
+    def _items(self) -> Iterator[np.ndarray]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.1)
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+
+class _AtomicOutput:
+    """A temporary path beside ``target``; renamed over it only when the block finishes without error."""
+
+    def __init__(self, target: Path):
+        self.target = target
+
+    def __enter__(self) -> Path:
+        folder = self.target.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{self.target.name}.", suffix=".tmp")
+        os.close(fd)
+        self.tmp = Path(tmp)
+        return self.tmp
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if kind is not None:
+            self.tmp.unlink(missing_ok=True)
+            return
+        with open(self.tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(self.tmp, 0o644)
+        os.replace(self.tmp, self.target)
+
+
+def _columns(names: list[str], values: list[np.ndarray]) -> tuple[list[str], list[np.ndarray]]:
+    """One column per output value: a 2-D output of k values becomes name_0 .. name_k-1."""
+    headers, columns = [], []
+    for name, v in zip(names, values, strict=True):
+        if v.ndim == 1:
+            headers.append(name)
+            columns.append(v)
+        else:
+            flat = v.reshape(len(v), -1)
+            headers += [f"{name}_{j}" for j in range(flat.shape[1])]
+            columns += list(flat.T)
+    return headers, columns
+
+
+class _NpyWriter:
+    def __init__(self, path: Path, total: int | None, names: list[str]):
+        self.path, self.total, self.done = path, total, 0
+        self.array: np.memmap[Any, Any] | None = None
+
+    def write(self, values: list[np.ndarray]) -> None:
+        (v,) = values
+        if self.array is None:
+            assert self.total is not None
+            self.array = np.lib.format.open_memmap(
+                self.path, mode="w+", dtype=v.dtype, shape=(self.total, *v.shape[1:])
+            )
+        if v.dtype != self.array.dtype and v.dtype.kind == "U":
+            raise ValueError("string labels longer than the first chunk's cannot go into one .npy array")
+        self.array[self.done : self.done + len(v)] = v
+        self.done += len(v)
+
+    def close(self) -> None:
+        if self.array is not None:
+            self.array.flush()
+            del self.array
+        elif self.total == 0:
+            np.save(self.path, np.empty((0,)))
+
+
+class _CsvWriter:
+    def __init__(self, path: Path, total: int | None, names: list[str]):
+        self.file = open(path, "w", newline="")  # noqa: SIM115 (open across chunks; close() closes it)
+        self.writer = csv.writer(self.file)
+        self.names, self.header_written = names, False
+
+    def write(self, values: list[np.ndarray]) -> None:
+        headers, columns = _columns(self.names, values)
+        if not self.header_written:
+            self.writer.writerow(headers)
+            self.header_written = True
+        self.writer.writerows(zip(*(c.tolist() for c in columns), strict=True))
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class _ParquetWriter:
+    def __init__(self, path: Path, total: int | None, names: list[str]):
+        self.pq = _pyarrow_parquet()
+        import pyarrow as pa
+
+        self.pa, self.path, self.names = pa, path, names
+        self.writer: Any = None
+
+    def write(self, values: list[np.ndarray]) -> None:
+        headers, columns = _columns(self.names, values)
+        table = self.pa.table({h: c for h, c in zip(headers, columns, strict=True)})
+        if self.writer is None:
+            self.writer = self.pq.ParquetWriter(self.path, table.schema)
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+_WRITERS: dict[str, Any] = {".npy": _NpyWriter, ".csv": _CsvWriter, ".parquet": _ParquetWriter}
