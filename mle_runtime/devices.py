@@ -38,3 +38,28 @@ def resolve_device(name: str) -> Any:
     if index >= len(devices):
         raise DeviceError(f"device {name!r} does not exist; available devices: {_available()}")
     return devices[index]
+
+
+def resolve_devices(spec: Any, platform: str) -> list[Any]:
+    """The devices a model's batches are split across (data parallel): an int (the first N devices of
+    ``platform``), "all", or a list of device names or JAX devices."""
+    import jax
+
+    try:
+        local = jax.devices(platform)
+    except RuntimeError:
+        raise DeviceError(f"no {platform} devices; available devices: {_available()}") from None
+    if spec == "all":
+        return list(local)
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        if not 1 <= spec <= len(local):
+            raise DeviceError(f"devices={spec}: this machine has {len(local)} {platform} device(s): {_available()}")
+        return list(local[:spec])
+    if isinstance(spec, (list, tuple)) and spec:
+        chosen = [resolve_device(d) if isinstance(d, str) else d for d in spec]
+        if len({id(d) for d in chosen}) != len(chosen):
+            raise DeviceError(f"devices={spec!r} names a device twice")
+        if len({d.platform for d in chosen}) != 1:
+            raise DeviceError(f"devices={spec!r} mixes platforms")
+        return chosen
+    raise DeviceError(f"devices must be an int, 'all' or a list of devices, got {spec!r}")

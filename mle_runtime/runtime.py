@@ -24,7 +24,7 @@ from mle_runtime.cache import (
     deserialize_compiled,
     serialize_compiled,
 )
-from mle_runtime.devices import resolve_device
+from mle_runtime.devices import resolve_device, resolve_devices
 from mle_runtime.errors import FormatError, InputError
 from mle_runtime.graph import Graph, structure_hash
 from mle_runtime.inputs import as_input_list, check_finite, coerce_input
@@ -99,6 +99,7 @@ class MLERuntime:
             "verify_signature",
             "public_key",
             "decryption_key",
+            "devices",
         }
         unknown = sorted(set(kwargs) - known)
         if unknown:
@@ -123,21 +124,28 @@ class MLERuntime:
             raise FormatError(f"metadata: run_outputs names {sorted(unknown_outputs)}, which the graph does not output")
         fn = build_function(graph)
         jax_device = resolve_device(device)
+        spread = resolve_devices(kwargs["devices"], jax_device.platform) if kwargs.get("devices") is not None else []
+        if spread:
+            jax_device = spread[0]
         dtype = PRECISIONS[precision]
         names = graph.param_names(set(mf.tensors))
         # No cast copy of decrypted weights goes to disk, and a verified load uses only the bytes it verified.
         keep_cast = cache and mf.nonce is None and public_key is None
         folders = functools.partial(cache_dirs, mf.path, cache_dir) if keep_cast else list
         host, parameters_how = cast_cache.parameters(mf, names, dtype, round_down_tensors(graph), folders)
+        mesh = jax.sharding.Mesh(np.array(spread), ("batch",)) if len(spread) > 1 else None
+        placement = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()) if mesh else jax_device
         with precision_scope(precision):
-            # One device_put for all parameters; on CPU it shares the mmap'd memory of aligned arrays.
-            params = dict(zip(names, jax.device_put(host, jax_device), strict=True))
+            # One device_put for all parameters; on CPU it shares the mmap'd memory of aligned arrays
+            # (replicated on every device of a data-parallel mesh).
+            params = dict(zip(names, jax.device_put(host, placement), strict=True))
         classes, output_classes = decode_classes(mf.metadata), decode_output_classes(mf.metadata)
         strings = decode_string_columns(mf.metadata)  # the vocabularies of the host-side string step
         self.device, self.precision, self.cache, self.cache_dir = device, precision, cache, cache_dir
         self._jax_device, self._classes, self._output_classes = jax_device, classes, output_classes
         self._file, self._graph, self._fn, self._params = mf, graph, fn, params
         self._parameters_how = parameters_how
+        self._mesh = mesh
         self._signer = signing.fingerprint(signing.public_key(public_key)) if public_key is not None else None
         self._scope = functools.partial(precision_scope, precision)
         self._feature_names = mf.metadata.get("feature_names")
@@ -179,6 +187,8 @@ class MLERuntime:
         compiled = self._executables.get(signature)
         if compiled is not None:
             return compiled
+        if self._mesh is not None:
+            return self._compile_spread(signature, arrays)
         sharding = jax.sharding.SingleDeviceSharding(self._jax_device)
         avals = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding) for a in arrays)
         cache, structure = self._cache_and_structure()
@@ -212,6 +222,25 @@ class MLERuntime:
         self._executables[signature] = compiled
         return compiled
 
+    def _compile_spread(self, signature: tuple[Any, ...], arrays: list[np.ndarray]) -> Any:
+        """Rows split across the mesh's devices, parameters replicated; compiled per process (the
+        executable cache holds single-device executables only)."""
+        assert self._mesh is not None
+        rows = jax.sharding.NamedSharding(self._mesh, jax.sharding.PartitionSpec("batch"))
+        avals = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rows) for a in arrays)
+        with lowering_for(self._jax_device.platform):
+            compiled = jax.jit(self._fn, out_shardings=rows).lower(self._params, avals).compile()
+        self.stats["compiles"] += 1
+        self._executables[signature] = compiled
+        return compiled
+
+    def _bucket(self, n: int) -> int:
+        bucket = buckets.bucket_for(max(n, 1), self._max_bucket)
+        if self._mesh is None:
+            return bucket
+        devices = self._mesh.size  # every device gets the same number of rows
+        return -(-bucket // devices) * devices
+
     # -- running ---------------------------------------------------------------------------------
     def _prepare(self, inputs: Any) -> list[np.ndarray]:
         self._require()
@@ -233,10 +262,10 @@ class MLERuntime:
         n = len(arrays[0])
         with self._scope():
             if n <= self._max_bucket:  # the common case, kept short: per-call overhead shows at small batches
-                merged = self._run_chunk(arrays, n, buckets.bucket_for(max(n, 1), self._max_bucket))
+                merged = self._run_chunk(arrays, n, self._bucket(n))
             else:
                 pieces = [
-                    self._run_chunk([a[start:stop] for a in arrays], stop - start, bucket)
+                    self._run_chunk([a[start:stop] for a in arrays], stop - start, self._bucket(bucket))
                     for start, stop, bucket in buckets.chunks(n, self._max_bucket)
                 ]
                 merged = [np.concatenate(p) for p in zip(*pieces, strict=True)]
@@ -331,6 +360,7 @@ class MLERuntime:
         cache, _ = self._cache_and_structure()
         info.update(
             device=str(self._jax_device),
+            devices=[str(d) for d in self._mesh.devices.flat] if self._mesh is not None else [str(self._jax_device)],
             precision=self.precision,
             run_outputs=self._run_outputs(),
             signature={"verified": self._signer is not None, "signer": self._signer},
