@@ -150,7 +150,8 @@ class _CsvReader:
 class _ParquetReader:
     def __init__(self, path: Path, chunk_rows: int):
         pq = _pyarrow_parquet()
-        self.file = pq.ParquetFile(path)
+        # pre_buffer (pyarrow's default) kept every row group read so far alive: 1.7 GB peak for 10M rows.
+        self.file = pq.ParquetFile(path, pre_buffer=False)
         self.total = self.file.metadata.num_rows
         self.chunk_rows = chunk_rows
 

@@ -353,6 +353,17 @@ class MLERuntime:
 
         return fn, dict(self._params)
 
+    def as_flax(self) -> Any:
+        """A ``flax.nnx`` module holding this model's tensors (float ones as ``nnx.Param``): call it like
+        ``as_jax``'s function, fine-tune it with optax, and ``export(path)`` it back to .mle."""
+        mf = self._require()
+        try:
+            from mle_runtime.flax_module import ConvertedModule
+        except ImportError as e:
+            raise RuntimeError(f"as_flax() needs flax: pip install 'mle-runtime[flax]' ({e})") from None
+        fn, params = self.as_jax()
+        return ConvertedModule(fn, params, mf)
+
     # -- reporting -------------------------------------------------------------------------------
     def get_model_info(self) -> dict[str, Any]:
         mf = self._require()
