@@ -413,3 +413,28 @@ def test_categorical_nb_refuses_values_that_are_no_category(tmp_path: Path) -> N
     for bad in ([[3.0, 0.0]], [[-1.0, 0.0]], [[0.5, 1.0]]):
         with pytest.raises(ValueError, match=r"not one of its feature's categories .*\(rows \[1\]\)"):
             runtime.predict(np.vstack([X[:1], bad]))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_as_jax_composes_with_jit_and_vmap(case: Case, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every supported model's pure function: jit and vmap over a leading axis of batches give what the
+    runtime computes (its graph outputs, before labels are decoded on the host)."""
+    if case.xfail:
+        pytest.xfail(case.xfail)
+    import jax
+
+    _, X_test = fitted(case)
+    runtime = mle.load_model(exported(case, tmp_path_factory.getbasetemp()))
+    fn, params = runtime.as_jax()
+    batches = [runtime._prepare([rows(X_test, 7 + k)[k:]])[0] for k in range(3)]  # three different batches of 7
+    one = jax.jit(fn)
+    many = jax.jit(jax.vmap(fn, in_axes=(None, 0)))(params, np.stack(batches))
+    with runtime._scope():
+        expected = runtime._executable(batches[:1])(params, tuple(batches[:1]))
+    for name, value in zip(runtime._graph.outputs, expected, strict=True):
+        np.testing.assert_array_equal(np.asarray(one(params, batches[0])[name]), np.asarray(value), err_msg=name)
+        for k, batch in enumerate(batches):
+            alone = np.asarray(one(params, batch)[name])
+            # batched dots may sum in another order: float32 rounding, relative to the output's size
+            scale = 1e-5 * max(1.0, float(np.max(np.abs(alone), initial=0.0))) if alone.dtype.kind == "f" else 0
+            np.testing.assert_allclose(np.asarray(many[name][k]), alone, rtol=1e-5, atol=scale, err_msg=name)
