@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from mle_runtime import buckets, cast_cache, signing
+from mle_runtime import buckets, cast_cache, narrowing, signing
 from mle_runtime._version import __version__
 from mle_runtime.cache import (
     ExecutableCache,
@@ -145,6 +145,8 @@ class MLERuntime:
         self._jax_device, self._classes, self._output_classes = jax_device, classes, output_classes
         self._file, self._graph, self._fn, self._params = mf, graph, fn, params
         self._parameters_how = parameters_how
+        # float64 inputs of trees that split in float64 are narrowed exactly (see narrowing.py)
+        self._narrowing = narrowing.plan(graph, mf.tensors) if precision == "float32" else {}
         self._mesh = mesh
         self._signer = signing.fingerprint(signing.public_key(public_key)) if public_key is not None else None
         self._scope = functools.partial(precision_scope, precision)
@@ -254,6 +256,12 @@ class MLERuntime:
         arrays = [
             coerce_input(x, s, dtype, self._feature_names, self._strings) for x, s in zip(given, specs, strict=True)
         ]
+        for i, fix in self._narrowing.items():
+            if getattr(given[i], "dtype", None) != np.float32:  # float32 inputs are exact as they are
+                wide = coerce_input(given[i], specs[i], np.dtype(np.float64), self._feature_names, self._strings)
+                if not arrays[i].flags.writeable:
+                    arrays[i] = arrays[i].copy()
+                fix.apply(wide, arrays[i])
         if len({len(a) for a in arrays}) > 1:
             raise InputError(f"inputs disagree on the number of rows: {[len(a) for a in arrays]}")
         return arrays

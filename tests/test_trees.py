@@ -451,3 +451,37 @@ def test_a_hostile_layout_is_a_value_error_not_a_hang(attr: str, value: int, mes
     runtime = mle.load_model(tmp_path / "bad.mle", cache=False)
     with pytest.raises(ValueError, match=message):
         runtime.run([X])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ensemble.HistGradientBoostingClassifier(max_iter=30, random_state=0),
+        lambda: ensemble.HistGradientBoostingRegressor(max_iter=30, random_state=0),
+        lambda: lightgbm.LGBMClassifier(n_estimators=30, num_leaves=15, verbose=-1, random_state=0),
+    ],
+    ids=["hgb-classifier", "hgb-regressor", "lightgbm"],
+)
+def test_float64_inputs_between_float32_neighbours_of_thresholds(make, tmp_path: Path) -> None:
+    """Trees that split in float64, float32 precision, float64 inputs placed on thresholds, one float64 ulp
+    and one float32 ulp either side: the narrowing step (mle_runtime/narrowing.py) sends each row down
+    the framework's branches."""
+    X, y = datasets.make_classification(3000, 6, n_informative=4, random_state=5)
+    model = make().fit(X[:2000], y[:2000])
+    path = tmp_path / "model.mle"
+    mle.export_model(model, path)
+    runtime = mle.load_model(path)
+    X_edge = edge_inputs(path, X[2000:], 600, seed=4, float32=False, nan=False, inf=False)
+    # values between t and a float32 neighbour: the plain cast would send some of them the other way
+    (fix,) = runtime._narrowing.values()
+    plain = X_edge.astype(np.float32)
+    narrowed = plain.copy()
+    fix.apply(X_edge, narrowed)
+    assert (narrowed != plain).any(), "no edge value needed narrowing: the test would prove nothing"
+    if hasattr(model, "predict_proba"):
+        np.testing.assert_array_equal(runtime.predict(X_edge), model.predict(X_edge))
+        np.testing.assert_allclose(runtime.predict_proba(X_edge), model.predict_proba(X_edge), rtol=1e-5, atol=1e-6)
+    else:
+        expected = model.predict(X_edge)
+        scale = np.abs(expected).max()
+        np.testing.assert_allclose(runtime.predict(X_edge), expected, rtol=1e-5, atol=1e-6 * scale)
