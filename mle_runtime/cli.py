@@ -284,7 +284,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mle", description="Export, inspect and benchmark .mle models.")
+    parser = argparse.ArgumentParser(
+        prog="mle", description="Export, inspect, benchmark, run, sign and verify .mle models."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, add in (("export", _add_export), ("inspect", _add_inspect), ("benchmark", _add_benchmark)):
         add(sub.add_parser(name))
