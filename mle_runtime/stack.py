@@ -90,7 +90,8 @@ class ModelStack:
     def _function(self, names: tuple[str, ...]) -> Any:
         """The graph cut down to ``names`` (and the rows the models refuse): nothing else is computed."""
         if names not in self._functions:
-            wanted = (*names, "invalid") if "invalid" in self._graph.outputs else names
+            refused = "invalid" in self._graph.outputs and "invalid" not in names
+            wanted = (*names, "invalid") if refused else names
             self._functions[names] = build_function(Graph(self._graph.inputs, wanted, self._graph.nodes))
         return self._functions[names]
 
