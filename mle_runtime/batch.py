@@ -244,7 +244,7 @@ class _AtomicOutput:
         os.replace(self.tmp, self.target)
 
 
-def _columns(names: list[str], values: list[np.ndarray]) -> tuple[list[str], list[np.ndarray]]:
+def output_columns(names: list[str], values: list[np.ndarray]) -> tuple[list[str], list[np.ndarray]]:
     """One column per output value: a 2-D output of k values becomes name_0 .. name_k-1."""
     headers, columns = [], []
     for name, v in zip(names, values, strict=True):
@@ -290,7 +290,7 @@ class _CsvWriter:
         self.names, self.header_written = names, False
 
     def write(self, values: list[np.ndarray]) -> None:
-        headers, columns = _columns(self.names, values)
+        headers, columns = output_columns(self.names, values)
         if not self.header_written:
             self.writer.writerow(headers)
             self.header_written = True
@@ -309,7 +309,7 @@ class _ParquetWriter:
         self.writer: Any = None
 
     def write(self, values: list[np.ndarray]) -> None:
-        headers, columns = _columns(self.names, values)
+        headers, columns = output_columns(self.names, values)
         table = self.pa.table({h: c for h, c in zip(headers, columns, strict=True)})
         if self.writer is None:
             self.writer = self.pq.ParquetWriter(self.path, table.schema)

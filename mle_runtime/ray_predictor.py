@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from mle_runtime.batch import output_columns
 from mle_runtime.runtime import load_model
 
 
@@ -54,13 +55,8 @@ class MLEPredictor:
         X = np.column_stack([np.asarray(batch[c]) for c in wanted])
         named = dict(zip(self.runtime._run_outputs(), self.runtime.run([X]), strict=True))
         out: dict[str, np.ndarray] = {c: np.asarray(batch[c]) for c in columns} if self.keep_columns else {}
-        for name in self.outputs:
-            value = named[name]
-            if value.ndim == 1:
-                out[name] = value
-            else:
-                for j, column in enumerate(value.reshape(len(value), -1).T):
-                    out[f"{name}_{j}"] = column
+        headers, values = output_columns(self.outputs, [named[name] for name in self.outputs])
+        out.update(zip(headers, values, strict=True))
         if frame:
             import pandas as pd
 

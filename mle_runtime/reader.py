@@ -414,13 +414,16 @@ def read_mle(
     return mf
 
 
-def read_signed_manifest(path: str | os.PathLike[str], public_key: Any) -> MleFile:
-    """Verify the file's signature with ``public_key``, then read its header and manifest (an encrypted
-    file's tensors need its key; this checks what can be checked without it)."""
+def read_verified(path: str | os.PathLike[str], public_key: Any) -> MleFile:
+    """Verify the file's signature with ``public_key``, then every rule and checksum its bytes allow
+    without a key (an encrypted file's tensors need its key: there, header and manifest only). One read."""
     key = signing.public_key(public_key)
     p, f = _open(path)
     with f:
-        return _read_signed(p, f, key)[0]
+        mf, buf = _read_signed(p, f, key)
+    if mf.nonce is None:
+        _load_tensors(mf, buf, "always")
+    return mf
 
 
 def _read_signed(p: Path, f: BinaryIO, key: Any) -> tuple[MleFile, np.ndarray]:

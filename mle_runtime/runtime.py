@@ -112,6 +112,8 @@ class MLERuntime:
         public_key = kwargs.get("public_key")
         if kwargs.get("verify_signature") and public_key is None:
             raise ValueError("verify_signature=True needs public_key= (the signer's Ed25519 public key)")
+        if public_key is not None:
+            public_key = signing.public_key(public_key)  # parsed once: the reader and the report share it
         mf = read_mle(
             path,
             verify_checksums=kwargs.get("verify_checksums", True),
@@ -148,7 +150,7 @@ class MLERuntime:
         # float64 inputs of trees that split in float64 are narrowed exactly (see narrowing.py)
         self._narrowing = narrowing.plan(graph, mf.tensors) if precision == "float32" else {}
         self._mesh = mesh
-        self._signer = signing.fingerprint(signing.public_key(public_key)) if public_key is not None else None
+        self._signer = signing.fingerprint(public_key) if public_key is not None else None
         self._scope = functools.partial(precision_scope, precision)
         self._feature_names = mf.metadata.get("feature_names")
         self._strings = strings
@@ -253,15 +255,16 @@ class MLERuntime:
         dtype = PRECISIONS[self.precision]
         if self._one_dimensional:  # IsotonicRegression: like scikit-learn, a 1-D array is a column of samples
             given = [np.reshape(x, (-1, 1)) if np.ndim(x) == 1 else x for x in given]
-        arrays = [
-            coerce_input(x, s, dtype, self._feature_names, self._strings) for x, s in zip(given, specs, strict=True)
-        ]
-        for i, fix in self._narrowing.items():
-            if getattr(given[i], "dtype", None) != np.float32:  # float32 inputs are exact as they are
-                wide = coerce_input(given[i], specs[i], np.dtype(np.float64), self._feature_names, self._strings)
-                if not arrays[i].flags.writeable:
-                    arrays[i] = arrays[i].copy()
-                fix.apply(wide, arrays[i])
+        arrays = []
+        for i, (x, spec) in enumerate(zip(given, specs, strict=True)):
+            fix = self._narrowing.get(i)
+            if fix is None or getattr(x, "dtype", None) == np.float32:  # float32 inputs are exact as they are
+                arrays.append(coerce_input(x, spec, dtype, self._feature_names, self._strings))
+                continue
+            wide = coerce_input(x, spec, np.dtype(np.float64), self._feature_names, self._strings)
+            narrow = wide.astype(dtype)
+            fix.apply(wide, narrow)
+            arrays.append(narrow)
         if len({len(a) for a in arrays}) > 1:
             raise InputError(f"inputs disagree on the number of rows: {[len(a) for a in arrays]}")
         return arrays
@@ -424,10 +427,14 @@ class MLERuntime:
 
 
 def _lookup(classes: np.ndarray, index: np.ndarray, what: str) -> np.ndarray:
-    """Labels for class indices; a file whose class list is shorter than its model's outputs is refused."""
-    if index.size and (index.min() < 0 or index.max() >= len(classes)):
-        raise FormatError(f"metadata: {what} lists {len(classes)} classes, but the model chose class #{index.max()}")
-    return classes[index]
+    """Labels for class indices; a file whose class list is shorter than its model's outputs is refused
+    (by the lookup's own bounds check: nothing more on the hot path)."""
+    try:
+        return classes[index]
+    except IndexError:
+        raise FormatError(
+            f"metadata: {what} lists {len(classes)} classes, but the model chose class #{index.max()}"
+        ) from None
 
 
 def _pad(a: np.ndarray, rows: int) -> np.ndarray:

@@ -71,12 +71,10 @@ class SecurityUtils:
         """Check a file's signature with ``public_key`` and validate the file (every checksum, unless its
         data is encrypted); raises ``SignatureError`` (or another ``FormatError``) when it fails."""
         from mle_runtime import signing
-        from mle_runtime.reader import read_mle, read_signed_manifest
+        from mle_runtime.reader import read_verified
 
         key = signing.public_key(public_key)
-        mf = read_signed_manifest(path, key)
-        if mf.nonce is None:
-            read_mle(path, verify_checksums="always", public_key=key)
+        mf = read_verified(path, key)
         return {
             "path": os.fspath(path),
             "signer": signing.fingerprint(key),

@@ -63,6 +63,15 @@ class ModelStack:
         if self._device.platform == "cpu" and isinstance(per_row, int):
             self._max_bucket = buckets.cpu_chunk(buckets.CPU_MAX_BUCKET, per_row * n_models)
         self._compiled: dict[tuple[Any, ...], Any] = {}
+        # One class list for every model (the usual case) decodes with one lookup, or none at all.
+        shared = first._classes
+        same = shared is not None and all(
+            r._classes is not None and np.array_equal(r._classes, shared) for r in runtimes
+        )
+        self._shared_classes = shared if same else None
+        self._classes_are_indices = bool(
+            shared is not None and same and shared.dtype.kind in "iu" and np.array_equal(shared, np.arange(len(shared)))
+        )
 
     def __len__(self) -> int:
         return len(self.runtimes)
@@ -177,9 +186,9 @@ class ModelStack:
         classes = [r._classes for r in self.runtimes]
         if classes[0] is None:
             return index
-        if all(c is not None and np.array_equal(c, classes[0]) for c in classes):
-            shared = classes[0]
-            if shared.dtype.kind in "iu" and np.array_equal(shared, np.arange(len(shared))):
+        if self._shared_classes is not None:
+            shared = self._shared_classes
+            if self._classes_are_indices:
                 return index.astype(shared.dtype)  # labels 0..k-1: the index is the label
             return shared[index]
         return np.stack([c[i] for c, i in zip(classes, index, strict=True)])  # type: ignore[index]
