@@ -5,7 +5,10 @@ where max_bucket is 8,192; 17 on GPUs, where it is 65,536)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
 
 CPU_MAX_BUCKET = 8192
 GPU_MAX_BUCKET = 65536
@@ -40,3 +43,10 @@ def chunks(n: int, max_bucket: int) -> Iterator[tuple[int, int, int]]:
 
 def max_compiles(max_bucket: int) -> int:
     return max_bucket.bit_length()
+
+
+def copy_chunk(merged: list[np.ndarray], start: int, stop: int, outputs: Sequence[Any], axis: int = 0) -> None:
+    """Copy one chunk's outputs (padded to their bucket) into rows ``start:stop`` of the whole batch's."""
+    rows = (slice(None),) * axis + (slice(start, stop),)
+    for whole, part in zip(merged, outputs, strict=True):
+        whole[rows] = np.asarray(part)[(slice(None),) * axis + (slice(0, stop - start),)]

@@ -275,11 +275,7 @@ class MLERuntime:
             if n <= self._max_bucket:  # the common case, kept short: per-call overhead shows at small batches
                 merged = self._run_chunk(arrays, n, self._bucket(n))
             else:
-                pieces = [
-                    self._run_chunk([a[start:stop] for a in arrays], stop - start, self._bucket(bucket))
-                    for start, stop, bucket in buckets.chunks(n, self._max_bucket)
-                ]
-                merged = [np.concatenate(p) for p in zip(*pieces, strict=True)]
+                merged = self._run_chunks(arrays, n)
         named = dict(zip(self._graph.outputs, merged, strict=True))
         if "invalid" in named and np.any(named["invalid"]):
             rows = np.flatnonzero(named["invalid"])
@@ -300,6 +296,27 @@ class MLERuntime:
         return labels
 
     def _run_chunk(self, arrays: list[np.ndarray], n: int, bucket: int) -> list[np.ndarray]:
+        return [np.asarray(o)[:n] for o in self._dispatch(arrays, bucket)]
+
+    def _run_chunks(self, arrays: list[np.ndarray], n: int) -> list[np.ndarray]:
+        """A batch over the largest bucket, chunk by chunk into one copy of each output. The next chunk is
+        dispatched before the last one's outputs are copied out, so that copying overlaps computing; at
+        most two chunks' outputs are alive at once (memory stays bounded for any batch)."""
+        merged: list[np.ndarray] = []
+        previous: tuple[int, int, list[Any]] | None = None
+        for start, stop, bucket in buckets.chunks(n, self._max_bucket):
+            running = self._dispatch([a[start:stop] for a in arrays], self._bucket(bucket))
+            if previous is None:
+                merged = [np.empty((n, *o.shape[1:]), o.dtype) for o in running]
+            else:
+                buckets.copy_chunk(merged, *previous)
+            previous = (start, stop, running)
+        assert previous is not None
+        buckets.copy_chunk(merged, *previous)
+        return merged
+
+    def _dispatch(self, arrays: list[np.ndarray], bucket: int) -> list[Any]:
+        """Start the executable on one chunk padded to ``bucket`` rows; returns its outputs, still computing."""
         chunk = [_pad(a, bucket) for a in arrays]
         # numpy in: the executable moves it to its device (an explicit device_put costs ~50 us more).
         outs = self._executable(chunk)(self._params, tuple(chunk))
@@ -308,7 +325,7 @@ class MLERuntime:
             # lets its thread pool fall asleep, which cost more than the check itself.
             for a, spec in zip(arrays, self._graph.inputs, strict=True):
                 check_finite(a, spec.name, self._allow_nan)
-        return [np.asarray(o)[:n] for o in outs]
+        return list(outs)
 
     def run(self, inputs: Any) -> list[np.ndarray]:
         """Run inference; returns the model's outputs (see ``get_model_info()['outputs']``) as numpy arrays."""

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from mle_runtime.ops import register_op
+from mle_runtime.ops.math import pair
 
 
 @register_op("OneHot")
@@ -53,7 +54,7 @@ def samme_decision(*labels: jax.Array, weights: list[float], n_classes: int) -> 
 @register_op("SammeProba")
 def samme_proba(decision: jax.Array, *, n_classes: int) -> jax.Array:
     """AdaBoostClassifier's predict_proba: softmax(decision / (k - 1)), or of [-d, d] / 2 for two classes."""
-    scaled = jnp.stack([-decision, decision], axis=1) / 2 if n_classes == 2 else decision / (n_classes - 1)
+    scaled = pair(-decision, decision) / 2 if n_classes == 2 else decision / (n_classes - 1)
     return jax.nn.softmax(scaled, axis=-1)
 
 

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from mle_runtime.ops import register_op
+from mle_runtime.ops.math import pair
 
 
 @register_op("Gemm")
@@ -17,8 +18,9 @@ def gemm(x: jax.Array, w: jax.Array, b: jax.Array | None = None) -> jax.Array:
 
 @register_op("BinaryProba")
 def binary_proba(score: jax.Array) -> jax.Array:
-    """[sigmoid(-s), sigmoid(s)] for a 1-D binary decision score; both columns keep full relative precision."""
-    return jnp.stack([jax.nn.sigmoid(-score), jax.nn.sigmoid(score)], axis=-1)
+    """[sigmoid(-s), sigmoid(s)] for a 1-D binary decision score; both columns keep full relative precision.
+    One sigmoid over s broadcast against [-1, 1] (the same values; one fused loop, not a concatenation)."""
+    return jax.nn.sigmoid(score[..., None] * jnp.array([-1, 1], score.dtype))
 
 
 @register_op("OvrNormalize")
@@ -33,4 +35,4 @@ def ovr_normalize(p: jax.Array) -> jax.Array:
 def modified_huber_proba(score: jax.Array, *, binary: bool) -> jax.Array:
     """(clip(s, -1, 1) + 1) / 2: two columns [1 - p, p] when binary, else OvR-normalized."""
     p = (jnp.clip(score, -1.0, 1.0) + 1.0) / 2.0
-    return jnp.stack([1.0 - p, p], axis=-1) if binary else ovr_normalize(p)
+    return pair(1.0 - p, p) if binary else ovr_normalize(p)
