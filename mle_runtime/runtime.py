@@ -7,7 +7,7 @@ import contextlib
 import functools
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -269,14 +269,18 @@ class MLERuntime:
             raise InputError(f"inputs disagree on the number of rows: {[len(a) for a in arrays]}")
         return arrays
 
-    def _run_graph(self, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+    def _run_graph(self, arrays: list[np.ndarray], wanted: Sequence[str]) -> dict[str, np.ndarray]:
+        """The ``wanted`` outputs (and "invalid", always checked) as numpy arrays, labels decoded. The
+        executable computes every output; the others are neither copied to the host nor decoded."""
         n = len(arrays[0])
+        outputs = self._graph.outputs
+        keep = [i for i, name in enumerate(outputs) if name in wanted or name == "invalid"]
         with self._scope():
             if n <= self._max_bucket:  # the common case, kept short: per-call overhead shows at small batches
-                merged = self._run_chunk(arrays, n, self._bucket(n))
+                merged = self._run_chunk(arrays, n, self._bucket(n), keep)
             else:
-                merged = self._run_chunks(arrays, n)
-        named = dict(zip(self._graph.outputs, merged, strict=True))
+                merged = self._run_chunks(arrays, n, keep)
+        named = dict(zip([outputs[i] for i in keep], merged, strict=True))
         if "invalid" in named and np.any(named["invalid"]):
             rows = np.flatnonzero(named["invalid"])
             message = self._require().metadata.get("invalid_message", "the model cannot answer for these rows")
@@ -295,17 +299,19 @@ class MLERuntime:
             labels[:, k] = _lookup(classes, index[:, k], f"output_classes[{k}]")
         return labels
 
-    def _run_chunk(self, arrays: list[np.ndarray], n: int, bucket: int) -> list[np.ndarray]:
-        return [np.asarray(o)[:n] for o in self._dispatch(arrays, bucket)]
+    def _run_chunk(self, arrays: list[np.ndarray], n: int, bucket: int, keep: list[int]) -> list[np.ndarray]:
+        outs = self._dispatch(arrays, bucket)
+        return [np.asarray(outs[i])[:n] for i in keep]
 
-    def _run_chunks(self, arrays: list[np.ndarray], n: int) -> list[np.ndarray]:
+    def _run_chunks(self, arrays: list[np.ndarray], n: int, keep: list[int]) -> list[np.ndarray]:
         """A batch over the largest bucket, chunk by chunk into one copy of each output. The next chunk is
         dispatched before the last one's outputs are copied out, so that copying overlaps computing; at
         most two chunks' outputs are alive at once (memory stays bounded for any batch)."""
         merged: list[np.ndarray] = []
         previous: tuple[int, int, list[Any]] | None = None
         for start, stop, bucket in buckets.chunks(n, self._max_bucket):
-            running = self._dispatch([a[start:stop] for a in arrays], self._bucket(bucket))
+            outs = self._dispatch([a[start:stop] for a in arrays], self._bucket(bucket))
+            running = [outs[i] for i in keep]
             if previous is None:
                 merged = [np.empty((n, *o.shape[1:]), o.dtype) for o in running]
             else:
@@ -329,8 +335,9 @@ class MLERuntime:
 
     def run(self, inputs: Any) -> list[np.ndarray]:
         """Run inference; returns the model's outputs (see ``get_model_info()['outputs']``) as numpy arrays."""
-        named = self._run_graph(self._prepare(inputs))
-        return [named[name] for name in self._run_outputs()]
+        wanted = self._run_outputs()
+        named = self._run_graph(self._prepare(inputs), wanted)
+        return [named[name] for name in wanted]
 
     def _run_outputs(self) -> list[str]:
         return list(self._require().metadata.get("run_outputs") or self._graph.outputs)
@@ -341,7 +348,7 @@ class MLERuntime:
             raise AttributeError(
                 f"{mf.metadata.get('estimator', 'this model')} has no {method}() (outputs: {list(self._graph.outputs)})"
             )
-        return self._run_graph(self._prepare([X]))[name]
+        return self._run_graph(self._prepare([X]), (name,))[name]
 
     def predict(self, X: Any) -> np.ndarray:
         """Labels for classifiers, clusters for clusterers, predictions for regressors (scikit-learn's
@@ -419,12 +426,12 @@ class MLERuntime:
         ``progress``, if given, is called with the number of runs done after each run."""
         if num_runs < 1:
             raise ValueError(f"num_runs must be >= 1, got {num_runs}")
-        arrays = self._prepare(inputs)
-        self._run_graph(arrays)
+        arrays, wanted = self._prepare(inputs), self._run_outputs()
+        self._run_graph(arrays, wanted)
         times = []
         for _ in range(num_runs):
             t0 = time.perf_counter()
-            self._run_graph(arrays)
+            self._run_graph(arrays, wanted)
             times.append((time.perf_counter() - t0) * 1e3)
             if progress is not None:
                 progress(len(times))
