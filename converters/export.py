@@ -141,8 +141,10 @@ def export_pytorch_model(
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Export a ``torch.nn.Module`` in eval mode, captured with ``torch.export`` for inputs shaped
-    ``input_shape`` = (batch, ...) with any batch size. ``quantize="fp16"`` or ``"int8"`` (per output
-    channel) stores the weight tensors smaller; the result's ``quantization`` reports the reduction."""
+    ``input_shape`` = (batch, ...) with any batch size; or a ``torch.export.ExportedProgram`` already
+    captured with a dynamic batch dimension (as ``torch.export.load`` returns it from a ``.pt2`` file).
+    ``quantize="fp16"`` or ``"int8"`` (per output channel) stores the weight tensors smaller; the
+    result's ``quantization`` reports the reduction."""
     from mle_runtime.converters.pytorch import convert
 
     return _export_network(model, output_path, "pytorch", lambda: convert(model, input_shape), quantize, kwargs)

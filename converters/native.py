@@ -1,5 +1,7 @@
 """Models saved in a framework's own file format, for ``mle export``: XGBoost JSON/UBJSON, LightGBM text,
-CatBoost ``.cbm`` (and its JSON). These formats hold data, not code, so loading them runs nothing."""
+CatBoost ``.cbm`` (and its JSON), Keras ``.keras`` (loaded in safe mode), and PyTorch ``.pt2`` archives
+(``torch.export.save``). The first four hold data, not code, so loading them runs nothing; a ``.pt2`` may
+hold pickled tensors that ``torch.export.load`` unpickles (see ``CODE_RUNNING``)."""
 
 from __future__ import annotations
 
@@ -7,12 +9,17 @@ from pathlib import Path
 from typing import Any
 
 PEEK_BYTES = 4096
+# Formats whose loader can run code stored in the file: export only files you trust.
+CODE_RUNNING = {"pytorch"}
 _CATBOOST_CLASSIFIER_LOSSES = {"Logloss", "CrossEntropy", "MultiClass", "MultiClassOneVsAll"}
 
 
 def native_format(path: Path) -> str | None:
-    """'xgboost', 'lightgbm', 'catboost' or 'keras' when the file is in that framework's own format, else None."""
+    """'xgboost', 'lightgbm', 'catboost', 'keras' or 'pytorch' when the file is in that framework's own
+    format, else None."""
     suffix = path.suffix.lower()
+    if suffix == ".pt2":
+        return "pytorch"
     if suffix == ".ubj":
         return "xgboost"
     if suffix == ".keras":
@@ -43,6 +50,10 @@ def load_native(path: Path, framework: str) -> Any:
         import lightgbm
 
         return lightgbm.Booster(model_file=str(path))
+    if framework == "pytorch":
+        import torch
+
+        return torch.export.load(path)
     if framework == "keras":
         import keras
 

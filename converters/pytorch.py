@@ -8,9 +8,11 @@ resolved when the graph is traced."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import operator
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -46,8 +48,15 @@ _IGNORED_ARGUMENTS = {"device", "layout", "pin_memory", "memory_format", "non_bl
 def convert(model: Any, input_shape: tuple[int, ...] | None) -> ModelIR:
     import torch
 
+    if isinstance(model, torch.export.ExportedProgram):
+        shape = _program_input_shape(model, input_shape)
+        with _torch_export_warnings_silenced():
+            program = model.run_decompositions()
+        return _to_ir(model, program, shape, torch.__version__)
     if not isinstance(model, torch.nn.Module):
-        raise UnsupportedModelError(f"expected a torch.nn.Module, got {type(model).__name__}")
+        raise UnsupportedModelError(
+            f"expected a torch.nn.Module or torch.export.ExportedProgram, got {type(model).__name__}"
+        )
     training = sorted({name or type(model).__name__ for name, m in model.named_modules() if m.training})
     if training:
         raise UnsupportedModelError(
@@ -58,6 +67,34 @@ def convert(model: Any, input_shape: tuple[int, ...] | None) -> ModelIR:
         raise ValueError("export_pytorch_model needs input_shape=(batch, ...), e.g. (1, 3, 32, 32)")
     program = _export(model, tuple(int(d) for d in input_shape))
     return _to_ir(model, program, input_shape, torch.__version__)
+
+
+def _program_input_shape(program: Any, given: tuple[int, ...] | None) -> tuple[int, ...]:
+    """(1, ...) for a program already captured (``torch.export.export``, or a ``.pt2`` file loaded with
+    ``torch.export.load``): one tensor input whose batch dimension, and only it, is dynamic."""
+    import torch
+
+    user = set(program.graph_signature.user_inputs)
+    inputs = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in user]
+    values = [n.meta.get("val") for n in inputs]
+    if len(values) != 1 or not isinstance(values[0], torch.Tensor) or values[0].ndim < 1:
+        raise UnsupportedModelError(
+            f"the exported program takes {len(values)} inputs; one tensor input (batch, ...) is supported"
+        )
+    batch, *rest = values[0].shape
+    if not isinstance(batch, torch.SymInt):
+        raise UnsupportedModelError(
+            f"the exported program has a fixed batch size of {batch}: export it with "
+            "dynamic_shapes=({0: torch.export.Dim('batch')},), or pass the nn.Module and input_shape"
+        )
+    if any(isinstance(d, torch.SymInt) for d in rest):
+        raise UnsupportedModelError(f"only the batch dimension may be dynamic; the input is {tuple(values[0].shape)}")
+    shape = (1, *(int(d) for d in rest))
+    if given is not None and tuple(given[1:]) != shape[1:]:
+        raise ValueError(
+            f"input_shape {tuple(given)} disagrees with the exported program's input (batch, *{shape[1:]})"
+        )
+    return shape
 
 
 def _export(model: Any, shape: tuple[int, ...]) -> Any:
@@ -71,16 +108,22 @@ def _export(model: Any, shape: tuple[int, ...]) -> Any:
     first = next((m for m in model.modules() if not list(m.children())), None)
     integer = isinstance(first, torch.nn.Embedding)
     args = (torch.zeros(example, dtype=torch.long) if integer else torch.zeros(example, dtype=dtype),)
-    with warnings.catch_warnings():
-        # torch.export's internals use their own deprecated pytree API (nothing a user can act on)
-        warnings.filterwarnings("ignore", "`isinstance\\(treespec, LeafSpec\\)` is deprecated", FutureWarning)
-        # nn.LSTM and nn.GRU refresh their _flat_weights list during export (the weights are parameters)
-        warnings.filterwarnings("ignore", "The tensor attributes .*_flat_weights.* were assigned during export")
+    with _torch_export_warnings_silenced():
         try:
             program = export(model, args, dynamic_shapes=({0: Dim("batch", min=1)},))
         except Exception as e:  # torch.export's own errors carry the reason
             raise UnsupportedModelError(f"torch.export could not capture {type(model).__name__}: {e}") from e
         return program.run_decompositions()
+
+
+@contextlib.contextmanager
+def _torch_export_warnings_silenced() -> Iterator[None]:
+    with warnings.catch_warnings():
+        # torch.export's internals use their own deprecated pytree API (nothing a user can act on)
+        warnings.filterwarnings("ignore", "`isinstance\\(treespec, LeafSpec\\)` is deprecated", FutureWarning)
+        # nn.LSTM and nn.GRU refresh their _flat_weights list during export (the weights are parameters)
+        warnings.filterwarnings("ignore", "The tensor attributes .*_flat_weights.* were assigned during export")
+        yield
 
 
 def _op_name(target: Any) -> str:

@@ -23,12 +23,17 @@ USER_ERRORS = (FileNotFoundError, IsADirectoryError, PermissionError, ValueError
 
 def _export(args: argparse.Namespace) -> int:
     from mle_runtime.converters import export_model
-    from mle_runtime.converters.native import load_native, native_format
+    from mle_runtime.converters.native import CODE_RUNNING, load_native, native_format
 
     source = Path(args.model)
     if not source.is_file():
         raise FileNotFoundError(f"no such file: {source}")
     framework = native_format(source)
+    if framework in CODE_RUNNING:
+        print(
+            f"note: loading a {source.suffix} file can run code stored in it; export only files you trust",
+            file=sys.stderr,
+        )
     if framework is not None:
         try:
             model = load_native(source, framework)
@@ -323,10 +328,12 @@ def _parser() -> argparse.ArgumentParser:
 def _add_export(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Export a trained model to .mle: a framework's own model file (XGBoost .json/.ubj, LightGBM text, "
-        "CatBoost .cbm/.json, Keras .keras) or a joblib/pickle file (unpickling runs its code: trusted files only)."
+        "CatBoost .cbm/.json, Keras .keras, PyTorch .pt2 from torch.export.save with a dynamic batch dimension) "
+        "or a joblib/pickle file (a .pt2 or a pickle can run code stored in it: trusted files only)."
     )
     p.add_argument(
-        "model", help="XGBoost .json/.ubj, LightGBM .txt, CatBoost .cbm, Keras .keras, or a joblib/pickle file"
+        "model",
+        help="XGBoost .json/.ubj, LightGBM .txt, CatBoost .cbm, Keras .keras, PyTorch .pt2, or a joblib/pickle file",
     )
     p.add_argument("output", help="path of the .mle file to write")
     p.add_argument("--compression", choices=["none", "lz4", "zstd"], default="none")

@@ -292,3 +292,51 @@ def test_quantized_weights_keep_a_trained_model_accurate(mode: str, least_reduct
 def test_an_unknown_quantization_is_a_value_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="quantize must be one of"):
         mle.export_pytorch_model(MLP().eval(), tmp_path / "m.mle", input_shape=(1, 20), quantize="int4")
+
+
+def _captured(model: nn.Module, example: torch.Tensor, dynamic_batch: bool = True) -> torch.export.ExportedProgram:
+    """The model captured by torch.export itself, as a user would (its internals warn of their own API)."""
+    import warnings
+
+    from torch.export import Dim, export
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return export(model, (example,), dynamic_shapes=({0: Dim("batch")},) if dynamic_batch else None)
+
+
+def test_a_saved_pt2_program_exports_from_the_command_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    torch.manual_seed(0)
+    model = _randomize_statistics(ResNet()).eval()
+    program = _captured(model, torch.randn(2, 3, 16, 16))
+    torch.export.save(program, tmp_path / "m.pt2")
+    mle_cli = Path(sys.executable).parent / "mle-export"
+    out = subprocess.run([str(mle_cli), "m.pt2", "m.mle"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "wrote m.mle" in out.stdout and "only files you trust" in out.stderr
+    runtime = mle.load_model(tmp_path / "m.mle")
+    for n in (1, 7):
+        x = torch.randn(n, 3, 16, 16)
+        with torch.no_grad():
+            want = model(x).numpy()
+        got = runtime.predict(x.numpy())
+        assert got.shape == want.shape
+        assert float(np.abs(got - want).max()) <= 1e-5 * float(np.abs(want).max())
+
+
+def test_an_exported_program_needs_a_dynamic_batch_and_a_matching_shape(tmp_path: Path) -> None:
+    fixed = _captured(MLP().eval(), torch.randn(4, 20), dynamic_batch=False)
+    with pytest.raises(UnsupportedModelError, match="fixed batch size of 4"):
+        mle.export_model(fixed, tmp_path / "m.mle")
+    dynamic = _captured(MLP().eval(), torch.randn(4, 20))
+    with pytest.raises(ValueError, match=r"input_shape \(1, 21\) disagrees"):
+        mle.export_model(dynamic, tmp_path / "m.mle", input_shape=(1, 21))
+    assert not (tmp_path / "m.mle").exists()
+    mle.export_model(dynamic, tmp_path / "m.mle")
+    x = torch.randn(9, 20)
+    with torch.no_grad():
+        want = dynamic.module()(x).numpy()
+    np.testing.assert_allclose(mle.load_model(tmp_path / "m.mle").predict(x.numpy()), want, rtol=1e-5, atol=1e-6)
