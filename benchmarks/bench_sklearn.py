@@ -1,13 +1,15 @@
 """Kernel, neighbour and network models of scikit-learn against scikit-learn itself, ONNX Runtime and
 joblib, measured side by side in one run.
 
-    python3 benchmarks/bench_sklearn.py [--quick]
+    python3 benchmarks/bench_sklearn.py [--quick] [--only NAME]
 
 SVC (rbf, several thousand support vectors), KNeighborsClassifier (20,000 training rows), MLPClassifier
 (256, 256), 50 features, binary; and a ColumnTransformer + OneHotEncoder + HistGradientBoosting pipeline
 on a DataFrame with two string columns (the runtime's host-side vocabulary step included in its time).
 Writes benchmarks/results/sklearn.json and sklearn.md. Targets (issue 4): >= scikit-learn's throughput at
->= 1,000 rows for each, and >= ONNX Runtime's for SVC, KNN and MLP. ``--quick`` trains smaller models.
+>= 1,000 rows for each, and >= ONNX Runtime's for SVC, KNN and MLP. ``--quick`` trains smaller models;
+``--only NAME`` runs the models whose name contains NAME, in a process of their own (results printed, not
+kept): one model's contenders cannot then slow another's, as they seemed to in one full run.
 """
 
 from __future__ import annotations
@@ -36,19 +38,24 @@ ROWS = (1, 1_000, 100_000)
 ORT_ROWS = 10_000
 
 
-def models(quick: bool) -> tuple[list[tuple[str, Any]], np.ndarray]:
+FRAME_PIPELINE = "ColumnTransformer + OneHotEncoder + HistGradientBoosting"
+
+
+def models(quick: bool, only: str = "") -> tuple[list[tuple[str, Any]], np.ndarray]:
+    """The array models whose name contains ``only``, trained."""
     n = 2_000 if quick else 20_000
     X, y = datasets.make_classification(n, 50, n_informative=20, flip_y=0.15, random_state=0)
+    makers = [
+        ("SVC rbf", lambda: svm.SVC().fit(X[: n // 3], y[: n // 3])),
+        ("KNeighborsClassifier", lambda: neighbors.KNeighborsClassifier().fit(X, y)),
+        (
+            "MLPClassifier (256, 256)",
+            lambda: neural_network.MLPClassifier((256, 256), max_iter=20 if quick else 60, random_state=0).fit(X, y),
+        ),
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        fitted = [
-            ("SVC rbf", svm.SVC().fit(X[: n // 3], y[: n // 3])),
-            ("KNeighborsClassifier", neighbors.KNeighborsClassifier().fit(X, y)),
-            (
-                "MLPClassifier (256, 256)",
-                neural_network.MLPClassifier((256, 256), max_iter=20 if quick else 60, random_state=0).fit(X, y),
-            ),
-        ]
+        fitted = [(name, make()) for name, make in makers if only in name]
     return fitted, X
 
 
@@ -127,7 +134,7 @@ def _throughput(r: dict[str, Any], n: int, runs: dict[str, Any], quick: bool) ->
 
 
 def bench_frame(model: Any, frame: Any, folder: Path, quick: bool) -> dict[str, Any]:
-    r, runtime = _exported("ColumnTransformer + OneHotEncoder + HistGradientBoosting", "tabular", model, folder)
+    r, runtime = _exported(FRAME_PIPELINE, "tabular", model, folder)
     session, r["onnx"] = onnx_frame_session(model, frame)
     test = mixed_frame(ROWS[-1], 1)
     for n in ROWS:
@@ -203,16 +210,18 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller models (a smoke run; results not kept)")
+    parser.add_argument("--only", default="", metavar="NAME", help="only the models whose name contains NAME")
     args = parser.parse_args()
-    fitted, X = models(args.quick)
+    fitted, X = models(args.quick, args.only)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, model in fitted:
             print(f"benchmarking {name} ...", flush=True)
             results.append(bench(name, model, X, Path(tmp), args.quick))
-        print("benchmarking the DataFrame pipeline ...", flush=True)
-        model, frame = tabular_pipeline(args.quick)
-        results.append(bench_frame(model, frame, Path(tmp), args.quick))
+        if args.only in FRAME_PIPELINE:
+            print("benchmarking the DataFrame pipeline ...", flush=True)
+            model, frame = tabular_pipeline(args.quick)
+            results.append(bench_frame(model, frame, Path(tmp), args.quick))
     meta = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -220,7 +229,7 @@ def main() -> None:
     }
     text = markdown(results, meta)
     print(text)
-    if not args.quick:
+    if not args.quick and not args.only:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "sklearn.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
         (RESULTS / "sklearn.md").write_text(text)
