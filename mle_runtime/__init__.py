@@ -35,15 +35,15 @@ if TYPE_CHECKING:
         export_tensorflow_model,
         export_xgboost_model,
     )
+    from mle_runtime.model_stack import ModelStack, stack
     from mle_runtime.runtime import MLERuntime, load_model
-    from mle_runtime.stack import ModelStack, stack
 
 _LAZY = {
     "MLERuntime": "mle_runtime.runtime",
     "load_model": "mle_runtime.runtime",
-    "stack": "mle_runtime.stack",
+    "stack": "mle_runtime.model_stack",
     "predict_file": "mle_runtime.batch",
-    "ModelStack": "mle_runtime.stack",
+    "ModelStack": "mle_runtime.model_stack",
     "export_model": "mle_runtime.converters",
     "export_sklearn_model": "mle_runtime.converters",
     "export_xgboost_model": "mle_runtime.converters",

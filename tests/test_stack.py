@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -136,3 +138,15 @@ def test_structures_that_differ_are_refused_by_what_differs(tmp_path) -> None:
     stacked = mle.stack(paths[:1])
     with pytest.raises(ValueError, match="per-model input needs 1 slices, got 2"):
         stacked.run([np.stack([X, X])])
+
+
+def test_mle_stack_stays_the_function_after_its_module_is_imported() -> None:
+    code = (
+        "import mle_runtime as mle\n"
+        "from mle_runtime.model_stack import ModelStack\n"
+        "import mle_runtime.batch, mle_runtime.runtime\n"
+        "assert callable(mle.stack) and mle.ModelStack is ModelStack, mle.stack\n"
+        "assert callable(mle.predict_file) and callable(mle.load_model)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
