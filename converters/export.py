@@ -16,9 +16,7 @@ from mle_runtime._version import __version__
 from mle_runtime.compression import compression_code
 from mle_runtime.converters._builder import ModelIR
 from mle_runtime.errors import UnsupportedModelError
-from mle_runtime.format import HEADER
-from mle_runtime.reader import Header
-from mle_runtime.writer import serialize, write_atomic
+from mle_runtime.writer import serialize
 
 # Root module of a class in the model's MRO -> framework. The MRO catches user subclasses of a
 # framework's base class (torch.nn.Module, keras.Model) without importing the framework.
@@ -218,9 +216,7 @@ def _export(
         encryption_key=options.get("encryption_key"),
         private_key=options.get("private_key"),
     )
-    size = write_atomic(output_path, chunks)
-    # The bytes were checksummed as they were written: loads of this file need not read them again.
-    verified.remember(os.stat(output_path), Header(*HEADER.unpack(chunks[0])).header_crc, written_here=True)
+    size = verified.write_remembered(output_path, chunks)
     elapsed = (time.perf_counter() - start) * 1e3
     reference = joblib_size(model)
     return {

@@ -63,8 +63,7 @@ def predict_file(
         writer = _WRITERS[kind](tmp, reader.total, names)
         try:
             for chunk in pending:
-                results = runtime.run([chunk])
-                named = dict(zip(runtime._run_outputs(), results, strict=True))
+                named = runtime._run_named([chunk], names)
                 writer.write([named[n] for n in names])
                 rows += len(chunk)
                 chunks += 1

@@ -5,7 +5,7 @@ where max_bucket is 8,192; 17 on GPUs, where it is 65,536)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,8 +45,28 @@ def max_compiles(max_bucket: int) -> int:
     return max_bucket.bit_length()
 
 
-def copy_chunk(merged: list[np.ndarray], start: int, stop: int, outputs: Sequence[Any], axis: int = 0) -> None:
-    """Copy one chunk's outputs (padded to their bucket) into rows ``start:stop`` of the whole batch's."""
-    rows = (slice(None),) * axis + (slice(start, stop),)
+def gather_chunks(
+    n: int, max_bucket: int, dispatch: Callable[[int, int, int], Sequence[Any]], axis: int = 0
+) -> list[np.ndarray]:
+    """An ``n``-row batch over the largest bucket, chunk by chunk, into one array per output (rows on
+    ``axis``). ``dispatch(start, stop, bucket)`` starts the program on rows start:stop padded to ``bucket``
+    and returns its outputs, still computing: the next chunk is dispatched before the previous one's
+    outputs are copied out, so that copying overlaps computing, and at most two chunks' outputs are alive."""
+    merged: list[np.ndarray] = []
+    previous: tuple[int, int, Sequence[Any]] | None = None
+    for start, stop, bucket in chunks(n, max_bucket):
+        running = dispatch(start, stop, bucket)
+        if previous is None:
+            merged = [np.empty((*o.shape[:axis], n, *o.shape[axis + 1 :]), o.dtype) for o in running]
+        else:
+            _copy_rows(merged, *previous, axis)
+        previous = (start, stop, running)
+    assert previous is not None
+    _copy_rows(merged, *previous, axis)
+    return merged
+
+
+def _copy_rows(merged: list[np.ndarray], start: int, stop: int, outputs: Sequence[Any], axis: int) -> None:
+    lead = (slice(None),) * axis
     for whole, part in zip(merged, outputs, strict=True):
-        whole[rows] = np.asarray(part)[(slice(None),) * axis + (slice(0, stop - start),)]
+        whole[(*lead, slice(start, stop))] = np.asarray(part)[(*lead, slice(0, stop - start))]

@@ -19,9 +19,8 @@ from flax import nnx
 
 from mle_runtime import verified
 from mle_runtime.compression import compression_code
-from mle_runtime.format import HEADER
-from mle_runtime.reader import Header, MleFile
-from mle_runtime.writer import serialize, write_atomic
+from mle_runtime.reader import MleFile
+from mle_runtime.writer import serialize
 
 
 class _Snapshot:
@@ -70,6 +69,5 @@ class ConvertedModule(nnx.Module):
             encryption_key=options.get("encryption_key"),
             private_key=options.get("private_key"),
         )
-        size = write_atomic(path, chunks)
-        verified.remember(os.stat(path), Header(*HEADER.unpack(chunks[0])).header_crc, written_here=True)
+        size = verified.write_remembered(path, chunks)
         return {"path": os.fspath(path), "file_size_bytes": size, "tensors": len(tensors)}

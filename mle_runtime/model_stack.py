@@ -110,10 +110,14 @@ class ModelStack:
         with self._template._scope():
             if n <= self._max_bucket:
                 running = self._dispatch(names, arrays, per_model, buckets.bucket_for(max(n, 1), self._max_bucket))
-                self._check_finite(arrays)  # while the program runs (dispatch is asynchronous)
                 merged = [np.asarray(o)[:, :n] for o in running]
             else:
-                merged = self._evaluate_chunks(names, arrays, per_model, n)
+
+                def dispatch(start: int, stop: int, bucket: int) -> list[jax.Array]:
+                    chunk = [a[:, start:stop] if p else a[start:stop] for a, p in zip(arrays, per_model, strict=True)]
+                    return self._dispatch(names, chunk, per_model, bucket)
+
+                merged = buckets.gather_chunks(n, self._max_bucket, dispatch, axis=1)
         named = dict(zip((*names, "invalid"), merged, strict=False))
         if "invalid" in named and np.any(named["invalid"]):
             raise ValueError("the models cannot answer for some rows (run one model for the details)")
@@ -156,37 +160,11 @@ class ModelStack:
             raise ValueError(f"inputs disagree on the number of rows: {sorted(rows)}")
         return arrays, per_model
 
-    def _evaluate_chunks(
-        self, names: tuple[str, ...], arrays: list[np.ndarray], per_model: list[bool], n: int
-    ) -> list[np.ndarray]:
-        """A batch over the largest bucket, chunk by chunk into one copy of each output. The next chunk is
-        dispatched before the last one's outputs are copied out, so that copying overlaps computing; at
-        most two chunks' outputs are alive at once."""
-        merged: list[np.ndarray] = []
-        previous: tuple[int, int, list[jax.Array]] | None = None
-        for start, stop, bucket in buckets.chunks(n, self._max_bucket):
-            chunk = [a[:, start:stop] if p else a[start:stop] for a, p in zip(arrays, per_model, strict=True)]
-            running = self._dispatch(names, chunk, per_model, bucket)
-            if previous is None:
-                self._check_finite(arrays)
-                merged = [np.empty((o.shape[0], n, *o.shape[2:]), o.dtype) for o in running]
-            else:
-                buckets.copy_chunk(merged, *previous, axis=1)
-            previous = (start, stop, running)
-        assert previous is not None
-        buckets.copy_chunk(merged, *previous, axis=1)
-        return merged
-
-    def _check_finite(self, arrays: list[np.ndarray]) -> None:
-        t = self._template
-        if t._allow_nan is not None:
-            for a, spec in zip(arrays, self._graph.inputs, strict=True):
-                check_finite(a, spec.name, t._allow_nan)
-
     def _dispatch(
         self, names: tuple[str, ...], arrays: list[np.ndarray], per_model: list[bool], bucket: int
     ) -> list[jax.Array]:
-        """Start the program on one chunk (padded to ``bucket`` rows); its outputs are still computing."""
+        """Start the program on one chunk (padded to ``bucket`` rows) and check its inputs' values while it
+        runs (dispatch is asynchronous); its outputs are still computing."""
         padded = [_pad_rows(a, bucket, axis=1 if p else 0) for a, p in zip(arrays, per_model, strict=True)]
         key = (names, tuple(per_model), tuple((a.shape, a.dtype.str) for a in padded))
         compiled = self._compiled.get(key)
@@ -200,7 +178,12 @@ class ModelStack:
             with lowering_for(self._device.platform):
                 compiled = jax.jit(program).lower(self._params, tuple(padded)).compile()
             self._compiled[key] = compiled
-        return list(compiled(self._params, tuple(padded)))
+        running = list(compiled(self._params, tuple(padded)))
+        allow_nan = self._template._allow_nan
+        if allow_nan is not None:
+            for a, spec in zip(arrays, self._graph.inputs, strict=True):
+                check_finite(a, spec.name, allow_nan)
+        return running
 
     def _labels(self, index: np.ndarray) -> np.ndarray:
         classes = [r._classes for r in self.runtimes]

@@ -53,7 +53,7 @@ class MLEPredictor:
         if missing:
             raise ValueError(f"batch lacks the model's feature columns {missing}; it has {columns}")
         X = np.column_stack([np.asarray(batch[c]) for c in wanted])
-        named = dict(zip(self.runtime._run_outputs(), self.runtime.run([X]), strict=True))
+        named = self.runtime._run_named([X], self.outputs)
         out: dict[str, np.ndarray] = {c: np.asarray(batch[c]) for c in columns} if self.keep_columns else {}
         headers, values = output_columns(self.outputs, [named[name] for name in self.outputs])
         out.update(zip(headers, values, strict=True))

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 from mle_runtime.cache import hmac_key, verified_dir
+from mle_runtime.format import HEADER
+from mle_runtime.writer import write_atomic
 
 MIN_DATA_BYTES = 1 << 20
 # Times the file system stamps come from a coarse clock: a file changed again within the same tick
@@ -73,3 +75,13 @@ def remember(st: os.stat_result, header_crc: int, *, written_here: bool = False)
         Path(record).touch()
     except OSError:
         pass
+
+
+def write_remembered(path: str | os.PathLike[str], chunks: list[bytes | memoryview]) -> int:
+    """Write a serialized .mle file atomically and record it: its bytes were checksummed as they were
+    serialized, so loading it need not read them again. Returns its size."""
+    from mle_runtime.reader import Header  # (the reader imports this module)
+
+    size = write_atomic(path, chunks)
+    remember(os.stat(path), Header(*HEADER.unpack(chunks[0])).header_crc, written_here=True)
+    return size
