@@ -10,6 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from mle_runtime.format import ALIGNMENT
+from mle_runtime.reader import aligned_empty
+
 CPU_MAX_BUCKET = 8192
 GPU_MAX_BUCKET = 65536
 
@@ -45,13 +48,27 @@ def max_compiles(max_bucket: int) -> int:
     return max_bucket.bit_length()
 
 
+def padded_rows(a: np.ndarray, rows: int, axis: int = 0) -> np.ndarray:
+    """``a`` zero-padded to ``rows`` on ``axis``, C-contiguous at a 64-byte-aligned address. XLA on CPU
+    uses such an argument where it lies and copies any other, slowly: a 1,000 x 100 float32 input took
+    39 us to pass unaligned, 7 us aligned, 26 us copied here first (JAX 0.10, 2 cores)."""
+    if a.shape[axis] == rows and a.flags.c_contiguous and a.ctypes.data % ALIGNMENT == 0:
+        return a
+    out = aligned_empty((*a.shape[:axis], rows, *a.shape[axis + 1 :]), a.dtype)
+    lead = (slice(None),) * axis
+    out[(*lead, slice(0, a.shape[axis]))] = a
+    out[(*lead, slice(a.shape[axis], None))] = 0
+    return out
+
+
 def gather_chunks(
     n: int, max_bucket: int, dispatch: Callable[[int, int, int], Sequence[Any]], axis: int = 0
 ) -> list[np.ndarray]:
     """An ``n``-row batch over the largest bucket, chunk by chunk, into one array per output (rows on
     ``axis``). ``dispatch(start, stop, bucket)`` starts the program on rows start:stop padded to ``bucket``
-    and returns its outputs, still computing: the next chunk is dispatched before the previous one's
-    outputs are copied out, so that copying overlaps computing, and at most two chunks' outputs are alive."""
+    and returns its outputs, perhaps still computing: the next chunk is dispatched before the previous one's
+    outputs are copied out, so that copying overlaps computing where dispatch is asynchronous (a GPU), and
+    at most two chunks' outputs are alive."""
     merged: list[np.ndarray] = []
     previous: tuple[int, int, Sequence[Any]] | None = None
     for start, stop, bucket in chunks(n, max_bucket):

@@ -164,8 +164,8 @@ class ModelStack:
         self, names: tuple[str, ...], arrays: list[np.ndarray], per_model: list[bool], bucket: int
     ) -> list[jax.Array]:
         """Start the program on one chunk (padded to ``bucket`` rows) and check its inputs' values while it
-        runs (dispatch is asynchronous); its outputs are still computing."""
-        padded = [_pad_rows(a, bucket, axis=1 if p else 0) for a, p in zip(arrays, per_model, strict=True)]
+        runs (where dispatch is asynchronous); its outputs may still be computing."""
+        padded = [buckets.padded_rows(a, bucket, axis=1 if p else 0) for a, p in zip(arrays, per_model, strict=True)]
         key = (names, tuple(per_model), tuple((a.shape, a.dtype.str) for a in padded))
         compiled = self._compiled.get(key)
         if compiled is None:
@@ -195,14 +195,6 @@ class ModelStack:
                 return index.astype(shared.dtype)  # labels 0..k-1: the index is the label
             return shared[index]
         return np.stack([c[i] for c, i in zip(classes, index, strict=True)])  # type: ignore[index]
-
-
-def _pad_rows(a: np.ndarray, rows: int, axis: int) -> np.ndarray:
-    if a.shape[axis] == rows:
-        return a
-    widths = [(0, 0)] * a.ndim
-    widths[axis] = (0, rows - a.shape[axis])
-    return np.pad(a, widths)
 
 
 # -- merging graphs and parameters -----------------------------------------------------------------

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -62,6 +65,48 @@ def test_bucket_arithmetic() -> None:
         8192,
     ]
     assert list(buckets.chunks(8200, 8192)) == [(0, 8192, 8192), (8192, 8200, 8)]
+
+
+def test_padded_rows_are_zero_padded_aligned_and_copied_only_when_needed() -> None:
+    rng = np.random.default_rng(0)
+    unaligned = np.frombuffer(rng.normal(size=1001).astype(np.float32).tobytes(), np.float32)[1:].reshape(100, 10)
+    assert unaligned.ctypes.data % 64 != 0
+    for a, axis, rows in [(unaligned, 0, 128), (unaligned, 0, 100), (unaligned.reshape(4, 25, 10), 1, 32)]:
+        out = buckets.padded_rows(a, rows, axis)
+        assert out.ctypes.data % 64 == 0 and out.flags.c_contiguous and out.dtype == a.dtype
+        assert out.shape[axis] == rows and out.shape[:axis] == a.shape[:axis]
+        np.testing.assert_array_equal(np.take(out, range(a.shape[axis]), axis=axis), a)
+        assert not np.take(out, range(a.shape[axis], rows), axis=axis).any()
+    ready = buckets.padded_rows(unaligned, 128)
+    assert buckets.padded_rows(ready, 128) is ready  # aligned, contiguous and the right size: used as it is
+    assert buckets.padded_rows(ready[:, ::2], 128) is not ready
+
+
+def test_parameters_share_the_mapped_file_on_cpu(tmp_path: Path) -> None:
+    X, y = make_regression(300, 40, random_state=3)
+    mle.export_model(Ridge().fit(X, y), tmp_path / "r.mle")
+    runtime = mle.load_model(tmp_path / "r.mle", precision="float64")  # float64 weights used as stored
+    mapped = runtime._require().tensors
+    for name, array in runtime._params.items():
+        assert array.unsafe_buffer_pointer() == mapped[name].ctypes.data, name
+
+
+@pytest.mark.parametrize(
+    "setting, before, expected",
+    [
+        ({}, "", False),  # JAX's CPU backend not started, no choice made: inline dispatch
+        ({"JAX_CPU_ENABLE_ASYNC_DISPATCH": "1"}, "", True),  # the user's choice stands
+        ({}, "jax.devices(); ", True),  # a backend already running is left as it is
+    ],
+)
+def test_cpu_dispatch_is_inline_unless_the_user_chose(setting: dict[str, str], before: str, expected: bool) -> None:
+    code = (
+        f"import jax; {before}import mle_runtime as mle; mle.load_model; "
+        "print(jax.config.values['jax_cpu_enable_async_dispatch'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "JAX_CPU_ENABLE_ASYNC_DISPATCH"} | setting
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(expected)
 
 
 def test_network_chunks_keep_the_largest_activation_in_the_budget() -> None:
