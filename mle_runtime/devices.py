@@ -2,33 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from mle_runtime.errors import DeviceError
-
-ASYNC_DISPATCH_VARIABLE = "JAX_CPU_ENABLE_ASYNC_DISPATCH"
-
-
-def prefer_synchronous_cpu_dispatch() -> bool:
-    """Have JAX run CPU computations inline rather than on a dispatch thread, when JAX's CPU backend has
-    not started yet and the user has not chosen (``JAX_CPU_ENABLE_ASYNC_DISPATCH`` unset). Inference calls
-    wait for their answers anyway, and the hand-off to and from the dispatch thread cost ~50 us a call on
-    two cores (a 1,000-row, 10-class logistic regression: 250-270 -> 200-220 us; one row through an MLP:
-    110-155 -> 70-80 us; JAX 0.10). Returns whether it did."""
-    import jax
-
-    if ASYNC_DISPATCH_VARIABLE in os.environ:
-        return False
-    try:
-        from jax._src import xla_bridge
-
-        if xla_bridge.backends_are_initialized():
-            return False
-        jax.config.update("jax_cpu_enable_async_dispatch", False)
-    except (ImportError, AttributeError):  # a JAX without the option or the check: leave it as it is
-        return False
-    return True
 
 
 def _available() -> list[str]:

@@ -24,7 +24,7 @@ from mle_runtime.cache import (
     deserialize_compiled,
     serialize_compiled,
 )
-from mle_runtime.devices import prefer_synchronous_cpu_dispatch, resolve_device, resolve_devices
+from mle_runtime.devices import resolve_device, resolve_devices
 from mle_runtime.errors import FormatError, InputError
 from mle_runtime.graph import Graph, structure_hash
 from mle_runtime.inputs import as_input_list, check_finite, coerce_input
@@ -33,8 +33,6 @@ from mle_runtime.metadata import decode_classes, decode_output_classes, decode_s
 from mle_runtime.ops import lowering_for
 from mle_runtime.reader import MleFile, read_mle
 from mle_runtime.writer import canonical_json
-
-prefer_synchronous_cpu_dispatch()
 
 PRECISIONS: dict[str, np.dtype[Any]] = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -89,24 +86,6 @@ def test_parameters_share_the_mapped_file_on_cpu(tmp_path: Path) -> None:
     mapped = runtime._require().tensors
     for name, array in runtime._params.items():
         assert array.unsafe_buffer_pointer() == mapped[name].ctypes.data, name
-
-
-@pytest.mark.parametrize(
-    "setting, before, expected",
-    [
-        ({}, "", False),  # JAX's CPU backend not started, no choice made: inline dispatch
-        ({"JAX_CPU_ENABLE_ASYNC_DISPATCH": "1"}, "", True),  # the user's choice stands
-        ({}, "jax.devices(); ", True),  # a backend already running is left as it is
-    ],
-)
-def test_cpu_dispatch_is_inline_unless_the_user_chose(setting: dict[str, str], before: str, expected: bool) -> None:
-    code = (
-        f"import jax; {before}import mle_runtime as mle; mle.load_model; "
-        "print(jax.config.values['jax_cpu_enable_async_dispatch'])"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "JAX_CPU_ENABLE_ASYNC_DISPATCH"} | setting
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == str(expected)
 
 
 def test_network_chunks_keep_the_largest_activation_in_the_budget() -> None:
