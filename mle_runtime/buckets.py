@@ -69,7 +69,11 @@ def gather_chunks(
     ``axis``). ``dispatch(start, stop, bucket)`` starts the program on rows start:stop padded to ``bucket``
     and returns its outputs, perhaps still computing: the next chunk is dispatched before the previous one's
     outputs are copied out, so that copying overlaps computing where dispatch is asynchronous (a GPU), and
-    at most two chunks' outputs are alive."""
+    at most two chunks' outputs are alive. A batch within one bucket returns views of its outputs, uncopied."""
+    lead = (slice(None),) * axis
+    if n <= max_bucket:
+        running = dispatch(0, n, bucket_for(max(n, 1), max_bucket))
+        return [np.asarray(o)[(*lead, slice(0, n))] for o in running]
     merged: list[np.ndarray] = []
     previous: tuple[int, int, Sequence[Any]] | None = None
     for start, stop, bucket in chunks(n, max_bucket):

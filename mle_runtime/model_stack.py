@@ -107,17 +107,13 @@ class ModelStack:
     def _evaluate(self, inputs: Any, names: tuple[str, ...]) -> list[np.ndarray]:
         arrays, per_model = self._prepare(inputs)
         n = arrays[0].shape[1 if per_model[0] else 0]
+
+        def dispatch(start: int, stop: int, bucket: int) -> list[jax.Array]:
+            chunk = [a[:, start:stop] if p else a[start:stop] for a, p in zip(arrays, per_model, strict=True)]
+            return self._dispatch(names, chunk, per_model, bucket)
+
         with self._template._scope():
-            if n <= self._max_bucket:
-                running = self._dispatch(names, arrays, per_model, buckets.bucket_for(max(n, 1), self._max_bucket))
-                merged = [np.asarray(o)[:, :n] for o in running]
-            else:
-
-                def dispatch(start: int, stop: int, bucket: int) -> list[jax.Array]:
-                    chunk = [a[:, start:stop] if p else a[start:stop] for a, p in zip(arrays, per_model, strict=True)]
-                    return self._dispatch(names, chunk, per_model, bucket)
-
-                merged = buckets.gather_chunks(n, self._max_bucket, dispatch, axis=1)
+            merged = buckets.gather_chunks(n, self._max_bucket, dispatch, axis=1)
         named = dict(zip((*names, "invalid"), merged, strict=False))
         if "invalid" in named and np.any(named["invalid"]):
             raise ValueError("the models cannot answer for some rows (run one model for the details)")

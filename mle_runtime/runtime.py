@@ -144,7 +144,7 @@ class MLERuntime:
         host, parameters_how = cast_cache.parameters(mf, names, dtype, round_down_tensors(graph), folders)
         mesh = jax.sharding.Mesh(np.array(spread), ("batch",)) if len(spread) > 1 else None
         if mesh is None:
-            placement: Any = jax.sharding.SingleDeviceSharding(jax_device)
+            placement: jax.sharding.Sharding = jax.sharding.SingleDeviceSharding(jax_device)
         else:  # replicated on every device of a data-parallel mesh
             placement = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
         with precision_scope(precision):
@@ -293,16 +293,13 @@ class MLERuntime:
         n = len(arrays[0])
         outputs = self._graph.outputs
         keep = [i for i, name in enumerate(outputs) if name in wanted or name == "invalid"]
+
+        def dispatch(start: int, stop: int, bucket: int) -> list[Any]:
+            outs = self._dispatch([a[start:stop] for a in arrays], self._bucket(bucket))
+            return [outs[i] for i in keep]
+
         with self._scope():
-            if n <= self._max_bucket:  # the common case, kept short: per-call overhead shows at small batches
-                merged = self._run_chunk(arrays, n, self._bucket(n), keep)
-            else:
-
-                def dispatch(start: int, stop: int, bucket: int) -> list[Any]:
-                    outs = self._dispatch([a[start:stop] for a in arrays], self._bucket(bucket))
-                    return [outs[i] for i in keep]
-
-                merged = buckets.gather_chunks(n, self._max_bucket, dispatch)
+            merged = buckets.gather_chunks(n, self._max_bucket, dispatch)
         named = dict(zip([outputs[i] for i in keep], merged, strict=True))
         if "invalid" in named and np.any(named["invalid"]):
             rows = np.flatnonzero(named["invalid"])
@@ -321,10 +318,6 @@ class MLERuntime:
         for k, classes in enumerate(self._output_classes):
             labels[:, k] = _lookup(classes, index[:, k], f"output_classes[{k}]")
         return labels
-
-    def _run_chunk(self, arrays: list[np.ndarray], n: int, bucket: int, keep: list[int]) -> list[np.ndarray]:
-        outs = self._dispatch(arrays, bucket)
-        return [np.asarray(outs[i])[:n] for i in keep]
 
     def _dispatch(self, arrays: list[np.ndarray], bucket: int) -> list[Any]:
         """Start the executable on one chunk padded to ``bucket`` rows; returns its outputs, which may still
