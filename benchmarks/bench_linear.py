@@ -155,14 +155,17 @@ def bench_model(name: str, model: Any, X: np.ndarray, folder: Path, quick: bool)
         "export_ms": export["export_time_ms"],
     }
 
-    mle.load_model(mle_path)
-    r["load_ms"] = per_call(lambda: mle.load_model(mle_path)) * 1e3
-    # cache=False casts float64 weights to float32 on every load instead of mapping the kept copy.
-    r["load_uncached_ms"] = per_call(lambda: mle.load_model(mle_path, cache=False)) * 1e3
-    r["load_always_ms"] = per_call(lambda: mle.load_model(mle_path, verify_checksums="always")) * 1e3
-    # float64 precision keeps scikit-learn's float64 weights as they are: zero-copy from the mmap.
-    r["load_float64_ms"] = per_call(lambda: mle.load_model(mle_path, precision="float64")) * 1e3
-    r["joblib_load_ms"] = per_call(lambda: joblib.load(joblib_path)) * 1e3
+    loads = {
+        "load": lambda: mle.load_model(mle_path),
+        # cache=False casts float64 weights to float32 on every load instead of mapping the kept copy.
+        "load_uncached": lambda: mle.load_model(mle_path, cache=False),
+        "load_always": lambda: mle.load_model(mle_path, verify_checksums="always"),
+        # float64 precision keeps scikit-learn's float64 weights as they are: zero-copy from the mmap.
+        "load_float64": lambda: mle.load_model(mle_path, precision="float64"),
+        "joblib_load": lambda: joblib.load(joblib_path),
+    }
+    for who, seconds in side_by_side(loads, 0.5, 5, pause=0.05).items():
+        r[f"{who}_ms"] = seconds * 1e3
 
     env = dict(os.environ)
     predict = sklearn_fn(model).__name__
@@ -189,11 +192,10 @@ def bench_model(name: str, model: Any, X: np.ndarray, folder: Path, quick: bool)
     for n in ROWS:
         data = np.resize(X, (n, X.shape[1]))
         data32 = data.astype(np.float32)
-        budget = 0.3 if quick else 1.0
-        r[f"mle_rows_s_{n}"] = n / per_call(lambda d=data32: runtime.run([d]), budget)
-        r[f"sklearn_rows_s_{n}"] = n / per_call(lambda d=data: reference(d), budget)
+        calls = {"mle": lambda d=data32: runtime.run([d]), "sklearn": lambda d=data: reference(d)}
         if session is not None:
-            r[f"onnx_rows_s_{n}"] = n / per_call(lambda d=data32: session(d), budget)
+            calls["onnx"] = lambda d=data32: session(d)
+        record_rows_per_second(r, n, calls, 0.3 if quick else 1.0, 5)
     return r
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import joblib
 import numpy as np
-from bench_linear import per_call
+from bench_linear import per_call, record_rows_per_second
 from sklearn import datasets, ensemble
 
 import mle_runtime as mle
@@ -182,14 +182,12 @@ def bench(name: str, model: Any, framework: str, X: np.ndarray, folder: Path, qu
         d32 = data.astype(np.float32)
         budget = 0.5 if quick else 2.0
         repeat = 3 if n == ROWS[-1] else 5
-        # a pause before each measurement: OpenMP threads of the previous library spin for a while
-        time.sleep(0.3)
-        r[f"mle_rows_s_{n}"] = n / per_call(lambda d=d32: runtime.run([d]), budget, repeat)
-        time.sleep(0.3)
-        r[f"native_rows_s_{n}"] = n / per_call(lambda d=data: model.predict_proba(d), budget, repeat)
+        calls = {"mle": lambda d=d32: runtime.run([d]), "native": lambda d=data: model.predict_proba(d)}
         if session is not None:
-            time.sleep(0.3)
-            r[f"onnx_rows_s_{n}"] = n / per_call(lambda d=d32: session(d), budget, repeat)
+            calls["onnx"] = lambda d=d32: session(d)
+        # in turns: this machine's speed changes by up to 2x for seconds at a time (measured: the same
+        # call 13.5 or 26.5 ms, both cores busy either way), which must fall on every contender alike
+        record_rows_per_second(r, n, calls, budget, repeat)
         if hummingbird is not None:
             time.sleep(0.3)
             if n == ROWS[-1]:  # one timed call: Hummingbird needs minutes for a 500-tree forest here

@@ -7,7 +7,7 @@ import contextlib
 import functools
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,26 +33,14 @@ from mle_runtime.metadata import decode_classes, decode_output_classes, decode_s
 from mle_runtime.ops import lowering_for
 from mle_runtime.reader import MleFile, read_mle
 from mle_runtime.writer import canonical_json
+from mle_runtime.x64 import x64
 
 PRECISIONS: dict[str, np.dtype[Any]] = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 
 
 def precision_scope(precision: str) -> contextlib.AbstractContextManager[None]:
     """float64 needs JAX's x64 mode; it is switched on only around this runtime's own JAX calls."""
-    return _x64() if precision == "float64" else contextlib.nullcontext()
-
-
-@contextlib.contextmanager
-def _x64() -> Iterator[None]:
-    scope: Any = getattr(jax, "enable_x64", None)
-    if scope is None:  # older jax has only the experimental context manager
-        from jax.experimental import enable_x64 as legacy  # type: ignore[attr-defined]
-
-        context = legacy()
-    else:
-        context = scope(True)
-    with context:
-        yield
+    return x64() if precision == "float64" else contextlib.nullcontext()
 
 
 def place(host: np.ndarray, sharding: jax.sharding.Sharding) -> jax.Array:

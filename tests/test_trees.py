@@ -231,6 +231,27 @@ def test_leaves_match_at_every_threshold(case_id: str, precision: str, tmp_path_
     )
 
 
+@pytest.mark.parametrize("paired", [True, False])
+@pytest.mark.parametrize("case_id", ["xgb-deep", "xgb-categorical", "lgb-zero-missing", "lgb-categorical"])
+def test_paired_and_separate_node_reads_reach_the_framework_leaves(
+    case_id: str, paired: bool, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A node's word and float32 threshold read as one 64-bit record, or as two arrays: the same leaves
+    as the framework's, on inputs at every threshold, NaN and infinities included."""
+    from mle_runtime.ops import trees as tree_ops
+
+    monkeypatch.setattr(tree_ops, "PAIR_MIN_STEPS_PER_NODE", 0 if paired else 1 << 62)
+    reads = []
+    unpaired = tree_ops._unpaired
+    monkeypatch.setattr(tree_ops, "_unpaired", lambda *a: reads.append(1) or unpaired(*a))
+    model, data = fitted(case_id)
+    path = exported(case_id, tmp_path_factory.getbasetemp())
+    X = edge_inputs(path, data["X_test"], 300, seed=4, float32=True, inf=not case_id.startswith("xgb"))
+    ours = our_leaves(path, X, "float32")
+    assert bool(reads) == paired
+    np.testing.assert_array_equal(ours, _framework_leaves(case_id, model, X, path), err_msg=f"{case_id} {paired}")
+
+
 @pytest.mark.parametrize("precision", ["float32", "float64"])
 @pytest.mark.parametrize(
     "make",
@@ -371,13 +392,17 @@ def test_cli_exports_the_frameworks_own_files(tmp_path: Path) -> None:
     assert out.returncode == 1 and "not a readable xgboost model" in out.stderr and "Traceback" not in out.stderr
 
 
-@pytest.mark.parametrize("after", [1, 4, 16])
-def test_compaction_paths_agree_with_sklearn(after: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Compacting the open (tree, row) pairs (when they fit a quarter) and walking them all (when they
-    don't: at level 1 nearly all are open) give scikit-learn's answers."""
+@pytest.mark.parametrize("after, levels_left", [(1, 0), (4, 0), (16, 0), (4, 99)])
+def test_compaction_paths_agree_with_sklearn(
+    after: int, levels_left: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Compacting the open (tree, row) pairs (when they fit a quarter), walking them all (when they
+    don't: at level 1 nearly all are open) and not compacting (too few levels left) give scikit-learn's
+    answers."""
     from mle_runtime.ops import trees as tree_ops
 
     monkeypatch.setattr(tree_ops, "COMPACT_AFTER", after)
+    monkeypatch.setattr(tree_ops, "COMPACT_MIN_LEVELS_LEFT", levels_left)
     monkeypatch.setattr(tree_ops, "COMPACT_MIN_PAIRS", 16)
     X, y = datasets.make_classification(1200, 8, n_informative=6, random_state=5)
     model = ensemble.RandomForestClassifier(12, random_state=0).fit(X[:800], y[:800])
