@@ -105,7 +105,7 @@ def tree_ensemble(
     _check_layout(x, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, depth, feature_bits, n_outputs, layout)
     x, thresholds = _comparable(x, thresholds, compare_float32)
     spec = WalkSpec(depth, feature_bits, lightgbm_missing, layout == "perfect")
-    table = _node_table(nodes, thresholds, tree_nodes.shape[0], _chunk_rows(x.shape[0]), depth)
+    table = _node_table(nodes, thresholds, tree_nodes.shape[0], x.shape[0], depth)
 
     def walk(rows: jax.Array) -> jax.Array:
         leaf = _leaves(rows, table, tree_nodes, cat_bits, cat_limits, spec)
@@ -132,7 +132,7 @@ def tree_leaf_indices(
         attrs["depth"], attrs["feature_bits"], attrs.get("lightgbm_missing", False), attrs.get("layout") == "perfect"
     )
     cat_bits, cat_limits = (*categorical, None, None)[:2]
-    table = _node_table(nodes, thresholds, tree_nodes.shape[0], _chunk_rows(x.shape[0]), spec.depth)
+    table = _node_table(nodes, thresholds, tree_nodes.shape[0], x.shape[0], spec.depth)
     return _in_chunks(x, lambda rows: _leaves(rows, table, tree_nodes, cat_bits, cat_limits, spec).T)
 
 
@@ -217,13 +217,13 @@ class NodeTable(NamedTuple):
     records: jax.Array | None  # one packed word and its float32 threshold a uint64, when worth building
 
 
-def _node_table(nodes: jax.Array, thresholds: jax.Array, trees: int, chunk_rows: int, depth: int) -> NodeTable:
-    """The walk's node arrays; the paired records are built (once a call, outside the row chunks) when a
-    chunk's walk takes at least PAIR_MIN_STEPS_PER_NODE steps per node."""
+def _node_table(nodes: jax.Array, thresholds: jax.Array, trees: int, rows: int, depth: int) -> NodeTable:
+    """The walk's node arrays for a batch of ``rows``; the paired records are built (once a call, outside
+    the row chunks) when a chunk's walk takes at least PAIR_MIN_STEPS_PER_NODE steps per node."""
     if (
         nodes.ndim != 1
         or thresholds.dtype != jnp.float32
-        or trees * chunk_rows * depth < PAIR_MIN_STEPS_PER_NODE * nodes.shape[0]
+        or trees * _chunk_rows(rows) * depth < PAIR_MIN_STEPS_PER_NODE * nodes.shape[0]
     ):
         return NodeTable(nodes, thresholds, None)
     with x64():
@@ -254,16 +254,14 @@ def _leaves(
         columns = jnp.where(jnp.abs(columns) <= LIGHTGBM_ZERO, 0.0, columns)
     row_index = jnp.arange(x.shape[0], dtype=jnp.int32)[None, :]
 
-    def word_and_child(g: jax.Array) -> tuple[jax.Array, jax.Array]:
-        if packed:
-            word = nodes[g]
-            return word, word >> child_shift
-        return nodes[g, 0], nodes[g, 1]
+    def word_of(g: jax.Array) -> jax.Array:
+        return nodes[g] if packed else nodes[g, 0]
+
+    def child_of(word: jax.Array, g: jax.Array) -> jax.Array:
+        return word >> child_shift if packed else nodes[g, 1]
 
     def word_and_threshold(g: jax.Array) -> tuple[jax.Array, jax.Array]:
-        if records is not None:
-            return _unpaired(records, g)
-        return word_and_child(g)[0], thresholds[g]
+        return _unpaired(records, g) if records is not None else (word_of(g), thresholds[g])
 
     def goes_left(word: jax.Array, threshold: jax.Array, rows: jax.Array) -> jax.Array:
         value = columns[word & feature_mask, rows]
@@ -295,7 +293,7 @@ def _leaves(
     def step(node: jax.Array, base: jax.Array, rows: jax.Array) -> jax.Array:
         g = node + base
         word, threshold = word_and_threshold(g)
-        moved = (word >> child_shift if packed else nodes[g, 1]) + jnp.where(goes_left(word, threshold, rows), 0, 1)
+        moved = child_of(word, g) + jnp.where(goes_left(word, threshold, rows), 0, 1)
         return jnp.where(((word >> feature_bits) & LEAF) != 0, node, moved)
 
     def walk(node: jax.Array, base: jax.Array, rows: jax.Array, steps: int) -> jax.Array:
@@ -306,7 +304,7 @@ def _leaves(
         quarter the size first when they fit."""
         if node.shape[0] < 4 * COMPACT_MIN_PAIRS:
             return walk(node, base, rows, steps)
-        open_pairs = (word_and_child(node + base)[0] >> feature_bits) & LEAF == 0
+        open_pairs = (word_of(node + base) >> feature_bits) & LEAF == 0
         capacity = node.shape[0] // 4
 
         def compacted(node: jax.Array) -> jax.Array:
@@ -326,7 +324,8 @@ def _leaves(
         flat_base = jnp.broadcast_to(base, trees_rows).reshape(-1)
         flat_rows = jnp.broadcast_to(row_index, trees_rows).reshape(-1)
         node = finish(node.reshape(-1), flat_base, flat_rows, depth - first).reshape(trees_rows)
-    return word_and_child(node + base)[1]
+    g = node + base
+    return child_of(word_of(g), g)
 
 
 def _unpaired(records: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
