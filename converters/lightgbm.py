@@ -5,16 +5,21 @@ LightGBM compares doubles, ``x <= threshold``, after its missing-value rules: wi
 takes the default direction; with Zero, NaN reads as 0 and any |x| <= 1e-35 takes it; with None, NaN
 reads as 0. A categorical split sends the listed categories left, everything else (negatives, unseen
 categories, NaN whatever the missing type) right.
+
+A model trained on a DataFrame's categorical columns keeps their categories (``pandas_categorical``);
+those columns then take the category values, as a DataFrame gives them, and the runtime turns them into
+LightGBM's codes: a value that is none of the categories becomes NaN, as LightGBM's pandas step makes it.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 
 from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, booster_metadata, model_ir
-from mle_runtime.converters.trees import Tree, tree_ensemble
+from mle_runtime.converters.trees import Tree, categories_as_codes, tree_ensemble
 from mle_runtime.errors import UnsupportedModelError
 
 _IDENTITY = {"regression", "regression_l1", "huber", "fair", "quantile", "mape", "lambdarank", "rank_xendcg"}
@@ -102,6 +107,31 @@ def trees_of(model: Any, num_iteration: int | None = None) -> tuple[list[Tree], 
     return [_tree(t["tree_structure"]) for t in dump["tree_info"]], dump
 
 
+def _pandas_categories(model: Any, dump: dict[str, Any]) -> dict[int, list[Any]]:
+    """Column -> the categories LightGBM kept for a DataFrame's categorical column, in code order. LightGBM
+    pairs them with the DataFrame's categorical columns in order; the model records which columns it
+    splits as categories, and under ``categorical_feature="auto"`` those are the same columns."""
+    kept = dump.get("pandas_categorical") or []
+    if not kept:
+        return {}
+    booster, _ = _booster(model)
+    found = re.search(r"^\[categorical_feature: ([0-9,]*)\]$", booster.model_to_string(), re.MULTILINE)
+    columns = [int(c) for c in found.group(1).split(",") if c] if found else []
+    names, infos = dump.get("feature_names") or [], dump.get("feature_infos") or {}
+
+    def codes_fit(column: int, categories: list[Any]) -> bool:  # the codes the column was seen with
+        info = infos.get(names[column], {}) if column < len(names) else {"values": [len(categories)]}
+        return max(info.get("values") or [], default=-1) < len(categories)
+
+    if len(columns) != len(kept) or not all(map(codes_fit, columns, kept)):
+        raise UnsupportedModelError(
+            f"LightGBM model trained on a DataFrame with {len(kept)} categorical columns, split as categories on "
+            f"columns {columns}: which column holds which categories cannot be read from the model (an ordered "
+            "categorical, or a categorical_feature list that is not the DataFrame's categorical columns)"
+        )
+    return dict(zip(columns, kept, strict=True))
+
+
 def convert(model: Any, input_shape: tuple[int, ...] | None = None, num_iteration: int | None = None) -> ModelIR:
     import lightgbm
 
@@ -110,15 +140,15 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None, num_iteratio
     n_features = int(dump["max_feature_idx"]) + 1
     if input_shape is not None and tuple(input_shape)[-1] != n_features:
         raise ValueError(f"input_shape {tuple(input_shape)} disagrees with the model's {n_features} features")
-    if dump.get("pandas_categorical"):
-        raise UnsupportedModelError("LightGBM models trained on pandas categorical columns are not supported yet")
     per_iteration = int(dump["num_tree_per_iteration"])
     objective, *params = str(dump["objective"]).split()
     options = dict(p.split(":", 1) for p in params if ":" in p)
 
     b = GraphBuilder()
     x = b.input("X", (None, n_features))
-    raw = tree_ensemble(b, x, trees, n_features, per_iteration, compare_float32=False)
+    categories = _pandas_categories(model, dump)
+    codes = categories_as_codes(b, x, categories, "LightGBM") if categories else x
+    raw = tree_ensemble(b, codes, trees, n_features, per_iteration, compare_float32=False)
     if dump.get("average_output"):  # random-forest mode averages the iterations
         raw = b.op("Div", raw, b.const("n_iterations", np.array(len(trees) // per_iteration, dtype=np.float64)))
     converted = _head(b, raw, objective, options, wrapper, per_iteration)

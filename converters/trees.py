@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from mle_runtime.converters._builder import GraphBuilder
+from mle_runtime.errors import UnsupportedModelError
 from mle_runtime.lowering import flush_safe_thresholds, to_float32_down
 from mle_runtime.ops.trees import (
     CATEGORICAL,
@@ -238,3 +239,38 @@ def tree_ensemble(
     if perfect:
         attrs["layout"] = "perfect"
     return b.op("TreeEnsemble", *inputs, **attrs)
+
+
+def categories_as_codes(b: GraphBuilder, x: str, categories: dict[int, list[Any]], owner: str) -> str:
+    """``x`` with each column of ``categories`` (column -> the framework's categories, in the order whose
+    positions are their codes) holding the code of its value instead, NaN for a missing value or one that
+    is no category: what XGBoost, LightGBM and HistGradientBoosting do with a DataFrame's categorical
+    columns. String categories reach the graph as codes of the runtime's vocabulary step (sorted, so
+    that the sorted categories' codes stay sorted for the search), numeric ones as they are."""
+    tables = []
+    for column, values in sorted(categories.items()):
+        strings = all(isinstance(v, str) for v in values)
+        if not strings and np.asarray(values).dtype.kind not in "biuf":
+            raise UnsupportedModelError(
+                f"{owner}: column {column} has categories {values[:5]}...; strings or numbers are supported"
+            )
+        order = sorted(range(len(values)), key=values.__getitem__)
+        known = [values[i] for i in order]
+        if not known:  # no categories: every value is unknown
+            tables += [b.const("categories", np.array([np.nan])), b.const("category_codes", np.zeros(1))]
+            continue
+        if strings:
+            tables.append(b.string_codes("categories", x, column, known, owner))
+        else:
+            tables.append(b.const("categories", np.asarray(known, dtype=np.float64)))
+        tables.append(b.const("category_codes", np.asarray(order, dtype=np.float64)))
+    return b.op("CategoryCodes", x, *tables, columns=sorted(categories), recoded=True)
+
+
+def unknown_categories(b: GraphBuilder, x: str, coded: str, columns: list[int]) -> str:
+    """(rows,) non-zero where one of ``columns`` of ``x`` holds a value (not a missing one) that
+    ``categories_as_codes`` found among no categories: ``coded`` has NaN there."""
+    index = b.const("categorical_columns", np.asarray(columns, dtype=np.int64))
+    code_missing = b.op("IsMissing", b.op("TakeColumns", coded, index), missing="nan")
+    value_missing = b.op("IsMissing", b.op("TakeColumns", x, index), missing="nan")
+    return b.op("Gemm", b.op("Sub", code_missing, value_missing), b.const("ones", np.ones(len(columns))))

@@ -4,10 +4,17 @@ the booster's own JSON model.
 XGBoost compares float32 inputs as ``x < split``; that is ``x <= the float32 just below split``. Leaf
 values, the DART tree weights and the base margin are float32 as XGBoost keeps them. A categorical
 split sends the categories in its set right and the others left.
+
+A model trained on a DataFrame's categorical columns (``enable_categorical``) keeps their categories
+(XGBoost 3.1+); such a column then takes the category values, strings or numbers, as a DataFrame gives
+them, and the runtime turns them into XGBoost's codes. A value that is none of the categories is refused,
+as XGBoost refuses it ("Found a category not in the training set"; 3.2.0 still maps some of them to a
+neighbouring category, dmlc/xgboost#12189).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from typing import Any
@@ -15,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, booster_metadata, model_ir
-from mle_runtime.converters.trees import Tree, tree_ensemble
+from mle_runtime.converters.trees import Tree, categories_as_codes, tree_ensemble, unknown_categories
 from mle_runtime.errors import UnsupportedModelError
 
 # Objective -> (link applied to the margin, how base_score becomes a margin).
@@ -73,6 +80,29 @@ def _tree(t: dict[str, Any], weight: float | None) -> Tree:
         value=leaf.astype(np.float64)[:, None],
         categories=categories,
     )
+
+
+def _categories(body: dict[str, Any]) -> dict[int, list[Any]]:
+    """Feature -> the categories XGBoost kept for it, in the order of their codes (none before 3.1)."""
+    out: dict[int, list[Any]] = {}
+    for feature, encoding in enumerate(body.get("cats", {}).get("enc", [])):
+        values = encoding.get("values") or []
+        if not values:
+            continue
+        if "offsets" not in encoding:  # numeric categories
+            out[feature] = list(values)
+            continue
+        data, offsets = bytes(v & 0xFF for v in values), encoding["offsets"]  # UTF-8 bytes (as int8)
+        try:
+            if offsets[-1] != len(data):
+                raise ValueError(f"offsets end at {offsets[-1]}, the bytes at {len(data)}")
+            out[feature] = [data[a:b].decode("utf-8") for a, b in itertools.pairwise(offsets)]
+        except (ValueError, IndexError) as e:
+            raise UnsupportedModelError(
+                f"XGBoost kept the categories of feature {feature} damaged ({e}): XGBoost 3.2 stores only part "
+                "of a non-ASCII category name. Train on ASCII category names, or on integer codes"
+            ) from None
+    return out
 
 
 def _booster(model: Any) -> tuple[Any, Any]:
@@ -151,9 +181,14 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None, iteration_ra
             margin0 = base
     b = GraphBuilder()
     x = b.input("X", (None, n_features))
-    total = tree_ensemble(b, x, trees, n_features, n_classes, compare_float32=True, value_dtype=np.float32)
+    categories = _categories(body)
+    codes = categories_as_codes(b, x, categories, "XGBoost") if categories else x
+    total = tree_ensemble(b, codes, trees, n_features, n_classes, compare_float32=True, value_dtype=np.float32)
     margin = b.op("Add", total, b.const("base_margin", np.asarray(margin0, dtype=np.float32)))
     converted = _head(b, margin, link, wrapper, n_classes, objective)
+    if categories:
+        converted.outputs["invalid"] = unknown_categories(b, x, codes, sorted(categories))
+        converted.invalid_message = "a value that is none of the categories XGBoost kept from training"
     names = getattr(wrapper, "feature_names_in_", None)
     if names is None:
         names = learner.get("feature_names")

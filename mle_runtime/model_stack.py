@@ -51,6 +51,7 @@ class ModelStack:
             for what in ("precision", "device"):
                 if getattr(r, what) != getattr(first, what):
                     raise ValueError(f"model {i} has {what} {getattr(r, what)!r}, model 0 {getattr(first, what)!r}")
+            _check_same_columns(first, r, i)
         graph_json, self._params = _merge([r._file.graph for r in self.runtimes], [r._params for r in self.runtimes])  # type: ignore[union-attr]
         self._graph = Graph.from_json(graph_json, set(self._params))
         self._functions: dict[tuple[str, ...], Any] = {}
@@ -191,6 +192,26 @@ class ModelStack:
                 return index.astype(shared.dtype)  # labels 0..k-1: the index is the label
             return shared[index]
         return np.stack([c[i] for c, i in zip(classes, index, strict=True)])  # type: ignore[index]
+
+
+def _check_same_columns(first: MLERuntime, other: MLERuntime, i: int) -> None:
+    """The stack codes its input once, as model 0 does: every model must read the columns alike (the same
+    vocabulary for each string column, or a string would reach a model as another one's code; the same
+    columns left unread, or one would reach a model that reads it as 0)."""
+    for key in ("string_columns", "unused_columns"):
+        mine, theirs = first._require().metadata.get(key), other._require().metadata.get(key)
+        if mine == theirs:
+            continue
+        detail = f"{theirs!r:.80} vs {mine!r:.80}"
+        if key == "string_columns":
+            mine, theirs = mine or {}, theirs or {}
+            column = next(c for c in sorted(set(mine) | set(theirs)) if mine.get(c) != theirs.get(c))
+            only = sorted(set(mine.get(column, [])) ^ set(theirs.get(column, [])))
+            detail = f"column {column}: categories {only[:5]} are in one vocabulary only"
+        raise ValueError(
+            f"model {i} cannot stack with model 0: their {key.replace('_', ' ')} differ ({detail}); stacked models "
+            "must read their input columns alike (string columns: trained on the same categories)"
+        )
 
 
 # -- merging graphs and parameters -----------------------------------------------------------------

@@ -9,8 +9,9 @@ binary search a column finds those (about 40 ms per million values here), and on
 with the float64 thresholds; one that crossed is replaced by the float32 next to t32 on x's side, so the
 trees take every branch the float64 comparison takes. Only two thresholds that round down to the same
 float32 could leave an x no float32 value represents; those are left as they are. Trees that compare in
-float32 (scikit-learn's other trees, XGBoost) need none of this, and a tree reading a computed tensor (a
-scaler's output) rather than a model input is not covered.
+float32 (scikit-learn's other trees, XGBoost) need none of this. Trees that read a model input through
+``CategoryCodes`` (categorical columns turned into codes) are covered on its other columns, which it
+passes through; a tree reading any other computed tensor (a scaler's output) is not.
 """
 
 from __future__ import annotations
@@ -65,16 +66,26 @@ class SplitNarrowing:
 def plan(graph: Graph, tensors: dict[str, np.ndarray]) -> dict[int, SplitNarrowing]:
     """Model input position -> the narrowing its float64-splitting trees need (empty: none)."""
     positions = {vi.name: i for i, vi in enumerate(graph.inputs)}
+    # a CategoryCodes output is its input, less the columns it codes
+    coded = {
+        n.outputs[0]: (n.inputs[0], set(n.attrs.get("columns", ())))
+        for n in graph.nodes
+        if n.op == "CategoryCodes" and n.inputs[0] in positions
+    }
     found: dict[int, dict[int, list[np.ndarray]]] = {}
     for node in graph.nodes:
-        if node.op != "TreeEnsemble" or node.attrs.get("compare_float32") or node.inputs[0] not in positions:
+        if node.op != "TreeEnsemble" or node.attrs.get("compare_float32"):
+            continue
+        source, skipped = coded.get(node.inputs[0], (node.inputs[0], set()))
+        if source not in positions:
             continue
         nodes, thresholds = tensors.get(node.inputs[1]), tensors.get(node.inputs[2])
         if nodes is None or thresholds is None or thresholds.dtype != np.float64:
             continue
-        per_feature = found.setdefault(positions[node.inputs[0]], {})
+        per_feature = found.setdefault(positions[source], {})
         for feature, values in _split_thresholds(nodes, thresholds, int(node.attrs["feature_bits"])).items():
-            per_feature.setdefault(feature, []).append(values)
+            if feature not in skipped:
+                per_feature.setdefault(feature, []).append(values)
     return {
         position: SplitNarrowing({f: np.unique(np.concatenate(v)) for f, v in features.items()})
         for position, features in found.items()

@@ -157,10 +157,14 @@ OPS: dict[str, Record] = {
         _oblivious_reference,
         {"n_outputs": 2},
     ),
-    "CategoryCodes": Record(
-        (np.array([[0.0, 1.0], [2.0, 5.0], [7.0, 2.0], [np.nan, 0.0]]), np.array([0.0, 2.0, 5.0])),
-        lambda x, c: np.stack([np.array([0.0, 1.0, np.nan, np.nan]), x[:, 1]], axis=1),
-        {"columns": [0]},
+    "CategoryCodes": Record(  # column 0: categories 5, 0, 2 in the framework's order, sorted with their codes
+        (
+            np.array([[0.0, 1.0], [2.0, 5.0], [7.0, 2.0], [np.nan, 0.0], [5.0, 1.0]]),
+            np.array([0.0, 2.0, 5.0]),
+            np.array([1.0, 2.0, 0.0]),
+        ),
+        lambda x, *_: np.stack([np.array([1.0, 2.0, np.nan, np.nan, 0.0]), x[:, 1]], axis=1),
+        {"columns": [0], "recoded": True},
     ),
     "IsolationScore": Record((np.abs(V) * 4, np.array(3.0)), lambda d, n: -(2 ** (-d / n))),
     "Cast": Record((np.array([0, 1, 1], dtype=np.int32),), lambda x: x.astype(np.float64), {"dtype": "float"}),

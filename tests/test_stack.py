@@ -9,14 +9,18 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pandas as pd
 import pytest
 import xgboost
+from sklearn.compose import make_column_transformer
 from sklearn.datasets import make_classification, make_regression
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import KFold
 from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
 
 import mle_runtime as mle
 
@@ -138,6 +142,23 @@ def test_structures_that_differ_are_refused_by_what_differs(tmp_path) -> None:
     stacked = mle.stack(paths[:1])
     with pytest.raises(ValueError, match="per-model input needs 1 slices, got 2"):
         stacked.run([np.stack([X, X])])
+
+
+def test_models_whose_string_columns_differ_are_refused(tmp_path) -> None:
+    """The stack codes strings once, with model 0's vocabulary: models that saw other categories (here as
+    many, so that every tensor has the same shape) would get another category's code."""
+    rng = np.random.default_rng(0)
+    models = []
+    for seen in (["a", "b"], ["a", "c"]):
+        df = pd.DataFrame({"c": rng.choice(seen, 200), "x": rng.normal(size=200)})
+        encode = make_column_transformer((OneHotEncoder(handle_unknown="ignore"), ["c"]), remainder="passthrough")
+        models.append(make_pipeline(encode, LogisticRegression()).fit(df, (df["c"] == seen[1]) ^ (df["x"] > 0)))
+    paths = _export_all(models, tmp_path, "vocabularies")
+    with pytest.raises(ValueError, match=r"string columns differ \(column 0: categories \['b', 'c'\]"):
+        mle.stack(paths)
+    same = _export_all([models[0], models[0]], tmp_path, "same")
+    test = pd.DataFrame({"c": ["a", "b", "c"], "x": [-1.0, 0.0, 1.0]})
+    np.testing.assert_allclose(mle.stack(same).predict_proba(test)[1], models[0].predict_proba(test), rtol=1e-5)
 
 
 def test_mle_stack_stays_the_function_after_its_module_is_imported() -> None:

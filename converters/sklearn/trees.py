@@ -15,8 +15,9 @@ from sklearn import ensemble, tree
 
 from mle_runtime.converters._builder import Converted, GraphBuilder
 from mle_runtime.converters._registry import converts
-from mle_runtime.converters.trees import Tree, tree_ensemble
+from mle_runtime.converters.trees import Tree, categories_as_codes, tree_ensemble
 from mle_runtime.errors import UnsupportedModelError
+from mle_runtime.inputs import is_missing_value
 
 
 def _tree(t: Any, value: np.ndarray, features: np.ndarray | None = None) -> Tree:
@@ -184,19 +185,10 @@ def _hgb_inputs(est: Any, b: GraphBuilder, x: str, n_features: int) -> tuple[str
     is_categorical = np.asarray(est.is_categorical_, dtype=bool)
     feature_map = np.concatenate([np.flatnonzero(is_categorical), np.flatnonzero(~is_categorical)])
     encoder = est._preprocessor.named_transformers_["encoder"]
-    tables, limits = [], {}
-    for position, categories in enumerate(encoder.categories_):
-        categories = np.asarray(categories)
-        if categories.dtype.kind not in "biuf":
-            raise UnsupportedModelError(
-                f"{type(est).__name__}: categorical feature {int(feature_map[position])} has non-numeric "
-                f"categories ({categories.dtype}); only numeric category values are supported"
-            )
-        known = categories[~np.isnan(categories)] if categories.dtype.kind == "f" else categories
-        tables.append(b.const("categories", known.astype(np.float64)))
-        limits[position] = len(known)
     columns = [int(c) for c in np.flatnonzero(is_categorical)]
-    return b.op("CategoryCodes", x, *tables, columns=columns), feature_map, limits
+    known = [[v for v in categories if not is_missing_value(v)] for categories in encoder.categories_]
+    codes = categories_as_codes(b, x, dict(zip(columns, known, strict=True)), type(est).__name__)
+    return codes, feature_map, {position: len(k) for position, k in enumerate(known)}
 
 
 def _hgb_raw(est: Any, b: GraphBuilder, x: str, n_features: int) -> str:

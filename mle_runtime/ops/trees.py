@@ -338,17 +338,21 @@ def _unpaired(records: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 @register_op("CategoryCodes")
-def category_codes(x: jax.Array, *categories: jax.Array, columns: list[int]) -> jax.Array:
-    """Columns ``columns`` of x replaced by the position of their value in the sorted ``categories``
-    (one tensor per column); a value that is not a category becomes NaN (scikit-learn's OrdinalEncoder
-    with unknown and missing values encoded as NaN, as HistGradientBoosting uses it)."""
+def category_codes(x: jax.Array, *tables: jax.Array, columns: list[int], recoded: bool = False) -> jax.Array:
+    """Columns ``columns`` of x replaced by their category's code: the position of the value in the
+    column's sorted categories (one tensor per column), or with ``recoded`` the code stored beside it
+    (tables in pairs: sorted categories, their codes; a framework numbers categories in its own order,
+    the search needs them sorted). A value that is not a category becomes NaN (scikit-learn's
+    OrdinalEncoder with unknown and missing values encoded as NaN, as HistGradientBoosting uses it;
+    LightGBM's pandas categories alike)."""
+    per_column = zip(tables[::2], tables[1::2], strict=True) if recoded else ((t, None) for t in tables)
     out = x
-    for column, known in zip(columns, categories, strict=True):
+    for column, (known, codes) in zip(columns, per_column, strict=True):
         value = x[:, column]
         known = known.astype(x.dtype)
         position = jnp.clip(jnp.searchsorted(known, value), 0, known.shape[0] - 1)
-        code = jnp.where(known[position] == value, position.astype(x.dtype), jnp.nan)
-        out = out.at[:, column].set(code)
+        code = position.astype(x.dtype) if codes is None else codes.astype(x.dtype)[position]
+        out = out.at[:, column].set(jnp.where(known[position] == value, code, jnp.nan))
     return out
 
 
