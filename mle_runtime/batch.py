@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import os
 import queue
 import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,10 @@ def predict_file(
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
     runtime = model if isinstance(model, MLERuntime) else load_model(model, **load_options)
     names = _output_names(runtime, outputs, kind)
-    reader = _READERS[kind](source, chunk_rows)
+    if kind == ".csv":  # columns of strings (categories) stay text for the runtime's vocabulary step
+        reader = _CsvReader(source, chunk_rows, set(runtime._strings), runtime._feature_names)
+    else:
+        reader = _READERS[kind](source, chunk_rows)
     start = time.perf_counter()
     rows = chunks = 0
     with _AtomicOutput(target) as tmp, _Prefetch(reader.chunks()) as pending:
@@ -120,17 +124,52 @@ class _NpyReader:
 
 
 class _CsvReader:
-    def __init__(self, path: Path, chunk_rows: int):
+    """Numbers through numpy's parser; for a model with string columns, rows through the csv module into
+    an array of objects: those columns' text as it is (an empty field a missing value), the others as
+    floats (empty: NaN). The first line is a header when it holds the model's feature names, or any
+    field that is not a number outside the string columns."""
+
+    def __init__(
+        self, path: Path, chunk_rows: int, text_columns: set[int] | None = None, names: Sequence[str] | None = None
+    ):
         self.path, self.chunk_rows, self.total = path, chunk_rows, None
-        with path.open() as f:
-            first = f.readline()
+        self.text_columns = text_columns or set()
+        with path.open(newline="") as f:
+            first = next(csv.reader(f), [])
+        numbers = [v for c, v in enumerate(first) if c not in self.text_columns and v.strip()]
         try:
-            [float(v) for v in first.strip().split(",")]
-            self.header = False
+            [float(v) for v in numbers]
+            self.header = names is not None and [v.strip() for v in first] == list(names)
         except ValueError:
             self.header = True  # column names
 
     def chunks(self) -> Iterator[np.ndarray]:
+        return self._text_chunks() if self.text_columns else self._number_chunks()
+
+    def _text_chunks(self) -> Iterator[np.ndarray]:
+        with self.path.open(newline="") as f:
+            rows = csv.reader(f)
+            if self.header:
+                next(rows, None)
+            while block := list(itertools.islice(rows, self.chunk_rows)):
+                if len({len(r) for r in block}) > 1:
+                    raise ValueError(f"{self.path}: rows with different numbers of fields near line {rows.line_num}")
+                table = np.array(block, dtype=object)
+                for c in range(table.shape[1]):
+                    empty = table[:, c] == ""
+                    if c in self.text_columns:
+                        table[empty, c] = None
+                        continue
+                    table[empty, c] = "nan"
+                    try:
+                        table[:, c] = table[:, c].astype(np.float64)
+                    except ValueError as e:
+                        raise ValueError(
+                            f"{self.path}: column {c} must hold numbers near line {rows.line_num} ({e})"
+                        ) from None
+                yield table
+
+    def _number_chunks(self) -> Iterator[np.ndarray]:
         with self.path.open() as f:
             if self.header:
                 f.readline()

@@ -14,8 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.compose import make_column_transformer
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
 
 import mle_runtime as mle
 from mle_runtime.batch import predict_file
@@ -37,6 +42,44 @@ def _check_frame(frame: pd.DataFrame) -> None:
     np.testing.assert_array_equal(frame["label"].to_numpy(), MODEL.predict(X))
     proba = frame[["probabilities_0", "probabilities_1"]].to_numpy()
     np.testing.assert_allclose(proba, MODEL.predict_proba(X), rtol=1e-5, atol=1e-7)
+
+
+def test_csv_and_parquet_with_string_columns(tmp_path) -> None:
+    """A model with string columns (categories) reads them as text from a CSV, with or without a header,
+    an empty field a missing value, and from Parquet's string and dictionary columns."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "size": rng.normal(size=3_000),
+            "city": rng.choice(np.array(["Oslo", "Lima", "Pune, IN", None], dtype=object), 3_000),
+            "rooms": rng.integers(1, 6, 3_000).astype(float),
+        }
+    )
+    frame.loc[::7, "rooms"] = np.nan
+    labels = (frame["city"] == "Lima").to_numpy() ^ (frame["size"] > 0).to_numpy()
+    encode = make_column_transformer(
+        (make_pipeline(SimpleImputer(strategy="constant", fill_value="?"), OneHotEncoder()), ["city"]),
+        (SimpleImputer(), ["rooms"]),
+        remainder="passthrough",
+    )
+    model = make_pipeline(encode, LogisticRegression()).fit(frame, labels)
+    mle.export_model(model, tmp_path / "m.mle")
+    expected = model.predict_proba(frame)
+
+    frame.to_csv(tmp_path / "header.csv", index=False)
+    frame.to_csv(tmp_path / "bare.csv", index=False, header=False)
+    frame.to_parquet(tmp_path / "plain.parquet")
+    frame.astype({"city": "category"}).to_parquet(tmp_path / "dictionary.parquet")
+    for name in ("header.csv", "bare.csv", "plain.parquet", "dictionary.parquet"):
+        out = tmp_path / f"out-{name}"
+        done = predict_file(tmp_path / "m.mle", tmp_path / name, out, chunk_rows=1_000)
+        got = pd.read_csv(out) if name.endswith(".csv") else pd.read_parquet(out)
+        assert done["rows"] == len(frame), name
+        np.testing.assert_allclose(got[["probabilities_0", "probabilities_1"]], expected, rtol=1e-5, atol=1e-7)
+    (tmp_path / "bad.csv").write_text("1.5,Oslo,2\n0.5,Lima,many\n")
+    with pytest.raises(ValueError, match="column 2 must hold numbers"):
+        predict_file(tmp_path / "m.mle", tmp_path / "bad.csv", tmp_path / "bad-out.csv")
+    assert not (tmp_path / "bad-out.csv").exists()
 
 
 def test_npy_in_chunks_that_do_not_divide_the_rows(tmp_path, model_path) -> None:
