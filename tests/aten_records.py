@@ -3,6 +3,7 @@ op as the reference (in float64), called with the same arguments by their schema
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -143,7 +144,26 @@ def records() -> dict[str, tuple]:
             {"kernel_size": [3], "stride": [2], "padding": [1], "ceil_mode": False, "count_include_pad": False},
         ),
         "aten._adaptive_avg_pool2d": _entry(a._adaptive_avg_pool2d.default, (X4,), {"output_size": [4, 3]}),
+        "aten.var.correction": _entry(a.var.correction, (X3,), {"dim": [0, 2], "keepdim": True}),
+        "aten.std.correction": _entry(a.std.correction, (X3,), {"dim": [-1], "correction": 0}),
+        "aten.linalg_vector_norm": _entry(a.linalg_vector_norm.default, (X3,), {"ord": 3.0, "dim": [1]}),
+        "aten.upsample_nearest2d.vec": _entry(
+            a.upsample_nearest2d.vec, (X4,), {"output_size": None, "scale_factors": [1.5, 2.0]}
+        ),
+        "aten.upsample_nearest1d.vec": _entry(
+            a.upsample_nearest1d.vec, (X3,), {"output_size": [10], "scale_factors": None}
+        ),
+        "aten.upsample_bilinear2d.vec": _entry(
+            a.upsample_bilinear2d.vec, (X4,), {"output_size": [9, 11], "align_corners": False, "scale_factors": None}
+        ),
     }
+    for norm_ord in (2.0, math.inf, 0.0):
+        table[f"aten.linalg_vector_norm (ord {norm_ord})"] = _entry(
+            a.linalg_vector_norm.default, (np.round(X3),), {"ord": norm_ord, "dim": [0, 2], "keepdim": True}
+        )
+    table["aten.upsample_bilinear2d.vec (align_corners, scale factors)"] = _entry(
+        a.upsample_bilinear2d.vec, (X4,), {"output_size": None, "align_corners": True, "scale_factors": [2.0, 1.7]}
+    )
     grouped = {**conv, "groups": 6}
     table["aten.convolution (grouped)"] = (
         (X4.repeat(2, axis=1), w_group, np.zeros(0)),  # no bias: a zero-size tensor in the graph

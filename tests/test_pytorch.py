@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 import mle_runtime as mle
 from mle_runtime.errors import UnsupportedModelError
@@ -149,6 +150,24 @@ class Sequence1d(nn.Module):
         return torch.cat([scores.mean(dim=2), h[:, -1, :]], dim=1)
 
 
+class Decoder(nn.Module):
+    """A segmentation-style decoder: nearest and bilinear upsampling (by scale factor and to a size),
+    F.normalize (a vector norm) and a per-channel standard deviation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = nn.Conv2d(3, 6, 3, stride=2, padding=1)
+        self.up = nn.Conv2d(6, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.down(x))  # (n, 6, 6, 5)
+        h = F.interpolate(h, scale_factor=1.5, mode="nearest")
+        h = self.up(F.interpolate(h, size=(11, 13), mode="bilinear", align_corners=False))
+        h = F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=True)
+        spread = h.std(dim=(2, 3))
+        return torch.cat([F.normalize(h.flatten(2), dim=-1).mean(dim=2), spread], dim=1)
+
+
 def _randomize_statistics(model: nn.Module) -> nn.Module:
     """Running statistics far from (0, 1), so that batch normalization is exercised."""
     generator = torch.Generator().manual_seed(1)
@@ -174,6 +193,7 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], Callable[[int], torch.Tensor]]]
     "transformer": (Encoder, _tokens),
     "lstm-gru": (Recurrent, _floats(11, 6)),
     "conv1d-bmm": (Sequence1d, _floats(4, 15)),
+    "decoder": (Decoder, _floats(3, 12, 10)),
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mle_runtime.ops import register_op
 
@@ -430,6 +431,42 @@ def sum_dims(
     return jnp.sum(x, axis=_dims(dim, x.ndim), keepdims=keepdim)
 
 
+@register_op("aten.var.correction")
+def var(
+    x: jax.Array, *, dim: list[int] | None = None, correction: float | None = None, keepdim: bool = False
+) -> jax.Array:
+    """The variance over ``dim``, divided by n - ``correction`` (default 1, Bessel's)."""
+    axes = _dims(dim, x.ndim)
+    count = math.prod(x.shape[a] for a in axes) - (1 if correction is None else correction)
+    deviation = x - jnp.mean(x, axis=axes, keepdims=True)
+    return jnp.sum(deviation * deviation, axis=axes, keepdims=keepdim) / count
+
+
+@register_op("aten.std.correction")
+def std(
+    x: jax.Array, *, dim: list[int] | None = None, correction: float | None = None, keepdim: bool = False
+) -> jax.Array:
+    """The standard deviation over ``dim`` (as ``aten.var.correction``)."""
+    return jnp.sqrt(var(x, dim=dim, correction=correction, keepdim=keepdim))
+
+
+@register_op("aten.linalg_vector_norm")
+def vector_norm(
+    x: jax.Array, *, ord: float = 2, dim: list[int] | None = None, keepdim: bool = False, dtype: str | None = None
+) -> jax.Array:
+    """The ``ord``-norm over ``dim`` (all of x when None): F.normalize's denominator, among others."""
+    axes, magnitude = _dims(dim, x.ndim), jnp.abs(x)
+    if ord == math.inf:
+        return jnp.max(magnitude, axis=axes, keepdims=keepdim)
+    if ord == -math.inf:
+        return jnp.min(magnitude, axis=axes, keepdims=keepdim)
+    if ord == 0:
+        return jnp.sum(x != 0, axis=axes, keepdims=keepdim).astype(x.dtype)
+    if ord == 2:
+        return jnp.sqrt(jnp.sum(x * x, axis=axes, keepdims=keepdim))
+    return jnp.sum(magnitude**ord, axis=axes, keepdims=keepdim) ** (1.0 / ord)
+
+
 @register_op("aten.amax")
 def amax(x: jax.Array, *, dim: list[int] | None = None, keepdim: bool = False) -> jax.Array:
     """The largest value over ``dim``."""
@@ -710,6 +747,69 @@ def _avg_pool(x, n, kernel_size, stride, padding, ceil_mode, count_include_pad, 
         widths = [(0, max(0, hi - p)) for (_, hi), p in zip(widths, padding, strict=True)]
     count = jax.lax.reduce_window(ones, 0.0, jax.lax.add, tuple(kernel), tuple(stride), widths)
     return total / count
+
+
+def _output_sizes(
+    x: jax.Array, output_size: list[int] | None, scale_factors: list[float] | None, real: Any = np.float32
+) -> list[tuple[int, int, Any]]:
+    """(input size, output size, source-per-output scale in the float type ``real``) of each spatial axis
+    of an upsampling: 1 / the scale factor when one is given, else input / output size."""
+    factors = scale_factors or []
+    spatial = x.shape[-len(output_size or factors) :]
+    sizes = []
+    for i, n in enumerate(spatial):
+        if output_size:
+            out = int(output_size[i])
+            sizes.append((n, out, real(n) / real(out)))
+        else:
+            sizes.append((n, math.floor(n * factors[i]), real(1.0 / factors[i])))
+    return sizes
+
+
+def _upsample_nearest(
+    x: jax.Array, *, output_size: list[int] | None = None, scale_factors: list[float] | None = None
+) -> jax.Array:
+    """Nearest-neighbour upsampling (F.interpolate's "nearest") of the last 1 or 2 axes: output cell i
+    reads input cell min(floor(i * scale), n - 1), computed in float32 as PyTorch computes it."""
+    sizes = _output_sizes(x, output_size, scale_factors)
+    for k, (n, out, scale) in enumerate(sizes):
+        axis = x.ndim - len(sizes) + k
+        source = np.minimum(np.floor(np.arange(out, dtype=np.float32) * scale).astype(np.int64), n - 1)
+        x = jnp.take(x, jnp.asarray(source), axis=axis)
+    return x
+
+
+for _count in (1, 2):
+    register_op(f"aten.upsample_nearest{_count}d.vec")(_upsample_nearest)
+
+
+@register_op("aten.upsample_bilinear2d.vec")
+def upsample_bilinear2d(
+    x: jax.Array,
+    *,
+    output_size: list[int] | None = None,
+    align_corners: bool = False,
+    scale_factors: list[float] | None = None,
+) -> jax.Array:
+    """Bilinear upsampling of the last two axes (F.interpolate's "bilinear"), one axis after the other,
+    with PyTorch's source positions: i * (n - 1) / (out - 1) with ``align_corners``, else
+    (i + 0.5) * scale - 0.5 clamped at 0; positions and weights in x's precision, as PyTorch's."""
+    real = np.dtype(x.dtype).type
+    for k, (n, out, scale) in enumerate(_output_sizes(x, output_size, scale_factors, real)):
+        axis = x.ndim - 2 + k
+        i = np.arange(out, dtype=real)
+        if align_corners:
+            source = i * (real(n - 1) / real(out - 1) if out > 1 else real(0))
+        else:
+            source = np.maximum((i + real(0.5)) * scale - real(0.5), real(0))
+        low = np.floor(source).astype(np.int64)
+        high = low + (low < n - 1)
+        weight = source - low.astype(real)
+        shape = [1] * x.ndim
+        shape[axis] = out
+        w = jnp.asarray(weight, x.dtype).reshape(shape)
+        x = jnp.take(x, jnp.asarray(low), axis=axis) * (1 - w) + jnp.take(x, jnp.asarray(high), axis=axis) * w
+    return x
 
 
 @register_op("aten._adaptive_avg_pool2d")
