@@ -166,7 +166,7 @@ def _to_ir(model: Any, program: Any, input_shape: tuple[int, ...], version: str)
     read = {i for n in b.nodes for i in n.inputs} | set(outputs)
     for name in [t for t in b.tensors if t not in read]:
         del b.tensors[name]  # a parameter only its folded layout used, or a buffer nothing reads
-    roles = ["output"] if len(outputs) == 1 else [f"output_{i}" for i in range(len(outputs))]
+    roles = _output_names(program, len(outputs))
     converted = Converted("network", dict(zip(roles, outputs, strict=True)), roles)
     metadata = {
         "framework": "pytorch",
@@ -176,6 +176,18 @@ def _to_ir(model: Any, program: Any, input_shape: tuple[int, ...], version: str)
         "largest_activation_bytes_per_row": _largest_activation(program),
     }
     return model_ir(b, converted, metadata)
+
+
+def _output_names(program: Any, count: int) -> list[str]:
+    """A module's outputs by the keys of the dict it returns, else "output" or output_0, output_1 ..."""
+    spec = program.call_spec.out_spec
+    if spec is not None and spec.type is dict and spec.num_leaves == count:
+        keys = spec.context
+        children = spec.children() if hasattr(spec, "children") else spec.children_specs  # (older torch)
+        flat = all(child.num_leaves == 1 for child in children)
+        if flat and all(isinstance(k, str) and k and k != "invalid" for k in keys) and len(set(keys)) == count:
+            return list(keys)
+    return ["output"] if count == 1 else [f"output_{i}" for i in range(count)]
 
 
 class _Lowering:

@@ -233,6 +233,28 @@ def test_a_float64_network_matches_in_float64_mode(tmp_path: Path) -> None:
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
 
 
+class TwoHeads(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(6, 4)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.body(x)
+        return {"scores": h, "norm": torch.linalg.vector_norm(h, dim=1)}
+
+
+def test_outputs_of_a_returned_dict_keep_their_keys(tmp_path: Path) -> None:
+    model = TwoHeads().eval()
+    mle.export_model(model, tmp_path / "heads.mle", input_shape=(1, 6))
+    runtime = mle.load_model(tmp_path / "heads.mle")
+    assert [o["name"] for o in runtime.get_model_info()["outputs"]] == ["scores", "norm"]
+    x = torch.randn(5, 6)
+    with torch.no_grad():
+        want = model(x)
+    for got, key in zip(runtime.run([x.numpy()]), ["scores", "norm"], strict=True):
+        np.testing.assert_allclose(got, want[key].numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_a_model_in_train_mode_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedModelError, match=r"training mode.*model\.eval\(\)"):
         mle.export_model(MLP().train(), tmp_path / "m.mle", input_shape=(1, 20))
