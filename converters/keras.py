@@ -24,6 +24,8 @@ _IDENTITY = {
     "ActivityRegularization",
     "Identity",
 }
+# Layers that act on the last axis alone: TimeDistributed over them is the layer itself.
+_LAST_AXIS = {"Dense", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", *_IDENTITY}
 _MERGES = {
     "Add": "add",
     "Subtract": "subtract",
@@ -153,6 +155,20 @@ def _layer(b: GraphBuilder, layer: Any, args: list[str], node: Any, missing: set
             **attrs,
         )
         return [y]
+    if kind in ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"):
+        kernel, bias = _weights(layer, "kernel", "bias")
+        extra = config.get("output_padding")
+        return [
+            b.op(
+                "keras.ConvTranspose",
+                args[0],
+                const("kernel", kernel),
+                const("bias", bias),
+                output_padding=None if extra is None else [int(e) for e in extra],
+                activation_name=_activation_name(layer.activation),
+                **_conv_attrs(config),
+            )
+        ]
     if kind in ("DepthwiseConv1D", "DepthwiseConv2D"):
         kernel, bias = _weights(layer, "kernel", "bias")
         act = _activation_name(layer.activation)
@@ -241,8 +257,80 @@ def _layer(b: GraphBuilder, layer: Any, args: list[str], node: Any, missing: set
         return [_recurrent(b, layer, kind, config, args[0], const)]
     if kind == "MultiHeadAttention":
         return [_attention(b, layer, node, args, const)]
+    if kind in ("Rescaling", "Normalization"):
+        return [_affine(b, layer, kind, config, args[0], const)]
+    if kind == "PReLU":
+        (alpha,) = _weights(layer, "alpha")
+        return [b.op("keras.PReLU", args[0], const("alpha", alpha))]
+    if kind.startswith("ZeroPadding"):
+        return [b.op("keras.ZeroPadding", args[0], padding=_pairs(config["padding"]))]
+    if kind.startswith("Cropping"):
+        return [b.op("keras.Cropping", args[0], cropping=_pairs(config["cropping"]))]
+    if kind.startswith("UpSampling"):
+        size = [int(config["size"])] if isinstance(config["size"], int) else [int(s) for s in config["size"]]
+        interpolation = config.get("interpolation", "nearest")
+        if interpolation not in ("nearest", "bilinear") or (interpolation == "bilinear" and len(size) != 2):
+            raise UnsupportedModelError(f"{layer.name}: {kind}(interpolation={interpolation!r}) is not supported")
+        return [b.op("keras.UpSampling", args[0], size=size, interpolation=interpolation)]
+    if kind == "Permute":
+        return [b.op("keras.Permute", args[0], dims=[int(d) for d in config["dims"]])]
+    if kind == "RepeatVector":
+        return [b.op("keras.RepeatVector", args[0], n=int(config["n"]))]
+    if kind == "Bidirectional" and type(layer.forward_layer).__name__ in ("LSTM", "GRU"):
+        return _bidirectional(b, layer, args[0])
+    if kind == "TimeDistributed" and type(layer.layer).__name__ in _LAST_AXIS:
+        return _layer(b, layer.layer, args, node, missing)  # a layer of the last axis: every step at once
+    if kind in ("Bidirectional", "TimeDistributed"):
+        kind = f"{kind}({type(getattr(layer, 'forward_layer', None) or layer.layer).__name__})"
     missing.add(kind)
     return [args[0]] * max(1, len(node.output_tensors))
+
+
+def _pairs(value: Any) -> list[list[int]]:
+    """A padding or cropping config as (before, after) per spatial axis: 1-D layers keep one pair."""
+    if all(isinstance(v, int) for v in value):
+        return [[int(value[0]), int(value[1])]]
+    return [[int(before), int(after)] for before, after in value]
+
+
+def _affine(b: GraphBuilder, layer: Any, kind: str, config: dict[str, Any], x: str, const: Any) -> str:
+    """Rescaling (x * scale + offset) and an adapted Normalization ((x - mean) / max(sqrt(variance),
+    epsilon), or its inverse), in Keras's order of operations."""
+    import keras
+
+    if kind == "Rescaling":
+        scale, offset = (np.asarray(config[k], dtype=np.float32) for k in ("scale", "offset"))
+        return b.op("Add", b.op("Mul", x, const("scale", scale)), const("offset", offset))
+    mean, variance = _weights(layer, "mean", "variance")
+    if mean is None or variance is None:
+        raise UnsupportedModelError(f"{layer.name}: a Normalization layer that was never adapted or built")
+    spread = np.maximum(np.sqrt(variance), np.asarray(keras.backend.epsilon(), dtype=variance.dtype))
+    if config.get("invert"):
+        return b.op("Add", const("mean", mean), b.op("Mul", x, const("spread", spread)))
+    return b.op("Div", b.op("Sub", x, const("mean", mean)), const("spread", spread))
+
+
+def _bidirectional(b: GraphBuilder, layer: Any, x: str) -> list[str]:
+    """The forward and the backward recurrent layer, the backward sequence put back in time order, merged
+    as ``merge_mode`` says (None: both outputs)."""
+    outputs = []
+    for direction in ("forward", "backward"):
+        inner = getattr(layer, f"{direction}_layer")
+
+        def const(hint: str, value: np.ndarray | None, prefix: str = f"{layer.name}.{direction}") -> str:
+            return b.const(f"{prefix}.{hint}", np.zeros((0,), np.float32) if value is None else value)
+
+        outputs.append(_recurrent(b, inner, type(inner).__name__, inner.get_config(), x, const))
+    forward, backward = outputs
+    if layer.return_sequences:
+        backward = b.op("keras.Reverse", backward, axis=1)
+    merges = {"concat": "concatenate", "sum": "add", "ave": "average", "mul": "multiply"}
+    if layer.merge_mode is None:
+        return [forward, backward]
+    if layer.merge_mode not in merges:
+        raise UnsupportedModelError(f"{layer.name}: Bidirectional(merge_mode={layer.merge_mode!r}) is not supported")
+    axis = {"axis": -1} if layer.merge_mode == "concat" else {}
+    return [b.op("keras.Merge", forward, backward, kind=merges[layer.merge_mode], **axis)]
 
 
 def _recurrent(b: GraphBuilder, layer: Any, kind: str, config: dict[str, Any], x: str, const: Any) -> str:

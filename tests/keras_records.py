@@ -141,4 +141,41 @@ def records() -> dict[str, tuple]:
             _attention,
             {},
         ),
+        "keras.ConvTranspose": (
+            (x4, R.normal(size=(3, 2, 4, 3)), R.normal(size=4)),
+            _layer_reference(
+                lambda: L.Conv2DTranspose(4, (3, 2), strides=(2, 3), output_padding=(1, 0), activation="tanh", **f64),
+                lambda x, k, b: [k, b],
+            ),
+            {
+                "strides": [2, 3],
+                "padding": "valid",
+                "dilation_rate": [1, 1],
+                "output_padding": [1, 0],
+                "activation_name": "tanh",
+            },
+        ),
+        "keras.ZeroPadding": (
+            (x4,),
+            _layer_reference(lambda: L.ZeroPadding2D(((1, 0), (2, 3)), **f64), lambda x: []),
+            {"padding": [[1, 0], [2, 3]]},
+        ),
+        "keras.Cropping": (
+            (x4,),
+            _layer_reference(lambda: L.Cropping2D(((2, 1), (0, 3)), **f64), lambda x: []),
+            {"cropping": [[2, 1], [0, 3]]},
+        ),
+        "keras.UpSampling": (  # (bilinear: TensorFlow resizes in float32 only; test_keras checks it)
+            (x4,),
+            _layer_reference(lambda: L.UpSampling2D((2, 3), **f64), lambda x: []),
+            {"size": [2, 3], "interpolation": "nearest"},
+        ),
+        "keras.Permute": ((x3,), _layer_reference(lambda: L.Permute((2, 1), **f64), lambda x: []), {"dims": [2, 1]}),
+        "keras.RepeatVector": ((x2,), _layer_reference(lambda: L.RepeatVector(3, **f64), lambda x: []), {"n": 3}),
+        "keras.Reverse": ((x3,), lambda x: x[:, ::-1], {"axis": 1}),
+        "keras.PReLU": (
+            (x4, R.normal(size=(1, 1, 3))),
+            _layer_reference(lambda: L.PReLU(shared_axes=[1, 2], **f64), lambda x, a: [a]),
+            {},
+        ),
     }

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mle_runtime.ops import register_op
+from mle_runtime.ops import register_op, resize
 
 HIGHEST = jax.lax.Precision.HIGHEST
 INT64_MAX = 2**63 - 1
@@ -773,9 +773,8 @@ def _upsample_nearest(
     reads input cell min(floor(i * scale), n - 1), computed in float32 as PyTorch computes it."""
     sizes = _output_sizes(x, output_size, scale_factors)
     for k, (n, out, scale) in enumerate(sizes):
-        axis = x.ndim - len(sizes) + k
         source = np.minimum(np.floor(np.arange(out, dtype=np.float32) * scale).astype(np.int64), n - 1)
-        x = jnp.take(x, jnp.asarray(source), axis=axis)
+        x = resize.nearest(x, x.ndim - len(sizes) + k, source)
     return x
 
 
@@ -796,19 +795,11 @@ def upsample_bilinear2d(
     (i + 0.5) * scale - 0.5 clamped at 0; positions and weights in x's precision, as PyTorch's."""
     real = np.dtype(x.dtype).type
     for k, (n, out, scale) in enumerate(_output_sizes(x, output_size, scale_factors, real)):
-        axis = x.ndim - 2 + k
-        i = np.arange(out, dtype=real)
         if align_corners:
-            source = i * (real(n - 1) / real(out - 1) if out > 1 else real(0))
+            source = np.arange(out, dtype=real) * (real(n - 1) / real(out - 1) if out > 1 else real(0))
         else:
-            source = np.maximum((i + real(0.5)) * scale - real(0.5), real(0))
-        low = np.floor(source).astype(np.int64)
-        high = low + (low < n - 1)
-        weight = source - low.astype(real)
-        shape = [1] * x.ndim
-        shape[axis] = out
-        w = jnp.asarray(weight, x.dtype).reshape(shape)
-        x = jnp.take(x, jnp.asarray(low), axis=axis) * (1 - w) + jnp.take(x, jnp.asarray(high), axis=axis) * w
+            source = resize.half_pixel(out, scale)
+        x = resize.linear(x, x.ndim - 2 + k, source)
     return x
 
 

@@ -7,8 +7,9 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from mle_runtime.ops import register_op
+from mle_runtime.ops import register_op, resize
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -151,6 +152,50 @@ def conv(
     return activation(y + bias if bias.size else y, activation_name)
 
 
+def _transposed_padding(kernel: int, stride: int, dilation: int, padding: str, extra: int | None) -> tuple[int, int]:
+    """Padding of the stride-dilated input with which a plain convolution gives Keras's transposed one:
+    "valid" grows the input to (n - 1) * stride + max(span, stride), "same" to n * stride, and a given
+    ``output_padding`` (``extra``) sets the cells added after instead."""
+    span = (kernel - 1) * dilation + 1
+    if padding == "valid":
+        return span - 1, span - 1 + (max(span, stride) - span if extra is None else extra)
+    total = stride + span - 2 if extra is None else span + span % 2 - 2 + extra
+    before = min((total + 1) // 2, span - 1)
+    return before, total - before
+
+
+@register_op("keras.ConvTranspose")
+def conv_transpose(
+    x: jax.Array,
+    kernel: jax.Array,
+    bias: jax.Array,
+    *,
+    strides: list[int],
+    padding: str,
+    dilation_rate: list[int],
+    output_padding: list[int] | None = None,
+    activation_name: str = "linear",
+) -> jax.Array:
+    """Conv1DTranspose / Conv2DTranspose / Conv3DTranspose, channels last: kernel (k..., out, in)."""
+    spatial = x.ndim - 2
+    extras: list[int | None] = list(output_padding) if output_padding else [None] * spatial
+    pads = [
+        _transposed_padding(k, s, d, padding, e)
+        for k, s, d, e in zip(kernel.shape[:spatial], strides, dilation_rate, extras, strict=True)
+    ]
+    y = jax.lax.conv_transpose(
+        x,
+        kernel,
+        strides,
+        pads,
+        rhs_dilation=dilation_rate,
+        dimension_numbers=_numbers(spatial),
+        transpose_kernel=True,
+        precision=HIGHEST,
+    )
+    return activation(y + bias if bias.size else y, activation_name)
+
+
 @register_op("keras.DepthwiseConv")
 def depthwise_conv(
     x: jax.Array,
@@ -254,6 +299,56 @@ def merge(*xs: jax.Array, kind: str, axis: int = -1) -> jax.Array:
             "minimum": jnp.minimum,
         }[kind](out, x)
     return out / len(xs) if kind == "average" else out
+
+
+@register_op("keras.Permute")
+def permute(x: jax.Array, *, dims: list[int]) -> jax.Array:
+    """The non-batch axes reordered: output axis i + 1 is input axis dims[i] (numbered from 1)."""
+    return jnp.transpose(x, (0, *dims))
+
+
+@register_op("keras.RepeatVector")
+def repeat_vector(x: jax.Array, *, n: int) -> jax.Array:
+    """(batch, features) repeated ``n`` times into (batch, n, features)."""
+    return jnp.repeat(x[:, None, :], n, axis=1)
+
+
+@register_op("keras.Reverse")
+def reverse(x: jax.Array, *, axis: int) -> jax.Array:
+    """x reversed along ``axis`` (Bidirectional's backward sequence put back in time order)."""
+    return jnp.flip(x, axis=axis)
+
+
+@register_op("keras.ZeroPadding")
+def zero_padding(x: jax.Array, *, padding: list[list[int]]) -> jax.Array:
+    """ZeroPadding 1D-3D, channels last: (before, after) zeros on each spatial axis."""
+    return jnp.pad(x, [(0, 0), *[tuple(p) for p in padding], (0, 0)])
+
+
+@register_op("keras.Cropping")
+def cropping(x: jax.Array, *, cropping: list[list[int]]) -> jax.Array:
+    """Cropping 1D-3D, channels last: (before, after) cells cut from each spatial axis."""
+    index = tuple(slice(lo, x.shape[1 + i] - hi) for i, (lo, hi) in enumerate(cropping))
+    return x[(slice(None), *index)]
+
+
+@register_op("keras.UpSampling")
+def up_sampling(x: jax.Array, *, size: list[int], interpolation: str = "nearest") -> jax.Array:
+    """UpSampling 1D-3D, channels last: each spatial axis ``size`` times longer, by repeating cells
+    ("nearest", as Keras's ops.repeat) or, in 2-D, by TensorFlow's half-pixel "bilinear" resize."""
+    for i, factor in enumerate(size):
+        if interpolation == "nearest":
+            x = jnp.repeat(x, factor, axis=1 + i)
+        else:
+            n = x.shape[1 + i]
+            x = resize.linear(x, 1 + i, resize.half_pixel(n * factor, np.float32(n) / np.float32(n * factor)))
+    return x
+
+
+@register_op("keras.PReLU")
+def prelu(x: jax.Array, alpha: jax.Array) -> jax.Array:
+    """relu(x) - alpha * relu(-x), in Keras's order of operations."""
+    return jax.nn.relu(x) + -alpha * jax.nn.relu(-x)
 
 
 @register_op("keras.Embedding")
