@@ -85,6 +85,13 @@ class GraphBuilder:
         self._deferred[name] = (column, list(values))
         return name
 
+    def take_columns(self, x: str, columns: np.ndarray, hint: str) -> str:
+        """Columns ``columns`` of 2-D ``x``, still known as input columns where ``x``'s are."""
+        out = self.op("TakeColumns", x, self.const(hint, np.asarray(columns, dtype=np.int32)))
+        if x in self.columns_of:
+            self.columns_of[out] = [self.columns_of[x][c] for c in columns]
+        return out
+
     def unused_columns(self) -> list[int]:
         """The columns of a 2-D input that no node reads: every node that takes the input is a column
         selection (TakeColumns with stored indices) that leaves them out, as a ColumnTransformer's dropped

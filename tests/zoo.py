@@ -17,11 +17,13 @@ from sklearn import (
     decomposition,
     discriminant_analysis,
     ensemble,
+    feature_selection,
     impute,
     isotonic,
     kernel_ridge,
     linear_model,
     mixture,
+    model_selection,
     multiclass,
     multioutput,
     naive_bayes,
@@ -227,7 +229,7 @@ DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
     "two_numeric_targets": _two_numeric_targets,
 }
 
-lm, pp, pipe = linear_model, preprocessing, pipeline.make_pipeline
+lm, pp, fs, pipe = linear_model, preprocessing, feature_selection, pipeline.make_pipeline
 
 
 def _deprecated(case_id: str, name: str, data: str) -> list[Case]:
@@ -298,6 +300,51 @@ CASES = [
     Case("sgd-regressor", lambda: lm.SGDRegressor(random_state=0), "regression"),
     Case("linear-svr", lambda: svm.LinearSVR(random_state=0, max_iter=5000), "regression"),
     Case("huber", lambda: lm.HuberRegressor(max_iter=500), "regression"),
+    Case("theil-sen", lambda: lm.TheilSenRegressor(random_state=0), "regression"),
+    Case("ransac", lambda: lm.RANSACRegressor(random_state=0), "regression"),
+    # feature and model selection
+    Case("select-k-best", lambda: pipe(fs.SelectKBest(k=5), lm.LogisticRegression()), "multiclass"),
+    Case(
+        "variance-percentile",
+        lambda: pipe(fs.VarianceThreshold(0.9), fs.SelectPercentile(fs.f_regression, percentile=60), lm.Ridge()),
+        "regression",
+    ),
+    Case(
+        "univariate-selectors",
+        lambda: pipe(
+            fs.GenericUnivariateSelect(mode="k_best", param=9),
+            fs.SelectFpr(alpha=0.5),
+            fs.SelectFdr(alpha=0.5),
+            fs.SelectFwe(alpha=0.5),
+            naive_bayes.GaussianNB(),
+        ),
+        "binary",
+    ),
+    Case(
+        "model-based-selectors",
+        lambda: pipe(
+            fs.SelectFromModel(lm.Lasso(alpha=0.05)),
+            fs.SequentialFeatureSelector(lm.LinearRegression(), n_features_to_select=3, cv=3),
+            lm.LinearRegression(),
+        ),
+        "regression",
+    ),
+    Case("rfe", lambda: fs.RFE(lm.LogisticRegression(), n_features_to_select=4), "strings"),
+    Case("rfecv-in-a-pipeline", lambda: pipe(fs.RFECV(lm.Ridge(), cv=3), svm.SVR()), "regression"),
+    Case(
+        "grid-search",
+        lambda: model_selection.GridSearchCV(
+            pipe(pp.StandardScaler(), svm.SVC(probability=True, random_state=0)), {"svc__C": [0.5, 2.0]}, cv=3
+        ),
+        "binary",
+    ),
+    Case(
+        "randomized-search",
+        lambda: model_selection.RandomizedSearchCV(
+            tree.DecisionTreeRegressor(random_state=0), {"max_depth": [2, 3, 4]}, n_iter=2, cv=3, random_state=0
+        ),
+        "regression",
+    ),
     Case("bayesian-ridge", lambda: lm.BayesianRidge(), "regression"),
     Case("ard", lambda: lm.ARDRegression(), "regression"),
     Case("quantile", lambda: lm.QuantileRegressor(quantile=0.7, alpha=0.0), "regression"),

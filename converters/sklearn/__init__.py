@@ -24,6 +24,7 @@ from mle_runtime.converters.sklearn import (
     pipeline,
     preprocessing,
     probabilistic,
+    selection,
     trees,
 )
 from mle_runtime.errors import UnsupportedModelError
@@ -43,6 +44,7 @@ __all__ = [
     "pipeline",
     "preprocessing",
     "probabilistic",
+    "selection",
     "trees",
 ]
 
@@ -95,6 +97,8 @@ def _nan_ok(est: Any, downstream: bool, n_columns: int) -> bool | set[int]:
         return downstream
     if est == "drop":
         return True
+    if hasattr(est, "best_estimator_"):  # a fitted search: its best estimator
+        return _nan_ok(est.best_estimator_, downstream, n_columns)
     if hasattr(est, "steps"):
         answer: bool | set[int] = downstream
         for _, step in reversed(est.steps):

@@ -29,12 +29,8 @@ def column_transformer(est: Any, b: GraphBuilder, x: str, n_features: int) -> Co
         columns = np.asarray(est._transformer_to_input_indices.get(name, []), dtype=np.int32)
         if step == "drop" or columns.size == 0:
             continue
-        if np.array_equal(columns, np.arange(n_features)):
-            sub = x
-        else:
-            sub = b.op("TakeColumns", x, b.const(f"{name}_columns", columns))
-            if x in b.columns_of:  # which input columns the part reads (for string vocabularies)
-                b.columns_of[sub] = [b.columns_of[x][c] for c in columns]
+        whole = np.array_equal(columns, np.arange(n_features))
+        sub = x if whole else b.take_columns(x, columns, f"{name}_columns")
         parts.append(transformed_by(f"ColumnTransformer part {name!r}", step, b, sub, int(columns.size)))
     return _side_by_side(b, parts)
 

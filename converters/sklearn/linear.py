@@ -125,6 +125,7 @@ def _regression(est: Any, b: GraphBuilder, x: str, link: str = "identity") -> Co
     lm.BayesianRidge,
     lm.ARDRegression,
     lm.QuantileRegressor,
+    lm.TheilSenRegressor,
     svm.LinearSVR,
     *_still_in_sklearn("PassiveAggressiveRegressor"),
 )
