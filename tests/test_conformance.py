@@ -198,6 +198,16 @@ def test_isotonic_out_of_bounds_raise_is_refused(tmp_path: Path) -> None:
         mle.export_model(model, tmp_path / "iso.mle")
 
 
+def test_a_search_without_a_refitted_best_estimator_is_refused(tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    data = DATA["binary"]()
+    search = GridSearchCV(LogisticRegression(), {"C": [0.5, 2.0]}, refit=False, cv=3).fit(data["X"], data["y"])
+    with pytest.raises(TypeError, match="GridSearchCV was fitted with refit=False"):
+        mle.export_model(search, tmp_path / "search.mle")
+
+
 def test_neighbours_of_a_training_set_larger_than_one_block(tmp_path: Path) -> None:
     """5,000 training rows (three blocks of the search), with duplicated rows, queried by more rows
     than one chunk of the search: the same neighbours, labels and distance-weighted probabilities as

@@ -134,6 +134,8 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
         check_is_fitted(model)
     except NotFittedError as e:
         raise ValueError(f"{type(model).__name__} is not fitted; call fit() before exporting") from e
+    if hasattr(model, "cv_results_"):  # a fitted search: refused first when it kept no best estimator
+        selection.best_estimator(model)
     n = _input_width(model)
     if n is None:
         raise UnsupportedModelError(f"{type(model).__name__} has no n_features_in_; cannot tell its input width")

@@ -44,12 +44,18 @@ def feature_selector(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conv
 
 @converts(model_selection.GridSearchCV, model_selection.RandomizedSearchCV)
 def fitted_search(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
-    best = getattr(est, "best_estimator_", None)
+    best = best_estimator(est)
+    return converter_for(best)(best, b, x, n_features)
+
+
+def best_estimator(search: Any) -> Any:
+    """A fitted search's refitted best estimator; refused when it kept none (``refit=False``)."""
+    best = getattr(search, "best_estimator_", None)
     if best is None:
         raise UnsupportedModelError(
-            f"{type(est).__name__} was fitted with refit=False: it kept no best estimator to export"
+            f"{type(search).__name__} was fitted with refit=False: it kept no best estimator to export"
         )
-    return converter_for(best)(best, b, x, n_features)
+    return best
 
 
 @converts(linear_model.RANSACRegressor)
