@@ -23,9 +23,6 @@ class Converted:
     run_outputs: list[str]
     classes: np.ndarray | list[np.ndarray] | None = None  # a list: one array per output
     n_outputs: int | None = None  # width of "transformed", for the next step of a pipeline
-    # Where scikit-learn raises for some inputs (a compiled graph cannot): the message, and an "invalid"
-    # output (rows,) that is non-zero on the rows it would raise for; the runtime raises ValueError then.
-    invalid_message: str | None = None
     # Multilabel (ClassifierChain, multilabel one-vs-rest): "probabilities" holds each output's positive
     # class probability, (rows, outputs), not each output's classes side by side.
     multilabel: bool = False
@@ -51,6 +48,10 @@ class GraphBuilder:
     tensors: dict[str, np.ndarray] = field(default_factory=dict)
     columns_of: dict[str, list[int]] = field(default_factory=dict)
     vocabularies: dict[int, set[str]] = field(default_factory=dict)
+    # Where the source model raises for some inputs (a compiled graph cannot): a (rows,) tensor non-zero
+    # on the rows it would raise for, and its message. Kept here, not on a converter's result, so that
+    # a check deep inside a pipeline or an ensemble reaches the model's "invalid" output.
+    refusals: list[tuple[str, str]] = field(default_factory=list)
     _deferred: dict[str, tuple[int, list[Any]]] = field(default_factory=dict)
     _count: int = 0
 
@@ -84,6 +85,10 @@ class GraphBuilder:
         name = self._fresh(hint)
         self._deferred[name] = (column, list(values))
         return name
+
+    def refuse_rows(self, flag: str, message: str) -> None:
+        """The rows where ``flag`` is non-zero raise ``message`` (an ``InputError``) at run time."""
+        self.refusals.append((flag, message))
 
     def take_columns(self, x: str, columns: np.ndarray, hint: str) -> str:
         """Columns ``columns`` of 2-D ``x``, still known as input columns where ``x``'s are."""
@@ -154,12 +159,19 @@ class GraphBuilder:
 def model_ir(b: GraphBuilder, converted: Converted, metadata: dict[str, Any]) -> ModelIR:
     """The finished model: run outputs first (in order), then the others by name; the task, the run
     outputs and the classes added to ``metadata``."""
-    order = converted.run_outputs + sorted(set(converted.outputs) - set(converted.run_outputs))
-    b.resolve()
-    graph = b.finish({name: converted.outputs[name] for name in order})
+    outputs = dict(converted.outputs)
     metadata = {**metadata, "task": converted.task, "run_outputs": converted.run_outputs}
-    if converted.invalid_message is not None:
-        metadata["invalid_message"] = converted.invalid_message
+    if b.refusals:
+        flags, messages = zip(*b.refusals, strict=True)
+        if len(flags) == 1:
+            outputs["invalid"] = flags[0]
+        else:  # one column per check, and its message
+            outputs["invalid"] = b.op("Concat", *(b.op("ExpandLast", f) for f in flags))
+            metadata["invalid_messages"] = list(messages)
+        metadata["invalid_message"] = messages[0]
+    order = converted.run_outputs + sorted(set(outputs) - set(converted.run_outputs))
+    b.resolve()
+    graph = b.finish({name: outputs[name] for name in order})
     if b.vocabularies:
         metadata["string_columns"] = {str(c): sorted(v) for c, v in sorted(b.vocabularies.items())}
     unused = b.unused_columns()

@@ -187,8 +187,10 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None, iteration_ra
     margin = b.op("Add", total, b.const("base_margin", np.asarray(margin0, dtype=np.float32)))
     converted = _head(b, margin, link, wrapper, n_classes, objective)
     if categories:
-        converted.outputs["invalid"] = unknown_categories(b, x, codes, sorted(categories))
-        converted.invalid_message = "a value that is none of the categories XGBoost kept from training"
+        b.refuse_rows(
+            unknown_categories(b, x, codes, sorted(categories)),
+            "a value that is none of the categories XGBoost kept from training",
+        )
     names = getattr(wrapper, "feature_names_in_", None)
     if names is None:
         names = learner.get("feature_names")

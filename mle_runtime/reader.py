@@ -169,6 +169,7 @@ _METADATA_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "multilabel": ("true or false", lambda v: isinstance(v, bool)),
     "largest_activation_bytes_per_row": ("a positive integer", lambda v: _is_int(v) and v > 0),
     "invalid_message": ("a string", lambda v: isinstance(v, str)),
+    "invalid_messages": ("a list of strings", _is_str_list),
     "task": ("a string", lambda v: isinstance(v, str)),
     "estimator": ("a string", lambda v: isinstance(v, str)),
 }

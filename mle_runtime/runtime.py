@@ -275,6 +275,19 @@ class MLERuntime:
             raise InputError(f"inputs disagree on the number of rows: {[len(a) for a in arrays]}")
         return arrays
 
+    def _refuse(self, invalid: np.ndarray) -> None:
+        """Raise the message of the first check that some row fails: ``invalid`` is (rows,) for a model
+        with one check, (rows, checks) with one message each for several."""
+        metadata = self._require().metadata
+        messages = metadata.get("invalid_messages") or [metadata.get("invalid_message")]
+        flags = invalid.reshape(len(invalid), -1)
+        for column, message in enumerate(messages[: flags.shape[1]]):
+            rows = np.flatnonzero(flags[:, column])
+            if rows.size:
+                message = message or "the model cannot answer for these rows"
+                raise InputError(f"{message} (rows {rows[:10].tolist()}{' ...' if len(rows) > 10 else ''})")
+        raise InputError(f"the model cannot answer for rows {np.flatnonzero(flags.any(axis=1))[:10].tolist()}")
+
     def _run_graph(self, arrays: list[np.ndarray], wanted: Sequence[str]) -> dict[str, np.ndarray]:
         """The ``wanted`` outputs (and "invalid", always checked) as numpy arrays, labels decoded. The
         executable computes every output; the others are neither copied to the host nor decoded."""
@@ -290,9 +303,7 @@ class MLERuntime:
             merged = buckets.gather_chunks(n, self._max_bucket, dispatch)
         named = dict(zip([outputs[i] for i in keep], merged, strict=True))
         if "invalid" in named and np.any(named["invalid"]):
-            rows = np.flatnonzero(named["invalid"])
-            message = self._require().metadata.get("invalid_message", "the model cannot answer for these rows")
-            raise InputError(f"{message} (rows {rows[:10].tolist()}{' ...' if len(rows) > 10 else ''})")
+            self._refuse(named["invalid"])
         if self._classes is not None and "label" in named:
             named["label"] = _lookup(self._classes, named["label"], "classes")
         elif self._output_classes is not None and "label" in named:

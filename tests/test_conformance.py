@@ -208,6 +208,20 @@ def test_a_search_without_a_refitted_best_estimator_is_refused(tmp_path: Path) -
         mle.export_model(search, tmp_path / "search.mle")
 
 
+def test_box_cox_refuses_what_is_not_strictly_positive(tmp_path: Path) -> None:
+    from sklearn.preprocessing import PowerTransformer
+
+    data = DATA["positive_features"]()
+    model = PowerTransformer(method="box-cox").fit(data["X"])
+    mle.export_model(model, tmp_path / "box-cox.mle")
+    bad = data["X_test"][:6].copy()
+    bad[2, 1], bad[4, 0], bad[5, 3] = 0.0, -1.0, np.nan  # NaN passes, as scikit-learn lets it
+    with pytest.raises(ValueError, match="strictly positive"):
+        model.transform(bad)
+    with pytest.raises(ValueError, match=r"strictly positive data \(rows \[2, 4\]\)"):
+        mle.load_model(tmp_path / "box-cox.mle").run([bad])
+
+
 def test_neighbours_of_a_training_set_larger_than_one_block(tmp_path: Path) -> None:
     """5,000 training rows (three blocks of the search), with duplicated rows, queried by more rows
     than one chunk of the search: the same neighbours, labels and distance-weighted probabilities as

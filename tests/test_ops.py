@@ -12,6 +12,7 @@ import jax
 import keras_records
 import numpy as np
 import pytest
+from scipy import stats
 from scipy.special import expit, softmax
 
 from mle_runtime.ops import all_ops, get_op, register_op
@@ -151,6 +152,19 @@ OPS: dict[str, Record] = {
     "Binarize": Record((X,), lambda x: (x > 0.1).astype(x.dtype), {"threshold": 0.1}),
     "Impute": Record((NANX, V), lambda x, f: np.where(np.isnan(x), f, x), {"missing": "nan"}),
     "IsMissing": Record((NANX,), lambda x: np.isnan(x).astype(x.dtype), {"missing": "nan"}),
+    "PowerTransform": Record(  # lambdas 0 and 2 take scipy's logarithm branches
+        (NANX, np.array([0.0, 2.0, 0.7, -1.3])),
+        lambda x, lambdas: np.stack([stats.yeojohnson(x[:, j], lam) for j, lam in enumerate(lambdas)], axis=1),
+        {
+            "method": "yeo-johnson",
+            "log_features": [True, False, False, False],
+            "log_negative": [False, True, False, False],
+        },
+    ),
+    "NonPositiveRows": Record(
+        (np.array([[1.0, 2.0], [0.0, 3.0], [np.nan, 1.0], [4.0, -1e-300]]),),
+        lambda x: np.array([0, 1, 0, 1]),
+    ),
     "TreeEnsemble": _tree_record(),
     "ObliviousEnsemble": Record(
         (X, np.array([[0, 3], [2, 2]]), np.array([[0.1, -0.2], [0.0, 1.0]], np.float32), R.normal(size=(8, 2))),

@@ -13,7 +13,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, SplineTransformer, StandardScaler
 
 import mle_runtime as mle
 
@@ -175,3 +175,28 @@ def test_a_missing_string_encoded_as_a_number_is_accepted(tmp_path: Path) -> Non
     test = frame(50, 3)
     test.loc[:2, "colour"] = [None, np.nan, "red"]
     np.testing.assert_array_equal(runtime.predict(test), model.predict(test))
+
+
+def test_checks_inside_a_pipeline_raise_as_scikit_learn_does(tmp_path: Path) -> None:
+    """Where a step deep inside a pipeline raises (an unknown category with handle_unknown="error", a
+    value past the spline knots with extrapolation="error"), the model raises, naming the check that
+    failed and its rows; the other rows answer."""
+    train = frame(400, 1)
+    encode = ColumnTransformer(
+        [
+            ("size", OneHotEncoder(handle_unknown="error"), ["size"]),
+            ("x", SplineTransformer(extrapolation="error"), ["x"]),
+        ]
+    )
+    model = make_pipeline(encode, LogisticRegression()).fit(train, target(train))
+    mle.export_model(model, tmp_path / "m.mle")
+    runtime = mle.load_model(tmp_path / "m.mle")
+    test = frame(20, 2)
+    np.testing.assert_array_equal(runtime.predict(test), model.predict(test))
+    unknown = test.assign(size=test["size"].where(test.index != 3, "XXL"))
+    far = test.assign(x=test["x"].where(test.index != 5, 100.0))
+    for bad, message, row in ((unknown, "Found unknown categories", 3), (far, "beyond the limits of the knots", 5)):
+        with pytest.raises(ValueError, match=message):
+            model.predict(bad)
+        with pytest.raises(ValueError, match=rf"{message}.*\(rows \[{row}\]\)"):
+            runtime.predict(bad)

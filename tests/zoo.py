@@ -109,6 +109,12 @@ def _positive() -> dict[str, np.ndarray]:
     return _split(X, y + 1e-3)
 
 
+def _positive_features() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(17)
+    X = np.exp(rng.normal(size=(1600, 5)) * [0.3, 1.0, 2.0, 0.5, 1.5])  # skewed, strictly positive
+    return _split(X, np.log(X) @ [1.0, -2.0, 0.5, 0.0, 1.0] + rng.normal(scale=0.1, size=1600))
+
+
 def _nan_binary() -> dict[str, np.ndarray]:
     d = _binary()
     return {"X": _with_nans(d["X"], 8), "y": d["y"], "X_test": _with_nans(d["X_test"], 9)}
@@ -216,6 +222,7 @@ DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
     "regression": _regression,
     "multi_output": _multi_output,
     "positive": _positive,
+    "positive_features": _positive_features,
     "nan_binary": _nan_binary,
     "nan_empty_column": _nan_empty_column,
     "marker": _marker,
@@ -364,6 +371,13 @@ CASES = [
     Case("normalizer-l1", lambda: pp.Normalizer("l1"), "regression"),
     Case("normalizer-max", lambda: pp.Normalizer("max"), "regression"),
     Case("binarizer", lambda: pp.Binarizer(threshold=0.2), "regression"),
+    Case("power-yeo-johnson", lambda: pp.PowerTransformer(), "regression"),
+    Case("power-yeo-johnson-skewed", lambda: pipe(pp.PowerTransformer(), lm.Ridge()), "positive_features"),
+    Case(
+        "power-box-cox",
+        lambda: pipe(pp.PowerTransformer("box-cox", standardize=False), lm.Ridge()),
+        "positive_features",
+    ),
     Case("pca", lambda: decomposition.PCA(5), "regression"),
     Case("pca-whiten", lambda: decomposition.PCA(4, whiten=True), "multiclass"),
     Case("incremental-pca", lambda: decomposition.IncrementalPCA(4, batch_size=200), "regression"),

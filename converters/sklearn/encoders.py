@@ -70,11 +70,8 @@ def _hits(b: GraphBuilder, onehot: str, n: int) -> str:
     return b.op("Gemm", onehot, b.const("ones", np.ones(n)))
 
 
-def _transformed(y: str, width: int, invalid: str | None = None, message: str | None = None) -> Converted:
-    outputs = {"transformed": y}
-    if invalid is not None:
-        outputs["invalid"] = invalid
-    return Converted("transformer", outputs, ["transformed"], n_outputs=width, invalid_message=message)
+def _transformed(y: str, width: int) -> Converted:
+    return Converted("transformer", {"transformed": y}, ["transformed"], n_outputs=width)
 
 
 def _grouped(est: Any, i: int, n: int) -> tuple[np.ndarray, int | None]:
@@ -133,7 +130,8 @@ def one_hot_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conve
     y = blocks[0] if len(blocks) == 1 else b.op("Concat", *blocks)
     if est.handle_unknown != "error":
         return _transformed(y, width)
-    return _transformed(y, width, _any_unknown(b, one_hots, categories_), UNKNOWN_MESSAGE)
+    b.refuse_rows(_any_unknown(b, one_hots, categories_), UNKNOWN_MESSAGE)
+    return _transformed(y, width)
 
 
 @converts(preprocessing.OrdinalEncoder)
@@ -162,8 +160,8 @@ def ordinal_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conve
     y = columns[0] if len(columns) == 1 else b.op("Concat", *columns)
     if est.handle_unknown != "error":
         return _transformed(y, n_features)
-    invalid = _any_unknown(b, _one_hots(b, x, categories_), categories_)
-    return _transformed(y, n_features, invalid, UNKNOWN_MESSAGE)
+    b.refuse_rows(_any_unknown(b, _one_hots(b, x, categories_), categories_), UNKNOWN_MESSAGE)
+    return _transformed(y, n_features)
 
 
 @converts(preprocessing.KBinsDiscretizer)

@@ -103,11 +103,12 @@ def radius_neighbors_classifier(est: Any, b: GraphBuilder, x: str, n_features: i
     )
     proba = b.op("TakeColumns", out, b.const("class_columns", np.arange(k, dtype=np.int32)))
     outputs = {"label": b.op("ArgMax", proba), "probabilities": proba}
-    message = None
     if outlier_class < 0:
-        outputs["invalid"] = b.op("TakeColumns", out, b.const("outlier_column", np.array(k, dtype=np.int32)))
-        message = "No neighbors found for some test samples; use a larger radius or give an outlier_label"
-    return Converted("classifier", outputs, ["label", "probabilities"], classes=classes, invalid_message=message)
+        b.refuse_rows(
+            b.op("TakeColumns", out, b.const("outlier_column", np.array(k, dtype=np.int32))),
+            "No neighbors found for some test samples; use a larger radius or give an outlier_label",
+        )
+    return Converted("classifier", outputs, ["label", "probabilities"], classes=classes)
 
 
 @converts(neighbors.RadiusNeighborsRegressor)

@@ -38,6 +38,32 @@ def standard_scaler(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     return _center_then_scale(b, x, n, est.mean_ if est.with_mean else None, est.scale_)
 
 
+@converts(preprocessing.PowerTransformer)
+def power_transformer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    """scipy's Yeo-Johnson or Box-Cox per feature, then the fitted StandardScaler; Box-Cox refuses data
+    that is not strictly positive with scikit-learn's message."""
+    lambdas = np.asarray(est.lambdas_, dtype=np.float64)
+    if est.method == "box-cox":  # scipy.special.boxcox: log(x) below |lambda| 1e-19
+        log, log_negative = np.abs(lambdas) < 1e-19, np.zeros(n, dtype=bool)
+    else:  # scipy.stats.yeojohnson: within the float64 epsilon of 0 and of 2
+        eps = np.finfo(np.float64).eps
+        log, log_negative = np.abs(lambdas) < eps, np.abs(lambdas - 2) <= eps
+    y = b.op(
+        "PowerTransform",
+        x,
+        b.const("lambdas", lambdas),
+        method=est.method,
+        log_features=log.tolist(),
+        log_negative=log_negative.tolist(),
+    )
+    out = standard_scaler(est._scaler, b, y, n) if est.standardize else _transformed(y, n)
+    if est.method == "box-cox":
+        b.refuse_rows(
+            b.op("NonPositiveRows", x), "The Box-Cox transformation can only be applied to strictly positive data"
+        )
+    return out
+
+
 @converts(preprocessing.MinMaxScaler)
 def min_max_scaler(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     y = b.op("Add", b.op("Mul", x, b.const("scale", _f64(est.scale_))), b.const("min", _f64(est.min_)))
@@ -164,13 +190,12 @@ def spline_transformer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     if not est.include_bias:  # scikit-learn drops each feature's last spline
         kept = np.array([j for j in range(width) if (j + 1) % n_splines != 0], dtype=np.int32)
         y, width = b.op("TakeColumns", y, b.const("kept_splines", kept)), len(kept)
-    outputs = {"transformed": y}
-    message = None
     if extrapolation == "error":
         low, high = b.const("low", knots[:, k]), b.const("high", knots[:, -k - 1])
-        outputs["invalid"] = b.op("OutsideRange", x, low, high)
-        message = "SplineTransformer: `X` contains values beyond the limits of the knots"
-    return Converted("transformer", outputs, ["transformed"], n_outputs=width, invalid_message=message)
+        b.refuse_rows(
+            b.op("OutsideRange", x, low, high), "SplineTransformer: `X` contains values beyond the limits of the knots"
+        )
+    return _transformed(y, width)
 
 
 def _spline_ends(est: Any) -> dict[str, np.ndarray]:

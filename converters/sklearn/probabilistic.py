@@ -76,8 +76,10 @@ def categorical_nb(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conver
         b.const("class_log_prior", est.class_log_prior_),
     )
     converted = _from_scores(est, b, jll, binary_decision=False)
-    converted.outputs["invalid"] = b.op("TakeColumns", out, b.const("bad_column", np.array(k, np.int32)))
-    converted.invalid_message = "CategoricalNB: a value is not one of its feature's categories (0 .. n_categories_ - 1)"
+    b.refuse_rows(
+        b.op("TakeColumns", out, b.const("bad_column", np.array(k, np.int32))),
+        "CategoricalNB: a value is not one of its feature's categories (0 .. n_categories_ - 1)",
+    )
     return converted
 
 

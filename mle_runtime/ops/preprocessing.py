@@ -33,6 +33,31 @@ def binarize(x: jax.Array, *, threshold: float) -> jax.Array:
     return (x > threshold).astype(x.dtype)
 
 
+@register_op("PowerTransform")
+def power_transform(
+    x: jax.Array, lambdas: jax.Array, *, method: str, log_features: list[bool], log_negative: list[bool]
+) -> jax.Array:
+    """Each feature's Yeo-Johnson or Box-Cox transform with its lambda, as scipy computes them:
+    expm1(l * log1p(x)) / l for x >= 0 and -expm1((2 - l) * log1p(-x)) / (2 - l) below (Yeo-Johnson),
+    expm1(l * log(x)) / l (Box-Cox); ``log_features`` marks the lambdas scipy takes for 0 (then log1p(x),
+    log(x)), ``log_negative`` the Yeo-Johnson ones it takes for 2 (then -log1p(-x)). NaN stays NaN."""
+    log = jnp.asarray(log_features)
+    safe = jnp.where(log, 1, lambdas).astype(x.dtype)
+    if method == "box-cox":
+        return jnp.where(log, jnp.log(x), jnp.expm1(safe * jnp.log(x)) / safe)
+    above = jnp.where(log, jnp.log1p(x), jnp.expm1(safe * jnp.log1p(x)) / safe)
+    two = jnp.asarray(log_negative)
+    rest = jnp.where(two, 1, 2 - lambdas).astype(x.dtype)
+    below = jnp.where(two, -jnp.log1p(-x), -jnp.expm1(rest * jnp.log1p(-x)) / rest)
+    return jnp.where(x >= 0, above, below)
+
+
+@register_op("NonPositiveRows")
+def non_positive_rows(x: jax.Array) -> jax.Array:
+    """(rows,) 1 where some entry is zero or negative (NaN is neither), else 0."""
+    return jnp.any(x <= 0, axis=-1).astype(jnp.int32)
+
+
 @register_op("Impute")
 def impute(x: jax.Array, fill: jax.Array, *, missing: float | str) -> jax.Array:
     """Missing entries (NaN or a marker value) replaced by the per-column fill values."""
