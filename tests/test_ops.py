@@ -36,6 +36,28 @@ def _ovr(p: np.ndarray) -> np.ndarray:
     return np.where(s == 0, 1.0 / p.shape[-1], p / np.where(s == 0, 1, s))
 
 
+def _quantile_record() -> Record:
+    """Quantiles with repeated values (a jump to interpolate from both sides), inputs on them, past both
+    ends and NaN; a normal output, so that the 1e-7 bounds and the clipping count too."""
+    quantiles = np.array([[-2.0, 0.0], [-1.0, 1.0], [-1.0, 1.0], [0.5, 1.0], [3.0, 4.0]])
+    references = np.linspace(0, 1, 5)
+    x = np.array([[-1.0, 1.0], [-2.0, 0.0], [3.0, 4.0], [-5.0, 9.0], [0.25, 0.5], [np.nan, 4.0 - 5e-8]])
+    top, bottom = quantiles[-1] - 1e-7, quantiles[0] + 1e-7
+    clip = [float(stats.norm.ppf(1e-7 - np.spacing(1))), float(stats.norm.ppf(1 - (1e-7 - np.spacing(1))))]
+
+    def reference(x: np.ndarray, q: np.ndarray, r: np.ndarray, *_: np.ndarray) -> np.ndarray:
+        out = np.empty_like(x)
+        for j in range(x.shape[1]):
+            t = x[:, j]
+            y = 0.5 * (np.interp(t, q[:, j], r) - np.interp(-t, -q[::-1, j], -r[::-1]))
+            y[t + 1e-7 > q[-1, j]] = 1.0
+            y[t - 1e-7 < q[0, j]] = 0.0
+            out[:, j] = np.where(np.isnan(t), np.nan, np.clip(stats.norm.ppf(y), *clip))
+        return out
+
+    return Record((x, quantiles, references, top, -bottom), reference, {"normal": True, "clip": clip})
+
+
 def _tree_record() -> Record:
     """Two copies of a 3-leaf tree: x1 <= 0 (NaN goes left) -> 1; else x2 <= 0.5 -> 2, else 3."""
     from mle_runtime.converters._builder import GraphBuilder
@@ -161,6 +183,7 @@ OPS: dict[str, Record] = {
             "log_negative": [False, True, False, False],
         },
     ),
+    "QuantileTransform": _quantile_record(),
     "NonPositiveRows": Record(
         (np.array([[1.0, 2.0], [0.0, 3.0], [np.nan, 1.0], [4.0, -1e-300]]),),
         lambda x: np.array([0, 1, 0, 1]),

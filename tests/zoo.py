@@ -372,6 +372,18 @@ CASES = [
     Case("normalizer-max", lambda: pp.Normalizer("max"), "regression"),
     Case("binarizer", lambda: pp.Binarizer(threshold=0.2), "regression"),
     Case("power-yeo-johnson", lambda: pp.PowerTransformer(), "regression"),
+    Case("quantile-uniform", lambda: pp.QuantileTransformer(n_quantiles=200), "regression"),
+    Case("quantile-small-ints", lambda: pp.QuantileTransformer(n_quantiles=30), "small_ints"),
+    Case(
+        "quantile-normal-logreg",
+        lambda: pipe(pp.QuantileTransformer(n_quantiles=50, output_distribution="normal"), lm.LogisticRegression()),
+        "binary",
+    ),
+    Case(
+        "quantile-nan-hgb",
+        lambda: pipe(pp.QuantileTransformer(n_quantiles=100), ensemble.HistGradientBoostingClassifier(max_iter=10)),
+        "nan_binary",
+    ),
     Case("power-yeo-johnson-skewed", lambda: pipe(pp.PowerTransformer(), lm.Ridge()), "positive_features"),
     Case(
         "power-box-cox",

@@ -64,6 +64,26 @@ def power_transformer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     return out
 
 
+@converts(preprocessing.QuantileTransformer)
+def quantile_transformer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    from scipy import stats
+
+    quantiles = np.asarray(est.quantiles_, dtype=np.float64)
+    bound = 1e-7  # scikit-learn's BOUNDS_THRESHOLD: x + 1e-7 > the top quantile maps to 1 (normal output)
+    clip = [float(stats.norm.ppf(bound - np.spacing(1))), float(stats.norm.ppf(1 - (bound - np.spacing(1))))]
+    y = b.op(
+        "QuantileTransform",
+        x,
+        b.const("quantiles", quantiles),
+        b.const("references", _f64(est.references_)),
+        b.const("top", quantiles[-1] - bound),
+        b.const("negated_bottom", -(quantiles[0] + bound)),
+        normal=est.output_distribution == "normal",
+        clip=clip,
+    )
+    return _transformed(y, n)
+
+
 @converts(preprocessing.MinMaxScaler)
 def min_max_scaler(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     y = b.op("Add", b.op("Mul", x, b.const("scale", _f64(est.scale_))), b.const("min", _f64(est.min_)))

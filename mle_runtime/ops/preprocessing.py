@@ -52,6 +52,50 @@ def power_transform(
     return jnp.where(x >= 0, above, below)
 
 
+def _interp(t: jax.Array, xp: jax.Array, fp: jax.Array) -> jax.Array:
+    """numpy's interp of one column: the last knot at or below t, its value where t sits on it, the line
+    to the next knot otherwise (from the next knot's end where that gives NaN), the end values beyond."""
+    n = xp.shape[0]
+    j = jnp.clip(jnp.searchsorted(xp, t, side="right") - 1, 0, n - 1)
+    k = jnp.minimum(j + 1, n - 1)
+    slope = (fp[k] - fp[j]) / (xp[k] - xp[j])
+    y = slope * (t - xp[j]) + fp[j]
+    y = jnp.where(jnp.isnan(y), slope * (t - xp[k]) + fp[k], y)
+    y = jnp.where(jnp.isnan(y) & (fp[j] == fp[k]), fp[j], y)
+    y = jnp.where((xp[j] == t) | (j == n - 1), fp[j], y)
+    return jnp.where(t < xp[0], fp[0], jnp.where(t > xp[-1], fp[-1], y))
+
+
+@register_op("QuantileTransform", round_down=("top", "negated_bottom"))
+def quantile_transform(
+    x: jax.Array,
+    quantiles: jax.Array,
+    references: jax.Array,
+    top: jax.Array,
+    negated_bottom: jax.Array,
+    *,
+    normal: bool,
+    clip: list[float],
+) -> jax.Array:
+    """QuantileTransformer: each feature's value interpolated from its quantiles (n_quantiles, features)
+    to the references, as the mean of numpy's interp upwards and downwards (repeated quantiles); 1 above
+    ``top`` and 0 below -``negated_bottom`` (the end quantiles, or within 1e-7 of them for a normal
+    output; rounded down to float32 in float32 precision, so that a float32 value compares as its float64
+    self does); then, for a normal output, the normal quantile function clipped to ``clip``."""
+    down_xp, down_fp = -quantiles[::-1], -references[::-1]
+
+    def column(t: jax.Array, q: jax.Array, dq: jax.Array, hi: jax.Array, neg_lo: jax.Array) -> jax.Array:
+        y = 0.5 * (_interp(t, q, references) - _interp(-t, dq, down_fp))
+        y = jnp.where(t == q[-1] if not normal else t > hi, 1.0, y)
+        y = jnp.where(t == q[0] if not normal else -t > neg_lo, 0.0, y)
+        return jnp.where(jnp.isnan(t), t, y).astype(x.dtype)
+
+    y = jax.vmap(column, in_axes=(1, 1, 1, 0, 0), out_axes=1)(x, quantiles, down_xp, top, negated_bottom)
+    if normal:
+        y = jnp.clip(jax.scipy.special.ndtri(y), clip[0], clip[1])
+    return y
+
+
 @register_op("NonPositiveRows")
 def non_positive_rows(x: jax.Array) -> jax.Array:
     """(rows,) 1 where some entry is zero or negative (NaN is neither), else 0."""
