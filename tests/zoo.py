@@ -346,6 +346,19 @@ CASES = [
         "binary",
     ),
     Case(
+        "fixed-threshold-first-class",
+        lambda: model_selection.FixedThresholdClassifier(svm.LinearSVC(random_state=0), pos_label=False, threshold=0.4),
+        "bools",
+    ),
+    Case(
+        "fixed-threshold-proba",
+        lambda: model_selection.FixedThresholdClassifier(naive_bayes.GaussianNB(), threshold=0.2),
+        "binary",
+    ),
+    Case(
+        "tuned-threshold", lambda: model_selection.TunedThresholdClassifierCV(lm.LogisticRegression(), cv=3), "binary"
+    ),
+    Case(
         "randomized-search",
         lambda: model_selection.RandomizedSearchCV(
             tree.DecisionTreeRegressor(random_state=0), {"max_depth": [2, 3, 4]}, n_iter=2, cv=3, random_state=0

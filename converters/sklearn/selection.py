@@ -58,6 +58,45 @@ def best_estimator(search: Any) -> Any:
     return best
 
 
+_THRESHOLDED = [
+    getattr(model_selection, name)
+    for name in ("FixedThresholdClassifier", "TunedThresholdClassifierCV")
+    if hasattr(model_selection, name)  # scikit-learn 1.5 and later
+]
+
+
+@converts(*_THRESHOLDED)
+def thresholded_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """A binary classifier whose label is its estimator's positive-class score against a threshold
+    (FixedThresholdClassifier's, or the one TunedThresholdClassifierCV found); its probabilities and
+    decision are the estimator's."""
+    inner = est.estimator_
+    converted = converter_for(inner)(inner, b, x, n_features)
+    classes = np.asarray(est.classes_)
+    tuned = hasattr(est, "best_threshold_")
+    pos_label = est._curve_scorer._get_pos_label() if tuned else est.pos_label
+    positive = len(classes) - 1 if pos_label is None else int(np.flatnonzero(classes == pos_label)[0])
+    wanted = ["predict_proba", "decision_function"] if est.response_method == "auto" else [est.response_method]
+    method = next((m for m in wanted if hasattr(inner, m)), None)
+    role = {"predict_proba": "probabilities", "decision_function": "decision"}.get(method or "")
+    if role is None or role not in converted.outputs:
+        raise UnsupportedModelError(f"{type(est).__name__}: its estimator gives no {' or '.join(wanted)}")
+    if role == "probabilities":
+        score = b.op("TakeColumns", converted.outputs[role], b.const("positive", np.array(positive, np.int32)))
+    else:  # a binary decision scores the second class; scikit-learn turns it round for the first
+        score = converted.outputs[role]
+        score = score if positive == 1 else b.op("Sub", b.const("zero", np.array(0.0)), score)
+    if tuned:
+        threshold = float(est.best_threshold_)
+    else:
+        threshold = (0.5 if role == "probabilities" else 0.0) if est.threshold == "auto" else float(est.threshold)
+    reached = b.op("IsPositive", b.op("Sub", score, b.const("threshold", np.array(threshold))), or_zero=True)
+    if pos_label is not None and positive == 0:  # the label of a reached threshold is the first class
+        reached = b.op("Sub", b.const("one", np.array(1, np.int32)), reached)
+    outputs = {**converted.outputs, "label": reached}
+    return Converted("classifier", outputs, converted.run_outputs, classes=classes)
+
+
 @converts(linear_model.RANSACRegressor)
 def ransac_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     return converter_for(est.estimator_)(est.estimator_, b, x, n_features)
