@@ -184,6 +184,15 @@ OPS: dict[str, Record] = {
         },
     ),
     "QuantileTransform": _quantile_record(),
+    "TargetEncode": Record(  # feature 0: a missing-value category seen; feature 1: two classes, none
+        (
+            np.array([[1.0, 5.0], [np.nan, 7.0], [2.0, np.nan], [9.0, 5.0]]),
+            *(np.array([1.0, 2.0]), np.array([[0.1], [0.2], [0.9]]), np.array([0.5])),
+            *(np.array([5.0, 7.0]), np.array([[0.3, 0.7], [0.6, 0.4]]), np.array([0.45, 0.55])),
+        ),
+        lambda *_: np.array([[0.1, 0.3, 0.7], [0.9, 0.6, 0.4], [0.2, 0.45, 0.55], [0.5, 0.3, 0.7]]),
+        {"missing_category": [True, False]},
+    ),
     "NonPositiveRows": Record(
         (np.array([[1.0, 2.0], [0.0, 3.0], [np.nan, 1.0], [4.0, -1e-300]]),),
         lambda x: np.array([0, 1, 0, 1]),

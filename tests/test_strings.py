@@ -13,7 +13,13 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, SplineTransformer, StandardScaler
+from sklearn.preprocessing import (
+    OneHotEncoder,
+    OrdinalEncoder,
+    SplineTransformer,
+    StandardScaler,
+    TargetEncoder,
+)
 
 import mle_runtime as mle
 
@@ -95,6 +101,10 @@ MODELS = {
             remainder="passthrough",
         ),
         Ridge(),
+    ),
+    "target-encoded-logreg": lambda: make_pipeline(
+        ColumnTransformer([("cat", TargetEncoder(), ["colour", "size"])], remainder="passthrough"),
+        LogisticRegression(),
     ),
 }
 

@@ -194,6 +194,11 @@ def _small_ints() -> dict[str, np.ndarray]:
     return {"X": X, "y": y, "X_test": X_test}
 
 
+def _small_ints_multiclass() -> dict[str, np.ndarray]:
+    d = _small_ints()
+    return {**d, "y": np.array(["low", "mid", "high"], dtype=object)[(d["y"] + (d["X"][:, 1] > 10)) % 3]}
+
+
 def _small_ints_nonnegative() -> dict[str, np.ndarray]:
     """Five features of category codes 0 .. 5 (every code seen in training), three classes."""
     rng = np.random.default_rng(15)
@@ -230,6 +235,7 @@ DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
     "counts": _counts,
     "one_feature": _one_feature,
     "small_ints": _small_ints,
+    "small_ints_multiclass": _small_ints_multiclass,
     "small_ints_nonnegative": _small_ints_nonnegative,
     "two_label_sets": _two_label_sets,
     "multilabel": _multilabel,
@@ -385,6 +391,22 @@ CASES = [
     Case("normalizer-max", lambda: pp.Normalizer("max"), "regression"),
     Case("binarizer", lambda: pp.Binarizer(threshold=0.2), "regression"),
     Case("power-yeo-johnson", lambda: pp.PowerTransformer(), "regression"),
+    Case(
+        "target-encoder",
+        lambda: pipe(
+            compose.ColumnTransformer([("te", pp.TargetEncoder(), [0, 1])], remainder="passthrough"),
+            lm.LogisticRegression(),
+        ),
+        "categorical",
+    ),
+    Case(
+        "target-encoder-multiclass",
+        lambda: pipe(
+            compose.ColumnTransformer([("te", pp.TargetEncoder(), [0, 1, 2])], remainder="drop"),
+            naive_bayes.GaussianNB(),
+        ),
+        "small_ints_multiclass",
+    ),
     Case("quantile-uniform", lambda: pp.QuantileTransformer(n_quantiles=200), "regression"),
     Case("quantile-small-ints", lambda: pp.QuantileTransformer(n_quantiles=30), "small_ints"),
     Case(

@@ -68,7 +68,14 @@ def _input_width(model: Any) -> int | None:
 
 # Steps after which no NaN is left (when they accept NaN at all): imputers, and encoders, which turn NaN
 # into a category, zeros or an error of their own (SplineTransformer(handle_missing="zeros"): zeros).
-_REMOVES_NAN = {"SimpleImputer", "KNNImputer", "IterativeImputer", "OneHotEncoder", "SplineTransformer"}
+_REMOVES_NAN = {
+    "SimpleImputer",
+    "KNNImputer",
+    "IterativeImputer",
+    "OneHotEncoder",
+    "SplineTransformer",
+    "TargetEncoder",
+}
 
 
 def _removes_nan(est: Any) -> bool:

@@ -164,6 +164,30 @@ def ordinal_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conve
     return _transformed(y, n_features)
 
 
+@converts(preprocessing.TargetEncoder)
+def target_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """Each feature's category encodings (learnt on the whole training set: ``transform``, not the cross
+    fitting of ``fit_transform``), the target mean for unknown categories; one column per class for a
+    multiclass target."""
+    per_feature = len(est.classes_) if est.target_type_ == "multiclass" else 1
+    target_mean = np.atleast_1d(np.asarray(est.target_mean_, dtype=np.float64))
+    tables, missing = [], []
+    for i, categories in enumerate(est.categories_):
+        values = list(categories)
+        encodings = np.stack([est.encodings_[i * per_feature + c] for c in range(per_feature)], axis=1)
+        known = [j for j, v in enumerate(values) if not is_missing_value(v)]
+        known.sort(key=lambda j: values[j])  # (string categories may be given in any order)
+        rows = known + [j for j, v in enumerate(values) if is_missing_value(v)]
+        if all(isinstance(values[j], str) for j in known):
+            table = b.string_codes(f"categories{i}", x, i, [values[j] for j in known], "TargetEncoder")
+        else:
+            table = b.const(f"categories{i}", np.asarray([values[j] for j in known], dtype=np.float64))
+        tables += [table, b.const(f"encodings{i}", encodings[rows]), b.const(f"target_mean{i}", target_mean)]
+        missing.append(len(rows) > len(known))
+    y = b.op("TargetEncode", x, *tables, missing_category=missing)
+    return _transformed(y, n_features * per_feature)
+
+
 @converts(preprocessing.KBinsDiscretizer)
 def k_bins_discretizer(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     inner = [np.asarray(edges, dtype=np.float64)[1:-1] for edges in est.bin_edges_]

@@ -96,6 +96,23 @@ def quantile_transform(
     return y
 
 
+@register_op("TargetEncode")
+def target_encode(x: jax.Array, *tables: jax.Array, missing_category: list[bool]) -> jax.Array:
+    """TargetEncoder, features side by side, (rows, features * classes). Per feature three tables: its
+    sorted known categories, their encodings (categories, classes) with the missing-value category's
+    last when training saw one, and the target mean (classes,): a value takes its category's encoding,
+    a missing value the missing-value category's where there is one, anything else the target mean."""
+    out = []
+    for i, (known, encodings, mean) in enumerate(zip(tables[0::3], tables[1::3], tables[2::3], strict=True)):
+        value, known = x[:, i], known.astype(x.dtype)
+        position = jnp.clip(jnp.searchsorted(known, value), 0, known.shape[0] - 1)
+        y = jnp.where((known[position] == value)[:, None], encodings[position], mean[None, :])
+        if missing_category[i]:
+            y = jnp.where(jnp.isnan(value)[:, None], encodings[-1][None, :], y)
+        out.append(y)
+    return jnp.concatenate(out, axis=1).astype(x.dtype)
+
+
 @register_op("NonPositiveRows")
 def non_positive_rows(x: jax.Array) -> jax.Array:
     """(rows,) 1 where some entry is zero or negative (NaN is neither), else 0."""
