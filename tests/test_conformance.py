@@ -222,6 +222,24 @@ def test_box_cox_refuses_what_is_not_strictly_positive(tmp_path: Path) -> None:
         mle.load_model(tmp_path / "box-cox.mle").run([bad])
 
 
+def test_missing_indicator_refuses_missing_values_where_training_had_none(tmp_path: Path) -> None:
+    from sklearn.impute import MissingIndicator
+
+    data = DATA["nan_empty_column"]()
+    X = data["X"].copy()
+    X[:, 5] = np.nan_to_num(X[:, 5])  # column 5 never missing in training
+    model = MissingIndicator().fit(X)
+    mle.export_model(model, tmp_path / "indicator.mle")
+    runtime = mle.load_model(tmp_path / "indicator.mle")
+    test = np.nan_to_num(data["X_test"][:8])
+    test[[1, 6], 5] = np.nan
+    with pytest.raises(ValueError, match="have missing values in transform"):
+        model.transform(test)
+    with pytest.raises(ValueError, match=r"missing values in transform \(rows \[1, 6\]\)"):
+        runtime.run([test])
+    np.testing.assert_array_equal(runtime.run([test[[0, 2]]])[0], model.transform(test[[0, 2]]))
+
+
 def test_neighbours_of_a_training_set_larger_than_one_block(tmp_path: Path) -> None:
     """5,000 training rows (three blocks of the search), with duplicated rows, queried by more rows
     than one chunk of the search: the same neighbours, labels and distance-weighted probabilities as

@@ -13,6 +13,7 @@ from sklearn import (
     calibration,
     cluster,
     compose,
+    cross_decomposition,
     datasets,
     decomposition,
     discriminant_analysis,
@@ -20,6 +21,7 @@ from sklearn import (
     feature_selection,
     impute,
     isotonic,
+    kernel_approximation,
     kernel_ridge,
     linear_model,
     mixture,
@@ -113,6 +115,20 @@ def _positive_features() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(17)
     X = np.exp(rng.normal(size=(1600, 5)) * [0.3, 1.0, 2.0, 0.5, 1.5])  # skewed, strictly positive
     return _split(X, np.log(X) @ [1.0, -2.0, 0.5, 0.0, 1.0] + rng.normal(scale=0.1, size=1600))
+
+
+def _kernel_matrix() -> dict[str, np.ndarray]:
+    """Kernel matrices (KernelCenterer's input): rbf values among 300 training rows, and of held-out rows
+    against them."""
+    from sklearn.metrics.pairwise import rbf_kernel
+
+    d = _binary()
+    base = d["X"][:300]
+    return {
+        "X": rbf_kernel(base, base, gamma=0.05),
+        "y": d["y"][:300],
+        "X_test": rbf_kernel(d["X_test"], base, gamma=0.05),
+    }
 
 
 def _nan_binary() -> dict[str, np.ndarray]:
@@ -229,6 +245,7 @@ DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
     "positive": _positive,
     "positive_features": _positive_features,
     "nan_binary": _nan_binary,
+    "kernel_matrix": _kernel_matrix,
     "nan_empty_column": _nan_empty_column,
     "marker": _marker,
     "categorical": _categorical,
@@ -392,6 +409,31 @@ CASES = [
     Case("binarizer", lambda: pp.Binarizer(threshold=0.2), "regression"),
     Case("power-yeo-johnson", lambda: pp.PowerTransformer(), "regression"),
     Case(
+        "rbf-sampler",
+        lambda: pipe(kernel_approximation.RBFSampler(gamma=0.2, random_state=0), lm.Ridge()),
+        "regression",
+    ),
+    Case(
+        "nystroem-svc",
+        lambda: pipe(kernel_approximation.Nystroem(n_components=60, random_state=0), svm.LinearSVC(random_state=0)),
+        "binary",
+    ),
+    Case(
+        "nystroem-poly",
+        lambda: kernel_approximation.Nystroem(kernel="poly", degree=2, n_components=30, random_state=0),
+        "regression",
+    ),
+    Case("kernel-pca-rbf", lambda: decomposition.KernelPCA(8, kernel="rbf", gamma=0.05), "binary"),
+    Case(
+        "kernel-pca-poly-logreg",
+        lambda: pipe(decomposition.KernelPCA(6, kernel="poly"), lm.LogisticRegression()),
+        "multiclass",
+    ),
+    Case("kernel-centerer", lambda: pp.KernelCenterer(), "kernel_matrix"),
+    Case("pls-regression", lambda: cross_decomposition.PLSRegression(n_components=3), "regression"),
+    Case("pls-canonical", lambda: cross_decomposition.PLSCanonical(n_components=2), "two_numeric_targets"),
+    Case("cca", lambda: cross_decomposition.CCA(n_components=2), "two_numeric_targets"),
+    Case(
         "target-encoder",
         lambda: pipe(
             compose.ColumnTransformer([("te", pp.TargetEncoder(), [0, 1])], remainder="passthrough"),
@@ -439,6 +481,8 @@ CASES = [
     Case("imputer-constant", lambda: impute.SimpleImputer(strategy="constant", fill_value=-5.0), "nan_binary"),
     Case("imputer-drops-empty", lambda: impute.SimpleImputer(add_indicator=True), "nan_empty_column"),
     Case("imputer-keeps-empty", lambda: impute.SimpleImputer(keep_empty_features=True), "nan_empty_column"),
+    Case("missing-indicator", lambda: impute.MissingIndicator(features="all"), "nan_binary"),
+    Case("missing-indicator-missing-only", lambda: impute.MissingIndicator(error_on_new=False), "nan_binary"),
     Case("imputer-marker", lambda: impute.SimpleImputer(missing_values=-1.0), "marker"),
     # pipelines
     Case(

@@ -75,6 +75,7 @@ _REMOVES_NAN = {
     "OneHotEncoder",
     "SplineTransformer",
     "TargetEncoder",
+    "MissingIndicator",
 }
 
 

@@ -1,4 +1,5 @@
-"""Kernel models (support vector machines, KernelRidge) and isotonic regression. An SVM is the Kernel op
+"""Kernel models (support vector machines, KernelRidge, KernelPCA, the kernel approximations) and
+isotonic regression. An SVM is the Kernel op
 against its support vectors, one matrix product with the dual coefficients, and libsvm's rules on top
 (ops in ``mle_runtime/ops/svm.py``)."""
 
@@ -8,7 +9,7 @@ import itertools
 from typing import Any
 
 import numpy as np
-from sklearn import isotonic, kernel_ridge, svm
+from sklearn import decomposition, isotonic, kernel_approximation, kernel_ridge, preprocessing, svm
 
 from mle_runtime.converters._builder import Converted, GraphBuilder
 from mle_runtime.converters._registry import converts
@@ -156,3 +157,58 @@ def one_class_svm(est: Any, b: GraphBuilder, x: str, n_features: int) -> Convert
         "scores": b.op("Add", decision, b.const("offset", np.asarray(est.offset_).reshape(()))),
     }
     return Converted("classifier", outputs, ["label", "decision"], classes=np.array([-1, 1]))
+
+
+@converts(kernel_approximation.RBFSampler)
+def rbf_sampler(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """cos(x W + offset) * sqrt(2 / n_components), as scikit-learn computes it."""
+    weights = np.asarray(est.random_weights_, dtype=np.float64)
+    projection = b.op("Gemm", x, b.const("random_weights", weights), b.const("offset", est.random_offset_))
+    scale = b.const("scale", np.array((2.0 / est.n_components) ** 0.5))
+    return _transformed(b.op("Mul", b.op("Ufunc", projection, name="cos"), scale), weights.shape[1])
+
+
+@converts(kernel_approximation.Nystroem)
+def nystroem(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """The kernel against the sampled components, times the normalization."""
+    params = est._get_kernel_params()
+    gamma, coef0, degree = params.get("gamma"), params.get("coef0", 1.0), params.get("degree", 3.0)
+    k = b.op(
+        "Kernel",
+        x,
+        b.const("components", est.components_),
+        **kernel_attrs(est.kernel, gamma, coef0, degree, n_features),
+    )
+    normalization = np.asarray(est.normalization_, dtype=np.float64)
+    return _transformed(b.op("Gemm", k, b.const("normalization", normalization.T)), normalization.shape[0])
+
+
+@converts(decomposition.KernelPCA)
+def kernel_pca(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """The kernel against the training rows, centred as the fitted KernelCenterer centres it, projected
+    on the eigenvectors scaled by 1 / sqrt(eigenvalue) (zero eigenvalues give zero columns)."""
+    attrs = kernel_attrs(est.kernel, est.gamma_, est.coef0, est.degree, n_features)
+    k = b.op("Kernel", x, b.const("X_fit", est.X_fit_), **attrs)
+    values, vectors = np.asarray(est.eigenvalues_, np.float64), np.asarray(est.eigenvectors_, np.float64)
+    scaled = np.zeros_like(vectors)
+    kept = np.flatnonzero(values)
+    scaled[:, kept] = vectors[:, kept] / np.sqrt(values[kept])
+    return _transformed(b.op("Gemm", _centred(b, k, est._centerer), b.const("alphas", scaled)), scaled.shape[1])
+
+
+@converts(preprocessing.KernelCenterer)
+def kernel_centerer(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    return _transformed(_centred(b, x, est), n_features)
+
+
+def _centred(b: GraphBuilder, k: str, centerer: Any) -> str:
+    """A kernel matrix against the training rows centred in feature space: less the training columns'
+    means and the row's mean, plus the training mean (KernelCenterer.transform)."""
+    column_means = np.asarray(centerer.K_fit_rows_, dtype=np.float64)
+    row_means = b.op("Gemm", k, b.const("row_mean", np.full(len(column_means), 1.0 / len(column_means))))
+    centred = b.op("Sub", b.op("Sub", k, b.const("K_fit_rows", column_means)), b.op("ExpandLast", row_means))
+    return b.op("Add", centred, b.const("K_fit_all", np.asarray(centerer.K_fit_all_, dtype=np.float64)))
+
+
+def _transformed(y: str, width: int) -> Converted:
+    return Converted("transformer", {"transformed": y}, ["transformed"], n_outputs=width)

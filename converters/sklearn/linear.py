@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from sklearn import cross_decomposition, svm
 from sklearn import linear_model as lm
-from sklearn import svm
 
 from mle_runtime.converters._builder import Converted, GraphBuilder
 from mle_runtime.converters._registry import converts
@@ -140,3 +140,14 @@ def glm_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Convert
     if name not in links:
         raise UnsupportedModelError(f"{type(est).__name__}: link {name} is not supported")
     return _regression(est, b, x, links[name])
+
+
+@converts(cross_decomposition.PLSRegression, cross_decomposition.PLSCanonical, cross_decomposition.CCA)
+def partial_least_squares(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """predict: (x - the training mean) coef.T + intercept, one column per target (none for a 1-D one)."""
+    centred = b.op("Sub", x, b.const("x_mean", np.asarray(est._x_mean, dtype=np.float64)))
+    coef = np.asarray(est.coef_, dtype=np.float64)
+    y = b.op("Gemm", centred, b.const("coef", coef.T), b.const("intercept", np.asarray(est.intercept_, np.float64)))
+    if est._predict_1d:
+        y = b.op("SqueezeLast", y)
+    return Converted("regressor", {"predictions": y}, ["predictions"])

@@ -183,10 +183,26 @@ def simple_imputer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     y = b.op("Impute", x, b.const("fill", stats[keep]), missing=missing)
     width = len(keep)
     if est.add_indicator:
-        features = np.asarray(est.indicator_.features_, dtype=np.int32)
-        flags = b.op("IsMissing", b.op("TakeColumns", source, b.const("indicated", features)), missing=missing)
-        y, width = b.op("Concat", y, flags), width + len(features)
+        indicator = missing_indicator(est.indicator_, b, source, n)
+        y, width = b.op("Concat", y, indicator.outputs["transformed"]), width + int(indicator.n_outputs or 0)
     return _transformed(y, width)
+
+
+@converts(impute.MissingIndicator)
+def missing_indicator(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    """1 where a feature that had missing values in training has one; with ``error_on_new``, a missing
+    value in any other feature raises, as scikit-learn does."""
+    missing = _missing_marker(est.missing_values)
+    features = np.asarray(est.features_, dtype=np.int32)
+    flags = b.op("IsMissing", b.op("TakeColumns", x, b.const("indicated", features)), missing=missing)
+    others = np.setdiff1d(np.arange(n), features).astype(np.int32)
+    if est.error_on_new and len(others):
+        new = b.op("IsMissing", b.op("TakeColumns", x, b.const("not_indicated", others)), missing=missing)
+        b.refuse_rows(
+            b.op("Gemm", new, b.const("ones", np.ones(len(others)))),
+            "MissingIndicator: features that had no missing values in fit have missing values in transform",
+        )
+    return _transformed(flags, len(features))
 
 
 @converts(preprocessing.SplineTransformer)

@@ -191,6 +191,8 @@ UFUNCS = {
     "sign": jnp.sign,
     "tanh": jnp.tanh,
     "arcsinh": jnp.arcsinh,
+    "cos": jnp.cos,
+    "sin": jnp.sin,
 }
 
 
