@@ -13,6 +13,7 @@ from sklearn import (
     calibration,
     cluster,
     compose,
+    covariance,
     cross_decomposition,
     datasets,
     decomposition,
@@ -33,6 +34,8 @@ from sklearn import (
     neural_network,
     pipeline,
     preprocessing,
+    random_projection,
+    semi_supervised,
     svm,
     tree,
 )
@@ -115,6 +118,14 @@ def _positive_features() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(17)
     X = np.exp(rng.normal(size=(1600, 5)) * [0.3, 1.0, 2.0, 0.5, 1.5])  # skewed, strictly positive
     return _split(X, np.log(X) @ [1.0, -2.0, 0.5, 0.0, 1.0] + rng.normal(scale=0.1, size=1600))
+
+
+def _partly_labelled() -> dict[str, np.ndarray]:
+    """Multiclass, a third of the training labels unknown (-1), for semi-supervised models."""
+    d = _multiclass()
+    y = d["y"].copy()
+    y[np.random.default_rng(18).random(len(y)) < 0.3] = -1
+    return {**d, "y": y}
 
 
 def _kernel_matrix() -> dict[str, np.ndarray]:
@@ -246,6 +257,7 @@ DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
     "positive_features": _positive_features,
     "nan_binary": _nan_binary,
     "kernel_matrix": _kernel_matrix,
+    "partly_labelled": _partly_labelled,
     "nan_empty_column": _nan_empty_column,
     "marker": _marker,
     "categorical": _categorical,
@@ -430,6 +442,30 @@ CASES = [
         "multiclass",
     ),
     Case("kernel-centerer", lambda: pp.KernelCenterer(), "kernel_matrix"),
+    Case("elliptic-envelope", lambda: covariance.EllipticEnvelope(random_state=0), "regression"),
+    Case("sgd-one-class-svm", lambda: lm.SGDOneClassSVM(random_state=0), "binary"),
+    Case("fast-ica", lambda: decomposition.FastICA(4, whiten="unit-variance", random_state=0), "regression"),
+    Case(
+        "random-projections",
+        lambda: pipe(
+            random_projection.GaussianRandomProjection(6, random_state=0),
+            random_projection.SparseRandomProjection(3, density=0.5, random_state=0),
+        ),
+        "regression",
+    ),
+    Case(
+        "bernoulli-rbm-logreg",
+        lambda: pipe(pp.MinMaxScaler(), neural_network.BernoulliRBM(8, random_state=0), lm.LogisticRegression()),
+        "binary",
+    ),
+    Case("feature-agglomeration", lambda: cluster.FeatureAgglomeration(n_clusters=4), "regression"),
+    Case(
+        "self-training",
+        lambda: semi_supervised.SelfTrainingClassifier(svm.SVC(probability=True, random_state=0)),
+        "partly_labelled",
+    ),
+    Case("label-propagation", lambda: semi_supervised.LabelPropagation(gamma=0.05, max_iter=2000), "partly_labelled"),
+    Case("label-spreading", lambda: semi_supervised.LabelSpreading(gamma=0.05), "partly_labelled"),
     Case("pls-regression", lambda: cross_decomposition.PLSRegression(n_components=3), "regression"),
     Case("pls-canonical", lambda: cross_decomposition.PLSCanonical(n_components=2), "two_numeric_targets"),
     Case("cca", lambda: cross_decomposition.CCA(n_components=2), "two_numeric_targets"),

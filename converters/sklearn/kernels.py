@@ -9,7 +9,7 @@ import itertools
 from typing import Any
 
 import numpy as np
-from sklearn import decomposition, isotonic, kernel_approximation, kernel_ridge, preprocessing, svm
+from sklearn import decomposition, isotonic, kernel_approximation, kernel_ridge, preprocessing, semi_supervised, svm
 
 from mle_runtime.converters._builder import Converted, GraphBuilder
 from mle_runtime.converters._registry import converts
@@ -212,3 +212,16 @@ def _centred(b: GraphBuilder, k: str, centerer: Any) -> str:
 
 def _transformed(y: str, width: int) -> Converted:
     return Converted("transformer", {"transformed": y}, ["transformed"], n_outputs=width)
+
+
+@converts(semi_supervised.LabelPropagation, semi_supervised.LabelSpreading)
+def label_propagation(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """predict_proba: the rbf kernel against the training rows times their label distributions,
+    normalized per row; the "knn" kernel (a neighbour search) is refused."""
+    if est.kernel != "rbf":
+        raise UnsupportedModelError(f"{type(est).__name__}(kernel={est.kernel!r}): only the rbf kernel is supported")
+    weights = b.op("Kernel", x, b.const("X_train", est.X_), **kernel_attrs("rbf", est.gamma, 0.0, 3.0, n_features))
+    scores = b.op("Gemm", weights, b.const("label_distributions", np.asarray(est.label_distributions_, np.float64)))
+    proba = b.op("Normalize", scores, norm="l1")
+    outputs = {"label": b.op("ArgMax", proba), "probabilities": proba}
+    return Converted("classifier", outputs, ["label", "probabilities"], classes=np.asarray(est.classes_))

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 import numpy as np
-from sklearn import decomposition, impute, preprocessing
+from sklearn import cluster, decomposition, impute, neural_network, preprocessing, random_projection
 
 from mle_runtime.converters._builder import Converted, GraphBuilder
 from mle_runtime.converters._registry import converts
@@ -124,6 +124,43 @@ def pca(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
         scale[scale < np.finfo(scale.dtype).eps] = np.finfo(scale.dtype).eps
         y = b.op("Div", y, b.const("whiten", scale))
     return _transformed(y, components.shape[0])
+
+
+@converts(decomposition.FastICA)
+def fast_ica(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    """The unmixing matrix applied to x, centred first when the model whitened."""
+    components = _f64(est.components_)
+    if est.whiten:
+        x = b.op("Sub", x, b.const("mean", _f64(est.mean_)))
+    return _transformed(b.op("Gemm", x, b.const("components", components.T)), components.shape[0])
+
+
+@converts(random_projection.GaussianRandomProjection, random_projection.SparseRandomProjection)
+def random_projection_transform(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    """x times the (dense) random components; the output is dense, as with ``dense_output=True``."""
+    components = est.components_
+    components = _f64(components.toarray() if hasattr(components, "toarray") else components)
+    return _transformed(b.op("Gemm", x, b.const("components", components.T)), components.shape[0])
+
+
+@converts(neural_network.BernoulliRBM)
+def bernoulli_rbm(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    """The hidden units' mean activations: sigmoid(x W + hidden intercept)."""
+    components = _f64(est.components_)
+    hidden = b.op("Gemm", x, b.const("components", components.T), b.const("intercept", _f64(est.intercept_hidden_)))
+    return _transformed(b.op("Sigmoid", hidden), components.shape[0])
+
+
+@converts(cluster.FeatureAgglomeration)
+def feature_agglomeration(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    """Each cluster's features averaged (the default pooling_func, np.mean; others are refused)."""
+    if est.pooling_func is not np.mean:
+        raise UnsupportedModelError(f"FeatureAgglomeration with pooling_func {est.pooling_func!r} (only np.mean)")
+    labels = np.asarray(est.labels_)
+    clusters = np.unique(labels)
+    average = (labels[:, None] == clusters[None, :]).astype(np.float64)
+    average /= average.sum(axis=0, keepdims=True)
+    return _transformed(b.op("Gemm", x, b.const("average", average)), len(clusters))
 
 
 @converts(decomposition.TruncatedSVD)

@@ -1,7 +1,7 @@
 """Feature and model selection: a feature selector keeps the columns its ``get_support`` names (RFE and
 RFECV also predict, with their final estimator on those columns); a fitted search (GridSearchCV,
 RandomizedSearchCV) is its refitted best estimator; RANSACRegressor its final
-inlier model."""
+inlier model; SelfTrainingClassifier its final estimator."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 from sklearn import feature_selection as fs
-from sklearn import linear_model, model_selection
+from sklearn import linear_model, model_selection, semi_supervised
 
 from mle_runtime.converters._builder import Converted, GraphBuilder
 from mle_runtime.converters._registry import converter_for, converts
@@ -99,4 +99,9 @@ def thresholded_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -
 
 @converts(linear_model.RANSACRegressor)
 def ransac_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    return converter_for(est.estimator_)(est.estimator_, b, x, n_features)
+
+
+@converts(semi_supervised.SelfTrainingClassifier)
+def self_training_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     return converter_for(est.estimator_)(est.estimator_, b, x, n_features)

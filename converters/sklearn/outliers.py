@@ -1,0 +1,35 @@
+"""Novelty detectors with closed forms: EllipticEnvelope (the Mahalanobis distance to the robust
+location) and SGDOneClassSVM (a linear decision). Like IsolationForest and OneClassSVM: ``predict`` is
++1 where the decision is at least 0, else -1; ``decision_function`` and ``score_samples`` too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn import covariance, linear_model
+
+from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._registry import converts
+
+
+def _detector(b: GraphBuilder, scores: str, offset: Any, label_dtype: Any = np.int64) -> Converted:
+    decision = b.op("Sub", scores, b.const("offset", np.asarray(offset, dtype=np.float64).reshape(())))
+    outputs = {"label": b.op("IsPositive", decision, or_zero=True), "decision": decision, "scores": scores}
+    return Converted("classifier", outputs, ["label", "decision"], classes=np.array([-1, 1], dtype=label_dtype))
+
+
+@converts(covariance.EllipticEnvelope)
+def elliptic_envelope(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """score_samples: minus the squared Mahalanobis distance to ``location_`` under ``precision_``."""
+    centred = b.op("Sub", x, b.const("location", np.asarray(est.location_, dtype=np.float64)))
+    weighted = b.op("Gemm", centred, b.const("precision", np.asarray(est.precision_, dtype=np.float64)))
+    distance = b.op("Gemm", b.op("Mul", weighted, centred), b.const("ones", np.ones(n_features)))
+    return _detector(b, b.op("Sub", b.const("zero", np.array(0.0)), distance), est.offset_)
+
+
+@converts(linear_model.SGDOneClassSVM)
+def sgd_one_class_svm(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """score_samples: x . coef_; the decision is it less ``offset_``."""
+    scores = b.op("Gemm", x, b.const("coef", np.asarray(est.coef_, dtype=np.float64).reshape(-1)))
+    return _detector(b, scores, est.offset_, np.int32)  # (its predict gives int32 labels)
