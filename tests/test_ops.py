@@ -36,6 +36,22 @@ def _ovr(p: np.ndarray) -> np.ndarray:
     return np.where(s == 0, 1.0 / p.shape[-1], p / np.where(s == 0, 1, s))
 
 
+def _local_outlier_record() -> Record:
+    """Four training rows on a line with their k-distances and densities; k = 2 neighbours."""
+    train = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [7.0, 0.0]])
+    k_distance, lrd = np.array([1.0, 2.0, 2.0, 4.0]), np.array([0.7, 0.6, 0.5, 0.25])
+    x = np.array([[0.5, 0.0], [5.0, 1.0], [-2.0, 0.0]])
+
+    def reference(x: np.ndarray, train: np.ndarray, k_distance: np.ndarray, lrd: np.ndarray) -> np.ndarray:
+        d = np.sqrt(((x[:, None, :] - train[None, :, :]) ** 2).sum(-1))
+        index = np.argsort(d, axis=1, kind="stable")[:, :2]
+        reach = np.maximum(np.take_along_axis(d, index, axis=1), k_distance[index])
+        own = 1.0 / (reach.mean(axis=1) + 1e-10)
+        return -(lrd[index] / own[:, None]).mean(axis=1)
+
+    return Record((x, train, k_distance, lrd), reference, {"k": 2, "metric": "euclidean"})
+
+
 def _quantile_record() -> Record:
     """Quantiles with repeated values (a jump to interpolate from both sides), inputs on them, past both
     ends and NaN; a normal output, so that the 1e-7 bounds and the clipping count too."""
@@ -193,6 +209,7 @@ OPS: dict[str, Record] = {
         lambda *_: np.array([[0.1, 0.3, 0.7], [0.9, 0.6, 0.4], [0.2, 0.45, 0.55], [0.5, 0.3, 0.7]]),
         {"missing_category": [True, False]},
     ),
+    "LocalOutlierScores": _local_outlier_record(),
     "NonPositiveRows": Record(
         (np.array([[1.0, 2.0], [0.0, 3.0], [np.nan, 1.0], [4.0, -1e-300]]),),
         lambda x: np.array([0, 1, 0, 1]),

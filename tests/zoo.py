@@ -444,6 +444,12 @@ CASES = [
     Case("kernel-centerer", lambda: pp.KernelCenterer(), "kernel_matrix"),
     Case("elliptic-envelope", lambda: covariance.EllipticEnvelope(random_state=0), "regression"),
     Case("sgd-one-class-svm", lambda: lm.SGDOneClassSVM(random_state=0), "binary"),
+    Case("local-outlier-factor", lambda: neighbors.LocalOutlierFactor(novelty=True), "regression"),
+    Case(
+        "local-outlier-factor-manhattan",
+        lambda: neighbors.LocalOutlierFactor(n_neighbors=7, metric="manhattan", novelty=True),
+        "binary",
+    ),
     Case("fast-ica", lambda: decomposition.FastICA(4, whiten="unit-variance", random_state=0), "regression"),
     Case(
         "random-projections",

@@ -27,6 +27,18 @@ METRICS = {
 
 
 def _search_attrs(est: Any) -> dict[str, Any]:
+    if not isinstance(est.weights, str):
+        raise UnsupportedModelError(f"{type(est).__name__}: callable weights are arbitrary code and not supported")
+    attrs: dict[str, Any] = {**metric_attrs(est), "weights": est.weights}
+    if est.n_neighbors is not None:  # k-neighbour models; the radius models search by their radius
+        attrs["k"] = int(est.n_neighbors)
+    else:
+        attrs["radius"] = float(est.radius)
+    return attrs
+
+
+def metric_attrs(est: Any) -> dict[str, Any]:
+    """The neighbour search's metric (and Minkowski's p) for a fitted neighbours estimator."""
     name = est.effective_metric_
     if not isinstance(name, str) or name not in METRICS:
         raise UnsupportedModelError(
@@ -38,19 +50,10 @@ def _search_attrs(est: Any) -> dict[str, Any]:
         params.pop("w", None)
     if params:
         raise UnsupportedModelError(f"{type(est).__name__}: metric parameters {sorted(params)} are not supported")
-    if not isinstance(est.weights, str):
-        raise UnsupportedModelError(f"{type(est).__name__}: callable weights are arbitrary code and not supported")
     metric = METRICS[name]
     if metric == "minkowski" and p == 2.0:
         metric = "euclidean"
-    attrs: dict[str, Any] = {"metric": metric, "weights": est.weights}
-    if metric == "minkowski":
-        attrs["p"] = p
-    if est.n_neighbors is not None:  # k-neighbour models; the radius models search by their radius
-        attrs["k"] = int(est.n_neighbors)
-    else:
-        attrs["radius"] = float(est.radius)
-    return attrs
+    return {"metric": metric, "p": p} if metric == "minkowski" else {"metric": metric}
 
 
 @converts(neighbors.KNeighborsClassifier)

@@ -1,16 +1,19 @@
-"""Novelty detectors with closed forms: EllipticEnvelope (the Mahalanobis distance to the robust
-location) and SGDOneClassSVM (a linear decision). Like IsolationForest and OneClassSVM: ``predict`` is
-+1 where the decision is at least 0, else -1; ``decision_function`` and ``score_samples`` too."""
+"""Novelty detectors: EllipticEnvelope (the Mahalanobis distance to the robust location),
+LocalOutlierFactor with ``novelty=True`` (a neighbour search) and SGDOneClassSVM (a linear decision).
+Like IsolationForest and OneClassSVM: ``predict`` is +1 where the decision is at least 0, else -1;
+``decision_function`` and ``score_samples`` too."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-from sklearn import covariance, linear_model
+from sklearn import covariance, linear_model, neighbors
 
 from mle_runtime.converters._builder import Converted, GraphBuilder
 from mle_runtime.converters._registry import converts
+from mle_runtime.converters.sklearn.neighbors import metric_attrs
+from mle_runtime.errors import UnsupportedModelError
 
 
 def _detector(b: GraphBuilder, scores: str, offset: Any, label_dtype: Any = np.int64) -> Converted:
@@ -26,6 +29,27 @@ def elliptic_envelope(est: Any, b: GraphBuilder, x: str, n_features: int) -> Con
     weighted = b.op("Gemm", centred, b.const("precision", np.asarray(est.precision_, dtype=np.float64)))
     distance = b.op("Gemm", b.op("Mul", weighted, centred), b.const("ones", np.ones(n_features)))
     return _detector(b, b.op("Sub", b.const("zero", np.array(0.0)), distance), est.offset_)
+
+
+@converts(neighbors.LocalOutlierFactor)
+def local_outlier_factor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """For new rows (``novelty=True``): score_samples from the k nearest training rows' reach distances
+    and local reachability densities; without novelty scikit-learn only labels its training set."""
+    if not est.novelty:
+        raise UnsupportedModelError(
+            "LocalOutlierFactor(novelty=False) has no predict for new data; fit it with novelty=True"
+        )
+    k = int(est.n_neighbors_)
+    scores = b.op(
+        "LocalOutlierScores",
+        x,
+        b.const("fit_X", est._fit_X),
+        b.const("k_distance", np.asarray(est._distances_fit_X_, dtype=np.float64)[:, k - 1]),
+        b.const("lrd", np.asarray(est._lrd, dtype=np.float64)),
+        k=k,
+        **metric_attrs(est),
+    )
+    return _detector(b, scores, est.offset_)
 
 
 @converts(linear_model.SGDOneClassSVM)

@@ -193,6 +193,18 @@ def k_neighbors_mean(
     return jnp.sum(y * w, axis=1) / jnp.sum(w, axis=1)
 
 
+@register_op("LocalOutlierScores")
+def local_outlier_scores(
+    x: jax.Array, train: jax.Array, k_distance: jax.Array, lrd: jax.Array, *, k: int, metric: str, p: float = 2.0
+) -> jax.Array:
+    """LocalOutlierFactor.score_samples of new rows (novelty=True), (rows,): minus the mean, over the k
+    nearest training rows, of their local reachability density over the row's own, 1 / (the mean reach
+    distance + 1e-10), a reach distance being the larger of the distance and the neighbour's k-distance."""
+    distances, index = nearest(x, train, k, metric, p)
+    own = 1.0 / (jnp.mean(jnp.maximum(distances, k_distance[index]), axis=1) + 1e-10)
+    return -jnp.mean(lrd[index] / own[:, None], axis=1)
+
+
 def _within(
     x: jax.Array, train: jax.Array, radius: float, metric: str, p: float, weights: str, values: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
