@@ -36,6 +36,26 @@ def _ovr(p: np.ndarray) -> np.ndarray:
     return np.where(s == 0, 1.0 / p.shape[-1], p / np.where(s == 0, 1, s))
 
 
+def _gaussian_process_record() -> Record:
+    """Every kernel kind in one tree, against scikit-learn's own kernel object."""
+    from sklearn.gaussian_process import kernels as k
+
+    from mle_runtime.converters.sklearn.kernels import _gp_kernel
+
+    tree = (
+        k.ConstantKernel(2.0) * k.RBF([1.0, 0.5, 2.0, 1.5])
+        + k.Matern(0.7, nu=2.5)
+        + k.RationalQuadratic(0.8, 1.3) * k.ExpSineSquared(1.1, 3.0)
+        + k.DotProduct(0.5) ** 2
+        + k.WhiteKernel(0.3)
+        + k.Matern(1.2, nu=0.5)
+        + k.Matern([0.5, 1.0, 1.5, 2.0], nu=1.5)
+        + k.Matern(0.9, nu=np.inf)
+    )
+    train = R.normal(size=(6, 4))
+    return Record((X, train), lambda x, t: tree(x, t), {"kernel": _gp_kernel(tree)})
+
+
 def _local_outlier_record() -> Record:
     """Four training rows on a line with their k-distances and densities; k = 2 neighbours."""
     train = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [7.0, 0.0]])
@@ -210,6 +230,7 @@ OPS: dict[str, Record] = {
         {"missing_category": [True, False]},
     ),
     "LocalOutlierScores": _local_outlier_record(),
+    "GaussianProcessKernel": _gaussian_process_record(),
     "NonPositiveRows": Record(
         (np.array([[1.0, 2.0], [0.0, 3.0], [np.nan, 1.0], [4.0, -1e-300]]),),
         lambda x: np.array([0, 1, 0, 1]),

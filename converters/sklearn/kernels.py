@@ -9,7 +9,16 @@ import itertools
 from typing import Any
 
 import numpy as np
-from sklearn import decomposition, isotonic, kernel_approximation, kernel_ridge, preprocessing, semi_supervised, svm
+from sklearn import (
+    decomposition,
+    gaussian_process,
+    isotonic,
+    kernel_approximation,
+    kernel_ridge,
+    preprocessing,
+    semi_supervised,
+    svm,
+)
 
 from mle_runtime.converters._builder import Converted, GraphBuilder
 from mle_runtime.converters._registry import converts
@@ -225,3 +234,52 @@ def label_propagation(est: Any, b: GraphBuilder, x: str, n_features: int) -> Con
     proba = b.op("Normalize", scores, norm="l1")
     outputs = {"label": b.op("ArgMax", proba), "probabilities": proba}
     return Converted("classifier", outputs, ["label", "probabilities"], classes=np.asarray(est.classes_))
+
+
+@converts(gaussian_process.GaussianProcessRegressor)
+def gaussian_process_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """The posterior mean: the fitted kernel against the training rows times ``alpha_``, scaled back by
+    the target's training mean and standard deviation (``normalize_y``); ``return_std`` is not given."""
+    k = b.op("GaussianProcessKernel", x, b.const("X_train", est.X_train_), kernel=_gp_kernel(est.kernel_))
+    alpha = np.asarray(est.alpha_, dtype=np.float64)
+    mean = b.op("Gemm", k, b.const("alpha", alpha))
+    scale = np.asarray(est._y_train_std, dtype=np.float64)
+    y = b.op("Add", b.op("Mul", mean, b.const("y_std", scale)), b.const("y_mean", np.asarray(est._y_train_mean)))
+    if alpha.ndim == 2 and alpha.shape[1] == 1:
+        y = b.op("SqueezeLast", y)
+    return Converted("regressor", {"predictions": y}, ["predictions"])
+
+
+def _gp_kernel(kernel: Any) -> dict[str, Any]:
+    """A fitted scikit-learn Gaussian-process kernel as the GaussianProcessKernel op's tree."""
+    gp = gaussian_process.kernels
+    if isinstance(kernel, (gp.Sum, gp.Product)):
+        kind = "sum" if isinstance(kernel, gp.Sum) else "product"
+        return {"kind": kind, "left": _gp_kernel(kernel.k1), "right": _gp_kernel(kernel.k2)}
+    if isinstance(kernel, gp.Exponentiation):
+        return {"kind": "power", "base": _gp_kernel(kernel.kernel), "exponent": float(kernel.exponent)}
+    if isinstance(kernel, gp.ConstantKernel):
+        return {"kind": "constant", "value": float(kernel.constant_value)}
+    if isinstance(kernel, gp.WhiteKernel):
+        return {"kind": "white"}
+    if isinstance(kernel, gp.DotProduct):
+        return {"kind": "dot_product", "sigma_0": float(kernel.sigma_0)}
+    if isinstance(kernel, gp.Matern):  # (before RBF: Matern is one)
+        if kernel.nu not in (0.5, 1.5, 2.5, np.inf):
+            raise UnsupportedModelError(f"Matern(nu={kernel.nu}): only nu 0.5, 1.5, 2.5 and inf are supported")
+        nu = "inf" if np.isinf(kernel.nu) else float(kernel.nu)
+        return {"kind": "matern", "length_scale": np.atleast_1d(kernel.length_scale).tolist(), "nu": nu}
+    if isinstance(kernel, gp.RBF):
+        return {"kind": "rbf", "length_scale": np.atleast_1d(kernel.length_scale).tolist()}
+    if isinstance(kernel, gp.RationalQuadratic):
+        return {"kind": "rational_quadratic", "length_scale": float(kernel.length_scale), "alpha": float(kernel.alpha)}
+    if isinstance(kernel, gp.ExpSineSquared):
+        return {
+            "kind": "exp_sine_squared",
+            "length_scale": float(kernel.length_scale),
+            "periodicity": float(kernel.periodicity),
+        }
+    raise UnsupportedModelError(
+        f"Gaussian-process kernel {type(kernel).__name__} is not supported; supported: Sum, Product, "
+        "Exponentiation, ConstantKernel, WhiteKernel, DotProduct, RBF, Matern, RationalQuadratic, ExpSineSquared"
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -50,6 +53,66 @@ def kernel(
     if kernel == "cosine":
         return cosine_similarity(x, points)
     raise ValueError(f"Kernel: unknown kernel {kernel!r}; known: {KERNELS}")
+
+
+DIFFERENCE_BLOCK_ROWS = 128
+
+
+def _squared_differences(x: jax.Array, points: jax.Array) -> jax.Array:
+    """(rows, points) squared distances summed from the differences, as scipy's cdist forms them: a
+    Gaussian process's mean multiplies them into large weights that cancel, where the expanded form's
+    rounding (|x|^2 - 2 x.p + |p|^2) showed. Rows go in blocks, so the (rows, points, features)
+    differences stay small."""
+    rows = x.shape[0]
+    blocks = -(-rows // DIFFERENCE_BLOCK_ROWS)
+    padded = jnp.pad(x, ((0, blocks * DIFFERENCE_BLOCK_ROWS - rows), (0, 0))).reshape(blocks, DIFFERENCE_BLOCK_ROWS, -1)
+
+    def block(xb: jax.Array) -> jax.Array:
+        d = xb[:, None, :] - points[None, :, :]
+        return jnp.sum(d * d, axis=-1)
+
+    return jax.lax.map(block, padded).reshape(blocks * DIFFERENCE_BLOCK_ROWS, -1)[:rows]
+
+
+@register_op("GaussianProcessKernel")
+def gaussian_process_kernel(x: jax.Array, train: jax.Array, *, kernel: dict[str, Any]) -> jax.Array:
+    """(rows, training rows) values of a scikit-learn Gaussian-process kernel, given as a tree: "sum",
+    "product" (``left``, ``right``), "power" (``base``, ``exponent``), "constant" (``value``), "white"
+    (0 between distinct sets), "rbf" and "matern" (``length_scale``, one or per feature; ``nu`` 0.5,
+    1.5, 2.5 or "inf"), "rational_quadratic" (``length_scale``, ``alpha``), "exp_sine_squared"
+    (``length_scale``, ``periodicity``), "dot_product" (``sigma_0``); each as its ``__call__`` computes it."""
+    kind = kernel["kind"]
+    if kind in ("sum", "product"):
+        left = gaussian_process_kernel(x, train, kernel=kernel["left"])
+        right = gaussian_process_kernel(x, train, kernel=kernel["right"])
+        return left + right if kind == "sum" else left * right
+    if kind == "power":
+        return gaussian_process_kernel(x, train, kernel=kernel["base"]) ** kernel["exponent"]
+    shape = (x.shape[0], train.shape[0])
+    if kind == "constant":
+        return jnp.full(shape, kernel["value"], x.dtype)
+    if kind == "white":
+        return jnp.zeros(shape, x.dtype)
+    if kind == "dot_product":
+        return jnp.matmul(x, train.T, precision=HIGHEST) + kernel["sigma_0"] ** 2
+    if kind in ("rbf", "matern"):
+        scale = jnp.asarray(kernel["length_scale"], x.dtype)
+        sq = _squared_differences(x / scale, train / scale)
+        if kind == "rbf" or kernel["nu"] == "inf":
+            return jnp.exp(-0.5 * sq)
+        d = jnp.sqrt(sq)
+        if kernel["nu"] == 0.5:
+            return jnp.exp(-d)
+        k = d * math.sqrt(3 if kernel["nu"] == 1.5 else 5)
+        return (1.0 + k) * jnp.exp(-k) if kernel["nu"] == 1.5 else (1.0 + k + k**2 / 3.0) * jnp.exp(-k)
+    sq = _squared_differences(x, train)
+    if kind == "rational_quadratic":
+        alpha = kernel["alpha"]
+        return (1 + sq / (2 * alpha * kernel["length_scale"] ** 2)) ** -alpha
+    if kind == "exp_sine_squared":
+        d = jnp.sqrt(sq)
+        return jnp.exp(-2 * (jnp.sin(math.pi / kernel["periodicity"] * d) / kernel["length_scale"]) ** 2)
+    raise ValueError(f"GaussianProcessKernel: unknown kernel kind {kind!r}")
 
 
 @register_op("Interp1d")
