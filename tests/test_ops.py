@@ -56,6 +56,27 @@ def _gaussian_process_record() -> Record:
     return Record((X, train), lambda x, t: tree(x, t), {"kernel": _gp_kernel(tree)})
 
 
+def _knn_impute_record() -> Record:
+    """Training rows with gaps, one query row sharing no coordinate with the donors of its gap (it takes
+    the column mean), inverse-distance weights; against scikit-learn's KNNImputer."""
+    from sklearn.impute import KNNImputer
+
+    train = R.normal(size=(30, 4))
+    train[R.random(train.shape) < 0.2] = np.nan
+    x = R.normal(size=(6, 4))
+    x[R.random(x.shape) < 0.3] = np.nan
+    x[0] = [np.nan, np.nan, np.nan, 0.5]
+    train[:, 3] = np.where(np.isnan(train[:, 0]), train[:, 3], np.nan)  # donors of column 0 lack column 3
+    present = ~np.isnan(train)
+    means = np.where(present, train, 0).sum(axis=0) / present.sum(axis=0)
+    donors = [int(d) for d in present.sum(axis=0)]
+
+    def reference(x: np.ndarray, train: np.ndarray, _: np.ndarray) -> np.ndarray:
+        return KNNImputer(n_neighbors=3, weights="distance").fit(train).transform(x)
+
+    return Record((x, train, means), reference, {"k": 3, "weights": "distance", "donors": donors})
+
+
 def _local_outlier_record() -> Record:
     """Four training rows on a line with their k-distances and densities; k = 2 neighbours."""
     train = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [7.0, 0.0]])
@@ -230,6 +251,7 @@ OPS: dict[str, Record] = {
         {"missing_category": [True, False]},
     ),
     "LocalOutlierScores": _local_outlier_record(),
+    "KNNImpute": _knn_impute_record(),
     "GaussianProcessKernel": _gaussian_process_record(),
     "NonPositiveRows": Record(
         (np.array([[1.0, 2.0], [0.0, 3.0], [np.nan, 1.0], [4.0, -1e-300]]),),

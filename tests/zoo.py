@@ -573,6 +573,13 @@ CASES = [
     Case("imputer-drops-empty", lambda: impute.SimpleImputer(add_indicator=True), "nan_empty_column"),
     Case("imputer-keeps-empty", lambda: impute.SimpleImputer(keep_empty_features=True), "nan_empty_column"),
     Case("missing-indicator", lambda: impute.MissingIndicator(features="all"), "nan_binary"),
+    Case("knn-imputer", lambda: impute.KNNImputer(), "nan_binary"),
+    Case(
+        "knn-imputer-distance-indicator",
+        lambda: pipe(impute.KNNImputer(n_neighbors=3, weights="distance", add_indicator=True), lm.LogisticRegression()),
+        "nan_empty_column",
+    ),
+    Case("knn-imputer-keeps-empty", lambda: impute.KNNImputer(keep_empty_features=True), "nan_empty_column"),
     Case("missing-indicator-missing-only", lambda: impute.MissingIndicator(error_on_new=False), "nan_binary"),
     Case("imputer-marker", lambda: impute.SimpleImputer(missing_values=-1.0), "marker"),
     # pipelines

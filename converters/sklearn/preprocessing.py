@@ -225,6 +225,39 @@ def simple_imputer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     return _transformed(y, width)
 
 
+@converts(impute.KNNImputer)
+def knn_imputer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    """The k nearest training rows by nan-euclidean distance, per column among those that have it;
+    columns with no value in training dropped (or 0 with ``keep_empty_features``), the missing-value
+    indicator after them with ``add_indicator``."""
+    if _missing_marker(est.missing_values) != "nan":
+        raise UnsupportedModelError(f"KNNImputer: missing_values={est.missing_values!r} (only NaN is supported)")
+    if est.metric != "nan_euclidean" or not isinstance(est.weights, str):
+        raise UnsupportedModelError("KNNImputer: only metric='nan_euclidean' and weights 'uniform' or 'distance'")
+    train = np.asarray(est._fit_X, dtype=np.float64)
+    present = ~np.isnan(train)
+    donors = present.sum(axis=0)
+    sums = np.where(present, train, 0.0).sum(axis=0)
+    means = np.divide(sums, donors, out=np.zeros(n), where=donors > 0)
+    y = b.op(
+        "KNNImpute",
+        x,
+        b.const("fit_X", train),
+        b.const("column_means", means),
+        k=int(est.n_neighbors),
+        weights=est.weights,
+        donors=[int(d) for d in donors],
+    )
+    kept = np.flatnonzero(donors > 0)
+    if not est.keep_empty_features and len(kept) < n:
+        y = b.op("TakeColumns", y, b.const("kept", kept.astype(np.int32)))
+    width = n if est.keep_empty_features else len(kept)
+    if est.add_indicator:
+        indicator = missing_indicator(est.indicator_, b, x, n)
+        y, width = b.op("Concat", y, indicator.outputs["transformed"]), width + int(indicator.n_outputs or 0)
+    return _transformed(y, width)
+
+
 @converts(impute.MissingIndicator)
 def missing_indicator(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     """1 where a feature that had missing values in training has one; with ``error_on_new``, a missing

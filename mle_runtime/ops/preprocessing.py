@@ -113,6 +113,71 @@ def target_encode(x: jax.Array, *tables: jax.Array, missing_category: list[bool]
     return jnp.concatenate(out, axis=1).astype(x.dtype)
 
 
+KNN_IMPUTE_BLOCK_ROWS = 256
+
+
+def _nan_euclidean(x: jax.Array, train: jax.Array, n_features: int) -> jax.Array:
+    """scikit-learn's nan_euclidean_distances: the squared distance over the coordinates both rows have,
+    scaled by features / common coordinates, NaN where there are none. In float64 formed as scikit-learn
+    forms it (euclidean_distances' |x|^2 - 2 x.t + |t|^2, less the terms of the other's missing ones);
+    in float32 summed from the differences, a feature at a time: the expanded form's cancellation in
+    float32 moved a distance of 4.5e-4 to 1.2e-3, and inverse-distance weights with it."""
+    missing_x, missing_t = jnp.isnan(x), jnp.isnan(train)
+    x0, t0 = jnp.where(missing_x, 0, x), jnp.where(missing_t, 0, train)
+    common = jnp.matmul((~missing_x).astype(x.dtype), (~missing_t).T.astype(x.dtype))
+    if x.dtype == jnp.float64:
+        dot = jnp.matmul(x0, t0.T, precision=jax.lax.Precision.HIGHEST)
+        sq = jnp.maximum(-2 * dot + jnp.sum(x0 * x0, axis=1)[:, None] + jnp.sum(t0 * t0, axis=1)[None, :], 0)
+        sq = sq - jnp.matmul(x0 * x0, missing_t.T.astype(x.dtype)) - jnp.matmul(missing_x.astype(x.dtype), (t0 * t0).T)
+    else:
+        sq = jnp.zeros(common.shape, x.dtype)
+        for f in range(n_features):
+            d = x0[:, f][:, None] - t0[:, f][None, :]
+            sq = sq + jnp.where(missing_x[:, f][:, None] | missing_t[:, f][None, :], 0, d * d)
+    sq = jnp.maximum(sq, 0) / jnp.maximum(common, 1) * n_features
+    return jnp.sqrt(jnp.where(common == 0, jnp.nan, sq))
+
+
+@register_op("KNNImpute")
+def knn_impute(
+    x: jax.Array, train: jax.Array, column_means: jax.Array, *, k: int, weights: str, donors: list[int]
+) -> jax.Array:
+    """KNNImputer with NaN as the missing value: each missing entry of column c is the (uniform or
+    inverse-distance) mean of column c over the k nearest training rows that have it (``donors[c]`` of
+    them; fewer when there are fewer), by nan-euclidean distance; where no such row shares a coordinate
+    with the row, the column's training mean. Columns with no value in training come out 0. Rows go
+    through in blocks."""
+    n_features = x.shape[1]
+    missing_train = jnp.isnan(train)
+
+    def block(xb: jax.Array) -> jax.Array:
+        distances = _nan_euclidean(xb, train, n_features)
+        columns = []
+        for c in range(n_features):
+            if donors[c] == 0:
+                columns.append(jnp.zeros(xb.shape[0], xb.dtype))
+                continue
+            key = jnp.where(missing_train[:, c][None, :] | jnp.isnan(distances), jnp.inf, distances)
+            negated, index = jax.lax.top_k(-key, min(k, donors[c]))
+            nearest, values = -negated, train[:, c][index]
+            if weights == "uniform":
+                w = jnp.isfinite(nearest).astype(xb.dtype)
+            else:  # 1 / distance; a row at distance 0 takes the mean of the donors at 0
+                zero = nearest == 0
+                w = jnp.where(zero.any(axis=1, keepdims=True), zero, jnp.where(jnp.isfinite(nearest), 1 / nearest, 0))
+                w = w.astype(xb.dtype)
+            total = jnp.sum(w, axis=1)
+            mean = jnp.sum(jnp.where(w > 0, w * values, 0), axis=1) / jnp.where(total > 0, total, 1)
+            value = jnp.where(total > 0, mean, column_means[c])
+            columns.append(jnp.where(jnp.isnan(xb[:, c]), value, xb[:, c]))
+        return jnp.stack(columns, axis=1)
+
+    rows = x.shape[0]
+    blocks = -(-rows // KNN_IMPUTE_BLOCK_ROWS)
+    padded = jnp.pad(x, ((0, blocks * KNN_IMPUTE_BLOCK_ROWS - rows), (0, 0))).reshape(blocks, KNN_IMPUTE_BLOCK_ROWS, -1)
+    return jax.lax.map(block, padded).reshape(blocks * KNN_IMPUTE_BLOCK_ROWS, n_features)[:rows]
+
+
 @register_op("NonPositiveRows")
 def non_positive_rows(x: jax.Array) -> jax.Array:
     """(rows,) 1 where some entry is zero or negative (NaN is neither), else 0."""
