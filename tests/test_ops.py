@@ -253,6 +253,7 @@ OPS: dict[str, Record] = {
     "LocalOutlierScores": _local_outlier_record(),
     "KNNImpute": _knn_impute_record(),
     "GaussianProcessKernel": _gaussian_process_record(),
+    "ConstantRows": Record((X, V[:2]), lambda x, v: np.tile(v, (len(x), 1))),
     "NonPositiveRows": Record(
         (np.array([[1.0, 2.0], [0.0, 3.0], [np.nan, 1.0], [4.0, -1e-300]]),),
         lambda x: np.array([0, 1, 0, 1]),

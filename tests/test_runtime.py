@@ -13,10 +13,10 @@ import pytest
 from sklearn.datasets import make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.manifold import Isomap
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.semi_supervised import LabelSpreading
 
 import mle_runtime as mle
 from mle_runtime import buckets
@@ -208,8 +208,8 @@ def test_info_benchmark_inspect_and_version(classifier) -> None:
 
 def test_refusals(classifier, tmp_path: Path) -> None:
     _, path, X = classifier
-    with pytest.raises(TypeError, match="LabelSpreading is not supported; supported: .*LogisticRegression"):
-        mle.export_model(LabelSpreading().fit(X, X[:, 0] > 0), tmp_path / "spreading.mle")
+    with pytest.raises(TypeError, match="Isomap is not supported; supported: .*LogisticRegression"):
+        mle.export_model(Isomap(n_components=2).fit(X), tmp_path / "isomap.mle")
     with pytest.raises(TypeError, match="cannot tell which framework"):
         mle.export_model(object(), tmp_path / "o.mle")
     with warnings.catch_warnings():

@@ -15,6 +15,7 @@ from mle_runtime.converters._registry import converter_for
 from mle_runtime.converters.sklearn import (
     clustering,
     compose,
+    dummy,
     encoders,
     kernels,
     linear,
@@ -34,6 +35,7 @@ from mle_runtime.inputs import is_missing_value
 __all__ = [
     "clustering",
     "compose",
+    "dummy",
     "encoders",
     "convert",
     "convert_step",

@@ -199,6 +199,27 @@ def adaboost_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Co
     return Converted("regressor", {"predictions": y}, ["predictions"])
 
 
+@converts(multiclass.OutputCodeClassifier)
+def output_code(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """Each binary part's score (decision_function where it has one, else the second probability
+    column), and the class whose code-book row is nearest to the scores (euclidean; the first of equals).
+    scikit-learn gives predict only."""
+    scores = []
+    for e in est.estimators_:
+        if type(e).__name__ == "_ConstantPredictor":  # a code column of one class: its value, every row
+            scores.append(b.op("ConstantRows", x, b.const("constant_score", np.asarray(e.y_, np.float64).reshape(1))))
+            continue
+        part = _part(e, b, x, n_features)
+        if hasattr(e, "decision_function"):
+            scores.append(b.op("ExpandLast", _output(part, "decision", est)))
+        else:
+            scores.append(_columns(b, _output(part, "probabilities", est), [1]))
+    code_book = b.const("code_book", np.asarray(est.code_book_, dtype=np.float64))
+    distances = b.op("EuclideanDistances", _side_by_side(b, scores), code_book)
+    label = b.op("ArgMax", b.op("Sub", b.const("zero", np.array(0.0)), distances))
+    return Converted("classifier", {"label": label}, ["label"], classes=np.asarray(est.classes_))
+
+
 @converts(multiclass.OneVsRestClassifier)
 def one_vs_rest(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     """Each class's binary part scores it (decision_function where the part has one, else the second

@@ -81,6 +81,12 @@ def concat(*xs: jax.Array) -> jax.Array:
     return jnp.concatenate(xs, axis=-1)
 
 
+@register_op("ConstantRows")
+def constant_rows(x: jax.Array, value: jax.Array) -> jax.Array:
+    """``value`` repeated for each row of x, (rows, *value.shape); x's values are not read."""
+    return jnp.broadcast_to(value, (x.shape[0], *value.shape))
+
+
 @register_op("TakeColumns")
 def take_columns(x: jax.Array, index: jax.Array) -> jax.Array:
     """x[..., index]."""
