@@ -1,7 +1,8 @@
 """Feature and model selection: a feature selector keeps the columns its ``get_support`` names (RFE and
 RFECV also predict, with their final estimator on those columns); a fitted search (GridSearchCV,
-RandomizedSearchCV) is its refitted best estimator; RANSACRegressor its final
-inlier model; SelfTrainingClassifier its final estimator."""
+RandomizedSearchCV) is its refitted best estimator; RANSACRegressor its final inlier model;
+SelfTrainingClassifier its final estimator; the threshold classifiers their estimator's score against
+the threshold."""
 
 from __future__ import annotations
 
