@@ -58,7 +58,7 @@ def predict_file(
     runtime = model if isinstance(model, MLERuntime) else load_model(model, **load_options)
     names = _output_names(runtime, outputs, kind)
     if kind == ".csv":  # columns of strings (categories) stay text for the runtime's vocabulary step
-        reader = _CsvReader(source, chunk_rows, set(runtime._strings), runtime._feature_names)
+        reader = CsvReader(source, chunk_rows, set(runtime._strings), runtime._feature_names)
     else:
         reader = _READERS[kind](source, chunk_rows)
     start = time.perf_counter()
@@ -123,7 +123,7 @@ class _NpyReader:
             yield np.ascontiguousarray(self.array[start : start + self.chunk_rows])
 
 
-class _CsvReader:
+class CsvReader:
     """Numbers through numpy's parser; for a model with string columns, rows through the csv module into
     an array of objects: those columns' text as it is (an empty field a missing value), the others as
     floats (empty: NaN). The first line is a header when it holds the model's feature names, or any
@@ -207,7 +207,7 @@ def _pyarrow_parquet() -> Any:
     return pq
 
 
-_READERS: dict[str, Any] = {".npy": _NpyReader, ".csv": _CsvReader, ".parquet": _ParquetReader}
+_READERS: dict[str, Any] = {".npy": _NpyReader, ".csv": CsvReader, ".parquet": _ParquetReader}
 
 
 class _Prefetch:

@@ -124,8 +124,11 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_data(path: str | Path) -> np.ndarray:
-    """A 2-D float array from .npy (no pickles) or .csv (an optional header row is skipped)."""
+def load_data(path: str | Path, runtime: Any = None) -> np.ndarray:
+    """A 2-D array from .npy (numbers, no pickles) or .csv, read as ``predict_file`` reads it (a header
+    row recognised and skipped; for a loaded ``runtime`` with string columns, those columns as text)."""
+    from mle_runtime.batch import DEFAULT_CHUNK_ROWS, CsvReader  # (batch imports the runtime: loaded when needed)
+
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no such data file: {p}")
@@ -135,23 +138,15 @@ def load_data(path: str | Path) -> np.ndarray:
             data = np.load(p, allow_pickle=False)
         except (ValueError, OSError, EOFError) as e:
             raise ValueError(f"{p} is not a readable .npy file of numbers ({e})") from e
-    elif suffix == ".csv":
-        with p.open() as f:
-            first = f.readline()
-        try:
-            [float(v) for v in first.strip().split(",")]
-            skip = 0
-        except ValueError:
-            skip = 1
-        try:
-            data = np.loadtxt(p, delimiter=",", skiprows=skip, dtype=np.float64, ndmin=2)
-        except ValueError as e:
-            raise ValueError(f"{p}: not a CSV of numbers ({e})") from e
-    else:
+        if data.dtype.kind not in "biuf":
+            raise ValueError(f"{p}: data of dtype {data.dtype} is not numeric")
+        return data
+    if suffix != ".csv":
         raise ValueError(f"{p}: unsupported data format {suffix!r}; use .npy or .csv")
-    if data.dtype.kind not in "biuf":
-        raise ValueError(f"{p}: data of dtype {data.dtype} is not numeric")
-    return data
+    text = set(runtime._strings) if runtime is not None else set()
+    names = runtime._feature_names if runtime is not None else None
+    chunks = list(CsvReader(p, DEFAULT_CHUNK_ROWS, text, names).chunks())
+    return np.concatenate(chunks) if chunks else np.empty((0, 0))
 
 
 def progress_bar(total: int, label: str) -> Callable[[int], None]:
@@ -175,10 +170,10 @@ def progress_bar(total: int, label: str) -> Callable[[int], None]:
 def _benchmark(args: argparse.Namespace) -> int:
     from mle_runtime.runtime import load_model
 
-    data = load_data(args.data)
+    runtime = load_model(args.model, device=args.device, **_key_options(args))
+    data = load_data(args.data, runtime)
     if args.batch_size:
         data = data[: args.batch_size]
-    runtime = load_model(args.model, device=args.device, **_key_options(args))
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     stats = runtime.benchmark(
         [data], num_runs=args.runs, progress=progress_bar(args.runs, "benchmark") if show else None

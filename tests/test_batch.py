@@ -24,6 +24,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 import mle_runtime as mle
 from mle_runtime.batch import predict_file
+from mle_runtime.cli import load_data
 
 X, y = make_classification(2_345, 6, n_informative=4, random_state=0)
 MODEL = RandomForestClassifier(10, max_depth=6, random_state=0).fit(X, y)
@@ -76,6 +77,8 @@ def test_csv_and_parquet_with_string_columns(tmp_path) -> None:
         got = pd.read_csv(out) if name.endswith(".csv") else pd.read_parquet(out)
         assert done["rows"] == len(frame), name
         np.testing.assert_allclose(got[["probabilities_0", "probabilities_1"]], expected, rtol=1e-5, atol=1e-7)
+    runtime = mle.load_model(tmp_path / "m.mle")  # `mle benchmark` reads a CSV the same way
+    np.testing.assert_allclose(runtime.predict_proba(load_data(tmp_path / "header.csv", runtime)), expected, rtol=1e-5)
     (tmp_path / "bad.csv").write_text("1.5,Oslo,2\n0.5,Lima,many\n")
     with pytest.raises(ValueError, match="column 2 must hold numbers"):
         predict_file(tmp_path / "m.mle", tmp_path / "bad.csv", tmp_path / "bad-out.csv")
