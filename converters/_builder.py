@@ -41,12 +41,13 @@ class GraphBuilder:
     """Nodes and tensors of the graph being built. String columns never enter the graph: the runtime maps
     each one's values to their index in the column's vocabulary (stored in the metadata) before the call,
     so converters that meet strings register them here (``string_codes``), on the input columns a tensor
-    is known to carry (``columns_of``: the input itself, column selections, imputations)."""
+    is known to carry (``columns_of``: the input itself, column selections, imputations, and the parts
+    of a concatenation that are any of these; None for a computed column)."""
 
     inputs: list[ValueInfo] = field(default_factory=list)
     nodes: list[Node] = field(default_factory=list)
     tensors: dict[str, np.ndarray] = field(default_factory=dict)
-    columns_of: dict[str, list[int]] = field(default_factory=dict)
+    columns_of: dict[str, list[int | None]] = field(default_factory=dict)
     vocabularies: dict[int, set[str]] = field(default_factory=dict)
     # Where the source model raises for some inputs (a compiled graph cannot): a (rows,) tensor non-zero
     # on the rows it would raise for, and its message. Kept here, not on a converter's result, so that
@@ -70,12 +71,12 @@ class GraphBuilder:
         its code in the vocabulary of the input column feature ``feature`` of ``x`` reads (NaN for a
         missing value). The codes are fixed once every converter has registered its strings."""
         columns = self.columns_of.get(x)
-        if columns is None:
+        if columns is None or columns[feature] is None:
             raise UnsupportedModelError(
                 f"{owner}: string categories are supported on input columns (directly, through a "
                 "ColumnTransformer or after an imputer), not on computed features"
             )
-        column = columns[feature]
+        column = int(columns[feature])  # type: ignore[arg-type]
         strings = [v for v in values if not is_missing_value(v)]
         if not all(isinstance(v, str) for v in strings):
             raise UnsupportedModelError(
@@ -111,7 +112,7 @@ class GraphBuilder:
             if node.op != "TakeColumns" or node.inputs[0] != name or node.inputs[1] not in self.tensors:
                 return []
             used.update(np.asarray(self.tensors[node.inputs[1]]).reshape(-1).tolist())
-        return sorted(set(self.columns_of[name]) - used)
+        return sorted({c for c in self.columns_of[name] if c is not None} - used)
 
     def resolve(self) -> None:
         """Fix every deferred tensor (string codes) now that all vocabularies are known."""

@@ -190,3 +190,17 @@ def test_native_model_files_keep_the_categories(framework: str, tmp_path: Path) 
     test = frame(300, 6)
     expected = model.predict_proba(test)[:, 1]
     np.testing.assert_allclose(runtime.run([test])[0].reshape(-1), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_categorical_columns_passed_through_a_column_transformer(tmp_path: Path) -> None:
+    """A ColumnTransformer with pandas output scales some columns and passes the categorical ones
+    through; the HistGradientBoosting after it still reads their categories by value."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train = frame(2000, 0)
+    encode = ColumnTransformer([("num", StandardScaler(), ["x", "z"]), ("cat", "passthrough", ["colour", "grade"])])
+    model = make_pipeline(encode.set_output(transform="pandas"), HistGradientBoostingClassifier(max_iter=20))
+    model.fit(train, target(train))
+    check_same(model, exported(model, tmp_path), frame(400, 7))

@@ -111,6 +111,8 @@ def _nan_ok(est: Any, downstream: bool, n_columns: int) -> bool | set[int]:
         return True
     if hasattr(est, "best_estimator_"):  # a fitted search: its best estimator
         return _nan_ok(est.best_estimator_, downstream, n_columns)
+    if type(est).__name__ == "FunctionTransformer" and not est.validate:  # (a fitted "passthrough" too)
+        return downstream  # it checks nothing: NaN goes on to what follows
     if hasattr(est, "steps"):
         answer: bool | set[int] = downstream
         for _, step in reversed(est.steps):

@@ -18,7 +18,11 @@ def _side_by_side(b: GraphBuilder, parts: list[tuple[str, int]]) -> Converted:
     if not parts:
         raise UnsupportedModelError("no part produces any column")
     width = sum(n for _, n in parts)
-    y = parts[0][0] if len(parts) == 1 else b.op("Concat", *(p for p, _ in parts))
+    if len(parts) == 1:
+        return Converted("transformer", {"transformed": parts[0][0]}, ["transformed"], n_outputs=width)
+    y = b.op("Concat", *(p for p, _ in parts))
+    if any(p in b.columns_of for p, _ in parts):  # input columns passed through stay known (string codes)
+        b.columns_of[y] = [c for p, n in parts for c in b.columns_of.get(p, [None] * n)]
     return Converted("transformer", {"transformed": y}, ["transformed"], n_outputs=width)
 
 

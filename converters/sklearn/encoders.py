@@ -209,8 +209,11 @@ def k_bins_discretizer(est: Any, b: GraphBuilder, x: str, n_features: int) -> Co
 def function_transformer(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     """The identity, or a numpy ufunc named in mle_runtime.ops.preprocessing.UFUNCS; any other function is
     arbitrary code, which a model file never holds."""
-    if est.func is None:
-        return _transformed(b.op("Identity", x), n_features)
+    if est.func is None:  # (what a ColumnTransformer's "passthrough" becomes once fitted)
+        y = b.op("Identity", x)
+        if x in b.columns_of:
+            b.columns_of[y] = b.columns_of[x]
+        return _transformed(y, n_features)
     name = ufunc_name(est.func, f"FunctionTransformer(func={est.func!r})", est.kw_args)
     return _transformed(b.op("Ufunc", x, name=name), n_features)
 
