@@ -480,6 +480,10 @@ CASES = [
         "multiclass",
     ),
     Case("kernel-centerer", lambda: pp.KernelCenterer(), "kernel_matrix"),
+    Case("mean-shift", lambda: cluster.MeanShift(bandwidth=2.5), "one_feature"),
+    Case("affinity-propagation", lambda: cluster.AffinityPropagation(random_state=0), "small_regression"),
+    Case("birch", lambda: cluster.Birch(n_clusters=4), "multiclass"),
+    Case("birch-subclusters", lambda: cluster.Birch(n_clusters=None, threshold=2.0), "small_regression"),
     Case(
         "gaussian-process-rbf",
         lambda: gaussian_process.GaussianProcessRegressor(

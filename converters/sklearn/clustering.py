@@ -1,5 +1,6 @@
-"""Clustering and mixture models: KMeans (labels and distances to the centres) and Gaussian mixtures
-(labels, component probabilities and log-likelihoods)."""
+"""Clustering and mixture models: KMeans (labels and distances to the centres), Gaussian mixtures
+(labels, component probabilities and log-likelihoods), MeanShift, AffinityPropagation and Birch (the
+nearest centre)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sklearn import cluster, mixture
 
 from mle_runtime.converters._builder import Converted, GraphBuilder
 from mle_runtime.converters._registry import converts
+from mle_runtime.errors import UnsupportedModelError
 
 
 @converts(cluster.KMeans, cluster.MiniBatchKMeans)
@@ -52,3 +54,29 @@ def gaussian_mixture(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conv
         "scores": b.op("LogSumExp", scores),
     }
     return Converted("classifier", outputs, ["label", "probabilities"], classes=np.arange(k, dtype=np.int64))
+
+
+@converts(cluster.MeanShift, cluster.AffinityPropagation)
+def nearest_centre(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """``predict``: the nearest cluster centre (euclidean; the first of equals), as
+    pairwise_distances_argmin gives it. An AffinityPropagation that did not converge has no centres."""
+    centres = np.asarray(getattr(est, "cluster_centers_", np.empty((0, n_features))), dtype=np.float64)
+    if getattr(est, "affinity", "euclidean") == "precomputed" or len(centres) == 0:
+        raise UnsupportedModelError(f"{type(est).__name__} without cluster centres (precomputed, or not converged)")
+    squared = b.op("EuclideanDistances", x, b.const("cluster_centers", centres), squared=True)
+    label = b.op("ArgMax", b.op("Sub", b.const("zero", np.array(0.0)), squared))
+    return Converted("clusterer", {"label": label}, ["label"], classes=np.arange(len(centres)))
+
+
+@converts(cluster.Birch)
+def birch(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """``predict``: the label of the nearest subcluster centre; ``transform``: the distance to each."""
+    centres = b.const("subcluster_centers", np.asarray(est.subcluster_centers_, dtype=np.float64))
+    nearest = b.op("ArgMax", b.op("Sub", b.const("zero", np.array(0.0)), b.op("EuclideanDistances", x, centres)))
+    classes = np.unique(est.subcluster_labels_)
+    positions = np.searchsorted(classes, est.subcluster_labels_).astype(np.int32)
+    label = b.op("TakeColumns", b.const("subcluster_labels", positions), nearest)
+    distances = b.op("EuclideanDistances", x, centres)
+    outputs = {"label": label, "transformed": distances}
+    width = len(positions)
+    return Converted("clusterer", outputs, ["label", "transformed"], classes=classes, n_outputs=width)
