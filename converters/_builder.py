@@ -28,6 +28,11 @@ class Converted:
     multilabel: bool = False
 
 
+def transformed(y: str, width: int) -> Converted:
+    """A transformer's result: tensor ``y`` of ``width`` columns, for the next step of a pipeline."""
+    return Converted("transformer", {"transformed": y}, ["transformed"], n_outputs=width)
+
+
 class ModelIR(NamedTuple):
     """A converted model, ready to write: the graph, its tensors and the model's metadata."""
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from sklearn import compose, pipeline
 
-from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._builder import Converted, GraphBuilder, transformed
 from mle_runtime.converters._registry import converts
 from mle_runtime.converters.sklearn.pipeline import transformed_by
 from mle_runtime.errors import UnsupportedModelError
@@ -19,11 +19,11 @@ def _side_by_side(b: GraphBuilder, parts: list[tuple[str, int]]) -> Converted:
         raise UnsupportedModelError("no part produces any column")
     width = sum(n for _, n in parts)
     if len(parts) == 1:
-        return Converted("transformer", {"transformed": parts[0][0]}, ["transformed"], n_outputs=width)
+        return transformed(parts[0][0], width)
     y = b.op("Concat", *(p for p, _ in parts))
     if any(p in b.columns_of for p, _ in parts):  # input columns passed through stay known (string codes)
         b.columns_of[y] = [c for p, n in parts for c in b.columns_of.get(p, [None] * n)]
-    return Converted("transformer", {"transformed": y}, ["transformed"], n_outputs=width)
+    return transformed(y, width)
 
 
 @converts(compose.ColumnTransformer)

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from sklearn import preprocessing
 
-from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._builder import Converted, GraphBuilder, transformed
 from mle_runtime.converters._registry import converts
 from mle_runtime.errors import UnsupportedModelError
 from mle_runtime.inputs import is_missing_value
@@ -70,10 +70,6 @@ def _hits(b: GraphBuilder, onehot: str, n: int) -> str:
     return b.op("Gemm", onehot, b.const("ones", np.ones(n)))
 
 
-def _transformed(y: str, width: int) -> Converted:
-    return Converted("transformer", {"transformed": y}, ["transformed"], n_outputs=width)
-
-
 def _grouped(est: Any, i: int, n: int) -> tuple[np.ndarray, int | None]:
     """Feature i's category -> its index once infrequent categories are grouped (they share the last),
     and that shared index (None where the feature has no infrequent category)."""
@@ -129,9 +125,9 @@ def one_hot_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conve
         width += n_out
     y = blocks[0] if len(blocks) == 1 else b.op("Concat", *blocks)
     if est.handle_unknown != "error":
-        return _transformed(y, width)
+        return transformed(y, width)
     b.refuse_rows(_any_unknown(b, one_hots, categories_), UNKNOWN_MESSAGE)
-    return _transformed(y, width)
+    return transformed(y, width)
 
 
 @converts(preprocessing.OrdinalEncoder)
@@ -159,9 +155,9 @@ def ordinal_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conve
         columns.append(b.op("ExpandLast", code))
     y = columns[0] if len(columns) == 1 else b.op("Concat", *columns)
     if est.handle_unknown != "error":
-        return _transformed(y, n_features)
+        return transformed(y, n_features)
     b.refuse_rows(_any_unknown(b, _one_hots(b, x, categories_), categories_), UNKNOWN_MESSAGE)
-    return _transformed(y, n_features)
+    return transformed(y, n_features)
 
 
 @converts(preprocessing.TargetEncoder)
@@ -185,7 +181,7 @@ def target_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conver
         tables += [table, b.const(f"encodings{i}", encodings[rows]), b.const(f"target_mean{i}", target_mean)]
         missing.append(len(rows) > len(known))
     y = b.op("TargetEncode", x, *tables, missing_category=missing)
-    return _transformed(y, n_features * per_feature)
+    return transformed(y, n_features * per_feature)
 
 
 @converts(preprocessing.KBinsDiscretizer)
@@ -197,12 +193,12 @@ def k_bins_discretizer(est: Any, b: GraphBuilder, x: str, n_features: int) -> Co
         edges[i, : len(e)] = e
     bins = b.op("BinIndex", x, b.const("bin_edges", edges))
     if est.encode == "ordinal":
-        return _transformed(bins, n_features)
+        return transformed(bins, n_features)
     blocks = [
         b.op("CategoryOneHot", bins, b.const(f"bins{i}", np.arange(n, dtype=np.float64)), column=i)
         for i, n in enumerate(est.n_bins_)
     ]
-    return _transformed(blocks[0] if len(blocks) == 1 else b.op("Concat", *blocks), int(np.sum(est.n_bins_)))
+    return transformed(blocks[0] if len(blocks) == 1 else b.op("Concat", *blocks), int(np.sum(est.n_bins_)))
 
 
 @converts(preprocessing.FunctionTransformer)
@@ -213,9 +209,9 @@ def function_transformer(est: Any, b: GraphBuilder, x: str, n_features: int) -> 
         y = b.op("Identity", x)
         if x in b.columns_of:
             b.columns_of[y] = b.columns_of[x]
-        return _transformed(y, n_features)
+        return transformed(y, n_features)
     name = ufunc_name(est.func, f"FunctionTransformer(func={est.func!r})", est.kw_args)
-    return _transformed(b.op("Ufunc", x, name=name), n_features)
+    return transformed(b.op("Ufunc", x, name=name), n_features)
 
 
 def ufunc_name(func: Any, where: str, kw_args: Any = None) -> str:

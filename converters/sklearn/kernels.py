@@ -20,7 +20,7 @@ from sklearn import (
     svm,
 )
 
-from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._builder import Converted, GraphBuilder, transformed
 from mle_runtime.converters._registry import converts
 from mle_runtime.errors import UnsupportedModelError
 
@@ -174,7 +174,7 @@ def rbf_sampler(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted
     weights = np.asarray(est.random_weights_, dtype=np.float64)
     projection = b.op("Gemm", x, b.const("random_weights", weights), b.const("offset", est.random_offset_))
     scale = b.const("scale", np.array((2.0 / est.n_components) ** 0.5))
-    return _transformed(b.op("Mul", b.op("Ufunc", projection, name="cos"), scale), weights.shape[1])
+    return transformed(b.op("Mul", b.op("Ufunc", projection, name="cos"), scale), weights.shape[1])
 
 
 @converts(kernel_approximation.Nystroem)
@@ -189,7 +189,7 @@ def nystroem(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
         **kernel_attrs(est.kernel, gamma, coef0, degree, n_features),
     )
     normalization = np.asarray(est.normalization_, dtype=np.float64)
-    return _transformed(b.op("Gemm", k, b.const("normalization", normalization.T)), normalization.shape[0])
+    return transformed(b.op("Gemm", k, b.const("normalization", normalization.T)), normalization.shape[0])
 
 
 @converts(decomposition.KernelPCA)
@@ -202,12 +202,12 @@ def kernel_pca(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     scaled = np.zeros_like(vectors)
     kept = np.flatnonzero(values)
     scaled[:, kept] = vectors[:, kept] / np.sqrt(values[kept])
-    return _transformed(b.op("Gemm", _centred(b, k, est._centerer), b.const("alphas", scaled)), scaled.shape[1])
+    return transformed(b.op("Gemm", _centred(b, k, est._centerer), b.const("alphas", scaled)), scaled.shape[1])
 
 
 @converts(preprocessing.KernelCenterer)
 def kernel_centerer(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
-    return _transformed(_centred(b, x, est), n_features)
+    return transformed(_centred(b, x, est), n_features)
 
 
 def _centred(b: GraphBuilder, k: str, centerer: Any) -> str:
@@ -217,10 +217,6 @@ def _centred(b: GraphBuilder, k: str, centerer: Any) -> str:
     row_means = b.op("Gemm", k, b.const("row_mean", np.full(len(column_means), 1.0 / len(column_means))))
     centred = b.op("Sub", b.op("Sub", k, b.const("K_fit_rows", column_means)), b.op("ExpandLast", row_means))
     return b.op("Add", centred, b.const("K_fit_all", np.asarray(centerer.K_fit_all_, dtype=np.float64)))
-
-
-def _transformed(y: str, width: int) -> Converted:
-    return Converted("transformer", {"transformed": y}, ["transformed"], n_outputs=width)
 
 
 @converts(semi_supervised.LabelPropagation, semi_supervised.LabelSpreading)

@@ -8,13 +8,9 @@ from typing import Any
 import numpy as np
 from sklearn import cluster, decomposition, impute, neural_network, preprocessing, random_projection
 
-from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._builder import Converted, GraphBuilder, transformed
 from mle_runtime.converters._registry import converts
 from mle_runtime.errors import UnsupportedModelError
-
-
-def _transformed(y: str, width: int) -> Converted:
-    return Converted("transformer", {"transformed": y}, ["transformed"], n_outputs=width)
 
 
 def _f64(a: Any) -> np.ndarray:
@@ -29,7 +25,7 @@ def _center_then_scale(b: GraphBuilder, x: str, n: int, center: Any, scale: Any)
         x = b.op("Sub", x, b.const("center", _f64(center)))
     if scale is not None:
         x = b.op("Div", x, b.const("scale", _f64(scale)))
-    return _transformed(x, n)
+    return transformed(x, n)
 
 
 @converts(preprocessing.StandardScaler)
@@ -56,7 +52,7 @@ def power_transformer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
         log_features=log.tolist(),
         log_negative=log_negative.tolist(),
     )
-    out = standard_scaler(est._scaler, b, y, n) if est.standardize else _transformed(y, n)
+    out = standard_scaler(est._scaler, b, y, n) if est.standardize else transformed(y, n)
     if est.method == "box-cox":
         b.refuse_rows(
             b.op("NonPositiveRows", x), "The Box-Cox transformation can only be applied to strictly positive data"
@@ -81,7 +77,7 @@ def quantile_transformer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted
         normal=est.output_distribution == "normal",
         clip=clip,
     )
-    return _transformed(y, n)
+    return transformed(y, n)
 
 
 @converts(preprocessing.MinMaxScaler)
@@ -90,12 +86,12 @@ def min_max_scaler(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     if est.clip:
         low, high = est.feature_range
         y = b.op("Clip", y, low=float(low), high=float(high))
-    return _transformed(y, n)
+    return transformed(y, n)
 
 
 @converts(preprocessing.MaxAbsScaler)
 def max_abs_scaler(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
-    return _transformed(b.op("Div", x, b.const("scale", _f64(est.scale_))), n)
+    return transformed(b.op("Div", x, b.const("scale", _f64(est.scale_))), n)
 
 
 @converts(preprocessing.RobustScaler)
@@ -105,12 +101,12 @@ def robust_scaler(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
 
 @converts(preprocessing.Normalizer)
 def normalizer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
-    return _transformed(b.op("Normalize", x, norm=est.norm), n)
+    return transformed(b.op("Normalize", x, norm=est.norm), n)
 
 
 @converts(preprocessing.Binarizer)
 def binarizer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
-    return _transformed(b.op("Binarize", x, threshold=float(est.threshold)), n)
+    return transformed(b.op("Binarize", x, threshold=float(est.threshold)), n)
 
 
 @converts(decomposition.PCA, decomposition.IncrementalPCA)
@@ -123,7 +119,7 @@ def pca(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
         scale = np.sqrt(_f64(est.explained_variance_))
         scale[scale < np.finfo(scale.dtype).eps] = np.finfo(scale.dtype).eps
         y = b.op("Div", y, b.const("whiten", scale))
-    return _transformed(y, components.shape[0])
+    return transformed(y, components.shape[0])
 
 
 @converts(decomposition.FastICA)
@@ -132,7 +128,7 @@ def fast_ica(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     components = _f64(est.components_)
     if est.whiten:
         x = b.op("Sub", x, b.const("mean", _f64(est.mean_)))
-    return _transformed(b.op("Gemm", x, b.const("components", components.T)), components.shape[0])
+    return transformed(b.op("Gemm", x, b.const("components", components.T)), components.shape[0])
 
 
 @converts(random_projection.GaussianRandomProjection, random_projection.SparseRandomProjection)
@@ -140,7 +136,7 @@ def random_projection_transform(est: Any, b: GraphBuilder, x: str, n: int) -> Co
     """x times the (dense) random components; the output is dense, as with ``dense_output=True``."""
     components = est.components_
     components = _f64(components.toarray() if hasattr(components, "toarray") else components)
-    return _transformed(b.op("Gemm", x, b.const("components", components.T)), components.shape[0])
+    return transformed(b.op("Gemm", x, b.const("components", components.T)), components.shape[0])
 
 
 @converts(neural_network.BernoulliRBM)
@@ -148,7 +144,7 @@ def bernoulli_rbm(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     """The hidden units' mean activations: sigmoid(x W + hidden intercept)."""
     components = _f64(est.components_)
     hidden = b.op("Gemm", x, b.const("components", components.T), b.const("intercept", _f64(est.intercept_hidden_)))
-    return _transformed(b.op("Sigmoid", hidden), components.shape[0])
+    return transformed(b.op("Sigmoid", hidden), components.shape[0])
 
 
 @converts(cluster.FeatureAgglomeration)
@@ -160,13 +156,13 @@ def feature_agglomeration(est: Any, b: GraphBuilder, x: str, n: int) -> Converte
     clusters = np.unique(labels)
     average = (labels[:, None] == clusters[None, :]).astype(np.float64)
     average /= average.sum(axis=0, keepdims=True)
-    return _transformed(b.op("Gemm", x, b.const("average", average)), len(clusters))
+    return transformed(b.op("Gemm", x, b.const("average", average)), len(clusters))
 
 
 @converts(decomposition.TruncatedSVD)
 def truncated_svd(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     components = _f64(est.components_)
-    return _transformed(b.op("Gemm", x, b.const("components", components.T)), components.shape[0])
+    return transformed(b.op("Gemm", x, b.const("components", components.T)), components.shape[0])
 
 
 @converts(preprocessing.PolynomialFeatures)
@@ -178,7 +174,7 @@ def polynomial_features(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     for row, p in enumerate(powers):
         factors = np.repeat(np.arange(n), p)
         index[row, : len(factors)] = factors
-    return _transformed(b.op("ColumnProducts", x, b.const("powers", index)), powers.shape[0])
+    return transformed(b.op("ColumnProducts", x, b.const("powers", index)), powers.shape[0])
 
 
 def _missing_marker(value: Any) -> float | str:
@@ -198,7 +194,7 @@ def _string_imputer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     fills = b.op("Concat", *codes) if len(codes) > 1 else codes[0]
     y = b.op("Impute", x, fills, missing="nan")
     b.columns_of[y] = b.columns_of[x]
-    return _transformed(y, n)
+    return transformed(y, n)
 
 
 @converts(impute.SimpleImputer)
@@ -219,10 +215,7 @@ def simple_imputer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
         x = b.op("TakeColumns", x, b.const("kept", keep.astype(np.int32)))
     y = b.op("Impute", x, b.const("fill", stats[keep]), missing=missing)
     width = len(keep)
-    if est.add_indicator:
-        indicator = missing_indicator(est.indicator_, b, source, n)
-        y, width = b.op("Concat", y, indicator.outputs["transformed"]), width + int(indicator.n_outputs or 0)
-    return _transformed(y, width)
+    return _with_indicator(est, b, transformed(y, width), source, n)
 
 
 @converts(impute.KNNImputer)
@@ -252,10 +245,16 @@ def knn_imputer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     if not est.keep_empty_features and len(kept) < n:
         y = b.op("TakeColumns", y, b.const("kept", kept.astype(np.int32)))
     width = n if est.keep_empty_features else len(kept)
-    if est.add_indicator:
-        indicator = missing_indicator(est.indicator_, b, x, n)
-        y, width = b.op("Concat", y, indicator.outputs["transformed"]), width + int(indicator.n_outputs or 0)
-    return _transformed(y, width)
+    return _with_indicator(est, b, transformed(y, width), x, n)
+
+
+def _with_indicator(est: Any, b: GraphBuilder, imputed: Converted, x: str, n: int) -> Converted:
+    """An imputer's output, with its missing-value indicator's columns after it when ``add_indicator``."""
+    if not est.add_indicator:
+        return imputed
+    indicator = missing_indicator(est.indicator_, b, x, n)
+    y = b.op("Concat", imputed.outputs["transformed"], indicator.outputs["transformed"])
+    return transformed(y, int(imputed.n_outputs or 0) + int(indicator.n_outputs or 0))
 
 
 @converts(impute.MissingIndicator)
@@ -272,7 +271,7 @@ def missing_indicator(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
             b.op("Gemm", new, b.const("ones", np.ones(len(others)))),
             "MissingIndicator: features that had no missing values in fit have missing values in transform",
         )
-    return _transformed(flags, len(features))
+    return transformed(flags, len(features))
 
 
 @converts(preprocessing.SplineTransformer)
@@ -301,7 +300,7 @@ def spline_transformer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
         b.refuse_rows(
             b.op("OutsideRange", x, low, high), "SplineTransformer: `X` contains values beyond the limits of the knots"
         )
-    return _transformed(y, width)
+    return transformed(y, width)
 
 
 def _spline_ends(est: Any) -> dict[str, np.ndarray]:

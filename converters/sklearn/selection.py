@@ -12,7 +12,7 @@ import numpy as np
 from sklearn import feature_selection as fs
 from sklearn import linear_model, model_selection, semi_supervised
 
-from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._builder import Converted, GraphBuilder, transformed
 from mle_runtime.converters._registry import converter_for, converts
 from mle_runtime.errors import UnsupportedModelError
 
@@ -35,7 +35,7 @@ def feature_selector(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conv
     selected = x if len(kept) == n_features else b.take_columns(x, kept, "selected_features")
     final = getattr(est, "estimator_", None) if isinstance(est, fs.RFE) else None
     if final is None:
-        return Converted("transformer", {"transformed": selected}, ["transformed"], n_outputs=len(kept))
+        return transformed(selected, len(kept))
     # RFE predicts with its final estimator on the kept columns, and transforms as a selector
     converted = converter_for(final)(final, b, selected, len(kept))
     converted.outputs.setdefault("transformed", selected)

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from mle_runtime.ops import register_op
+from mle_runtime.ops.chunks import in_row_chunks
 
 HIGHEST = jax.lax.Precision.HIGHEST
 KERNELS = ("linear", "poly", "rbf", "sigmoid", "laplacian", "cosine")
@@ -58,20 +59,19 @@ def kernel(
 DIFFERENCE_BLOCK_ROWS = 128
 
 
+def squared_differences(x: jax.Array, points: jax.Array) -> jax.Array:
+    """(rows, points) squared distances summed from the differences, as scipy's cdist forms them: no
+    cancellation error (a point equal to a row is at exactly 0), at the cost of a (rows, points,
+    features) reduction instead of one matrix product."""
+    d = x[:, None, :] - points[None, :, :]
+    return jnp.sum(d * d, axis=-1)
+
+
 def _squared_differences(x: jax.Array, points: jax.Array) -> jax.Array:
-    """(rows, points) squared distances summed from the differences, as scipy's cdist forms them: a
-    Gaussian process's mean multiplies them into large weights that cancel, where the expanded form's
-    rounding (|x|^2 - 2 x.p + |p|^2) showed. Rows go in blocks, so the (rows, points, features)
-    differences stay small."""
-    rows = x.shape[0]
-    blocks = -(-rows // DIFFERENCE_BLOCK_ROWS)
-    padded = jnp.pad(x, ((0, blocks * DIFFERENCE_BLOCK_ROWS - rows), (0, 0))).reshape(blocks, DIFFERENCE_BLOCK_ROWS, -1)
-
-    def block(xb: jax.Array) -> jax.Array:
-        d = xb[:, None, :] - points[None, :, :]
-        return jnp.sum(d * d, axis=-1)
-
-    return jax.lax.map(block, padded).reshape(blocks * DIFFERENCE_BLOCK_ROWS, -1)[:rows]
+    """``squared_differences`` in blocks of rows, so that the differences stay small: a Gaussian
+    process's mean multiplies the distances into large weights that cancel, where the expanded form's
+    rounding (|x|^2 - 2 x.p + |p|^2) showed."""
+    return in_row_chunks(x, lambda rows: squared_differences(rows, points), DIFFERENCE_BLOCK_ROWS)
 
 
 @register_op("GaussianProcessKernel")

@@ -12,7 +12,8 @@ import jax
 import jax.numpy as jnp
 
 from mle_runtime.ops import register_op
-from mle_runtime.ops.kernels import HIGHEST, cosine_similarity, squared_euclidean
+from mle_runtime.ops.chunks import in_row_chunks
+from mle_runtime.ops.kernels import HIGHEST, cosine_similarity, squared_differences, squared_euclidean
 
 # Training rows compared with the queries at a time: a (rows, BLOCK) distance block per step.
 BLOCK = 2048
@@ -56,8 +57,7 @@ def _exact_reduced(x: jax.Array, train: jax.Array, metric: str, p: float) -> jax
     error — at the cost of a (rows, train rows, features) reduction instead of one matrix product."""
     if metric != "euclidean":
         return _reduced(x, train, metric, p)
-    diff = x[:, None, :] - train[None, :, :]
-    return jnp.sum(diff * diff, axis=-1)
+    return squared_differences(x, train)
 
 
 Carry = Any
@@ -83,13 +83,7 @@ def _over_blocks(n_train: int, arrays: list[jax.Array], step: BlockStep, carry: 
 
 def _in_query_chunks(x: jax.Array, search: Callable[[jax.Array], tuple[jax.Array, ...]]) -> tuple[jax.Array, ...]:
     """``search`` over the rows of x QUERY_CHUNK at a time (the last chunk padded), results joined."""
-    rows = x.shape[0]
-    if rows <= QUERY_CHUNK:
-        return search(x)
-    chunks = -(-rows // QUERY_CHUNK)
-    padded = jnp.concatenate([x, jnp.zeros((chunks * QUERY_CHUNK - rows, x.shape[1]), x.dtype)])
-    out = jax.lax.map(search, padded.reshape(chunks, QUERY_CHUNK, x.shape[1]))
-    return tuple(o.reshape(chunks * QUERY_CHUNK, *o.shape[2:])[:rows] for o in out)
+    return tuple(in_row_chunks(x, search, QUERY_CHUNK))
 
 
 def _block_candidates(keys: jax.Array, index: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:

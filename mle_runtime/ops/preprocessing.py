@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from mle_runtime.ops import register_op
+from mle_runtime.ops.chunks import in_row_chunks
 
 
 def _is_missing(x: jax.Array, missing: float | str) -> jax.Array:
@@ -172,10 +173,7 @@ def knn_impute(
             columns.append(jnp.where(jnp.isnan(xb[:, c]), value, xb[:, c]))
         return jnp.stack(columns, axis=1)
 
-    rows = x.shape[0]
-    blocks = -(-rows // KNN_IMPUTE_BLOCK_ROWS)
-    padded = jnp.pad(x, ((0, blocks * KNN_IMPUTE_BLOCK_ROWS - rows), (0, 0))).reshape(blocks, KNN_IMPUTE_BLOCK_ROWS, -1)
-    return jax.lax.map(block, padded).reshape(blocks * KNN_IMPUTE_BLOCK_ROWS, n_features)[:rows]
+    return in_row_chunks(x, block, KNN_IMPUTE_BLOCK_ROWS)
 
 
 @register_op("NonPositiveRows")
