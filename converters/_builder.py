@@ -58,6 +58,9 @@ class GraphBuilder:
     # on the rows it would raise for, and its message. Kept here, not on a converter's result, so that
     # a check deep inside a pipeline or an ensemble reaches the model's "invalid" output.
     refusals: list[tuple[str, str]] = field(default_factory=list)
+    # The text features (mle_runtime/text.py): each vectorizer's analyser settings, input column, vocabulary
+    # and the graph input columns its counts fill, after the input's own.
+    texts: list[dict[str, Any]] = field(default_factory=list)
     _deferred: dict[str, tuple[int, list[Any]]] = field(default_factory=dict)
     _count: int = 0
 
@@ -87,10 +90,30 @@ class GraphBuilder:
             raise UnsupportedModelError(
                 f"{owner}: categories mix strings with {sorted({type(v).__name__ for v in strings})}"
             )
+        if any(t["column"] == column for t in self.texts):
+            raise UnsupportedModelError(f"{owner}: input column {column} is read both as categories and as text")
         self.vocabularies.setdefault(column, set()).update(strings)
         name = self._fresh(hint)
         self._deferred[name] = (column, list(values))
         return name
+
+    def text_counts(self, x: str, settings: dict[str, Any], vocabulary: list[str], owner: str) -> str:
+        """(rows, len(vocabulary)) counts of the vocabulary's terms in the documents of the one input
+        column ``x`` holds, analysed as ``settings`` say: the runtime's text step counts them into extra
+        graph input columns, which this reads."""
+        columns = self.columns_of.get(x)
+        if len(self.inputs) != 1 or columns is None or len(columns) != 1 or columns[0] is None:
+            raise UnsupportedModelError(
+                f"{owner}: reads text from one input column (the model's input, or one column a ColumnTransformer "
+                "selects), not from computed features"
+            )
+        column = int(columns[0])
+        if column in self.vocabularies:
+            raise UnsupportedModelError(f"{owner}: input column {column} is read both as categories and as text")
+        source = self.inputs[0]
+        start = int(source.shape[1] or 0) + sum(len(t["vocabulary"]) for t in self.texts)
+        self.texts.append({"column": column, "start": start, **settings, "vocabulary": list(vocabulary)})
+        return self.op("SliceColumns", source.name, start=start, stop=start + len(vocabulary))
 
     def refuse_rows(self, flag: str, message: str) -> None:
         """The rows where ``flag`` is non-zero raise ``message`` (an ``InputError``) at run time."""
@@ -110,9 +133,11 @@ class GraphBuilder:
         if len(self.inputs) != 1 or self.inputs[0].name not in self.columns_of:
             return []
         name = self.inputs[0].name
-        used: set[int] = set()
+        used: set[int] = {t["column"] for t in self.texts}  # read by the runtime's text step
         for node in self.nodes:
             if name not in node.inputs:
+                continue
+            if node.op == "SliceColumns":  # a text feature's counts, after the input's own columns
                 continue
             if node.op != "TakeColumns" or node.inputs[0] != name or node.inputs[1] not in self.tensors:
                 return []
@@ -178,6 +203,11 @@ def model_ir(b: GraphBuilder, converted: Converted, metadata: dict[str, Any]) ->
     order = converted.run_outputs + sorted(set(outputs) - set(converted.run_outputs))
     b.resolve()
     graph = b.finish({name: outputs[name] for name in order})
+    if b.texts:  # the input widens by the counts' columns
+        source = b.inputs[0]
+        width = int(source.shape[1] or 0) + sum(len(t["vocabulary"]) for t in b.texts)
+        graph = Graph((ValueInfo(source.name, (None, width)),), graph.outputs, graph.nodes)
+        metadata["text_features"] = b.texts
     if b.vocabularies:
         metadata["string_columns"] = {str(c): sorted(v) for c, v in sorted(b.vocabularies.items())}
     unused = b.unused_columns()

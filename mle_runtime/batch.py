@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from mle_runtime.runtime import MLERuntime, load_model
+from mle_runtime.text import TextColumn
 
 FORMATS = (".npy", ".csv", ".parquet")
 DEFAULT_CHUNK_ROWS = 65_536
@@ -57,10 +58,8 @@ def predict_file(
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
     runtime = model if isinstance(model, MLERuntime) else load_model(model, **load_options)
     names = _output_names(runtime, outputs, kind)
-    if kind == ".csv":  # columns of strings (categories) stay text for the runtime's vocabulary step
-        reader = CsvReader(source, chunk_rows, set(runtime._strings), runtime._feature_names)
-    else:
-        reader = _READERS[kind](source, chunk_rows)
+    # a CSV's string columns (categories, documents) stay text for the runtime's host-side steps
+    reader = csv_reader(source, chunk_rows, runtime) if kind == ".csv" else _READERS[kind](source, chunk_rows)
     start = time.perf_counter()
     rows = chunks = 0
     with _AtomicOutput(target) as tmp, _Prefetch(reader.chunks()) as pending:
@@ -123,17 +122,32 @@ class _NpyReader:
             yield np.ascontiguousarray(self.array[start : start + self.chunk_rows])
 
 
+def csv_reader(path: Path, chunk_rows: int, runtime: MLERuntime | None) -> CsvReader:
+    """A CSV reader for ``runtime``'s model: its string and text columns read as text."""
+    if runtime is None:
+        return CsvReader(path, chunk_rows)
+    strings = runtime._strings
+    documents = {c for c, lookup in strings.items() if isinstance(lookup, TextColumn)}
+    return CsvReader(path, chunk_rows, set(strings), runtime._feature_names, documents)
+
+
 class CsvReader:
     """Numbers through numpy's parser; for a model with string columns, rows through the csv module into
-    an array of objects: those columns' text as it is (an empty field a missing value), the others as
-    floats (empty: NaN). The first line is a header when it holds the model's feature names, or any
-    field that is not a number outside the string columns."""
+    an array of objects: those columns' text as it is (an empty field a missing value, or in a column of
+    ``documents`` an empty document), the others as floats (empty: NaN). The first line is a header when
+    it holds the model's feature names, or any field that is not a number outside the string columns."""
 
     def __init__(
-        self, path: Path, chunk_rows: int, text_columns: set[int] | None = None, names: Sequence[str] | None = None
+        self,
+        path: Path,
+        chunk_rows: int,
+        text_columns: set[int] | None = None,
+        names: Sequence[str] | None = None,
+        documents: set[int] | None = None,
     ):
         self.path, self.chunk_rows, self.total = path, chunk_rows, None
         self.text_columns = text_columns or set()
+        self.documents = documents or set()
         with path.open(newline="") as f:
             first = next(csv.reader(f), [])
         numbers = [v for c, v in enumerate(first) if c not in self.text_columns and v.strip()]
@@ -158,7 +172,7 @@ class CsvReader:
                 for c in range(table.shape[1]):
                     empty = table[:, c] == ""
                     if c in self.text_columns:
-                        table[empty, c] = None
+                        table[empty, c] = "" if c in self.documents else None
                         continue
                     table[empty, c] = "nan"
                     try:

@@ -127,7 +127,7 @@ def _inspect(args: argparse.Namespace) -> int:
 def load_data(path: str | Path, runtime: Any = None) -> np.ndarray:
     """A 2-D array from .npy (numbers, no pickles) or .csv, read as ``predict_file`` reads it (a header
     row recognised and skipped; for a loaded ``runtime`` with string columns, those columns as text)."""
-    from mle_runtime.batch import DEFAULT_CHUNK_ROWS, CsvReader  # (batch imports the runtime: loaded when needed)
+    from mle_runtime.batch import DEFAULT_CHUNK_ROWS, csv_reader  # (batch imports the runtime: loaded when needed)
 
     p = Path(path)
     if not p.is_file():
@@ -143,9 +143,7 @@ def load_data(path: str | Path, runtime: Any = None) -> np.ndarray:
         return data
     if suffix != ".csv":
         raise ValueError(f"{p}: unsupported data format {suffix!r}; use .npy or .csv")
-    text = set(runtime._strings) if runtime is not None else set()
-    names = runtime._feature_names if runtime is not None else None
-    chunks = list(CsvReader(p, DEFAULT_CHUNK_ROWS, text, names).chunks())
+    chunks = list(csv_reader(p, DEFAULT_CHUNK_ROWS, runtime).chunks())
     return np.concatenate(chunks) if chunks else np.empty((0, 0))
 
 

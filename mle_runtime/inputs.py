@@ -12,6 +12,10 @@ import numpy as np
 
 from mle_runtime.errors import InputError
 from mle_runtime.graph import ValueInfo
+from mle_runtime.text import TextColumn, text_width
+
+# A column's host-side step: a string vocabulary, IGNORED, or the text features read from it.
+Lookup = Mapping[str, int] | TextColumn
 
 
 def _is_dataframe(x: Any) -> bool:
@@ -41,20 +45,28 @@ def is_missing_value(v: Any) -> bool:
     return v is None or (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType")
 
 
-def encode_strings(arr: Any, name: str, strings: Mapping[int, Mapping[str, int]]) -> np.ndarray:
-    """The host-side vocabulary step: a 2-D array whose ``strings`` columns hold strings becomes floats,
-    each string its index in the column's vocabulary (-1 when it has none: an unknown category), a
-    missing value (None, NaN) NaN; the other columns must be numbers."""
+def encode_strings(arr: Any, name: str, strings: Mapping[int, Lookup], dtype: Any = np.float64) -> np.ndarray:
+    """The host-side vocabulary step: a 2-D array whose ``strings`` columns hold strings becomes floats
+    of ``dtype`` (written once, in the model's compute dtype), each string its index in the column's
+    vocabulary (-1 when it has none: an unknown category), a missing value (None, NaN) NaN; the other
+    columns must be numbers. A text column's documents become term counts in the columns after the
+    input's own (see text.py), its own column 0."""
     frame = _is_dataframe(arr)
     if not frame and arr.ndim != 2:
         return arr
-    out = np.empty(arr.shape, dtype=np.float64)
+    extra = text_width(strings)
+    out = np.empty((arr.shape[0], arr.shape[1] + extra), dtype=dtype)
+    out[:, arr.shape[1] :] = 0.0
     for column in range(arr.shape[1]):
         # a DataFrame's columns are taken one by one: its numeric columns convert without boxing
         values = arr.iloc[:, column] if frame else arr[:, column]
         lookup = strings.get(column)
         if lookup is IGNORED:
             out[:, column] = 0.0
+            continue
+        if isinstance(lookup, TextColumn):
+            out[:, column] = 0.0
+            lookup.encode(np.asarray(values, dtype=object), out, name)
             continue
         if lookup is not None:
             out[:, column] = _codes(np.asarray(values), lookup, name, column)
@@ -91,19 +103,25 @@ def coerce_input(
     spec: ValueInfo,
     dtype: np.dtype,
     feature_names: Sequence[str] | None,
-    strings: Mapping[int, Mapping[str, int]] | None = None,
+    strings: Mapping[int, Lookup] | None = None,
 ) -> np.ndarray:
     frame = _is_dataframe(x)
+    extra = text_width(strings) if strings else 0
+    width = spec.shape[-1]
+    if extra and width is not None and np.ndim(x) == 2 and np.shape(x)[1] + extra != width:
+        raise InputError(
+            f"input {spec.name!r}: expected {width - extra} columns (text columns included), got {np.shape(x)[1]}"
+        )
     if not strings:
         arr = _from_dataframe(x, spec.name, feature_names) if frame else np.asarray(x)
     elif frame:
         _from_dataframe(x.iloc[:0], spec.name, feature_names)  # the column names check alone
-        arr = encode_strings(x, spec.name, strings)
+        arr = encode_strings(x, spec.name, strings, dtype)
     else:
         arr = np.asarray(x)
         takes_strings = sorted(c for c, lookup in strings.items() if lookup is not IGNORED)
         if arr.dtype.kind in "OUS":
-            arr = encode_strings(arr.astype(object), spec.name, strings)
+            arr = encode_strings(arr.astype(object), spec.name, strings, dtype)
         elif takes_strings:
             raise InputError(
                 f"input {spec.name!r}: columns {takes_strings} take strings; pass a DataFrame or an object array"

@@ -141,6 +141,8 @@ class ModelStack:
             raise ValueError(f"the models take {len(specs)} input(s) {[s.name for s in specs]}, got {len(given)}")
         t = self._template
         dtype = np.dtype(t.precision)
+        if t._one_dimensional:  # documents, or IsotonicRegression's samples: a 1-D input is one column
+            given = [np.reshape(x, (-1, 1)) if np.ndim(x) == 1 else x for x in given]
         arrays, per_model = [], []
         for x, spec in zip(given, specs, strict=True):
             if np.ndim(x) == len(spec.shape) + 1 and not hasattr(x, "columns"):
@@ -197,8 +199,9 @@ class ModelStack:
 def _check_same_columns(first: MLERuntime, other: MLERuntime, i: int) -> None:
     """The stack codes its input once, as model 0 does: every model must read the columns alike (the same
     vocabulary for each string column, or a string would reach a model as another one's code; the same
-    columns left unread, or one would reach a model that reads it as 0)."""
-    for key in ("string_columns", "unused_columns"):
+    columns left unread, or one would reach a model that reads it as 0; the same text analysers and
+    vocabularies, or a term's count would land in another one's column)."""
+    for key in ("string_columns", "unused_columns", "text_features"):
         mine, theirs = first._require().metadata.get(key), other._require().metadata.get(key)
         if mine == theirs:
             continue
@@ -210,7 +213,8 @@ def _check_same_columns(first: MLERuntime, other: MLERuntime, i: int) -> None:
             detail = f"column {column}: categories {only[:5]} are in one vocabulary only"
         raise ValueError(
             f"model {i} cannot stack with model 0: their {key.replace('_', ' ')} differ ({detail}); stacked models "
-            "must read their input columns alike (string columns: trained on the same categories)"
+            "must read their input columns alike (string columns: trained on the same categories; text columns: "
+            "on the same vocabulary)"
         )
 
 

@@ -27,15 +27,19 @@ from mle_runtime.cache import (
 from mle_runtime.devices import resolve_device, resolve_devices
 from mle_runtime.errors import FormatError, InputError
 from mle_runtime.graph import Graph, structure_hash
-from mle_runtime.inputs import as_input_list, check_finite, coerce_input
+from mle_runtime.inputs import Lookup, as_input_list, check_finite, coerce_input
 from mle_runtime.lowering import build_function, round_down_tensors
 from mle_runtime.metadata import decode_classes, decode_output_classes, decode_string_columns, model_info
 from mle_runtime.ops import lowering_for
 from mle_runtime.reader import MleFile, read_mle
+from mle_runtime.text import decode_text_features, text_width
 from mle_runtime.writer import canonical_json
 from mle_runtime.x64 import x64
 
 PRECISIONS: dict[str, np.dtype[Any]] = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+# A text model's documents are counted into a dense (rows, terms) block on the host: at most this many
+# bytes of it at a time.
+TEXT_BLOCK_BYTES = 64 << 20
 
 
 def precision_scope(precision: str) -> contextlib.AbstractContextManager[None]:
@@ -138,7 +142,11 @@ class MLERuntime:
         with precision_scope(precision):
             params = {n: place(a, placement) for n, a in zip(names, host, strict=True)}
         classes, output_classes = decode_classes(mf.metadata), decode_output_classes(mf.metadata)
-        strings = decode_string_columns(mf.metadata)  # the vocabularies of the host-side string step
+        # the host-side steps: string vocabularies, and text analysers whose counts widen the graph input
+        strings: dict[int, Lookup] = {
+            **decode_string_columns(mf.metadata),
+            **decode_text_features(mf.metadata, _input_width(graph)),
+        }
         self.device, self.precision, self.cache, self.cache_dir = device, precision, cache, cache_dir
         self._jax_device, self._classes, self._output_classes = jax_device, classes, output_classes
         self._file, self._graph, self._fn, self._params = mf, graph, fn, params
@@ -149,6 +157,10 @@ class MLERuntime:
         self._scope = functools.partial(precision_scope, precision)
         self._feature_names = mf.metadata.get("feature_names")
         self._strings = strings
+        # Text counts are dense (rows, terms) on the host: a batch is encoded and run in blocks of rows
+        # that keep each block's counts under TEXT_BLOCK_BYTES (float64, as the host step builds them).
+        terms = text_width(strings)
+        self._text_block_rows = max(16, TEXT_BLOCK_BYTES // (8 * terms)) if terms else None
         self._one_dimensional = bool(mf.metadata.get("one_dimensional_input"))
         self._multilabel = mf.metadata.get("multilabel") is True
         # Present for frameworks that refuse non-finite inputs (scikit-learn); absent means no check.
@@ -339,7 +351,13 @@ class MLERuntime:
 
     def _run_named(self, inputs: Any, wanted: Sequence[str]) -> dict[str, np.ndarray]:
         """The ``wanted`` outputs by name (for callers that need only some of ``run``'s)."""
-        return self._run_graph(self._prepare(inputs), wanted)
+        block = self._text_block_rows
+        given = as_input_list(inputs)
+        n = len(given[0]) if len(given) == 1 and hasattr(given[0], "__len__") else 0
+        if block is None or n <= block:
+            return self._run_graph(self._prepare(given), wanted)
+        parts = [self._run_graph(self._prepare([_rows(given[0], i, i + block)]), wanted) for i in range(0, n, block)]
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
     def _run_outputs(self) -> list[str]:
         return list(self._require().metadata.get("run_outputs") or self._graph.outputs)
@@ -450,6 +468,18 @@ class MLERuntime:
             "num_runs": num_runs,
             "batch_size": rows,
         }
+
+
+def _input_width(graph: Graph) -> int | None:
+    """The width of a model's single 2-D input (None for other inputs)."""
+    if len(graph.inputs) != 1 or len(graph.inputs[0].shape) != 2:
+        return None
+    return graph.inputs[0].shape[1]
+
+
+def _rows(x: Any, start: int, stop: int) -> Any:
+    """Rows start..stop of an input: a DataFrame's by position, or an array's or a list's."""
+    return x.iloc[start:stop] if hasattr(x, "iloc") else x[start:stop]
 
 
 def _lookup(classes: np.ndarray, index: np.ndarray, what: str) -> np.ndarray:

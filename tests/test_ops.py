@@ -216,6 +216,7 @@ OPS: dict[str, Record] = {
     "SqueezeLast": Record((X[:, :1],), lambda x: x[:, 0]),
     "Concat": Record((X, X[:, :2]), lambda a, b: np.concatenate([a, b], axis=-1)),
     "TakeColumns": Record((X, np.array([3, 0, 0])), lambda x, i: x[:, i]),
+    "SliceColumns": Record((X,), lambda x: x[:, 1:3], {"start": 1, "stop": 3}),
     "ArgMax": Record((np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]]),), lambda x: np.argmax(x, axis=-1)),
     "IsPositive": Record((np.array([-1.0, 0.0, 2.0]),), lambda x: (x > 0).astype(np.int32)),
     "Identity": Record((X,), lambda x: x),
@@ -229,6 +230,10 @@ OPS: dict[str, Record] = {
         {"norm": "l2"},
     ),
     "Binarize": Record((X,), lambda x: (x > 0.1).astype(x.dtype), {"threshold": 0.1}),
+    "SublinearTf": Record(  # counts, a zero, and values scipy's sparse log would meet in a dense input
+        (np.array([[0.0, 1.0, 3.0, 0.25], [7.0, 0.0, 2.0, 1e-3]]),),
+        lambda x: np.where(x != 0, np.log(np.where(x != 0, x, 1)) + 1, 0),
+    ),
     "Impute": Record((NANX, V), lambda x, f: np.where(np.isnan(x), f, x), {"missing": "nan"}),
     "IsMissing": Record((NANX,), lambda x: np.isnan(x).astype(x.dtype), {"missing": "nan"}),
     "PowerTransform": Record(  # lambdas 0 and 2 take scipy's logarithm branches

@@ -16,6 +16,7 @@ from sklearn.compose import make_column_transformer
 from sklearn.datasets import make_classification, make_regression
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import KFold
 from sklearn.neural_network import MLPClassifier
@@ -159,6 +160,26 @@ def test_models_whose_string_columns_differ_are_refused(tmp_path) -> None:
     same = _export_all([models[0], models[0]], tmp_path, "same")
     test = pd.DataFrame({"c": ["a", "b", "c"], "x": [-1.0, 0.0, 1.0]})
     np.testing.assert_allclose(mle.stack(same).predict_proba(test)[1], models[0].predict_proba(test), rtol=1e-5)
+
+
+def test_text_models_stack_on_one_vocabulary(tmp_path) -> None:
+    """A sweep of classifiers on one fitted vocabulary stacks, documents in; models whose vocabularies
+    differ (here of one size, so every tensor has the same shape) are refused."""
+    rng = np.random.default_rng(1)
+    words = ["red", "green", "blue", "fast", "slow", "big", "small", "the"]
+    docs = [" ".join(rng.choice(words, rng.integers(1, 6))) for _ in range(300)]
+    labels = np.array([("red" in d) ^ ("fast" in d) for d in docs])
+    models = [
+        make_pipeline(TfidfVectorizer(vocabulary=words), LogisticRegression(C=c)).fit(docs, labels)
+        for c in (0.1, 1.0, 10.0)
+    ]
+    stacked = mle.stack(_export_all(models, tmp_path, "sweep"))
+    proba = stacked.predict_proba(docs[:50])
+    for i, model in enumerate(models):
+        np.testing.assert_allclose(proba[i], model.predict_proba(docs[:50]), rtol=0, atol=1e-6)
+    other = make_pipeline(TfidfVectorizer(vocabulary=words[::-1]), LogisticRegression()).fit(docs, labels)
+    with pytest.raises(ValueError, match="text features differ"):
+        mle.stack(_export_all([models[0], other], tmp_path, "vocabularies"))
 
 
 def test_mle_stack_stays_the_function_after_its_module_is_imported() -> None:

@@ -41,6 +41,7 @@ from sklearn import (
     svm,
     tree,
 )
+from sklearn.feature_extraction import text
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,30 @@ def _two_numeric_targets() -> dict[str, np.ndarray]:
     return {**d, "y": np.stack([(d["y"] > 1).astype(int), np.array([3, -1, 0, 8])[d["y"]]], axis=1)}
 
 
+def _documents() -> dict[str, np.ndarray]:
+    """Short documents whose words depend on one of three classes, with mixed case, accents, punctuation
+    and runs of spaces; the held-out ones add unseen words, an empty document and one of blanks."""
+    rng = np.random.default_rng(17)
+    topics = [
+        ["Café", "crème", "brûlée", "dessert", "sugar", "sweet", "bakery"],
+        ["engine", "wheel", "Road", "car", "drive", "fast", "fuel"],
+        ["Rain", "snow", "cloud", "wind", "storm", "cold", "weather"],
+    ]
+    common = ["the", "a", "of", "and", "is", "to", "in", "it"]
+
+    def docs(n: int, extra: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 3, n)
+        out = []
+        for label in y:
+            words = list(rng.choice(topics[label] + common + extra, rng.integers(0, 12)))
+            out.append(rng.choice([" ", "  ", ", ", "! "]).join(words))
+        return np.array(out, dtype=object), y
+
+    X, y = docs(600, [])
+    X_test, _ = docs(60, ["unseen", "Zebra", "naïve"])
+    return {"X": X, "y": y, "X_test": np.concatenate([X_test, np.array(["", "   "], dtype=object)])}
+
+
 def _small_ints() -> dict[str, np.ndarray]:
     """Three integer-coded columns (every value seen in training) beside five numeric ones."""
     d = _binary()
@@ -283,6 +308,7 @@ DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
     "two_label_sets": _two_label_sets,
     "multilabel": _multilabel,
     "two_numeric_targets": _two_numeric_targets,
+    "documents": _documents,
 }
 
 lm, pp, fs, pipe = linear_model, preprocessing, feature_selection, pipeline.make_pipeline
@@ -1163,4 +1189,24 @@ CASES = [
     Case("one-vs-rest-multilabel", lambda: multiclass.OneVsRestClassifier(lm.LogisticRegression()), "multilabel"),
     Case("one-vs-rest-multilabel-svc", lambda: multiclass.OneVsRestClassifier(svm.LinearSVC()), "multilabel"),
     Case("one-vs-rest-multilabel-nb", lambda: multiclass.OneVsRestClassifier(naive_bayes.GaussianNB()), "multilabel"),
+    # text: documents in, the runtime's text step counting the vocabulary's terms
+    Case(
+        "tfidf-bigrams-logistic",
+        lambda: pipe(text.TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), lm.LogisticRegression()),
+        "documents",
+    ),
+    Case(
+        "char-wb-counts-multinomial-nb",
+        lambda: pipe(text.CountVectorizer(analyzer="char_wb", ngram_range=(2, 4)), naive_bayes.MultinomialNB()),
+        "documents",
+    ),
+    Case(
+        "binary-counts-tfidf-l1-svc",
+        lambda: pipe(
+            text.CountVectorizer(stop_words="english", binary=True, strip_accents="ascii"),
+            text.TfidfTransformer(norm="l1"),
+            svm.LinearSVC(random_state=0),
+        ),
+        "documents",
+    ),
 ]

@@ -27,6 +27,7 @@ from mle_runtime.converters.sklearn import (
     preprocessing,
     probabilistic,
     selection,
+    text,
     trees,
 )
 from mle_runtime.errors import UnsupportedModelError
@@ -49,6 +50,7 @@ __all__ = [
     "preprocessing",
     "probabilistic",
     "selection",
+    "text",
     "trees",
 ]
 
@@ -58,10 +60,25 @@ def convert_step(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converte
     return converter_for(est)(est, b, x, n_features)
 
 
+def _first_step(model: Any) -> Any:
+    """The estimator that reads a model's input: a Pipeline's first step that is not 'passthrough'."""
+    for _, step in getattr(model, "steps", []):
+        if step is not None and step != "passthrough":
+            return _first_step(step)
+    return model
+
+
+def _reads_documents(model: Any) -> bool:
+    """Whether the model's input is a sequence of documents (its first step a text vectorizer)."""
+    return type(_first_step(model)).__name__ in ("CountVectorizer", "TfidfVectorizer", "HashingVectorizer")
+
+
 def _input_width(model: Any) -> int | None:
     """n_features_in_, looking through a Pipeline's leading 'passthrough' steps (which hide it)."""
     n = getattr(model, "n_features_in_", None)
     if n is None and type(model).__name__ == "IsotonicRegression":  # fitted on one feature, 1-D or (n, 1)
+        return 1
+    if n is None and _reads_documents(model):  # one column of documents, 1-D as scikit-learn takes them
         return 1
     if n is None and hasattr(model, "steps"):
         for _, step in model.steps:
@@ -168,7 +185,7 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
     }
     if names is not None:
         metadata["feature_names"] = [str(c) for c in names]
-    if cls.__name__ == "IsotonicRegression":
+    if cls.__name__ == "IsotonicRegression" or _reads_documents(model):
         metadata["one_dimensional_input"] = True
     return model_ir(b, converted, metadata)
 

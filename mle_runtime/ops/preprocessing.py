@@ -28,6 +28,14 @@ def normalize(x: jax.Array, *, norm: str) -> jax.Array:
     return x / jnp.where(n == 0, 1.0, n)
 
 
+@register_op("SublinearTf")
+def sublinear_tf(x: jax.Array) -> jax.Array:
+    """1 + log(x) where x is non-zero, 0 where it is (TfidfTransformer(sublinear_tf=True), which takes
+    the log of a sparse matrix's stored values only)."""
+    nonzero = x != 0
+    return jnp.where(nonzero, 1 + jnp.log(jnp.where(nonzero, x, 1)), 0).astype(x.dtype)
+
+
 @register_op("Binarize")
 def binarize(x: jax.Array, *, threshold: float) -> jax.Array:
     """1 where x > threshold else 0, in x's dtype."""

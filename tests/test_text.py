@@ -1,0 +1,210 @@
+"""Text vectorizers: the runtime's host-side text step analyses documents as scikit-learn's fitted
+CountVectorizer / TfidfVectorizer do and counts their vocabulary's terms; the graph weights them and
+the models after them answer as scikit-learn does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer, TfidfTransformer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import make_pipeline, make_union
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+import mle_runtime as mle
+from mle_runtime import runtime as runtime_module
+from mle_runtime.batch import predict_file
+from mle_runtime.errors import FormatError, InputError, UnsupportedModelError
+from mle_runtime.reader import read_mle
+from mle_runtime.writer import write_mle
+
+WORDS = ["apple", "Banana", "cherry", "date", "élan", "fig", "grape", "the", "and", "of", "x", "naïve", "über"]
+
+
+def documents(n: int, seed: int, extra: tuple[str, ...] = ()) -> list[str]:
+    rng = np.random.default_rng(seed)
+    pool = WORDS + list(extra)
+    separators = [" ", "  ", "\t", ", ", "! ", "\n"]
+    return [str(rng.choice(separators)).join(rng.choice(pool, rng.integers(0, 10))) for _ in range(n)]
+
+
+TRAIN = documents(400, 0)
+LABELS = np.array([("apple" in d) + ("cherry" in d.lower()) for d in TRAIN])
+# unseen words, an empty document, blanks only, one-letter words, a long document, accents decomposed
+HELD_OUT = [
+    *documents(80, 1, ("kiwi", "Zebra", "CHERRY")),
+    "",
+    "   \t ",
+    "a b c x",
+    " ".join(WORDS * 20),
+    "nai\u0308ve e\u0301lan",
+]
+
+VECTORIZERS = {
+    "word-defaults": lambda: TfidfVectorizer(),
+    "word-trigrams-english-stop-words": lambda: TfidfVectorizer(ngram_range=(1, 3), stop_words="english"),
+    "word-bigrams-only-case-kept": lambda: CountVectorizer(ngram_range=(2, 2), lowercase=False),
+    "word-own-pattern-and-stop-list": lambda: CountVectorizer(token_pattern=r"(?u)\b(\w)\w*", stop_words=["t", "a"]),
+    "word-ascii-accents-binary": lambda: TfidfVectorizer(strip_accents="ascii", binary=True, norm="l1"),
+    "word-unicode-accents-sublinear-no-idf": lambda: TfidfVectorizer(
+        strip_accents="unicode", sublinear_tf=True, use_idf=False
+    ),
+    "char-1-3": lambda: TfidfVectorizer(analyzer="char", ngram_range=(1, 3)),
+    "char-4-5-no-norm": lambda: TfidfVectorizer(analyzer="char", ngram_range=(4, 5), norm=None, smooth_idf=False),
+    "char-wb-2-5": lambda: CountVectorizer(analyzer="char_wb", ngram_range=(2, 5)),
+    "char-wb-1-1-max-features": lambda: TfidfVectorizer(analyzer="char_wb", max_features=15),
+}
+
+
+def exported(model: Any, tmp_path: Path, precision: str = "float32") -> mle.MLERuntime:
+    mle.export_model(model, tmp_path / "m.mle")
+    return mle.load_model(tmp_path / "m.mle", precision=precision)
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+@pytest.mark.parametrize("name", VECTORIZERS)
+def test_vectorizers_transform_as_scikit_learn(name: str, precision: str, tmp_path: Path) -> None:
+    vectorizer = VECTORIZERS[name]().fit(TRAIN)
+    runtime = exported(vectorizer, tmp_path, precision)
+    ours, ref = runtime.transform(HELD_OUT), vectorizer.transform(HELD_OUT).toarray()
+    tol = 1e-12 if precision == "float64" else 1e-6
+    np.testing.assert_allclose(ours, ref, rtol=tol, atol=tol * max(1.0, float(np.abs(ref).max())))
+    assert ref.any(axis=1)[:80].mean() > 0.5  # the held-out documents do meet the vocabulary
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_a_classifier_after_tfidf_predicts_as_scikit_learn(precision: str, tmp_path: Path) -> None:
+    model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2)), LogisticRegression()).fit(TRAIN, LABELS)
+    runtime = exported(model, tmp_path, precision)
+    labels, proba = runtime.run([HELD_OUT])
+    np.testing.assert_array_equal(labels, model.predict(HELD_OUT))
+    tol = 1e-12 if precision == "float64" else 1e-5
+    np.testing.assert_allclose(proba, model.predict_proba(HELD_OUT), rtol=0, atol=tol)
+    # documents as a list, an object or a unicode array, a Series or one column of a 2-D array
+    for docs in (np.array(HELD_OUT, dtype=object), np.array(HELD_OUT), pd.Series(HELD_OUT), [[d] for d in HELD_OUT]):
+        np.testing.assert_array_equal(runtime.predict(docs), labels)
+    # bytes are decoded with the vectorizer's encoding
+    np.testing.assert_array_equal(runtime.predict([d.encode() for d in HELD_OUT]), labels)
+
+
+def test_counts_then_tfidf_transformer_and_the_transformer_on_numbers(tmp_path: Path) -> None:
+    model = make_pipeline(CountVectorizer(), TfidfTransformer(sublinear_tf=True), Ridge()).fit(TRAIN, LABELS)
+    np.testing.assert_allclose(exported(model, tmp_path, "float64").predict(HELD_OUT), model.predict(HELD_OUT), 1e-12)
+    counts = np.random.default_rng(3).poisson(0.7, size=(200, 6)).astype(float)
+    transformer = TfidfTransformer(sublinear_tf=True, norm="l1").fit(counts)
+    ours = exported(transformer, tmp_path, "float64").transform(counts[:50])
+    np.testing.assert_allclose(ours, transformer.transform(counts[:50]).toarray(), rtol=1e-12)
+
+
+def frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "price": rng.normal(size=n),
+            "review": documents(n, seed + 10),
+            "shop": rng.choice(["north", "south", "east"], n),
+            "ignored": rng.normal(size=n),
+        }
+    )
+
+
+def test_a_dataframe_with_text_categories_and_numbers(tmp_path: Path) -> None:
+    """A ColumnTransformer reading one text column with two vectorizers (words and characters), a
+    string category and a number, and dropping a column: the same answers in either precision."""
+    train = frame(300, 0)
+    y = (train["price"] > 0).to_numpy() ^ train["review"].str.contains("apple").to_numpy()
+    text = make_union(TfidfVectorizer(), TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3)))
+    columns = ColumnTransformer(
+        [("review", text, "review"), ("shop", OneHotEncoder(), ["shop"]), ("price", StandardScaler(), ["price"])]
+    )
+    model = make_pipeline(columns, LogisticRegression()).fit(train, y)
+    test = frame(100, 1)
+    for precision, tol in (("float32", 1e-5), ("float64", 1e-12)):
+        runtime = exported(model, tmp_path, precision)
+        labels, proba = runtime.run([test])
+        np.testing.assert_array_equal(labels, model.predict(test))
+        np.testing.assert_allclose(proba, model.predict_proba(test), rtol=0, atol=tol)
+    metadata = runtime.get_model_info()["metadata"]
+    assert [f["analyzer"] for f in metadata["text_features"]] == ["word", "char_wb"]
+    assert metadata["unused_columns"] == [3]
+    with pytest.raises(InputError, match="expected 4 columns"):
+        runtime.predict(test.iloc[:, :3].to_numpy(dtype=object))
+    with pytest.raises(InputError, match=r"column 1 holds text documents, row 2 is (None|nan)"):
+        runtime.predict(test.assign(review=["ok", "fine", None] + ["x"] * 97))
+
+
+def test_large_batches_are_encoded_in_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = make_pipeline(TfidfVectorizer(analyzer="char", ngram_range=(1, 2)), LogisticRegression())
+    model.fit(TRAIN, LABELS)
+    monkeypatch.setattr(runtime_module, "TEXT_BLOCK_BYTES", 64 * 8 * len(model[0].vocabulary_))  # 64 rows a block
+    runtime = exported(model, tmp_path)
+    assert runtime._text_block_rows == 64
+    docs = HELD_OUT * 3  # 255 rows: three full blocks and a partial one
+    np.testing.assert_allclose(runtime.predict_proba(docs), model.predict_proba(docs), rtol=0, atol=1e-5)
+    frame_docs = pd.DataFrame({"text": docs})["text"]
+    np.testing.assert_array_equal(runtime.predict(frame_docs), model.predict(docs))
+
+
+def test_csv_batch_job_reads_documents(tmp_path: Path) -> None:
+    train = frame(300, 0)
+    y = train["review"].str.contains("fig").to_numpy()
+    columns = ColumnTransformer([("review", CountVectorizer(), "review"), ("price", "passthrough", ["price"])])
+    model = make_pipeline(columns, LogisticRegression()).fit(train, y)
+    mle.export_model(model, tmp_path / "m.mle")
+    test = frame(50, 4)
+    test.loc[3, "review"] = ""  # an empty field: an empty document
+    test.to_csv(tmp_path / "in.csv", index=False)
+    predict_file(tmp_path / "m.mle", tmp_path / "in.csv", tmp_path / "out.csv", chunk_rows=16)
+    got = pd.read_csv(tmp_path / "out.csv")
+    expected = model.predict_proba(test.fillna({"review": ""}))
+    np.testing.assert_allclose(got[["probabilities_0", "probabilities_1"]], expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("model", "match"),
+    [
+        (CountVectorizer(tokenizer=str.split, token_pattern=None), "callable tokenizer is code"),
+        (CountVectorizer(analyzer=lambda d: d.split()), "callable analyzer is code"),
+        (TfidfVectorizer(preprocessor=str.upper), "callable preprocessor is code"),
+        (CountVectorizer(strip_accents=lambda s: s), "callable strip_accents is code"),
+        (HashingVectorizer(), "HashingVectorizer is not supported"),
+    ],
+)
+def test_analysers_given_as_code_are_refused(model: Any, match: str, tmp_path: Path) -> None:
+    model.fit(TRAIN)
+    with pytest.raises(UnsupportedModelError, match=match):
+        mle.export_model(model, tmp_path / "m.mle")
+    assert not (tmp_path / "m.mle").exists()
+
+
+def _rewrite_metadata(path: Path, change: Any) -> None:
+    mf = read_mle(path)
+    metadata = json.loads(json.dumps(mf.metadata))
+    change(metadata)
+    write_mle(path, metadata, mf.graph, {k: np.asarray(v) for k, v in mf.tensors.items()})
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda m: m["text_features"][0].update(analyzer="sentence"), "analyzer 'sentence'"),
+        (lambda m: m["text_features"][0].update(token_pattern="(a)(b)"), "more than one group"),
+        (lambda m: m["text_features"][0].update(token_pattern="(unclosed"), "bad text_features"),
+        (lambda m: m["text_features"][0].update(start=0), "block at 0"),
+        (lambda m: m["text_features"][0].update(vocabulary=[1, 2]), "vocabulary must be a list of strings"),
+        (lambda m: m["text_features"][0].pop("ngram_range"), "ngram_range"),
+        (lambda m: m.update(text_features=[]), "non-empty list"),
+    ],
+)
+def test_malformed_text_features_are_format_errors(change: Any, match: str, tmp_path: Path) -> None:
+    model = make_pipeline(CountVectorizer(), Ridge()).fit(TRAIN, LABELS)
+    mle.export_model(model, tmp_path / "m.mle")
+    _rewrite_metadata(tmp_path / "m.mle", change)
+    with pytest.raises(FormatError, match=match):
+        mle.load_model(tmp_path / "m.mle")
