@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -58,9 +60,15 @@ class GraphBuilder:
     # on the rows it would raise for, and its message. Kept here, not on a converter's result, so that
     # a check deep inside a pipeline or an ensemble reaches the model's "invalid" output.
     refusals: list[tuple[str, str]] = field(default_factory=list)
-    # The text features (mle_runtime/text.py): each vectorizer's analyser settings, input column, vocabulary
-    # and the graph input columns its counts fill, after the input's own.
+    # The text features (mle_runtime/text.py): each vectorizer's analyser settings, input column and
+    # vocabulary; their terms and counts reach the graph sparse, in columns after the input's own.
     texts: list[dict[str, Any]] = field(default_factory=list)
+    # Sparse tensors: placeholder -> (terms, values, width), and concatenations holding one -> their
+    # parts and widths. No node reads a placeholder: ``op`` emits the sparse form of an op that has one
+    # (a product with weights, a per-term scale, a norm, ...) and gives any other the dense columns.
+    sparse: dict[str, tuple[str, str, int]] = field(default_factory=dict)
+    composites: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    _densified: dict[str, str] = field(default_factory=dict)
     _deferred: dict[str, tuple[int, list[Any]]] = field(default_factory=dict)
     _count: int = 0
 
@@ -99,8 +107,8 @@ class GraphBuilder:
 
     def text_counts(self, x: str, settings: dict[str, Any], vocabulary: list[str], owner: str) -> str:
         """(rows, len(vocabulary)) counts of the vocabulary's terms in the documents of the one input
-        column ``x`` holds, analysed as ``settings`` say: the runtime's text step counts them into extra
-        graph input columns, which this reads."""
+        column ``x`` holds, analysed as ``settings`` say (a sparse tensor: the runtime's text step hands
+        the graph each document's terms and counts)."""
         columns = self.columns_of.get(x)
         if len(self.inputs) != 1 or columns is None or len(columns) != 1 or columns[0] is None:
             raise UnsupportedModelError(
@@ -110,10 +118,67 @@ class GraphBuilder:
         column = int(columns[0])
         if column in self.vocabularies:
             raise UnsupportedModelError(f"{owner}: input column {column} is read both as categories and as text")
-        source = self.inputs[0]
-        start = int(source.shape[1] or 0) + sum(len(t["vocabulary"]) for t in self.texts)
-        self.texts.append({"column": column, "start": start, **settings, "vocabulary": list(vocabulary)})
-        return self.op("SliceColumns", source.name, start=start, stop=start + len(vocabulary))
+        source, feature = self.inputs[0], len(self.texts)
+        self.texts.append({"column": column, **settings, "vocabulary": list(vocabulary)})
+        # (the number of features is set on these nodes once every vectorizer is known: model_ir)
+        layout = {"start": int(source.shape[1] or 0), "features": 0, "feature": feature}
+        terms = self._node("TextTerms", source.name, **layout)
+        return self._sparse(terms, self._node("TextCounts", source.name, **layout), len(vocabulary))
+
+    def _sparse(self, terms: str, values: str, width: int) -> str:
+        name = self._fresh("sparse")
+        self.sparse[name] = (terms, values, width)
+        return name
+
+    def concat(self, parts: list[tuple[str, int]]) -> str:
+        """Tensors side by side (with their widths); kept as parts where one is sparse."""
+        if any(p in self.sparse or p in self.composites for p, _ in parts):
+            name = self._fresh("composite")
+            self.composites[name] = [q for p, n in parts for q in self.composites.get(p, [(p, n)])]
+            return name
+        return self.op("Concat", *(p for p, _ in parts))
+
+    def dense(self, x: str) -> str:
+        """``x`` as a dense tensor: a sparse one scattered into its columns, a composite's parts joined."""
+        if x not in self.sparse and x not in self.composites:
+            return x
+        if x not in self._densified:
+            if x in self.sparse:
+                terms, values, width = self.sparse[x]
+                self._densified[x] = self._node("ScatterColumns", terms, values, width=width)
+            else:
+                self._densified[x] = self._node("Concat", *(self.dense(p) for p, _ in self.composites[x]))
+        return self._densified[x]
+
+    def _sparse_op(self, op: str, inputs: tuple[str, ...], attrs: dict[str, Any]) -> str | None:
+        """The sparse form of ``op`` on a sparse first input, where it has one (else None)."""
+        x, rest = inputs[0], inputs[1:]
+        if any(i in self.sparse or i in self.composites for i in rest):
+            return None
+        weights = self.tensors.get(rest[0]) if rest else None
+        if x in self.composites and op == "Gemm" and weights is not None:
+            # the parts' products with their rows of the weights, summed
+            products, offset = [], 0
+            for part, width in self.composites[x]:
+                rows = self.const("weights", np.asarray(weights)[offset : offset + width])
+                products.append(self.op("Gemm", part, rows))
+                offset += width
+            total = functools.reduce(lambda a, b: self._node("Add", a, b), products)
+            return self._node("Add", total, rest[1]) if len(rest) > 1 else total
+        if x not in self.sparse:
+            return None
+        terms, values, width = self.sparse[x]
+        if op == "Gemm" and weights is not None:
+            return self._node("SparseGemm", terms, values, *rest)
+        zero_kept = op in ("SublinearTf", "Normalize") or (op == "Clip" and attrs["low"] <= 0 <= attrs["high"])
+        if zero_kept and not rest:
+            return self._sparse(terms, self._node(op, values, **attrs), width)
+        if op in ("Mul", "Div") and weights is not None and np.ndim(weights) <= 1:
+            if np.ndim(weights) == 1 and len(weights) != width:
+                return None
+            scale = rest[0] if np.ndim(weights) == 0 else self._node("GatherValues", rest[0], terms)
+            return self._sparse(terms, self._node(op, values, scale), width)
+        return None
 
     def refuse_rows(self, flag: str, message: str) -> None:
         """The rows where ``flag`` is non-zero raise ``message`` (an ``InputError``) at run time."""
@@ -137,7 +202,7 @@ class GraphBuilder:
         for node in self.nodes:
             if name not in node.inputs:
                 continue
-            if node.op == "SliceColumns":  # a text feature's counts, after the input's own columns
+            if node.op in ("TextTerms", "TextCounts"):  # text features, after the input's own columns
                 continue
             if node.op != "TakeColumns" or node.inputs[0] != name or node.inputs[1] not in self.tensors:
                 return []
@@ -160,7 +225,16 @@ class GraphBuilder:
         return name
 
     def op(self, op: str, *inputs: str, n_out: int = 1, version: int = 1, **attrs: Any) -> Any:
-        """Append a node; returns its output name (or a tuple of names when n_out > 1)."""
+        """Append a node; returns its output name (or a tuple of names when n_out > 1). A sparse input
+        takes the op's sparse form where it has one, else is read dense."""
+        if (self.sparse or self.composites) and inputs:
+            rewritten = self._sparse_op(op, inputs, attrs) if n_out == 1 and version == 1 else None
+            if rewritten is not None:
+                return rewritten
+            inputs = tuple(self.dense(i) for i in inputs)
+        return self._node(op, *inputs, n_out=n_out, version=version, **attrs)
+
+    def _node(self, op: str, *inputs: str, n_out: int = 1, version: int = 1, **attrs: Any) -> Any:
         outputs = tuple(self._fresh(op.lower()) for _ in range(n_out))
         self.nodes.append(Node(op, tuple(inputs), outputs, attrs, version))
         return outputs[0] if n_out == 1 else outputs
@@ -190,8 +264,15 @@ class GraphBuilder:
 def model_ir(b: GraphBuilder, converted: Converted, metadata: dict[str, Any]) -> ModelIR:
     """The finished model: run outputs first (in order), then the others by name; the task, the run
     outputs and the classes added to ``metadata``."""
-    outputs = dict(converted.outputs)
+    outputs = {role: b.dense(tensor) for role, tensor in converted.outputs.items()}
     metadata = {**metadata, "task": converted.task, "run_outputs": converted.run_outputs}
+    if b.texts:  # now that every text feature is known, the layout's count of them
+        b.nodes = [
+            dataclasses.replace(n, attrs={**n.attrs, "features": len(b.texts)})
+            if n.op in ("TextTerms", "TextCounts")
+            else n
+            for n in b.nodes
+        ]
     if b.refusals:
         flags, messages = zip(*b.refusals, strict=True)
         if len(flags) == 1:
@@ -203,10 +284,11 @@ def model_ir(b: GraphBuilder, converted: Converted, metadata: dict[str, Any]) ->
     order = converted.run_outputs + sorted(set(outputs) - set(converted.run_outputs))
     b.resolve()
     graph = b.finish({name: outputs[name] for name in order})
-    if b.texts:  # the input widens by the counts' columns
-        source = b.inputs[0]
-        width = int(source.shape[1] or 0) + sum(len(t["vocabulary"]) for t in b.texts)
-        graph = Graph((ValueInfo(source.name, (None, width)),), graph.outputs, graph.nodes)
+    read = {i for n in graph.nodes for i in n.inputs}
+    for name in [t for t in b.tensors if t not in read]:  # (weights split by the parts that read them)
+        del b.tensors[name]
+    if b.texts:  # the input widens by the text features' columns, as many as a batch's documents need
+        graph = Graph((ValueInfo(b.inputs[0].name, (None, None)),), graph.outputs, graph.nodes)
         metadata["text_features"] = b.texts
     if b.vocabularies:
         metadata["string_columns"] = {str(c): sorted(v) for c, v in sorted(b.vocabularies.items())}

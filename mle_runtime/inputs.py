@@ -12,7 +12,7 @@ import numpy as np
 
 from mle_runtime.errors import InputError
 from mle_runtime.graph import ValueInfo
-from mle_runtime.text import TextColumn, text_width
+from mle_runtime.text import TextColumn, text_block, text_columns
 
 # A column's host-side step: a string vocabulary, IGNORED, or the text features read from it.
 Lookup = Mapping[str, int] | TextColumn
@@ -49,14 +49,13 @@ def encode_strings(arr: Any, name: str, strings: Mapping[int, Lookup], dtype: An
     """The host-side vocabulary step: a 2-D array whose ``strings`` columns hold strings becomes floats
     of ``dtype`` (written once, in the model's compute dtype), each string its index in the column's
     vocabulary (-1 when it has none: an unknown category), a missing value (None, NaN) NaN; the other
-    columns must be numbers. A text column's documents become term counts in the columns after the
-    input's own (see text.py), its own column 0."""
+    columns must be numbers. A text column's documents become their terms and counts in columns after
+    the input's own (see text.py), its own column 0."""
     frame = _is_dataframe(arr)
     if not frame and arr.ndim != 2:
         return arr
-    extra = text_width(strings)
-    out = np.empty((arr.shape[0], arr.shape[1] + extra), dtype=dtype)
-    out[:, arr.shape[1] :] = 0.0
+    out = np.empty(arr.shape, dtype=dtype)
+    documents = {}
     for column in range(arr.shape[1]):
         # a DataFrame's columns are taken one by one: its numeric columns convert without boxing
         values = arr.iloc[:, column] if frame else arr[:, column]
@@ -66,7 +65,7 @@ def encode_strings(arr: Any, name: str, strings: Mapping[int, Lookup], dtype: An
             continue
         if isinstance(lookup, TextColumn):
             out[:, column] = 0.0
-            lookup.encode(np.asarray(values, dtype=object), out, name)
+            documents[column] = np.asarray(values, dtype=object)
             continue
         if lookup is not None:
             out[:, column] = _codes(np.asarray(values), lookup, name, column)
@@ -76,6 +75,8 @@ def encode_strings(arr: Any, name: str, strings: Mapping[int, Lookup], dtype: An
         except (TypeError, ValueError):
             shown = np.asarray(values)[:3].tolist()
             raise InputError(f"input {name!r}: column {column} must hold numbers, got {shown}") from None
+    if documents:
+        out = np.concatenate([out, text_block(documents, text_columns(strings), dtype, name)], axis=1)
     return out
 
 
@@ -106,12 +107,10 @@ def coerce_input(
     strings: Mapping[int, Lookup] | None = None,
 ) -> np.ndarray:
     frame = _is_dataframe(x)
-    extra = text_width(strings) if strings else 0
-    width = spec.shape[-1]
-    if extra and width is not None and np.ndim(x) == 2 and np.shape(x)[1] + extra != width:
-        raise InputError(
-            f"input {spec.name!r}: expected {width - extra} columns (text columns included), got {np.shape(x)[1]}"
-        )
+    texts = text_columns(strings) if strings else []
+    if texts and np.ndim(x) == 2 and np.shape(x)[1] != texts[0].input_width:
+        width, got = texts[0].input_width, np.shape(x)[1]
+        raise InputError(f"input {spec.name!r}: expected {width} columns (text columns included), got {got}")
     if not strings:
         arr = _from_dataframe(x, spec.name, feature_names) if frame else np.asarray(x)
     elif frame:

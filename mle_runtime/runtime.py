@@ -32,14 +32,14 @@ from mle_runtime.lowering import build_function, round_down_tensors
 from mle_runtime.metadata import decode_classes, decode_output_classes, decode_string_columns, model_info
 from mle_runtime.ops import lowering_for
 from mle_runtime.reader import MleFile, read_mle
-from mle_runtime.text import decode_text_features, text_width
+from mle_runtime.text import TextColumn, decode_text_features
 from mle_runtime.writer import canonical_json
 from mle_runtime.x64 import x64
 
 PRECISIONS: dict[str, np.dtype[Any]] = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
-# A text model's documents are counted into a dense (rows, terms) block on the host: at most this many
-# bytes of it at a time.
-TEXT_BLOCK_BYTES = 64 << 20
+# A text model analyses and runs a batch in blocks of this many documents: the analysis holds every
+# term of a block's documents in Python lists.
+TEXT_BLOCK_ROWS = 8192
 
 
 def precision_scope(precision: str) -> contextlib.AbstractContextManager[None]:
@@ -145,7 +145,7 @@ class MLERuntime:
         # the host-side steps: string vocabularies, and text analysers whose counts widen the graph input
         strings: dict[int, Lookup] = {
             **decode_string_columns(mf.metadata),
-            **decode_text_features(mf.metadata, _input_width(graph)),
+            **decode_text_features(mf.metadata),
         }
         self.device, self.precision, self.cache, self.cache_dir = device, precision, cache, cache_dir
         self._jax_device, self._classes, self._output_classes = jax_device, classes, output_classes
@@ -157,10 +157,7 @@ class MLERuntime:
         self._scope = functools.partial(precision_scope, precision)
         self._feature_names = mf.metadata.get("feature_names")
         self._strings = strings
-        # Text counts are dense (rows, terms) on the host: a batch is encoded and run in blocks of rows
-        # that keep each block's counts under TEXT_BLOCK_BYTES (float64, as the host step builds them).
-        terms = text_width(strings)
-        self._text_block_rows = max(16, TEXT_BLOCK_BYTES // (8 * terms)) if terms else None
+        self._text_block_rows = TEXT_BLOCK_ROWS if any(isinstance(s, TextColumn) for s in strings.values()) else None
         self._one_dimensional = bool(mf.metadata.get("one_dimensional_input"))
         self._multilabel = mf.metadata.get("multilabel") is True
         # Present for frameworks that refuse non-finite inputs (scikit-learn); absent means no check.
@@ -397,6 +394,11 @@ class MLERuntime:
     def score_samples(self, X: Any) -> np.ndarray:
         return self._output(X, "scores", "score_samples")
 
+    def encode_inputs(self, inputs: Any) -> list[np.ndarray]:
+        """The arrays ``as_jax``'s function takes for ``inputs``: the host-side steps ``run`` applies
+        (string categories as codes, documents as their terms and counts), in the compute dtype."""
+        return self._prepare(inputs)
+
     def as_jax(self) -> tuple[Any, dict[str, jax.Array]]:
         """``(fn, params)``: ``fn(params, *inputs)`` is pure and returns a dict of the graph's outputs
         (class indices, not decoded labels, under ``"label"``). It composes with jit, vmap and grad."""
@@ -468,13 +470,6 @@ class MLERuntime:
             "num_runs": num_runs,
             "batch_size": rows,
         }
-
-
-def _input_width(graph: Graph) -> int | None:
-    """The width of a model's single 2-D input (None for other inputs)."""
-    if len(graph.inputs) != 1 or len(graph.inputs[0].shape) != 2:
-        return None
-    return graph.inputs[0].shape[1]
 
 
 def _rows(x: Any, start: int, stop: int) -> Any:

@@ -1,11 +1,15 @@
-"""The host-side text step: documents in a text column become counts of the terms of a fitted vocabulary
-(scikit-learn's CountVectorizer / TfidfVectorizer analysers: decoding, lower-casing, accent stripping,
-the token pattern, stop words, word and character n-grams), before the graph runs. Like the string
-vocabularies, the analyser is data in the file (settings, a regular expression, word lists), not code.
+"""The host-side text step: documents in a text column become the terms of a fitted vocabulary they
+hold, with their counts (scikit-learn's CountVectorizer / TfidfVectorizer analysers: decoding,
+lower-casing, accent stripping, the token pattern, stop words, word and character n-grams), before the
+graph runs. Like the string vocabularies, the analyser is data in the file (settings, a regular
+expression, word lists), not code.
 
-The counts fill the graph input's extra columns: a model whose input has U columns and text features of
-V1, V2, ... terms reads a (rows, U + V1 + V2 + ...) graph input, each feature's counts in its own block
-after the U columns (the text column's own slot holds 0)."""
+The terms reach the graph sparse, in extra columns of its input: after the model's U input columns
+(a text column's own slot holds 0), each of the K text features has L columns of term indices and L
+of their counts, L being the most distinct terms a document of the batch has (rounded up to a power of
+two, so that few shapes compile), padded with term 0 and count 0. The graph weights the counts and
+multiplies them into the next step's weights without ever forming the dense (rows, vocabulary) matrix
+(ops/text.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +25,10 @@ from mle_runtime.errors import FormatError, InputError
 
 ANALYZERS = ("word", "char", "char_wb")
 _WHITE_SPACES = re.compile(r"\s\s+")
+# The fewest term slots a batch's documents get (a power of two), and the largest vocabulary: term
+# indices travel in the graph input's floats, exact in float32 up to 2**24.
+MIN_TERMS = 16
+MAX_TERMS = 1 << 24
 
 
 def _strip_accents_unicode(s: str) -> str:
@@ -42,11 +50,11 @@ _ACCENTS: dict[str | None, Callable[[str], str] | None] = {
 
 @dataclass(frozen=True)
 class TextFeature:
-    """One vectorizer's terms of one text column: how documents are analysed, and where in the graph
-    input its counts go (columns ``start`` to ``start + len(vocabulary)``)."""
+    """One vectorizer's terms of one text column: how documents are analysed; ``index``: its place
+    among the model's text features."""
 
     column: int
-    start: int
+    index: int
     analyzer: str
     lowercase: bool
     strip_accents: str | None
@@ -109,8 +117,8 @@ class TextFeature:
 
         return word_bounded_chars
 
-    def count_into(self, documents: np.ndarray, out: np.ndarray, name: str) -> None:
-        """Add each document's term counts to its row of ``out``'s block (columns start..start+width)."""
+    def terms_of(self, documents: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, term, count) of every distinct vocabulary term of each document, by row then term."""
         analyse, term = self.analyse(), self.vocabulary.get
         rows: list[int] = []
         terms: list[int] = []
@@ -128,32 +136,49 @@ class TextFeature:
             found = [i for i in map(term, analyse(doc)) if i is not None]
             rows += [row] * len(found)
             terms += found
-        block = out[:, self.start : self.start + self.width]
-        np.add.at(block, (np.asarray(rows, dtype=np.intp), np.asarray(terms, dtype=np.intp)), 1.0)
+        width = max(self.width, 1)
+        keys, counts = np.unique(np.asarray(rows, np.int64) * width + np.asarray(terms, np.int64), return_counts=True)
+        return keys // width, keys % width, counts
 
 
 @dataclass(frozen=True)
 class TextColumn:
-    """The text features read from one input column (several vectorizers may read the same column)."""
+    """The text features read from one input column (several vectorizers may read the same column), and
+    the layout they share: the model's input columns, and how many text features it has."""
 
     features: tuple[TextFeature, ...]
-
-    def encode(self, values: np.ndarray, out: np.ndarray, name: str) -> None:
-        for feature in self.features:
-            feature.count_into(values, out, name)
+    input_width: int
+    n_features: int
 
 
-def text_width(lookups: Mapping[int, Any]) -> int:
-    """How many graph input columns the text features add to the user's columns."""
-    return sum(f.width for lookup in lookups.values() if isinstance(lookup, TextColumn) for f in lookup.features)
+def text_columns(lookups: Mapping[int, Any]) -> list[TextColumn]:
+    return [lookup for lookup in lookups.values() if isinstance(lookup, TextColumn)]
 
 
-def _feature(entry: Any) -> TextFeature:
+def text_block(documents: Mapping[int, np.ndarray], columns: list[TextColumn], dtype: Any, name: str) -> np.ndarray:
+    """The graph input's text columns for ``documents`` (input column -> its documents): each feature's
+    L term indices, then their L counts (see the module's docstring)."""
+    rows = len(next(iter(documents.values())))
+    found = {f.index: f.terms_of(documents[f.column], name) for c in columns for f in c.features}
+    most = max((int(np.bincount(r, minlength=1).max()) for r, _, _ in found.values()), default=0)
+    width = max(MIN_TERMS, 1 << max(0, (most - 1).bit_length()))
+    block = np.zeros((rows, 2 * len(found) * width), dtype=dtype)
+    for k, (r, terms, counts) in sorted(found.items()):
+        # a term's slot: its rank among its row's distinct terms
+        slot = np.arange(len(r)) - np.searchsorted(r, r)
+        block[r, 2 * k * width + slot] = terms
+        block[r, (2 * k + 1) * width + slot] = counts
+    return block
+
+
+def _feature(entry: Any, index: int, input_width: int) -> TextFeature:
     if not isinstance(entry, dict):
         raise TypeError("each entry must be an object")
     vocabulary = entry["vocabulary"]
     if not isinstance(vocabulary, list) or not all(isinstance(t, str) for t in vocabulary):
         raise TypeError("vocabulary must be a list of strings")
+    if len(vocabulary) > MAX_TERMS:
+        raise ValueError(f"{len(vocabulary)} terms: term indices travel as floats, exact up to {MAX_TERMS}")
     stop = entry.get("stop_words")
     if stop is not None and (not isinstance(stop, list) or not all(isinstance(w, str) for w in stop)):
         raise TypeError("stop_words must be a list of strings or null")
@@ -169,12 +194,12 @@ def _feature(entry: Any) -> TextFeature:
     encoding, errors = entry.get("encoding", "utf-8"), entry.get("decode_error", "strict")
     if not isinstance(encoding, str) or errors not in ("strict", "ignore", "replace"):
         raise ValueError(f"encoding {encoding!r}, decode_error {errors!r}")
-    column, start = entry["column"], entry["start"]
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (column, start)):
-        raise TypeError("column and start must be non-negative integers")
+    column = entry["column"]
+    if not isinstance(column, int) or isinstance(column, bool) or not 0 <= column < input_width:
+        raise ValueError(f"column {column!r} is not one of the {input_width} input columns")
     return TextFeature(
         column=column,
-        start=start,
+        index=index,
         analyzer=analyzer,
         lowercase=bool(entry.get("lowercase", True)),
         strip_accents=accents,
@@ -187,25 +212,20 @@ def _feature(entry: Any) -> TextFeature:
     )
 
 
-def decode_text_features(metadata: dict[str, Any], graph_width: int | None) -> dict[int, TextColumn]:
-    """Input column -> its text features, from ``metadata["text_features"]``; the blocks must tile the
-    graph input's last columns in order (``graph_width``: its width)."""
+def decode_text_features(metadata: dict[str, Any]) -> dict[int, TextColumn]:
+    """Input column -> its text features, from ``metadata["text_features"]`` (in the order of their
+    blocks in the graph input) and ``metadata["n_features"]`` (the model's input columns)."""
     entries = metadata.get("text_features")
     if entries is None:
         return {}
     try:
-        if not isinstance(entries, list) or not entries or graph_width is None:
-            raise TypeError("a non-empty list, on a model with one 2-D input")
-        features = [_feature(e) for e in entries]
-        user_width = graph_width - sum(f.width for f in features)
-        start = user_width
-        for f in features:
-            if f.start != start or f.column >= user_width:
-                raise ValueError(f"column {f.column}: block at {f.start}, expected {start} (input width {user_width})")
-            start += f.width
+        width = metadata.get("n_features")
+        if not isinstance(entries, list) or not entries or not isinstance(width, int) or width < 1:
+            raise TypeError("a non-empty list, on a model with n_features input columns")
+        features = [_feature(e, k, width) for k, e in enumerate(entries)]
     except (TypeError, ValueError, KeyError, re.error) as e:
         raise FormatError(f"metadata: bad text_features ({e})") from e
     columns: dict[int, list[TextFeature]] = {}
     for f in features:
         columns.setdefault(f.column, []).append(f)
-    return {c: TextColumn(tuple(fs)) for c, fs in columns.items()}
+    return {c: TextColumn(tuple(fs), width, len(features)) for c, fs in columns.items()}

@@ -479,7 +479,8 @@ def test_as_jax_composes_with_jit_and_vmap(case: Case, tmp_path_factory: pytest.
     _, X_test = fitted(case)
     runtime = mle.load_model(exported(case, tmp_path_factory.getbasetemp()))
     fn, params = runtime.as_jax()
-    batches = [runtime._prepare([rows(X_test, 7 + k)[k:]])[0] for k in range(3)]  # three different batches of 7
+    prepared = runtime.encode_inputs([rows(X_test, 9)])[0]  # (documents: one layout of their terms for all three)
+    batches = [prepared[k : k + 7] for k in range(3)]  # three different batches of 7
     one = jax.jit(fn)
     many = jax.jit(jax.vmap(fn, in_axes=(None, 0)))(params, np.stack(batches))
     with runtime._scope():

@@ -204,6 +204,19 @@ def _oblivious_reference(x: np.ndarray, features: np.ndarray, borders: np.ndarra
     return out
 
 
+# Two text features' terms and counts after one input column, two term slots each (see ops/text.py).
+TEXT_INPUT = np.array([[0.0, 3, 1, 2.0, 1.0, 0, 0, 5.0, 0.0], [0.0, 0, 0, 0.0, 0.0, 2, 4, 1.0, 3.0]])
+TERMS = np.array([[3, 1, 0], [0, 2, 2]], dtype=np.int32)
+TERM_VALUES = np.array([[2.0, 0.5, 0.0], [1.5, -1.0, 2.0]])
+
+
+def _scattered(terms: np.ndarray, values: np.ndarray, width: int) -> np.ndarray:
+    out = np.zeros((len(terms), width))
+    for r in range(len(terms)):
+        np.add.at(out[r], terms[r], values[r])
+    return out
+
+
 OPS: dict[str, Record] = {
     "Add": Record((X, V), np.add),
     "Sub": Record((X, V), np.subtract),
@@ -216,7 +229,6 @@ OPS: dict[str, Record] = {
     "SqueezeLast": Record((X[:, :1],), lambda x: x[:, 0]),
     "Concat": Record((X, X[:, :2]), lambda a, b: np.concatenate([a, b], axis=-1)),
     "TakeColumns": Record((X, np.array([3, 0, 0])), lambda x, i: x[:, i]),
-    "SliceColumns": Record((X,), lambda x: x[:, 1:3], {"start": 1, "stop": 3}),
     "ArgMax": Record((np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]]),), lambda x: np.argmax(x, axis=-1)),
     "IsPositive": Record((np.array([-1.0, 0.0, 2.0]),), lambda x: (x > 0).astype(np.int32)),
     "Identity": Record((X,), lambda x: x),
@@ -230,6 +242,14 @@ OPS: dict[str, Record] = {
         {"norm": "l2"},
     ),
     "Binarize": Record((X,), lambda x: (x > 0.1).astype(x.dtype), {"threshold": 0.1}),
+    "TextTerms": Record((TEXT_INPUT,), lambda x: x[:, 5:7].astype(np.int32), {"start": 1, "features": 2, "feature": 1}),
+    "TextCounts": Record((TEXT_INPUT,), lambda x: x[:, 3:5], {"start": 1, "features": 2, "feature": 0}),
+    "GatherValues": Record((V, TERMS), lambda table, index: table[index]),
+    "SparseGemm": Record(  # a repeated term (row 1) counts twice, as scattered columns would
+        (TERMS, TERM_VALUES, R.normal(size=(4, 2)), V[:2]),
+        lambda t, v, w, b: _scattered(t, v, 4) @ w + b,
+    ),
+    "ScatterColumns": Record((TERMS, TERM_VALUES), lambda t, v: _scattered(t, v, 5), {"width": 5}),
     "SublinearTf": Record(  # counts, a zero, and values scipy's sparse log would meet in a dense input
         (np.array([[0.0, 1.0, 3.0, 0.25], [7.0, 0.0, 2.0, 1e-3]]),),
         lambda x: np.where(x != 0, np.log(np.where(x != 0, x, 1)) + 1, 0),

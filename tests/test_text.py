@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
+from sklearn.decomposition import TruncatedSVD
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer, TfidfTransformer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline, make_union
@@ -139,10 +141,36 @@ def test_a_dataframe_with_text_categories_and_numbers(tmp_path: Path) -> None:
         runtime.predict(test.assign(review=["ok", "fine", None] + ["x"] * 97))
 
 
+def test_linear_steps_read_the_terms_sparse_and_other_steps_dense(tmp_path: Path) -> None:
+    """After tf-idf, a linear step multiplies the stored terms into its weights (no dense vocabulary
+    columns in the graph), through a ColumnTransformer's concatenation too; a forest reads the dense
+    columns. Both answer as scikit-learn does."""
+    train, test = frame(300, 0), frame(120, 5)
+    y = (train["price"] > 0).to_numpy() ^ train["review"].str.contains("fig").to_numpy()
+
+    def columns() -> ColumnTransformer:
+        return ColumnTransformer(
+            [("review", TfidfVectorizer(ngram_range=(1, 2)), "review"), ("p", "passthrough", ["price"])]
+        )
+
+    finals = {
+        "SparseGemm": make_pipeline(TruncatedSVD(4, random_state=0), LogisticRegression()),
+        "ScatterColumns": RandomForestClassifier(30, random_state=0),
+    }
+    for op, final in finals.items():
+        model = make_pipeline(columns(), final).fit(train, y)
+        runtime = exported(model, tmp_path, "float64")
+        operators = runtime.get_model_info()["operators"]
+        assert op in operators
+        assert ("ScatterColumns" in operators) == (op == "ScatterColumns"), operators
+        np.testing.assert_array_equal(runtime.predict(test), model.predict(test))
+        np.testing.assert_allclose(runtime.predict_proba(test), model.predict_proba(test), rtol=0, atol=1e-12)
+
+
 def test_large_batches_are_encoded_in_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model = make_pipeline(TfidfVectorizer(analyzer="char", ngram_range=(1, 2)), LogisticRegression())
     model.fit(TRAIN, LABELS)
-    monkeypatch.setattr(runtime_module, "TEXT_BLOCK_BYTES", 64 * 8 * len(model[0].vocabulary_))  # 64 rows a block
+    monkeypatch.setattr(runtime_module, "TEXT_BLOCK_ROWS", 64)
     runtime = exported(model, tmp_path)
     assert runtime._text_block_rows == 64
     docs = HELD_OUT * 3  # 255 rows: three full blocks and a partial one
@@ -196,7 +224,7 @@ def _rewrite_metadata(path: Path, change: Any) -> None:
         (lambda m: m["text_features"][0].update(analyzer="sentence"), "analyzer 'sentence'"),
         (lambda m: m["text_features"][0].update(token_pattern="(a)(b)"), "more than one group"),
         (lambda m: m["text_features"][0].update(token_pattern="(unclosed"), "bad text_features"),
-        (lambda m: m["text_features"][0].update(start=0), "block at 0"),
+        (lambda m: m["text_features"][0].update(column=1), "column 1 is not one of the 1 input columns"),
         (lambda m: m["text_features"][0].update(vocabulary=[1, 2]), "vocabulary must be a list of strings"),
         (lambda m: m["text_features"][0].pop("ngram_range"), "ngram_range"),
         (lambda m: m.update(text_features=[]), "non-empty list"),

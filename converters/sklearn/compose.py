@@ -20,7 +20,7 @@ def _side_by_side(b: GraphBuilder, parts: list[tuple[str, int]]) -> Converted:
     width = sum(n for _, n in parts)
     if len(parts) == 1:
         return transformed(parts[0][0], width)
-    y = b.op("Concat", *(p for p, _ in parts))
+    y = b.concat(parts)
     if any(p in b.columns_of for p, _ in parts):  # input columns passed through stay known (string codes)
         b.columns_of[y] = [c for p, n in parts for c in b.columns_of.get(p, [None] * n)]
     return transformed(y, width)

@@ -23,6 +23,7 @@ _OP_MODULES = (
     "mle_runtime.ops.preprocessing",
     "mle_runtime.ops.probabilistic",
     "mle_runtime.ops.svm",
+    "mle_runtime.ops.text",
     "mle_runtime.ops.trees",
 )
 # The network ops, named "<prefix>.<op>", load only when a model uses one (or every op is listed): they

@@ -93,12 +93,6 @@ def take_columns(x: jax.Array, index: jax.Array) -> jax.Array:
     return jnp.take(x, index, axis=-1)
 
 
-@register_op("SliceColumns")
-def slice_columns(x: jax.Array, *, start: int, stop: int) -> jax.Array:
-    """x[..., start:stop]: a contiguous block of columns (a text feature's counts)."""
-    return x[..., start:stop]
-
-
 @register_op("ArgMax")
 def argmax(x: jax.Array) -> jax.Array:
     """Index of the largest value on the last axis (first on ties, as numpy), int32."""
