@@ -21,6 +21,7 @@ from mle_runtime.format import (
     INFLATION_SLACK,
     MANIFEST_ZSTD,
     MANIFEST_ZSTD_LEVEL,
+    MAX_MANIFEST_BYTES,
     MAX_INFLATION,
     MLEFormat,
     align,
@@ -96,6 +97,11 @@ def serialize(
         document["encryption"] = {"algorithm": encryption.ALGORITHM, "nonce": nonce.hex()}
         flags |= MLEFormat.FEATURE_ENCRYPTION
     manifest = canonical_json(document)
+    if len(manifest) > MAX_MANIFEST_BYTES:  # the reader refuses a larger one: no file it cannot read
+        raise ValueError(
+            f"the manifest (metadata, graph, tensor table) takes {len(manifest):,} bytes, over the format's "
+            f"{MAX_MANIFEST_BYTES:,}-byte cap (a vocabulary of millions of strings would)"
+        )
     if compress_manifest:
         packed = zstandard.ZstdCompressor(
             level=MANIFEST_ZSTD_LEVEL, write_content_size=True, write_checksum=False

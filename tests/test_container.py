@@ -49,6 +49,18 @@ def test_manifest_is_stored_compressed_when_smaller() -> None:
     assert read_manifest(DATA / "golden_v2_mz_raw.mle").metadata == read_manifest(DATA / "golden_v2_raw.mle").metadata
 
 
+def test_a_manifest_over_the_cap_is_refused_at_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer refuses what the reader would: no file is left that cannot be read."""
+    import mle_runtime.writer
+
+    monkeypatch.setattr(mle_runtime.writer, "MAX_MANIFEST_BYTES", 2_000)
+    graph = {"inputs": [{"name": "x", "shape": [None, 1]}], "outputs": ["x"], "nodes": []}
+    write_mle(tmp_path / "small.mle", {"note": "a" * 500}, graph, {})
+    with pytest.raises(ValueError, match="over the format's 2,000-byte cap"):
+        write_mle(tmp_path / "big.mle", {"vocabulary": [f"term{i}" for i in range(1_000)]}, graph, {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.mle"]
+
+
 def test_header_constants_and_layout() -> None:
     assert (MLEFormat.MLE_MAGIC, MLEFormat.MLE_VERSION) == (0x00454C4D, 2)
     assert (MLEFormat.FEATURE_COMPRESSION, MLEFormat.FEATURE_ENCRYPTION, MLEFormat.FEATURE_SIGNING) == (1, 2, 4)
