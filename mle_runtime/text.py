@@ -13,6 +13,7 @@ multiplies them into the next step's weights without ever forming the dense (row
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -63,11 +64,16 @@ class TextFeature:
     stop_words: frozenset[str] | None
     encoding: str
     decode_error: str
-    vocabulary: Mapping[str, int]
+    terms: list[str]  # the vocabulary, in index order
+
+    @functools.cached_property
+    def vocabulary(self) -> dict[str, int]:
+        """term -> index, built on first use (not by a load that never analyses a document)."""
+        return dict(zip(self.terms, range(len(self.terms)), strict=True))
 
     @property
     def width(self) -> int:
-        return len(self.vocabulary)
+        return len(self.terms)
 
     def analyse(self) -> Callable[[str], list[str]]:
         """scikit-learn's analyser for these settings (``build_analyzer`` of a fitted vectorizer)."""
@@ -175,7 +181,7 @@ def _feature(entry: Any, index: int, input_width: int) -> TextFeature:
     if not isinstance(entry, dict):
         raise TypeError("each entry must be an object")
     vocabulary = entry["vocabulary"]
-    if not isinstance(vocabulary, list) or not all(isinstance(t, str) for t in vocabulary):
+    if not isinstance(vocabulary, list) or not set(map(type, vocabulary)) <= {str}:
         raise TypeError("vocabulary must be a list of strings")
     if len(vocabulary) > MAX_TERMS:
         raise ValueError(f"{len(vocabulary)} terms: term indices travel as floats, exact up to {MAX_TERMS}")
@@ -208,7 +214,7 @@ def _feature(entry: Any, index: int, input_width: int) -> TextFeature:
         stop_words=None if stop is None else frozenset(stop),
         encoding=encoding,
         decode_error=errors,
-        vocabulary={t: i for i, t in enumerate(vocabulary)},
+        terms=vocabulary,
     )
 
 

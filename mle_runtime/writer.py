@@ -21,8 +21,8 @@ from mle_runtime.format import (
     INFLATION_SLACK,
     MANIFEST_ZSTD,
     MANIFEST_ZSTD_LEVEL,
-    MAX_MANIFEST_BYTES,
     MAX_INFLATION,
+    MAX_MANIFEST_BYTES,
     MLEFormat,
     align,
 )

@@ -1,6 +1,6 @@
 """Feature and model selection: a feature selector keeps the columns its ``get_support`` names (RFE and
 RFECV also predict, with their final estimator on those columns); a fitted search (GridSearchCV,
-RandomizedSearchCV) is its refitted best estimator; RANSACRegressor its final inlier model;
+RandomizedSearchCV, the halving searches) is its refitted best estimator; RANSACRegressor its final inlier model;
 SelfTrainingClassifier its final estimator; the threshold classifiers their estimator's score against
 the threshold."""
 
@@ -43,7 +43,18 @@ def feature_selector(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conv
     return converted
 
 
-@converts(model_selection.GridSearchCV, model_selection.RandomizedSearchCV)
+def _halving_searches() -> list[type]:
+    """HalvingGridSearchCV and HalvingRandomSearchCV, from where they live whether or not the user has
+    enabled them (``sklearn.experimental.enable_halving_search_cv`` only exports them)."""
+    try:
+        from sklearn.model_selection import _search_successive_halving as halving
+    except ImportError:  # (moved in some scikit-learn): not supported there
+        return []
+    names = ("HalvingGridSearchCV", "HalvingRandomSearchCV")
+    return [getattr(halving, name) for name in names if hasattr(halving, name)]
+
+
+@converts(model_selection.GridSearchCV, model_selection.RandomizedSearchCV, *_halving_searches())
 def fitted_search(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     best = best_estimator(est)
     return converter_for(best)(best, b, x, n_features)
