@@ -123,9 +123,11 @@ class GraphBuilder:
         # (the number of features is set on these nodes once every vectorizer is known: model_ir)
         layout = {"start": int(source.shape[1] or 0), "features": 0, "feature": feature}
         terms = self._node("TextTerms", source.name, **layout)
-        return self._sparse(terms, self._node("TextCounts", source.name, **layout), len(vocabulary))
+        return self.sparse_tensor(terms, self._node("TextCounts", source.name, **layout), len(vocabulary))
 
-    def _sparse(self, terms: str, values: str, width: int) -> str:
+    def sparse_tensor(self, terms: str, values: str, width: int) -> str:
+        """A sparse (rows, width) tensor: each row's ``terms`` (int32 column indices, distinct, a padding
+        slot's value 0) and their ``values``."""
         name = self._fresh("sparse")
         self.sparse[name] = (terms, values, width)
         return name
@@ -172,12 +174,12 @@ class GraphBuilder:
             return self._node("SparseGemm", terms, values, *rest)
         zero_kept = op in ("SublinearTf", "Normalize") or (op == "Clip" and attrs["low"] <= 0 <= attrs["high"])
         if zero_kept and not rest:
-            return self._sparse(terms, self._node(op, values, **attrs), width)
+            return self.sparse_tensor(terms, self._node(op, values, **attrs), width)
         if op in ("Mul", "Div") and weights is not None and np.ndim(weights) <= 1:
             if np.ndim(weights) == 1 and len(weights) != width:
                 return None
             scale = rest[0] if np.ndim(weights) == 0 else self._node("GatherValues", rest[0], terms)
-            return self._sparse(terms, self._node(op, values, scale), width)
+            return self.sparse_tensor(terms, self._node(op, values, scale), width)
         return None
 
     def refuse_rows(self, flag: str, message: str) -> None:

@@ -201,6 +201,22 @@ def test_isotonic_takes_one_dimensional_input(tmp_path: Path) -> None:
     np.testing.assert_array_equal(runtime.predict(t), runtime.predict(t.reshape(-1, 1)))
 
 
+def test_random_trees_embedding_sparse_transform_and_unreached_leaves(tmp_path: Path) -> None:
+    """Its (sparse) transform as scikit-learn's, every tree's leaf column a one; a leaf its encoder never
+    saw (scikit-learn would raise at transform) is refused at export."""
+    from sklearn.ensemble import RandomTreesEmbedding
+
+    X = DATA["regression"]()["X"]
+    model = RandomTreesEmbedding(12, max_depth=5, random_state=0).fit(X[:300])
+    mle.export_model(model, tmp_path / "embedding.mle")
+    for precision in ("float32", "float64"):
+        runtime = mle.load_model(tmp_path / "embedding.mle", precision=precision)
+        np.testing.assert_array_equal(runtime.transform(X), model.transform(X).toarray())
+    model.one_hot_encoder_.categories_[3] = model.one_hot_encoder_.categories_[3][1:]
+    with pytest.raises(TypeError, match="leaves no training row reached"):
+        mle.export_model(model, tmp_path / "unreached.mle")
+
+
 def test_isotonic_out_of_bounds_raise_is_refused(tmp_path: Path) -> None:
     from sklearn.isotonic import IsotonicRegression
 

@@ -484,6 +484,16 @@ CASES = [
         ),
         "regression",
     ),
+    Case(
+        "random-trees-embedding-logistic",
+        lambda: pipe(ensemble.RandomTreesEmbedding(30, max_depth=4, random_state=0), lm.LogisticRegression()),
+        "multiclass",
+    ),
+    Case(
+        "random-trees-embedding-dense",
+        lambda: ensemble.RandomTreesEmbedding(10, max_depth=3, sparse_output=False, random_state=0),
+        "regression",
+    ),
     Case("bayesian-ridge", lambda: lm.BayesianRidge(), "regression"),
     Case("ard", lambda: lm.ARDRegression(), "regression"),
     Case("quantile", lambda: lm.QuantileRegressor(quantile=0.7, alpha=0.0), "regression"),

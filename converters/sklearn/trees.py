@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from sklearn import ensemble, tree
 
-from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._builder import Converted, GraphBuilder, transformed
 from mle_runtime.converters._registry import converts
 from mle_runtime.converters.trees import Tree, categories_as_codes, tree_ensemble
 from mle_runtime.errors import UnsupportedModelError
@@ -238,3 +238,25 @@ def isolation_forest(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conv
     label = b.op("IsPositive", decision, or_zero=True)  # predict: -1 where decision < 0, else 1
     outputs = {"label": label, "decision": decision, "scores": scores}
     return Converted("classifier", outputs, ["label", "decision"], classes=np.array([-1, 1]))
+
+
+@converts(ensemble.RandomTreesEmbedding)
+def random_trees_embedding(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """``transform``: each tree's leaf one-hot encoded in the columns of the fitted ``one_hot_encoder_``, a
+    sparse tensor (a linear step after it reads one weight row per tree): tree t's leaves hold the column
+    they stand for, so that the ensemble gives each row its T columns, one per tree."""
+    trees, width = [], 0
+    for t, leaves in zip(est.estimators_, est.one_hot_encoder_.categories_, strict=True):
+        leaf_nodes = np.flatnonzero(t.tree_.children_left == -1)
+        if not np.array_equal(np.sort(np.asarray(leaves, dtype=np.int64)), leaf_nodes):
+            raise UnsupportedModelError(
+                f"{type(est).__name__}: a tree has leaves no training row reached, which scikit-learn's "
+                "one_hot_encoder_ would refuse at transform"
+            )
+        column = np.full((t.tree_.node_count, 1), -1.0)  # (internal nodes: never reached as a leaf)
+        column[leaf_nodes, 0] = width + np.searchsorted(np.sort(leaves), leaf_nodes)
+        trees.append(_tree(t.tree_, column))
+        width += len(leaves)
+    columns = _sum_trees(b, x, trees, n_features, len(trees))
+    ones = b.op("Clip", columns, low=1.0, high=1.0)  # each tree's column holds a one
+    return transformed(b.sparse_tensor(b.op("Cast", columns, dtype="int32"), ones, width), width)
