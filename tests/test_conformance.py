@@ -217,6 +217,15 @@ def test_random_trees_embedding_sparse_transform_and_unreached_leaves(tmp_path: 
         mle.export_model(model, tmp_path / "unreached.mle")
 
 
+def test_gaussian_process_classifier_one_vs_one_is_refused(tmp_path: Path) -> None:
+    from sklearn.gaussian_process import GaussianProcessClassifier
+
+    d = DATA["small_classes"]()
+    model = GaussianProcessClassifier(multi_class="one_vs_one", random_state=0).fit(d["X"], d["y"])
+    with pytest.raises(TypeError, match="multi_class='one_vs_one'"):
+        mle.export_model(model, tmp_path / "gpc.mle")
+
+
 def test_isotonic_out_of_bounds_raise_is_refused(tmp_path: Path) -> None:
     from sklearn.isotonic import IsotonicRegression
 

@@ -143,6 +143,18 @@ def _small_regression() -> dict[str, np.ndarray]:
     return {"X": X[:200], "y": y[:200], "X_test": X[200:]}
 
 
+def _small_classes() -> dict[str, np.ndarray]:
+    """The same 200 training rows (Gaussian processes), with three classes from their regression target."""
+    d = _small_regression()
+    edges = np.quantile(d["y"], [1 / 3, 2 / 3])
+    return {**d, "y": np.digitize(d["y"], edges)}
+
+
+def _small_binary() -> dict[str, np.ndarray]:
+    d = _small_classes()
+    return {**d, "y": d["y"] == 2}
+
+
 def _kernel_matrix() -> dict[str, np.ndarray]:
     """Kernel matrices (KernelCenterer's input): rbf values among 300 training rows, and of held-out rows
     against them."""
@@ -297,6 +309,8 @@ DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
     "nan_binary": _nan_binary,
     "kernel_matrix": _kernel_matrix,
     "small_regression": _small_regression,
+    "small_classes": _small_classes,
+    "small_binary": _small_binary,
     "partly_labelled": _partly_labelled,
     "nan_empty_column": _nan_empty_column,
     "marker": _marker,
@@ -337,6 +351,11 @@ GP_F32 = (
     "the posterior mean sums kernel values times alpha_, whose entries are large and cancel (alpha_ = K^-1 y with "
     "little noise on the diagonal): float32 arithmetic reaches ~2e-3 of the output's magnitude; float64 is exact"
 )
+GPC_F32 = (
+    "GaussianProcessClassifier's probability is 5 error functions times coefficients of ~2,000 that cancel "
+    "to a number in [0, 1]: float32 keeps ~4e-4 of it"
+)
+GPC_F64 = "the same 2,000-fold cancellation leaves scikit-learn's own float64 probability only determined to ~1e-12"
 KMEANS_F32 = "KMeans.predict of a float64-fitted model raises 'Buffer dtype mismatch' on float32 input (1.9.1)"
 
 CASES = [
@@ -566,6 +585,22 @@ CASES = [
         "one_feature",
         float32_tolerance=(5e-3, GP_F32),
         float64_tolerance=(1e-10, GP_F64),
+    ),
+    Case(
+        "gaussian-process-classifier",
+        lambda: gaussian_process.GaussianProcessClassifier(random_state=0),
+        "small_binary",
+        float32_tolerance=(2e-3, GPC_F32),
+        float64_tolerance=(1e-11, GPC_F64),
+    ),
+    Case(
+        "gaussian-process-classifier-one-vs-rest",
+        lambda: gaussian_process.GaussianProcessClassifier(
+            gpk.ConstantKernel() * gpk.RBF([1.0] * 4) + gpk.WhiteKernel(0.1), random_state=0
+        ),
+        "small_classes",
+        float32_tolerance=(2e-3, GPC_F32),
+        float64_tolerance=(1e-11, GPC_F64),
     ),
     Case("elliptic-envelope", lambda: covariance.EllipticEnvelope(random_state=0), "regression"),
     Case("sgd-one-class-svm", lambda: lm.SGDOneClassSVM(random_state=0), "binary"),

@@ -246,6 +246,52 @@ def gaussian_process_regressor(est: Any, b: GraphBuilder, x: str, n_features: in
     return Converted("regressor", {"predictions": y}, ["predictions"])
 
 
+def _laplace_latent(part: Any, b: GraphBuilder, x: str) -> tuple[str, str]:
+    """A binary Laplace Gaussian-process classifier's latent mean and variance (GPML Algorithm 3.2, lines
+    4-6): k(x, X) (y - pi), and k(x, x) - |v|**2 with v = L^-1 (W^1/2 k(X, x)), L^-1 W^1/2 solved here
+    once (scikit-learn solves L against each batch)."""
+    from scipy.linalg import solve
+
+    kernel = _gp_kernel(part.kernel_)
+    k = b.op("GaussianProcessKernel", x, b.const("X_train", part.X_train_), kernel=kernel)
+    residual = np.asarray(part.y_train_, np.float64) - np.asarray(part.pi_, np.float64)
+    mean = b.op("Gemm", k, b.const("residual", residual))
+    whitened = solve(part.L_, np.diag(np.asarray(part.W_sr_, np.float64)))  # (L^-1 W^1/2)
+    v = b.op("Gemm", k, b.const("whitened", whitened.T))
+    reduced = b.op("Gemm", b.op("Mul", v, v), b.const("ones", np.ones(len(residual))))
+    var = b.op("Sub", b.op("GaussianProcessKernelDiagonal", x, kernel=kernel), reduced)
+    return mean, var
+
+
+@converts(gaussian_process.GaussianProcessClassifier)
+def gaussian_process_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """Binary: the latent mean's sign (predict) and the Laplace approximation's probability; more classes
+    one-vs-rest (scikit-learn's default): each class's binary probability, normalized, the largest the
+    label. One-vs-one (predict only in scikit-learn) is not built."""
+    classes = np.asarray(est.classes_)
+    if len(classes) == 2:
+        mean, var = _laplace_latent(est.base_estimator_, b, x)
+        positive = b.op("LaplaceProbability", mean, var)
+        proba = b.op(
+            "Concat",
+            b.op("ExpandLast", b.op("Sub", b.const("one", np.array(1.0)), positive)),
+            b.op("ExpandLast", positive),
+        )
+        label = b.op("IsPositive", mean)
+        return Converted("classifier", {"label": label, "probabilities": proba}, ["label", "probabilities"], classes)
+    if est.multi_class != "one_vs_rest":
+        raise UnsupportedModelError(f"GaussianProcessClassifier(multi_class={est.multi_class!r}): only one_vs_rest")
+    columns = [
+        b.op("ExpandLast", b.op("LaplaceProbability", *_laplace_latent(part, b, x)))
+        for part in est.base_estimator_.estimators_
+    ]
+    scores = b.op("Concat", *columns)
+    proba = b.op("OvrNormalize", scores)
+    return Converted(
+        "classifier", {"label": b.op("ArgMax", scores), "probabilities": proba}, ["label", "probabilities"], classes
+    )
+
+
 def _gp_kernel(kernel: Any) -> dict[str, Any]:
     """A fitted scikit-learn Gaussian-process kernel as the GaussianProcessKernel op's tree."""
     gp = gaussian_process.kernels
@@ -256,8 +302,8 @@ def _gp_kernel(kernel: Any) -> dict[str, Any]:
         return {"kind": "power", "base": _gp_kernel(kernel.kernel), "exponent": float(kernel.exponent)}
     if isinstance(kernel, gp.ConstantKernel):
         return {"kind": "constant", "value": float(kernel.constant_value)}
-    if isinstance(kernel, gp.WhiteKernel):
-        return {"kind": "white"}
+    if isinstance(kernel, gp.WhiteKernel):  # (0 between distinct sets: the noise level is its diagonal's)
+        return {"kind": "white", "noise_level": float(kernel.noise_level)}
     if isinstance(kernel, gp.DotProduct):
         return {"kind": "dot_product", "sigma_0": float(kernel.sigma_0)}
     if isinstance(kernel, gp.Matern):  # (before RBF: Matern is one)
