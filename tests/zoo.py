@@ -356,7 +356,10 @@ GPC_F32 = (
     "to a number in [0, 1]: float32 keeps ~4e-4 of it"
 )
 GPC_F64 = "the same 2,000-fold cancellation leaves scikit-learn's own float64 probability only determined to ~1e-12"
-KMEANS_F32 = "KMeans.predict of a float64-fitted model raises 'Buffer dtype mismatch' on float32 input (1.9.1)"
+KMEANS_F32 = (
+    "KMeans.predict (and BisectingKMeans') of a float64-fitted model raises 'Buffer dtype mismatch' on float32 "
+    "input (1.9.1)"
+)
 
 CASES = [
     # classifiers
@@ -869,6 +872,18 @@ CASES = [
     ),
     # clustering and mixtures
     Case("kmeans", lambda: cluster.KMeans(5, n_init=2, random_state=0), "multiclass", float64_reference=KMEANS_F32),
+    Case(
+        "bisecting-kmeans",
+        lambda: cluster.BisectingKMeans(6, random_state=0),
+        "multiclass",
+        float64_reference=KMEANS_F32,
+    ),
+    Case(
+        "bisecting-kmeans-largest-cluster",
+        lambda: cluster.BisectingKMeans(9, bisecting_strategy="largest_cluster", random_state=0),
+        "regression",
+        float64_reference=KMEANS_F32,
+    ),
     Case(
         "minibatch-kmeans",
         lambda: cluster.MiniBatchKMeans(4, n_init=2, random_state=0),

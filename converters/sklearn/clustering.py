@@ -11,6 +11,7 @@ from sklearn import cluster, mixture
 
 from mle_runtime.converters._builder import Converted, GraphBuilder
 from mle_runtime.converters._registry import converts
+from mle_runtime.converters.trees import Tree, tree_ensemble
 from mle_runtime.errors import UnsupportedModelError
 
 
@@ -80,3 +81,49 @@ def birch(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     outputs = {"label": label, "transformed": distances}
     width = len(positions)
     return Converted("clusterer", outputs, ["label", "transformed"], classes=classes, n_outputs=width)
+
+
+@converts(cluster.BisectingKMeans)
+def bisecting_kmeans(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """``predict`` walks the bisecting tree as scikit-learn does: at each split, to the half whose centre
+    is nearer (the first on a tie), until a cluster that was never split; ``transform``: the distance to
+    each centre. The walk is one tree over the splits' distance differences, split at 0."""
+    offset = np.asarray(getattr(est, "_X_mean", 0.0), dtype=np.float64)  # (the halves' centres are centred)
+    left, right, feature, value, centres = [], [], [], [], []
+    pending = [est._bisecting_tree]
+    while pending:  # node ids in the order they are met; a node's children get the next two ids
+        node = pending.pop(0)
+        if node.left is None:
+            left.append(-1), right.append(-1), feature.append(-2), value.append(float(node.label))
+            continue
+        first = len(left) + len(pending) + 1
+        left.append(first), right.append(first + 1), feature.append(len(centres) // 2), value.append(0.0)
+        centres += [node.left.center + offset, node.right.center + offset]
+        pending += [node.left, node.right]
+    splits = len(centres) // 2
+    if splits == 0:  # one cluster: every row's label is 0
+        label = b.op("Cast", b.op("ConstantRows", x, b.const("label", np.zeros(1))), dtype="int32")
+    else:
+        squared = b.op("EuclideanDistances", x, b.const("split_centres", np.stack(centres)), squared=True)
+        signs = np.zeros((2 * splits, splits))
+        split = np.arange(splits)
+        signs[2 * split, split], signs[2 * split + 1, split] = 1.0, -1.0
+        nearer = b.op("Gemm", squared, b.const("left_minus_right", signs))  # <= 0: the left half
+        n = len(left)
+        walk = Tree(
+            left=np.array(left),
+            right=np.array(right),
+            feature=np.array(feature),
+            threshold=np.zeros(n),
+            default_left=np.ones(n, dtype=bool),
+            value=np.array(value)[:, None],
+        )
+        label = b.op(
+            "Cast",
+            b.op("SqueezeLast", tree_ensemble(b, nearer, [walk], splits, 1, compare_float32=False)),
+            dtype="int32",
+        )
+    distances = b.op("EuclideanDistances", x, b.const("cluster_centers", est.cluster_centers_))
+    classes = np.arange(est.n_clusters, dtype=np.int32)
+    outputs = {"label": label, "transformed": distances}
+    return Converted("clusterer", outputs, ["label", "transformed"], classes=classes, n_outputs=est.n_clusters)
