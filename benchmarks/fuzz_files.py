@@ -2,7 +2,7 @@
 
     python3 benchmarks/fuzz_files.py [--iterations 20000] [--seed 0] [--timeout 60]
 
-Exports small models (scikit-learn linear, forest and pipeline, a compressed one, XGBoost, LightGBM,
+Exports small models (scikit-learn linear, forest, pipeline and text, a compressed one, XGBoost, LightGBM,
 CatBoost, PyTorch, Keras) plain, signed and encrypted, then for a fixed number of iterations writes a
 mutated copy (byte flips, truncation, appended bytes, header fields and manifest values replaced with their
 checksums recomputed, so that mutations reach past the checksums) and loads it in a worker process: load
@@ -58,6 +58,7 @@ def corpus(folder: Path) -> tuple[list[Path], list[str]]:
         "sklearn-logreg": lambda: _sk("linear_model", "LogisticRegression")().fit(X, y),
         "sklearn-forest": lambda: _sk("ensemble", "RandomForestClassifier")(5, max_depth=4, random_state=0).fit(X, y),
         "sklearn-pipeline": lambda: _pipeline().fit(X, y),
+        "sklearn-text": lambda: _text_pipeline().fit(DOCUMENTS * 20, [0, 1, 1, 0] * 20),
         "xgboost": lambda: __import__("xgboost").XGBClassifier(n_estimators=5, max_depth=3).fit(X, y),
         "lightgbm": lambda: __import__("lightgbm").LGBMClassifier(n_estimators=5, num_leaves=7, verbose=-1).fit(X, y),
         "catboost": lambda: __import__("catboost").CatBoostClassifier(iterations=5, depth=3, verbose=0).fit(X, y),
@@ -99,6 +100,17 @@ def _pipeline() -> Any:
     from sklearn.preprocessing import StandardScaler
 
     return make_pipeline(StandardScaler(), PCA(4), LogisticRegression())
+
+
+DOCUMENTS = ["the cat sat", "a dog, a café", "Naïve  bees  buzz!", ""]
+
+
+def _text_pipeline() -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3)), LogisticRegression())
 
 
 def _torch_model() -> Any:
@@ -215,7 +227,11 @@ def worker() -> int:
             if task["mode"] == "encrypted":
                 options["decryption_key"] = ENCRYPTION_KEY
             runtime = mle.load_model(task["path"], **options)
-            runtime.run([_rows(spec) for spec in runtime.get_model_info()["inputs"]])
+            info = runtime.get_model_info()
+            if info["metadata"].get("text_features"):  # documents, in a column of their own
+                runtime.run([np.array(DOCUMENTS, dtype=object).reshape(-1, 1)])
+            else:
+                runtime.run([_rows(spec) for spec in info["inputs"]])
             outcome = {"type": "ok"}
         except MleError as e:
             outcome = {"type": type(e).__name__, "format": True}

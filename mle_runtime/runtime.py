@@ -350,9 +350,9 @@ class MLERuntime:
         """The ``wanted`` outputs by name (for callers that need only some of ``run``'s)."""
         block = self._text_block_rows
         given = as_input_list(inputs)
-        n = len(given[0]) if len(given) == 1 and hasattr(given[0], "__len__") else 0
-        if block is None or n <= block:
+        if block is None or len(given) != 1 or _row_count(given[0]) <= block:
             return self._run_graph(self._prepare(given), wanted)
+        n = _row_count(given[0])
         parts = [self._run_graph(self._prepare([_rows(given[0], i, i + block)]), wanted) for i in range(0, n, block)]
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
@@ -470,6 +470,14 @@ class MLERuntime:
             "num_runs": num_runs,
             "batch_size": rows,
         }
+
+
+def _row_count(x: Any) -> int:
+    """How many rows an input has (0 for a scalar: ``_prepare`` refuses it by shape)."""
+    try:
+        return len(x)
+    except TypeError:
+        return 0
 
 
 def _rows(x: Any, start: int, stop: int) -> Any:

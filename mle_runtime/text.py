@@ -150,11 +150,10 @@ class TextFeature:
 @dataclass(frozen=True)
 class TextColumn:
     """The text features read from one input column (several vectorizers may read the same column), and
-    the layout they share: the model's input columns, and how many text features it has."""
+    the model's input columns (the text features' blocks follow them)."""
 
     features: tuple[TextFeature, ...]
     input_width: int
-    n_features: int
 
 
 def text_columns(lookups: Mapping[int, Any]) -> list[TextColumn]:
@@ -234,4 +233,4 @@ def decode_text_features(metadata: dict[str, Any]) -> dict[int, TextColumn]:
     columns: dict[int, list[TextFeature]] = {}
     for f in features:
         columns.setdefault(f.column, []).append(f)
-    return {c: TextColumn(tuple(fs), width, len(features)) for c, fs in columns.items()}
+    return {c: TextColumn(tuple(fs), width) for c, fs in columns.items()}

@@ -115,6 +115,7 @@ def test_inputs_of_many_kinds(classifier) -> None:
         (np.zeros((3, 5)), "expected 6 features, got 5"),
         (np.zeros(6), "one row\\? use X.reshape"),
         (np.zeros((2, 3, 6)), "expected a 2-D array"),
+        (np.array(1.0), "expected a 2-D array"),  # (found by fuzz_files.py: once a TypeError)
         (np.array([["a"] * 6]), "not numeric"),
         (pd.DataFrame(np.zeros((2, 6)), columns=[f"g{i}" for i in range(6)]), "missing \\['f0'"),
         (pd.DataFrame(np.zeros((2, 6)), columns=[f"f{i}" for i in reversed(range(6))]), "different order"),
