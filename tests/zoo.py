@@ -60,6 +60,9 @@ class Case:
     # A looser float64 tolerance, with the written reason, where scikit-learn's own float64 answer is
     # only determined to it (a sum that cancels: its order alone moves the result).
     float64_tolerance: tuple[float, str] | None = None
+    # The written reason, where scikit-learn returns 1-D for one row against its own documented
+    # (n_samples, n_outputs): the reference is then taken as that one row.
+    one_row_squeezed: str | None = None
 
 
 def _split(X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
@@ -351,6 +354,7 @@ GP_F32 = (
     "the posterior mean sums kernel values times alpha_, whose entries are large and cancel (alpha_ = K^-1 y with "
     "little noise on the diagonal): float32 arithmetic reaches ~2e-3 of the output's magnitude; float64 is exact"
 )
+SPARSE_PCA_ONE_ROW = "SparsePCA.transform of one row is 1-D (ridge_regression squeezes one target), 1.9.1"
 GPC_F32 = (
     "GaussianProcessClassifier's probability is 5 error functions times coefficients of ~2,000 that cancel "
     "to a number in [0, 1]: float32 keeps ~4e-4 of it"
@@ -614,6 +618,18 @@ CASES = [
         "binary",
     ),
     Case("fast-ica", lambda: decomposition.FastICA(4, whiten="unit-variance", random_state=0), "regression"),
+    Case(
+        "sparse-pca",
+        lambda: decomposition.SparsePCA(4, alpha=0.5, random_state=0),
+        "regression",
+        one_row_squeezed=SPARSE_PCA_ONE_ROW,
+    ),
+    Case(
+        "minibatch-sparse-pca-ridge",
+        lambda: decomposition.MiniBatchSparsePCA(3, ridge_alpha=0.5, max_iter=20, random_state=0),
+        "multiclass",
+        one_row_squeezed=SPARSE_PCA_ONE_ROW,
+    ),
     Case(
         "random-projections",
         lambda: pipe(

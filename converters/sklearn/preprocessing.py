@@ -131,6 +131,17 @@ def fast_ica(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     return transformed(b.op("Gemm", x, b.const("components", components.T)), components.shape[0])
 
 
+@converts(decomposition.SparsePCA, decomposition.MiniBatchSparsePCA)
+def sparse_pca(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    """``transform`` is a ridge regression of the centred rows on the components (a linear map, since the
+    components are fixed): (x - mean) C^T (C C^T + ridge_alpha I)^-1, the inverse solved here once."""
+    components = _f64(est.components_)
+    gram = components @ components.T + est.ridge_alpha * np.eye(len(components))
+    projection = components.T @ np.linalg.solve(gram, np.eye(len(components)))
+    bias = -(_f64(est.mean_) @ projection)
+    return transformed(b.op("Gemm", x, b.const("projection", projection), b.const("offset", bias)), len(components))
+
+
 @converts(random_projection.GaussianRandomProjection, random_projection.SparseRandomProjection)
 def random_projection_transform(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     """x times the (dense) random components; the output is dense, as with ``dense_output=True``."""
