@@ -40,13 +40,15 @@ def predict_file(
     outputs: list[str] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: Callable[[int, int | None], None] | None = None,
+    header: bool | None = None,
     **load_options: Any,
 ) -> dict[str, Any]:
     """Run ``model`` over every row of ``input_path`` and write ``output_path`` (same format).
 
     ``outputs``: names among the model's run outputs (default: all of them; a ``.npy`` output holds one
     array, so it defaults to the first). ``progress(rows_done, rows_total_or_None)`` is called after each
-    chunk. Returns rows, chunks, seconds and rows per second.
+    chunk. ``header``: whether a CSV's first line is a header (None: decided as ``CsvReader`` says).
+    Returns rows, chunks, seconds and rows per second.
     """
     source, target = Path(input_path), Path(output_path)
     kind = _format(source)
@@ -59,7 +61,7 @@ def predict_file(
     runtime = model if isinstance(model, MLERuntime) else load_model(model, **load_options)
     names = _output_names(runtime, outputs, kind)
     # a CSV's string columns (categories, documents) stay text for the runtime's host-side steps
-    reader = csv_reader(source, chunk_rows, runtime) if kind == ".csv" else _READERS[kind](source, chunk_rows)
+    reader = csv_reader(source, chunk_rows, runtime, header) if kind == ".csv" else _READERS[kind](source, chunk_rows)
     start = time.perf_counter()
     rows = chunks = 0
     with _AtomicOutput(target) as tmp, _Prefetch(reader.chunks()) as pending:
@@ -122,20 +124,30 @@ class _NpyReader:
             yield np.ascontiguousarray(self.array[start : start + self.chunk_rows])
 
 
-def csv_reader(path: Path, chunk_rows: int, runtime: MLERuntime | None) -> CsvReader:
+def csv_reader(path: Path, chunk_rows: int, runtime: MLERuntime | None, header: bool | None = None) -> CsvReader:
     """A CSV reader for ``runtime``'s model: its string and text columns read as text."""
     if runtime is None:
-        return CsvReader(path, chunk_rows)
+        return CsvReader(path, chunk_rows, header=header)
     strings = runtime._strings
     documents = {c for c, lookup in strings.items() if isinstance(lookup, TextColumn)}
-    return CsvReader(path, chunk_rows, set(strings), runtime._feature_names, documents)
+    return CsvReader(path, chunk_rows, set(strings), runtime._feature_names, documents, header)
+
+
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
 
 
 class CsvReader:
     """Numbers through numpy's parser; for a model with string columns, rows through the csv module into
     an array of objects: those columns' text as it is (an empty field a missing value, or in a column of
-    ``documents`` an empty document), the others as floats (empty: NaN). The first line is a header when
-    it holds the model's feature names, or any field that is not a number outside the string columns."""
+    ``documents`` an empty document), the others as floats (empty: NaN). Unless ``header`` says, the first
+    line is a header when it holds the model's feature names, or any field that is not a number outside
+    the string columns, or, when every column is a string column and the model has no feature names to
+    compare with (documents, say), always (as pandas reads a CSV): pass header=False for a file without."""
 
     def __init__(
         self,
@@ -144,6 +156,7 @@ class CsvReader:
         text_columns: set[int] | None = None,
         names: Sequence[str] | None = None,
         documents: set[int] | None = None,
+        header: bool | None = None,
     ):
         self.path, self.chunk_rows, self.total = path, chunk_rows, None
         self.text_columns = text_columns or set()
@@ -151,11 +164,12 @@ class CsvReader:
         with path.open(newline="") as f:
             first = next(csv.reader(f), [])
         numbers = [v for c, v in enumerate(first) if c not in self.text_columns and v.strip()]
-        try:
-            [float(v) for v in numbers]
-            self.header = names is not None and [v.strip() for v in first] == list(names)
-        except ValueError:
-            self.header = True  # column names
+        if header is not None:
+            self.header = header
+        elif names is not None:
+            self.header = [v.strip() for v in first] == list(names) or not all(map(_is_number, numbers))
+        else:  # nothing to compare with: names where a number was due, or a file of strings only
+            self.header = not all(map(_is_number, numbers)) or all(c in self.text_columns for c in range(len(first)))
 
     def chunks(self) -> Iterator[np.ndarray]:
         return self._text_chunks() if self.text_columns else self._number_chunks()

@@ -93,6 +93,14 @@ def _inspect(args: argparse.Namespace) -> int:
             ),
         ),
         ("outputs", ", ".join(o["name"] for o in basic["outputs"])),
+        *(
+            (
+                "text",
+                f"column {f['column']}: {f['analyzer']} analyser, n-grams {f['ngram_range']}, "
+                f"{len(f['vocabulary']):,} terms",
+            )
+            for f in meta.get("text_features", [])
+        ),
         ("operators", ", ".join(basic["operators"])),
         ("features", ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in basic["features"].items())),
         (
@@ -264,7 +272,13 @@ def _predict(args: argparse.Namespace) -> int:
 
     outputs = args.outputs.split(",") if args.outputs else None
     result = predict_file(
-        runtime, args.input, args.output, outputs=outputs, chunk_rows=args.chunk_rows, progress=report if show else None
+        runtime,
+        args.input,
+        args.output,
+        outputs=outputs,
+        chunk_rows=args.chunk_rows,
+        progress=report if show else None,
+        header=args.header,
     )
     if show:
         print(file=sys.stderr)
@@ -297,6 +311,12 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("output", help="file to write, in the input's format (written atomically)")
     predict.add_argument("--outputs", help="comma-separated output names (default: all; .npy: the first)")
     predict.add_argument("--chunk-rows", type=int, default=65_536)
+    predict.add_argument(
+        "--header",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a CSV's first line is (not) a header (default: decided from the file and the model)",
+    )
     predict.add_argument("--device", default="cpu")
     _add_key_options(predict)
     predict.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)

@@ -194,6 +194,52 @@ def test_csv_batch_job_reads_documents(tmp_path: Path) -> None:
     np.testing.assert_allclose(got[["probabilities_0", "probabilities_1"]], expected, rtol=1e-5, atol=1e-7)
 
 
+def test_command_line_inspects_and_benchmarks_a_text_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``mle inspect`` names the text features; ``mle benchmark`` reads documents from a CSV and times
+    the text analysis with the graph (the same as run's)."""
+    from mle_runtime.cli import main
+
+    model = make_pipeline(TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3)), LogisticRegression())
+    mle.export_model(model.fit(TRAIN, LABELS), tmp_path / "m.mle")
+    pd.DataFrame({"review": HELD_OUT}).to_csv(tmp_path / "docs.csv", index=False)
+    assert main(["inspect", str(tmp_path / "m.mle")]) == 0
+    assert f"column 0: char_wb analyser, n-grams [2, 3], {len(model[0].vocabulary_):,} terms" in capsys.readouterr().out
+    assert main(["benchmark", str(tmp_path / "m.mle"), str(tmp_path / "docs.csv"), "--runs", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["batch_size"] == len(HELD_OUT)
+
+
+def test_a_csv_of_documents_only_with_and_without_its_header(tmp_path: Path) -> None:
+    """Nothing tells a header from a document in a file of strings: a header is assumed, as pandas
+    does, and header=False (``mle predict --no-header``) reads the first line as a document."""
+    from mle_runtime.cli import main
+
+    model = make_pipeline(CountVectorizer(), LogisticRegression()).fit(TRAIN, LABELS)
+    mle.export_model(model, tmp_path / "m.mle")
+    pd.DataFrame({"review": HELD_OUT}).to_csv(tmp_path / "header.csv", index=False)
+    pd.DataFrame({"review": HELD_OUT}).to_csv(tmp_path / "bare.csv", index=False, header=False)
+    expected = model.predict(HELD_OUT)
+    predict_file(tmp_path / "m.mle", tmp_path / "header.csv", tmp_path / "a.csv", outputs=["label"])
+    predict_file(tmp_path / "m.mle", tmp_path / "bare.csv", tmp_path / "b.csv", outputs=["label"], header=False)
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "m.mle"),
+                str(tmp_path / "bare.csv"),
+                str(tmp_path / "c.csv"),
+                "--outputs",
+                "label",
+                "--no-header",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    for name in ("a.csv", "b.csv", "c.csv"):
+        np.testing.assert_array_equal(pd.read_csv(tmp_path / name)["label"], expected, err_msg=name)
+
+
 @pytest.mark.parametrize(
     ("model", "match"),
     [
