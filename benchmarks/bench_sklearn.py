@@ -24,6 +24,7 @@ import platform
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -173,14 +174,7 @@ def bench_text(model: Any, folder: Path, quick: bool) -> dict[str, Any]:
     r["mle_max_abs_error"] = float(np.abs(runtime.predict_proba(sample) - ref).max())
     if session is not None:
         r["onnx_max_abs_error"] = float(np.abs(session(sample)[1] - ref).max())
-    for n in ROWS:
-        d = (test * (-(-n // len(test))))[:n]
-        runs = {
-            "mle": lambda d=d: runtime.predict_proba(d),
-            "sklearn": lambda d=d: model.predict_proba(d),
-            "onnx": None if session is None else lambda d=d: session(d),
-        }
-        _throughput(r, n, runs, quick)
+    _probability_throughput(r, runtime, model, session, lambda n: (test * (-(-n // len(test))))[:n], quick)
     return r
 
 
@@ -206,18 +200,25 @@ def _throughput(r: dict[str, Any], n: int, runs: dict[str, Any], quick: bool) ->
     record_rows_per_second(r, n, {who: call for who, call in runs.items() if call is not None}, budget, repeat)
 
 
-def bench_frame(model: Any, frame: Any, folder: Path, quick: bool) -> dict[str, Any]:
-    r, runtime = _exported(FRAME_PIPELINE, "tabular", model, folder)
-    session, r["onnx"] = onnx_frame_session(model, frame)
-    test = mixed_frame(ROWS[-1], 1)
+def _probability_throughput(
+    r: dict[str, Any], runtime: Any, model: Any, session: Any, rows: Callable[[int], Any], quick: bool
+) -> None:
+    """predict_proba's rows/s of mle, scikit-learn and ONNX Runtime (where it converted) on ``rows(n)``."""
     for n in ROWS:
-        d = test.iloc[:n]
+        d = rows(n)
         runs = {
             "mle": lambda d=d: runtime.predict_proba(d),
             "sklearn": lambda d=d: model.predict_proba(d),
             "onnx": None if session is None else lambda d=d: session(d),
         }
         _throughput(r, n, runs, quick)
+
+
+def bench_frame(model: Any, frame: Any, folder: Path, quick: bool) -> dict[str, Any]:
+    r, runtime = _exported(FRAME_PIPELINE, "tabular", model, folder)
+    session, r["onnx"] = onnx_frame_session(model, frame)
+    test = mixed_frame(ROWS[-1], 1)
+    _probability_throughput(r, runtime, model, session, lambda n: test.iloc[:n], quick)
     return r
 
 
