@@ -7,9 +7,9 @@ expression, word lists), not code.
 The terms reach the graph sparse, in extra columns of its input: after the model's U input columns
 (a text column's own slot holds 0), each of the K text features has L columns of term indices and L
 of their counts, L being the most distinct terms a document of the batch has (rounded up to a power of
-two, so that few shapes compile), padded with term 0 and count 0. The graph weights the counts and
-multiplies them into the next step's weights without ever forming the dense (rows, vocabulary) matrix
-(ops/text.py)."""
+two, so that few shapes compile), padded with term 0 and count 0. The graph weights the counts and, where
+the next step is a product with weights, multiplies them in without forming the dense (rows, vocabulary)
+matrix; any other step reads them scattered into dense columns (ops/text.py)."""
 
 from __future__ import annotations
 

@@ -257,6 +257,14 @@ def test_analysers_given_as_code_are_refused(model: Any, match: str, tmp_path: P
     assert not (tmp_path / "m.mle").exists()
 
 
+def test_a_vocabulary_past_the_exact_float_indices_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mle_runtime.converters.sklearn.text as converter
+
+    monkeypatch.setattr(converter, "MAX_TERMS", 5)  # (2**24 in truth: term indices travel as floats)
+    with pytest.raises(UnsupportedModelError, match="at most 5 are supported"):
+        mle.export_model(CountVectorizer().fit(TRAIN), tmp_path / "m.mle")
+
+
 def _rewrite_metadata(path: Path, change: Any) -> None:
     mf = read_mle(path)
     metadata = json.loads(json.dumps(mf.metadata))

@@ -14,6 +14,7 @@ from sklearn.feature_extraction import text
 from mle_runtime.converters._builder import Converted, GraphBuilder, transformed
 from mle_runtime.converters._registry import converts
 from mle_runtime.errors import UnsupportedModelError
+from mle_runtime.text import MAX_TERMS
 
 
 def _settings(est: Any) -> dict[str, Any]:
@@ -48,6 +49,8 @@ def _counts(est: Any, b: GraphBuilder, x: str) -> tuple[str, int]:
         terms[int(index)] = term
     if not all(isinstance(t, str) for t in terms):
         raise UnsupportedModelError(f"{type(est).__name__}: vocabulary_ must map every index 0..n-1 to a string")
+    if len(terms) > MAX_TERMS:
+        raise UnsupportedModelError(f"{type(est).__name__}: {len(terms):,} terms; at most {MAX_TERMS:,} are supported")
     counts = b.text_counts(x, _settings(est), terms, type(est).__name__)
     if est.binary:
         counts = b.op("Clip", counts, low=0.0, high=1.0)
