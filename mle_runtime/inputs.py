@@ -164,6 +164,12 @@ def check_finite(arr: np.ndarray, name: str, allow_nan: bool | list[int]) -> Non
         )
 
 
+def one_column(given: list[Any]) -> list[Any]:
+    """For a model that takes one column (IsotonicRegression's samples, a vectorizer's documents): a 1-D
+    input is that column, as scikit-learn takes it."""
+    return [np.reshape(x, (-1, 1)) if np.ndim(x) == 1 else x for x in given]
+
+
 def as_input_list(inputs: Any) -> list[Any]:
     """``run`` takes a list of inputs; a single array or DataFrame is accepted as a list of one."""
     if isinstance(inputs, np.ndarray) or _is_dataframe(inputs):

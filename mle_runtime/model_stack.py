@@ -20,7 +20,7 @@ import numpy as np
 
 from mle_runtime import buckets
 from mle_runtime.graph import Graph
-from mle_runtime.inputs import as_input_list, check_finite, coerce_input
+from mle_runtime.inputs import as_input_list, check_finite, coerce_input, one_column
 from mle_runtime.lowering import build_function
 from mle_runtime.ops import lowering_for
 from mle_runtime.ops.trees import LEAF
@@ -141,8 +141,8 @@ class ModelStack:
             raise ValueError(f"the models take {len(specs)} input(s) {[s.name for s in specs]}, got {len(given)}")
         t = self._template
         dtype = np.dtype(t.precision)
-        if t._one_dimensional:  # documents, or IsotonicRegression's samples: a 1-D input is one column
-            given = [np.reshape(x, (-1, 1)) if np.ndim(x) == 1 else x for x in given]
+        if t._one_dimensional:
+            given = one_column(given)
         arrays, per_model = [], []
         for x, spec in zip(given, specs, strict=True):
             if np.ndim(x) == len(spec.shape) + 1 and not hasattr(x, "columns"):

@@ -27,7 +27,7 @@ from mle_runtime.cache import (
 from mle_runtime.devices import resolve_device, resolve_devices
 from mle_runtime.errors import FormatError, InputError
 from mle_runtime.graph import Graph, structure_hash
-from mle_runtime.inputs import Lookup, as_input_list, check_finite, coerce_input
+from mle_runtime.inputs import Lookup, as_input_list, check_finite, coerce_input, one_column
 from mle_runtime.lowering import build_function, round_down_tensors
 from mle_runtime.metadata import decode_classes, decode_output_classes, decode_string_columns, model_info
 from mle_runtime.ops import lowering_for
@@ -267,8 +267,8 @@ class MLERuntime:
         if len(given) != len(specs):
             raise InputError(f"model takes {len(specs)} input(s) {[s.name for s in specs]}, got {len(given)}")
         dtype = PRECISIONS[self.precision]
-        if self._one_dimensional:  # IsotonicRegression: like scikit-learn, a 1-D array is a column of samples
-            given = [np.reshape(x, (-1, 1)) if np.ndim(x) == 1 else x for x in given]
+        if self._one_dimensional:
+            given = one_column(given)
         arrays = []
         for i, (x, spec) in enumerate(zip(given, specs, strict=True)):
             # float32 inputs are exact as they are
@@ -350,9 +350,9 @@ class MLERuntime:
         """The ``wanted`` outputs by name (for callers that need only some of ``run``'s)."""
         block = self._text_block_rows
         given = as_input_list(inputs)
-        if block is None or len(given) != 1 or _row_count(given[0]) <= block:
+        n = _row_count(given[0]) if block is not None and len(given) == 1 else 0
+        if block is None or n <= block:
             return self._run_graph(self._prepare(given), wanted)
-        n = _row_count(given[0])
         parts = [self._run_graph(self._prepare([_rows(given[0], i, i + block)]), wanted) for i in range(0, n, block)]
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
@@ -449,8 +449,8 @@ class MLERuntime:
         given, is called with the number of runs done after each run."""
         if num_runs < 1:
             raise ValueError(f"num_runs must be >= 1, got {num_runs}")
-        arrays, wanted = self._prepare(inputs), self._run_outputs()  # (refuses bad inputs before timing)
-        self._run_named(inputs, wanted)
+        wanted = self._run_outputs()
+        self._run_named(inputs, wanted)  # (compiles; refuses bad inputs before any timing)
         times = []
         for _ in range(num_runs):
             t0 = time.perf_counter()
@@ -459,7 +459,7 @@ class MLERuntime:
             if progress is not None:
                 progress(len(times))
         t = np.array(times)
-        rows = len(arrays[0])
+        rows = _row_count(as_input_list(inputs)[0])
         return {
             "mean_ms": float(t.mean()),
             "std_ms": float(t.std()),

@@ -74,16 +74,16 @@ def _reads_documents(model: Any) -> bool:
 
 
 def _input_width(model: Any) -> int | None:
-    """n_features_in_, looking through a Pipeline's leading 'passthrough' steps (which hide it)."""
+    """n_features_in_, of the step that reads the input where the model hides it (a Pipeline's leading
+    'passthrough' steps); 1 for a model whose input is one column, 1-D as scikit-learn takes it
+    (IsotonicRegression's samples, a vectorizer's documents)."""
     n = getattr(model, "n_features_in_", None)
-    if n is None and type(model).__name__ == "IsotonicRegression":  # fitted on one feature, 1-D or (n, 1)
+    if n is not None:
+        return int(n)
+    first = _first_step(model)
+    if type(first).__name__ == "IsotonicRegression" or _reads_documents(model):
         return 1
-    if n is None and _reads_documents(model):  # one column of documents, 1-D as scikit-learn takes them
-        return 1
-    if n is None and hasattr(model, "steps"):
-        for _, step in model.steps:
-            if step is not None and step != "passthrough":
-                return _input_width(step)
+    n = getattr(first, "n_features_in_", None)
     return None if n is None else int(n)
 
 

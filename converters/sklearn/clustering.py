@@ -15,12 +15,16 @@ from mle_runtime.converters.trees import Tree, tree_ensemble
 from mle_runtime.errors import UnsupportedModelError
 
 
+def _nearest(b: GraphBuilder, distances: str) -> str:
+    """The column of each row's smallest distance (the first of equals)."""
+    return b.op("ArgMax", b.op("Sub", b.const("zero", np.array(0.0)), distances))
+
+
 @converts(cluster.KMeans, cluster.MiniBatchKMeans)
 def kmeans(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     """``predict``: the nearest centre; ``transform``: the distance to each centre."""
     centres = b.const("cluster_centers", est.cluster_centers_)
-    squared = b.op("EuclideanDistances", x, centres, squared=True)
-    label = b.op("ArgMax", b.op("Sub", b.const("zero", np.array(0.0)), squared))
+    label = _nearest(b, b.op("EuclideanDistances", x, centres, squared=True))
     distances = b.op("EuclideanDistances", x, centres)
     classes = np.arange(est.n_clusters, dtype=np.int32)  # scikit-learn's labels are int32
     outputs = {"label": label, "transformed": distances}
@@ -65,19 +69,17 @@ def nearest_centre(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conver
     if getattr(est, "affinity", "euclidean") == "precomputed" or len(centres) == 0:
         raise UnsupportedModelError(f"{type(est).__name__} without cluster centres (precomputed, or not converged)")
     squared = b.op("EuclideanDistances", x, b.const("cluster_centers", centres), squared=True)
-    label = b.op("ArgMax", b.op("Sub", b.const("zero", np.array(0.0)), squared))
-    return Converted("clusterer", {"label": label}, ["label"], classes=np.arange(len(centres)))
+    return Converted("clusterer", {"label": _nearest(b, squared)}, ["label"], classes=np.arange(len(centres)))
 
 
 @converts(cluster.Birch)
 def birch(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     """``predict``: the label of the nearest subcluster centre; ``transform``: the distance to each."""
     centres = b.const("subcluster_centers", np.asarray(est.subcluster_centers_, dtype=np.float64))
-    nearest = b.op("ArgMax", b.op("Sub", b.const("zero", np.array(0.0)), b.op("EuclideanDistances", x, centres)))
+    distances = b.op("EuclideanDistances", x, centres)
     classes = np.unique(est.subcluster_labels_)
     positions = np.searchsorted(classes, est.subcluster_labels_).astype(np.int32)
-    label = b.op("TakeColumns", b.const("subcluster_labels", positions), nearest)
-    distances = b.op("EuclideanDistances", x, centres)
+    label = b.op("TakeColumns", b.const("subcluster_labels", positions), _nearest(b, distances))
     outputs = {"label": label, "transformed": distances}
     width = len(positions)
     return Converted("clusterer", outputs, ["label", "transformed"], classes=classes, n_outputs=width)

@@ -271,12 +271,7 @@ def gaussian_process_classifier(est: Any, b: GraphBuilder, x: str, n_features: i
     classes = np.asarray(est.classes_)
     if len(classes) == 2:
         mean, var = _laplace_latent(est.base_estimator_, b, x)
-        positive = b.op("LaplaceProbability", mean, var)
-        proba = b.op(
-            "Concat",
-            b.op("ExpandLast", b.op("Sub", b.const("one", np.array(1.0)), positive)),
-            b.op("ExpandLast", positive),
-        )
+        proba = b.op("ProbaPair", b.op("LaplaceProbability", mean, var))
         label = b.op("IsPositive", mean)
         return Converted("classifier", {"label": label, "probabilities": proba}, ["label", "probabilities"], classes)
     if est.multi_class != "one_vs_rest":

@@ -248,13 +248,14 @@ def random_trees_embedding(est: Any, b: GraphBuilder, x: str, n_features: int) -
     trees, width = [], 0
     for t, leaves in zip(est.estimators_, est.one_hot_encoder_.categories_, strict=True):
         leaf_nodes = np.flatnonzero(t.tree_.children_left == -1)
-        if not np.array_equal(np.sort(np.asarray(leaves, dtype=np.int64)), leaf_nodes):
+        leaves = np.sort(np.asarray(leaves, dtype=np.int64))
+        if not np.array_equal(leaves, leaf_nodes):
             raise UnsupportedModelError(
                 f"{type(est).__name__}: a tree has leaves no training row reached, which scikit-learn's "
                 "one_hot_encoder_ would refuse at transform"
             )
         column = np.full((t.tree_.node_count, 1), -1.0)  # (internal nodes: never reached as a leaf)
-        column[leaf_nodes, 0] = width + np.searchsorted(np.sort(leaves), leaf_nodes)
+        column[leaf_nodes, 0] = width + np.arange(len(leaf_nodes))  # (the leaves are the encoder's categories)
         trees.append(_tree(t.tree_, column))
         width += len(leaves)
     columns = _sum_trees(b, x, trees, n_features, len(trees))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -82,13 +83,22 @@ def gaussian_process_kernel(x: jax.Array, train: jax.Array, *, kernel: dict[str,
     (0 between distinct sets), "rbf" and "matern" (``length_scale``, one or per feature; ``nu`` 0.5,
     1.5, 2.5 or "inf"), "rational_quadratic" (``length_scale``, ``alpha``), "exp_sine_squared"
     (``length_scale``, ``periodicity``), "dot_product" (``sigma_0``); each as its ``__call__`` computes it."""
+    return _fold_kernel(kernel, lambda leaf: _kernel_values(x, train, leaf))
+
+
+def _fold_kernel(kernel: dict[str, Any], leaf: Callable[[dict[str, Any]], jax.Array]) -> jax.Array:
+    """A kernel tree's value: its sums, products and powers over ``leaf``'s value of each basic kernel."""
     kind = kernel["kind"]
     if kind in ("sum", "product"):
-        left = gaussian_process_kernel(x, train, kernel=kernel["left"])
-        right = gaussian_process_kernel(x, train, kernel=kernel["right"])
+        left, right = _fold_kernel(kernel["left"], leaf), _fold_kernel(kernel["right"], leaf)
         return left + right if kind == "sum" else left * right
     if kind == "power":
-        return gaussian_process_kernel(x, train, kernel=kernel["base"]) ** kernel["exponent"]
+        return _fold_kernel(kernel["base"], leaf) ** kernel["exponent"]
+    return leaf(kernel)
+
+
+def _kernel_values(x: jax.Array, train: jax.Array, kernel: dict[str, Any]) -> jax.Array:
+    kind = kernel["kind"]
     shape = (x.shape[0], train.shape[0])
     if kind == "constant":
         return jnp.full(shape, kernel["value"], x.dtype)
@@ -120,13 +130,11 @@ def gaussian_process_kernel(x: jax.Array, train: jax.Array, *, kernel: dict[str,
 def gaussian_process_kernel_diagonal(x: jax.Array, *, kernel: dict[str, Any]) -> jax.Array:
     """(rows,) k(x, x) of the GaussianProcessKernel op's kernel tree, as its ``diag`` computes it: 1 for
     the stationary kernels, the noise level for "white", sigma_0**2 + |x|**2 for "dot_product"."""
+    return _fold_kernel(kernel, lambda leaf: _diagonal_values(x, leaf))
+
+
+def _diagonal_values(x: jax.Array, kernel: dict[str, Any]) -> jax.Array:
     kind = kernel["kind"]
-    if kind in ("sum", "product"):
-        left = gaussian_process_kernel_diagonal(x, kernel=kernel["left"])
-        right = gaussian_process_kernel_diagonal(x, kernel=kernel["right"])
-        return left + right if kind == "sum" else left * right
-    if kind == "power":
-        return gaussian_process_kernel_diagonal(x, kernel=kernel["base"]) ** kernel["exponent"]
     ones = jnp.ones(x.shape[:1], x.dtype)
     if kind == "constant":
         return ones * kernel["value"]
