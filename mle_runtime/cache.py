@@ -159,7 +159,9 @@ def deserialize_compiled(payload: bytes, in_tree: Any, out_tree: Any, device: An
     from jax.experimental import serialize_executable
 
     try:
-        return serialize_executable.deserialize_and_load(payload, in_tree, out_tree, execution_devices=[device])
+        return serialize_executable.deserialize_and_load(
+            payload, in_tree, out_tree, backend=device.client, execution_devices=[device]
+        )
     except Exception as e:  # (a stale entry from another build: recompile)
         log.info("cache entry could not be loaded (%s); recompiling", e)
         return None

@@ -511,7 +511,7 @@ def test_as_jax_composes_with_jit_and_vmap(case: Case, tmp_path_factory: pytest.
     one = jax.jit(fn)
     many = jax.jit(jax.vmap(fn, in_axes=(None, 0)))(params, np.stack(batches))
     with runtime._scope():
-        expected = runtime._executable(batches[:1])(params, tuple(batches[:1]))
+        expected = runtime._dispatch(batches[:1], len(batches[0]))
     for name, value in zip(runtime._graph.outputs, expected, strict=True):
         np.testing.assert_array_equal(np.asarray(one(params, batches[0])[name]), np.asarray(value), err_msg=name)
         for k, batch in enumerate(batches):

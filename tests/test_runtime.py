@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +20,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import mle_runtime as mle
-from mle_runtime import buckets
+from mle_runtime import buckets, devices
 from mle_runtime.runtime import precision_scope
 
 
@@ -81,9 +82,46 @@ def test_parameters_share_the_mapped_file_on_cpu(tmp_path: Path) -> None:
     X, y = make_regression(300, 40, random_state=3)
     mle.export_model(Ridge().fit(X, y), tmp_path / "r.mle")
     runtime = mle.load_model(tmp_path / "r.mle", precision="float64")  # float64 weights used as stored
+    runtime.predict(X[:5])  # (places the parameters on the runtime's own CPU client too)
     mapped = runtime._require().tensors
-    for name, array in runtime._params.items():
-        assert array.unsafe_buffer_pointer() == mapped[name].ctypes.data, name
+    assert runtime._inline_params is not None
+    for params in (runtime._params, runtime._inline_params):
+        for name, array in params.items():
+            assert array.unsafe_buffer_pointer() == mapped[name].ctypes.data, name
+
+
+def test_batches_of_one_chunk_run_on_the_runtimes_synchronous_cpu_client(tmp_path: Path) -> None:
+    X, y = make_regression(300, 8, random_state=4)
+    model = Ridge().fit(X, y)
+    mle.export_model(model, tmp_path / "r.mle")
+    runtime = mle.load_model(tmp_path / "r.mle", precision="float64", cache=False)
+    runtime._max_bucket = 16  # 40 rows: chunks of 16, 16 and 8
+    for n in (1, 9, 16, 40):
+        np.testing.assert_allclose(runtime.predict(X[:n]), model.predict(X[:n]), rtol=1e-10, atol=1e-9)
+
+    def client(compiled: Any) -> Any:
+        (device,) = next(iter(compiled.input_shardings[0][0].values())).device_set
+        return device.client
+
+    inline, shared = devices.inline_cpu_device(), jax.devices("cpu")[0]
+    assert inline is not None and inline.client is not shared.client
+    clients = {signature[0][0][0]: client(c) for signature, c in runtime._executables.items()}
+    assert clients == {1: inline.client, 8: inline.client, 16: shared.client}, clients
+    heavy = mle.load_model(tmp_path / "r.mle", precision="float64", cache=False)
+    heavy._inline_rows = 2  # as for a model with INLINE_WORK_BYTES / 2 parameter bytes
+    for n in (2, 5):
+        np.testing.assert_allclose(heavy.predict(X[:n]), model.predict(X[:n]), rtol=1e-10, atol=1e-9)
+    clients = {signature[0][0][0]: client(c) for signature, c in heavy._executables.items()}
+    assert clients == {2: inline.client, 8: shared.client}, clients
+    fn, params = runtime.as_jax()  # as_jax's parameters stay on JAX's own device
+    assert all(a.devices() == {shared} for a in params.values())
+
+
+def test_the_synchronous_cpu_client_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLE_INLINE_CPU", "0")
+    assert devices._make_inline_cpu_device() is None
+    monkeypatch.setenv("MLE_INLINE_CPU", "1")
+    assert devices._make_inline_cpu_device() is not None
 
 
 def test_network_chunks_keep_the_largest_activation_in_the_budget() -> None:
