@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 from mle_runtime.errors import DeviceError
@@ -77,14 +78,16 @@ def resolve_devices(spec: Any, platform: str) -> list[Any]:
 # batches of one chunk; chunked batches stay on JAX's client, where consecutive chunks overlap on the
 # cores (inline, 100,000 rows through 500 trees took 1.5x as long). MLE_INLINE_CPU=0 turns it off.
 _inline: list[Any] = []
+_inline_lock = threading.Lock()
 
 
 def inline_cpu_device() -> Any | None:
     """The device of the runtime's own synchronous CPU client (created on first use), or None where it
     is turned off or this JAX cannot make one (the runtime then uses JAX's CPU client for everything)."""
-    if not _inline:
-        _inline.append(_make_inline_cpu_device())
-    return _inline[0]
+    with _inline_lock:
+        if not _inline:
+            _inline.append(_make_inline_cpu_device())
+        return _inline[0]
 
 
 def _make_inline_cpu_device() -> Any | None:
@@ -93,7 +96,8 @@ def _make_inline_cpu_device() -> Any | None:
     try:
         from jax._src.lib import xla_client
 
-        return xla_client.make_cpu_client(asynchronous=False).devices()[0]
+        client: Any = xla_client.make_cpu_client(asynchronous=False)
+        return client.devices()[0]
     except Exception as e:  # (a JAX whose private client factory moved or changed: no harm, just slower)
         log.info("no synchronous CPU client (%s); small batches dispatch through JAX's own", e)
         return None

@@ -113,7 +113,7 @@ def test_batches_of_one_chunk_run_on_the_runtimes_synchronous_cpu_client(tmp_pat
         np.testing.assert_allclose(heavy.predict(X[:n]), model.predict(X[:n]), rtol=1e-10, atol=1e-9)
     clients = {signature[0][0][0]: client(c) for signature, c in heavy._executables.items()}
     assert clients == {2: inline.client, 8: shared.client}, clients
-    fn, params = runtime.as_jax()  # as_jax's parameters stay on JAX's own device
+    _, params = runtime.as_jax()  # as_jax's parameters stay on JAX's own device
     assert all(a.devices() == {shared} for a in params.values())
 
 
