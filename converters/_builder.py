@@ -105,10 +105,13 @@ class GraphBuilder:
         self._deferred[name] = (column, list(values))
         return name
 
-    def text_counts(self, x: str, settings: dict[str, Any], vocabulary: list[str], owner: str) -> str:
+    def text_counts(
+        self, x: str, settings: dict[str, Any], vocabulary: list[str], owner: str, hashing: dict[str, Any] | None = None
+    ) -> str:
         """(rows, len(vocabulary)) counts of the vocabulary's terms in the documents of the one input
         column ``x`` holds, analysed as ``settings`` say (a sparse tensor: the runtime's text step hands
-        the graph each document's terms and counts)."""
+        the graph each document's terms and counts); with ``hashing`` (mle_runtime.text.Hashing's fields)
+        and no vocabulary, (rows, n_features) signed counts of the columns the tokens hash to."""
         columns = self.columns_of.get(x)
         if len(self.inputs) != 1 or columns is None or len(columns) != 1 or columns[0] is None:
             raise UnsupportedModelError(
@@ -119,11 +122,13 @@ class GraphBuilder:
         if column in self.vocabularies:
             raise UnsupportedModelError(f"{owner}: input column {column} is read both as categories and as text")
         source, feature = self.inputs[0], len(self.texts)
-        self.texts.append({"column": column, **settings, "vocabulary": list(vocabulary)})
+        terms_of = {"vocabulary": list(vocabulary)} if hashing is None else {"hashing": hashing}
+        self.texts.append({"column": column, **settings, **terms_of})
         # (the number of features is set on these nodes once every vectorizer is known: model_ir)
         layout = {"start": int(source.shape[1] or 0), "features": 0, "feature": feature}
         terms = self._node("TextTerms", source.name, **layout)
-        return self.sparse_tensor(terms, self._node("TextCounts", source.name, **layout), len(vocabulary))
+        width = len(vocabulary) if hashing is None else int(hashing["n_features"])
+        return self.sparse_tensor(terms, self._node("TextCounts", source.name, **layout), width)
 
     def sparse_tensor(self, terms: str, values: str, width: int) -> str:
         """A sparse (rows, width) tensor: each row's ``terms`` (int32 column indices, distinct, a padding

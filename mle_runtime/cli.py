@@ -97,7 +97,11 @@ def _inspect(args: argparse.Namespace) -> int:
             (
                 "text",
                 f"column {f['column']}: {f['analyzer']} analyser, n-grams {f['ngram_range']}, "
-                f"{len(f['vocabulary']):,} terms",
+                + (
+                    f"hashed into {f['hashing']['n_features']:,} columns"
+                    if f.get("hashing")
+                    else f"{len(f['vocabulary']):,} terms"
+                ),
             )
             for f in meta.get("text_features", [])
         ),

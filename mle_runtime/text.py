@@ -1,8 +1,9 @@
 """The host-side text step: documents in a text column become the terms of a fitted vocabulary they
 hold, with their counts (scikit-learn's CountVectorizer / TfidfVectorizer analysers: decoding,
-lower-casing, accent stripping, the token pattern, stop words, word and character n-grams), before the
-graph runs. Like the string vocabularies, the analyser is data in the file (settings, a regular
-expression, word lists), not code.
+lower-casing, accent stripping, the token pattern, stop words, word and character n-grams), or, for a
+HashingVectorizer, the columns their tokens hash to, with signed counts, before the graph runs. Like
+the string vocabularies, the analyser is data in the file (settings, a regular expression, word
+lists), not code.
 
 The terms reach the graph sparse, in extra columns of its input: after the model's U input columns
 (a text column's own slot holds 0), each of the K text features has L columns of term indices and L
@@ -16,13 +17,14 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from mle_runtime.errors import FormatError, InputError
+from mle_runtime.murmur import murmurhash3_32, murmurhash3_32_packed
 
 ANALYZERS = ("word", "char", "char_wb")
 _WHITE_SPACES = re.compile(r"\s\s+")
@@ -50,9 +52,47 @@ _ACCENTS: dict[str | None, Callable[[str], str] | None] = {
 
 
 @dataclass(frozen=True)
+class Hashing:
+    """HashingVectorizer's terms: a token's column is its MurmurHash3 (``mle_runtime.murmur``) modulo
+    ``n_features``, counted with the hash's sign where ``alternate_sign``; ``binary``: every column a
+    document hashes to holds 1 (scikit-learn fills its summed entries, cancelled ones included)."""
+
+    n_features: int
+    alternate_sign: bool
+    binary: bool
+
+    def terms(self, grams_by_row: Iterator[tuple[int, list[str]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, column, value) of every column each row's grams hash to, by row then column."""
+        rows: list[int] = []
+        every: list[str] = []
+        for row, grams in grams_by_row:
+            rows += [row] * len(grams)
+            every += grams
+        joined = "".join(every)
+        if joined.isascii():  # (one encoding of them all, a character a byte)
+            hashes = murmurhash3_32_packed(joined.encode("ascii"), np.fromiter(map(len, every), np.int64, len(every)))
+        else:
+            hashes = murmurhash3_32(list(map(str.encode, every)))
+        wide, n = hashes.astype(np.int64), self.n_features
+        # abs() in int64: -2**31 lands where scikit-learn's special case puts it, 2**31 % n
+        pairs = np.asarray(rows, np.int64) * n + np.abs(wide) % n
+        order = np.argsort(pairs, kind="stable")  # (a stable sort gains from the rows' order)
+        ordered = pairs[order]
+        first = np.flatnonzero(np.diff(ordered, prepend=-1))
+        keys = ordered[first]
+        values: np.ndarray
+        if self.binary:
+            values = np.ones(len(keys))
+        else:
+            sign = np.where(wide >= 0, 1.0, -1.0) if self.alternate_sign else np.ones(len(wide))
+            values = np.add.reduceat(sign[order], first) if len(first) else np.zeros(0)
+        return keys // n, keys % n, values
+
+
+@dataclass(frozen=True)
 class TextFeature:
     """One vectorizer's terms of one text column: how documents are analysed; ``index``: its place
-    among the model's text features."""
+    among the model's text features. Its terms are a vocabulary's, or, with ``hashing``, hashed."""
 
     column: int
     index: int
@@ -64,7 +104,8 @@ class TextFeature:
     stop_words: frozenset[str] | None
     encoding: str
     decode_error: str
-    terms: list[str]  # the vocabulary, in index order
+    terms: list[str]  # the vocabulary, in index order (none when hashing)
+    hashing: Hashing | None = None
 
     @functools.cached_property
     def vocabulary(self) -> dict[str, int]:
@@ -73,7 +114,7 @@ class TextFeature:
 
     @property
     def width(self) -> int:
-        return len(self.terms)
+        return self.hashing.n_features if self.hashing is not None else len(self.terms)
 
     def analyse(self) -> Callable[[str], list[str]]:
         """scikit-learn's analyser for these settings (``build_analyzer`` of a fitted vectorizer)."""
@@ -124,10 +165,23 @@ class TextFeature:
         return word_bounded_chars
 
     def terms_of(self, documents: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(row, term, count) of every distinct vocabulary term of each document, by row then term."""
-        analyse, term = self.analyse(), self.vocabulary.get
+        """(row, term, count) of every distinct term of each document, by row then term."""
+        if self.hashing is not None:
+            return self.hashing.terms(self._grams(documents, name))
+        term = self.vocabulary.get
         rows: list[int] = []
         terms: list[int] = []
+        for row, grams in self._grams(documents, name):
+            found = [i for i in map(term, grams) if i is not None]
+            rows += [row] * len(found)
+            terms += found
+        width = max(self.width, 1)
+        keys, counts = np.unique(np.asarray(rows, np.int64) * width + np.asarray(terms, np.int64), return_counts=True)
+        return keys // width, keys % width, counts
+
+    def _grams(self, documents: np.ndarray, name: str) -> Iterator[tuple[int, list[str]]]:
+        """Each row and its document's grams, documents decoded and checked."""
+        analyse = self.analyse()
         for row, doc in enumerate(documents):
             if isinstance(doc, bytes):
                 try:
@@ -139,12 +193,7 @@ class TextFeature:
                     f"input {name!r}: column {self.column} holds text documents, row {row} is {doc!r} "
                     "(scikit-learn's vectorizers refuse it too)"
                 )
-            found = [i for i in map(term, analyse(doc)) if i is not None]
-            rows += [row] * len(found)
-            terms += found
-        width = max(self.width, 1)
-        keys, counts = np.unique(np.asarray(rows, np.int64) * width + np.asarray(terms, np.int64), return_counts=True)
-        return keys // width, keys % width, counts
+            yield row, analyse(doc)
 
 
 @dataclass(frozen=True)
@@ -179,7 +228,8 @@ def text_block(documents: Mapping[int, np.ndarray], columns: list[TextColumn], d
 def _feature(entry: Any, index: int, input_width: int) -> TextFeature:
     if not isinstance(entry, dict):
         raise TypeError("each entry must be an object")
-    vocabulary = entry["vocabulary"]
+    hashing = _hashing(entry["hashing"]) if entry.get("hashing") is not None else None
+    vocabulary = entry["vocabulary"] if hashing is None else []
     if not isinstance(vocabulary, list) or not set(map(type, vocabulary)) <= {str}:
         raise TypeError("vocabulary must be a list of strings")
     if len(vocabulary) > MAX_TERMS:
@@ -214,7 +264,22 @@ def _feature(entry: Any, index: int, input_width: int) -> TextFeature:
         encoding=encoding,
         decode_error=errors,
         terms=vocabulary,
+        hashing=hashing,
     )
+
+
+def _hashing(entry: Any) -> Hashing:
+    if not isinstance(entry, dict):
+        raise TypeError("hashing must be an object")
+    missing = sorted({"n_features", "alternate_sign", "binary"} - set(entry))
+    if missing:
+        raise TypeError(f"hashing lacks {missing}")
+    n, alternate, binary = entry["n_features"], entry["alternate_sign"], entry["binary"]
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_TERMS:
+        raise ValueError(f"hashing n_features {n!r}: an int from 1 to {MAX_TERMS} (indices travel as floats)")
+    if not isinstance(alternate, bool) or not isinstance(binary, bool):
+        raise TypeError("hashing alternate_sign and binary must be true or false")
+    return Hashing(n, alternate, binary)
 
 
 def decode_text_features(metadata: dict[str, Any]) -> dict[int, TextColumn]:

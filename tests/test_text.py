@@ -61,6 +61,13 @@ VECTORIZERS = {
     "char-4-5-no-norm": lambda: TfidfVectorizer(analyzer="char", ngram_range=(4, 5), norm=None, smooth_idf=False),
     "char-wb-2-5": lambda: CountVectorizer(analyzer="char_wb", ngram_range=(2, 5)),
     "char-wb-1-1-max-features": lambda: TfidfVectorizer(analyzer="char_wb", max_features=15),
+    "hashing-defaults": lambda: HashingVectorizer(),
+    "hashing-unsigned-bigrams-l1": lambda: HashingVectorizer(
+        n_features=2**10, alternate_sign=False, ngram_range=(1, 2), norm="l1"
+    ),
+    "hashing-char-wb-binary-no-norm": lambda: HashingVectorizer(
+        analyzer="char_wb", ngram_range=(2, 3), n_features=64, binary=True, norm=None
+    ),
 }
 
 
@@ -78,6 +85,38 @@ def test_vectorizers_transform_as_scikit_learn(name: str, precision: str, tmp_pa
     tol = 1e-12 if precision == "float64" else 1e-6
     np.testing.assert_allclose(ours, ref, rtol=tol, atol=tol * max(1.0, float(np.abs(ref).max())))
     assert ref.any(axis=1)[:80].mean() > 0.5  # the held-out documents do meet the vocabulary
+
+
+def test_tokens_hash_as_scikit_learn_hashes_them() -> None:
+    from sklearn.utils import murmurhash3_32 as reference
+
+    from mle_runtime.murmur import murmurhash3_32
+
+    rng = np.random.default_rng(0)
+    keys = [bytes(rng.integers(0, 256, rng.integers(0, 41)).astype(np.uint8)) for _ in range(5000)]
+    keys += [b"", b"a", b"ab", b"abc", b"abcd", b"\0", b"\0" * 5, "naïve über".encode()]
+    expected = np.array([reference(k, seed=0) for k in keys], np.int32)
+    np.testing.assert_array_equal(murmurhash3_32(keys), expected)
+    assert murmurhash3_32([]).shape == (0,)
+
+
+def test_hashed_tokens_that_cancel_still_count_as_binary(tmp_path: Path) -> None:
+    # 2 columns: many tokens of opposite signs share one, so some documents' counts sum to 0 there
+    signed = HashingVectorizer(n_features=2, norm=None).fit(TRAIN)
+    counts = signed.transform(TRAIN)
+    assert (counts.data == 0).any()  # stored zeros: the case scikit-learn's binary fill turns into 1
+    for vectorizer in (signed, HashingVectorizer(n_features=2, norm=None, binary=True)):
+        np.testing.assert_array_equal(
+            exported(vectorizer, tmp_path).transform(TRAIN), vectorizer.transform(TRAIN).toarray()
+        )
+
+
+def test_a_classifier_after_hashing_predicts_as_scikit_learn(tmp_path: Path) -> None:
+    model = make_pipeline(HashingVectorizer(n_features=2**12, ngram_range=(1, 2)), LogisticRegression())
+    model.fit(TRAIN, LABELS)
+    runtime = exported(model, tmp_path, "float64")
+    np.testing.assert_array_equal(runtime.predict(HELD_OUT), model.predict(HELD_OUT))
+    np.testing.assert_allclose(runtime.predict_proba(HELD_OUT), model.predict_proba(HELD_OUT), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("precision", ["float32", "float64"])
@@ -247,7 +286,8 @@ def test_a_csv_of_documents_only_with_and_without_its_header(tmp_path: Path) -> 
         (CountVectorizer(analyzer=lambda d: d.split()), "callable analyzer is code"),
         (TfidfVectorizer(preprocessor=str.upper), "callable preprocessor is code"),
         (CountVectorizer(strip_accents=lambda s: s), "callable strip_accents is code"),
-        (HashingVectorizer(), "HashingVectorizer is not supported"),
+        (HashingVectorizer(tokenizer=str.split, token_pattern=None), "callable tokenizer is code"),
+        (HashingVectorizer(n_features=2**25), "n_features=33554432"),
     ],
 )
 def test_analysers_given_as_code_are_refused(model: Any, match: str, tmp_path: Path) -> None:
@@ -282,6 +322,18 @@ def _rewrite_metadata(path: Path, change: Any) -> None:
         (lambda m: m["text_features"][0].update(vocabulary=[1, 2]), "vocabulary must be a list of strings"),
         (lambda m: m["text_features"][0].pop("ngram_range"), "ngram_range"),
         (lambda m: m.update(text_features=[]), "non-empty list"),
+        (lambda m: m["text_features"][0].update(hashing={"n_features": 0}), "hashing lacks"),
+        (
+            lambda m: m["text_features"][0].update(
+                hashing={"n_features": 2**25, "alternate_sign": True, "binary": False}
+            ),
+            "n_features 33554432",
+        ),
+        (
+            lambda m: m["text_features"][0].update(hashing={"n_features": 8, "alternate_sign": 1, "binary": False}),
+            "true or false",
+        ),
+        (lambda m: m["text_features"][0].update(hashing=[8]), "hashing must be an object"),
     ],
 )
 def test_malformed_text_features_are_format_errors(change: Any, match: str, tmp_path: Path) -> None:

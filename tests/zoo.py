@@ -1305,4 +1305,9 @@ CASES = [
         ),
         "documents",
     ),
+    Case(
+        "hashing-bigrams-sgd",
+        lambda: pipe(text.HashingVectorizer(n_features=2**12, ngram_range=(1, 2)), lm.SGDClassifier(random_state=0)),
+        "documents",
+    ),
 ]

@@ -1,8 +1,9 @@
 """Text vectorizers. CountVectorizer and TfidfVectorizer read documents from one input column: the
 runtime's text step (mle_runtime/text.py) analyses them as the fitted vectorizer does and counts the
 terms of its vocabulary into extra graph input columns; the graph weights the counts (binary, tf-idf,
-norm). TfidfTransformer weights any counts. An analyser given as code (a callable analyzer,
-preprocessor, tokenizer or accent stripper) is refused: the file holds data, not code."""
+norm). TfidfTransformer weights any counts. HashingVectorizer's tokens are hashed by the text step.
+An analyser given as code (a callable analyzer, preprocessor, tokenizer or accent stripper) is refused:
+the file holds data, not code."""
 
 from __future__ import annotations
 
@@ -65,6 +66,18 @@ def _weighted(est: Any, b: GraphBuilder, counts: str) -> str:
     if est.norm is not None:
         y = b.op("Normalize", y, norm=est.norm)
     return y
+
+
+@converts(text.HashingVectorizer)
+def hashing_vectorizer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    """Stateless: the runtime's text step hashes the tokens (MurmurHash3, as scikit-learn does) into
+    signed counts per column, already binary where asked; the graph normalizes the rows."""
+    width = est.n_features
+    if not isinstance(width, (int, np.integer)) or not 1 <= width <= MAX_TERMS:
+        raise UnsupportedModelError(f"HashingVectorizer(n_features={width!r}): 1 to {MAX_TERMS:,} are supported")
+    hashing = {"n_features": int(width), "alternate_sign": bool(est.alternate_sign), "binary": bool(est.binary)}
+    counts = b.text_counts(x, _settings(est), [], "HashingVectorizer", hashing)
+    return transformed(b.op("Normalize", counts, norm=est.norm) if est.norm is not None else counts, int(width))
 
 
 @converts(text.CountVectorizer)
