@@ -59,6 +59,7 @@ def corpus(folder: Path) -> tuple[list[Path], list[str]]:
         "sklearn-forest": lambda: _sk("ensemble", "RandomForestClassifier")(5, max_depth=4, random_state=0).fit(X, y),
         "sklearn-pipeline": lambda: _pipeline().fit(X, y),
         "sklearn-text": lambda: _text_pipeline().fit(DOCUMENTS * 20, [0, 1, 1, 0] * 20),
+        "sklearn-hashing": lambda: _text_pipeline(hashing=True).fit(DOCUMENTS * 20, [0, 1, 1, 0] * 20),
         "xgboost": lambda: __import__("xgboost").XGBClassifier(n_estimators=5, max_depth=3).fit(X, y),
         "lightgbm": lambda: __import__("lightgbm").LGBMClassifier(n_estimators=5, num_leaves=7, verbose=-1).fit(X, y),
         "catboost": lambda: __import__("catboost").CatBoostClassifier(iterations=5, depth=3, verbose=0).fit(X, y),
@@ -105,11 +106,13 @@ def _pipeline() -> Any:
 DOCUMENTS = ["the cat sat", "a dog, a café", "Naïve  bees  buzz!", ""]
 
 
-def _text_pipeline() -> Any:
-    from sklearn.feature_extraction.text import TfidfVectorizer
+def _text_pipeline(hashing: bool = False) -> Any:
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
+    if hashing:
+        return make_pipeline(HashingVectorizer(n_features=64, ngram_range=(1, 2)), LogisticRegression())
     return make_pipeline(TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3)), LogisticRegression())
 
 
