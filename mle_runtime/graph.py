@@ -89,7 +89,11 @@ class Graph:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise FormatError(f"graph: malformed ({type(e).__name__}: {e})") from e
-        for vi in inputs:
+        for vi, raw in zip(inputs, d["inputs"], strict=True):
+            if not isinstance(raw["shape"], list) or not raw["shape"]:  # (every input has a row axis)
+                raise FormatError(
+                    f"graph: input {vi.name!r} has a bad shape {raw['shape']!r:.80}; expected a list, rows first"
+                )
             if not all(s is None or (type(s) is int and s >= 0) for s in vi.shape):
                 raise FormatError(f"graph: input {vi.name!r} has a bad shape {list(vi.shape)}")
         defined = set(tensor_names)

@@ -477,6 +477,9 @@ def _metadata_case(**changes):
         (_metadata_case(classes=["a"]), "lists 1 classes, but the model chose class #"),
         (_metadata_case(classes=[1 << 70], classes_dtype="<i8"), "bad classes"),
         (lambda m: m["graph"]["inputs"][0].update(shape=[None, True]), "bad shape"),
+        # a 0-d input ran, and its 0-d output's rows could not be cut: an IndexError
+        (lambda m: m["graph"]["inputs"][0].update(shape={}), "bad shape {}; expected a list, rows first"),
+        (lambda m: m["graph"]["inputs"][0].update(shape=[]), "bad shape"),
     ],
 )
 def test_metadata_and_inputs_the_runtime_acts_on_are_checked(edit, message: str, tmp_path: Path) -> None:
