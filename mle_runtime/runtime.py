@@ -251,15 +251,15 @@ class MLERuntime:
             self._inline_params = {n: place(a, sharding) for n, a in self._host_params.items()}
         return self._inline_device, self._inline_params
 
-    def _executable(self, arrays: list[np.ndarray]) -> Any:
-        """The compiled program for inputs shaped as ``arrays`` (a padded chunk), on ``_target``'s device."""
+    def _executable(self, arrays: list[np.ndarray], device: Any, params: dict[str, jax.Array]) -> Any:
+        """The compiled program for inputs shaped as ``arrays`` (a padded chunk), on ``device`` with
+        ``params`` (as ``_target`` chose them for its rows)."""
         signature = tuple((a.shape, a.dtype.str) for a in arrays)
         compiled = self._executables.get(signature)
         if compiled is not None:
             return compiled
         if self._mesh is not None:
             return self._compile_spread(signature, arrays)
-        device, params = self._target(len(arrays[0]))
         sharding = jax.sharding.SingleDeviceSharding(device)
         avals = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding) for a in arrays)
         cache, structure = self._cache_and_structure()
@@ -385,8 +385,8 @@ class MLERuntime:
         be computing (on a GPU, or where JAX dispatches CPU work asynchronously)."""
         chunk = [buckets.padded_rows(a, bucket) for a in arrays]
         # numpy in: the executable moves it to its device (an explicit device_put costs ~50 us more).
-        _, params = self._target(bucket)
-        outs = self._executable(chunk)(params, tuple(chunk))
+        device, params = self._target(bucket)
+        outs = self._executable(chunk, device, params)(params, tuple(chunk))
         if self._allow_nan is not None:
             # After the dispatch, so that it overlaps the executable where dispatch is asynchronous: host
             # work between two XLA calls let its thread pool fall asleep, which cost more than the check.

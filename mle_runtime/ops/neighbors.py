@@ -74,27 +74,30 @@ def _over_blocks(
     """``step(carry, index, valid, blocks)`` over the training rows in blocks (a multiple of ``multiple``
     rows; see BLOCK for how many, for ``queries`` queries), in order: ``index`` holds the block's row
     numbers, ``valid`` which of them to count, and ``blocks`` the matching rows of each of ``arrays``.
-    The rows past the last whole block are searched as the last block's worth of rows, those already
-    searched not valid (padding the training set instead would copy all of it on every call)."""
+    The rows past the last whole block are searched as the last rows of the training set, as few
+    multiples of ``multiple`` as hold them, those already searched not valid: padding the training set
+    instead would copy all of it on every call."""
     wanted = max(BLOCK, QUERY_CHUNK * BLOCK // max(queries, 1)) // multiple * multiple
-    size = min(wanted, -(-n_train // multiple) * multiple)
-    if size > n_train:  # one block, short of a multiple: padded (fewer than ``multiple`` rows more)
-        padded = [jnp.concatenate([a, jnp.zeros((size - n_train, *a.shape[1:]), a.dtype)]) for a in arrays]
-        index = jnp.arange(size, dtype=jnp.int32)
+    size = min(wanted, n_train // multiple * multiple)
+    if size == 0:  # fewer training rows than ``multiple``: one block, padded
+        padded = [jnp.concatenate([a, jnp.zeros((multiple - n_train, *a.shape[1:]), a.dtype)]) for a in arrays]
+        index = jnp.arange(multiple, dtype=jnp.int32)
         return step(carry, index, index < n_train, padded)
 
-    def block(state: Carry, start: Any, searched: Any) -> Carry:
-        index = start + jnp.arange(size, dtype=jnp.int32)
-        return step(state, index, index >= searched, [jax.lax.dynamic_slice_in_dim(a, start, size) for a in arrays])
+    def block(state: Carry, start: Any, searched: Any, rows: int) -> Carry:
+        index = start + jnp.arange(rows, dtype=jnp.int32)
+        return step(state, index, index >= searched, [jax.lax.dynamic_slice_in_dim(a, start, rows) for a in arrays])
 
     whole = n_train // size
     if whole == 1:
-        carry = block(carry, 0, 0)
+        carry = block(carry, 0, 0, size)
     else:
         starts = jnp.arange(whole, dtype=jnp.int32) * size
-        carry = jax.lax.scan(lambda state, start: (block(state, start, start), None), carry, starts)[0]
-    if n_train % size:
-        carry = block(carry, n_train - size, whole * size)
+        carry = jax.lax.scan(lambda state, start: (block(state, start, start, size), None), carry, starts)[0]
+    rest = n_train - whole * size
+    if rest:
+        tail = -(-rest // multiple) * multiple  # (<= size <= n_train)
+        carry = block(carry, n_train - tail, whole * size, tail)
     return carry
 
 
