@@ -330,3 +330,15 @@ def test_check_inputs_false_lets_nan_through(classifier) -> None:
     holes[0, 0] = np.nan
     runtime = mle.load_model(path, check_inputs=False)
     assert np.isnan(runtime.run([holes])[1][0]).all()
+
+
+def test_radius_neighbours_over_several_blocks_in_float64(tmp_path: Path) -> None:
+    """More training rows than one block: the blocks' count carried in int32 met an int64 sum under x64."""
+    from sklearn.neighbors import RadiusNeighborsRegressor
+
+    X, y = make_regression(4100, 4, random_state=5)
+    model = RadiusNeighborsRegressor(radius=1.5).fit(X, y)
+    mle.export_model(model, tmp_path / "r.mle")
+    queries = X[:40] + 0.1
+    runtime = mle.load_model(tmp_path / "r.mle", precision="float64", cache=False)
+    np.testing.assert_allclose(runtime.predict(queries), model.predict(queries), rtol=1e-10, atol=1e-9)

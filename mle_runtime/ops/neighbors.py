@@ -237,7 +237,7 @@ def _within(
         zero = (inside & (d == 0)).astype(x.dtype)
         weighted = weighted + jnp.matmul(w, v, precision=HIGHEST)
         exact = exact + jnp.matmul(zero, v, precision=HIGHEST)
-        return weighted, exact, count + jnp.sum(inside, axis=1)
+        return weighted, exact, count + jnp.sum(inside, axis=1, dtype=jnp.int32)  # (int64 under x64: the carry's type)
 
     sums = jnp.zeros((x.shape[0], width), x.dtype)
     weighted, exact, count = _over_blocks(
