@@ -6,16 +6,16 @@ cast copy of a large file is kept, one file per model version in the compile cac
 model, else the user's cache folder; ``cache_dir`` and ``MLE_CACHE_DIR`` apply), and a later load maps
 it (zero-copy, like the model itself) instead of casting again.
 
-A copy is named by an HMAC, under the compile cache's local-user key, of the model file's identity (as
-``mle_runtime.verified`` recognises a file version: device, inode, size, times, header CRC), the
-precision, this package's version and the fingerprint of the code that decides the cast. A changed model
-file has a new identity, so its old copy is never used; another user can neither predict a name nor
-alter a copy, and a copy not owned by this user or writable by others is ignored (so one planted in a
-shared folder is); a copy of the wrong size or header is ignored and written again. As for checksums,
-damage that bypasses the file system would go unseen. ``cache=False`` casts on every load and keeps
-nothing. Only files whose cast tensors come to at least ``MIN_BYTES`` get a copy: below that, casting
-costs less than opening one. Like compiled executables, copies of old model versions stay until their
-folder is cleared.
+A copy is named by a hash of the model file's version token (``mle_runtime.verified.version_token``: an
+HMAC, under the compile cache's local-user key, of the identity of the file version: device, inode,
+size, times, header CRC), the precision, this package's version and the fingerprint of the code that
+decides the cast. A changed model file has a new identity, so its old copy is never used; another user
+can neither predict a name nor alter a copy, and a copy not owned by this user or writable by others is
+ignored (so one planted in a shared folder is); a copy of the wrong size or header is ignored and
+written again. As for checksums, damage that bypasses the file system would go unseen. ``cache=False``
+casts on every load and keeps nothing. Only files whose cast tensors come to at least ``MIN_BYTES`` get
+a copy: below that, casting costs less than opening one. Like compiled executables, copies of old model
+versions stay until their folder is cleared.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import mmap
 import os
 import stat
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,7 +70,7 @@ def parameters(
     names: Sequence[str],
     dtype: np.dtype[Any],
     thresholds: set[str],
-    folders: Callable[[], list[Path]],
+    folders: Callable[[], list[str]],
 ) -> tuple[list[np.ndarray], str]:
     """The named parameters in the runtime's precision, 64-byte aligned and read-only (so that
     ``jax.device_put`` shares their memory on CPU), and how they were had. ``folders`` gives the cache
@@ -88,7 +87,7 @@ def parameters(
     dirs = folders() if size - HEADER_BYTES >= MIN_BYTES else []
     name = _entry_name(mf, dtype) if dirs else None
     header = (MAGIC + name.encode()).ljust(HEADER_BYTES, b"\0") if name else b""
-    paths = [d / f"{name}.cast" for d in dirs] if name else []
+    paths = [os.path.join(d, f"{name}.cast") for d in dirs] if name else []
     mapped = next((m for m in (_map(p, header, layout, size) for p in paths) if m is not None), None)
     how = MAPPED
     if mapped is None:
@@ -109,11 +108,13 @@ def _layout(specs: list[tuple[tuple[int, ...], np.dtype[Any]]]) -> tuple[list[tu
 
 
 def _entry_name(mf: MleFile, dtype: np.dtype[Any]) -> str | None:
-    text = f"{verified.identity(mf.stat, mf.header.header_crc)}|{dtype.str}|{__version__}|{code_fingerprint()}"
-    return verified.private_name(b"mle-cast", text)
+    token = mf.version_token
+    if token is None:
+        return None
+    return verified.derived_name(token, f"cast|{dtype.str}|{__version__}|{code_fingerprint()}")
 
 
-def _map(path: Path, header: bytes, layout: list[tuple[int, Any]], size: int) -> list[np.ndarray] | None:
+def _map(path: str, header: bytes, layout: list[tuple[int, Any]], size: int) -> list[np.ndarray] | None:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
@@ -141,11 +142,12 @@ def _map(path: Path, header: bytes, layout: list[tuple[int, Any]], size: int) ->
 
 
 def _store(
-    paths: list[Path], header: bytes, arrays: list[np.ndarray], layout: list[tuple[int, Any]], size: int, mf: MleFile
+    paths: list[str], header: bytes, arrays: list[np.ndarray], layout: list[tuple[int, Any]], size: int, mf: MleFile
 ) -> bool:
     """Keep the cast copy in the first folder that takes it, only for a model file whose identity would
     show a later change. Best effort."""
-    if not paths or not (verified.is_settled(mf.stat) or verified.is_verified(mf.stat, mf.header.header_crc)):
+    settled = verified.is_settled(mf.stat)
+    if not paths or not (settled or verified.is_verified(mf.stat, mf.header.header_crc, mf.version_token)):
         return False
     chunks: list[bytes | memoryview] = [header]
     for a, (offset, _), end in zip(arrays, layout, [o for o, _ in layout[1:]] + [size], strict=True):

@@ -19,6 +19,7 @@ Rules (each failure raises ``FormatError`` naming the rule and the offset or ten
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import mmap
@@ -89,6 +90,11 @@ class MleFile:
         """Bytes of tensor data (the data section less an encryption tag)."""
         return self.header.data_size - (encryption.TAG_SIZE if self.nonce is not None else 0)
 
+    @functools.cached_property
+    def version_token(self) -> str | None:
+        """``verified.version_token`` of this version of the file (one HMAC per load, however many use it)."""
+        return verified.version_token(self.stat, self.header.header_crc)
+
 
 def _fail(rule: str, message: str) -> FormatError:
     return FormatError(f"{rule}: {message}")
@@ -141,7 +147,7 @@ def _parse_manifest(raw: bytes, h: Header) -> dict[str, Any]:
     if h.flags & MANIFEST_ZSTD:
         raw = _inflate_manifest(raw)
     try:
-        manifest = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        manifest = _MANIFEST_JSON.decode(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise _fail("manifest", f"not valid UTF-8 JSON: {e}") from e
     if not isinstance(manifest, dict):
@@ -227,6 +233,10 @@ def _decompressor() -> zstandard.ZstdDecompressor:
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not allowed in a manifest")
+
+
+# One decoder for every read (as json.loads keeps one): making it per call costs more than decoding.
+_MANIFEST_JSON = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _is_int(v: Any) -> bool:
@@ -341,7 +351,7 @@ def _load_tensors(
     if h.flags & MLEFormat.FEATURE_SIGNING and bytes(source[h.signature_offset :][:8]) != signing.MAGIC:
         raise _fail("sections", f"no signature block at byte offset {h.signature_offset}")
     remembered = verify_checksums is True and h.data_size >= verified.MIN_DATA_BYTES
-    if remembered and verified.is_verified(mf.stat, h.header_crc):
+    if remembered and verified.is_verified(mf.stat, h.header_crc, mf.version_token):
         verify_checksums = False
     data, base = _data_section(mf, source, decryption_key)
     tensors = {}
@@ -366,7 +376,7 @@ def _load_tensors(
         left = base + mf.plain_data_size - previous_end
         raise _fail("sections", f"{left} bytes after the last tensor belong to none")
     if remembered and verify_checksums:
-        verified.remember(mf.stat, h.header_crc)
+        verified.remember(mf.stat, h.header_crc, token=mf.version_token)
     mf.tensors = tensors
     return tensors
 

@@ -20,6 +20,7 @@ from mle_runtime._version import __version__
 from mle_runtime.cache import (
     ExecutableCache,
     cache_dirs,
+    cache_folders,
     cache_key,
     code_fingerprint,
     deserialize_compiled,
@@ -166,7 +167,7 @@ class MLERuntime:
         names = graph.param_names(set(mf.tensors))
         # No cast copy of decrypted weights goes to disk, and a verified load uses only the bytes it verified.
         keep_cast = cache and mf.nonce is None and public_key is None
-        folders = functools.partial(cache_dirs, mf.path, cache_dir) if keep_cast else list
+        folders = functools.partial(cache_folders, mf.path, cache_dir) if keep_cast else list
         host, parameters_how = cast_cache.parameters(mf, names, dtype, round_down_tensors(graph), folders)
         mesh = jax.sharding.Mesh(np.array(spread), ("batch",)) if len(spread) > 1 else None
         if mesh is None:

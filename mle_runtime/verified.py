@@ -5,9 +5,9 @@ CRC-32 runs at about 4 GB/s here: a 13 MB model costs 3 ms to verify, longer tha
 to read it. Like git's index, a file is recognised by what the kernel says of it — device, inode, size,
 modification and change times in nanoseconds — plus its header CRC. Any write through the file system
 changes the change time (which user code cannot set), and an export writes a new inode, so a changed
-file is always verified again. A record is an empty file whose name is an HMAC of that identity under
-the local user's key (the compile cache's key): another user cannot plant one, and checking is one
-``stat``.
+file is always verified again. A record is an empty file whose name is a hash of an HMAC of that
+identity under the local user's key (the compile cache's key; ``version_token``): another user cannot
+plant one, and checking is one ``stat``.
 
 The checksums guard against accidental damage (a truncated copy, a bad download). Damage that bypasses
 the file system (a failing disk under an unchanged inode) would go unseen on later loads; pass
@@ -38,12 +38,24 @@ def identity(st: os.stat_result, header_crc: int) -> str:
     return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{header_crc}"
 
 
+def version_token(st: os.stat_result, header_crc: int) -> str | None:
+    """An HMAC of the file version's identity under the local user's key, None without a key. The names
+    of its verified record and of its cast copies (``mle_runtime.cast_cache``) are hashes of it: no other
+    user can predict them, and a load computes one HMAC for both."""
+    return private_name(b"mle-file", identity(st, header_crc))
+
+
+def derived_name(token: str, purpose: str) -> str:
+    """A file name for one use of a version token (the token itself is never written anywhere)."""
+    return hashlib.sha256(f"{purpose}\n{token}".encode()).hexdigest()[:40]
+
+
 def private_name(purpose: bytes, text: str) -> str | None:
     """An HMAC of ``text`` under the local user's key: a file name no other user can predict or plant."""
     key = hmac_key()
     if key is None:
         return None
-    return hmac.new(key, purpose + b"\n" + text.encode(), hashlib.sha256).hexdigest()[:40]
+    return hmac.digest(key, purpose + b"\n" + text.encode(), "sha256").hex()[:40]
 
 
 def is_settled(st: os.stat_result) -> bool:
@@ -51,23 +63,23 @@ def is_settled(st: os.stat_result) -> bool:
     return time.time() - max(st.st_mtime, st.st_ctime) >= RACY_SECONDS
 
 
-def _record(st: os.stat_result, header_crc: int) -> str | None:
-    name = private_name(b"mle-verified", identity(st, header_crc))
-    return None if name is None else os.path.join(verified_dir(), name)
+def _record(token: str | None) -> str | None:
+    return None if token is None else os.path.join(verified_dir(), derived_name(token, "verified"))
 
 
-def is_verified(st: os.stat_result, header_crc: int) -> bool:
-    record = _record(st, header_crc)
+def is_verified(st: os.stat_result, header_crc: int, token: str | None = None) -> bool:
+    """Whether this version of the file has a record; ``token``: its ``version_token``, when known."""
+    record = _record(token or version_token(st, header_crc))
     return record is not None and os.path.exists(record)
 
 
-def remember(st: os.stat_result, header_crc: int, *, written_here: bool = False) -> None:
+def remember(st: os.stat_result, header_crc: int, *, written_here: bool = False, token: str | None = None) -> None:
     """Record a file whose every checksum just verified (or that this process just wrote). Best effort."""
     if st.st_size < MIN_DATA_BYTES:
         return
     if not written_here and not is_settled(st):
         return
-    record = _record(st, header_crc)
+    record = _record(token or version_token(st, header_crc))
     if record is None:
         return
     try:

@@ -18,7 +18,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
 import mle_runtime as mle
-from mle_runtime.cache import ENTRY_MAGIC, SIBLING_DIR
+from mle_runtime.cache import ENTRY_MAGIC, SIBLING_DIR, cache_dirs
 
 # Runs in a fresh process: loads the model, listens for XLA compile events, predicts, reports.
 CHILD = textwrap.dedent("""
@@ -174,3 +174,27 @@ def test_key_file_open_to_others_disables_the_cache(tmp_path: Path, model_dir) -
     key = tmp_path / "config" / "mle_runtime" / "cache.key"
     key.chmod(0o644)
     assert run_child(tmp_path, folder / "m.mle")["stats"] == {"compiles": 1, "cache_hits": 0}
+
+
+def test_the_folder_beside_a_model_is_the_folder_of_the_file_itself(tmp_path: Path, monkeypatch) -> None:
+    """Through a linked file, a linked folder or "..": the cache folders are those beside the real file."""
+    monkeypatch.delenv("MLE_CACHE_DIR", raising=False)
+    real = tmp_path / "models" / "m.mle"
+    real.parent.mkdir()
+    real.write_bytes(b"")
+    (tmp_path / "link.mle").symlink_to(real)
+    (tmp_path / "linked-folder").symlink_to(real.parent)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "up").symlink_to(tmp_path / "models")
+    beside = real.parent.resolve() / SIBLING_DIR
+    for path in (
+        real,
+        tmp_path / "link.mle",
+        tmp_path / "linked-folder" / "m.mle",
+        tmp_path / "elsewhere" / "up" / ".." / "models" / "m.mle",  # ".." of the link's target: tmp_path
+    ):
+        first = cache_dirs(path, None)[0]
+        assert first.resolve() == beside, path
+    monkeypatch.chdir(real.parent)
+    assert cache_dirs(Path("m.mle"), None)[0].resolve() == beside
+    assert cache_dirs(real, tmp_path / "mine") == [tmp_path / "mine"]
