@@ -3,6 +3,8 @@ at trace time; nothing interprets it at run time."""
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,6 +14,8 @@ import numpy as np
 from mle_runtime.errors import FormatError, UnsupportedOpError
 from mle_runtime.graph import Graph
 from mle_runtime.ops import get_op
+
+log = logging.getLogger("mle_runtime.lowering")
 
 GraphFn = Callable[[dict[str, jax.Array], Sequence[jax.Array]], tuple[jax.Array, ...]]
 
@@ -113,3 +117,95 @@ def flush_safe_thresholds(t: np.ndarray) -> np.ndarray:
         t = t.copy()
         t[subnormal] = -tiny
     return t
+
+
+# Which of XLA's CPU operations go to the YNNPACK library (JAX 0.10 sends dots, convolutions and
+# reductions, a reduction's fusion taking in the operations that feed it), chosen per program by rules
+# measured on XLA CPU (2 Zen 4 cores, side by side, the benchmarks' models). The option holds for a whole
+# program. A program with convolutions keeps them, and its reductions, from YNNPACK: XLA's own ran the
+# ResNet-style CNN 1.6-1.8x faster at 64 and 1,024 images (keeping the reductions in YNNPACK, whose fusion
+# took in the last convolutions, 1.15-1.26x). Any other keeps its reductions in YNNPACK, for accuracy:
+# XLA's summed a RadiusNeighborsRegressor's weighted neighbours in float32 to 1.8e-3 of the answer's
+# scale, YNNPACK's to 3e-7. Dots go to YNNPACK unless most of the program's multiply-adds are in dots of
+# at least LARGE_DOT_ROWS rows and LARGE_DOT_COLUMNS columns and under a tenth in narrower ones: XLA's
+# were 1.16-1.19x faster for MLPClassifier (256, 256) at 1,000 and 100,000 rows, 1.14-1.23x for a
+# 784-512-512-10 MLP at 1,024, 1.05-1.20x for a Transformer encoder at 64 and 1,024 sequences (4,096+
+# token rows a dot), 1.20-1.27x for KNeighbors' distance blocks, even for SVC's kernel; YNNPACK's were
+# 1.3-1.5x faster for that Transformer at one sequence (64 token rows), 1.1x for the MLP at 64 rows,
+# 1.2-1.4x for LogisticRegression's (1,024 x 100) @ (100 x 10). Narrow dots keep YNNPACK for accuracy
+# too: XLA's summed a (1,000 x 728) @ (728 x 6) SVC decision 2.3x further from float64 (2.6e-5 against
+# 1.1e-5), past the 1e-5 of probabilities.
+YNN_OPTION = "xla_cpu_experimental_ynn_fusion_type"
+YNN_DOTS, YNN_REDUCTIONS = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT", "LIBRARY_FUSION_TYPE_REDUCE"
+LARGE_DOT_ROWS = 1024
+LARGE_DOT_COLUMNS = 32
+_options_refused: list[str] = []  # (a JAX whose XLA names these options otherwise: its defaults from then on)
+
+
+def compile_program(fn: Callable[..., Any], args: Sequence[Any], platform: str, **jit_options: Any) -> Any:
+    """``jax.jit(fn, **jit_options)`` compiled for ``args``, with this runtime's XLA options for the platform."""
+    traced = jax.jit(fn, **jit_options).trace(*args)
+    lowered = traced.lower()
+    if platform != "cpu" or _options_refused:
+        return lowered.compile()
+    options = {YNN_OPTION: ynn_fusions(traced.jaxpr.jaxpr)}
+    try:
+        return lowered.compile(options)
+    except jax.errors.JaxRuntimeError as e:
+        if "option" not in str(e) and "enum" not in str(e):
+            raise
+        _options_refused.append(str(e))
+        log.info("this XLA refuses %s (%s); compiling with its defaults", options, e)
+        return lowered.compile()
+
+
+def ynn_fusions(jaxpr: Any) -> str:
+    """The value of YNN_OPTION for a CPU program (see above)."""
+    large, narrow, total, convolutions = _work(jaxpr)
+    kinds = [] if total and large * 2 >= total and narrow * 10 < total else [YNN_DOTS]
+    if not convolutions:
+        kinds.append(YNN_REDUCTIONS)
+    log.debug(
+        "YNNPACK for %s: %d dot multiply-adds, %d in large and %d in narrow dots, %d convolutions",
+        kinds,
+        total,
+        large,
+        narrow,
+        convolutions,
+    )
+    return ",".join(kinds)
+
+
+def _work(jaxpr: Any) -> tuple[int, int, int, int]:
+    """Multiply-adds in the program's large dots, in its narrow ones (see LARGE_DOT_ROWS) and in all of
+    them, and its number of convolutions; a scan's body counts once per step."""
+    large = narrow = total = convolutions = 0
+    for eqn in jaxpr.eqns:
+        convolutions += eqn.primitive.name == "conv_general_dilated"
+        if eqn.primitive.name == "dot_general":
+            (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = eqn.params["dimension_numbers"]
+            lhs, rhs = eqn.invars[0].aval.shape, eqn.invars[1].aval.shape
+            rows = math.prod(d for i, d in enumerate(lhs) if i not in lhs_contract and i not in lhs_batch)
+            columns = math.prod(d for i, d in enumerate(rhs) if i not in rhs_contract and i not in rhs_batch)
+            work = rows * columns * math.prod(lhs[i] for i in (*lhs_contract, *lhs_batch))
+            total += work
+            if columns < LARGE_DOT_COLUMNS:
+                narrow += work
+            elif rows >= LARGE_DOT_ROWS:
+                large += work
+        steps = eqn.params.get("length", 1) if eqn.primitive.name == "scan" else 1
+        for sub in _subjaxprs(eqn.params.values()):
+            sub_large, sub_narrow, sub_total, sub_convolutions = _work(sub)
+            large, narrow, total = large + sub_large * steps, narrow + sub_narrow * steps, total + sub_total * steps
+            convolutions += sub_convolutions
+    return large, narrow, total, convolutions
+
+
+def _subjaxprs(values: Any) -> Any:
+    for v in values:
+        if hasattr(v, "eqns"):
+            yield v
+        elif hasattr(getattr(v, "jaxpr", None), "eqns"):
+            yield v.jaxpr
+        elif isinstance(v, (tuple, list)):
+            yield from _subjaxprs(v)

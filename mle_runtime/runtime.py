@@ -30,7 +30,7 @@ from mle_runtime.devices import inline_cpu_device, resolve_device, resolve_devic
 from mle_runtime.errors import FormatError, InputError
 from mle_runtime.graph import Graph, structure_hash
 from mle_runtime.inputs import Lookup, as_input_list, check_finite, coerce_input, one_column
-from mle_runtime.lowering import build_function, round_down_tensors
+from mle_runtime.lowering import build_function, compile_program, round_down_tensors
 from mle_runtime.metadata import decode_classes, decode_output_classes, decode_string_columns, model_info
 from mle_runtime.ops import lowering_for
 from mle_runtime.reader import MleFile, read_mle
@@ -286,7 +286,7 @@ class MLERuntime:
             self.stats["cache_hits"] += 1
         else:
             with lowering_for(self._jax_device.platform):
-                compiled = jax.jit(self._fn).lower(params, avals).compile()
+                compiled = compile_program(self._fn, (params, avals), device.platform)
             self.stats["compiles"] += 1
             payload = serialize_compiled(compiled)
             if payload is not None:
@@ -301,7 +301,7 @@ class MLERuntime:
         rows = jax.sharding.NamedSharding(self._mesh, jax.sharding.PartitionSpec("batch"))
         avals = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rows) for a in arrays)
         with lowering_for(self._jax_device.platform):
-            compiled = jax.jit(self._fn, out_shardings=rows).lower(self._params, avals).compile()
+            compiled = compile_program(self._fn, (self._params, avals), self._jax_device.platform, out_shardings=rows)
         self.stats["compiles"] += 1
         self._executables[signature] = compiled
         return compiled

@@ -20,7 +20,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import mle_runtime as mle
-from mle_runtime import buckets, devices
+from mle_runtime import buckets, devices, lowering
 from mle_runtime.runtime import precision_scope
 
 
@@ -131,6 +131,43 @@ def test_network_chunks_keep_the_largest_activation_in_the_budget() -> None:
     assert buckets.cpu_chunk(8192, 4) == 8192  # never more than the bucket limit
     for malformed in (None, 0, -5, True, "64", 1.5):
         assert buckets.cpu_chunk(8192, malformed) == 8192
+
+
+def _ynn_in(compiled: Any) -> bool:
+    return "__ynn_fusion" in compiled.as_text()
+
+
+def test_cpu_programs_send_only_small_dots_to_ynnpack() -> None:
+    """XLA's own dots for programs whose work is in large dots, its own convolutions and reductions always
+    (lowering.compile_program); the same answers either way."""
+    rng = np.random.default_rng(0)
+    w = jnp.asarray(rng.normal(size=(64, 64)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(8, 4, 3, 3)), jnp.float32)
+
+    def dense(a: jax.Array, w: jax.Array) -> jax.Array:
+        return jnp.tanh(a @ w)
+
+    def scanned(a: jax.Array, w: jax.Array) -> jax.Array:  # the large dot inside a scan's body
+        return jax.lax.scan(lambda c, x: (c, dense(x, w)), 0.0, a.reshape(2, -1, a.shape[1]))[1].reshape(a.shape)
+
+    def conv(x: jax.Array, k: jax.Array) -> jax.Array:
+        return jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=("NCHW", "OIHW", "NCHW")).sum()
+
+    small, large = (jnp.asarray(rng.normal(size=(n, 64)), jnp.float32) for n in (16, 4096))
+    images = jnp.asarray(rng.normal(size=(2, 4, 16, 16)), jnp.float32)
+    programs = {
+        "small": lowering.compile_program(dense, (small, w), "cpu"),
+        "large": lowering.compile_program(dense, (large, w), "cpu"),
+        "scanned": lowering.compile_program(scanned, (large, w), "cpu"),
+        "conv": lowering.compile_program(conv, (images, kernel), "cpu"),
+    }
+    if not lowering._options_refused:  # (a JAX whose XLA names the options otherwise compiles with its defaults)
+        assert _ynn_in(programs["small"])
+        assert not _ynn_in(programs["large"]) and not _ynn_in(programs["scanned"]) and not _ynn_in(programs["conv"])
+    np.testing.assert_allclose(programs["small"](small, w), np.tanh(np.asarray(small) @ np.asarray(w)), atol=1e-5)
+    np.testing.assert_allclose(programs["large"](large, w), np.tanh(np.asarray(large) @ np.asarray(w)), atol=1e-5)
+    np.testing.assert_allclose(programs["scanned"](large, w), programs["large"](large, w), atol=1e-6)
+    np.testing.assert_allclose(programs["conv"](images, kernel), jax.jit(conv)(images, kernel), rtol=1e-5)
 
 
 def test_inputs_of_many_kinds(classifier) -> None:
