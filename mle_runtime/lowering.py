@@ -152,7 +152,7 @@ def compile_program(fn: Callable[..., Any], args: Sequence[Any], platform: str, 
     try:
         return lowered.compile(options)
     except jax.errors.JaxRuntimeError as e:
-        if "option" not in str(e) and "enum" not in str(e):
+        if YNN_OPTION not in str(e):  # ("No such compile option: ...", "While setting option ...")
             raise
         _options_refused.append(str(e))
         log.info("this XLA refuses %s (%s); compiling with its defaults", options, e)

@@ -170,6 +170,15 @@ def test_cpu_programs_send_only_small_dots_to_ynnpack() -> None:
     np.testing.assert_allclose(programs["conv"](images, kernel), jax.jit(conv)(images, kernel), rtol=1e-5)
 
 
+def test_an_xla_that_refuses_the_option_compiles_with_its_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lowering, "YNN_DOTS", "LIBRARY_FUSION_TYPE_NO_SUCH_KIND")
+    monkeypatch.setattr(lowering, "_options_refused", [])
+    a = jnp.arange(12.0, dtype=jnp.float32).reshape(3, 4)
+    compiled = lowering.compile_program(lambda x: x @ x.T, (a,), "cpu")
+    np.testing.assert_array_equal(compiled(a), np.asarray(a) @ np.asarray(a).T)
+    assert len(lowering._options_refused) == 1 and lowering.YNN_OPTION in lowering._options_refused[0]
+
+
 def test_inputs_of_many_kinds(classifier) -> None:
     model, path, X = classifier
     runtime = mle.load_model(path)
