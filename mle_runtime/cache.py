@@ -41,7 +41,11 @@ def _xdg_path(value: str | None, home: str | None, default: str) -> str:
 
 
 def user_cache_dir() -> Path:
-    return Path(_xdg("XDG_CACHE_HOME", ".cache"))
+    return Path(_user_cache_folder())
+
+
+def _user_cache_folder() -> str:
+    return _xdg("XDG_CACHE_HOME", ".cache")
 
 
 _keys: dict[str, bytes | None] = {}
@@ -88,7 +92,7 @@ def cache_folders(model_path: str | os.PathLike[str], cache_dir: str | os.PathLi
         return [os.fspath(cache_dir)]
     if os.environ.get("MLE_CACHE_DIR"):
         return [os.environ["MLE_CACHE_DIR"]]
-    return [os.path.join(_folder_of(os.fspath(model_path)), SIBLING_DIR), _xdg("XDG_CACHE_HOME", ".cache")]
+    return [os.path.join(_folder_of(os.fspath(model_path)), SIBLING_DIR), _user_cache_folder()]
 
 
 def _folder_of(path: str) -> str:
@@ -182,7 +186,7 @@ def deserialize_compiled(payload: bytes, in_tree: Any, out_tree: Any, device: An
 
 def verified_dir() -> str:
     """Records of verified model files (``mle_runtime.verified``)."""
-    return os.path.join(_xdg("XDG_CACHE_HOME", ".cache"), "verified")
+    return os.path.join(_user_cache_folder(), "verified")
 
 
 _fingerprint: list[str] = []

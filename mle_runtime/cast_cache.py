@@ -146,8 +146,9 @@ def _store(
 ) -> bool:
     """Keep the cast copy in the first folder that takes it, only for a model file whose identity would
     show a later change. Best effort."""
-    settled = verified.is_settled(mf.stat)
-    if not paths or not (settled or verified.is_verified(mf.stat, mf.header.header_crc, mf.version_token)):
+    if not paths:
+        return False
+    if not (verified.is_settled(mf.stat) or verified.is_verified(mf.stat, mf.header.header_crc, mf.version_token)):
         return False
     chunks: list[bytes | memoryview] = [header]
     for a, (offset, _), end in zip(arrays, layout, [o for o, _ in layout[1:]] + [size], strict=True):

@@ -13,7 +13,7 @@ import numpy as np
 
 from mle_runtime.errors import FormatError, UnsupportedOpError
 from mle_runtime.graph import Graph
-from mle_runtime.ops import get_op
+from mle_runtime.ops import get_op, lowering_for
 
 log = logging.getLogger("mle_runtime.lowering")
 
@@ -143,9 +143,11 @@ _options_refused: list[str] = []  # (a JAX whose XLA names these options otherwi
 
 
 def compile_program(fn: Callable[..., Any], args: Sequence[Any], platform: str, **jit_options: Any) -> Any:
-    """``jax.jit(fn, **jit_options)`` compiled for ``args``, with this runtime's XLA options for the platform."""
-    traced = jax.jit(fn, **jit_options).trace(*args)
-    lowered = traced.lower()
+    """``jax.jit(fn, **jit_options)`` traced for the platform (``lowering_for``) and compiled for ``args``,
+    with this runtime's XLA options for the platform."""
+    with lowering_for(platform):
+        traced = jax.jit(fn, **jit_options).trace(*args)
+        lowered = traced.lower()
     if platform != "cpu" or _options_refused:
         return lowered.compile()
     options = {YNN_OPTION: ynn_fusions(traced.jaxpr.jaxpr)}

@@ -22,7 +22,6 @@ from mle_runtime import buckets
 from mle_runtime.graph import Graph
 from mle_runtime.inputs import as_input_list, check_finite, coerce_input, one_column
 from mle_runtime.lowering import build_function, compile_program
-from mle_runtime.ops import lowering_for
 from mle_runtime.ops.trees import LEAF
 from mle_runtime.runtime import MLERuntime, load_model
 
@@ -174,8 +173,7 @@ class ModelStack:
             def program(params: dict[str, jax.Array], inputs: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
                 return jax.vmap(graph_fn, in_axes=(0, axes))(params, inputs)  # type: ignore[no-any-return]
 
-            with lowering_for(self._device.platform):
-                compiled = compile_program(program, (self._params, tuple(padded)), self._device.platform)
+            compiled = compile_program(program, (self._params, tuple(padded)), self._device.platform)
             self._compiled[key] = compiled
         running = list(compiled(self._params, tuple(padded)))
         allow_nan = self._template._allow_nan

@@ -32,7 +32,6 @@ from mle_runtime.graph import Graph, structure_hash
 from mle_runtime.inputs import Lookup, as_input_list, check_finite, coerce_input, one_column
 from mle_runtime.lowering import build_function, compile_program, round_down_tensors
 from mle_runtime.metadata import decode_classes, decode_output_classes, decode_string_columns, model_info
-from mle_runtime.ops import lowering_for
 from mle_runtime.reader import MleFile, read_mle
 from mle_runtime.text import TextColumn, decode_text_features
 from mle_runtime.writer import canonical_json
@@ -285,8 +284,7 @@ class MLERuntime:
         if compiled is not None:
             self.stats["cache_hits"] += 1
         else:
-            with lowering_for(self._jax_device.platform):
-                compiled = compile_program(self._fn, (params, avals), device.platform)
+            compiled = compile_program(self._fn, (params, avals), device.platform)
             self.stats["compiles"] += 1
             payload = serialize_compiled(compiled)
             if payload is not None:
@@ -300,8 +298,7 @@ class MLERuntime:
         assert self._mesh is not None
         rows = jax.sharding.NamedSharding(self._mesh, jax.sharding.PartitionSpec("batch"))
         avals = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rows) for a in arrays)
-        with lowering_for(self._jax_device.platform):
-            compiled = compile_program(self._fn, (self._params, avals), self._jax_device.platform, out_shardings=rows)
+        compiled = compile_program(self._fn, (self._params, avals), self._jax_device.platform, out_shardings=rows)
         self.stats["compiles"] += 1
         self._executables[signature] = compiled
         return compiled
