@@ -9,7 +9,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -59,10 +58,10 @@ def precision_scope(precision: str) -> contextlib.AbstractContextManager[None]:
 
 def place(host: np.ndarray, sharding: jax.sharding.Sharding) -> jax.Array:
     """``host`` on the sharding's devices. On CPU an aligned read-only array is shared, not copied (the
-    mmap'd weights). The same as ``jax.device_put`` at a fraction of its cost per array, which a load pays
-    for every parameter (JAX 0.10: ~29 us; ``make_array_from_callback`` ~12 us, and in a load ~40, where
-    its checks meet cold caches; JAX's internal ``batched_device_put``, which both end in, ~5 us: a 2-tensor
-    model loaded in 180 instead of 225 us). That internal is used for one device and a dtype JAX keeps
+    mmap'd weights). The same as ``jax.device_put`` at a fraction of its cost per array, which is paid for
+    every parameter (JAX 0.10: ~29 us; ``make_array_from_callback`` ~12 us, and in a load ~40, where
+    its checks meet cold caches; JAX's internal ``batched_device_put``, which both end in, ~5 us alone and
+    ~35 us in a load). That internal is used for one device and a dtype JAX keeps
     as it is; where it is missing or refuses, the public call."""
     if _internal_place and isinstance(sharding, jax.sharding.SingleDeviceSharding):
         core, dtypes, batched_device_put = _internal_place
@@ -74,6 +73,11 @@ def place(host: np.ndarray, sharding: jax.sharding.Sharding) -> jax.Array:
             log.info("placing parameters through make_array_from_callback (%s)", e)
             _internal_place.clear()
     return jax.make_array_from_callback(host.shape, sharding, lambda _index: host)
+
+
+def _placed(host: dict[str, np.ndarray], sharding: jax.sharding.Sharding, precision: str) -> dict[str, jax.Array]:
+    with precision_scope(precision):
+        return {n: place(a, sharding) for n, a in host.items()}
 
 
 def _jax_internal_place() -> list[Any]:
@@ -107,7 +111,8 @@ class MLERuntime:
 
     # -- loading ---------------------------------------------------------------------------------
     def load_model(self, path: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any]:
-        """Load an .mle file: validate it, put its parameters on the device, build the function.
+        """Load an .mle file: validate it, build the function, put its parameters on the device (on a CPU
+        device when a run first needs them: there placing only wraps the mapped memory).
 
         Keyword options: ``device``, ``precision`` ("float32" or "float64"), ``cache`` (bool),
         ``cache_dir``, ``verify_checksums`` (default True: every tensor's CRC-32, once per version of a file over
@@ -173,8 +178,12 @@ class MLERuntime:
             placement: jax.sharding.Sharding = jax.sharding.SingleDeviceSharding(jax_device)
         else:  # replicated on every device of a data-parallel mesh
             placement = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-        with precision_scope(precision):
-            params = {n: place(a, placement) for n, a in zip(names, host, strict=True)}
+        host_params = dict(zip(names, host, strict=True))
+        # On one CPU device, placing a parameter only wraps its mapped memory, yet JAX's bookkeeping for it
+        # costs ~35 us per array in a load (its code is cold by then: a quarter of a 12.8 MB PCA's load). So it
+        # waits for first use (``_params``), and a batch run on the inline client never needs it. On other
+        # devices placing is the transfer of the weights, and its failure (out of memory) belongs to the load.
+        placed = None if jax_device.platform == "cpu" and mesh is None else _placed(host_params, placement, precision)
         classes, output_classes = decode_classes(mf.metadata), decode_output_classes(mf.metadata)
         # the host-side steps: string vocabularies, and text analysers whose counts widen the graph input
         strings: dict[int, Lookup] = {
@@ -183,14 +192,14 @@ class MLERuntime:
         }
         self.device, self.precision, self.cache, self.cache_dir = device, precision, cache, cache_dir
         self._jax_device, self._classes, self._output_classes = jax_device, classes, output_classes
-        self._file, self._graph, self._fn, self._params = mf, graph, fn, params
+        self._file, self._graph, self._fn = mf, graph, fn
+        self._host_params, self._placement, self._placed = host_params, placement, placed
         self._parameters_how = parameters_how
         self._narrowing_plan: dict[int, narrowing.SplitNarrowing] | None = None  # planned on first float64 input
         self._mesh = mesh
         # Batches of one chunk run on the runtime's synchronous CPU client (devices.inline_cpu_device), with
         # the parameters placed there too on the first such batch; as_jax() and chunked batches keep JAX's.
         self._inline_device = inline_cpu_device() if jax_device.platform == "cpu" and mesh is None else None
-        self._host_params = dict(zip(names, host, strict=True)) if self._inline_device is not None else {}
         self._inline_params: dict[str, jax.Array] | None = None
         self._inline_rows = INLINE_WORK_BYTES // max(1, sum(a.nbytes for a in host))
         self._signer = signing.fingerprint(public_key) if public_key is not None else None
@@ -224,6 +233,13 @@ class MLERuntime:
             self._narrowing_plan = narrowing.plan(self._graph, mf.tensors) if self.precision == "float32" else {}
         return self._narrowing_plan
 
+    @property
+    def _params(self) -> dict[str, jax.Array]:
+        """The parameters on the runtime's device (JAX's client), placed on first use on one CPU device."""
+        if self._placed is None:
+            self._placed = _placed(self._host_params, self._placement, self.precision)
+        return self._placed
+
     def _require(self) -> MleFile:
         if self._file is None:
             raise RuntimeError("no model loaded; call load_model(path) first")
@@ -234,9 +250,11 @@ class MLERuntime:
         if self._cache_state is None:
             mf = self._require()
             dirs = cache_dirs(mf.path, self.cache_dir) if self.cache else []
-            structure = structure_hash(
-                canonical_json(mf.graph), [(n, str(a.dtype), a.shape) for n, a in self._params.items()]
-            )
+            with self._scope():  # (the dtypes the parameters have once placed: JAX's under this precision)
+                signature = [
+                    (n, str(jax.dtypes.canonicalize_dtype(a.dtype)), a.shape) for n, a in self._host_params.items()
+                ]
+            structure = structure_hash(canonical_json(mf.graph), signature)
             self._cache_state = (ExecutableCache(dirs), structure)
         return self._cache_state
 
@@ -248,7 +266,7 @@ class MLERuntime:
             return self._jax_device, self._params
         if self._inline_params is None:
             sharding = jax.sharding.SingleDeviceSharding(self._inline_device)
-            self._inline_params = {n: place(a, sharding) for n, a in self._host_params.items()}
+            self._inline_params = _placed(self._host_params, sharding, self.precision)
         return self._inline_device, self._inline_params
 
     def _executable(self, arrays: list[np.ndarray], device: Any, params: dict[str, jax.Array]) -> Any:
@@ -558,7 +576,7 @@ def _jaxlib_version() -> str:
 def load_model(path: str | os.PathLike[str], device: str = "cpu", **kwargs: Any) -> MLERuntime:
     """Load an .mle model and return a ready runtime (compilation happens on first run)."""
     runtime = MLERuntime(device=device)
-    runtime._load(Path(path), **kwargs)
+    runtime._load(path, **kwargs)
     return runtime
 
 

@@ -92,8 +92,13 @@ def test_uncompressed_tensors_are_zero_copy_views() -> None:
 def test_missing_path_is_file_not_found(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no such model file"):
         mle.load_model(tmp_path / "absent.mle")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="it is a directory"):
         mle.inspect_model(tmp_path)
+    with pytest.raises(FileNotFoundError, match="it is a directory"):
+        mle.load_model(tmp_path)
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="no such model file"):  # a file where a folder should be
+        mle.load_model(tmp_path / "file" / "model.mle")
 
 
 def write_bytes(tmp_path: Path, data: bytes) -> Path:

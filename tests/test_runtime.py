@@ -90,6 +90,20 @@ def test_parameters_share_the_mapped_file_on_cpu(tmp_path: Path) -> None:
             assert array.unsafe_buffer_pointer() == mapped[name].ctypes.data, name
 
 
+def test_parameters_are_placed_on_the_cpu_client_a_run_first_uses(tmp_path: Path) -> None:
+    X, y = make_regression(300, 40, random_state=3)
+    model = Ridge().fit(X, y)
+    mle.export_model(model, tmp_path / "r.mle")
+    runtime = mle.load_model(tmp_path / "r.mle")
+    assert runtime._placed is None and runtime._inline_params is None  # the load placed nothing
+    np.testing.assert_allclose(runtime.predict(X[:5]), model.predict(X[:5]), rtol=1e-5, atol=1e-4)
+    assert runtime._inline_params is not None and runtime._placed is None  # a light batch: the inline client's
+    fn, params = runtime.as_jax()  # JAX's own client, placed now
+    assert runtime._placed is not None and params.keys() == runtime._placed.keys()
+    (out,) = fn(params, X[:5].astype(np.float32)).values()
+    np.testing.assert_allclose(np.asarray(out).ravel(), model.predict(X[:5]), rtol=1e-5, atol=1e-4)
+
+
 def test_batches_of_one_chunk_run_on_the_runtimes_synchronous_cpu_client(tmp_path: Path) -> None:
     X, y = make_regression(300, 8, random_state=4)
     model = Ridge().fit(X, y)
