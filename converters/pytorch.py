@@ -280,6 +280,12 @@ class _Lowering:
             # product instead, so that the repeated copies are never made
             names[node.name] = b.op("aten.matmul", inputs[0], self.broadcast_of[inputs[1]])
             return
+        if name == "aten.convolution" and not attrs.get("transposed") and inputs[1] in b.tensors:
+            # the kernel stored spatial axes first, as XLA's CPU convolutions read it: in PyTorch's layout
+            # every call began by transposing it (a ResNet-style CNN at one image: 1.44 ms instead of 1.67)
+            kernel = b.tensors[inputs[1]]
+            inputs[1] = b.const(f"{inputs[1]}_spatial_first", np.moveaxis(kernel, (0, 1), (-1, -2)))
+            attrs["kernel_spatial_first"] = True
         names[node.name] = b.op(name, *inputs, **attrs)
         repeated = _repeated_parameter(b, self.broadcast_of, name, inputs, attrs, node)
         if repeated is not None:

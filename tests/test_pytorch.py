@@ -222,6 +222,29 @@ def test_matches_the_eval_forward(name: str, tmp_path: Path) -> None:
         assert err <= 1e-5, f"{name} at batch {n}: error {err:.3g} of the output's magnitude"
 
 
+@pytest.mark.parametrize(
+    "conv, shape",
+    [
+        (nn.Conv1d(4, 6, 5, stride=2, padding=2), (1, 4, 30)),
+        (nn.Conv2d(6, 12, 3, padding=1, groups=3, dilation=2), (1, 6, 11, 13)),
+        (nn.Conv3d(2, 4, (3, 1, 2)), (1, 2, 5, 6, 7)),
+    ],
+)
+def test_convolution_kernels_are_stored_spatial_axes_first(
+    conv: nn.Module, shape: tuple[int, ...], tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    conv = conv.eval()
+    mle.export_model(conv, tmp_path / "c.mle", input_shape=shape)
+    runtime = mle.load_model(tmp_path / "c.mle")
+    (kernel,) = [a for a in runtime._require().tensors.values() if a.ndim == conv.weight.ndim]
+    np.testing.assert_array_equal(kernel, np.moveaxis(conv.weight.detach().numpy(), (0, 1), (-1, -2)))
+    x = torch.randn(5, *shape[1:])
+    with torch.no_grad():
+        want = conv(x).numpy()
+    np.testing.assert_allclose(runtime.predict(x.numpy()), want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
 def test_a_float64_network_matches_in_float64_mode(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = _randomize_statistics(ResNet()).double()

@@ -605,10 +605,18 @@ def convolution(
     transposed: bool,
     output_padding: list[int],
     groups: int,
+    kernel_spatial_first: bool = False,
 ) -> jax.Array:
-    """Convolution (1-, 2- or 3-D, grouped, dilated) or transposed convolution, PyTorch's weight layouts."""
+    """Convolution (1-, 2- or 3-D, grouped, dilated) or transposed convolution, PyTorch's weight layouts;
+    ``kernel_spatial_first``: the weight of a (not transposed) convolution is stored (k..., in, out), the
+    layout XLA's CPU convolutions read, which spares every call a transpose of it."""
     spatial = x.ndim - 2
     numbers = _spatial_numbers(x.ndim)
+    if kernel_spatial_first:
+        if transposed:
+            raise ValueError("kernel_spatial_first applies to a convolution that is not transposed")
+        letters = numbers[0][2:]
+        numbers = (numbers[0], f"{letters}IO", numbers[2])
     if not transposed:
         y = jax.lax.conv_general_dilated(
             x,
