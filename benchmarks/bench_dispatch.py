@@ -3,7 +3,8 @@
     python3 benchmarks/bench_dispatch.py [--quick]
 
 A batch of one chunk runs on the runtime's own synchronous CPU client (``devices.inline_cpu_device``)
-when its rows times the model's parameter bytes stay within ``runtime.INLINE_WORK_BYTES``; anything else
+when its rows times the model's parameter bytes stay within ``runtime.INLINE_WORK_BYTES`` or its rows within
+``runtime.INLINE_ROWS``; anything else
 on JAX's client, which hands each call to a worker thread. This measures both ways for the same model
 and batch, side by side in one process (runtimes of one file, one kept on the synchronous client for
 every batch of one chunk, one off it), so that the rule can be checked on other machines: where it says
@@ -31,9 +32,9 @@ from sklearn.neural_network import MLPClassifier
 
 import mle_runtime as mle
 from mle_runtime import buckets
-from mle_runtime.runtime import INLINE_WORK_BYTES
+from mle_runtime.runtime import INLINE_ROWS, INLINE_WORK_BYTES
 
-BATCHES = (1, 8, 64, 1_000, 2_048, 4_096)
+BATCHES = (1, 8, 64, 128, 256, 1_000, 2_048, 4_096)
 
 
 def models(quick: bool) -> list[tuple[str, Any, np.ndarray]]:
@@ -98,7 +99,7 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"# Small batches on the CPU: synchronous client against JAX's dispatch ({meta['date']}, {meta['machine']})",
         "",
         f"Microseconds a `run` call, both ways, timed in turns; `rule` is where the runtime sends the batch "
-        f"(inline while rows x parameter bytes <= {INLINE_WORK_BYTES:,}).",
+        f"(inline while rows x parameter bytes <= {INLINE_WORK_BYTES:,} or rows <= {INLINE_ROWS}).",
         "",
         "| model | rows | inline | JAX's client | JAX / inline | rule |",
         "|---|---|---|---|---|---|",
@@ -124,6 +125,7 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "inline_work_bytes": INLINE_WORK_BYTES,
+        "inline_rows": INLINE_ROWS,
     }
     text = markdown(results, meta)
     save_results("dispatch", meta, results, text)

@@ -49,6 +49,11 @@ TEXT_BLOCK_ROWS = 8192
 # ones lose, the dispatched program running independent steps side by side (500 LightGBM trees at 1,000
 # rows: 0.72-0.92x inline; an MLP's or XGBoost's at 1,000 rows: even).
 INLINE_WORK_BYTES = 4 << 20
+# ... and so does a batch of up to this many rows, whatever its work: at 64 rows the inline client was the
+# faster or even for every model measured (benchmarks/bench_dispatch.py, two runs: an MLP (256, 256) 1.31x
+# and 1.20x, 500 LightGBM trees 1.26x and 0.97x, 500 XGBoost trees of depth 8 0.90x and 1.02x; a
+# 784-512-512 torch MLP 1.2x), at 128 rows no longer (LightGBM 0.90x).
+INLINE_ROWS = 64
 
 
 def precision_scope(precision: str) -> contextlib.AbstractContextManager[None]:
@@ -201,7 +206,7 @@ class MLERuntime:
         # the parameters placed there too on the first such batch; as_jax() and chunked batches keep JAX's.
         self._inline_device = inline_cpu_device() if jax_device.platform == "cpu" and mesh is None else None
         self._inline_params: dict[str, jax.Array] | None = None
-        self._inline_rows = INLINE_WORK_BYTES // max(1, sum(a.nbytes for a in host))
+        self._inline_rows = max(INLINE_ROWS, INLINE_WORK_BYTES // max(1, sum(a.nbytes for a in host)))
         self._signer = signing.fingerprint(public_key) if public_key is not None else None
         self._scope = functools.partial(precision_scope, precision)
         self._feature_names = mf.metadata.get("feature_names")

@@ -21,7 +21,7 @@ from sklearn.preprocessing import StandardScaler
 
 import mle_runtime as mle
 from mle_runtime import buckets, devices, lowering
-from mle_runtime.runtime import precision_scope
+from mle_runtime.runtime import INLINE_ROWS, INLINE_WORK_BYTES, precision_scope
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +129,25 @@ def test_batches_of_one_chunk_run_on_the_runtimes_synchronous_cpu_client(tmp_pat
     assert clients == {2: inline.client, 8: shared.client}, clients
     _, params = runtime.as_jax()  # as_jax's parameters stay on JAX's own device
     assert all(a.devices() == {shared} for a in params.values())
+
+
+def test_a_batch_of_up_to_64_rows_runs_inline_whatever_the_models_size(tmp_path: Path) -> None:
+    X, y = make_classification(400, 1000, n_informative=40, n_classes=20, random_state=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = LogisticRegression(max_iter=30).fit(X, y)
+    mle.export_model(model, tmp_path / "lr.mle")
+    runtime = mle.load_model(tmp_path / "lr.mle", cache=False)
+    parameter_bytes = sum(a.nbytes for a in runtime._host_params.values())  # 1,000 x 20 float32 weights
+    assert 64 * parameter_bytes > INLINE_WORK_BYTES  # the work alone would send 64 rows to JAX's client
+    assert runtime._inline_rows == INLINE_ROWS == 64
+    for n in (64, 65):
+        np.testing.assert_allclose(runtime.predict_proba(X[:n]), model.predict_proba(X[:n]), rtol=1e-4, atol=1e-5)
+    clients = {
+        signature[0][0][0]: next(iter(c.input_shardings[0][0].values())).device_set
+        for signature, c in runtime._executables.items()
+    }
+    assert clients == {64: {devices.inline_cpu_device()}, 128: {jax.devices("cpu")[0]}}, clients
 
 
 def test_the_synchronous_cpu_client_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
