@@ -207,6 +207,7 @@ class _Lowering:
         self.split_of: dict[str, tuple[str, str, Any]] = {}
         self.first_of: dict[str, str] = {}
         self.broadcast_of: dict[str, str] = {}  # tensor -> the 2-D parameter it repeats over a leading axis
+        self.spatial_first: dict[str, str] = {}  # convolution kernel -> its copy stored spatial axes first
         self.batch = _Batch()
         self.missing: list[str] = []
         self._absent: str | None = None
@@ -283,8 +284,11 @@ class _Lowering:
         if name == "aten.convolution" and not attrs.get("transposed") and inputs[1] in b.tensors:
             # the kernel stored spatial axes first, as XLA's CPU convolutions read it: in PyTorch's layout
             # every call began by transposing it (a ResNet-style CNN at one image: 1.44 ms instead of 1.67)
-            kernel = b.tensors[inputs[1]]
-            inputs[1] = b.const(f"{inputs[1]}_spatial_first", np.moveaxis(kernel, (0, 1), (-1, -2)))
+            kernel = inputs[1]
+            if kernel not in self.spatial_first:  # (a kernel two convolutions share is stored once)
+                moved = np.moveaxis(b.tensors[kernel], (0, 1), (-1, -2))
+                self.spatial_first[kernel] = b.const(f"{kernel}_spatial_first", moved)
+            inputs[1] = self.spatial_first[kernel]
             attrs["kernel_spatial_first"] = True
         names[node.name] = b.op(name, *inputs, **attrs)
         repeated = _repeated_parameter(b, self.broadcast_of, name, inputs, attrs, node)

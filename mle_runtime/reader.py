@@ -295,13 +295,16 @@ def _open(path: str | os.PathLike[str]) -> tuple[Path, int, os.stat_result]:
     it. A plain descriptor: a Python file object costs two more system calls and ~5 us on every load."""
     p = path if isinstance(path, Path) else Path(path)
     try:
-        fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_BINARY", 0))  # (not inherited by children: PEP 446)
     except (FileNotFoundError, NotADirectoryError):
         raise FileNotFoundError(f"no such model file: {p}") from None
-    st = os.fstat(fd)
-    if stat.S_ISDIR(st.st_mode):
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise FileNotFoundError(f"no such model file: {p} (it is a directory)")
+    except BaseException:
         os.close(fd)
-        raise FileNotFoundError(f"no such model file: {p} (it is a directory)")
+        raise
     return p, fd, st
 
 
@@ -473,12 +476,14 @@ def read_verified(path: str | os.PathLike[str], public_key: Any) -> MleFile:
 def _read_signed(p: Path, fd: int, st: os.stat_result, key: Any) -> tuple[MleFile, np.ndarray]:
     buf = aligned_empty((st.st_size,), np.dtype(np.uint8))
     view, got = buf.data, 0
-    while got < st.st_size:  # one read returns at most ~2 GiB
-        n = os.readv(fd, [view[got:]])
-        if not n:
-            break
-        got += n
-    if got != st.st_size or os.read(fd, 1):
+    with open(fd, "rb", buffering=0, closefd=False) as f:
+        while got < st.st_size:  # one read returns at most ~2 GiB
+            n = f.readinto(view[got:])
+            if not n:
+                break
+            got += n
+        extra = f.read(1)
+    if got != st.st_size or extra:
         raise SignatureError(f"{p}: file changed size while being read ({st.st_size} -> {got} bytes)")
     buf.flags.writeable = False
     try:
