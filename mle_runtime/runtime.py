@@ -50,7 +50,8 @@ TEXT_BLOCK_ROWS = 8192
 # rows: 0.72-0.92x inline; an MLP's or XGBoost's at 1,000 rows: even).
 INLINE_WORK_BYTES = 4 << 20
 # ... and so does a batch of up to this many rows, whatever its work: at 64 rows the inline client was the
-# faster or even for every model measured (benchmarks/bench_dispatch.py, two runs: an MLP (256, 256) 1.31x
+# faster in most runs and never more than 10% slower (benchmarks/bench_dispatch.py, JAX's time over the
+# inline client's in two runs: an MLP (256, 256) 1.31x
 # and 1.20x, 500 LightGBM trees 1.26x and 0.97x, 500 XGBoost trees of depth 8 0.90x and 1.02x; a
 # 784-512-512 torch MLP 1.2x), at 128 rows no longer (LightGBM 0.90x).
 INLINE_ROWS = 64
@@ -266,7 +267,7 @@ class MLERuntime:
     def _target(self, bucket: int) -> tuple[Any, dict[str, jax.Array]]:
         """The device a chunk of ``bucket`` rows runs on, and the parameters placed there: a light batch of
         one chunk on the runtime's synchronous CPU client where there is one; chunked and heavy batches on
-        JAX's (see INLINE_WORK_BYTES)."""
+        JAX's (see INLINE_WORK_BYTES and INLINE_ROWS)."""
         if self._inline_device is None or bucket >= self._max_bucket or bucket > self._inline_rows:
             return self._jax_device, self._params
         if self._inline_params is None:
