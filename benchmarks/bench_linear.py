@@ -206,7 +206,7 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"# Linear family benchmark ({meta['date']}, {meta['machine']})",
         "",
         "Sizes in bytes; load in ms, in-process, after warm-up: `load` is the default (float32 precision;",
-        "every tensor's CRC-32 checked once per version of a file over 1 MiB, and the exporter's own",
+        "every tensor's CRC-32 checked once per version of a file over 192 KiB of data, and the exporter's own",
         "file counts as checked; float64 weights mapped from the float32 copy kept by an earlier load;",
         "on CPU the parameters reach JAX on the first run), `+ placed` is the default load followed by",
         "placing the parameters with JAX (`load_model(path).as_jax()`),",

@@ -120,13 +120,13 @@ class MLERuntime:
         """Load an .mle file: validate it, build the function, put its parameters on the device (on a CPU
         device when a run first needs them: there placing only wraps the mapped memory).
 
-        Keyword options: ``device``, ``precision`` ("float32" or "float64"), ``cache`` (bool),
-        ``cache_dir``, ``verify_checksums`` (default True: every tensor's CRC-32, once per version of a file over
-        1 MiB; "always": on every load; False: never), ``check_inputs`` (default True: refuse NaN and
-        infinities where the source framework refuses them), ``verify_signature`` and ``public_key`` (the
-        file's Ed25519 signature is checked with ``public_key`` before anything in it is used; a key given
-        without the flag verifies too; any failure is a ``SignatureError``), ``decryption_key`` (32 bytes,
-        for a file exported with ``encryption_key``; a missing or wrong key is a ``DecryptionError``).
+        Keyword options: ``device``, ``precision`` ("float32" or "float64"), ``cache`` (bool), ``cache_dir``,
+        ``verify_checksums`` (default True: every tensor's CRC-32, once per version of a file with over 192 KiB
+        of tensor data; "always": on every load; False: never), ``check_inputs`` (default True: refuse NaN and
+        infinities where the source framework refuses them), ``verify_signature`` and ``public_key`` (the file's
+        Ed25519 signature is checked with ``public_key`` before anything in it is used; a key given without the
+        flag verifies too; any failure is a ``SignatureError``), ``decryption_key`` (32 bytes, for a file
+        exported with ``encryption_key``; a missing or wrong key is a ``DecryptionError``).
         Compilation happens on the first ``run`` for each batch bucket. Returns ``get_model_info()``.
         """
         self._load(path, **kwargs)
