@@ -2,13 +2,13 @@
 
     python3 benchmarks/bench_dispatch.py [--quick]
 
-A batch of one chunk runs on the runtime's own synchronous CPU client (``devices.inline_cpu_device``)
-when its rows times the model's parameter bytes stay within ``runtime.INLINE_WORK_BYTES`` or its rows within
-``runtime.INLINE_ROWS``; anything else
-on JAX's client, which hands each call to a worker thread. This measures both ways for the same model
-and batch, side by side in one process (runtimes of one file, one kept on the synchronous client for
-every batch of one chunk, one off it), so that the rule can be checked on other machines: where it says
-inline, inline should be the faster. Writes benchmarks/results/dispatch.json and dispatch.md.
+A batch of one chunk runs on the runtime's own synchronous CPU client (``devices.inline_cpu_device``) when
+its rows times the model's parameter bytes stay within ``runtime.INLINE_WORK_BYTES`` or its rows within
+``runtime.INLINE_ROWS``; anything else on JAX's client, which hands each call to a worker thread. This
+measures both ways for the same model and batch, side by side in one process (runtimes of one file, one
+kept on the synchronous client for every batch of one chunk, one off it), so that the rule can be checked
+on other machines: where it says inline, inline should be the faster.
+Writes benchmarks/results/dispatch.json and dispatch.md.
 """
 
 from __future__ import annotations

@@ -40,9 +40,9 @@ from mle_runtime.writer import write_atomic
 
 log = logging.getLogger("mle_runtime.cast_cache")
 
-# Below this casting costs less than finding and mapping a copy (measured with verified.MIN_DATA_BYTES:
-# the cast tensors of a float64 model are half its data).
-MIN_BYTES = 96 << 10
+# Below this casting costs less than finding and mapping a copy: measured together with
+# verified.MIN_DATA_BYTES, of which a float64 model's cast tensors are half.
+MIN_BYTES = verified.MIN_DATA_BYTES // 2
 MAGIC = b"MLECAST1"
 HEADER_BYTES = ALIGNMENT
 

@@ -51,9 +51,9 @@ TEXT_BLOCK_ROWS = 8192
 INLINE_WORK_BYTES = 4 << 20
 # ... and so does a batch of up to this many rows, whatever its work: at 64 rows the inline client was the
 # faster in most runs and never more than 10% slower (benchmarks/bench_dispatch.py, JAX's time over the
-# inline client's in two runs: an MLP (256, 256) 1.31x
-# and 1.20x, 500 LightGBM trees 1.26x and 0.97x, 500 XGBoost trees of depth 8 0.90x and 1.02x; a
-# 784-512-512 torch MLP 1.2x), at 128 rows no longer (LightGBM 0.90x).
+# inline client's in two runs: an MLP (256, 256) 1.31x and 1.20x, 500 LightGBM trees 1.26x and 0.97x,
+# 500 XGBoost trees of depth 8 0.90x and 1.02x; a 784-512-512 torch MLP 1.2x), at 128 rows no longer
+# (LightGBM 0.90x).
 INLINE_ROWS = 64
 
 
