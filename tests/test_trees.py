@@ -356,6 +356,19 @@ def test_forest_file_is_at_most_a_quarter_of_joblib(tmp_path: Path) -> None:
     assert_scaled(runtime.predict_proba(X), model.predict_proba(X), 1e-12, "forest")
 
 
+@pytest.mark.parametrize("rows", [100, 300, 2500])
+def test_oblivious_trees_reach_catboosts_leaves_in_every_chunking(rows: int, tmp_path_factory) -> None:
+    """A batch of one chunk read as is (100 rows), cut in two so that its columns are contiguous (300),
+    and chunked with padding (2,500): CatBoost's leaves and predictions in each."""
+    model, data = fitted("cb-multiclass")
+    path = exported("cb-multiclass", tmp_path_factory.getbasetemp())
+    X = np.resize(data["X_test"], (rows, data["X_test"].shape[1])).astype(np.float32)
+    np.testing.assert_array_equal(our_leaves(path, X, "float32"), _framework_leaves("cb-multiclass", model, X, path))
+    runtime = mle.load_model(path)
+    np.testing.assert_array_equal(runtime.predict(X), model.predict(X).reshape(rows))
+    assert_scaled(runtime.predict_proba(X), model.predict_proba(X), 1e-5, f"cb-multiclass at {rows} rows")
+
+
 def test_catboost_json_and_raw_leaf_layout_agree() -> None:
     model, _ = fitted("cb-multiclass")
     features, borders, values, width = cb_converter.oblivious_arrays(cb_converter.model_json(model))
