@@ -226,7 +226,18 @@ class GraphBuilder:
 
     def const(self, hint: str, value: Any) -> str:
         """Add a parameter tensor (stored in the file, passed to the jitted function as an argument)."""
-        name = self._fresh(hint)
+        return self._const(self._fresh(hint), value)
+
+    def const_beside(self, tensor: str, suffix: str, value: Any) -> str:
+        """A parameter named ``<tensor>_<suffix>`` after one already added, taking no number: a tensor that
+        one model has and a model of the same structure may not leaves every other name as it is (the
+        models of a stack must agree on them)."""
+        name = f"{tensor}_{suffix}"
+        if name in self.tensors:
+            raise ValueError(f"tensor {name!r} is already defined")
+        return self._const(name, value)
+
+    def _const(self, name: str, value: Any) -> str:
         array = np.asarray(value)  # not ascontiguousarray: it turns a 0-d scalar into shape (1,)
         self.tensors[name] = array if array.flags.c_contiguous else array.copy(order="C")
         return name

@@ -221,8 +221,9 @@ def _check_same_columns(first: MLERuntime, other: MLERuntime, i: int) -> None:
 
 def _merge(graphs: list[dict[str, Any]], params: list[dict[str, jax.Array]]) -> tuple[dict[str, Any], dict[str, Any]]:
     """One graph for all models and their parameters stacked; ValueError names the first difference."""
-    first = graphs[0]
     host = [{k: np.asarray(v) for k, v in p.items()} for p in params]
+    graphs = [_without_split_tables(g, h) for g, h in zip(graphs, host, strict=True)]
+    first = graphs[0]
     merged_nodes = [dict(n) for n in first["nodes"]]
     for i, g in enumerate(graphs[1:], 1):
         for key in ("inputs", "outputs"):
@@ -262,6 +263,20 @@ def _merge(graphs: list[dict[str, Any]], params: list[dict[str, jax.Array]]) -> 
             )
         stacked[name] = np.stack([h[name] for h in host])
     return {**first, "nodes": merged_nodes}, stacked
+
+
+def _without_split_tables(graph: dict[str, Any], host: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The graph with its tree ensembles' split tables dropped (from ``host`` too): their shapes follow
+    each model's trees, so stacked ensembles walk their (padded) trees instead."""
+    nodes = []
+    for node in graph["nodes"]:
+        if node["op"] == "TreeEnsemble" and node.get("attrs", {}).get("split_tables"):
+            for name in node["inputs"][-3:]:
+                host.pop(name, None)
+            attrs = {k: v for k, v in node["attrs"].items() if k != "split_tables"}
+            node = {**node, "inputs": node["inputs"][:-3], "attrs": attrs}
+        nodes.append(node)
+    return {**graph, "nodes": nodes}
 
 
 def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str:

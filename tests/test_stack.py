@@ -89,6 +89,30 @@ def test_forests_of_different_sizes_and_depths_are_padded(tmp_path) -> None:
         np.testing.assert_allclose(proba[i], model.predict_proba(X), rtol=1e-5, atol=1e-7)
 
 
+def test_boosters_with_split_tables_stack_by_walking_their_trees(tmp_path) -> None:
+    """Split tables follow each model's trees (their shapes differ): the stack drops them and walks."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from mle_runtime.reader import read_mle
+
+    boosters = [
+        HistGradientBoostingClassifier(max_iter=n, max_leaf_nodes=leaves, random_state=0).fit(X, y)
+        for n, leaves in [(10, 31), (14, 8), (6, 20)]
+    ]
+    paths = _export_all(boosters, tmp_path, "hgb")
+    assert all(
+        n["attrs"].get("split_tables") for p in paths for n in read_mle(p).graph["nodes"] if n["op"] == "TreeEnsemble"
+    )
+    stacked = mle.stack(paths)
+    # inputs float32 holds exactly: these trees split in float64, and a stack does not narrow float64
+    # inputs as a single runtime does (narrowing.py), so a value within a float32 step of a threshold
+    # could land on the other side (2 rows of 600 here)
+    exact = X.astype(np.float32).astype(np.float64)
+    _assert_equals_loop(stacked, paths, [exact])
+    for i, model in enumerate(boosters):
+        np.testing.assert_array_equal(stacked.run([exact])[0][i], model.predict(exact))
+
+
 def test_per_model_inputs_and_batches_past_the_largest_bucket(tmp_path) -> None:
     Xr, yr = make_regression(300, 5, random_state=0)
     forests = [RandomForestRegressor(4, max_depth=5, random_state=s).fit(Xr, yr + s) for s in range(3)]

@@ -64,7 +64,8 @@ def _rank_groups(model: Any, data: dict[str, np.ndarray]) -> Any:
 
 
 # id -> (make, data, target, fit extra)
-XGB = dict(n_estimators=25, max_depth=4, random_state=0)
+XGB_TREES = dict(n_estimators=25, random_state=0)
+XGB = dict(max_depth=4, **XGB_TREES)
 LGB = dict(n_estimators=25, num_leaves=15, random_state=0, verbose=-1)
 CB = dict(iterations=25, depth=4, random_seed=0, verbose=0, allow_writing_files=False)
 CASES: dict[str, tuple[Callable[[], Any], str, str, dict[str, Any]]] = {
@@ -86,6 +87,12 @@ CASES: dict[str, tuple[Callable[[], Any], str, str, dict[str, Any]]] = {
     ),
     "xgb-ranker": (lambda: xgboost.XGBRanker(**XGB), "binary", "rank", {}),
     "xgb-deep": (lambda: xgboost.XGBClassifier(n_estimators=15, max_depth=9, random_state=0), "binary", "y", {}),
+    "xgb-lossguide": (
+        lambda: xgboost.XGBClassifier(grow_policy="lossguide", max_leaves=16, max_depth=0, **XGB_TREES),
+        "multiclass",
+        "y",
+        {},
+    ),
     "lgb-shallow": (
         lambda: lightgbm.LGBMRegressor(n_estimators=20, max_depth=3, zero_as_missing=True, random_state=0, verbose=-1),
         "binary",
@@ -241,6 +248,7 @@ def test_paired_and_separate_node_reads_reach_the_framework_leaves(
     from mle_runtime.ops import trees as tree_ops
 
     monkeypatch.setattr(tree_ops, "PAIR_MIN_STEPS_PER_NODE", 0 if paired else 1 << 62)
+    monkeypatch.setattr(tree_ops, "SPLIT_TABLE_MIN_ROWS", 1 << 62)  # (the walk's reads are the subject)
     reads = []
     unpaired = tree_ops._unpaired
     monkeypatch.setattr(tree_ops, "_unpaired", lambda *a: reads.append(1) or unpaired(*a))
@@ -354,6 +362,36 @@ def test_forest_file_is_at_most_a_quarter_of_joblib(tmp_path: Path) -> None:
     runtime = mle.load_model(tmp_path / "forest.mle", precision="float64")
     np.testing.assert_array_equal(runtime.predict(X), model.predict(X))
     assert_scaled(runtime.predict_proba(X), model.predict_proba(X), 1e-12, "forest")
+
+
+@pytest.mark.parametrize("by_tables", [True, False])
+@pytest.mark.parametrize(
+    "case_id", ["lgb-binary", "lgb-zero-missing", "lgb-no-missing", "lgb-multiclass", "lgb-rf", "xgb-lossguide"]
+)
+def test_split_tables_and_the_walk_reach_the_framework_leaves(
+    case_id: str, by_tables: bool, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The split tables (every split compared at once, leaves cleared from a bit set) and the walk: the
+    framework's leaves on inputs at every threshold, NaN, zeros and infinities included, and its
+    predictions; whichever way the batch goes."""
+    from mle_runtime.ops import trees as tree_ops
+
+    monkeypatch.setattr(tree_ops, "SPLIT_TABLE_MIN_ROWS", 1 if by_tables else 1 << 62)
+    uses = []
+    positions = tree_ops._SplitTableWalk.positions
+    monkeypatch.setattr(tree_ops._SplitTableWalk, "positions", lambda *a: uses.append(1) or positions(*a))
+    model, data = fitted(case_id)
+    path = exported(case_id, tmp_path_factory.getbasetemp())
+    node = next(n for n in mle_reader.read_mle(path).graph["nodes"] if n["op"] == "TreeEnsemble")
+    assert node["attrs"].get("split_tables") is True
+    X = edge_inputs(path, data["X_test"], 300, seed=5, float32=True, inf=not case_id.startswith("xgb"))
+    X[::7, 8] = 0.0  # zeros, which LightGBM's zero-as-missing sends the missing-value way
+    np.testing.assert_array_equal(our_leaves(path, X, "float32"), _framework_leaves(case_id, model, X, path))
+    X = X[~np.isinf(X).any(axis=1)]  # (LightGBM's runtime refuses infinities, as LightGBM does)
+    for n in (1, 40, len(X)):
+        ours, ref = mle.load_model(path, cache=False).run([X[:n]]), reference(model, X[:n])
+        assert_scaled(ours[-1], ref[-1], 1e-5, f"{case_id} at {n} rows")
+    assert bool(uses) == by_tables
 
 
 @pytest.mark.parametrize("rows", [100, 300, 2500])

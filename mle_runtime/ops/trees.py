@@ -79,6 +79,16 @@ COMPACT_MIN_PAIRS = 4096
 # either way). The records need 64-bit integers: built and read inside a local x64 scope, so the op's inputs
 # and outputs keep their 32-bit types.
 PAIR_MIN_STEPS_PER_NODE = 4
+# Split tables (QuickScorer's bit vectors, after Lucchese et al. 2015), written by the converter for
+# ensembles whose trees have at most 64 leaves and no categorical split: for each tree its internal
+# nodes (``split_slots``, breadth-first ids, padded with the root), each node's leaves as in-order
+# positions [lo, mid) left and [mid, hi) right (``split_ranges``; a padding slot 0, 0, 0), and the
+# breadth-first rank of the leaf at each in-order position (``leaf_order``). Every split of a tree is
+# compared at once and its losing side's leaves cleared from a 64-bit set; the lowest leaf left is the
+# one reached (the bits past a tree's leaves are never cleared, and lie above it). Each split reads a
+# whole column with one threshold, so a chunk's comparisons vectorize, where the walk's gathers cannot.
+# Used on the CPU for batches of at least SPLIT_TABLE_MIN_ROWS rows (measured below).
+SPLIT_TABLE_MIN_ROWS = 32
 # LightGBM's kZeroThreshold (1e-35f): it reads any |x| at most this as 0, before any split sees it.
 LIGHTGBM_ZERO = 1.0000000180025095e-35
 
@@ -91,21 +101,26 @@ def tree_ensemble(
     leaf_values: jax.Array,
     tree_nodes: jax.Array,
     tree_leaves: jax.Array,
-    cat_bits: jax.Array | None = None,
-    cat_limits: jax.Array | None = None,
-    *,
+    *extra: jax.Array,
     depth: int,
     feature_bits: int,
     n_outputs: int,
     compare_float32: bool = False,
     lightgbm_missing: bool = False,
     layout: str = "bfs",
+    split_tables: bool = False,
 ) -> jax.Array:
     """Sum of the leaf values each row reaches, (rows, n_outputs); trees add to every output when a leaf
-    holds n_outputs values, else tree t adds to output t % n_outputs."""
+    holds n_outputs values, else tree t adds to output t % n_outputs. ``extra``: cat_bits and cat_limits
+    when some split is categorical, then with ``split_tables`` the three tables of SplitTables."""
     _check_layout(x, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, depth, feature_bits, n_outputs, layout)
+    cat_bits, cat_limits, tables = _extra_inputs(extra, split_tables)
     x, thresholds = _comparable(x, thresholds, compare_float32)
     spec = WalkSpec(depth, feature_bits, lightgbm_missing, layout == "perfect")
+    if tables is not None and _by_split_tables(x.shape[0]):
+        reached = _SplitTableWalk(nodes, thresholds, tree_nodes, tree_leaves, cat_bits, cat_limits, tables, spec)
+        values = reached.leaf_values_in_order(leaf_values)
+        return _in_chunks(x, lambda cols: _sum_leaf_values(values.gather(reached.positions(cols)), n_outputs), True)
     table = _node_table(nodes, thresholds, tree_nodes.shape[0], x.shape[0], depth)
 
     def walk(columns: jax.Array) -> jax.Array:
@@ -121,18 +136,21 @@ def tree_leaf_indices(
     thresholds: jax.Array,
     _leaf_values: jax.Array,
     tree_nodes: jax.Array,
-    _tree_leaves: jax.Array,
-    *categorical: jax.Array,
+    tree_leaves: jax.Array,
+    *extra: jax.Array,
     **attrs: Any,
 ) -> jax.Array:
     """The leaf each row reaches in each tree, (rows, trees), for a TreeEnsemble node's inputs and
     attributes: its rank among the tree's leaves in breadth-first order, or its heap slot in the perfect
-    layout (what ``apply`` / ``pred_leaf`` report, renumbered)."""
+    layout (what ``apply`` / ``pred_leaf`` report, renumbered); found as tree_ensemble would find it."""
     x, thresholds = _comparable(x, thresholds, attrs.get("compare_float32", False))
     spec = WalkSpec(
         attrs["depth"], attrs["feature_bits"], attrs.get("lightgbm_missing", False), attrs.get("layout") == "perfect"
     )
-    cat_bits, cat_limits = (*categorical, None, None)[:2]
+    cat_bits, cat_limits, tables = _extra_inputs(extra, attrs.get("split_tables", False))
+    if tables is not None and _by_split_tables(x.shape[0]):
+        reached = _SplitTableWalk(nodes, thresholds, tree_nodes, tree_leaves, cat_bits, cat_limits, tables, spec)
+        return _in_chunks(x, lambda columns: reached.ranks(reached.positions(columns)).T, True)
     table = _node_table(nodes, thresholds, tree_nodes.shape[0], x.shape[0], spec.depth)
     return _in_chunks(x, lambda columns: _leaves(columns, table, tree_nodes, cat_bits, cat_limits, spec).T)
 
@@ -278,22 +296,7 @@ def _leaves(
 
     def goes_left(word: jax.Array, threshold: jax.Array, rows: jax.Array) -> jax.Array:
         value = columns[word & feature_mask, rows]
-        flags = word >> feature_bits
-        default_left = (flags & DEFAULT_LEFT) != 0
-        if lightgbm_missing:
-            value = jnp.where(((flags & NAN_AS_ZERO) != 0) & jnp.isnan(value), 0.0, value)
-            missing = jnp.isnan(value) | (((flags & ZERO_MISSING) != 0) & (value == 0))
-        else:
-            missing = jnp.isnan(value)
-        go_left = jnp.where(missing, default_left, value <= threshold)
-        if cat_bits is not None and cat_limits is not None:
-            row = jnp.where((flags & CATEGORICAL) != 0, threshold, 0).astype(jnp.int32)
-            known = (value >= 0) & (value < cat_limits[row])  # False for NaN
-            category = jnp.where(known, value, 0).astype(jnp.int32)
-            bit = (cat_bits[row, category >> 5] >> (category & 31).astype(cat_bits.dtype)) & 1
-            by_category = jnp.where(known, bit == 1, (flags & UNKNOWN_LEFT) != 0)
-            go_left = jnp.where((flags & CATEGORICAL) != 0, jnp.where(missing, default_left, by_category), go_left)
-        return go_left
+        return _goes_left(value, word >> feature_bits, threshold, lightgbm_missing, cat_bits, cat_limits)
 
     if perfect:  # heap numbering: children of i are 2i + 1 and 2i + 2, every leaf at level depth
 
@@ -339,6 +342,149 @@ def _leaves(
         node = finish(node.reshape(-1), flat_base, flat_rows, depth - first).reshape(trees_rows)
     g = node + base
     return child_of(word_of(g), g)
+
+
+def _goes_left(
+    value: jax.Array,
+    flags: jax.Array,
+    threshold: jax.Array,
+    lightgbm_missing: bool,
+    cat_bits: jax.Array | None,
+    cat_limits: jax.Array | None,
+) -> jax.Array:
+    """Whether ``value`` goes left at a node of these flags (a node word shifted past its feature) and
+    threshold: missing values the node's way, categories by their bitset, numbers by ``<=``."""
+    default_left = (flags & DEFAULT_LEFT) != 0
+    if lightgbm_missing:
+        value = jnp.where(((flags & NAN_AS_ZERO) != 0) & jnp.isnan(value), 0.0, value)
+        missing = jnp.isnan(value) | (((flags & ZERO_MISSING) != 0) & (value == 0))
+    else:
+        missing = jnp.isnan(value)
+    go_left = jnp.where(missing, default_left, value <= threshold)
+    if cat_bits is not None and cat_limits is not None:
+        row = jnp.where((flags & CATEGORICAL) != 0, threshold, 0).astype(jnp.int32)
+        known = (value >= 0) & (value < cat_limits[row])  # False for NaN
+        category = jnp.where(known, value, 0).astype(jnp.int32)
+        bit = (cat_bits[row, category >> 5] >> (category & 31).astype(cat_bits.dtype)) & 1
+        by_category = jnp.where(known, bit == 1, (flags & UNKNOWN_LEFT) != 0)
+        go_left = jnp.where((flags & CATEGORICAL) != 0, jnp.where(missing, default_left, by_category), go_left)
+    return go_left
+
+
+def _extra_inputs(
+    extra: tuple[jax.Array, ...], split_tables: bool
+) -> tuple[jax.Array | None, jax.Array | None, tuple[jax.Array, ...] | None]:
+    """(cat_bits, cat_limits, split tables) from a TreeEnsemble's inputs after tree_leaves."""
+    tables = extra[len(extra) - 3 :] if split_tables else None
+    categorical = extra[: len(extra) - 3] if split_tables else extra
+    if len(categorical) not in (0, 2) or (tables is not None and len(tables) != 3):
+        raise ValueError(
+            f"TreeEnsemble: malformed layout: {len(extra)} inputs after the leaf offsets "
+            f"({'2 categorical and/or 3 split tables' if split_tables else '0 or 2 categorical'} expected)"
+        )
+    cat_bits, cat_limits = categorical or (None, None)
+    return cat_bits, cat_limits, tables
+
+
+def _by_split_tables(rows: int) -> bool:
+    """Whether a batch of ``rows`` goes through the split tables rather than the walk (see SplitTables)."""
+    return lowering_platform() == "cpu" and rows >= SPLIT_TABLE_MIN_ROWS
+
+
+class _LeafTable(NamedTuple):
+    values: jax.Array  # (trees * leaves, width): tree t's in-order leaf p at row t * leaves + p
+    leaves: int
+
+    def gather(self, positions: jax.Array) -> jax.Array:
+        """(trees, rows) in-order positions -> (trees, rows, width) leaf values."""
+        offsets = jnp.arange(positions.shape[0], dtype=jnp.int32)[:, None] * self.leaves
+        return self.values[positions + offsets]
+
+
+class _SplitTableWalk:
+    """The split-table evaluation (see SplitTables above): every split of a tree compared at once, each
+    clearing the leaves its other side holds from a 64-bit set; the one leaf left is the reached one."""
+
+    def __init__(
+        self,
+        nodes: jax.Array,
+        thresholds: jax.Array,
+        tree_nodes: jax.Array,
+        tree_leaves: jax.Array,
+        cat_bits: jax.Array | None,
+        cat_limits: jax.Array | None,
+        tables: tuple[jax.Array, ...],
+        spec: WalkSpec,
+    ):
+        slots, ranges, self.leaf_order = tables
+        if (
+            slots.ndim != 2
+            or ranges.shape != (*slots.shape, 3)
+            or self.leaf_order.ndim != 2
+            or self.leaf_order.shape[0] != slots.shape[0]
+            or not 1 <= self.leaf_order.shape[1] <= 64
+            or slots.shape[0] != tree_nodes.shape[0]
+        ):
+            raise ValueError(
+                f"TreeEnsemble: malformed split tables: slots {slots.shape}, ranges {ranges.shape}, "
+                f"leaf order {self.leaf_order.shape} for {tree_nodes.shape[0]} trees of at most 64 leaves"
+            )
+        g = tree_nodes.astype(jnp.int32)[:, None] + slots.astype(jnp.int32)
+        word = nodes[g] if nodes.ndim == 1 else nodes[g, 0]
+        self.feature = word & ((1 << spec.feature_bits) - 1)
+        self.flags = word >> spec.feature_bits
+        self.threshold = thresholds[g]
+        self.tree_leaves = tree_leaves.astype(jnp.int32)
+        self.lightgbm_missing, self.cat_bits, self.cat_limits = spec.lightgbm_missing, cat_bits, cat_limits
+        # where NaN and 0 go at each split, decided once here rather than per row (half the time, measured)
+        nan, zero = jnp.full_like(self.threshold, jnp.nan), jnp.zeros_like(self.threshold)
+        self.nan_left = _goes_left(nan, self.flags, self.threshold, spec.lightgbm_missing, None, None)
+        self.zero_left = _goes_left(zero, self.flags, self.threshold, spec.lightgbm_missing, None, None)
+        lo, mid, hi = (ranges[..., i].astype(jnp.int32) for i in range(3))
+        with x64():  # going left clears the right subtree's leaves [mid, hi), going right the left's [lo, mid)
+            self.keep_left = ~(_low_bits(hi) & ~_low_bits(mid))
+            self.keep_right = ~(_low_bits(mid) & ~_low_bits(lo))
+
+    def leaf_values_in_order(self, leaf_values: jax.Array) -> _LeafTable:
+        rows = self.tree_leaves[:, None] + self.leaf_order.astype(jnp.int32)
+        values = leaf_values[rows.reshape(-1)]
+        return _LeafTable(values.reshape(values.shape[0], -1), self.leaf_order.shape[1])
+
+    def positions(self, columns: jax.Array) -> jax.Array:
+        """(trees, rows) in-order position of the leaf each row reaches, from the (features, rows) columns."""
+        if self.lightgbm_missing:  # LightGBM reads any |x| <= kZeroThreshold as 0, whichever node reads it
+            columns = jnp.where(jnp.abs(columns) <= LIGHTGBM_ZERO, 0.0, columns)
+        trees, splits = self.feature.shape
+        with x64():
+            left_in = jnp.full((trees, columns.shape[1]), ~jnp.uint64(0), jnp.uint64)
+            # unrolled: one fused pass over (trees, rows) per chunk, the sets kept in registers (a fori_loop
+            # over the splits stores them every step: 1.4x slower, measured)
+            for k in range(splits):
+                left = self._goes_left(columns[self.feature[:, k]], k)
+                left_in = left_in & jnp.where(left, self.keep_left[:, k, None], self.keep_right[:, k, None])
+            lowest = left_in & (~left_in + jnp.uint64(1))
+            return jax.lax.population_count(lowest - jnp.uint64(1)).astype(jnp.int32)
+
+    def _goes_left(self, value: jax.Array, k: int) -> jax.Array:
+        """_goes_left for split k of every tree, (trees, rows)."""
+        flags, threshold = self.flags[:, k, None], self.threshold[:, k, None]
+        if self.cat_bits is not None:
+            return _goes_left(value, flags, threshold, self.lightgbm_missing, self.cat_bits, self.cat_limits)
+        left = value <= threshold
+        if self.lightgbm_missing:  # (only LightGBM's zero-as-missing sends 0 elsewhere than <= would)
+            left = jnp.where(value == 0, self.zero_left[:, k, None], left)
+        return jnp.where(jnp.isnan(value), self.nan_left[:, k, None], left)
+
+    def ranks(self, positions: jax.Array) -> jax.Array:
+        """In-order positions -> breadth-first leaf ranks, (trees, rows)."""
+        order = self.leaf_order.astype(jnp.int32)
+        return order[jnp.arange(order.shape[0])[:, None], positions]
+
+
+def _low_bits(count: jax.Array) -> jax.Array:
+    """uint64 with bits 0 .. count - 1 set, count in 0 .. 64 (inside an x64 scope)."""
+    shifted = jnp.left_shift(jnp.uint64(1), jnp.minimum(count, 63).astype(jnp.uint64)) - jnp.uint64(1)
+    return jnp.where(count >= 64, ~jnp.uint64(0), shifted)
 
 
 def _unpaired(records: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
