@@ -23,6 +23,7 @@ from mle_runtime.ops.trees import (
     LEAF,
     NAN_AS_ZERO,
     PERFECT_MAX_DEPTH,
+    SPLIT_TABLES,
     UNKNOWN_LEFT,
     ZERO_MISSING,
 )
@@ -233,7 +234,7 @@ def tree_ensemble(
         inputs += [b.const("cat_bits", bits), b.const("cat_limits", np.array([r[1] for r in cat_rows], np.int32))]
     tables = None if perfect or cat_rows else split_tables(trees, [order for order, _ in shapes], depth)
     if tables is not None:
-        inputs += [b.const_beside(inputs[1], s, a) for s, a in zip(SPLIT_TABLES, tables, strict=True)]
+        inputs += [b.const_beside(inputs[1], s, a) for s, a in zip(SPLIT_TABLES, tables[1], strict=True)]
     attrs: dict[str, Any] = {"depth": depth, "feature_bits": feature_bits, "n_outputs": n_outputs}
     if compare_float32:
         attrs["compare_float32"] = True
@@ -242,21 +243,21 @@ def tree_ensemble(
     if perfect:
         attrs["layout"] = "perfect"
     if tables is not None:
-        attrs["split_tables"] = True
+        attrs["split_groups"] = tables[0]
     return b.op("TreeEnsemble", *inputs, **attrs)
 
 
-# Split tables (see SPLIT_TABLE_MIN_ROWS in mle_runtime/ops/trees.py) are written when every tree has at
-# most this many leaves (one 64-bit set a tree), padding every tree to the most splits costs at most
-# SPLIT_TABLE_MAX_WASTE times the splits there are, and the splits a tree compares are at most
-# SPLIT_TABLE_MAX_SPLITS_PER_LEVEL times the levels the walk steps through. Measured on XLA CPU, tables
-# against the walk at 1,024 and 100,000 rows: 500 LightGBM trees of 63 leaves (62 splits, depth 21)
-# 2.2x, 200 HistGradientBoosting iterations (30 splits, depth 18) 2.5x; 300 GradientBoosting trees of
-# depth 5 (31 splits) 0.91-0.96x: the walk's five steps beat 31 comparisons.
-SPLIT_TABLES = ("split_slots", "split_ranges", "leaf_order")
+# Split tables (see SPLIT_TABLES in mle_runtime/ops/trees.py) group the trees by their leaves rounded up
+# to a power of two, at most SPLIT_TABLE_MAX_LEAVES (one 64-bit set a tree); a tree goes in a group when
+# the splits it compares there are at most SPLIT_TABLE_MAX_SPLITS_PER_LEVEL times the levels the walk
+# steps through (the ensemble's depth: the walk takes every tree that far), else it is walked. Measured
+# on XLA CPU against the walk, at 1,024 and 100,000 rows: 500 LightGBM trees of 63 leaves (62 splits,
+# depth 21) 2.2x, 200 HistGradientBoosting iterations (30 splits, depth 18) 2.5x; 300 GradientBoosting
+# trees of depth 5 all in one group of 31 splits 0.91-0.96x: the walk's five steps beat 31 comparisons.
+# Tables are written when at least SPLIT_TABLE_MIN_SHARE of the trees have a group.
 SPLIT_TABLE_MAX_LEAVES = 64
-SPLIT_TABLE_MAX_WASTE = 2
 SPLIT_TABLE_MAX_SPLITS_PER_LEVEL = 4
+SPLIT_TABLE_MIN_SHARE = 0.25
 
 
 def _in_order(tree: Tree) -> tuple[list[int], dict[int, tuple[int, int, int]]]:
@@ -280,29 +281,40 @@ def _in_order(tree: Tree) -> tuple[list[int], dict[int, tuple[int, int, int]]]:
 
 def split_tables(
     trees: list[Tree], orders: list[np.ndarray], depth: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(split_slots, split_ranges, leaf_order) of breadth-first trees, or None where they do not pay."""
-    leaves = [int((t.left[o] < 0).sum()) for t, o in zip(trees, orders, strict=True)]
-    splits = max(leaves) - 1
-    if (
-        max(leaves) > SPLIT_TABLE_MAX_LEAVES
-        or len(trees) * max(splits, 1) > SPLIT_TABLE_MAX_WASTE * (sum(leaves) - len(trees))
-        or splits > SPLIT_TABLE_MAX_SPLITS_PER_LEVEL * depth
-    ):
+) -> tuple[list[list[int]], list[np.ndarray]] | None:
+    """The ``split_groups`` attribute and the SPLIT_TABLES tensors of breadth-first trees, or None where
+    too few trees would use them."""
+    sizes = [max(2, 1 << (int((t.left[o] < 0).sum()) - 1).bit_length()) for t, o in zip(trees, orders, strict=True)]
+    fits = [s <= SPLIT_TABLE_MAX_LEAVES and s - 1 <= SPLIT_TABLE_MAX_SPLITS_PER_LEVEL * depth for s in sizes]
+    if sum(fits) < max(1, SPLIT_TABLE_MIN_SHARE * len(trees)):
         return None
-    slots = np.zeros((len(trees), max(splits, 1)), dtype=np.uint8)
-    ranges = np.zeros((len(trees), max(splits, 1), 3), dtype=np.uint8)
-    leaf_order = np.zeros((len(trees), max(leaves)), dtype=np.uint8)
-    for t, (tree, order) in enumerate(zip(trees, orders, strict=True)):
-        new_id = np.empty(len(tree.left), dtype=np.int64)
-        new_id[order] = np.arange(order.size)
-        rank = np.cumsum(tree.left[order] < 0) - 1  # breadth-first leaf rank, by new id
-        in_order, spans = _in_order(tree)
-        internal = [int(n) for n in order if tree.left[n] >= 0]
-        slots[t, : len(internal)] = new_id[internal]
-        ranges[t, : len(internal)] = [spans[n] for n in internal]
-        leaf_order[t, : len(in_order)] = rank[new_id[in_order]]
-    return slots, ranges, leaf_order
+    groups = sorted({s for s, fit in zip(sizes, fits, strict=True) if fit})
+    members = [[t for t in range(len(trees)) if fits[t] and sizes[t] == size] for size in groups]
+    order = [t for m in members for t in m] + [t for t in range(len(trees)) if not fits[t]]
+    slots, ranges, leaf_order = [], [], []
+    for size, m in zip(groups, members, strict=True):
+        for t in m:
+            tree, bfs = trees[t], orders[t]
+            new_id = np.empty(len(tree.left), dtype=np.int64)
+            new_id[bfs] = np.arange(bfs.size)
+            rank = np.cumsum(tree.left[bfs] < 0) - 1  # breadth-first leaf rank, by new id
+            in_order, spans = _in_order(tree)
+            internal = [int(n) for n in bfs if tree.left[n] >= 0]
+            padding = size - 1 - len(internal)
+            slots.append(np.concatenate([new_id[internal], np.zeros(padding, np.int64)]))
+            ranges.append(
+                np.concatenate(
+                    [np.array([spans[n] for n in internal], np.int64).reshape(-1, 3), np.zeros((padding, 3), np.int64)]
+                )
+            )
+            leaf_order.append(np.concatenate([rank[new_id[in_order]], np.zeros(size - len(in_order), np.int64)]))
+    tensors = [
+        np.asarray(order, dtype=_index_dtype(len(trees))),
+        np.concatenate(slots).astype(np.uint8),
+        np.concatenate(ranges).astype(np.uint8),
+        np.concatenate(leaf_order).astype(np.uint8),
+    ]
+    return [[len(m), size] for size, m in zip(groups, members, strict=True)], tensors
 
 
 def categories_as_codes(b: GraphBuilder, x: str, categories: dict[int, list[Any]], owner: str) -> str:

@@ -22,7 +22,7 @@ from mle_runtime import buckets
 from mle_runtime.graph import Graph
 from mle_runtime.inputs import as_input_list, check_finite, coerce_input, one_column
 from mle_runtime.lowering import build_function, compile_program
-from mle_runtime.ops.trees import LEAF
+from mle_runtime.ops.trees import LEAF, SPLIT_TABLES
 from mle_runtime.runtime import MLERuntime, load_model
 
 # TreeEnsemble's tensor operands after x, in order, and which of them grow with the trees' nodes or leaves.
@@ -270,11 +270,12 @@ def _without_split_tables(graph: dict[str, Any], host: dict[str, np.ndarray]) ->
     each model's trees, so stacked ensembles walk their (padded) trees instead."""
     nodes = []
     for node in graph["nodes"]:
-        if node["op"] == "TreeEnsemble" and node.get("attrs", {}).get("split_tables"):
-            for name in node["inputs"][-3:]:
+        if node["op"] == "TreeEnsemble" and node.get("attrs", {}).get("split_groups") is not None:
+            count = len(SPLIT_TABLES)
+            for name in node["inputs"][-count:]:
                 host.pop(name, None)
-            attrs = {k: v for k, v in node["attrs"].items() if k != "split_tables"}
-            node = {**node, "inputs": node["inputs"][:-3], "attrs": attrs}
+            attrs = {k: v for k, v in node["attrs"].items() if k != "split_groups"}
+            node = {**node, "inputs": node["inputs"][:-count], "attrs": attrs}
         nodes.append(node)
     return {**graph, "nodes": nodes}
 

@@ -101,7 +101,7 @@ def test_boosters_with_split_tables_stack_by_walking_their_trees(tmp_path) -> No
     ]
     paths = _export_all(boosters, tmp_path, "hgb")
     assert all(
-        n["attrs"].get("split_tables") for p in paths for n in read_mle(p).graph["nodes"] if n["op"] == "TreeEnsemble"
+        n["attrs"].get("split_groups") for p in paths for n in read_mle(p).graph["nodes"] if n["op"] == "TreeEnsemble"
     )
     stacked = mle.stack(paths)
     # inputs float32 holds exactly: these trees split in float64, and a stack does not narrow float64

@@ -87,6 +87,12 @@ CASES: dict[str, tuple[Callable[[], Any], str, str, dict[str, Any]]] = {
     ),
     "xgb-ranker": (lambda: xgboost.XGBRanker(**XGB), "binary", "rank", {}),
     "xgb-deep": (lambda: xgboost.XGBClassifier(n_estimators=15, max_depth=9, random_state=0), "binary", "y", {}),
+    "xgb-mixed": (  # trees in two split-table groups, the rest walked, three classes
+        lambda: xgboost.XGBClassifier(max_depth=8, min_child_weight=3, **XGB_TREES),
+        "multiclass",
+        "y",
+        {},
+    ),
     "xgb-lossguide": (
         lambda: xgboost.XGBClassifier(grow_policy="lossguide", max_leaves=16, max_depth=0, **XGB_TREES),
         "multiclass",
@@ -366,7 +372,8 @@ def test_forest_file_is_at_most_a_quarter_of_joblib(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("by_tables", [True, False])
 @pytest.mark.parametrize(
-    "case_id", ["lgb-binary", "lgb-zero-missing", "lgb-no-missing", "lgb-multiclass", "lgb-rf", "xgb-lossguide"]
+    "case_id",
+    ["lgb-binary", "lgb-zero-missing", "lgb-no-missing", "lgb-multiclass", "lgb-rf", "xgb-lossguide", "xgb-mixed"],
 )
 def test_split_tables_and_the_walk_reach_the_framework_leaves(
     case_id: str, by_tables: bool, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
@@ -383,7 +390,7 @@ def test_split_tables_and_the_walk_reach_the_framework_leaves(
     model, data = fitted(case_id)
     path = exported(case_id, tmp_path_factory.getbasetemp())
     node = next(n for n in mle_reader.read_mle(path).graph["nodes"] if n["op"] == "TreeEnsemble")
-    assert node["attrs"].get("split_tables") is True
+    assert node["attrs"].get("split_groups")
     X = edge_inputs(path, data["X_test"], 300, seed=5, float32=True, inf=not case_id.startswith("xgb"))
     X[::7, 8] = 0.0  # zeros, which LightGBM's zero-as-missing sends the missing-value way
     np.testing.assert_array_equal(our_leaves(path, X, "float32"), _framework_leaves(case_id, model, X, path))

@@ -31,6 +31,7 @@ GPU (``lowering_platform()``) a batch bucket goes through in one pass — a rule
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -79,16 +80,24 @@ COMPACT_MIN_PAIRS = 4096
 # either way). The records need 64-bit integers: built and read inside a local x64 scope, so the op's inputs
 # and outputs keep their 32-bit types.
 PAIR_MIN_STEPS_PER_NODE = 4
-# Split tables (QuickScorer's bit vectors, after Lucchese et al. 2015), written by the converter for
-# ensembles whose trees have at most 64 leaves and no categorical split: for each tree its internal
-# nodes (``split_slots``, breadth-first ids, padded with the root), each node's leaves as in-order
-# positions [lo, mid) left and [mid, hi) right (``split_ranges``; a padding slot 0, 0, 0), and the
-# breadth-first rank of the leaf at each in-order position (``leaf_order``). Every split of a tree is
-# compared at once and its losing side's leaves cleared from a 64-bit set; the lowest leaf left is the
-# one reached (the bits past a tree's leaves are never cleared, and lie above it). Each split reads a
-# whole column with one threshold, so a chunk's comparisons vectorize, where the walk's gathers cannot.
-# Used on the CPU for batches of at least SPLIT_TABLE_MIN_ROWS rows (measured below).
+# Split tables (QuickScorer's bit vectors, after Lucchese et al. 2015), written by the converter
+# (converters/trees.py says for which trees) when there is no categorical split. Trees go in groups of
+# ``leaves`` (a power of two, at most 64) given by the attribute ``split_groups``, [[trees, leaves], ...];
+# the tables, in group order: ``split_order`` the trees' indices (the groups' trees, then those left to
+# the walk), and for each grouped tree, padded to its group's size, ``split_slots`` its internal nodes
+# (breadth-first ids, padded with the root), ``split_ranges`` each one's leaves as in-order positions
+# [lo, mid) left and [mid, hi) right (a padding slot 0, 0, 0), ``leaf_order`` the breadth-first rank of
+# the leaf at each in-order position. Every split of a tree is compared at once and its losing side's
+# leaves cleared from a 64-bit set; the lowest leaf left is the one reached (the bits past a tree's
+# leaves are never cleared, and lie above it). Each split reads a whole column with one threshold, so a
+# chunk's comparisons vectorize, where the walk's gathers cannot. Used on the CPU for batches of at least
+# SPLIT_TABLE_MIN_ROWS rows: 500 LightGBM trees of 63 leaves measured 1.3x the walk at 32 rows, 1.03x
+# at 16.
+SPLIT_TABLES = ("split_order", "split_slots", "split_ranges", "leaf_order")
 SPLIT_TABLE_MIN_ROWS = 32
+# Their chunks: 256 rows measured best of 128-1,024 for 500 XGBoost trees (8,192 rows: 297k rows/s, 256k
+# in 1,024-row chunks), LightGBM's 500 trees 1.2x faster than in 1,024-row chunks (1.4x in 128).
+SPLIT_TABLE_CHUNK_ROWS = 256
 # LightGBM's kZeroThreshold (1e-35f): it reads any |x| at most this as 0, before any split sees it.
 LIGHTGBM_ZERO = 1.0000000180025095e-35
 
@@ -108,26 +117,37 @@ def tree_ensemble(
     compare_float32: bool = False,
     lightgbm_missing: bool = False,
     layout: str = "bfs",
-    split_tables: bool = False,
+    split_groups: list[list[int]] | None = None,
 ) -> jax.Array:
     """Sum of the leaf values each row reaches, (rows, n_outputs); trees add to every output when a leaf
     holds n_outputs values, else tree t adds to output t % n_outputs. ``extra``: cat_bits and cat_limits
-    when some split is categorical, then with ``split_tables`` the three tables of SplitTables."""
+    when some split is categorical, then with ``split_groups`` the four split tables (SPLIT_TABLES)."""
     _check_layout(x, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, depth, feature_bits, n_outputs, layout)
-    cat_bits, cat_limits, tables = _extra_inputs(extra, split_tables)
+    cat_bits, cat_limits, tables = _extra_inputs(extra, split_groups)
     x, thresholds = _comparable(x, thresholds, compare_float32)
     spec = WalkSpec(depth, feature_bits, lightgbm_missing, layout == "perfect")
-    if tables is not None and _by_split_tables(x.shape[0]):
-        reached = _SplitTableWalk(nodes, thresholds, tree_nodes, tree_leaves, cat_bits, cat_limits, tables, spec)
-        values = reached.leaf_values_in_order(leaf_values)
-        return _in_chunks(x, lambda cols: _sum_leaf_values(values.gather(reached.positions(cols)), n_outputs), True)
-    table = _node_table(nodes, thresholds, tree_nodes.shape[0], x.shape[0], depth)
+    walked = None
+    if tables is not None and split_groups is not None and _by_split_tables(x.shape[0]):
+        groups = _TreeGroups(nodes, thresholds, tree_nodes, tables, split_groups, spec, cat_bits, cat_limits)
+        leaf_tables = groups.leaf_tables(leaf_values, tree_leaves)
+        sums = functools.partial(groups.sums, leaf_tables=leaf_tables, n_outputs=n_outputs)
+        grouped = _in_chunks(x, sums, True, SPLIT_TABLE_CHUNK_ROWS)
+        if not groups.walked.shape[0]:
+            return grouped
+        walked = groups.walked
+    # The trees no group holds go through in a pass of their own: inside the groups' chunks they ran half
+    # as fast (65 of 500 XGBoost trees took as long as the other 435).
+    trees = tree_nodes if walked is None else tree_nodes[walked]
+    table = _node_table(nodes, thresholds, trees.shape[0], x.shape[0], depth)
 
     def walk(columns: jax.Array) -> jax.Array:
-        leaf = _leaves(columns, table, tree_nodes, cat_bits, cat_limits, spec)
-        return _sum_leaf_values(leaf_values[leaf + tree_leaves[:, None].astype(jnp.int32)], n_outputs)
+        leaf = _leaves(columns, table, trees, cat_bits, cat_limits, spec)
+        if walked is None:
+            return _sum_leaf_values(leaf_values[leaf + tree_leaves[:, None].astype(jnp.int32)], n_outputs)
+        leaf = leaf + tree_leaves[walked].astype(jnp.int32)[:, None]
+        return _sum_by_output(leaf_values[leaf], walked, n_outputs)
 
-    return _in_chunks(x, walk)
+    return _in_chunks(x, walk) if walked is None else grouped + _in_chunks(x, walk)
 
 
 def tree_leaf_indices(
@@ -147,10 +167,17 @@ def tree_leaf_indices(
     spec = WalkSpec(
         attrs["depth"], attrs["feature_bits"], attrs.get("lightgbm_missing", False), attrs.get("layout") == "perfect"
     )
-    cat_bits, cat_limits, tables = _extra_inputs(extra, attrs.get("split_tables", False))
-    if tables is not None and _by_split_tables(x.shape[0]):
-        reached = _SplitTableWalk(nodes, thresholds, tree_nodes, tree_leaves, cat_bits, cat_limits, tables, spec)
-        return _in_chunks(x, lambda columns: reached.ranks(reached.positions(columns)).T, True)
+    split_groups = attrs.get("split_groups")
+    cat_bits, cat_limits, tables = _extra_inputs(extra, split_groups)
+    if tables is not None and split_groups is not None and _by_split_tables(x.shape[0]):
+        groups = _TreeGroups(nodes, thresholds, tree_nodes, tables, split_groups, spec, cat_bits, cat_limits)
+        ranks = _in_chunks(x, lambda columns: groups.ranks(columns).T, True, SPLIT_TABLE_CHUNK_ROWS)
+        if not groups.walked.shape[0]:
+            return ranks
+        trees = tree_nodes[groups.walked]
+        walk_table = _node_table(nodes, thresholds, trees.shape[0], x.shape[0], spec.depth)
+        walked = _in_chunks(x, lambda columns: _leaves(columns, walk_table, trees, cat_bits, cat_limits, spec).T)
+        return ranks.at[:, groups.walked].set(walked)
     table = _node_table(nodes, thresholds, tree_nodes.shape[0], x.shape[0], spec.depth)
     return _in_chunks(x, lambda columns: _leaves(columns, table, tree_nodes, cat_bits, cat_limits, spec).T)
 
@@ -199,9 +226,11 @@ def _comparable(x: jax.Array, thresholds: jax.Array, compare_float32: bool) -> t
     return x.astype(thresholds.dtype), thresholds
 
 
-def _in_chunks(x: jax.Array, fn: Callable[[jax.Array], jax.Array], split: bool = False) -> jax.Array:
+def _in_chunks(
+    x: jax.Array, fn: Callable[[jax.Array], jax.Array], split: bool = False, rows: int = CHUNK_ROWS
+) -> jax.Array:
     """fn over the columns, (features, rows), of row chunks of at most CHUNK_ROWS (the last one padded),
-    its (rows, ...) outputs concatenated; with ``split`` see _chunk_rows.
+    its (rows, ...) outputs concatenated; ``rows`` and ``split``: see _chunk_rows.
 
     XLA makes ``x.T`` a free change of layout, so that reading a column reads values a row apart; only a
     loop's input is laid out as its shape says, which is why the chunks are transposed before ``lax.map``
@@ -209,7 +238,7 @@ def _in_chunks(x: jax.Array, fn: Callable[[jax.Array], jax.Array], split: bool =
     loads vectorize (500 CatBoost trees of depth 6 on XLA CPU: 1.1M rows/s strided, 3.3M contiguous at
     8,192 rows). The breadth-first walk reads one value per (tree, row) and measured the same either way."""
     n = x.shape[0]
-    chunk = _chunk_rows(n, split)
+    chunk = _chunk_rows(n, split, rows)
     pad = -n % chunk
     if pad:
         x = jnp.concatenate([x, jnp.zeros((pad, x.shape[1]), x.dtype)])
@@ -219,14 +248,14 @@ def _in_chunks(x: jax.Array, fn: Callable[[jax.Array], jax.Array], split: bool =
     return out.reshape(-1, *out.shape[2:])[:n]
 
 
-def _chunk_rows(n: int, split: bool = False) -> int:
-    """The rows of each chunk of an n-row batch. With ``split``, a batch of one chunk on the CPU is cut
-    in two when each half keeps SPLIT_MIN_ROWS: a loop of two gets contiguous columns (above), where a
-    single chunk's ``x.T`` stays strided (the oblivious trees at 1,024 rows: 1.1M -> 2.2M rows/s; at 128
-    and 512 rows 1.1-2x; the walk gained nothing from it)."""
+def _chunk_rows(n: int, split: bool = False, rows: int = CHUNK_ROWS) -> int:
+    """The rows of each chunk of an n-row batch, at most ``rows`` on the CPU. With ``split``, a batch of
+    one chunk on the CPU is cut in two when each half keeps SPLIT_MIN_ROWS: a loop of two gets contiguous
+    columns (above), where a single chunk's ``x.T`` stays strided (the oblivious trees at 1,024 rows:
+    1.1M -> 2.2M rows/s; at 128 and 512 rows 1.1-2x; the walk gained nothing from it)."""
     if lowering_platform() != "cpu":
         return min(n, GPU_CHUNK_ROWS)
-    return -(-n // 2) if split and 2 * SPLIT_MIN_ROWS <= n <= CHUNK_ROWS else min(n, CHUNK_ROWS)
+    return -(-n // 2) if split and 2 * SPLIT_MIN_ROWS <= n <= rows else min(n, rows)
 
 
 def _sum_leaf_values(values: jax.Array, n_outputs: int) -> jax.Array:
@@ -372,23 +401,97 @@ def _goes_left(
 
 
 def _extra_inputs(
-    extra: tuple[jax.Array, ...], split_tables: bool
+    extra: tuple[jax.Array, ...], split_groups: list[list[int]] | None
 ) -> tuple[jax.Array | None, jax.Array | None, tuple[jax.Array, ...] | None]:
     """(cat_bits, cat_limits, split tables) from a TreeEnsemble's inputs after tree_leaves."""
-    tables = extra[len(extra) - 3 :] if split_tables else None
-    categorical = extra[: len(extra) - 3] if split_tables else extra
-    if len(categorical) not in (0, 2) or (tables is not None and len(tables) != 3):
+    count = len(SPLIT_TABLES) if split_groups is not None else 0
+    tables = extra[len(extra) - count :] if count else None
+    categorical = extra[: len(extra) - count]
+    if len(categorical) not in (0, 2) or (tables is not None and len(tables) != count):
         raise ValueError(
             f"TreeEnsemble: malformed layout: {len(extra)} inputs after the leaf offsets "
-            f"({'2 categorical and/or 3 split tables' if split_tables else '0 or 2 categorical'} expected)"
+            f"(0 or 2 categorical{f', then {count} split tables' if count else ''} expected)"
         )
     cat_bits, cat_limits = categorical or (None, None)
     return cat_bits, cat_limits, tables
 
 
 def _by_split_tables(rows: int) -> bool:
-    """Whether a batch of ``rows`` goes through the split tables rather than the walk (see SplitTables)."""
+    """Whether a batch of ``rows`` goes through the split tables rather than the walk (see SPLIT_TABLES)."""
     return lowering_platform() == "cpu" and rows >= SPLIT_TABLE_MIN_ROWS
+
+
+class _TreeGroups:
+    """An ensemble's trees as its split tables group them, each group evaluated by _SplitTableWalk; the
+    trees no group holds (``walked``) are left to the walk."""
+
+    def __init__(
+        self,
+        nodes: jax.Array,
+        thresholds: jax.Array,
+        tree_nodes: jax.Array,
+        tables: tuple[jax.Array, ...],
+        groups: list[list[int]],
+        spec: WalkSpec,
+        cat_bits: jax.Array | None,
+        cat_limits: jax.Array | None,
+    ):
+        order, slots, ranges, leaf_order = tables
+        sizes = [(int(n), int(leaves)) for n, leaves in groups]
+        if (
+            order.shape != tree_nodes.shape
+            or sum(n for n, _ in sizes) > order.shape[0]
+            or any(n < 1 or not 2 <= leaves <= 64 for n, leaves in sizes)
+            or slots.shape != (sum(n * (leaves - 1) for n, leaves in sizes),)
+            or ranges.shape != (*slots.shape, 3)
+            or leaf_order.shape != (sum(n * leaves for n, leaves in sizes),)
+        ):
+            raise ValueError(
+                f"TreeEnsemble: malformed split tables for groups {groups}: order {order.shape}, slots "
+                f"{slots.shape}, ranges {ranges.shape}, leaf order {leaf_order.shape}, {tree_nodes.shape[0]} trees"
+            )
+        order = order.astype(jnp.int32)
+        self.trees = tree_nodes.shape[0]
+        self.parts: list[tuple[jax.Array, _SplitTableWalk]] = []
+        first = slot = leaf = 0
+        for n, leaves in sizes:
+            trees = order[first : first + n]
+            table = (
+                slots[slot : slot + n * (leaves - 1)].reshape(n, leaves - 1),
+                ranges[slot : slot + n * (leaves - 1)].reshape(n, leaves - 1, 3),
+                leaf_order[leaf : leaf + n * leaves].reshape(n, leaves),
+            )
+            walker = _SplitTableWalk(nodes, thresholds, tree_nodes[trees], cat_bits, cat_limits, table, spec)
+            self.parts.append((trees, walker))
+            first, slot, leaf = first + n, slot + n * (leaves - 1), leaf + n * leaves
+        self.walked = order[first:]
+
+    def leaf_tables(self, leaf_values: jax.Array, tree_leaves: jax.Array) -> list[_LeafTable]:
+        """Each group's leaf values in in-order positions (built once a call, outside the chunks)."""
+        return [walker.leaf_values_in_order(leaf_values, tree_leaves[trees]) for trees, walker in self.parts]
+
+    def sums(self, columns: jax.Array, leaf_tables: list[_LeafTable], n_outputs: int) -> jax.Array:
+        """(rows, n_outputs) sums of the leaf values the grouped trees reach, from (features, rows) columns."""
+        total = jnp.zeros((columns.shape[1], n_outputs), leaf_tables[0].values.dtype)
+        for (trees, walker), table in zip(self.parts, leaf_tables, strict=True):
+            total = total + _sum_by_output(table.gather(walker.positions(columns)), trees, n_outputs)
+        return total
+
+    def ranks(self, columns: jax.Array) -> jax.Array:
+        """(trees, rows) breadth-first leaf ranks of the grouped trees, trees in their own order (the
+        walked trees' rows left 0)."""
+        ranks = jnp.zeros((self.trees, columns.shape[1]), jnp.int32)
+        for trees, walker in self.parts:
+            ranks = ranks.at[trees].set(walker.ranks(walker.positions(columns)))
+        return ranks
+
+
+def _sum_by_output(values: jax.Array, trees: jax.Array, n_outputs: int) -> jax.Array:
+    """(trees, rows, width) leaf values of ``trees`` -> (rows, n_outputs): a leaf of n_outputs values adds
+    to every output, a single value to output tree % n_outputs."""
+    if values.shape[-1] == n_outputs:
+        return jnp.sum(values, axis=0)
+    return jax.ops.segment_sum(values[..., 0], trees % n_outputs, num_segments=n_outputs).T
 
 
 class _LeafTable(NamedTuple):
@@ -402,7 +505,7 @@ class _LeafTable(NamedTuple):
 
 
 class _SplitTableWalk:
-    """The split-table evaluation (see SplitTables above): every split of a tree compared at once, each
+    """The split-table evaluation (see SPLIT_TABLES): every split of a tree compared at once, each
     clearing the leaves its other side holds from a 64-bit set; the one leaf left is the reached one."""
 
     def __init__(
@@ -410,7 +513,6 @@ class _SplitTableWalk:
         nodes: jax.Array,
         thresholds: jax.Array,
         tree_nodes: jax.Array,
-        tree_leaves: jax.Array,
         cat_bits: jax.Array | None,
         cat_limits: jax.Array | None,
         tables: tuple[jax.Array, ...],
@@ -434,7 +536,6 @@ class _SplitTableWalk:
         self.feature = word & ((1 << spec.feature_bits) - 1)
         self.flags = word >> spec.feature_bits
         self.threshold = thresholds[g]
-        self.tree_leaves = tree_leaves.astype(jnp.int32)
         self.lightgbm_missing, self.cat_bits, self.cat_limits = spec.lightgbm_missing, cat_bits, cat_limits
         # where NaN and 0 go at each split, decided once here rather than per row (half the time, measured)
         nan, zero = jnp.full_like(self.threshold, jnp.nan), jnp.zeros_like(self.threshold)
@@ -445,8 +546,9 @@ class _SplitTableWalk:
             self.keep_left = ~(_low_bits(hi) & ~_low_bits(mid))
             self.keep_right = ~(_low_bits(mid) & ~_low_bits(lo))
 
-    def leaf_values_in_order(self, leaf_values: jax.Array) -> _LeafTable:
-        rows = self.tree_leaves[:, None] + self.leaf_order.astype(jnp.int32)
+    def leaf_values_in_order(self, leaf_values: jax.Array, tree_leaves: jax.Array) -> _LeafTable:
+        """The trees' leaf values in in-order positions; ``tree_leaves``: their rows' offsets."""
+        rows = tree_leaves.astype(jnp.int32)[:, None] + self.leaf_order.astype(jnp.int32)
         values = leaf_values[rows.reshape(-1)]
         return _LeafTable(values.reshape(values.shape[0], -1), self.leaf_order.shape[1])
 
