@@ -9,11 +9,14 @@ Targets (issue 3, CPU): >= 1x native throughput for the scikit-learn models and 
 every model at >= 1,000 rows (Hummingbird's torch backend is measured beside them where it converts);
 >= 0.8x native XGBoost, LightGBM and CatBoost; load_model of the forest
 >= 100x faster than joblib.load; the forest's file <= 25% of joblib's. ``--quick`` uses 50 trees.
+Where a file has split tables (mle_runtime/ops/trees.py), the walk they replace is timed beside them,
+compiled with the tables off, and its first run too: the compile time of each strategy.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -22,7 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +176,16 @@ def bench(name: str, model: Any, framework: str, X: np.ndarray, folder: Path, qu
     mle.load_model(mle_path, cache=False).run([data32])
     r["first_run_1000_s"] = time.perf_counter() - t0  # load + compile + run: what a cold start costs
 
+    # the split tables, where the file has them, against the walk they replace (compiled with them off,
+    # never cached: the executable cache does not tell the two strategies apart)
+    walk_runtime = None
+    if has_split_tables(mle_path):
+        with walk_only():
+            t0 = time.perf_counter()
+            walk_runtime = mle.load_model(mle_path, cache=False)
+            walk_runtime.run([data32])
+            r["first_run_walk_1000_s"] = time.perf_counter() - t0
+
     runtime = mle.load_model(mle_path)
     session, onnx_status = onnx_session(name, model, X, folder)
     r["onnx"] = onnx_status
@@ -185,6 +198,10 @@ def bench(name: str, model: Any, framework: str, X: np.ndarray, folder: Path, qu
         calls = {"mle": lambda d=d32: runtime.run([d]), "native": lambda d=data: model.predict_proba(d)}
         if session is not None:
             calls["onnx"] = lambda d=d32: session(d)
+        if walk_runtime is not None:
+            with walk_only():
+                walk_runtime.run([d32])  # (compiled for this size as the walk)
+            calls["walk"] = lambda d=d32: walk_runtime.run([d])
         # in turns: this machine's speed changes by up to 2x for seconds at a time (measured: the same
         # call 13.5 or 26.5 ms, both cores busy either way), which must fall on every contender alike
         record_rows_per_second(r, n, calls, budget, repeat)
@@ -198,6 +215,26 @@ def bench(name: str, model: Any, framework: str, X: np.ndarray, folder: Path, qu
             else:
                 r[f"hummingbird_rows_s_{n}"] = n / per_call(lambda d=d32: hummingbird(d), budget, repeat)
     return r
+
+
+def has_split_tables(path: Path) -> bool:
+    from mle_runtime.reader import read_mle
+
+    graph = read_mle(path).graph
+    return any(n["op"] == "TreeEnsemble" and n.get("attrs", {}).get("split_groups") for n in graph["nodes"])
+
+
+@contextlib.contextmanager
+def walk_only() -> Iterator[None]:
+    """Programs compiled inside evaluate every tree by the walk (no split tables)."""
+    from mle_runtime.ops import trees
+
+    saved = trees.SPLIT_TABLE_MIN_ROWS
+    trees.SPLIT_TABLE_MIN_ROWS = 1 << 62
+    try:
+        yield
+    finally:
+        trees.SPLIT_TABLE_MIN_ROWS = saved
 
 
 def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
@@ -234,6 +271,20 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 f"| {r['model']} | {n:,} | {ours:,.0f} | {native:,.0f} | {cells[0]} | {hb_cells[0]} "
                 f"| {ours / native:.2f}x | {cells[1]} | {hb_cells[1]} |"
             )
+    tabled = [r for r in results if "first_run_walk_1000_s" in r]
+    if tabled:
+        lines += [
+            "",
+            "Split tables against the walk (the same file; the walk compiled with the tables off):",
+            "",
+            "| model | rows | tables | walk | tables / walk | first run: tables / walk (s) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in tabled:
+            for n in ROWS:
+                ours, walk = r[f"mle_rows_s_{n}"], r[f"walk_rows_s_{n}"]
+                first = f"{r['first_run_1000_s']:.2f} / {r['first_run_walk_1000_s']:.2f}" if n == ROWS[0] else ""
+                lines.append(f"| {r['model']} | {n:,} | {ours:,.0f} | {walk:,.0f} | {ours / walk:.2f}x | {first} |")
     lines += ["", "## Targets", ""] + [f"- {t}" for t in meta["targets"]]
     return "\n".join(lines) + "\n"
 
