@@ -229,12 +229,12 @@ def walk_only() -> Iterator[None]:
     """Programs compiled inside evaluate every tree by the walk (no split tables)."""
     from mle_runtime.ops import trees
 
-    saved = trees.SPLIT_TABLE_MIN_ROWS
-    trees.SPLIT_TABLE_MIN_ROWS = 1 << 62
+    saved = trees.SPLIT_TABLE_MIN_PAIRS
+    trees.SPLIT_TABLE_MIN_PAIRS = 1 << 62
     try:
         yield
     finally:
-        trees.SPLIT_TABLE_MIN_ROWS = saved
+        trees.SPLIT_TABLE_MIN_PAIRS = saved
 
 
 def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:

@@ -254,7 +254,7 @@ def test_paired_and_separate_node_reads_reach_the_framework_leaves(
     from mle_runtime.ops import trees as tree_ops
 
     monkeypatch.setattr(tree_ops, "PAIR_MIN_STEPS_PER_NODE", 0 if paired else 1 << 62)
-    monkeypatch.setattr(tree_ops, "SPLIT_TABLE_MIN_ROWS", 1 << 62)  # (the walk's reads are the subject)
+    monkeypatch.setattr(tree_ops, "SPLIT_TABLE_MIN_PAIRS", 1 << 62)  # (the walk's reads are the subject)
     reads = []
     unpaired = tree_ops._unpaired
     monkeypatch.setattr(tree_ops, "_unpaired", lambda *a: reads.append(1) or unpaired(*a))
@@ -383,7 +383,7 @@ def test_split_tables_and_the_walk_reach_the_framework_leaves(
     predictions; whichever way the batch goes."""
     from mle_runtime.ops import trees as tree_ops
 
-    monkeypatch.setattr(tree_ops, "SPLIT_TABLE_MIN_ROWS", 1 if by_tables else 1 << 62)
+    monkeypatch.setattr(tree_ops, "SPLIT_TABLE_MIN_PAIRS", 1 if by_tables else 1 << 62)
     uses = []
     positions = tree_ops._SplitTableWalk.positions
     monkeypatch.setattr(tree_ops._SplitTableWalk, "positions", lambda *a: uses.append(1) or positions(*a))

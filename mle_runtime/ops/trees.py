@@ -91,10 +91,12 @@ PAIR_MIN_STEPS_PER_NODE = 4
 # leaves cleared from a 64-bit set; the lowest leaf left is the one reached (the bits past a tree's
 # leaves are never cleared, and lie above it). Each split reads a whole column with one threshold, so a
 # chunk's comparisons vectorize, where the walk's gathers cannot. Used on the CPU for batches of at least
-# SPLIT_TABLE_MIN_ROWS rows: 500 LightGBM trees of 63 leaves measured 1.3x the walk at 32 rows, 1.03x
-# at 16.
+# SPLIT_TABLE_MIN_PAIRS (rows x grouped trees), below which a call's fixed cost (each group's tables
+# gathered, once a call) outweighs them. Measured against the walk: 500 LightGBM trees 1.3x at 32 rows,
+# 1.03x at 16; 25 LightGBM trees 0.85x at 64 rows, 1.9x at 512; 45 of 75 XGBoost trees grouped 0.97x at
+# 64, 1.4x at 512.
 SPLIT_TABLES = ("split_order", "split_slots", "split_ranges", "leaf_order")
-SPLIT_TABLE_MIN_ROWS = 32
+SPLIT_TABLE_MIN_PAIRS = 8192
 # Their chunks: 256 rows measured best of 128-1,024 for 500 XGBoost trees (8,192 rows: 297k rows/s, 256k
 # in 1,024-row chunks), LightGBM's 500 trees 1.2x faster than in 1,024-row chunks (1.4x in 128).
 SPLIT_TABLE_CHUNK_ROWS = 256
@@ -127,7 +129,7 @@ def tree_ensemble(
     x, thresholds = _comparable(x, thresholds, compare_float32)
     spec = WalkSpec(depth, feature_bits, lightgbm_missing, layout == "perfect")
     walked = None
-    if tables is not None and split_groups is not None and _by_split_tables(x.shape[0]):
+    if tables is not None and split_groups is not None and _by_split_tables(x.shape[0], split_groups):
         groups = _TreeGroups(nodes, thresholds, tree_nodes, tables, split_groups, spec, cat_bits, cat_limits)
         leaf_tables = groups.leaf_tables(leaf_values, tree_leaves)
         sums = functools.partial(groups.sums, leaf_tables=leaf_tables, n_outputs=n_outputs)
@@ -169,7 +171,7 @@ def tree_leaf_indices(
     )
     split_groups = attrs.get("split_groups")
     cat_bits, cat_limits, tables = _extra_inputs(extra, split_groups)
-    if tables is not None and split_groups is not None and _by_split_tables(x.shape[0]):
+    if tables is not None and split_groups is not None and _by_split_tables(x.shape[0], split_groups):
         groups = _TreeGroups(nodes, thresholds, tree_nodes, tables, split_groups, spec, cat_bits, cat_limits)
         ranks = _in_chunks(x, lambda columns: groups.ranks(columns).T, True, SPLIT_TABLE_CHUNK_ROWS)
         if not groups.walked.shape[0]:
@@ -416,9 +418,10 @@ def _extra_inputs(
     return cat_bits, cat_limits, tables
 
 
-def _by_split_tables(rows: int) -> bool:
-    """Whether a batch of ``rows`` goes through the split tables rather than the walk (see SPLIT_TABLES)."""
-    return lowering_platform() == "cpu" and rows >= SPLIT_TABLE_MIN_ROWS
+def _by_split_tables(rows: int, groups: list[list[int]]) -> bool:
+    """Whether a batch of ``rows`` goes through the split tables of ``groups`` rather than the walk."""
+    grouped = sum(int(group[0]) for group in groups if group)
+    return lowering_platform() == "cpu" and rows * grouped >= SPLIT_TABLE_MIN_PAIRS
 
 
 class _TreeGroups:
@@ -439,7 +442,8 @@ class _TreeGroups:
         order, slots, ranges, leaf_order = tables
         sizes = [(int(n), int(leaves)) for n, leaves in groups]
         if (
-            order.shape != tree_nodes.shape
+            not sizes
+            or order.shape != tree_nodes.shape
             or sum(n for n, _ in sizes) > order.shape[0]
             or any(n < 1 or not 2 <= leaves <= 64 for n, leaves in sizes)
             or slots.shape != (sum(n * (leaves - 1) for n, leaves in sizes),)
