@@ -143,10 +143,22 @@ class ModelStack:
         if t._one_dimensional:
             given = one_column(given)
         arrays, per_model = [], []
-        for x, spec in zip(given, specs, strict=True):
-            if np.ndim(x) == len(spec.shape) + 1 and not hasattr(x, "columns"):
-                if len(x) != len(self):
-                    raise ValueError(f"input {spec.name!r}: a per-model input needs {len(self)} slices, got {len(x)}")
+        for i, (x, spec) in enumerate(zip(given, specs, strict=True)):
+            sliced = np.ndim(x) == len(spec.shape) + 1 and not hasattr(x, "columns")
+            if sliced and len(x) != len(self):
+                raise ValueError(f"input {spec.name!r}: a per-model input needs {len(self)} slices, got {len(x)}")
+            # float64 values for trees that split in float64 are narrowed as each model's runtime narrows
+            # them (narrowing.py): the models' thresholds differ, so the input becomes one per model
+            fixes = [None if getattr(x, "dtype", None) == np.float32 else r._narrowing.get(i) for r in self.runtimes]
+            if any(fixes):
+                wide64 = np.dtype(np.float64)
+                if sliced:
+                    wide = [coerce_input(xi, spec, wide64, t._feature_names, t._strings) for xi in x]
+                else:
+                    wide = [coerce_input(x, spec, wide64, t._feature_names, t._strings)] * len(self)
+                a = np.stack([_narrowed(w, fix, dtype) for w, fix in zip(wide, fixes, strict=True)])
+                per_model.append(True)
+            elif sliced:
                 a = np.stack([coerce_input(xi, spec, dtype, t._feature_names, t._strings) for xi in x])
                 per_model.append(True)
             else:
@@ -192,6 +204,13 @@ class ModelStack:
                 return index.astype(shared.dtype)  # labels 0..k-1: the index is the label
             return shared[index]
         return np.stack([c[i] for c, i in zip(classes, index, strict=True)])  # type: ignore[index]
+
+
+def _narrowed(wide: np.ndarray, fix: Any, dtype: np.dtype[Any]) -> np.ndarray:
+    narrow = wide.astype(dtype)
+    if fix is not None:
+        fix.apply(wide, narrow)
+    return narrow
 
 
 def _check_same_columns(first: MLERuntime, other: MLERuntime, i: int) -> None:

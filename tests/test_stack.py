@@ -104,13 +104,26 @@ def test_boosters_with_split_tables_stack_by_walking_their_trees(tmp_path) -> No
         n["attrs"].get("split_groups") for p in paths for n in read_mle(p).graph["nodes"] if n["op"] == "TreeEnsemble"
     )
     stacked = mle.stack(paths)
-    # inputs float32 holds exactly: these trees split in float64, and a stack does not narrow float64
-    # inputs as a single runtime does (narrowing.py), so a value within a float32 step of a threshold
-    # could land on the other side (2 rows of 600 here)
-    exact = X.astype(np.float32).astype(np.float64)
-    _assert_equals_loop(stacked, paths, [exact])
+    _assert_equals_loop(stacked, paths, [X])
     for i, model in enumerate(boosters):
-        np.testing.assert_array_equal(stacked.run([exact])[0][i], model.predict(exact))
+        np.testing.assert_array_equal(stacked.run([X])[0][i], model.predict(X))
+
+
+def test_float64_inputs_are_narrowed_per_model_for_trees_that_split_in_float64(tmp_path) -> None:
+    """A float64 value within a float32 step of a threshold takes the branch the float64 comparison
+    takes in every stacked model, as in a single runtime (narrowing.py): a shared input and per-model
+    inputs, each model narrowing by its own thresholds."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    boosters = [HistGradientBoostingClassifier(max_iter=n, random_state=n).fit(X, y) for n in (8, 12)]
+    paths = _export_all(boosters, tmp_path, "hgb")
+    stacked = mle.stack(paths)
+    labels = stacked.run([X])[0]
+    per_model = stacked.run([np.stack([X, X[::-1]])])[0]
+    for i, model in enumerate(boosters):
+        np.testing.assert_array_equal(labels[i], model.predict(X))
+        np.testing.assert_array_equal(per_model[i], model.predict([X, X[::-1]][i]))
+    assert np.any(labels != stacked.run([X.astype(np.float32)])[0]), "the data has no value near a threshold"
 
 
 def test_per_model_inputs_and_batches_past_the_largest_bucket(tmp_path) -> None:
