@@ -123,14 +123,20 @@ def _categorical(tree: Tree, new_id: np.ndarray, flags: np.ndarray, threshold: n
         cat_rows.append((np.asarray(left_set, dtype=np.int64), int(limit)))
 
 
+def _renumbered(tree: Tree, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each old node's breadth-first id, and by new id each node's rank among the leaves before it."""
+    new_id = np.empty(len(tree.left), dtype=np.int64)
+    new_id[order] = np.arange(order.size)
+    return new_id, np.cumsum(tree.left[order] < 0) - 1
+
+
 def _breadth_first(trees: list[Tree], orders: list[np.ndarray], lightgbm: bool, cat_rows: list) -> _Packed:
     parts: list[tuple[np.ndarray, ...]] = []
     tree_nodes, tree_leaves, n_nodes, n_leaves = [], [], 0, 0
     for tree, order in zip(trees, orders, strict=True):
-        new_id = np.empty(len(tree.left), dtype=np.int64)
-        new_id[order] = np.arange(order.size)
+        new_id, leaf_rank = _renumbered(tree, order)
         is_leaf = tree.left[order] < 0
-        child = np.where(is_leaf, np.cumsum(is_leaf) - 1, new_id[np.maximum(tree.left[order], 0)])
+        child = np.where(is_leaf, leaf_rank, new_id[np.maximum(tree.left[order], 0)])
         flags = _node_flags(tree, order, lightgbm)
         threshold = np.where(is_leaf, np.inf, tree.threshold[order]).astype(np.float64)
         _categorical(tree, new_id, flags, threshold, cat_rows)
@@ -293,21 +299,20 @@ def split_tables(
     order = [t for m in members for t in m] + [t for t in range(len(trees)) if not fits[t]]
     slots, ranges, leaf_order = [], [], []
     for size, m in zip(groups, members, strict=True):
-        for t in m:
+        group_slots = np.zeros((len(m), size - 1), np.int64)  # padding: the root, with no leaves either side
+        group_ranges = np.zeros((len(m), size - 1, 3), np.int64)
+        group_order = np.zeros((len(m), size), np.int64)
+        for row, t in enumerate(m):
             tree, bfs = trees[t], orders[t]
-            new_id = np.empty(len(tree.left), dtype=np.int64)
-            new_id[bfs] = np.arange(bfs.size)
-            rank = np.cumsum(tree.left[bfs] < 0) - 1  # breadth-first leaf rank, by new id
+            new_id, leaf_rank = _renumbered(tree, bfs)
             in_order, spans = _in_order(tree)
             internal = [int(n) for n in bfs if tree.left[n] >= 0]
-            padding = size - 1 - len(internal)
-            slots.append(np.concatenate([new_id[internal], np.zeros(padding, np.int64)]))
-            ranges.append(
-                np.concatenate(
-                    [np.array([spans[n] for n in internal], np.int64).reshape(-1, 3), np.zeros((padding, 3), np.int64)]
-                )
-            )
-            leaf_order.append(np.concatenate([rank[new_id[in_order]], np.zeros(size - len(in_order), np.int64)]))
+            group_slots[row, : len(internal)] = new_id[internal]
+            group_ranges[row, : len(internal)] = np.array([spans[n] for n in internal], np.int64).reshape(-1, 3)
+            group_order[row, : len(in_order)] = leaf_rank[new_id[in_order]]
+        slots.append(group_slots.reshape(-1))
+        ranges.append(group_ranges.reshape(-1, 3))
+        leaf_order.append(group_order.reshape(-1))
     tensors = [
         np.asarray(order, dtype=_index_dtype(len(trees))),
         np.concatenate(slots).astype(np.uint8),

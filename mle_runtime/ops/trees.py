@@ -128,28 +128,26 @@ def tree_ensemble(
     cat_bits, cat_limits, tables = _extra_inputs(extra, split_groups)
     x, thresholds = _comparable(x, thresholds, compare_float32)
     spec = WalkSpec(depth, feature_bits, lightgbm_missing, layout == "perfect")
-    walked = None
-    if tables is not None and split_groups is not None and _by_split_tables(x.shape[0], split_groups):
-        groups = _TreeGroups(nodes, thresholds, tree_nodes, tables, split_groups, spec, cat_bits, cat_limits)
+    groups = _table_groups(x, nodes, thresholds, tree_nodes, tables, split_groups, spec, cat_bits, cat_limits)
+    grouped = None
+    if groups is not None:
         leaf_tables = groups.leaf_tables(leaf_values, tree_leaves)
         sums = functools.partial(groups.sums, leaf_tables=leaf_tables, n_outputs=n_outputs)
-        grouped = _in_chunks(x, sums, True, SPLIT_TABLE_CHUNK_ROWS)
+        grouped = _in_chunks(x, sums, split=True, rows=SPLIT_TABLE_CHUNK_ROWS)
         if not groups.walked.shape[0]:
             return grouped
-        walked = groups.walked
     # The trees no group holds go through in a pass of their own: inside the groups' chunks they ran half
     # as fast (65 of 500 XGBoost trees took as long as the other 435).
+    walked = None if groups is None else groups.walked
     trees = tree_nodes if walked is None else tree_nodes[walked]
+    offsets = (tree_leaves if walked is None else tree_leaves[walked]).astype(jnp.int32)[:, None]
     table = _node_table(nodes, thresholds, trees.shape[0], x.shape[0], depth)
 
     def walk(columns: jax.Array) -> jax.Array:
         leaf = _leaves(columns, table, trees, cat_bits, cat_limits, spec)
-        if walked is None:
-            return _sum_leaf_values(leaf_values[leaf + tree_leaves[:, None].astype(jnp.int32)], n_outputs)
-        leaf = leaf + tree_leaves[walked].astype(jnp.int32)[:, None]
-        return _sum_by_output(leaf_values[leaf], walked, n_outputs)
+        return _sum_leaf_values(leaf_values[leaf + offsets], n_outputs, walked)
 
-    return _in_chunks(x, walk) if walked is None else grouped + _in_chunks(x, walk)
+    return _in_chunks(x, walk) if grouped is None else grouped + _in_chunks(x, walk)
 
 
 def tree_leaf_indices(
@@ -171,9 +169,9 @@ def tree_leaf_indices(
     )
     split_groups = attrs.get("split_groups")
     cat_bits, cat_limits, tables = _extra_inputs(extra, split_groups)
-    if tables is not None and split_groups is not None and _by_split_tables(x.shape[0], split_groups):
-        groups = _TreeGroups(nodes, thresholds, tree_nodes, tables, split_groups, spec, cat_bits, cat_limits)
-        ranks = _in_chunks(x, lambda columns: groups.ranks(columns).T, True, SPLIT_TABLE_CHUNK_ROWS)
+    groups = _table_groups(x, nodes, thresholds, tree_nodes, tables, split_groups, spec, cat_bits, cat_limits)
+    if groups is not None:
+        ranks = _in_chunks(x, lambda columns: groups.ranks(columns).T, split=True, rows=SPLIT_TABLE_CHUNK_ROWS)
         if not groups.walked.shape[0]:
             return ranks
         trees = tree_nodes[groups.walked]
@@ -260,10 +258,13 @@ def _chunk_rows(n: int, split: bool = False, rows: int = CHUNK_ROWS) -> int:
     return -(-n // 2) if split and 2 * SPLIT_MIN_ROWS <= n <= rows else min(n, rows)
 
 
-def _sum_leaf_values(values: jax.Array, n_outputs: int) -> jax.Array:
-    """(trees, rows, width) -> (rows, n_outputs): all trees add to all outputs, or round-robin."""
+def _sum_leaf_values(values: jax.Array, n_outputs: int, trees: jax.Array | None = None) -> jax.Array:
+    """(trees, rows, width) -> (rows, n_outputs): all trees add to all outputs, or round-robin, tree t to
+    output t % n_outputs (``trees``: the trees' indices, when not all of them in order)."""
     if values.shape[-1] == n_outputs:
         return jnp.sum(values, axis=0)
+    if trees is not None:
+        return jax.ops.segment_sum(values[..., 0], trees % n_outputs, num_segments=n_outputs).T
     return jnp.sum(values[..., 0].reshape(-1, n_outputs, values.shape[1]), axis=0).T
 
 
@@ -312,8 +313,7 @@ def _leaves(
     child_shift = feature_bits + FLAG_BITS if packed else 0
     feature_mask = (1 << feature_bits) - 1
     base = tree_nodes[:, None].astype(jnp.int32)
-    if lightgbm_missing:  # LightGBM reads any |x| <= kZeroThreshold as 0, whichever node reads it
-        columns = jnp.where(jnp.abs(columns) <= LIGHTGBM_ZERO, 0.0, columns)
+    columns = _read_columns(columns, lightgbm_missing)
     row_index = jnp.arange(columns.shape[1], dtype=jnp.int32)[None, :]
 
     def word_of(g: jax.Array) -> jax.Array:
@@ -375,6 +375,12 @@ def _leaves(
     return child_of(word_of(g), g)
 
 
+def _read_columns(columns: jax.Array, lightgbm_missing: bool) -> jax.Array:
+    """The columns as the splits read them: LightGBM reads any |x| <= kZeroThreshold as 0, whichever node
+    reads it."""
+    return jnp.where(jnp.abs(columns) <= LIGHTGBM_ZERO, 0.0, columns) if lightgbm_missing else columns
+
+
 def _goes_left(
     value: jax.Array,
     flags: jax.Array,
@@ -418,10 +424,24 @@ def _extra_inputs(
     return cat_bits, cat_limits, tables
 
 
-def _by_split_tables(rows: int, groups: list[list[int]]) -> bool:
-    """Whether a batch of ``rows`` goes through the split tables of ``groups`` rather than the walk."""
-    grouped = sum(int(group[0]) for group in groups if group)
-    return lowering_platform() == "cpu" and rows * grouped >= SPLIT_TABLE_MIN_PAIRS
+def _table_groups(
+    x: jax.Array,
+    nodes: jax.Array,
+    thresholds: jax.Array,
+    tree_nodes: jax.Array,
+    tables: tuple[jax.Array, ...] | None,
+    split_groups: list[list[int]] | None,
+    spec: WalkSpec,
+    cat_bits: jax.Array | None,
+    cat_limits: jax.Array | None,
+) -> _TreeGroups | None:
+    """The split tables' groups when a batch of x's rows goes through them rather than the walk: on the
+    CPU, from SPLIT_TABLE_MIN_PAIRS rows x grouped trees."""
+    if tables is None or split_groups is None or lowering_platform() != "cpu":
+        return None
+    if x.shape[0] * sum(int(n) for n, _ in split_groups) < SPLIT_TABLE_MIN_PAIRS:
+        return None
+    return _TreeGroups(nodes, thresholds, tree_nodes, tables, split_groups, spec, cat_bits, cat_limits)
 
 
 class _TreeGroups:
@@ -469,6 +489,7 @@ class _TreeGroups:
             self.parts.append((trees, walker))
             first, slot, leaf = first + n, slot + n * (leaves - 1), leaf + n * leaves
         self.walked = order[first:]
+        self.lightgbm_missing = spec.lightgbm_missing
 
     def leaf_tables(self, leaf_values: jax.Array, tree_leaves: jax.Array) -> list[_LeafTable]:
         """Each group's leaf values in in-order positions (built once a call, outside the chunks)."""
@@ -476,26 +497,20 @@ class _TreeGroups:
 
     def sums(self, columns: jax.Array, leaf_tables: list[_LeafTable], n_outputs: int) -> jax.Array:
         """(rows, n_outputs) sums of the leaf values the grouped trees reach, from (features, rows) columns."""
+        columns = _read_columns(columns, self.lightgbm_missing)
         total = jnp.zeros((columns.shape[1], n_outputs), leaf_tables[0].values.dtype)
         for (trees, walker), table in zip(self.parts, leaf_tables, strict=True):
-            total = total + _sum_by_output(table.gather(walker.positions(columns)), trees, n_outputs)
+            total = total + _sum_leaf_values(table.gather(walker.positions(columns)), n_outputs, trees)
         return total
 
     def ranks(self, columns: jax.Array) -> jax.Array:
         """(trees, rows) breadth-first leaf ranks of the grouped trees, trees in their own order (the
         walked trees' rows left 0)."""
+        columns = _read_columns(columns, self.lightgbm_missing)
         ranks = jnp.zeros((self.trees, columns.shape[1]), jnp.int32)
         for trees, walker in self.parts:
             ranks = ranks.at[trees].set(walker.ranks(walker.positions(columns)))
         return ranks
-
-
-def _sum_by_output(values: jax.Array, trees: jax.Array, n_outputs: int) -> jax.Array:
-    """(trees, rows, width) leaf values of ``trees`` -> (rows, n_outputs): a leaf of n_outputs values adds
-    to every output, a single value to output tree % n_outputs."""
-    if values.shape[-1] == n_outputs:
-        return jnp.sum(values, axis=0)
-    return jax.ops.segment_sum(values[..., 0], trees % n_outputs, num_segments=n_outputs).T
 
 
 class _LeafTable(NamedTuple):
@@ -522,19 +537,7 @@ class _SplitTableWalk:
         tables: tuple[jax.Array, ...],
         spec: WalkSpec,
     ):
-        slots, ranges, self.leaf_order = tables
-        if (
-            slots.ndim != 2
-            or ranges.shape != (*slots.shape, 3)
-            or self.leaf_order.ndim != 2
-            or self.leaf_order.shape[0] != slots.shape[0]
-            or not 1 <= self.leaf_order.shape[1] <= 64
-            or slots.shape[0] != tree_nodes.shape[0]
-        ):
-            raise ValueError(
-                f"TreeEnsemble: malformed split tables: slots {slots.shape}, ranges {ranges.shape}, "
-                f"leaf order {self.leaf_order.shape} for {tree_nodes.shape[0]} trees of at most 64 leaves"
-            )
+        slots, ranges, self.leaf_order = tables  # (trees, leaves - 1), (trees, leaves - 1, 3), (trees, leaves)
         g = tree_nodes.astype(jnp.int32)[:, None] + slots.astype(jnp.int32)
         word = nodes[g] if nodes.ndim == 1 else nodes[g, 0]
         self.feature = word & ((1 << spec.feature_bits) - 1)
@@ -557,9 +560,8 @@ class _SplitTableWalk:
         return _LeafTable(values.reshape(values.shape[0], -1), self.leaf_order.shape[1])
 
     def positions(self, columns: jax.Array) -> jax.Array:
-        """(trees, rows) in-order position of the leaf each row reaches, from the (features, rows) columns."""
-        if self.lightgbm_missing:  # LightGBM reads any |x| <= kZeroThreshold as 0, whichever node reads it
-            columns = jnp.where(jnp.abs(columns) <= LIGHTGBM_ZERO, 0.0, columns)
+        """(trees, rows) in-order position of the leaf each row reaches, from the (features, rows) columns
+        (as _read_columns reads them)."""
         trees, splits = self.feature.shape
         with x64():
             left_in = jnp.full((trees, columns.shape[1]), ~jnp.uint64(0), jnp.uint64)
