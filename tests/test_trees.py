@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import catboost
+import jax
+import jax.numpy as jnp
 import joblib
 import lightgbm
 import numpy as np
@@ -454,9 +456,9 @@ def test_cli_exports_the_frameworks_own_files(tmp_path: Path) -> None:
 def test_compaction_paths_agree_with_sklearn(
     after: int, levels_left: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Compacting the open (tree, row) pairs (when they fit a quarter), walking them all (when they
-    don't: at level 1 nearly all are open) and not compacting (too few levels left) give scikit-learn's
-    answers."""
+    """Compacting the open (tree, row) pairs (when they fit a quarter, and again from there), walking them
+    all until they fit (at level 1 nearly all are open) and not compacting (too few levels left) give
+    scikit-learn's answers."""
     from mle_runtime.ops import trees as tree_ops
 
     monkeypatch.setattr(tree_ops, "COMPACT_AFTER", after)
@@ -468,6 +470,25 @@ def test_compaction_paths_agree_with_sklearn(
     runtime = mle.load_model(tmp_path / "forest.mle", precision="float64", cache=False)
     np.testing.assert_array_equal(runtime.predict(X), model.predict(X))
     assert_scaled(runtime.predict_proba(X), model.predict_proba(X), 1e-12, f"compact after {after}")
+
+
+@pytest.mark.parametrize("n, p, capacity", [(1000, 0.1, 250), (4097, 0.5, 1024), (64, 0.0, 16), (96, 1.0, 24)])
+def test_open_slots_are_the_true_entries_in_order(n: int, p: float, capacity: int) -> None:
+    """The compaction's indices: the True entries of a flag array in order, then zeros; past the capacity,
+    the first ``capacity`` of them (the walk then takes the other path, on the count)."""
+    from mle_runtime.ops.trees import _exclusive_prefix, _open_slots
+
+    flags = np.random.default_rng(n).random(n) < p
+    index, count = jax.jit(_open_slots, static_argnums=1)(jnp.asarray(flags), capacity)
+    true = np.flatnonzero(flags)
+    assert int(count) == len(true)
+    kept = min(len(true), capacity)
+    np.testing.assert_array_equal(np.asarray(index)[:kept], true[:kept])
+    assert not np.asarray(index)[kept:].any()
+    counts = np.random.default_rng(0).integers(0, 33, 70_000).astype(np.int32)
+    before, total = jax.jit(_exclusive_prefix)(jnp.asarray(counts))
+    np.testing.assert_array_equal(np.asarray(before), np.cumsum(counts) - counts)
+    assert int(total) == counts.sum()
 
 
 @pytest.mark.parametrize(

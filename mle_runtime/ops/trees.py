@@ -16,7 +16,8 @@ known ones, 0 .. ``cat_limits[row]`` - 1; NaN takes the missing-value direction,
 value the node's unknown-category direction.
 
 Every row walks every tree for ``depth`` steps (a leaf stays where it is), so the loop has a fixed
-count and no data-dependent control flow; rows go through in chunks of ``CHUNK_ROWS`` so that the
+count and no data-dependent control flow (deep trees excepted: their open pairs move to smaller arrays
+and walk until done, see COMPACT_AFTER); rows go through in chunks of ``CHUNK_ROWS`` so that the
 (trees, rows) working set stays in cache and memory stays bounded at any batch size (1,024-row chunks
 measured 2.2x faster than one pass at 100,000 rows, and 27-47 MB instead of ~1 GB).
 
@@ -55,20 +56,25 @@ SPLIT_MIN_ROWS = 64  # (see _chunk_rows)
 PERFECT_MAX_DEPTH = 4
 # A GPU wants every (tree, row) pair of a batch bucket in flight at once: no row chunks there.
 GPU_CHUNK_ROWS = 1 << 16
-# Deep trees (a full-depth forest: max depth 29, mean path 13) pay for the fixed loop count. After
-# COMPACT_AFTER levels (14% of pairs still open in that forest) the open (tree, row) pairs move to an
-# array a quarter the size when they fit (else all walk on). Measured on a 100-tree full-depth forest,
-# 50 features: 1.1x at 1,000 and 100,000 rows (the gathers of the first 16 levels dominate), for a first
-# compile of 0.56 s instead of 0.17 s; compacting again every 4 levels compiled in 1.0 s for no more
-# speed. CHUNK_ROWS 256 / 2,048 / 4,096 and unrolled loops measured no better than these settings.
-# A compaction costs several levels' walk, and a level where most pairs already sit at a leaf costs
-# little (they re-read a cached node), so it pays only with many levels left: 500 LightGBM trees of 63
-# leaves (depth 21, 0.8% of pairs open after 16 levels) ran 1.24x faster at 1,000 and 100,000 rows
-# without it (and compiled in 0.2 s instead of 0.8 s), while the 100-tree forest above (13 levels
-# left) keeps its 1.08-1.12x from it.
+# Deep trees (a full-depth forest: max depth 29-36, mean path 13) pay for the fixed loop count. After
+# COMPACT_AFTER levels (14% of pairs still open in such a forest) the open (tree, row) pairs move to an
+# array a quarter the size (all walk on until they fit); there they walk until they fit a quarter of
+# that, and move again (COMPACT_MOVES times, while an array keeps COMPACT_MIN_PAIRS); the last array
+# walks until every pair is at its leaf, not for a fixed count. A move is a popcount rank in 32-pair
+# words, their prefix sum and one scatter (_open_slots: 1.4 ms for 512,000 pairs, where jnp.nonzero's
+# cumsum took 5.9 ms, more than the 20 levels it saved). Measured on the benchmark's 500-tree forest
+# (depth 36, 50 features), alternating calls of this and the single nonzero move walking a fixed 20
+# levels: 1.16x at 1,000 and 8,192 rows, 1.06x at one row, for a first run (compile) of 1.1 s instead
+# of 0.7 s; one move 4% slower than two, three even with two, compacting after 13 levels 5% slower.
+# The first 16 levels remain ~60% of the time (each a gather of node records XLA keeps apart from the
+# step that reads them: a gathered value with several users is not fused). CHUNK_ROWS 256 / 512 / 2,048
+# measured no better. Compaction pays only with many levels left: 500 LightGBM trees of 63 leaves
+# (depth 21, 0.8% of pairs open after 16 levels) ran 1.24x faster at 1,000 and 100,000 rows without it
+# (with the slower move; not re-measured).
 COMPACT_AFTER = 16
 COMPACT_MIN_LEVELS_LEFT = 8
 COMPACT_MIN_PAIRS = 4096
+COMPACT_MOVES = 2
 # A packed node word and its float32 threshold are read as one 64-bit record (two gathers a step
 # instead of three) when the walk takes at least this many (tree, row, level) steps per node, so that
 # building the records (once a call, over every node) costs little beside it. Measured (A/B in one
@@ -337,40 +343,64 @@ def _leaves(
         node = jax.lax.fori_loop(0, depth, heap_step, jnp.zeros((tree_nodes.shape[0], columns.shape[1]), jnp.int32))
         return node - ((1 << depth) - 1)
 
-    def step(node: jax.Array, base: jax.Array, rows: jax.Array) -> jax.Array:
+    def step(node: jax.Array, base: jax.Array, rows: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The pairs one level on, and which of them were at an internal node."""
         g = node + base
         word, threshold = word_and_threshold(g)
         moved = child_of(word, g) + jnp.where(goes_left(word, threshold, rows), 0, 1)
-        return jnp.where(((word >> feature_bits) & LEAF) != 0, node, moved)
+        internal = ((word >> feature_bits) & LEAF) == 0
+        return jnp.where(internal, moved, node), internal
 
     def walk(node: jax.Array, base: jax.Array, rows: jax.Array, steps: int) -> jax.Array:
-        return jax.lax.fori_loop(0, steps, lambda _, n: step(n, base, rows), node)
+        return jax.lax.fori_loop(0, steps, lambda _, n: step(n, base, rows)[0], node)
 
-    def finish(node: jax.Array, base: jax.Array, rows: jax.Array, steps: int) -> jax.Array:
-        """Walk ``steps`` more levels over flat (tree, row) pairs; the open ones move to an array a
-        quarter the size first when they fit."""
-        if node.shape[0] < 4 * COMPACT_MIN_PAIRS:
-            return walk(node, base, rows, steps)
-        open_pairs = (word_of(node + base) >> feature_bits) & LEAF == 0
+    def walk_open(
+        node: jax.Array, base: jax.Array, rows: jax.Array, steps: jax.Array, internal: jax.Array, fits: int
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """At most ``steps`` levels on, until at most ``fits`` pairs were at an internal node in the last
+        step (``internal``: in the step before). Returns the pairs, the steps left, and which pairs the
+        last step found internal: those still open, and those it moved onto a leaf."""
+        State = tuple[jax.Array, jax.Array, jax.Array, jax.Array]  # steps taken, pairs, internal, their count
+
+        def level(state: State) -> State:
+            i, node, _, _ = state
+            node, internal = step(node, base, rows)
+            return i + 1, node, internal, jnp.sum(internal, dtype=jnp.int32)
+
+        start: State = (jnp.int32(0), node, internal, jnp.sum(internal, dtype=jnp.int32))
+        i, node, internal, _ = jax.lax.while_loop(lambda s: (s[0] < steps) & (s[3] > fits), level, start)
+        return node, steps - i, internal
+
+    def finish(
+        node: jax.Array, base: jax.Array, rows: jax.Array, steps: jax.Array, internal: jax.Array, moves: int
+    ) -> jax.Array:
+        """Flat (tree, row) pairs after at most ``steps`` more levels: they walk until the open ones fit a
+        quarter of the array, which they then move to, ``moves`` times, or until there are fewer than
+        4 x COMPACT_MIN_PAIRS to move; the last array walks until every pair is at its leaf."""
         capacity = node.shape[0] // 4
+        if not moves or capacity < COMPACT_MIN_PAIRS:
+            return walk_open(node, base, rows, steps, internal, 0)[0]
+        node, steps, internal = walk_open(node, base, rows, steps, internal, capacity)
+        index, count = _open_slots(internal, capacity)
 
         def compacted(node: jax.Array) -> jax.Array:
-            (index,) = jnp.nonzero(open_pairs, size=capacity, fill_value=0)
-            sub = walk(node[index], base[index], rows[index], steps)
-            return node.at[index].set(sub)  # a padding slot repeats pair 0 and writes what it would
+            part = finish(node[index], base[index], rows[index], steps, internal[index], moves - 1)
+            return node.at[index].set(part)  # a padding slot repeats pair 0 and writes what it would
 
-        def plain(node: jax.Array) -> jax.Array:
-            return walk(node, base, rows, steps)
-
-        return jax.lax.cond(jnp.sum(open_pairs) <= capacity, compacted, plain, node)
+        # (more than fit only when the steps ran out: every pair is at its leaf)
+        return jax.lax.cond((steps > 0) & (count <= capacity), compacted, lambda node: node, node)
 
     trees_rows = (tree_nodes.shape[0], columns.shape[1])
     first = depth if depth - COMPACT_AFTER < COMPACT_MIN_LEVELS_LEFT else COMPACT_AFTER
-    node = walk(jnp.zeros(trees_rows, jnp.int32), base, row_index, first)
-    if depth > first:
-        flat_base = jnp.broadcast_to(base, trees_rows).reshape(-1)
+    node = jnp.zeros(trees_rows, jnp.int32)
+    if depth <= first:
+        node = walk(node, base, row_index, depth)
+    else:  # (the last of the first levels peeled off for its open pairs: 6% faster than a loop carrying them)
+        node, internal = step(walk(node, base, row_index, first - 1), base, row_index)
+        flat = (node.reshape(-1), jnp.broadcast_to(base, trees_rows).reshape(-1))
         flat_rows = jnp.broadcast_to(row_index, trees_rows).reshape(-1)
-        node = finish(node.reshape(-1), flat_base, flat_rows, depth - first).reshape(trees_rows)
+        steps = jnp.int32(depth - first)
+        node = finish(*flat, flat_rows, steps, internal.reshape(-1), COMPACT_MOVES).reshape(trees_rows)
     g = node + base
     return child_of(word_of(g), g)
 
@@ -587,6 +617,34 @@ class _SplitTableWalk:
         """In-order positions -> breadth-first leaf ranks, (trees, rows)."""
         order = self.leaf_order.astype(jnp.int32)
         return order[jnp.arange(order.shape[0])[:, None], positions]
+
+
+def _open_slots(flags: jax.Array, capacity: int) -> tuple[jax.Array, jax.Array]:
+    """The indices of a flat bool array's True entries, in order, in ``capacity`` slots (0 in the slots
+    past them; those past ``capacity`` dropped), and their count. Each entry's rank among the True ones is
+    counted in 32-entry words (the popcount of the bits below it) plus the words' prefix sum."""
+    n = flags.shape[0]
+    lane = jnp.arange(32, dtype=jnp.uint32)
+    words = jnp.sum(jnp.pad(flags, (0, -n % 32)).reshape(-1, 32).astype(jnp.uint32) << lane, axis=1, dtype=jnp.uint32)
+    counts = jax.lax.population_count(words).astype(jnp.int32)
+    below = jax.lax.population_count(words[:, None] & ((jnp.uint32(1) << lane) - 1)).astype(jnp.int32)
+    before, total = _exclusive_prefix(counts)
+    slot = jnp.where(flags, (before[:, None] + below).reshape(-1)[:n], capacity)
+    index = jnp.zeros(capacity, jnp.int32).at[slot].set(jnp.arange(n, dtype=jnp.int32), mode="drop")
+    return index, total
+
+
+def _exclusive_prefix(counts: jax.Array, width: int = 128) -> tuple[jax.Array, jax.Array]:
+    """(exclusive prefix sum, total) of small non-negative int32 counts (at most 32 each): the sums within
+    ``width``-wide rows as a product with a triangle of ones (exact: float32 holds them), the rows'
+    offsets by cumsum. XLA's CPU cumsum is slow at length (512k entries: 3.9 ms; this, 0.4 ms)."""
+    b = counts.shape[0]
+    rows = jnp.pad(counts, (0, -b % width)).reshape(-1, width)
+    triangle = jnp.triu(jnp.ones((width, width), jnp.float32))
+    within = jnp.matmul(rows.astype(jnp.float32), triangle, precision=jax.lax.Precision.HIGHEST).astype(jnp.int32)
+    offsets = jnp.cumsum(within[:, -1]) - within[:, -1]
+    inclusive = (within + offsets[:, None]).reshape(-1)[:b]
+    return inclusive - counts, inclusive[-1]
 
 
 def _low_bits(count: jax.Array) -> jax.Array:
