@@ -472,10 +472,13 @@ def test_compaction_paths_agree_with_sklearn(
     assert_scaled(runtime.predict_proba(X), model.predict_proba(X), 1e-12, f"compact after {after}")
 
 
-@pytest.mark.parametrize("n, p, capacity", [(1000, 0.1, 250), (4097, 0.5, 1024), (64, 0.0, 16), (96, 1.0, 24)])
+@pytest.mark.parametrize(
+    "n, p, capacity", [(1000, 0.1, 250), (200, 0.9, 190), (4097, 0.5, 1024), (64, 0.0, 16), (96, 1.0, 24)]
+)
 def test_open_slots_are_the_true_entries_in_order(n: int, p: float, capacity: int) -> None:
-    """The compaction's indices: the True entries of a flag array in order, then zeros; past the capacity,
-    the first ``capacity`` of them (the walk then takes the other path, on the count)."""
+    """The compaction's indices: the True entries of a flag array in order, then the first False one (a
+    pair at its leaf: it pads); past the capacity, the first ``capacity`` of them (the walk then goes on
+    without moving, on the count)."""
     from mle_runtime.ops.trees import _exclusive_prefix, _open_slots
 
     flags = np.random.default_rng(n).random(n) < p
@@ -484,7 +487,8 @@ def test_open_slots_are_the_true_entries_in_order(n: int, p: float, capacity: in
     assert int(count) == len(true)
     kept = min(len(true), capacity)
     np.testing.assert_array_equal(np.asarray(index)[:kept], true[:kept])
-    assert not np.asarray(index)[kept:].any()
+    padding = np.flatnonzero(~flags)[0] if not flags.all() else 0
+    assert (np.asarray(index)[kept:] == padding).all()
     counts = np.random.default_rng(0).integers(0, 33, 70_000).astype(np.int32)
     before, total = jax.jit(_exclusive_prefix)(jnp.asarray(counts))
     np.testing.assert_array_equal(np.asarray(before), np.cumsum(counts) - counts)

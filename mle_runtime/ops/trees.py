@@ -385,7 +385,7 @@ def _leaves(
 
         def compacted(node: jax.Array) -> jax.Array:
             part = finish(node[index], base[index], rows[index], steps, internal[index], moves - 1)
-            return node.at[index].set(part)  # a padding slot repeats pair 0 and writes what it would
+            return node.at[index].set(part)  # (a padding slot repeats a pair at its leaf, and writes it back)
 
         # (more than fit only when the steps ran out: every pair is at its leaf)
         return jax.lax.cond((steps > 0) & (count <= capacity), compacted, lambda node: node, node)
@@ -620,9 +620,11 @@ class _SplitTableWalk:
 
 
 def _open_slots(flags: jax.Array, capacity: int) -> tuple[jax.Array, jax.Array]:
-    """The indices of a flat bool array's True entries, in order, in ``capacity`` slots (0 in the slots
-    past them; those past ``capacity`` dropped), and their count. Each entry's rank among the True ones is
-    counted in 32-entry words (the popcount of the bits below it) plus the words' prefix sum."""
+    """The indices of a flat bool array's True entries, in order, in ``capacity`` slots (those past
+    ``capacity`` dropped), and their count. The slots past them hold the first False entry (0 if none): a
+    pair already at its leaf, which neither moves nor counts as open where they walk. Each entry's rank
+    among the True ones is counted in 32-entry words (the popcount of the bits below it) plus the words'
+    prefix sum."""
     n = flags.shape[0]
     lane = jnp.arange(32, dtype=jnp.uint32)
     words = jnp.sum(jnp.pad(flags, (0, -n % 32)).reshape(-1, 32).astype(jnp.uint32) << lane, axis=1, dtype=jnp.uint32)
@@ -630,7 +632,11 @@ def _open_slots(flags: jax.Array, capacity: int) -> tuple[jax.Array, jax.Array]:
     below = jax.lax.population_count(words[:, None] & ((jnp.uint32(1) << lane) - 1)).astype(jnp.int32)
     before, total = _exclusive_prefix(counts)
     slot = jnp.where(flags, (before[:, None] + below).reshape(-1)[:n], capacity)
-    index = jnp.zeros(capacity, jnp.int32).at[slot].set(jnp.arange(n, dtype=jnp.int32), mode="drop")
+    first = jnp.argmax(words != ~jnp.uint32(0))  # the first word with a False entry, and its lowest one:
+    unset = ~words[first]
+    lowest = jax.lax.population_count((unset & (~unset + 1)) - 1).astype(jnp.int32)
+    closed = jnp.minimum(32 * first.astype(jnp.int32) + lowest, n - 1)
+    index = jnp.full(capacity, closed).at[slot].set(jnp.arange(n, dtype=jnp.int32), mode="drop")
     return index, total
 
 
