@@ -61,11 +61,12 @@ GPU_CHUNK_ROWS = 1 << 16
 # array a quarter the size (all walk on until they fit); there they walk until they fit a quarter of
 # that, and move again (COMPACT_MOVES times, while an array keeps COMPACT_MIN_PAIRS); the last array
 # walks until every pair is at its leaf, not for a fixed count. A move is a popcount rank in 32-pair
-# words, their prefix sum and one scatter (_open_slots: 1.4 ms for 512,000 pairs, where jnp.nonzero's
-# cumsum took 5.9 ms, more than the 20 levels it saved). Measured on the benchmark's 500-tree forest
-# (depth 36, 50 features), alternating calls of this and the single nonzero move walking a fixed 20
-# levels: 1.16x at 1,000 and 8,192 rows, 1.06x at one row, for a first run (compile) of 1.1 s instead
-# of 0.7 s; one move 4% slower than two, three even with two, compacting after 13 levels 5% slower.
+# words, their prefix sum and one scatter (_open_slots: 1.4 ms for 512,000 pairs; jnp.nonzero took 5.9 ms,
+# 3.9 of them in its cumsum, and the move with the fixed 20 levels after it cost as much as 16 levels).
+# Measured on the benchmark's 500-tree forest (depth 36, 50 features), alternating calls of this and the
+# single nonzero move: 1.16x at 1,000 and 8,192 rows, 1.06x at one row, for a first run (compile) of
+# 1.1 s instead of 0.7 s; one move 4% slower than two, three even with two, compacting after 13 levels
+# 5% slower.
 # The first 16 levels remain ~60% of the time (each a gather of node records XLA keeps apart from the
 # step that reads them: a gathered value with several users is not fused). CHUNK_ROWS 256 / 512 / 2,048
 # measured no better. Compaction pays only with many levels left: 500 LightGBM trees of 63 leaves
