@@ -473,7 +473,8 @@ def test_compaction_paths_agree_with_sklearn(
 
 
 @pytest.mark.parametrize(
-    "n, p, capacity", [(1000, 0.1, 250), (200, 0.9, 190), (4097, 0.5, 1024), (64, 0.0, 16), (96, 1.0, 24)]
+    "n, p, capacity",
+    [(1000, 0.1, 250), (200, 0.9, 190), (4097, 0.5, 1024), (64, 0.0, 16), (96, 1.0, 24), (40, 1.0, 48)],
 )
 def test_open_slots_are_the_true_entries_in_order(n: int, p: float, capacity: int) -> None:
     """The compaction's indices: the True entries of a flag array in order, then the first False one (a

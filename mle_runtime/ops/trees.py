@@ -636,7 +636,8 @@ def _open_slots(flags: jax.Array, capacity: int) -> tuple[jax.Array, jax.Array]:
     first = jnp.argmax(words != ~jnp.uint32(0))  # the first word with a False entry, and its lowest one:
     unset = ~words[first]
     lowest = jax.lax.population_count((unset & (~unset + 1)) - 1).astype(jnp.int32)
-    closed = jnp.minimum(32 * first.astype(jnp.int32) + lowest, n - 1)
+    found = 32 * first.astype(jnp.int32) + lowest
+    closed = jnp.where((unset != 0) & (found < n), found, 0)  # (past n: the padding of the last word)
     index = jnp.full(capacity, closed).at[slot].set(jnp.arange(n, dtype=jnp.int32), mode="drop")
     return index, total
 
