@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from mle_runtime.format import ALIGNMENT
 from mle_runtime.reader import aligned_empty
 
 CPU_MAX_BUCKET = 8192
@@ -60,6 +61,52 @@ def padded_rows(a: np.ndarray, rows: int, axis: int = 0) -> np.ndarray:
     out[(*lead, slice(0, a.shape[axis]))] = a
     out[(*lead, slice(a.shape[axis], None))] = 0
     return out
+
+
+class Staging:
+    """Aligned buffers for the inputs of a synchronous CPU client (devices.inline_cpu_device), one per
+    input shape, reused from call to call.
+
+    XLA's CPU client runs on an argument in place only at a 64-byte-aligned address (numpy aligns its
+    allocations to 16 bytes); any other it copies, one over 100 KiB (XLA's kSmallDataTransferByteSize) on
+    a worker thread, which a synchronous client then waits for. Copying such an input here, into a buffer
+    already paged in, measured (2 cores, the runtime on unaligned inputs, alternating calls): a
+    784-512-512-10 MLP at 64 rows (200 KB) 1.16-1.57x faster, 20 trees over 784 features at 64 and 256 rows
+    1.48x and 1.08x, LogisticRegression over 100 features at 256-2,048 rows 1.07-1.23x; a freshly
+    allocated buffer instead gained at 200 KB only and lost from 400 KB on (its pages fault in on every
+    call). Inputs of at most 100 KiB are left to XLA, whose inline copy beat this one (this one 9-11%
+    slower at 3-50 KB: the call's own cost, not the copy's); those over MAX_BYTES too (LogisticRegression
+    at 4,096 rows, 1.6 MB: 4% slower copied), which also keeps the buffers small.
+
+    A buffer is taken for one call and given back after it, so threads sharing a runtime never share
+    one (a thread that finds none allocates its own)."""
+
+    MIN_BYTES = 100 << 10
+    MAX_BYTES = 1 << 20
+
+    def __init__(self) -> None:
+        self._free: dict[tuple[tuple[int, ...], str], np.ndarray] = {}
+
+    def take(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        """``arrays`` with each unaligned one of MIN_BYTES .. MAX_BYTES replaced by its copy in a taken
+        buffer (in place); returns the buffers taken, for ``give_back`` once the call is done."""
+        taken = []
+        for i, a in enumerate(arrays):
+            if not self.MIN_BYTES < a.nbytes <= self.MAX_BYTES:
+                continue
+            if a.ctypes.data % ALIGNMENT == 0 and a.flags.c_contiguous:
+                continue
+            buffer = self._free.pop((a.shape, a.dtype.str), None)
+            if buffer is None:
+                buffer = aligned_empty(a.shape, a.dtype)
+            np.copyto(buffer, a)
+            arrays[i] = buffer
+            taken.append(buffer)
+        return taken
+
+    def give_back(self, buffers: list[np.ndarray]) -> None:
+        for buffer in buffers:
+            self._free[(buffer.shape, buffer.dtype.str)] = buffer
 
 
 def gather_chunks(

@@ -28,7 +28,7 @@ from mle_runtime.cache import (
 from mle_runtime.devices import inline_cpu_device, resolve_device, resolve_devices
 from mle_runtime.errors import FormatError, InputError
 from mle_runtime.graph import Graph, structure_hash
-from mle_runtime.inputs import Lookup, as_input_list, check_finite, coerce_input, one_column
+from mle_runtime.inputs import Lookup, aligned_copy, as_input_list, check_finite, coerce_input, one_column
 from mle_runtime.lowering import build_function, compile_program, round_down_tensors
 from mle_runtime.metadata import decode_classes, decode_output_classes, decode_string_columns, model_info
 from mle_runtime.reader import MleFile, read_mle
@@ -207,6 +207,7 @@ class MLERuntime:
         # the parameters placed there too on the first such batch; as_jax() and chunked batches keep JAX's.
         self._inline_device = inline_cpu_device() if jax_device.platform == "cpu" and mesh is None else None
         self._inline_params: dict[str, jax.Array] | None = None
+        self._staging = buckets.Staging()
         self._inline_rows = max(INLINE_ROWS, INLINE_WORK_BYTES // max(1, sum(a.nbytes for a in host)))
         self._signer = signing.fingerprint(public_key) if public_key is not None else None
         self._scope = functools.partial(precision_scope, precision)
@@ -352,7 +353,7 @@ class MLERuntime:
                 arrays.append(coerce_input(x, spec, dtype, self._feature_names, self._strings))
                 continue
             wide = coerce_input(x, spec, np.dtype(np.float64), self._feature_names, self._strings)
-            narrow = wide.astype(dtype)
+            narrow = aligned_copy(wide, dtype)
             fix.apply(wide, narrow)
             arrays.append(narrow)
         if len({len(a) for a in arrays}) > 1:
@@ -408,7 +409,11 @@ class MLERuntime:
         chunk = [buckets.padded_rows(a, bucket) for a in arrays]
         # numpy in: the executable moves it to its device (an explicit device_put costs ~50 us more).
         device, params = self._target(bucket)
+        staged = self._staging.take(chunk) if device is self._inline_device else []  # (see buckets.Staging)
         outs = self._executable(chunk, device, params)(params, tuple(chunk))
+        if staged:  # (the synchronous client is done with them on return: the wait costs nothing)
+            jax.block_until_ready(outs)
+            self._staging.give_back(staged)
         if self._allow_nan is not None:
             # After the dispatch, so that it overlaps the executable where dispatch is asynchronous: host
             # work between two XLA calls let its thread pool fall asleep, which cost more than the check.

@@ -21,6 +21,7 @@ from sklearn.preprocessing import StandardScaler
 
 import mle_runtime as mle
 from mle_runtime import buckets, devices, lowering
+from mle_runtime.inputs import aligned_copy, contiguous
 from mle_runtime.runtime import INLINE_ROWS, INLINE_WORK_BYTES, precision_scope
 
 
@@ -76,6 +77,67 @@ def test_padded_rows_are_zero_padded_into_aligned_memory() -> None:
         np.testing.assert_array_equal(np.take(out, range(a.shape[axis]), axis=axis), a)
         assert not np.take(out, range(a.shape[axis], rows), axis=axis).any()
     assert buckets.padded_rows(unaligned, 100) is unaligned  # nothing to pad: passed on as it is
+
+
+def unaligned_copy(a: np.ndarray) -> np.ndarray:
+    """``a``'s values at an address 16 bytes past a 64-byte boundary, as numpy's own allocations often lie."""
+    buffer = np.empty(a.nbytes + 128, np.uint8)
+    start = -buffer.ctypes.data % 64 + 16
+    out = buffer[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+def test_converted_inputs_land_in_aligned_memory() -> None:
+    rng = np.random.default_rng(0)
+    wide = rng.normal(size=(300, 7))
+    for given in (wide, wide[:, ::2], np.asfortranarray(wide), wide > 0):
+        out = contiguous(given, np.dtype(np.float32))
+        assert out.ctypes.data % 64 == 0 and out.flags.c_contiguous and out.dtype == np.float32
+        np.testing.assert_array_equal(out, given.astype(np.float32))
+    ready = unaligned_copy(wide.astype(np.float32))
+    assert contiguous(ready, np.dtype(np.float32)) is ready  # nothing to convert: not copied here
+    copied = aligned_copy(wide, np.dtype(np.float64))  # always a copy, even with nothing to convert
+    assert copied is not wide and copied.ctypes.data % 64 == 0
+    np.testing.assert_array_equal(copied, wide)
+
+
+def test_staging_copies_only_unaligned_inputs_past_xlas_inline_copy() -> None:
+    staging = buckets.Staging()
+    rng = np.random.default_rng(1)
+    large = unaligned_copy(rng.normal(size=(64, 784)).astype(np.float32))  # 200 KB
+    small = unaligned_copy(rng.normal(size=(16, 784)).astype(np.float32))  # 50 KB: XLA copies it inline
+    huge = unaligned_copy(rng.normal(size=(512, 784)).astype(np.float32))  # 1.6 MB: past MAX_BYTES
+    aligned = aligned_copy(large, large.dtype)
+    assert small.nbytes <= buckets.Staging.MIN_BYTES < large.nbytes <= buckets.Staging.MAX_BYTES < huge.nbytes
+    arrays = [large, small, huge, aligned]
+    taken = staging.take(arrays)
+    assert len(taken) == 1 and arrays[0] is taken[0] and arrays[1:] == [small, huge, aligned]
+    assert taken[0].ctypes.data % 64 == 0
+    np.testing.assert_array_equal(taken[0], large)
+    again = [large]
+    assert staging.take(again)[0] is not taken[0]  # a buffer taken is nobody else's until given back
+    staging.give_back(taken)
+    other = unaligned_copy(rng.normal(size=(64, 784)).astype(np.float32))
+    reused = [other]
+    assert staging.take(reused) == taken  # the same buffer, now holding the new values
+    np.testing.assert_array_equal(reused[0], other)
+
+
+def test_inputs_staged_for_the_inline_client_answer_right_call_after_call(tmp_path: Path) -> None:
+    X, y = make_classification(400, 784, n_informative=30, n_classes=3, random_state=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = MLPClassifier((32,), max_iter=20, random_state=0).fit(X, y)
+    mle.export_model(model, tmp_path / "mlp.mle")
+    runtime = mle.load_model(tmp_path / "mlp.mle", cache=False)
+    batches = [unaligned_copy(X[i : i + 64].astype(np.float32)) for i in (0, 64, 128)]
+    answers = [runtime.predict_proba(b) for b in batches]  # each staged through the one buffer
+    assert len(runtime._staging._free) == 1
+    for b, answer in zip(batches, answers, strict=True):
+        np.testing.assert_allclose(answer, model.predict_proba(b.astype(np.float64)), rtol=1e-4, atol=1e-5)
+    (compiled,) = runtime._executables.values()
+    assert next(iter(compiled.input_shardings[0][0].values())).device_set == {devices.inline_cpu_device()}
 
 
 def test_parameters_share_the_mapped_file_on_cpu(tmp_path: Path) -> None:
