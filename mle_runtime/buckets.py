@@ -76,7 +76,8 @@ class Staging:
     allocated buffer instead gained at 200 KB only and lost from 400 KB on (its pages fault in on every
     call). Inputs of at most 100 KiB are left to XLA, whose inline copy beat this one (this one 9-11%
     slower at 3-50 KB: the call's own cost, not the copy's); those over MAX_BYTES too (LogisticRegression
-    at 4,096 rows, 1.6 MB: 4% slower copied), which also keeps the buffers small.
+    at 4,096 rows, 1.6 MB: 4% slower copied), which also keeps the buffers small: at most four bucket
+    sizes of an input fall between the two bounds, ~2 MB of buffers an input at most.
 
     A buffer is taken for one call and given back after it, so threads sharing a runtime never share
     one (a thread that finds none allocates its own)."""
