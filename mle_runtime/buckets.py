@@ -70,12 +70,13 @@ class Staging:
     XLA's CPU client runs on an argument in place only at a 64-byte-aligned address (numpy aligns its
     allocations to 16 bytes); any other it copies, one over 100 KiB (XLA's kSmallDataTransferByteSize) on
     a worker thread, which a synchronous client then waits for. Copying such an input here, into a buffer
-    already paged in, measured (2 cores, the runtime on unaligned inputs, alternating calls): a
-    784-512-512-10 MLP at 64 rows (200 KB) 1.16-1.57x faster, 20 trees over 784 features at 64 and 256 rows
-    1.48x and 1.08x, LogisticRegression over 100 features at 256-2,048 rows 1.07-1.23x; a freshly
-    allocated buffer instead gained at 200 KB only and lost from 400 KB on (its pages fault in on every
-    call). Inputs of at most 100 KiB are left to XLA, whose inline copy beat this one (this one 9-11%
-    slower at 3-50 KB: the call's own cost, not the copy's); those over MAX_BYTES too (LogisticRegression
+    already paged in, measured (2 cores, the runtime on an unaligned float32 batch with and without the
+    copy, alternating calls): a 784-512-512-10 MLP at 64 rows (200 KB) 1.05-1.53x faster (six processes),
+    20 trees over 784 features at 64 and 256 rows 1.48x and 1.08x; LogisticRegression over 100 features,
+    whose call is little more than the copy, mixed: 0.78-1.13x at 512 and 2,048 rows (geometric mean of six
+    ~1.0). A freshly allocated buffer instead gained at 200 KB only and lost from 400 KB on (its pages
+    fault in on every call). Inputs of at most 100 KiB are left to XLA, whose inline copy beat this one (this one 9-11%
+    slower at 25-50 KB: the call's own cost, not the copy's); those over MAX_BYTES too (LogisticRegression
     at 4,096 rows, 1.6 MB: 4% slower copied), which also keeps the buffers small: at most four bucket
     sizes of an input fall between the two bounds, ~2 MB of buffers an input at most.
 

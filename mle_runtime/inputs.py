@@ -148,7 +148,7 @@ def contiguous(arr: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
     """``arr`` as a C-contiguous array of ``dtype``: itself when it is one, else a copy at a 64-byte-aligned
     address, which XLA's CPU client runs on in place where it copies any other (numpy aligns to 16 bytes):
     a float64 batch, say, converts into memory the executable reads as it is. Measured, 2 cores, on the
-    synchronous client: a 784-512-512-10 MLP at 64 rows 1.17-1.56x faster on an aligned input than on an
+    synchronous client: a 784-512-512-10 MLP at 64 rows 1.15-1.56x faster on an aligned input than on an
     unaligned one, LogisticRegression over 100 features at 512 and 2,048 rows 1.16-1.66x."""
     if arr.dtype == dtype and arr.flags.c_contiguous:
         return arr
