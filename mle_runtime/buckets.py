@@ -75,10 +75,10 @@ class Staging:
     20 trees over 784 features at 64 and 256 rows 1.48x and 1.08x; LogisticRegression over 100 features,
     whose call is little more than the copy, mixed: 0.78-1.13x at 512 and 2,048 rows (geometric mean of six
     ~1.0). A freshly allocated buffer instead gained at 200 KB only and lost from 400 KB on (its pages
-    fault in on every call). Inputs of at most 100 KiB are left to XLA, whose inline copy beat this one (this one 9-11%
-    slower at 25-50 KB: the call's own cost, not the copy's); those over MAX_BYTES too (LogisticRegression
-    at 4,096 rows, 1.6 MB: 4% slower copied), which also keeps the buffers small: at most four bucket
-    sizes of an input fall between the two bounds, ~2 MB of buffers an input at most.
+    fault in on every call). Inputs of at most 100 KiB are left to XLA, whose inline copy beat this one
+    (this one 9-11% slower at 25-50 KB: the call's own cost, not the copy's); those over MAX_BYTES too
+    (LogisticRegression at 4,096 rows, 1.6 MB: 4% slower copied), which also keeps the buffers small: at
+    most four bucket sizes of an input fall between the two bounds, ~2 MB of buffers an input at most.
 
     A buffer is taken for one call and given back after it, so threads sharing a runtime never share
     one (a thread that finds none allocates its own)."""
