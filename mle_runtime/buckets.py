@@ -63,6 +63,11 @@ def padded_rows(a: np.ndarray, rows: int, axis: int = 0) -> np.ndarray:
     return out
 
 
+# XLA's CPU client copies an argument that is not 64-byte aligned before running on it: inline, cheaply, up
+# to this many bytes (its kSmallDataTransferByteSize); a larger one on a worker thread (see Staging).
+XLA_INLINE_COPY_BYTES = 100 << 10
+
+
 class Staging:
     """Aligned buffers for the inputs of a synchronous CPU client (devices.inline_cpu_device), one per
     input shape, reused from call to call.
@@ -83,7 +88,7 @@ class Staging:
     A buffer is taken for one call and given back after it, so threads sharing a runtime never share
     one (a thread that finds none allocates its own)."""
 
-    MIN_BYTES = 100 << 10
+    MIN_BYTES = XLA_INLINE_COPY_BYTES
     MAX_BYTES = 1 << 20
 
     def __init__(self) -> None:

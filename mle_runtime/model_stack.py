@@ -20,7 +20,7 @@ import numpy as np
 
 from mle_runtime import buckets
 from mle_runtime.graph import Graph
-from mle_runtime.inputs import aligned_copy, as_input_list, check_finite, coerce_input, one_column
+from mle_runtime.inputs import as_input_list, check_finite, coerce_input, converted, one_column
 from mle_runtime.lowering import build_function, compile_program
 from mle_runtime.ops.trees import LEAF, SPLIT_TABLES
 from mle_runtime.runtime import MLERuntime, load_model
@@ -207,7 +207,7 @@ class ModelStack:
 
 
 def _narrowed(wide: np.ndarray, fix: Any, dtype: np.dtype[Any]) -> np.ndarray:
-    narrow = aligned_copy(wide, dtype)
+    narrow = converted(wide, dtype)
     if fix is not None:
         fix.apply(wide, narrow)
     return narrow

@@ -28,7 +28,7 @@ from mle_runtime.cache import (
 from mle_runtime.devices import inline_cpu_device, resolve_device, resolve_devices
 from mle_runtime.errors import FormatError, InputError
 from mle_runtime.graph import Graph, structure_hash
-from mle_runtime.inputs import Lookup, aligned_copy, as_input_list, check_finite, coerce_input, one_column
+from mle_runtime.inputs import Lookup, as_input_list, check_finite, coerce_input, converted, one_column
 from mle_runtime.lowering import build_function, compile_program, round_down_tensors
 from mle_runtime.metadata import decode_classes, decode_output_classes, decode_string_columns, model_info
 from mle_runtime.reader import MleFile, read_mle
@@ -353,7 +353,7 @@ class MLERuntime:
                 arrays.append(coerce_input(x, spec, dtype, self._feature_names, self._strings))
                 continue
             wide = coerce_input(x, spec, np.dtype(np.float64), self._feature_names, self._strings)
-            narrow = aligned_copy(wide, dtype)
+            narrow = converted(wide, dtype)
             fix.apply(wide, narrow)
             arrays.append(narrow)
         if len({len(a) for a in arrays}) > 1:

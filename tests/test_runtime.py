@@ -21,7 +21,7 @@ from sklearn.preprocessing import StandardScaler
 
 import mle_runtime as mle
 from mle_runtime import buckets, devices, lowering
-from mle_runtime.inputs import aligned_copy, contiguous
+from mle_runtime.inputs import contiguous, converted
 from mle_runtime.runtime import INLINE_ROWS, INLINE_WORK_BYTES, precision_scope
 
 
@@ -88,18 +88,22 @@ def unaligned_copy(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def test_converted_inputs_land_in_aligned_memory() -> None:
+def test_converted_inputs_past_xlas_inline_copy_land_in_aligned_memory() -> None:
     rng = np.random.default_rng(0)
-    wide = rng.normal(size=(300, 7))
-    for given in (wide, wide[:, ::2], np.asfortranarray(wide), wide > 0):
-        out = contiguous(given, np.dtype(np.float32))
-        assert out.ctypes.data % 64 == 0 and out.flags.c_contiguous and out.dtype == np.float32
-        np.testing.assert_array_equal(out, given.astype(np.float32))
-    ready = unaligned_copy(wide.astype(np.float32))
-    assert contiguous(ready, np.dtype(np.float32)) is ready  # nothing to convert: not copied here
-    copied = aligned_copy(wide, np.dtype(np.float64))  # always a copy, even with nothing to convert
-    assert copied is not wide and copied.ctypes.data % 64 == 0
-    np.testing.assert_array_equal(copied, wide)
+    for rows, aligned in ((300, True), (30, False)):  # 300 x 200 float32: 240 KB; 30 rows: 24 KB
+        wide = rng.normal(size=(rows, 200))
+        assert (rows * 200 * 4 > buckets.XLA_INLINE_COPY_BYTES) == aligned
+        for given in (wide, wide[:, ::2], np.asfortranarray(wide), wide > 0):
+            out = contiguous(given, np.dtype(np.float32))
+            assert out.flags.c_contiguous and out.dtype == np.float32
+            assert out.ctypes.data % 64 == 0 or not aligned
+            np.testing.assert_array_equal(out, given.astype(np.float32))
+        ready = unaligned_copy(wide.astype(np.float32))
+        assert contiguous(ready, np.dtype(np.float32)) is ready  # nothing to convert: not copied here
+        copied = converted(wide, np.dtype(np.float64))  # always a copy, even with nothing to convert
+        assert copied is not wide and copied.flags.c_contiguous
+        assert copied.ctypes.data % 64 == 0 or not aligned
+        np.testing.assert_array_equal(copied, wide)
 
 
 def test_staging_copies_only_unaligned_inputs_past_xlas_inline_copy() -> None:
@@ -108,7 +112,7 @@ def test_staging_copies_only_unaligned_inputs_past_xlas_inline_copy() -> None:
     large = unaligned_copy(rng.normal(size=(64, 784)).astype(np.float32))  # 200 KB
     small = unaligned_copy(rng.normal(size=(16, 784)).astype(np.float32))  # 50 KB: XLA copies it inline
     huge = unaligned_copy(rng.normal(size=(512, 784)).astype(np.float32))  # 1.6 MB: past MAX_BYTES
-    aligned = aligned_copy(large, large.dtype)
+    aligned = converted(large, large.dtype)  # (200 KB: aligned)
     assert small.nbytes <= buckets.Staging.MIN_BYTES < large.nbytes <= buckets.Staging.MAX_BYTES < huge.nbytes
     arrays = [large, small, huge, aligned]
     taken = staging.take(arrays)
