@@ -158,8 +158,8 @@ def converted(arr: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
     aligns to 16 bytes; buckets.Staging says how): a float64 batch, say, converts into memory the executable
     reads as it is. Measured, 2 cores, on the synchronous client: a 784-512-512-10 MLP at 64 rows
     1.15-1.56x faster on an aligned input than on an unaligned one, LogisticRegression over 100 features at
-    512 and 2,048 rows 1.16-1.66x. A smaller array XLA copies cheaply itself, and aligning it would cost a
-    one-row call ~2.5 us more (3 us against numpy's 0.5)."""
+    512 and 2,048 rows 1.16-1.66x. A smaller array XLA copies cheaply itself, where aligning it cost more
+    than it saved: one float64 row through Ridge 57.0 us a call aligned, 48.4 us as numpy converts it."""
     if arr.size * dtype.itemsize <= XLA_INLINE_COPY_BYTES:
         return arr.astype(dtype, order="C")
     out = aligned_empty(arr.shape, dtype)
