@@ -52,8 +52,9 @@ def padded_rows(a: np.ndarray, rows: int, axis: int = 0) -> np.ndarray:
     """``a`` zero-padded to ``rows`` on ``axis`` (``a`` itself when it has them), padded into memory at a
     64-byte-aligned address: XLA on CPU uses such an argument where it lies and copies any other, slowly (a
     1,000 x 100 float32 argument cost a call 39 us unaligned, 7 us aligned; JAX 0.10, 2 cores). An input
-    that needs no padding is not copied to align it: in a loop of fresh inputs that cost as much as it saved
-    (8,192 rows x 100: 0.60-0.82 against 0.57-0.63 ms a call)."""
+    that needs no padding is not copied to align it here: in a loop of fresh inputs that cost as much as it
+    saved (8,192 rows x 100: 0.60-0.82 against 0.57-0.63 ms a call); the synchronous client's are, where
+    that pays, into reused buffers (Staging)."""
     if a.shape[axis] == rows:
         return a
     out = aligned_empty((*a.shape[:axis], rows, *a.shape[axis + 1 :]), a.dtype)
