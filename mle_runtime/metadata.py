@@ -22,6 +22,7 @@ OUTPUT_ROLES = {
     "scores": "anomaly scores, as the estimator's score_samples",
     "predictions": "regression predictions, in the estimator's output shape",
     "transformed": "transformed features",
+    "std": "the predictive distribution's standard deviation (predict's return_std), computed only when asked",
     "invalid": "rows the source model would refuse (the runtime raises ValueError for them)",
 }
 

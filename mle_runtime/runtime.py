@@ -56,6 +56,11 @@ INLINE_WORK_BYTES = 4 << 20
 # (LightGBM 0.90x).
 INLINE_ROWS = 64
 
+# Outputs an executable computes only for calls that ask for them: a Gaussian process's predictive
+# standard deviation costs a (rows, training rows) x (training rows, training rows) product, far more than
+# its mean, which every other call would pay for.
+ON_DEMAND_OUTPUTS = frozenset({"std"})
+
 
 def precision_scope(precision: str) -> contextlib.AbstractContextManager[None]:
     """float64 needs JAX's x64 mode; it is switched on only around this runtime's own JAX calls."""
@@ -224,7 +229,8 @@ class MLERuntime:
         self._max_bucket = buckets.CPU_MAX_BUCKET if self._jax_device.platform == "cpu" else buckets.GPU_MAX_BUCKET
         if self._jax_device.platform == "cpu":
             self._max_bucket = buckets.cpu_chunk(self._max_bucket, mf.metadata.get("largest_activation_bytes_per_row"))
-        self._executables: dict[tuple[Any, ...], Any] = {}
+        self._executables: dict[tuple[Any, ...], Any] = {}  # (each input's (shape, dtype), ..., outputs computed)
+        self._functions: dict[tuple[str, ...], Any] = {graph.outputs: fn}
         # The cache (folders, key file, structure hash) is set up on the first compile or lookup:
         # loading stays cheap for runs that never need it.
         self._cache_state: tuple[ExecutableCache, str] | None = None
@@ -276,15 +282,32 @@ class MLERuntime:
             self._inline_params = _placed(self._host_params, sharding, self.precision)
         return self._inline_device, self._inline_params
 
-    def _executable(self, arrays: list[np.ndarray], device: Any, params: dict[str, jax.Array]) -> Any:
-        """The compiled program for inputs shaped as ``arrays`` (a padded chunk), on ``device`` with
-        ``params`` (as ``_target`` chose them for its rows)."""
+    def _computed(self, wanted: Sequence[str]) -> tuple[str, ...]:
+        """The outputs a call that wants ``wanted`` computes: all but those computed on demand
+        (ON_DEMAND_OUTPUTS), unless it wants one of them; then all."""
+        outputs = self._graph.outputs
+        if any(name in ON_DEMAND_OUTPUTS for name in wanted):
+            return outputs
+        return tuple(name for name in outputs if name not in ON_DEMAND_OUTPUTS)
+
+    def _function(self, computed: tuple[str, ...]) -> Any:
+        """The graph's function cut down to the ``computed`` outputs (XLA drops what they do not need)."""
+        fn = self._functions.get(computed)
+        if fn is None:
+            fn = self._functions[computed] = build_function(Graph(self._graph.inputs, computed, self._graph.nodes))
+        return fn
+
+    def _executable(
+        self, arrays: list[np.ndarray], device: Any, params: dict[str, jax.Array], computed: tuple[str, ...]
+    ) -> Any:
+        """The compiled program of the ``computed`` outputs for inputs shaped as ``arrays`` (a padded
+        chunk), on ``device`` with ``params`` (as ``_target`` chose them for its rows)."""
         signature = tuple((a.shape, a.dtype.str) for a in arrays)
-        compiled = self._executables.get(signature)
+        compiled = self._executables.get((*signature, computed))
         if compiled is not None:
             return compiled
         if self._mesh is not None:
-            return self._compile_spread(signature, arrays)
+            return self._compile_spread(signature, arrays, computed)
         sharding = jax.sharding.SingleDeviceSharding(device)
         avals = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding) for a in arrays)
         cache, structure = self._cache_and_structure()
@@ -292,6 +315,7 @@ class MLERuntime:
             [
                 ("structure", structure),
                 ("inputs", ";".join(f"{s}:{d}" for s, d in signature)),
+                ("outputs", ",".join(computed)),
                 ("precision", self.precision),
                 ("jax", jax.__version__),
                 ("jaxlib", _jaxlib_version()),
@@ -304,28 +328,29 @@ class MLERuntime:
         payload = cache.load(key)
         if payload is not None:
             in_tree = jax.tree_util.tree_structure(((params, avals), {}))
-            out_tree = jax.tree_util.tree_structure(tuple(range(len(self._graph.outputs))))
+            out_tree = jax.tree_util.tree_structure(tuple(range(len(computed))))
             compiled = deserialize_compiled(payload, in_tree, out_tree, device)
         if compiled is not None:
             self.stats["cache_hits"] += 1
         else:
-            compiled = compile_program(self._fn, (params, avals), device.platform)
+            compiled = compile_program(self._function(computed), (params, avals), device.platform)
             self.stats["compiles"] += 1
             payload = serialize_compiled(compiled)
             if payload is not None:
                 cache.store(key, payload)
-        self._executables[signature] = compiled
+        self._executables[(*signature, computed)] = compiled
         return compiled
 
-    def _compile_spread(self, signature: tuple[Any, ...], arrays: list[np.ndarray]) -> Any:
+    def _compile_spread(self, signature: tuple[Any, ...], arrays: list[np.ndarray], computed: tuple[str, ...]) -> Any:
         """Rows split across the mesh's devices, parameters replicated; compiled per process (the
         executable cache holds single-device executables only)."""
         assert self._mesh is not None
         rows = jax.sharding.NamedSharding(self._mesh, jax.sharding.PartitionSpec("batch"))
         avals = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rows) for a in arrays)
-        compiled = compile_program(self._fn, (self._params, avals), self._jax_device.platform, out_shardings=rows)
+        fn = self._function(computed)
+        compiled = compile_program(fn, (self._params, avals), self._jax_device.platform, out_shardings=rows)
         self.stats["compiles"] += 1
-        self._executables[signature] = compiled
+        self._executables[(*signature, computed)] = compiled
         return compiled
 
     def _bucket(self, n: int) -> int:
@@ -375,13 +400,14 @@ class MLERuntime:
 
     def _run_graph(self, arrays: list[np.ndarray], wanted: Sequence[str]) -> dict[str, np.ndarray]:
         """The ``wanted`` outputs (and "invalid", always checked) as numpy arrays, labels decoded. The
-        executable computes every output; the others are neither copied to the host nor decoded."""
+        executable computes every output but those on demand (``_computed``); the others are neither copied
+        to the host nor decoded."""
         n = len(arrays[0])
-        outputs = self._graph.outputs
+        outputs = self._computed(wanted)
         keep = [i for i, name in enumerate(outputs) if name in wanted or name == "invalid"]
 
         def dispatch(start: int, stop: int, bucket: int) -> list[Any]:
-            outs = self._dispatch([a[start:stop] for a in arrays], self._bucket(bucket))
+            outs = self._dispatch([a[start:stop] for a in arrays], self._bucket(bucket), outputs)
             return [outs[i] for i in keep]
 
         with self._scope():
@@ -403,14 +429,15 @@ class MLERuntime:
             labels[:, k] = _lookup(classes, index[:, k], f"output_classes[{k}]")
         return labels
 
-    def _dispatch(self, arrays: list[np.ndarray], bucket: int) -> list[Any]:
-        """Start the executable on one chunk padded to ``bucket`` rows; returns its outputs, which may still
-        be computing (on a GPU, or where JAX dispatches CPU work asynchronously)."""
+    def _dispatch(self, arrays: list[np.ndarray], bucket: int, computed: tuple[str, ...]) -> list[Any]:
+        """Start the executable of the ``computed`` outputs on one chunk padded to ``bucket`` rows; returns
+        its outputs, which may still be computing (on a GPU, or where JAX dispatches CPU work
+        asynchronously)."""
         chunk = [buckets.padded_rows(a, bucket) for a in arrays]
         # numpy in: the executable moves it to its device (an explicit device_put costs ~50 us more).
         device, params = self._target(bucket)
         staged = self._staging.take(chunk) if device is self._inline_device else []  # (see buckets.Staging)
-        outs = self._executable(chunk, device, params)(params, tuple(chunk))
+        outs = self._executable(chunk, device, params, computed)(params, tuple(chunk))
         if staged:  # (the synchronous client is done with them on return: the wait costs nothing)
             jax.block_until_ready(outs)
             self._staging.give_back(staged)
@@ -448,10 +475,20 @@ class MLERuntime:
             )
         return self._run_named([X], (name,))[name]
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: Any, return_std: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Labels for classifiers, clusters for clusterers, predictions for regressors (scikit-learn's
-        ``predict``); a network's first output."""
+        ``predict``); a network's first output. ``return_std``: ``(predictions, std)`` with the predictive
+        distribution's standard deviation, for the models whose ``predict`` gives it
+        (GaussianProcessRegressor, BayesianRidge, ARDRegression, DummyRegressor: a file with a "std" output)."""
         kind = self._require().metadata.get("task")
+        if return_std:
+            if "std" not in self._graph.outputs:
+                raise ValueError(
+                    f"{self._require().metadata.get('estimator', 'this model')} gives no predictive standard "
+                    f"deviation (return_std=True); outputs: {list(self._graph.outputs)}"
+                )
+            named = self._run_named([X], ("predictions", "std"))
+            return named["predictions"], named["std"]
         if kind == "network":
             return self._output(X, self._run_outputs()[0], "predict")
         return self._output(X, "label" if kind in ("classifier", "clusterer") else "predictions", "predict")

@@ -32,6 +32,12 @@ class Record:
     atol: float = 1e-15  # looser only where the op's own arithmetic cancels (said at the record)
 
 
+def _additive_chi2_reference(x: np.ndarray, steps: int, interval: float) -> np.ndarray:
+    from sklearn.kernel_approximation import AdditiveChi2Sampler
+
+    return AdditiveChi2Sampler._transform_dense(x, steps, interval)
+
+
 def _ovr(p: np.ndarray) -> np.ndarray:
     s = p.sum(axis=-1, keepdims=True)
     return np.where(s == 0, 1.0 / p.shape[-1], p / np.where(s == 0, 1, s))
@@ -423,6 +429,16 @@ OPS: dict[str, Record] = {
         {"n_classes": 3},
     ),
     "LogSumExp": Record((X,), lambda x: np.log(np.exp(x).sum(axis=-1))),
+    "AdditiveChi2": Record(
+        (np.where(X > 1, 0.0, np.abs(X)),),  # (zeros among the entries: their features are zero)
+        lambda x: _additive_chi2_reference(x, 3, 0.4),
+        {"sample_steps": 3, "sample_interval": 0.4},
+    ),
+    "SketchProduct": Record(
+        (R.normal(size=(5, 3 * 4)),),
+        lambda s: np.real(np.fft.ifft(np.prod(np.fft.fft(s.reshape(5, 3, 4), axis=-1), axis=-2), axis=-1)),
+        {"degree": 3},
+    ),
     "EuclideanDistances": Record(
         (X, R.normal(size=(3, 4))),
         lambda x, p: np.sqrt(((x[:, None, :] - p[None, :, :]) ** 2).sum(axis=-1)),

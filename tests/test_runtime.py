@@ -51,6 +51,30 @@ def test_batch_sizes_compile_a_bounded_number_of_times(tmp_path: Path) -> None:
     assert 1 <= runtime.stats["compiles"] <= bound
 
 
+def test_the_predictive_std_is_computed_only_by_calls_that_ask_for_it(tmp_path: Path) -> None:
+    from sklearn.gaussian_process import GaussianProcessRegressor
+
+    X, y = make_regression(60, 3, noise=1.0, random_state=2)
+    model = GaussianProcessRegressor(alpha=0.1, normalize_y=True).fit(X, y)
+    mle.export_model(model, tmp_path / "gp.mle")
+    runtime = mle.load_model(tmp_path / "gp.mle", precision="float64")
+    expected_mean, expected_std = model.predict(X + 0.5, return_std=True)
+    np.testing.assert_allclose(runtime.predict(X + 0.5), expected_mean, rtol=1e-9)
+    assert [key[-1] for key in runtime._executables] == [("predictions",)]  # no std in predict's program
+    mean, std = runtime.predict(X + 0.5, return_std=True)
+    np.testing.assert_allclose(mean, expected_mean, rtol=1e-9)
+    np.testing.assert_allclose(std, expected_std, rtol=1e-8)
+    assert [key[-1] for key in runtime._executables] == [("predictions",), ("predictions", "std")]
+    assert runtime.run([X])[0].shape == (60,)  # run() gives the run outputs only
+    reloaded = mle.load_model(tmp_path / "gp.mle", precision="float64")  # each program cached under its own key
+    np.testing.assert_array_equal(reloaded.predict(X + 0.5, return_std=True)[1], std)
+    np.testing.assert_array_equal(reloaded.predict(X + 0.5), mean)
+    assert reloaded.stats == {"compiles": 0, "cache_hits": 2}
+    mle.export_model(Ridge().fit(X, y), tmp_path / "ridge.mle")
+    with pytest.raises(ValueError, match=r"Ridge gives no predictive standard deviation \(return_std=True\)"):
+        mle.load_model(tmp_path / "ridge.mle").predict(X, return_std=True)
+
+
 def test_bucket_arithmetic() -> None:
     assert [buckets.bucket_for(n, 8192) for n in (1, 2, 3, 5, 8, 9, 8191, 8192, 9000)] == [
         1,

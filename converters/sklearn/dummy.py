@@ -35,4 +35,5 @@ def dummy_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conve
     constant = np.asarray(est.constant_, dtype=np.float64).reshape(-1)
     value = constant[0] if est.n_outputs_ == 1 else constant
     y = b.op("ConstantRows", x, b.const("constant", np.asarray(value)))
-    return Converted("regressor", {"predictions": y}, ["predictions"])
+    std = b.op("ConstantRows", x, b.const("zero_std", np.zeros_like(value)))  # (predict's return_std: zeros)
+    return Converted("regressor", {"predictions": y, "std": std}, ["predictions"])

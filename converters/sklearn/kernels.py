@@ -235,15 +235,29 @@ def label_propagation(est: Any, b: GraphBuilder, x: str, n_features: int) -> Con
 @converts(gaussian_process.GaussianProcessRegressor)
 def gaussian_process_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     """The posterior mean: the fitted kernel against the training rows times ``alpha_``, scaled back by
-    the target's training mean and standard deviation (``normalize_y``); ``return_std`` is not given."""
-    k = b.op("GaussianProcessKernel", x, b.const("X_train", est.X_train_), kernel=_gp_kernel(est.kernel_))
+    the target's training mean and standard deviation (``normalize_y``); and its standard deviation
+    (``return_std``, computed only when asked): sqrt(k(x, x) - |v|^2) with v = L^-1 k(X, x) (GPML
+    Algorithm 2.1, lines 5-6; L^-1 solved here once, where scikit-learn solves L against each batch), a
+    negative variance (rounding) taken as 0 as scikit-learn takes it, scaled by the target's deviation.
+    ``return_cov`` (a (rows, rows) output) is not given."""
+    from scipy.linalg import solve_triangular
+
+    kernel = _gp_kernel(est.kernel_)
+    k = b.op("GaussianProcessKernel", x, b.const("X_train", est.X_train_), kernel=kernel)
     alpha = np.asarray(est.alpha_, dtype=np.float64)
     mean = b.op("Gemm", k, b.const("alpha", alpha))
     scale = np.asarray(est._y_train_std, dtype=np.float64)
     y = b.op("Add", b.op("Mul", mean, b.const("y_std", scale)), b.const("y_mean", np.asarray(est._y_train_mean)))
+    inverse = solve_triangular(est.L_, np.eye(len(est.L_)), lower=True)  # (scikit-learn's L_ is lower)
+    v = b.op("Gemm", k, b.const("L_inverse", inverse.T))
+    reduced = b.op("Gemm", b.op("Mul", v, v), b.const("ones", np.ones(len(inverse))))
+    variance = b.op("Relu", b.op("Sub", b.op("GaussianProcessKernelDiagonal", x, kernel=kernel), reduced))
+    if alpha.ndim == 2 and alpha.shape[1] > 1:  # one deviation per target: (rows, 1) x (targets,)
+        variance = b.op("ExpandLast", variance)
+    std = b.op("Ufunc", b.op("Mul", variance, b.const("y_variance", scale**2)), name="sqrt")
     if alpha.ndim == 2 and alpha.shape[1] == 1:
         y = b.op("SqueezeLast", y)
-    return Converted("regressor", {"predictions": y}, ["predictions"])
+    return Converted("regressor", {"predictions": y, "std": std}, ["predictions"])
 
 
 def _laplace_latent(part: Any, b: GraphBuilder, x: str) -> tuple[str, str]:
@@ -267,15 +281,22 @@ def _laplace_latent(part: Any, b: GraphBuilder, x: str) -> tuple[str, str]:
 def gaussian_process_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     """Binary: the latent mean's sign (predict) and the Laplace approximation's probability; more classes
     one-vs-rest (scikit-learn's default): each class's binary probability, normalized, the largest the
-    label. One-vs-one (predict only in scikit-learn) is not built."""
+    label; or one-vs-one, which scikit-learn gives only ``predict``: each pair's label and second-class
+    probability combined by OneVsOneClassifier's vote-and-confidence rule."""
     classes = np.asarray(est.classes_)
     if len(classes) == 2:
         mean, var = _laplace_latent(est.base_estimator_, b, x)
         proba = b.op("ProbaPair", b.op("LaplaceProbability", mean, var))
         label = b.op("IsPositive", mean)
         return Converted("classifier", {"label": label, "probabilities": proba}, ["label", "probabilities"], classes)
-    if est.multi_class != "one_vs_rest":
-        raise UnsupportedModelError(f"GaussianProcessClassifier(multi_class={est.multi_class!r}): only one_vs_rest")
+    if est.multi_class == "one_vs_one":
+        labels, confidences = [], []
+        for pair in est.base_estimator_.estimators_:
+            mean, var = _laplace_latent(pair, b, x)
+            labels.append(b.op("ExpandLast", b.op("IsPositive", mean)))
+            confidences.append(b.op("ExpandLast", b.op("LaplaceProbability", mean, var)))
+        scores = b.op("OvoCombine", b.op("Concat", *labels), b.op("Concat", *confidences), n_classes=len(classes))
+        return Converted("classifier", {"label": b.op("ArgMax", scores)}, ["label"], classes)
     columns = [
         b.op("ExpandLast", b.op("LaplaceProbability", *_laplace_latent(part, b, x)))
         for part in est.base_estimator_.estimators_
@@ -320,3 +341,57 @@ def _gp_kernel(kernel: Any) -> dict[str, Any]:
         f"Gaussian-process kernel {type(kernel).__name__} is not supported; supported: Sum, Product, "
         "Exponentiation, ConstantKernel, WhiteKernel, DotProduct, RBF, Matern, RationalQuadratic, ExpSineSquared"
     )
+
+
+@converts(kernel_approximation.AdditiveChi2Sampler)
+def additive_chi2_sampler(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """The sampled chi-squared feature map (AdditiveChi2 op); a negative entry raises as scikit-learn's."""
+    interval = est.sample_interval if est.sample_interval is not None else _CHI2_INTERVALS.get(est.sample_steps)
+    if interval is None:
+        raise UnsupportedModelError(
+            f"AdditiveChi2Sampler(sample_steps={est.sample_steps}) without a sample_interval (scikit-learn refuses it)"
+        )
+    zeros, infinite = np.zeros(n_features), np.full(n_features, np.inf)
+    negative = b.op("OutsideRange", x, b.const("lowest", zeros), b.const("highest", infinite))
+    b.refuse_rows(negative, "Negative values in data passed to X in AdditiveChi2Sampler.")
+    y = b.op("AdditiveChi2", x, sample_steps=int(est.sample_steps), sample_interval=float(interval))
+    return transformed(y, n_features * (2 * est.sample_steps - 1))
+
+
+# AdditiveChi2Sampler's sample_interval for 1, 2 and 3 steps when none is given (Vedaldi and Zisserman's figure 2c)
+_CHI2_INTERVALS = {1: 0.8, 2: 0.5, 3: 0.4}
+
+
+@converts(kernel_approximation.SkewedChi2Sampler)
+def skewed_chi2_sampler(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """cos(log(x + skewedness) W + offset) * sqrt(2) / sqrt(n_components), as scikit-learn computes it; an
+    entry at or below -skewedness raises as there."""
+    shifted = b.op("Add", x, b.const("skewedness", np.asarray(float(est.skewedness))))
+    b.refuse_rows(b.op("NonPositiveRows", shifted), "X may not contain entries smaller than -skewedness.")
+    weights = np.asarray(est.random_weights_, dtype=np.float64)
+    projection = b.op(
+        "Gemm",
+        b.op("Ufunc", shifted, name="log"),
+        b.const("random_weights", weights),
+        b.const("offset", est.random_offset_),
+    )
+    scale = b.const("scale", np.asarray(np.sqrt(2.0) / np.sqrt(est.n_components)))
+    return transformed(b.op("Mul", b.op("Ufunc", projection, name="cos"), scale), weights.shape[1])
+
+
+@converts(kernel_approximation.PolynomialCountSketch)
+def polynomial_count_sketch(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """Each of the ``degree`` count sketches of sqrt(gamma) x (and the constant sqrt(coef0) column) as one
+    product with a signed 0/1 matrix, then their FFTs multiplied (SketchProduct op)."""
+    degree, n = int(est.degree), int(est.n_components)
+    hashed, signs = np.asarray(est.indexHash_), np.asarray(est.bitHash_, dtype=np.float64)
+    counts = np.zeros((hashed.shape[1], degree * n))
+    for d, j in itertools.product(range(degree), range(hashed.shape[1])):
+        counts[j, d * n + hashed[d, j]] += signs[d, j]
+    scaled = b.op("Mul", x, b.const("sqrt_gamma", np.asarray(np.sqrt(est.gamma))))
+    constant = None
+    if est.coef0 != 0:  # (the last hashed column is a constant sqrt(coef0))
+        constant = b.const("constant_sketch", counts[-1] * np.sqrt(est.coef0))
+        counts = counts[:-1]
+    sketches = b.op("Gemm", scaled, b.const("count_sketch", counts), *([constant] if constant else []))
+    return transformed(b.op("SketchProduct", sketches, degree=degree), n)

@@ -8,7 +8,7 @@ import numpy as np
 from sklearn import cross_decomposition, svm
 from sklearn import linear_model as lm
 
-from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._builder import Converted, GraphBuilder, transformed
 from mle_runtime.converters._registry import converts
 from mle_runtime.errors import UnsupportedModelError
 
@@ -122,8 +122,6 @@ def _regression(est: Any, b: GraphBuilder, x: str, link: str = "identity") -> Co
     lm.MultiTaskElasticNetCV,
     lm.SGDRegressor,
     lm.HuberRegressor,
-    lm.BayesianRidge,
-    lm.ARDRegression,
     lm.QuantileRegressor,
     lm.TheilSenRegressor,
     svm.LinearSVR,
@@ -131,6 +129,25 @@ def _regression(est: Any, b: GraphBuilder, x: str, link: str = "identity") -> Co
 )
 def linear_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     return _regression(est, b, x)
+
+
+@converts(lm.BayesianRidge, lm.ARDRegression)
+def bayesian_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """The posterior mean, as any linear model's; and its standard deviation (``return_std``, computed
+    only when asked), as their ``predict`` forms it: sqrt(d sigma_ d + 1 / alpha_) with d = x - X_offset_,
+    over ARDRegression's kept features (lambda_ below threshold_lambda), those sigma_ covers."""
+    centred = b.op("Sub", x, b.const("X_offset", np.asarray(est.X_offset_, dtype=np.float64)))
+    if isinstance(est, lm.ARDRegression):
+        kept = np.flatnonzero(est.lambda_ < est.threshold_lambda)
+        centred = b.op("TakeColumns", centred, b.const("kept_features", kept.astype(np.int32)))
+    weighted = b.op("Mul", b.op("Gemm", centred, b.const("sigma", np.asarray(est.sigma_, dtype=np.float64))), centred)
+    spread = b.op(
+        "Gemm", weighted, b.const("ones", np.ones(len(est.sigma_))), b.const("noise", 1.0 / np.asarray(est.alpha_))
+    )
+    std = b.op("Ufunc", spread, name="sqrt")
+    return Converted(
+        "regressor", {"predictions": _regression(est, b, x).outputs["predictions"], "std": std}, ["predictions"]
+    )
 
 
 @converts(lm.PoissonRegressor, lm.GammaRegressor, lm.TweedieRegressor)
@@ -144,10 +161,25 @@ def glm_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Convert
 
 @converts(cross_decomposition.PLSRegression, cross_decomposition.PLSCanonical, cross_decomposition.CCA)
 def partial_least_squares(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
-    """predict: (x - the training mean) coef.T + intercept, one column per target (none for a 1-D one)."""
+    """predict: (x - the training mean) coef.T + intercept, one column per target (none for a 1-D one);
+    transform: the x scores, the standardized rows times x_rotations_."""
     centred = b.op("Sub", x, b.const("x_mean", np.asarray(est._x_mean, dtype=np.float64)))
     coef = np.asarray(est.coef_, dtype=np.float64)
     y = b.op("Gemm", centred, b.const("coef", coef.T), b.const("intercept", np.asarray(est.intercept_, np.float64)))
     if est._predict_1d:
         y = b.op("SqueezeLast", y)
-    return Converted("regressor", {"predictions": y}, ["predictions"])
+    scores = _pls_scores(b, centred, est._x_std, est.x_rotations_)
+    return Converted("regressor", {"predictions": y, "transformed": scores}, ["predictions"])
+
+
+@converts(cross_decomposition.PLSSVD)
+def pls_svd(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """transform: the x scores, the standardized rows times x_weights_."""
+    centred = b.op("Sub", x, b.const("x_mean", np.asarray(est._x_mean, dtype=np.float64)))
+    return transformed(_pls_scores(b, centred, est._x_std, est.x_weights_), est.x_weights_.shape[1])
+
+
+def _pls_scores(b: GraphBuilder, centred: str, std: np.ndarray, weights: np.ndarray) -> str:
+    """(x - mean) / std times the weights, as the PLS models' transform computes it."""
+    standardized = b.op("Div", centred, b.const("x_std", np.asarray(std, dtype=np.float64)))
+    return b.op("Gemm", standardized, b.const("x_weights", np.asarray(weights, dtype=np.float64)))

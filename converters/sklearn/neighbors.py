@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from sklearn import neighbors
 
-from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._builder import Converted, GraphBuilder, transformed
 from mle_runtime.converters._registry import converts
 from mle_runtime.errors import UnsupportedModelError
 
@@ -119,3 +119,10 @@ def radius_neighbors_regressor(est: Any, b: GraphBuilder, x: str, n_features: in
     """The mean target within the radius; NaN for a row with none (scikit-learn warns and returns NaN)."""
     y = b.op("RadiusNeighborsMean", x, b.const("fit_X", est._fit_X), b.const("fit_y", est._y), **_search_attrs(est))
     return Converted("regressor", {"predictions": y}, ["predictions"])
+
+
+@converts(neighbors.NeighborhoodComponentsAnalysis)
+def neighborhood_components_analysis(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """transform: the learnt linear map, x components_.T."""
+    components = np.asarray(est.components_)
+    return transformed(b.op("Gemm", x, b.const("components", components.T)), components.shape[0])

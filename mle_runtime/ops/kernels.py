@@ -193,3 +193,29 @@ def euclidean_distances(x: jax.Array, points: jax.Array, *, squared: bool = Fals
     """(rows, points) euclidean distances (squared with ``squared``), as sklearn's euclidean_distances."""
     sq = squared_euclidean(x, points)
     return sq if squared else jnp.sqrt(sq)
+
+
+@register_op("AdditiveChi2")
+def additive_chi2(x: jax.Array, *, sample_steps: int, sample_interval: float) -> jax.Array:
+    """AdditiveChi2Sampler's features, (rows, features * (2 sample_steps - 1)): sqrt(x L), then for each
+    step j, sqrt(2 x L / cosh(pi j L)) times cos and sin of j L log(x), blocks side by side as its
+    ``_transform_dense`` stacks them; a zero entry gives zeros (its log is never used)."""
+    nonzero = x != 0
+    safe = jnp.where(nonzero, x, 1)
+    blocks = [jnp.where(nonzero, jnp.sqrt(safe * sample_interval), 0)]
+    log_step, step = sample_interval * jnp.log(safe), 2 * safe * sample_interval
+    for j in range(1, sample_steps):
+        factor = jnp.sqrt(step / math.cosh(math.pi * j * sample_interval))
+        blocks += [
+            jnp.where(nonzero, factor * jnp.cos(j * log_step), 0),
+            jnp.where(nonzero, factor * jnp.sin(j * log_step), 0),
+        ]
+    return jnp.concatenate(blocks, axis=-1)
+
+
+@register_op("SketchProduct")
+def sketch_product(sketches: jax.Array, *, degree: int) -> jax.Array:
+    """PolynomialCountSketch's features from its ``degree`` count sketches side by side, (rows, degree * n):
+    the real part of the inverse FFT of the product of their FFTs (a circular convolution), (rows, n)."""
+    spectra = jnp.fft.fft(sketches.reshape(*sketches.shape[:-1], degree, -1), axis=-1)
+    return jnp.real(jnp.fft.ifft(jnp.prod(spectra, axis=-2), axis=-1)).astype(sketches.dtype)
