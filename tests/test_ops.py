@@ -38,6 +38,13 @@ def _additive_chi2_reference(x: np.ndarray, steps: int, interval: float) -> np.n
     return AdditiveChi2Sampler._transform_dense(x, steps, interval)
 
 
+def _dirichlet_doc_topics_reference(x: np.ndarray, exp_topic_word: np.ndarray) -> np.ndarray:
+    """scikit-learn's own E-step (LatentDirichletAllocation.transform's, before normalizing)."""
+    from sklearn.decomposition._lda import _update_doc_distribution
+
+    return _update_doc_distribution(x, exp_topic_word, 0.3, 100, 1e-3, False, None)[0]  # type: ignore[no-any-return]
+
+
 def _ovr(p: np.ndarray) -> np.ndarray:
     s = p.sum(axis=-1, keepdims=True)
     return np.where(s == 0, 1.0 / p.shape[-1], p / np.where(s == 0, 1, s))
@@ -433,6 +440,15 @@ OPS: dict[str, Record] = {
         (np.where(X > 1, 0.0, np.abs(X)),),  # (zeros among the entries: their features are zero)
         lambda x: _additive_chi2_reference(x, 3, 0.4),
         {"sample_steps": 3, "sample_interval": 0.4},
+    ),
+    "DirichletDocTopics": Record(
+        (
+            np.vstack([np.floor(np.abs(X) * 3), np.zeros((1, 4))]),
+            np.abs(R.normal(size=(3, 4))) / 4,
+        ),  # (an empty document too)
+        lambda x, beta: _dirichlet_doc_topics_reference(x, beta),
+        {"prior": 0.3, "max_iter": 100, "tol": 1e-3, "eps": float(np.finfo(np.float64).eps)},
+        atol=1e-13,  # (the counts-weighted sums run in another order than scikit-learn's loop over a document's terms)
     ),
     "SketchProduct": Record(
         (R.normal(size=(5, 3 * 4)),),

@@ -363,6 +363,11 @@ GP_STD = (
     "and ~169 in gaussian-process-rbf), and its square root magnifies what is left: float32 arithmetic loses up "
     "to ~0.2 of the deviation's magnitude (use float64 precision); float64 keeps ~3e-10"
 )
+LDA_F32 = (
+    "LatentDirichletAllocation's E-step stops each document at the first update moving its weights by less than "
+    "mean_change_tol on average; float32 rounding can stop one near the threshold an update earlier or later "
+    "(1 of the 500 held-out count rows), which moves its topic distribution by ~1e-4"
+)
 SPARSE_PCA_ONE_ROW = "SparsePCA.transform of one row is 1-D (ridge_regression squeezes one target), 1.9.1"
 GPC_F32 = (
     "GaussianProcessClassifier's probability is 5 error functions times coefficients of ~2,000 that cancel "
@@ -706,6 +711,12 @@ CASES = [
         "positive_features",
     ),
     Case("pca", lambda: decomposition.PCA(5), "regression"),
+    Case(
+        "lda",
+        lambda: decomposition.LatentDirichletAllocation(5, random_state=0),
+        "counts",
+        float32_tolerance=(1e-3, LDA_F32),
+    ),
     Case("factor-analysis", lambda: decomposition.FactorAnalysis(3, random_state=0), "regression"),
     Case("nca", lambda: neighbors.NeighborhoodComponentsAnalysis(3, max_iter=20, random_state=0), "multiclass"),
     Case("pls-svd", lambda: cross_decomposition.PLSSVD(2), "two_numeric_targets"),
@@ -1349,6 +1360,16 @@ CASES = [
             svm.LinearSVC(random_state=0),
         ),
         "documents",
+    ),
+    Case(
+        "counts-lda-logistic",
+        lambda: pipe(
+            text.CountVectorizer(),
+            decomposition.LatentDirichletAllocation(4, random_state=0),
+            lm.LogisticRegression(),
+        ),
+        "documents",
+        float32_tolerance=(1e-3, LDA_F32),
     ),
     Case(
         "hashing-bigrams-sgd",

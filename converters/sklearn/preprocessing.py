@@ -119,17 +119,14 @@ def pca(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
         scale = np.sqrt(_f64(est.explained_variance_))
         scale[scale < np.finfo(scale.dtype).eps] = np.finfo(scale.dtype).eps
         y = b.op("Div", y, b.const("whiten", scale))
-    result = transformed(y, components.shape[0])
-    if isinstance(est, decomposition.PCA):  # (score_samples: IncrementalPCA has none)
-        centred = b.op("Sub", x, b.const("mean", _f64(est.mean_)))
-        result.outputs["scores"] = _log_likelihood(b, centred, est.get_precision())
-    return result
+    return transformed(y, components.shape[0])
 
 
 @converts(decomposition.FactorAnalysis)
 def factor_analysis(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     """transform: the factors' posterior mean, ((x - mean_) Wpsi.T) cov_z with Wpsi = W / psi and
-    cov_z = (I + Wpsi W.T)^-1, as scikit-learn computes it; score_samples: the Gaussian log-likelihood."""
+    cov_z = (I + Wpsi W.T)^-1, as scikit-learn computes it. (score_samples, whose precision matrix is
+    features x features, is not given.)"""
     from scipy import linalg
 
     components = _f64(est.components_)
@@ -137,25 +134,25 @@ def factor_analysis(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     wpsi = components / _f64(est.noise_variance_)
     cov_z = linalg.inv(np.eye(len(components)) + wpsi @ components.T)
     y = b.op("Gemm", b.op("Gemm", centred, b.const("Wpsi", wpsi.T)), b.const("cov_z", cov_z))
-    result = transformed(y, len(components))
-    result.outputs["scores"] = _log_likelihood(b, centred, est.get_precision())
-    return result
+    return transformed(y, len(components))
 
 
-def _log_likelihood(b: GraphBuilder, centred: str, precision: np.ndarray) -> str:
-    """A Gaussian's log density at the centred rows, for the model's precision matrix, as PCA's and
-    FactorAnalysis' score_samples compute it: -(r P r) / 2 - (n log(2 pi) - log det P) / 2."""
-    from sklearn.utils.extmath import fast_logdet
-
-    precision = _f64(precision)
-    normalizer = -0.5 * (len(precision) * math.log(2.0 * math.pi) - fast_logdet(precision))
-    spread = b.op("Mul", centred, b.op("Gemm", centred, b.const("precision", precision)))
-    return b.op(
-        "Gemm",
-        spread,
-        b.const("minus_halves", np.full(len(precision), -0.5)),
-        b.const("normalizer", np.asarray(normalizer)),
+@converts(decomposition.LatentDirichletAllocation)
+def latent_dirichlet_allocation(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    """transform: each document's topic distribution, by the E-step scikit-learn runs (DirichletDocTopics
+    op) with its float64 eps, normalized; negative counts raise as there."""
+    negative = b.op("OutsideRange", x, b.const("lowest", np.zeros(n)), b.const("highest", np.full(n, np.inf)))
+    b.refuse_rows(negative, "Negative values in data passed to LatentDirichletAllocation.transform")
+    weights = b.op(
+        "DirichletDocTopics",
+        x,
+        b.const("exp_topic_word", np.asarray(est.exp_dirichlet_component_, dtype=np.float64)),
+        prior=float(est.doc_topic_prior_),
+        max_iter=int(est.max_doc_update_iter),
+        tol=float(est.mean_change_tol),
+        eps=float(np.finfo(np.float64).eps),
     )
+    return transformed(b.op("Normalize", weights, norm="l1"), int(est.n_components))
 
 
 @converts(decomposition.FastICA)

@@ -1,5 +1,6 @@
 """Class scores of generative and distance-based classifiers (naive Bayes, discriminant analysis,
-nearest centroids), computed in the form scikit-learn computes them."""
+nearest centroids), and the topic weights of latent Dirichlet allocation, computed in the form
+scikit-learn computes them."""
 
 from __future__ import annotations
 
@@ -49,3 +50,57 @@ def categorical_scores(x: jax.Array, log_prob: jax.Array, n_categories: jax.Arra
     features = jnp.arange(x.shape[1])[None, :]
     scores = jnp.sum(log_prob[features, index], axis=1)  # (rows, classes)
     return jnp.concatenate([scores, jnp.any(bad, axis=1, keepdims=True).astype(scores.dtype)], axis=1)
+
+
+# scikit-learn's psi for LatentDirichletAllocation (_online_lda_fast.pyx, after Bernardo's AS 103):
+# psi(x + 1) = psi(x) + 1/x up to x >= 6 (at most 6 steps above 1e-6), then the asymptotic series; below
+# 1e-6, -EULER - 1/x. Its own arithmetic, step for step: the E-step stops a document on a threshold of it.
+_EULER = 0.5772156649015329
+_PSI_STEPS = 6
+
+
+def _lda_psi(x: jax.Array) -> jax.Array:
+    tiny = x <= 1e-6
+    result, shifted = jnp.zeros_like(x), x
+    for _ in range(_PSI_STEPS):
+        below = shifted < 6
+        result = jnp.where(below, result - 1.0 / shifted, result)
+        shifted = jnp.where(below, shifted + 1, shifted)
+    r = 1.0 / shifted
+    result = result + (jnp.log(shifted) - 0.5 * r)
+    r = r * r
+    result = result - r * ((1.0 / 12.0) - r * ((1.0 / 120.0) - r * (1.0 / 252.0)))
+    return jnp.where(tiny, -_EULER - 1.0 / x, result)
+
+
+def _exp_dirichlet_expectation(doc_topic: jax.Array) -> jax.Array:
+    """exp(E[log theta]) for theta ~ Dir(doc_topic), row by row: exp(psi(a) - psi(sum a))."""
+    return jnp.exp(_lda_psi(doc_topic) - _lda_psi(jnp.sum(doc_topic, axis=-1, keepdims=True)))
+
+
+@register_op("DirichletDocTopics")
+def dirichlet_doc_topics(
+    x: jax.Array, exp_topic_word: jax.Array, *, prior: float, max_iter: int, tol: float, eps: float
+) -> jax.Array:
+    """(rows, topics) unnormalized topic weights of each document (row of term counts), by the variational
+    E-step LatentDirichletAllocation.transform runs: from weights of one, at most ``max_iter`` updates
+    gamma = exp(E[log theta]) * ((x / (exp(E[log theta]) beta + eps)) beta.T) + prior, each document
+    stopping at the first update that moves its weights by less than ``tol`` on average. Dense over the
+    vocabulary (a term a document lacks adds an exact zero), where scikit-learn visits only its terms."""
+    highest = jax.lax.Precision.HIGHEST
+    ones = jnp.ones((x.shape[0], exp_topic_word.shape[0]), x.dtype)
+    State = tuple[jax.Array, jax.Array, jax.Array, jax.Array]  # updates, weights, their exp(E[log]), done
+
+    def update(state: State) -> State:
+        i, doc_topic, exp_doc_topic, done = state
+        norm_phi = jnp.matmul(exp_doc_topic, exp_topic_word, precision=highest) + eps
+        new = exp_doc_topic * jnp.matmul(x / norm_phi, exp_topic_word.T, precision=highest) + prior
+        moved = jnp.mean(jnp.abs(doc_topic - new), axis=-1) < tol
+        keep = done[:, None]
+        doc_topic = jnp.where(keep, doc_topic, new)
+        exp_doc_topic = jnp.where(keep, exp_doc_topic, _exp_dirichlet_expectation(new))
+        return i + 1, doc_topic, exp_doc_topic, done | moved
+
+    start: State = (jnp.int32(0), ones, _exp_dirichlet_expectation(ones), jnp.zeros(x.shape[0], bool))
+    _, doc_topic, _, _ = jax.lax.while_loop(lambda s: (s[0] < max_iter) & ~jnp.all(s[3]), update, start)
+    return doc_topic
