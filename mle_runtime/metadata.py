@@ -19,7 +19,7 @@ OUTPUT_ROLES = {
     "label": "class labels, in the model's own class values",
     "probabilities": "class probabilities, (n, n_classes); a multilabel model's positive ones, (n, n_labels)",
     "decision": "decision scores, as the estimator's decision_function",
-    "scores": "anomaly scores, as the estimator's score_samples",
+    "scores": "the estimator's score_samples: anomaly scores, or a density's log",
     "predictions": "regression predictions, in the estimator's output shape",
     "transformed": "transformed features",
     "std": "the predictive distribution's standard deviation (predict's return_std), computed only when asked",

@@ -174,6 +174,9 @@ def test_matches_sklearn(case: Case, precision: str, tmp_path_factory: pytest.Te
                     assert_close(
                         runtime.transform(X), ref["transform"], tol, f"{where}: transform", scales["transform"]
                     )
+            elif task == "density":  # KernelDensity: score_samples only
+                full_scores = model.score_samples(rows(X_test, max(BATCHES)))
+                assert_close(outputs[0], model.score_samples(X), tol, f"{where}: score_samples", magnitude(full_scores))
             else:
                 assert_close(outputs[0], ref["transform"], tol, f"{where}: transform", scales["transform"])
             assert len(outputs) == len(runtime.get_model_info()["outputs"])
@@ -534,3 +537,30 @@ def test_as_jax_composes_with_jit_and_vmap(case: Case, tmp_path_factory: pytest.
             tol = case.float32_tolerance[0] if case.float32_tolerance else 1e-5
             scale = tol * max(1.0, float(np.max(np.abs(alone), initial=0.0))) if alone.dtype.kind == "f" else 0
             np.testing.assert_allclose(np.asarray(many[name][k]), alone, rtol=tol, atol=scale, err_msg=name)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan", "chebyshev", "minkowski"])
+@pytest.mark.parametrize("kernel", ["gaussian", "tophat", "epanechnikov", "exponential", "linear", "cosine"])
+def test_kernel_density_every_kernel_and_metric(kernel: str, metric: str, tmp_path: Path) -> None:
+    from sklearn.neighbors import KernelDensity
+
+    rng = np.random.default_rng(3)
+    X, weights = rng.normal(size=(300, 3)), rng.uniform(0.5, 2.0, 300)
+    params = {"p": 3.0} if metric == "minkowski" else None
+    # A ball tree searched depth first: scikit-learn's default (a k-d tree searched breadth first) stops short by
+    # up to ~1e-6 for a row far from every training row, tolerances of 0 notwithstanding. Sample weights with the
+    # unbounded kernels only: with weights, its trees give some rows that no training row reaches ~-39, not -inf.
+    model = KernelDensity(
+        kernel=kernel, bandwidth=1.5, metric=metric, metric_params=params, algorithm="ball_tree", breadth_first=False
+    )
+    model.fit(X, sample_weight=weights if kernel in ("gaussian", "exponential") else None)
+    mle.export_model(model, tmp_path / "kde.mle")
+    queries = np.vstack([rng.normal(size=(40, 3)), X[:5], [[9.0, 9.0, 9.0]]])  # training rows; one beyond any reach
+    expected = model.score_samples(queries)
+    for precision, tol in (("float64", 1e-12), ("float32", 1e-5)):
+        ours = mle.load_model(tmp_path / "kde.mle", precision=precision).score_samples(queries)
+        np.testing.assert_array_equal(np.isneginf(ours), np.isneginf(expected))  # bounded kernels: -inf beyond h
+        finite = np.isfinite(expected)
+        assert finite.sum() >= 40  # (most queries have training rows within reach)
+        scale = np.abs(expected[finite]).max()
+        np.testing.assert_allclose(ours[finite], expected[finite], rtol=0, atol=tol * scale, err_msg=precision)

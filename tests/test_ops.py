@@ -45,6 +45,13 @@ def _dirichlet_doc_topics_reference(x: np.ndarray, exp_topic_word: np.ndarray) -
     return _update_doc_distribution(x, exp_topic_word, 0.3, 100, 1e-3, False, None)[0]  # type: ignore[no-any-return]
 
 
+def _kernel_density_reference(x: np.ndarray, t: np.ndarray, lw: np.ndarray, h: float, norm: float) -> np.ndarray:
+    from scipy.special import logsumexp
+
+    d = np.sqrt(((x[:, None, :] - t[None, :, :]) ** 2).sum(axis=-1))
+    return logsumexp(-0.5 * d * d / (h * h) + lw, axis=1) + norm  # type: ignore[no-any-return]
+
+
 def _ovr(p: np.ndarray) -> np.ndarray:
     s = p.sum(axis=-1, keepdims=True)
     return np.where(s == 0, 1.0 / p.shape[-1], p / np.where(s == 0, 1, s))
@@ -449,6 +456,11 @@ OPS: dict[str, Record] = {
         lambda x, beta: _dirichlet_doc_topics_reference(x, beta),
         {"prior": 0.3, "max_iter": 100, "tol": 1e-3, "eps": float(np.finfo(np.float64).eps)},
         atol=1e-13,  # (the counts-weighted sums run in another order than scikit-learn's loop over a document's terms)
+    ),
+    "KernelDensity": Record(
+        (X, R.normal(size=(7, 4)), np.log(R.uniform(0.5, 2.0, 7))),
+        lambda x, t, lw: _kernel_density_reference(x, t, lw, 0.7, 0.25),
+        {"kernel": "gaussian", "bandwidth": 0.7, "metric": "euclidean", "log_norm": 0.25},
     ),
     "SketchProduct": Record(
         (R.normal(size=(5, 3 * 4)),),

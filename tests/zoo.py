@@ -363,6 +363,11 @@ GP_STD = (
     "and ~169 in gaussian-process-rbf), and its square root magnifies what is left: float32 arithmetic loses up "
     "to ~0.2 of the deviation's magnitude (use float64 precision); float64 keeps ~3e-10"
 )
+KDE_F64 = (
+    "scikit-learn's default search (a k-d tree, breadth first) stops short of the exact sum for rows far from the "
+    "training rows, tolerances of 0 notwithstanding (2.8e-12 of the magnitude here, 1.5e-6 for a row 9 units "
+    "out); its depth-first ball tree agrees to 1e-12 (tests/test_conformance.py, test_kernel_density_*)"
+)
 LDA_F32 = (
     "LatentDirichletAllocation's E-step stops each document at the first update moving its weights by less than "
     "mean_change_tol on average; float32 rounding can stop one near the threshold an update earlier or later "
@@ -716,6 +721,17 @@ CASES = [
         lambda: decomposition.LatentDirichletAllocation(5, random_state=0),
         "counts",
         float32_tolerance=(1e-3, LDA_F32),
+    ),
+    Case(
+        "kernel-density",
+        lambda: neighbors.KernelDensity(bandwidth=0.8),
+        "regression",
+        float64_tolerance=(1e-11, KDE_F64),
+    ),
+    Case(
+        "kernel-density-epanechnikov-manhattan",
+        lambda: neighbors.KernelDensity(kernel="epanechnikov", bandwidth=12.0, metric="manhattan"),
+        "regression",
     ),
     Case("factor-analysis", lambda: decomposition.FactorAnalysis(3, random_state=0), "regression"),
     Case("nca", lambda: neighbors.NeighborhoodComponentsAnalysis(3, max_iter=20, random_state=0), "multiclass"),

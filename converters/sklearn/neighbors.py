@@ -126,3 +126,50 @@ def neighborhood_components_analysis(est: Any, b: GraphBuilder, x: str, n_featur
     """transform: the learnt linear map, x components_.T."""
     components = np.asarray(est.components_)
     return transformed(b.op("Gemm", x, b.const("components", components.T)), components.shape[0])
+
+
+# KernelDensity's metrics (a name and, for minkowski, its p) as the neighbour ops name them
+_KDE_METRICS = {
+    "euclidean": "euclidean",
+    "l2": "euclidean",
+    "manhattan": "manhattan",
+    "cityblock": "manhattan",
+    "l1": "manhattan",
+    "chebyshev": "chebyshev",
+    "infinity": "chebyshev",
+    "minkowski": "minkowski",
+}
+
+
+@converts(neighbors.KernelDensity)
+def kernel_density(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """score_samples: the log density over the training rows (stored in the file, with their sample
+    weights), summed block by block, plus the kernel's normalization (scikit-learn's kernel_norm) less the
+    log of the total weight. Exact: scikit-learn's tree skips rows only as far as its ``atol`` / ``rtol``
+    allow (0 by default), so with other tolerances its answer is within them of this one."""
+    from sklearn.neighbors._kd_tree import kernel_norm
+
+    metric = _KDE_METRICS.get(est.metric) if isinstance(est.metric, str) else None
+    if metric is None:
+        raise UnsupportedModelError(
+            f"KernelDensity(metric={est.metric!r}): supported metrics are {sorted(_KDE_METRICS)}"
+        )
+    p = float((est.metric_params or {}).get("p", 2.0))
+    if metric == "minkowski" and p == 2.0:
+        metric = "euclidean"
+    train = np.asarray(est.tree_.data, dtype=np.float64)
+    weights = est.tree_.sample_weight
+    weights = np.ones(len(train)) if weights is None else np.asarray(weights, dtype=np.float64)
+    log_norm = kernel_norm(est.bandwidth_, n_features, est.kernel, return_log=True) - np.log(est.tree_.sum_weight)
+    scores = b.op(
+        "KernelDensity",
+        x,
+        b.const("train", train),
+        b.const("log_weights", np.log(weights)),
+        kernel=est.kernel,
+        bandwidth=float(est.bandwidth_),
+        metric=metric,
+        log_norm=float(log_norm),
+        p=p,
+    )
+    return Converted("density", {"scores": scores}, ["scores"])

@@ -1,10 +1,11 @@
 """Nearest neighbours against a training set stored in the file: the k nearest found block by block
 (memory stays bounded whatever the training set's size), then a vote or a mean over them, as
 scikit-learn's KNeighborsClassifier / Regressor compute them. Among equal distances the training row
-that comes first wins."""
+that comes first wins. Kernel density estimates sum over the same blocks."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -293,3 +294,64 @@ def radius_neighbors_mean(
     mean = sums[:, :-1] / sums[:, -1:]
     mean = jnp.where((count == 0)[:, None], jnp.nan, mean)
     return mean if targets.ndim == 2 else mean[:, 0]
+
+
+KDE_KERNELS = ("gaussian", "tophat", "epanechnikov", "exponential", "linear", "cosine")
+
+
+def _log_kernel(d: jax.Array, h: float, kernel: str) -> jax.Array:
+    """scikit-learn's log kernels (unnormalized, K(0) = 1) as its binary trees compute them; the bounded
+    ones are -inf from distance h on."""
+    if kernel == "gaussian":
+        return -0.5 * (d * d) / (h * h)
+    if kernel == "exponential":
+        return -d / h
+    inside = d < h
+    if kernel == "tophat":
+        value = jnp.zeros_like(d)
+    elif kernel == "epanechnikov":
+        value = jnp.log(jnp.where(inside, 1.0 - (d * d) / (h * h), 1.0))
+    elif kernel == "linear":
+        value = jnp.log(jnp.where(inside, 1 - d / h, 1.0))
+    elif kernel == "cosine":
+        value = jnp.log(jnp.where(inside, jnp.cos(0.5 * math.pi * d / h), 1.0))
+    else:
+        raise ValueError(f"KernelDensity: unknown kernel {kernel!r}; known: {KDE_KERNELS}")
+    return jnp.where(inside, value, -jnp.inf)
+
+
+@register_op("KernelDensity")
+def kernel_density(
+    x: jax.Array,
+    train: jax.Array,
+    log_weights: jax.Array,
+    *,
+    kernel: str,
+    bandwidth: float,
+    metric: str,
+    log_norm: float,
+    p: float = 2.0,
+) -> jax.Array:
+    """(rows,) log(sum_i w_i K(d(x, train_i))) + log_norm, KernelDensity.score_samples with ``log_norm`` the
+    kernel's normalization less the log of the total weight; -inf where no training row is within a
+    bounded kernel's reach. Summed block by block as a running maximum and the sum of exponentials under it."""
+    n_train = train.shape[0]
+
+    def search(x: jax.Array) -> tuple[jax.Array]:
+        def step(
+            carry: tuple[jax.Array, jax.Array], index: jax.Array, valid: jax.Array, blocks: list[jax.Array]
+        ) -> tuple[jax.Array, jax.Array]:
+            top, total = carry
+            block, weights = blocks
+            d = _distance(_exact_reduced(x, block, metric, p), metric, p)
+            terms = jnp.where(valid[None, :], _log_kernel(d, bandwidth, kernel) + weights[None, :], -jnp.inf)
+            higher = jnp.maximum(top, jnp.max(terms, axis=1))
+            shift = jnp.where(jnp.isfinite(higher), higher, 0)
+            total = total * jnp.exp(top - shift) + jnp.sum(jnp.exp(terms - shift[:, None]), axis=1)
+            return higher, total
+
+        start = (jnp.full(x.shape[0], -jnp.inf, x.dtype), jnp.zeros(x.shape[0], x.dtype))
+        top, total = _over_blocks(n_train, [train, log_weights], step, start, x.shape[0])
+        return (jnp.where(total > 0, top + jnp.log(total), -jnp.inf) + log_norm,)
+
+    return _in_query_chunks(x, search)[0]
