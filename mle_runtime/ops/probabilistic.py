@@ -4,10 +4,13 @@ scikit-learn computes them."""
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
 from mle_runtime.ops import register_op
+from mle_runtime.ops.chunks import in_row_chunks
 
 
 @register_op("DiagonalGaussianScores")
@@ -78,6 +81,12 @@ def _exp_dirichlet_expectation(doc_topic: jax.Array) -> jax.Array:
     return jnp.exp(_lda_psi(doc_topic) - _lda_psi(jnp.sum(doc_topic, axis=-1, keepdims=True)))
 
 
+# Documents go through the E-step this many at a time, each chunk until its slowest document settles:
+# measured (benchmarks/bench_estimators.py's model, 1,000 terms, 10 topics, float64), 10,000 documents
+# at 7.3k rows/s in 256-row chunks against 5.8k in one batch; 64- and 32-row chunks were slower.
+LDA_CHUNK_ROWS = 256
+
+
 @register_op("DirichletDocTopics")
 def dirichlet_doc_topics(
     x: jax.Array, exp_topic_word: jax.Array, *, prior: float, max_iter: int, tol: float, eps: float
@@ -88,10 +97,9 @@ def dirichlet_doc_topics(
     stopping at the first update that moves its weights by less than ``tol`` on average. Dense over the
     vocabulary (a term a document lacks adds an exact zero), where scikit-learn visits only its terms."""
     highest = jax.lax.Precision.HIGHEST
-    ones = jnp.ones((x.shape[0], exp_topic_word.shape[0]), x.dtype)
     State = tuple[jax.Array, jax.Array, jax.Array, jax.Array]  # updates, weights, their exp(E[log]), done
 
-    def update(state: State) -> State:
+    def update(x: jax.Array, state: State) -> State:
         i, doc_topic, exp_doc_topic, done = state
         norm_phi = jnp.matmul(exp_doc_topic, exp_topic_word, precision=highest) + eps
         new = exp_doc_topic * jnp.matmul(x / norm_phi, exp_topic_word.T, precision=highest) + prior
@@ -101,6 +109,9 @@ def dirichlet_doc_topics(
         exp_doc_topic = jnp.where(keep, exp_doc_topic, _exp_dirichlet_expectation(new))
         return i + 1, doc_topic, exp_doc_topic, done | moved
 
-    start: State = (jnp.int32(0), ones, _exp_dirichlet_expectation(ones), jnp.zeros(x.shape[0], bool))
-    _, doc_topic, _, _ = jax.lax.while_loop(lambda s: (s[0] < max_iter) & ~jnp.all(s[3]), update, start)
-    return doc_topic
+    def settle(x: jax.Array) -> jax.Array:
+        ones = jnp.ones((x.shape[0], exp_topic_word.shape[0]), x.dtype)
+        start: State = (jnp.int32(0), ones, _exp_dirichlet_expectation(ones), jnp.zeros(x.shape[0], bool))
+        return jax.lax.while_loop(lambda s: (s[0] < max_iter) & ~jnp.all(s[3]), functools.partial(update, x), start)[1]
+
+    return in_row_chunks(x, settle, LDA_CHUNK_ROWS)
