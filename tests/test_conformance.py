@@ -564,3 +564,11 @@ def test_kernel_density_every_kernel_and_metric(kernel: str, metric: str, tmp_pa
         assert finite.sum() >= 40  # (most queries have training rows within reach)
         scale = np.abs(expected[finite]).max()
         np.testing.assert_allclose(ours[finite], expected[finite], rtol=0, atol=tol * scale, err_msg=precision)
+
+
+def test_kernel_density_with_a_metric_the_runtime_lacks_is_refused(tmp_path: Path) -> None:
+    from sklearn.neighbors import KernelDensity
+
+    model = KernelDensity(metric="haversine").fit(np.random.default_rng(0).uniform(-1, 1, size=(50, 2)))
+    with pytest.raises(TypeError, match="KernelDensity\\(metric='haversine'\\): supported metrics are"):
+        mle.export_model(model, tmp_path / "kde.mle")

@@ -128,19 +128,6 @@ def neighborhood_components_analysis(est: Any, b: GraphBuilder, x: str, n_featur
     return transformed(b.op("Gemm", x, b.const("components", components.T)), components.shape[0])
 
 
-# KernelDensity's metrics (a name and, for minkowski, its p) as the neighbour ops name them
-_KDE_METRICS = {
-    "euclidean": "euclidean",
-    "l2": "euclidean",
-    "manhattan": "manhattan",
-    "cityblock": "manhattan",
-    "l1": "manhattan",
-    "chebyshev": "chebyshev",
-    "infinity": "chebyshev",
-    "minkowski": "minkowski",
-}
-
-
 @converts(neighbors.KernelDensity)
 def kernel_density(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     """score_samples: the log density over the training rows (stored in the file, with their sample
@@ -149,11 +136,9 @@ def kernel_density(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conver
     allow (0 by default), so with other tolerances its answer is within them of this one."""
     from sklearn.neighbors._kd_tree import kernel_norm
 
-    metric = _KDE_METRICS.get(est.metric) if isinstance(est.metric, str) else None
+    metric = METRICS.get(est.metric) if isinstance(est.metric, str) else None  # (its trees have no cosine)
     if metric is None:
-        raise UnsupportedModelError(
-            f"KernelDensity(metric={est.metric!r}): supported metrics are {sorted(_KDE_METRICS)}"
-        )
+        raise UnsupportedModelError(f"KernelDensity(metric={est.metric!r}): supported metrics are {sorted(METRICS)}")
     p = float((est.metric_params or {}).get("p", 2.0))
     if metric == "minkowski" and p == 2.0:
         metric = "euclidean"
