@@ -52,7 +52,7 @@ def kernel(
     if kernel == "rbf":
         return jnp.exp(-gamma * squared_euclidean(x, points))
     if kernel == "laplacian":
-        return jnp.exp(-gamma * jnp.sum(jnp.abs(x[:, None, :] - points[None, :, :]), axis=-1))
+        return jnp.exp(-gamma * over_features(x, points, jnp.abs))
     if kernel == "cosine":
         return cosine_similarity(x, points)
     raise ValueError(f"Kernel: unknown kernel {kernel!r}; known: {KERNELS}")
@@ -61,12 +61,30 @@ def kernel(
 DIFFERENCE_BLOCK_ROWS = 128
 
 
+def over_features(
+    x: jax.Array,
+    points: jax.Array,
+    term: Callable[[jax.Array], jax.Array],
+    combine: Callable[[jax.Array, jax.Array], jax.Array] = jnp.add,
+) -> jax.Array:
+    """(rows, points): ``combine`` folded from 0 over the features, in order, of ``term`` of the rows'
+    differences from the points, x[:, f] - points[:, f]. Each step is elementwise over (rows, points),
+    which XLA on CPU vectorizes, where a (rows, points, features) reduction over its short last axis ran
+    far slower (measured, 128 rows x 2,000 points: 3-4x at 4 and 8 features, 1.7-2.9x at 50 and 200)."""
+    columns, point_columns = x.T, points.T
+
+    def step(f: Any, total: jax.Array) -> jax.Array:
+        return combine(total, term(columns[f][:, None] - point_columns[f][None, :]))
+
+    start = jnp.zeros((x.shape[0], points.shape[0]), jnp.result_type(x, points))
+    return jax.lax.fori_loop(0, x.shape[1], step, start)
+
+
 def squared_differences(x: jax.Array, points: jax.Array) -> jax.Array:
-    """(rows, points) squared distances summed from the differences, as scipy's cdist forms them: no
-    cancellation error (a point equal to a row is at exactly 0), at the cost of a (rows, points,
-    features) reduction instead of one matrix product."""
-    d = x[:, None, :] - points[None, :, :]
-    return jnp.sum(d * d, axis=-1)
+    """(rows, points) squared distances summed from the differences, feature by feature as scipy's cdist
+    sums them: no cancellation error (a point equal to a row is at exactly 0), at the cost of a pass per
+    feature instead of one matrix product."""
+    return over_features(x, points, lambda d: d * d)
 
 
 def _squared_differences(x: jax.Array, points: jax.Array) -> jax.Array:

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from mle_runtime.ops import register_op
 from mle_runtime.ops.chunks import in_row_chunks
-from mle_runtime.ops.kernels import HIGHEST, cosine_similarity, squared_differences, squared_euclidean
+from mle_runtime.ops.kernels import HIGHEST, cosine_similarity, over_features, squared_differences, squared_euclidean
 
 # Training rows compared with the queries at a time: a (rows, BLOCK) distance block per step, or, for
 # fewer queries than QUERY_CHUNK, as many more as keep the block within QUERY_CHUNK x BLOCK distances:
@@ -38,13 +38,12 @@ def _reduced(x: jax.Array, train: jax.Array, metric: str, p: float) -> jax.Array
         return squared_euclidean(x, train)
     if metric == "cosine":
         return 1 - cosine_similarity(x, train)
-    diff = jnp.abs(x[:, None, :] - train[None, :, :])
     if metric == "manhattan":
-        return jnp.sum(diff, axis=-1)
+        return over_features(x, train, jnp.abs)
     if metric == "chebyshev":
-        return jnp.max(diff, axis=-1)
+        return over_features(x, train, jnp.abs, jnp.maximum)
     if metric == "minkowski":
-        return jnp.sum(diff**p, axis=-1)
+        return over_features(x, train, lambda d: jnp.abs(d) ** p)
     raise ValueError(f"unknown metric {metric!r}; known: {METRICS}")
 
 
@@ -227,13 +226,17 @@ def _within(
     block by block: the sums of ``values`` (train rows, width), weighted, and how many rows are within.
     With "distance" weights a row with neighbours at distance 0 sums only those (scikit-learn's rule)."""
     n_train, width = train.shape[0], values.shape[1]
+    reach = radius**2 if metric == "euclidean" else radius**p if metric == "minkowski" else radius
     Sums = tuple[jax.Array, jax.Array, jax.Array]
 
     def step(carry: Sums, index: jax.Array, valid: jax.Array, blocks: list[jax.Array]) -> Sums:
         weighted, exact, count = carry
         block, v = blocks
-        d = _distance(_exact_reduced(x, block, metric, p), metric, p)
-        inside = (d <= radius) & valid[None, :]
+        reduced = _exact_reduced(x, block, metric, p)
+        d = _distance(reduced, metric, p)
+        # (compared before the root: in float32 a squared distance just past radius**2 can round to the
+        # radius once its square root is taken, 5.0000002 to 5.0)
+        inside = (reduced <= reach) & valid[None, :]
         w = jnp.where(inside, 1.0 if weights == "uniform" else 1 / jnp.where(d == 0, 1, d), 0.0).astype(x.dtype)
         zero = (inside & (d == 0)).astype(x.dtype)
         weighted = weighted + jnp.matmul(w, v, precision=HIGHEST)
