@@ -58,7 +58,7 @@ def _distance(reduced: jax.Array, metric: str, p: float) -> jax.Array:
 def _exact_reduced(x: jax.Array, train: jax.Array, metric: str, p: float) -> jax.Array:
     """As _reduced, with euclidean distances summed from the differences: a training row equal to the
     query is at distance exactly 0 (the weights single those out) and float32 carries no cancellation
-    error — at the cost of a (rows, train rows, features) reduction instead of one matrix product."""
+    error — at the cost of a pass per feature (over_features) instead of one matrix product."""
     if metric != "euclidean":
         return _reduced(x, train, metric, p)
     return squared_differences(x, train)
