@@ -573,3 +573,18 @@ def test_unknown_op_version() -> None:
 
     with pytest.raises(UnsupportedOpError, match="has versions \\[1\\]"):
         get_op("Gemm", 9)
+
+
+@pytest.mark.parametrize("platform", ["cpu", "gpu"])
+def test_distances_over_features_agree_in_both_forms(platform: str) -> None:
+    """A loop over the features on the CPU, one reduction where a GPU would run the loop as launches."""
+    from mle_runtime.ops import lowering_for
+    from mle_runtime.ops.kernels import over_features
+
+    x, points = R.normal(size=(6, 5)), R.normal(size=(9, 5))
+    diff = np.abs(x[:, None, :] - points[None, :, :])
+    with precision_scope("float64"), lowering_for(platform):
+        summed = over_features(jax.numpy.asarray(x), jax.numpy.asarray(points), jax.numpy.abs)
+        largest = over_features(jax.numpy.asarray(x), jax.numpy.asarray(points), jax.numpy.abs, jax.numpy.maximum)
+    np.testing.assert_allclose(np.asarray(summed), diff.sum(axis=-1), rtol=1e-14)
+    np.testing.assert_array_equal(np.asarray(largest), diff.max(axis=-1))
