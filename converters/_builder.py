@@ -191,6 +191,11 @@ class GraphBuilder:
         """The rows where ``flag`` is non-zero raise ``message`` (an ``InputError``) at run time."""
         self.refusals.append((flag, message))
 
+    def refuse_negative(self, x: str, width: int, message: str) -> None:
+        """The rows of 2-D ``x`` (``width`` columns) with a negative entry raise ``message`` at run time."""
+        lowest, highest = self.const("lowest", np.zeros(width)), self.const("highest", np.full(width, np.inf))
+        self.refuse_rows(self.op("OutsideRange", x, lowest, highest), message)
+
     def take_columns(self, x: str, columns: np.ndarray, hint: str) -> str:
         """Columns ``columns`` of 2-D ``x``, still known as input columns where ``x``'s are."""
         out = self.op("TakeColumns", x, self.const(hint, np.asarray(columns, dtype=np.int32)))

@@ -231,6 +231,7 @@ class MLERuntime:
             self._max_bucket = buckets.cpu_chunk(self._max_bucket, mf.metadata.get("largest_activation_bytes_per_row"))
         self._executables: dict[tuple[Any, ...], Any] = {}  # (each input's (shape, dtype), ..., outputs computed)
         self._functions: dict[tuple[str, ...], Any] = {graph.outputs: fn}
+        self._usual_outputs = tuple(name for name in graph.outputs if name not in ON_DEMAND_OUTPUTS)
         # The cache (folders, key file, structure hash) is set up on the first compile or lookup:
         # loading stays cheap for runs that never need it.
         self._cache_state: tuple[ExecutableCache, str] | None = None
@@ -285,10 +286,9 @@ class MLERuntime:
     def _computed(self, wanted: Sequence[str]) -> tuple[str, ...]:
         """The outputs a call that wants ``wanted`` computes: all but those computed on demand
         (ON_DEMAND_OUTPUTS), unless it wants one of them; then all."""
-        outputs = self._graph.outputs
         if any(name in ON_DEMAND_OUTPUTS for name in wanted):
-            return outputs
-        return tuple(name for name in outputs if name not in ON_DEMAND_OUTPUTS)
+            return self._graph.outputs
+        return self._usual_outputs
 
     def _function(self, computed: tuple[str, ...]) -> Any:
         """The graph's function cut down to the ``computed`` outputs (XLA drops what they do not need)."""

@@ -351,9 +351,7 @@ def additive_chi2_sampler(est: Any, b: GraphBuilder, x: str, n_features: int) ->
         raise UnsupportedModelError(
             f"AdditiveChi2Sampler(sample_steps={est.sample_steps}) without a sample_interval (scikit-learn refuses it)"
         )
-    zeros, infinite = np.zeros(n_features), np.full(n_features, np.inf)
-    negative = b.op("OutsideRange", x, b.const("lowest", zeros), b.const("highest", infinite))
-    b.refuse_rows(negative, "Negative values in data passed to X in AdditiveChi2Sampler.")
+    b.refuse_negative(x, n_features, "Negative values in data passed to X in AdditiveChi2Sampler.")
     y = b.op("AdditiveChi2", x, sample_steps=int(est.sample_steps), sample_interval=float(interval))
     return transformed(y, n_features * (2 * est.sample_steps - 1))
 

@@ -141,8 +141,7 @@ def factor_analysis(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
 def latent_dirichlet_allocation(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     """transform: each document's topic distribution, by the E-step scikit-learn runs (DirichletDocTopics
     op) with its float64 eps, normalized; negative counts raise as there."""
-    negative = b.op("OutsideRange", x, b.const("lowest", np.zeros(n)), b.const("highest", np.full(n, np.inf)))
-    b.refuse_rows(negative, "Negative values in data passed to LatentDirichletAllocation.transform")
+    b.refuse_negative(x, n, "Negative values in data passed to LatentDirichletAllocation.transform")
     weights = b.op(
         "DirichletDocTopics",
         x,
