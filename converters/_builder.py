@@ -20,7 +20,9 @@ from mle_runtime.metadata import encode_classes
 class Converted:
     """What a converter produced: tensor names by output role, and what the runtime needs to decode them."""
 
-    task: str  # "classifier", "regressor", "clusterer", "transformer" or "density" (score_samples only)
+    # "classifier", "regressor", "clusterer", "transformer", "density" (score_samples only) or "covariance"
+    # (mahalanobis only)
+    task: str
     outputs: dict[str, str]  # role ("label", "probabilities", "decision", "predictions", "transformed") -> tensor
     run_outputs: list[str]
     classes: np.ndarray | list[np.ndarray] | None = None  # a list: one array per output

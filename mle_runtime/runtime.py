@@ -512,6 +512,11 @@ class MLERuntime:
     def score_samples(self, X: Any) -> np.ndarray:
         return self._output(X, "scores", "score_samples")
 
+    def mahalanobis(self, X: Any) -> np.ndarray:
+        """Squared Mahalanobis distances to the fitted location (scikit-learn's covariance estimators,
+        EllipticEnvelope)."""
+        return self._output(X, "mahalanobis", "mahalanobis")
+
     def encode_inputs(self, inputs: Any) -> list[np.ndarray]:
         """The arrays ``as_jax``'s function takes for ``inputs``: the host-side steps ``run`` applies
         (string categories as codes, documents as their terms and counts), in the compute dtype."""

@@ -52,7 +52,7 @@ def sklearn_outputs(model: Any, X: np.ndarray) -> dict[str, np.ndarray]:
         out = {}
         if hasattr(model, "predict"):
             out["predict"] = model.predict(X)
-        for method in ("predict_proba", "decision_function", "transform"):
+        for method in ("predict_proba", "decision_function", "transform", "mahalanobis"):
             if hasattr(model, method):
                 try:
                     out[method] = getattr(model, method)(X)
@@ -145,6 +145,14 @@ def test_matches_sklearn(case: Case, precision: str, tmp_path_factory: pytest.Te
                         f"{where}: score_samples",
                         magnitude(model.score_samples(rows(X_test, max(BATCHES)))),
                     )
+                if hasattr(model, "mahalanobis"):  # EllipticEnvelope
+                    assert_close(
+                        runtime.mahalanobis(X),
+                        model.mahalanobis(X),
+                        tol,
+                        f"{where}: mahalanobis",
+                        magnitude(model.mahalanobis(rows(X_test, max(BATCHES)))),
+                    )
                 if "decision_function" in ref:
                     assert_close(
                         runtime.decision_function(X),
@@ -172,6 +180,10 @@ def test_matches_sklearn(case: Case, precision: str, tmp_path_factory: pytest.Te
                     assert_close(
                         runtime.transform(X), ref["transform"], tol, f"{where}: transform", scales["transform"]
                     )
+            elif task == "covariance":  # mahalanobis only
+                assert_close(
+                    outputs[0], model.mahalanobis(X), tol, f"{where}: mahalanobis", magnitude(full["mahalanobis"])
+                )
             elif task == "density":  # KernelDensity: score_samples only
                 full_scores = model.score_samples(rows(X_test, max(BATCHES)))
                 assert_close(outputs[0], model.score_samples(X), tol, f"{where}: score_samples", magnitude(full_scores))

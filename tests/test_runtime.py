@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.manifold import Isomap
 from sklearn.neural_network import MLPClassifier
@@ -429,6 +430,8 @@ def test_refusals(classifier, tmp_path: Path) -> None:
         mle.export_model(multilabel, tmp_path / "mlp.mle")
     with pytest.raises(ValueError, match="not fitted"):
         mle.export_model(LogisticRegression(), tmp_path / "u.mle")
+    with pytest.raises(ValueError, match="FrozenEstimator is not fitted"):
+        mle.export_model(FrozenEstimator(LogisticRegression()), tmp_path / "u.mle")
     with pytest.raises(ValueError, match="disagrees"):
         mle.export_model(LogisticRegression().fit(X, X[:, 0] > 0), tmp_path / "s.mle", input_shape=(1, 4))
     with pytest.raises(TypeError, match="unexpected options"):
@@ -436,6 +439,8 @@ def test_refusals(classifier, tmp_path: Path) -> None:
     runtime = mle.load_model(path)
     with pytest.raises(AttributeError, match="has no transform"):
         runtime.transform(X)
+    with pytest.raises(AttributeError, match=r"Pipeline has no mahalanobis\(\) \(outputs: \['label'"):
+        runtime.mahalanobis(X)
     with pytest.raises(mle.SignatureError, match="not signed"):
         mle.load_model(path, verify_signature=True, public_key=b"\0" * 32)
     with pytest.raises(TypeError, match="unexpected options"):

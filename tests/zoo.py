@@ -42,6 +42,7 @@ from sklearn import (
     tree,
 )
 from sklearn.feature_extraction import text
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import _search_successive_halving as halving  # (not enabled: the converter's view)
 
 
@@ -114,6 +115,15 @@ def _float_labels() -> dict[str, np.ndarray]:
 def _regression() -> dict[str, np.ndarray]:
     X, y = datasets.make_regression(1600, 10, n_informative=7, noise=5.0, random_state=5)
     return _split(X, y)
+
+
+def _correlated() -> dict[str, np.ndarray]:
+    """Six correlated features (a random covariance), with 5% of the rows far out (for the robust fits)."""
+    rng = np.random.default_rng(14)
+    mix = rng.normal(size=(6, 6))
+    X = rng.multivariate_normal(rng.normal(size=6), mix @ mix.T + 0.1 * np.eye(6), size=900)
+    X[::20] += rng.normal(scale=8.0, size=(45, 6))
+    return _split(X, np.zeros(len(X)))
 
 
 def _multi_output() -> dict[str, np.ndarray]:
@@ -311,6 +321,7 @@ DATA: dict[str, Callable[[], dict[str, np.ndarray]]] = {
     "float_labels": _float_labels,
     "regression": _regression,
     "multi_output": _multi_output,
+    "correlated": _correlated,
     "positive": _positive,
     "positive_features": _positive_features,
     "nan_binary": _nan_binary,
@@ -348,6 +359,14 @@ def _deprecated(case_id: str, name: str, data: str) -> list[Case]:
             return getattr(lm, name)(random_state=0)
 
     return [Case(case_id, make, data)]
+
+
+def _prefitted(est: Any, data: str) -> Any:
+    """``est`` fitted on the first half of a data set's training rows, to be wrapped in a FrozenEstimator
+    (which the case's own fit leaves as it is)."""
+    d = DATA[data]()
+    half = len(d["X"]) // 2
+    return est.fit(d["X"][:half], d["y"][:half])
 
 
 GP_F64 = (
@@ -638,6 +657,20 @@ CASES = [
         "small_classes",
     ),
     Case("elliptic-envelope", lambda: covariance.EllipticEnvelope(random_state=0), "regression"),
+    Case("elliptic-envelope-correlated", lambda: covariance.EllipticEnvelope(random_state=0), "correlated"),
+    # covariance estimators: mahalanobis
+    Case("empirical-covariance", lambda: covariance.EmpiricalCovariance(), "correlated"),
+    Case(
+        "empirical-covariance-centred-no-precision",
+        lambda: covariance.EmpiricalCovariance(store_precision=False, assume_centered=True),
+        "correlated",
+    ),
+    Case("shrunk-covariance", lambda: covariance.ShrunkCovariance(shrinkage=0.3), "correlated"),
+    Case("ledoit-wolf", lambda: covariance.LedoitWolf(), "correlated"),
+    Case("oas", lambda: covariance.OAS(assume_centered=True), "correlated"),
+    Case("min-cov-det", lambda: covariance.MinCovDet(random_state=0), "correlated"),
+    Case("graphical-lasso", lambda: covariance.GraphicalLasso(alpha=0.2), "correlated"),
+    Case("graphical-lasso-cv", lambda: covariance.GraphicalLassoCV(alphas=3, cv=3), "correlated"),
     Case("sgd-one-class-svm", lambda: lm.SGDOneClassSVM(random_state=0), "binary"),
     Case("local-outlier-factor", lambda: neighbors.LocalOutlierFactor(novelty=True), "regression"),
     Case(
@@ -1177,6 +1210,18 @@ CASES = [
         "calibrated-sigmoid-nb-prefit-like",
         lambda: calibration.CalibratedClassifierCV(naive_bayes.GaussianNB(), cv=2, ensemble=False),
         "strings",
+    ),
+    Case(
+        "calibrated-isotonic-frozen-logreg",
+        lambda: calibration.CalibratedClassifierCV(
+            FrozenEstimator(_prefitted(lm.LogisticRegression(), "binary")), method="isotonic"
+        ),
+        "binary",
+    ),
+    Case(
+        "frozen-scaler-logreg",
+        lambda: pipe(FrozenEstimator(_prefitted(pp.StandardScaler(), "multiclass")), lm.LogisticRegression()),
+        "multiclass",
     ),
     # column-wise composition and encoders
     Case(

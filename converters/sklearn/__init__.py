@@ -62,6 +62,7 @@ def convert_step(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converte
 
 def _first_step(model: Any) -> Any:
     """The estimator that reads a model's input: a Pipeline's first step that is not 'passthrough'."""
+    model = selection.unfrozen(model)
     for _, step in getattr(model, "steps", []):
         if step is not None and step != "passthrough":
             return _first_step(step)
@@ -122,6 +123,7 @@ def _nan_ok(est: Any, downstream: bool, n_columns: int) -> bool | set[int]:
     """Whether scikit-learn accepts NaN in the input of ``est`` when what follows it accepts NaN or not
     (``downstream``): ``est`` must accept NaN, and remove it or hand it to a step that accepts it. A
     ColumnTransformer answers per column: the set of columns where NaN is accepted."""
+    est = selection.unfrozen(est)
     if est is None or est == "passthrough":
         return downstream
     if est == "drop":
@@ -165,7 +167,8 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
         check_is_fitted(model)
     except NotFittedError as e:
         raise ValueError(f"{type(model).__name__} is not fitted; call fit() before exporting") from e
-    if hasattr(model, "cv_results_"):  # a fitted search: refused first when it kept no best estimator
+    model = selection.unfrozen(model)  # (its class would otherwise name the model in the metadata)
+    if hasattr(model, "cv_results_") and hasattr(model, "refit"):  # a search: refused first if it kept no best one
         selection.best_estimator(model)
     n = _input_width(model)
     if n is None:

@@ -1,7 +1,8 @@
-"""Novelty detectors: EllipticEnvelope (the Mahalanobis distance to the robust location),
-LocalOutlierFactor with ``novelty=True`` (a neighbour search) and SGDOneClassSVM (a linear decision).
-Like IsolationForest and OneClassSVM: ``predict`` is +1 where the decision is at least 0, else -1;
-``decision_function`` and ``score_samples`` too."""
+"""Covariance estimators (``mahalanobis``: the squared Mahalanobis distance to the fitted location) and
+novelty detectors: EllipticEnvelope (that distance to its robust location), LocalOutlierFactor with
+``novelty=True`` (a neighbour search) and SGDOneClassSVM (a linear decision). Like IsolationForest and
+OneClassSVM: ``predict`` is +1 where the decision is at least 0, else -1; ``decision_function`` and
+``score_samples`` too."""
 
 from __future__ import annotations
 
@@ -22,13 +23,35 @@ def _detector(b: GraphBuilder, scores: str, offset: Any, label_dtype: Any = np.i
     return Converted("classifier", outputs, ["label", "decision"], classes=np.array([-1, 1], dtype=label_dtype))
 
 
+def _squared_mahalanobis(est: Any, b: GraphBuilder, x: str, n_features: int) -> str:
+    """(x - location_) P (x - location_)' per row, P the estimator's precision (``get_precision``: the
+    pseudo-inverse of ``covariance_`` where it stored none)."""
+    centred = b.op("Sub", x, b.const("location", np.asarray(est.location_, dtype=np.float64)))
+    weighted = b.op("Gemm", centred, b.const("precision", np.asarray(est.get_precision(), dtype=np.float64)))
+    return str(b.op("Gemm", b.op("Mul", weighted, centred), b.const("ones", np.ones(n_features))))
+
+
+@converts(
+    covariance.EmpiricalCovariance,
+    covariance.ShrunkCovariance,
+    covariance.LedoitWolf,
+    covariance.OAS,
+    covariance.MinCovDet,
+    covariance.GraphicalLasso,
+    covariance.GraphicalLassoCV,
+)
+def covariance_estimator(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """mahalanobis, the only method they give new rows (``score`` sums a whole set's log-likelihood)."""
+    return Converted("covariance", {"mahalanobis": _squared_mahalanobis(est, b, x, n_features)}, ["mahalanobis"])
+
+
 @converts(covariance.EllipticEnvelope)
 def elliptic_envelope(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     """score_samples: minus the squared Mahalanobis distance to ``location_`` under ``precision_``."""
-    centred = b.op("Sub", x, b.const("location", np.asarray(est.location_, dtype=np.float64)))
-    weighted = b.op("Gemm", centred, b.const("precision", np.asarray(est.precision_, dtype=np.float64)))
-    distance = b.op("Gemm", b.op("Mul", weighted, centred), b.const("ones", np.ones(n_features)))
-    return _detector(b, b.op("Sub", b.const("zero", np.array(0.0)), distance), est.offset_)
+    distance = _squared_mahalanobis(est, b, x, n_features)
+    converted = _detector(b, b.op("Sub", b.const("zero", np.array(0.0)), distance), est.offset_)
+    converted.outputs["mahalanobis"] = distance
+    return converted
 
 
 @converts(neighbors.LocalOutlierFactor)

@@ -2,7 +2,7 @@
 RFECV also predict, with their final estimator on those columns); a fitted search (GridSearchCV,
 RandomizedSearchCV, the halving searches) is its refitted best estimator; RANSACRegressor its final inlier model;
 SelfTrainingClassifier its final estimator; the threshold classifiers their estimator's score against
-the threshold."""
+the threshold; a FrozenEstimator the estimator it wraps."""
 
 from __future__ import annotations
 
@@ -112,6 +112,30 @@ def thresholded_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -
 @converts(linear_model.RANSACRegressor)
 def ransac_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     return converter_for(est.estimator_)(est.estimator_, b, x, n_features)
+
+
+def _frozen() -> list[type]:
+    try:
+        from sklearn.frozen import FrozenEstimator  # scikit-learn 1.6 and later
+    except ImportError:
+        return []
+    return [FrozenEstimator]
+
+
+FROZEN = tuple(_frozen())
+
+
+def unfrozen(est: Any) -> Any:
+    """The estimator a FrozenEstimator wraps (it only refuses to be refitted), or ``est`` itself."""
+    while isinstance(est, FROZEN):
+        est = est.estimator
+    return est
+
+
+@converts(*FROZEN)
+def frozen_estimator(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    inner = unfrozen(est)
+    return converter_for(inner)(inner, b, x, n_features)
 
 
 @converts(semi_supervised.SelfTrainingClassifier)
