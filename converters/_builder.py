@@ -20,8 +20,8 @@ from mle_runtime.metadata import encode_classes
 class Converted:
     """What a converter produced: tensor names by output role, and what the runtime needs to decode them."""
 
-    # "classifier", "regressor", "clusterer", "transformer", "density" (score_samples only) or "covariance"
-    # (mahalanobis only)
+    # "classifier", "regressor", "clusterer", "transformer", "density" (score_samples only), "covariance"
+    # (mahalanobis only) or "neighbors" (kneighbors only)
     task: str
     outputs: dict[str, str]  # role ("label", "probabilities", "decision", "predictions", "transformed") -> tensor
     run_outputs: list[str]

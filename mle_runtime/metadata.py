@@ -22,6 +22,8 @@ OUTPUT_ROLES = {
     "scores": "the estimator's score_samples: anomaly scores, or a density's log",
     "predictions": "regression predictions, in the estimator's output shape",
     "transformed": "transformed features",
+    "neighbor_distances": "kneighbors' distances to the nearest training rows, (n, k), computed only when asked",
+    "neighbor_indices": "kneighbors' row numbers of the nearest training rows, (n, k), computed only when asked",
     "mahalanobis": "squared Mahalanobis distances to the fitted location, as a covariance estimator's mahalanobis",
     "std": "the predictive distribution's standard deviation (predict's return_std), computed only when asked",
     "invalid": "rows the source model would refuse (the runtime raises ValueError for them)",

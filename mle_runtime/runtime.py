@@ -59,7 +59,7 @@ INLINE_ROWS = 64
 # Outputs an executable computes only for calls that ask for them: a Gaussian process's predictive
 # standard deviation costs a (rows, training rows) x (training rows, training rows) product, far more than
 # its mean, which every other call would pay for.
-ON_DEMAND_OUTPUTS = frozenset({"std"})
+ON_DEMAND_OUTPUTS = frozenset({"std", "neighbor_distances", "neighbor_indices"})
 
 
 def precision_scope(precision: str) -> contextlib.AbstractContextManager[None]:
@@ -468,12 +468,15 @@ class MLERuntime:
         return list(self._require().metadata.get("run_outputs") or self._graph.outputs)
 
     def _output(self, X: Any, name: str, method: str) -> np.ndarray:
+        self._require_output(name, method)
+        return self._run_named([X], (name,))[name]
+
+    def _require_output(self, name: str, method: str) -> None:
         mf = self._require()
         if name not in self._graph.outputs:
             raise AttributeError(
                 f"{mf.metadata.get('estimator', 'this model')} has no {method}() (outputs: {list(self._graph.outputs)})"
             )
-        return self._run_named([X], (name,))[name]
 
     def predict(self, X: Any, return_std: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Labels for classifiers, clusters for clusterers, predictions for regressors (scikit-learn's
@@ -511,6 +514,22 @@ class MLERuntime:
 
     def score_samples(self, X: Any) -> np.ndarray:
         return self._output(X, "scores", "score_samples")
+
+    def kneighbors(
+        self, X: Any, n_neighbors: int | None = None, return_distance: bool = True
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """The nearest training rows of each row of ``X`` (scikit-learn's ``kneighbors``, for
+        NearestNeighbors and the KNeighbors models): ``(distances, indices)``, nearest first, or the indices
+        alone. The file holds the search for the fitted n_neighbors; ``n_neighbors`` may ask for fewer."""
+        self._require_output("neighbor_indices", "kneighbors")
+        named = self._run_named([X], ("neighbor_distances", "neighbor_indices"))
+        distances, indices = named["neighbor_distances"], named["neighbor_indices"].astype(np.intp)
+        fitted = indices.shape[1]
+        if n_neighbors is not None:
+            if not 0 < n_neighbors <= fitted:
+                raise ValueError(f"n_neighbors={n_neighbors}: this file searches for 1 to {fitted} neighbours")
+            distances, indices = distances[:, :n_neighbors], indices[:, :n_neighbors]
+        return (distances, indices) if return_distance else indices
 
     def mahalanobis(self, X: Any) -> np.ndarray:
         """Squared Mahalanobis distances to the fitted location (scikit-learn's covariance estimators,

@@ -66,6 +66,14 @@ def sklearn_outputs(model: Any, X: np.ndarray) -> dict[str, np.ndarray]:
         return out
 
 
+def sklearn_kneighbors(model: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """kneighbors of the model, or of a pipeline's last step on the rows its other steps give it (the
+    runtime offers kneighbors wherever a KNeighbors model ends the graph)."""
+    if hasattr(model, "steps"):
+        return model[-1].kneighbors(model[:-1].transform(X))  # type: ignore[no-any-return]
+    return model.kneighbors(X)  # type: ignore[no-any-return]
+
+
 def sklearn_std(model: Any, X: np.ndarray) -> np.ndarray | None:
     """The predictive standard deviation (predict's return_std) for X's values as float64, where the model
     gives one: float32 arithmetic in scikit-learn's kernels would move it, the square root magnifying it."""
@@ -180,6 +188,8 @@ def test_matches_sklearn(case: Case, precision: str, tmp_path_factory: pytest.Te
                     assert_close(
                         runtime.transform(X), ref["transform"], tol, f"{where}: transform", scales["transform"]
                     )
+            elif task == "neighbors":  # NearestNeighbors: kneighbors only, checked below
+                assert len(outputs) == 2, f"{where}: run() returns {len(outputs)} outputs, kneighbors' two expected"
             elif task == "covariance":  # mahalanobis only
                 assert_close(
                     outputs[0], model.mahalanobis(X), tol, f"{where}: mahalanobis", magnitude(full["mahalanobis"])
@@ -190,6 +200,14 @@ def test_matches_sklearn(case: Case, precision: str, tmp_path_factory: pytest.Te
             else:
                 assert_close(outputs[0], ref["transform"], tol, f"{where}: transform", scales["transform"])
             assert len(outputs) == len(runtime.get_model_info()["outputs"])
+            if "neighbor_indices" in runtime._graph.outputs:
+                distances, indices = runtime.kneighbors(X)
+                ref_distances, ref_indices = sklearn_kneighbors(model, X)
+                np.testing.assert_array_equal(indices, ref_indices, err_msg=f"{where}: kneighbors' indices")
+                assert indices.dtype == ref_indices.dtype, f"{where}: kneighbors' index dtype {indices.dtype}"
+                full_distances = sklearn_kneighbors(model, rows(X_test, max(BATCHES)))[0]
+                what = f"{where}: kneighbors' distances"
+                assert_close(distances, ref_distances, tol, what, magnitude(full_distances))
 
 
 def test_every_supported_class_is_in_the_zoo() -> None:

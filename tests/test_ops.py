@@ -457,6 +457,16 @@ OPS: dict[str, Record] = {
         {"prior": 0.3, "max_iter": 100, "tol": 1e-3, "eps": float(np.finfo(np.float64).eps)},
         atol=1e-13,  # (the counts-weighted sums run in another order than scikit-learn's loop over a document's terms)
     ),
+    "KNeighbors": Record(
+        (X, R.normal(size=(9, 4))),
+        lambda x, t: np.argsort(((x[:, None, :] - t[None, :, :]) ** 2).sum(axis=-1), axis=1, kind="stable")[:, :3],
+        {"k": 3, "metric": "euclidean"},
+    ),
+    "NeighborDistances": Record(
+        (X, R.normal(size=(9, 4)), np.array([[0, 3], [8, 1], [2, 2], [5, 4], [7, 6]])),
+        lambda x, t, i: np.abs(x[:, None, :] - t[i]).sum(axis=-1),
+        {"metric": "manhattan"},
+    ),
     "KernelDensity": Record(
         (X, R.normal(size=(7, 4)), np.log(R.uniform(0.5, 2.0, 7))),
         lambda x, t, lw: _kernel_density_reference(x, t, lw, 0.7, 0.25),

@@ -76,6 +76,29 @@ def test_the_predictive_std_is_computed_only_by_calls_that_ask_for_it(tmp_path: 
         mle.load_model(tmp_path / "ridge.mle").predict(X, return_std=True)
 
 
+def test_kneighbors_are_computed_only_by_calls_that_ask_for_them(tmp_path: Path) -> None:
+    from sklearn.neighbors import KNeighborsRegressor
+
+    X, y = make_regression(300, 4, random_state=3)
+    model = make_pipeline(StandardScaler(), KNeighborsRegressor(5, weights="distance")).fit(X, y)
+    mle.export_model(model, tmp_path / "knn.mle")
+    runtime = mle.load_model(tmp_path / "knn.mle", precision="float64")
+    queries = X[:40] + 0.25
+    np.testing.assert_allclose(runtime.predict(queries), model.predict(queries), rtol=1e-12)
+    assert [key[-1] for key in runtime._executables] == [("predictions",)]  # no kneighbors in predict's program
+    distances, indices = runtime.kneighbors(queries)
+    expected_distances, expected_indices = model[-1].kneighbors(model[0].transform(queries))
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(distances, expected_distances, rtol=1e-12)
+    np.testing.assert_array_equal(runtime.kneighbors(queries, n_neighbors=2, return_distance=False), indices[:, :2])
+    for wrong in (0, 6):
+        with pytest.raises(ValueError, match=rf"n_neighbors={wrong}: this file searches for 1 to 5 neighbours"):
+            runtime.kneighbors(queries, n_neighbors=wrong)
+    mle.export_model(Ridge().fit(X, y), tmp_path / "ridge.mle")
+    with pytest.raises(AttributeError, match=r"Ridge has no kneighbors\(\)"):
+        mle.load_model(tmp_path / "ridge.mle").kneighbors(X)
+
+
 def test_bucket_arithmetic() -> None:
     assert [buckets.bucket_for(n, 8192) for n in (1, 2, 3, 5, 8, 9, 8191, 8192, 9000)] == [
         1,

@@ -1062,6 +1062,17 @@ CASES = [
     Case("one-class-svm", lambda: svm.OneClassSVM(nu=0.1), "regression"),
     # nearest neighbours
     Case("knn-classifier", lambda: neighbors.KNeighborsClassifier(), "multiclass"),
+    Case("nearest-neighbors", lambda: neighbors.NearestNeighbors(n_neighbors=4), "regression"),
+    Case(
+        "nearest-neighbors-minkowski-kd-tree",
+        lambda: neighbors.NearestNeighbors(n_neighbors=6, p=1.5, algorithm="kd_tree"),
+        "multiclass",
+    ),
+    Case(
+        "scaled-nearest-neighbors-cosine",
+        lambda: pipe(pp.StandardScaler(), neighbors.NearestNeighbors(n_neighbors=3, metric="cosine")),
+        "binary",
+    ),
     Case("knn-distance-strings", lambda: neighbors.KNeighborsClassifier(7, weights="distance"), "strings"),
     Case("knn-manhattan", lambda: neighbors.KNeighborsClassifier(4, metric="manhattan"), "binary"),
     Case("knn-minkowski-3", lambda: neighbors.KNeighborsClassifier(5, p=3, weights="distance"), "odd_ints"),

@@ -56,26 +56,46 @@ def metric_attrs(est: Any) -> dict[str, Any]:
     return {"metric": metric, "p": p} if metric == "minkowski" else {"metric": metric}
 
 
+def _with_kneighbors(converted: Converted, est: Any, b: GraphBuilder, x: str, fit_x: str) -> Converted:
+    """``converted`` with kneighbors' outputs: the fitted n_neighbors nearest training rows' distances and
+    row numbers (computed only by calls that ask for them: see the runtime's ON_DEMAND_OUTPUTS)."""
+    metric = metric_attrs(est)
+    indices = b.op("KNeighbors", x, fit_x, k=int(est.n_neighbors), **metric)
+    distances = b.op("NeighborDistances", x, fit_x, indices, **metric)
+    converted.outputs.update(neighbor_distances=distances, neighbor_indices=indices)
+    return converted
+
+
+@converts(neighbors.NearestNeighbors)
+def nearest_neighbors(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """kneighbors with the fitted n_neighbors (radius_neighbors' ragged answer is not converted)."""
+    converted = Converted("neighbors", {}, ["neighbor_distances", "neighbor_indices"])
+    return _with_kneighbors(converted, est, b, x, b.const("fit_X", est._fit_X))
+
+
 @converts(neighbors.KNeighborsClassifier)
 def k_neighbors_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     if est.outputs_2d_:
         raise UnsupportedModelError("KNeighborsClassifier fitted on several outputs is not supported")
+    fit_x = b.const("fit_X", est._fit_X)
     proba = b.op(
         "KNeighborsVote",
         x,
-        b.const("fit_X", est._fit_X),
+        fit_x,
         b.const("fit_y", np.asarray(est._y, dtype=np.int32)),
         n_classes=len(est.classes_),
         **_search_attrs(est),
     )
     outputs = {"label": b.op("ArgMax", proba), "probabilities": proba}
-    return Converted("classifier", outputs, ["label", "probabilities"], classes=np.asarray(est.classes_))
+    converted = Converted("classifier", outputs, ["label", "probabilities"], classes=np.asarray(est.classes_))
+    return _with_kneighbors(converted, est, b, x, fit_x)
 
 
 @converts(neighbors.KNeighborsRegressor)
 def k_neighbors_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
-    y = b.op("KNeighborsMean", x, b.const("fit_X", est._fit_X), b.const("fit_y", est._y), **_search_attrs(est))
-    return Converted("regressor", {"predictions": y}, ["predictions"])
+    fit_x = b.const("fit_X", est._fit_X)
+    y = b.op("KNeighborsMean", x, fit_x, b.const("fit_y", est._y), **_search_attrs(est))
+    return _with_kneighbors(Converted("regressor", {"predictions": y}, ["predictions"]), est, b, x, fit_x)
 
 
 @converts(neighbors.RadiusNeighborsClassifier)

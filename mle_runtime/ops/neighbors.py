@@ -153,6 +153,37 @@ def nearest(x: jax.Array, train: jax.Array, k: int, metric: str, p: float) -> tu
     return _distance(reduced, metric, p), index
 
 
+@register_op("KNeighbors")
+def k_neighbors(x: jax.Array, train: jax.Array, *, k: int, metric: str, p: float = 2.0) -> jax.Array:
+    """kneighbors' row numbers: the k nearest training rows, (rows, k) int32, nearest first (among equal
+    distances the earlier training row)."""
+    return nearest(x, train, k, metric, p)[1]
+
+
+@register_op("NeighborDistances")
+def neighbor_distances(x: jax.Array, train: jax.Array, index: jax.Array, *, metric: str, p: float = 2.0) -> jax.Array:
+    """(rows, k) distances from each row to the training rows ``index`` names (a second op rather than a
+    second output of KNeighbors: measuring k rows again costs little beside the search)."""
+    near = train[index.astype(jnp.int32)]  # (rows, k, features)
+    if metric == "cosine":
+        return 1 - jnp.sum(_unit(x)[:, None, :] * _unit(near), axis=-1)
+    diff = jnp.abs(x[:, None, :] - near)
+    if metric == "chebyshev":
+        return jnp.max(diff, axis=-1)
+    if metric == "manhattan":
+        return jnp.sum(diff, axis=-1)
+    if metric == "euclidean":
+        return jnp.sqrt(jnp.sum(diff * diff, axis=-1))
+    if metric == "minkowski":
+        return jnp.sum(diff**p, axis=-1) ** (1.0 / p)
+    raise ValueError(f"unknown metric {metric!r}; known: {METRICS}")
+
+
+def _unit(a: jax.Array) -> jax.Array:
+    norm = jnp.sqrt(jnp.sum(a * a, axis=-1, keepdims=True))
+    return a / jnp.where(norm == 0, 1, norm)
+
+
 def neighbor_weights(distances: jax.Array, weights: str) -> jax.Array:
     """scikit-learn's _get_weights: 1 for "uniform"; 1 / d for "distance", except that a row with a
     neighbour at distance 0 weighs those neighbours 1 and the others 0."""
