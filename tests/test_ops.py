@@ -467,6 +467,14 @@ OPS: dict[str, Record] = {
         lambda x, t, i: np.abs(x[:, None, :] - t[i]).sum(axis=-1),
         {"metric": "manhattan"},
     ),
+    "GeodesicDistances": Record(
+        (
+            np.abs(X[:, :3]),
+            np.array([[0, 3, 1], [2, 2, 2], [4, 0, 3], [1, 2, 3], [3, 4, 0]]),
+            np.abs(R.normal(size=(5, 5))),
+        ),
+        lambda d, i, paths: np.min(paths[i] + d[:, :, None], axis=1),
+    ),
     "KernelDensity": Record(
         (X, R.normal(size=(7, 4)), np.log(R.uniform(0.5, 2.0, 7))),
         lambda x, t, lw: _kernel_density_reference(x, t, lw, 0.7, 0.25),

@@ -27,6 +27,7 @@ from sklearn import (
     kernel_approximation,
     kernel_ridge,
     linear_model,
+    manifold,
     mixture,
     model_selection,
     multiclass,
@@ -1062,6 +1063,12 @@ CASES = [
     Case("one-class-svm", lambda: svm.OneClassSVM(nu=0.1), "regression"),
     # nearest neighbours
     Case("knn-classifier", lambda: neighbors.KNeighborsClassifier(), "multiclass"),
+    Case("isomap", lambda: manifold.Isomap(n_neighbors=8, n_components=3), "regression"),
+    Case(
+        "isomap-manhattan-logreg",
+        lambda: pipe(manifold.Isomap(n_neighbors=6, n_components=4, metric="manhattan"), lm.LogisticRegression()),
+        "binary",
+    ),
     Case("nearest-neighbors", lambda: neighbors.NearestNeighbors(n_neighbors=4), "regression"),
     Case(
         "nearest-neighbors-minkowski-kd-tree",

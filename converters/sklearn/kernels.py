@@ -197,7 +197,11 @@ def kernel_pca(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     """The kernel against the training rows, centred as the fitted KernelCenterer centres it, projected
     on the eigenvectors scaled by 1 / sqrt(eigenvalue) (zero eigenvalues give zero columns)."""
     attrs = kernel_attrs(est.kernel, est.gamma_, est.coef0, est.degree, n_features)
-    k = b.op("Kernel", x, b.const("X_fit", est.X_fit_), **attrs)
+    return kernel_pca_projection(est, b, b.op("Kernel", x, b.const("X_fit", est.X_fit_), **attrs))
+
+
+def kernel_pca_projection(est: Any, b: GraphBuilder, k: str) -> Converted:
+    """A fitted KernelPCA's transform of ``k``, the rows' kernel against its training rows."""
     values, vectors = np.asarray(est.eigenvalues_, np.float64), np.asarray(est.eigenvectors_, np.float64)
     scaled = np.zeros_like(vectors)
     kept = np.flatnonzero(values)

@@ -179,6 +179,18 @@ def neighbor_distances(x: jax.Array, train: jax.Array, index: jax.Array, *, metr
     raise ValueError(f"unknown metric {metric!r}; known: {METRICS}")
 
 
+@register_op("GeodesicDistances")
+def geodesic_distances(distances: jax.Array, index: jax.Array, paths: jax.Array) -> jax.Array:
+    """(rows, train rows) shortest paths from each row through its nearest training rows (``index``, at
+    ``distances``) on to every training row (``paths``, the training graph's shortest paths): Isomap's
+    ``min_j(paths[index_j] + distance_j)``, one neighbour at a time."""
+    index = index.astype(jnp.int32)
+    shortest = paths[index[:, 0]] + distances[:, :1]
+    for j in range(1, index.shape[1]):
+        shortest = jnp.minimum(shortest, paths[index[:, j]] + distances[:, j : j + 1])
+    return shortest
+
+
 def _unit(a: jax.Array) -> jax.Array:
     norm = jnp.sqrt(jnp.sum(a * a, axis=-1, keepdims=True))
     return a / jnp.where(norm == 0, 1, norm)
