@@ -45,6 +45,12 @@ def _dirichlet_doc_topics_reference(x: np.ndarray, exp_topic_word: np.ndarray) -
     return _update_doc_distribution(x, exp_topic_word, 0.3, 100, 1e-3, False, None)[0]  # type: ignore[no-any-return]
 
 
+def barycenter_weights(x: np.ndarray, t: np.ndarray, i: np.ndarray, reg: float) -> np.ndarray:
+    from sklearn.manifold._locally_linear import barycenter_weights as sklearn_weights
+
+    return sklearn_weights(x, t, i, reg=reg)  # type: ignore[no-any-return]
+
+
 def _kernel_density_reference(x: np.ndarray, t: np.ndarray, lw: np.ndarray, h: float, norm: float) -> np.ndarray:
     from scipy.special import logsumexp
 
@@ -474,6 +480,17 @@ OPS: dict[str, Record] = {
             np.abs(R.normal(size=(5, 5))),
         ),
         lambda d, i, paths: np.min(paths[i] + d[:, :, None], axis=1),
+    ),
+    "LocallyLinear": Record(
+        (
+            X,
+            R.normal(size=(6, 4)),
+            np.array([[0, 3, 1], [2, 5, 4], [4, 0, 3], [1, 2, 3], [3, 4, 0]]),
+            R.normal(size=(6, 2)),
+        ),
+        lambda x, t, i, e: np.einsum("rk,rkc->rc", barycenter_weights(x, t, i, reg=0.01), e[i]),
+        {"reg": 0.01},
+        1e-14,  # (a Cholesky solve in another order than LAPACK's)
     ),
     "KernelDensity": Record(
         (X, R.normal(size=(7, 4)), np.log(R.uniform(0.5, 2.0, 7))),

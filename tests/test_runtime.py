@@ -15,7 +15,7 @@ from sklearn.datasets import make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
-from sklearn.manifold import Isomap, LocallyLinearEmbedding
+from sklearn.manifold import Isomap, SpectralEmbedding
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -440,8 +440,8 @@ def test_info_benchmark_inspect_and_version(classifier) -> None:
 
 def test_refusals(classifier, tmp_path: Path) -> None:
     _, path, X = classifier
-    with pytest.raises(TypeError, match="LocallyLinearEmbedding is not supported; supported: .*LogisticRegression"):
-        mle.export_model(LocallyLinearEmbedding(n_components=2).fit(X), tmp_path / "lle.mle")
+    with pytest.raises(TypeError, match="SpectralEmbedding is not supported; supported: .*LogisticRegression"):
+        mle.export_model(SpectralEmbedding(n_components=2).fit(X), tmp_path / "spectral.mle")
     with pytest.raises(TypeError, match=r"Isomap fitted with a radius \(n_neighbors=None\) is not supported"):
         mle.export_model(Isomap(n_neighbors=None, radius=100.0, n_components=2).fit(X), tmp_path / "isomap.mle")
     with pytest.raises(TypeError, match="cannot tell which framework"):

@@ -1069,6 +1069,15 @@ CASES = [
         lambda: pipe(manifold.Isomap(n_neighbors=6, n_components=4, metric="manhattan"), lm.LogisticRegression()),
         "binary",
     ),
+    Case("locally-linear", lambda: manifold.LocallyLinearEmbedding(n_neighbors=10, n_components=3), "regression"),
+    Case(
+        "locally-linear-modified-svc",
+        lambda: pipe(
+            manifold.LocallyLinearEmbedding(n_neighbors=12, n_components=4, method="modified", random_state=0),
+            svm.SVC(),
+        ),
+        "multiclass",
+    ),
     Case("nearest-neighbors", lambda: neighbors.NearestNeighbors(n_neighbors=4), "regression"),
     Case(
         "nearest-neighbors-minkowski-kd-tree",

@@ -1,5 +1,5 @@
-"""Manifold learning: Isomap's ``transform`` (the other embeddings, t-SNE, MDS, spectral embedding, have
-no transform for new rows; LocallyLinearEmbedding's is not converted)."""
+"""Manifold learning: Isomap's and LocallyLinearEmbedding's ``transform`` (the other embeddings, t-SNE,
+MDS, spectral embedding, have no transform for new rows)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from sklearn import manifold
 
-from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._builder import Converted, GraphBuilder, transformed
 from mle_runtime.converters._registry import converts
 from mle_runtime.converters.sklearn.kernels import kernel_pca_projection
 from mle_runtime.converters.sklearn.neighbors import metric_attrs
@@ -31,3 +31,15 @@ def isomap(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     geodesic = b.op("GeodesicDistances", distances, indices, paths)
     kernel = b.op("Mul", b.op("Mul", geodesic, geodesic), b.const("minus_half", np.array(-0.5)))
     return kernel_pca_projection(est.kernel_pca_, b, kernel)
+
+
+@converts(manifold.LocallyLinearEmbedding)
+def locally_linear_embedding(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """transform: the barycentre weights of each row's n_neighbors nearest training rows (regularized by
+    ``reg``), applied to their embedding (``embedding_``, stored in the file with the training rows)."""
+    search = est.nbrs_
+    fit_x = b.const("fit_X", search._fit_X)
+    indices = b.op("KNeighbors", x, fit_x, k=int(est.n_neighbors), **metric_attrs(search))
+    embedding = b.const("embedding", np.asarray(est.embedding_, dtype=np.float64))
+    out = b.op("LocallyLinear", x, fit_x, indices, embedding, reg=float(est.reg))
+    return transformed(out, est.embedding_.shape[1])

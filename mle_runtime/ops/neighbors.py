@@ -191,6 +191,27 @@ def geodesic_distances(distances: jax.Array, index: jax.Array, paths: jax.Array)
     return shortest
 
 
+@register_op("LocallyLinear")
+def locally_linear(x: jax.Array, train: jax.Array, index: jax.Array, embedding: jax.Array, *, reg: float) -> jax.Array:
+    """LocallyLinearEmbedding.transform, (rows, components): each row as the weights that best rebuild it
+    from its nearest training rows (``index``), applied to their embedding. The weights solve
+    (G + R I) w = 1 with G the neighbours' Gram matrix about the row and R = reg x trace(G) (reg when the
+    trace is 0), by Cholesky as scipy's ``assume_a="pos"``; then scaled to sum to 1."""
+    index = index.astype(jnp.int32)
+    centred = train[index] - x[:, None, :]  # (rows, k, features)
+    gram = jnp.einsum("rif,rjf->rij", centred, centred, precision=HIGHEST)
+    trace = jnp.trace(gram, axis1=1, axis2=2)
+    ridge = jnp.where(trace > 0, reg * trace, reg)
+    k = index.shape[1]
+    gram = gram + ridge[:, None, None] * jnp.eye(k, dtype=gram.dtype)
+    factor = jnp.linalg.cholesky(gram)
+    ones = jnp.ones((x.shape[0], k, 1), gram.dtype)
+    w = jax.scipy.linalg.solve_triangular(factor, ones, lower=True)
+    w = jax.scipy.linalg.solve_triangular(factor, w, lower=True, trans="T")[:, :, 0]
+    w = w / jnp.sum(w, axis=1, keepdims=True)
+    return jnp.einsum("rk,rkc->rc", w, embedding[index], precision=HIGHEST)
+
+
 def _unit(a: jax.Array) -> jax.Array:
     norm = jnp.sqrt(jnp.sum(a * a, axis=-1, keepdims=True))
     return a / jnp.where(norm == 0, 1, norm)
