@@ -245,6 +245,17 @@ def test_logistic_heads_of_scikit_learn_before_1_8(multi_class: str, data: str, 
     np.testing.assert_allclose(proba, want, rtol=1e-12, atol=1e-14)
 
 
+def test_a_sparse_coder_converts_without_fit(tmp_path: Path) -> None:
+    from sklearn.decomposition import SparseCoder
+
+    rng = np.random.default_rng(5)
+    coder = SparseCoder(rng.normal(size=(9, 6)), transform_n_nonzero_coefs=3)  # (stateless: no fit needed)
+    mle.export_model(coder, tmp_path / "coder.mle")
+    X = rng.normal(size=(40, 6))
+    runtime = mle.load_model(tmp_path / "coder.mle", precision="float64")
+    np.testing.assert_allclose(runtime.transform(X), coder.transform(X), rtol=0, atol=1e-12)
+
+
 def test_isotonic_takes_one_dimensional_input(tmp_path: Path) -> None:
     from sklearn.isotonic import IsotonicRegression
 

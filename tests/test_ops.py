@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,16 @@ def barycenter_weights(x: np.ndarray, t: np.ndarray, i: np.ndarray, reg: float) 
     from sklearn.manifold._locally_linear import barycenter_weights as sklearn_weights
 
     return sklearn_weights(x, t, i, reg=reg)  # type: ignore[no-any-return]
+
+
+def _omp_reference(cov: np.ndarray, gram: np.ndarray, n_nonzero: int) -> np.ndarray:
+    from sklearn.linear_model import orthogonal_mp_gram
+
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore", RuntimeWarning
+        )  # (the zero row: "Orthogonal matching pursuit ended prematurely")
+        return orthogonal_mp_gram(gram, cov.T, n_nonzero_coefs=n_nonzero).T  # type: ignore[no-any-return]
 
 
 def _kernel_density_reference(x: np.ndarray, t: np.ndarray, lw: np.ndarray, h: float, norm: float) -> np.ndarray:
@@ -492,6 +503,14 @@ OPS: dict[str, Record] = {
         {"reg": 0.01},
         1e-14,  # (a Cholesky solve in another order than LAPACK's)
     ),
+    "OrthogonalMatchingPursuit": Record(
+        (np.vstack([X @ (d := R.normal(size=(6, 4))).T, np.zeros((1, 6))]), d @ d.T),  # (a zero row stops at once)
+        lambda cov, gram: _omp_reference(cov, gram, 3),
+        {"n_nonzero": 3},
+        1e-14,  # (Cholesky solves in another order than LAPACK's)
+    ),
+    "SoftThreshold": Record((X,), lambda c: np.sign(c) * np.maximum(np.abs(c) - 0.5, 0), {"threshold": 0.5}),
+    "SplitSign": Record((X,), lambda c: np.hstack([np.maximum(c, 0), -np.minimum(c, 0)])),
     "KernelDensity": Record(
         (X, R.normal(size=(7, 4)), np.log(R.uniform(0.5, 2.0, 7))),
         lambda x, t, lw: _kernel_density_reference(x, t, lw, 0.7, 0.25),

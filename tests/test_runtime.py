@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import make_classification, make_regression
+from sklearn.decomposition import SparseCoder
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
@@ -442,6 +443,8 @@ def test_refusals(classifier, tmp_path: Path) -> None:
     _, path, X = classifier
     with pytest.raises(TypeError, match="SpectralEmbedding is not supported; supported: .*LogisticRegression"):
         mle.export_model(SpectralEmbedding(n_components=2).fit(X), tmp_path / "spectral.mle")
+    with pytest.raises(TypeError, match=r"transform_algorithm='lasso_lars'\) is not supported \(an iterative solver\)"):
+        mle.export_model(SparseCoder(np.eye(X.shape[1]), transform_algorithm="lasso_lars"), tmp_path / "coder.mle")
     with pytest.raises(TypeError, match=r"Isomap fitted with a radius \(n_neighbors=None\) is not supported"):
         mle.export_model(Isomap(n_neighbors=None, radius=100.0, n_components=2).fit(X), tmp_path / "isomap.mle")
     with pytest.raises(TypeError, match="cannot tell which framework"):

@@ -1078,6 +1078,45 @@ CASES = [
         ),
         "multiclass",
     ),
+    Case(
+        "dictionary-learning-omp",
+        lambda: decomposition.DictionaryLearning(8, max_iter=20, random_state=0),
+        "regression",
+    ),
+    Case(  # (split_sign widens transform's codes but not fit_transform's: no pipeline can follow it)
+        "dictionary-learning-omp-split-sign",
+        lambda: decomposition.DictionaryLearning(
+            12, max_iter=10, transform_n_nonzero_coefs=4, split_sign=True, random_state=0
+        ),
+        "multiclass",
+    ),
+    Case(
+        "dictionary-learning-omp-logreg",
+        lambda: pipe(
+            decomposition.DictionaryLearning(10, max_iter=10, transform_n_nonzero_coefs=3, random_state=0),
+            lm.LogisticRegression(max_iter=500),
+        ),
+        "multiclass",
+    ),
+    Case(
+        "minibatch-dictionary-learning-threshold",
+        lambda: decomposition.MiniBatchDictionaryLearning(
+            6, max_iter=5, transform_algorithm="threshold", transform_alpha=0.3, random_state=0
+        ),
+        "regression",
+    ),
+    Case(
+        "sparse-coder-positive-threshold",
+        lambda: decomposition.SparseCoder(
+            np.random.default_rng(7).normal(size=(14, 10)), transform_algorithm="threshold", positive_code=True
+        ),
+        "regression",
+    ),
+    Case(
+        "sparse-coder-omp",
+        lambda: decomposition.SparseCoder(np.random.default_rng(8).normal(size=(16, 10)), transform_n_nonzero_coefs=6),
+        "regression",
+    ),
     Case("nearest-neighbors", lambda: neighbors.NearestNeighbors(n_neighbors=4), "regression"),
     Case(
         "nearest-neighbors-minkowski-kd-tree",

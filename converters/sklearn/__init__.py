@@ -28,6 +28,7 @@ from mle_runtime.converters.sklearn import (
     preprocessing,
     probabilistic,
     selection,
+    sparse_coding,
     text,
     trees,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "preprocessing",
     "probabilistic",
     "selection",
+    "sparse_coding",
     "text",
     "trees",
 ]
@@ -87,6 +89,8 @@ def _input_width(model: Any) -> int | None:
     if type(first).__name__ == "IsotonicRegression" or _reads_documents(model):
         return 1
     n = getattr(first, "n_features_in_", None)
+    if n is None and type(first).__name__ == "SparseCoder":  # (stateless: used without fit)
+        n = first.dictionary.shape[1]
     return None if n is None else int(n)
 
 

@@ -22,6 +22,7 @@ _OP_MODULES = (
     "mle_runtime.ops.kernels",
     "mle_runtime.ops.preprocessing",
     "mle_runtime.ops.probabilistic",
+    "mle_runtime.ops.sparse_coding",
     "mle_runtime.ops.svm",
     "mle_runtime.ops.text",
     "mle_runtime.ops.trees",
