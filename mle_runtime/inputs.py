@@ -42,6 +42,20 @@ def _from_dataframe(x: Any, name: str, feature_names: Sequence[str] | None) -> n
 IGNORED: Mapping[str, int] = types.MappingProxyType({})
 
 
+def _columns_by_name(x: Any, name: str, feature_names: Sequence[str], strings: Mapping[int, Lookup] | None) -> Any:
+    """A DataFrame for a model whose ColumnTransformer selects its columns by name, as scikit-learn's does:
+    its columns in the model's order, the others left out; a column the model never reads may be absent
+    (it reads as 0). A column the model reads that is absent raises."""
+    labels = {str(c): c for c in x.columns}
+    if list(labels) == list(feature_names):
+        return x
+    unused = {c for c, lookup in (strings or {}).items() if lookup is IGNORED}
+    missing = [c for i, c in enumerate(feature_names) if c not in labels and i not in unused]
+    if missing:
+        raise InputError(f"input {name!r}: the DataFrame lacks columns the model reads: {missing}")
+    return x.reindex(columns=[labels.get(c, c) for c in feature_names], fill_value=0)
+
+
 def is_missing_value(v: Any) -> bool:
     """None, a float NaN or pandas' NA / NaT: a missing value in a column of objects."""
     return v is None or (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType")
@@ -107,8 +121,13 @@ def coerce_input(
     dtype: np.dtype,
     feature_names: Sequence[str] | None,
     strings: Mapping[int, Lookup] | None = None,
+    by_name: bool = False,
 ) -> np.ndarray:
+    """``x`` as the model's input ``spec`` in ``dtype``: strings through their vocabularies, a DataFrame's
+    columns checked against ``feature_names`` (``by_name``: selected by them, see _columns_by_name)."""
     frame = _is_dataframe(x)
+    if frame and by_name and feature_names is not None:
+        x = _columns_by_name(x, spec.name, feature_names, strings)
     texts = text_columns(strings) if strings else []
     if texts and np.ndim(x) == 2 and np.shape(x)[1] != texts[0].input_width:
         width, got = texts[0].input_width, np.shape(x)[1]

@@ -153,16 +153,16 @@ class ModelStack:
             if any(fixes):
                 wide64 = np.dtype(np.float64)
                 if sliced:
-                    wide = [coerce_input(xi, spec, wide64, t._feature_names, t._strings) for xi in x]
+                    wide = [coerce_input(xi, spec, wide64, t._feature_names, t._strings, t._by_name) for xi in x]
                 else:
-                    wide = [coerce_input(x, spec, wide64, t._feature_names, t._strings)] * len(self)
+                    wide = [coerce_input(x, spec, wide64, t._feature_names, t._strings, t._by_name)] * len(self)
                 a = np.stack([_narrowed(w, fix, dtype) for w, fix in zip(wide, fixes, strict=True)])
                 per_model.append(True)
             elif sliced:
-                a = np.stack([coerce_input(xi, spec, dtype, t._feature_names, t._strings) for xi in x])
+                a = np.stack([coerce_input(xi, spec, dtype, t._feature_names, t._strings, t._by_name) for xi in x])
                 per_model.append(True)
             else:
-                a = coerce_input(x, spec, dtype, t._feature_names, t._strings)
+                a = coerce_input(x, spec, dtype, t._feature_names, t._strings, t._by_name)
                 per_model.append(False)
             arrays.append(a)
         rows = {a.shape[1 if p else 0] for a, p in zip(arrays, per_model, strict=True)}
@@ -217,8 +217,9 @@ def _check_same_columns(first: MLERuntime, other: MLERuntime, i: int) -> None:
     """The stack codes its input once, as model 0 does: every model must read the columns alike (the same
     vocabulary for each string column, or a string would reach a model as another one's code; the same
     columns left unread, or one would reach a model that reads it as 0; the same text analysers and
-    vocabularies, or a term's count would land in another one's column)."""
-    for key in ("string_columns", "unused_columns", "text_features"):
+    vocabularies, or a term's count would land in another one's column; the same feature names, taken
+    alike, or a DataFrame's columns would reach a model in another one's order)."""
+    for key in ("string_columns", "unused_columns", "text_features", "feature_names", "columns_by_name"):
         mine, theirs = first._require().metadata.get(key), other._require().metadata.get(key)
         if mine == theirs:
             continue

@@ -174,6 +174,7 @@ _METADATA_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
         lambda v: isinstance(v, bool) or (isinstance(v, list) and all(_is_int(i) and i >= 0 for i in v)),
     ),
     "one_dimensional_input": ("true or false", lambda v: isinstance(v, bool)),
+    "columns_by_name": ("true or false", lambda v: isinstance(v, bool)),
     "multilabel": ("true or false", lambda v: isinstance(v, bool)),
     "largest_activation_bytes_per_row": ("a positive integer", lambda v: _is_int(v) and v > 0),
     "invalid_message": ("a string", lambda v: isinstance(v, str)),

@@ -217,6 +217,7 @@ class MLERuntime:
         self._signer = signing.fingerprint(public_key) if public_key is not None else None
         self._scope = functools.partial(precision_scope, precision)
         self._feature_names = mf.metadata.get("feature_names")
+        self._by_name = mf.metadata.get("columns_by_name") is True
         self._strings = strings
         self._text_block_rows = TEXT_BLOCK_ROWS if any(isinstance(s, TextColumn) for s in strings.values()) else None
         self._one_dimensional = bool(mf.metadata.get("one_dimensional_input"))
@@ -375,9 +376,9 @@ class MLERuntime:
             # float32 inputs are exact as they are
             fix = None if getattr(x, "dtype", None) == np.float32 else self._narrowing.get(i)
             if fix is None:
-                arrays.append(coerce_input(x, spec, dtype, self._feature_names, self._strings))
+                arrays.append(coerce_input(x, spec, dtype, self._feature_names, self._strings, self._by_name))
                 continue
-            wide = coerce_input(x, spec, np.dtype(np.float64), self._feature_names, self._strings)
+            wide = coerce_input(x, spec, np.dtype(np.float64), self._feature_names, self._strings, self._by_name)
             narrow = converted(wide, dtype)
             fix.apply(wide, narrow)
             arrays.append(narrow)

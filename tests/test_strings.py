@@ -137,6 +137,28 @@ def test_vocabularies_are_data_in_the_manifest(tmp_path: Path) -> None:
     assert metadata["string_columns"] == {"0": ["blue", "green", "none", "red"], "1": ["L", "M", "S", "XL"]}
 
 
+def test_a_column_transformer_takes_a_dataframes_columns_by_name(tmp_path: Path) -> None:
+    """As scikit-learn's ColumnTransformer: columns in any order, others beside them left out, a column it
+    drops free to be absent; a column it reads that is absent raises, naming it."""
+    train = frame(400, 1).assign(row_id=np.arange(400))
+    columns = ColumnTransformer(
+        [("codes", OneHotEncoder(handle_unknown="ignore"), ["colour", "size"]), ("x", StandardScaler(), ["x"])]
+    )  # (count and row_id dropped)
+    model = make_pipeline(columns, LogisticRegression()).fit(train, target(train))
+    mle.export_model(model, tmp_path / "m.mle")
+    runtime = mle.load_model(tmp_path / "m.mle", precision="float64")
+    test = held_out().assign(row_id=-1)
+    shuffled = test[["x", "row_id", "size", "colour"]].assign(label="extra")  # count absent: dropped
+    np.testing.assert_allclose(runtime.predict_proba(shuffled), model.predict_proba(shuffled), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(runtime.predict(test), model.predict(test))
+    with pytest.raises(ValueError, match=r"the DataFrame lacks columns the model reads: \['size'\]"):
+        runtime.predict(test.drop(columns="size"))
+    plain = LogisticRegression().fit(train[["x", "count"]], target(train))  # (no ColumnTransformer: by position)
+    mle.export_model(plain, tmp_path / "plain.mle")
+    with pytest.raises(ValueError, match="same names in a different order"):
+        mle.load_model(tmp_path / "plain.mle").predict(test[["count", "x"]])
+
+
 def test_bad_string_inputs_are_value_errors(tmp_path: Path) -> None:
     train = frame(400, 1)
     mle.export_model(MODELS["onehot-imputed-logreg"]().fit(train, target(train)), tmp_path / "m.mle")

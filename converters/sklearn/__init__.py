@@ -194,6 +194,8 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
     }
     if names is not None:
         metadata["feature_names"] = [str(c) for c in names]
+        if hasattr(_first_step(model), "transformers_"):  # a ColumnTransformer picks a DataFrame's columns by name
+            metadata["columns_by_name"] = True
     if cls.__name__ == "IsotonicRegression" or _reads_documents(model):
         metadata["one_dimensional_input"] = True
     return model_ir(b, converted, metadata)
