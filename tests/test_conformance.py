@@ -30,6 +30,8 @@ def fitted(case: Case) -> tuple[Any, np.ndarray]:
         warnings.simplefilter("ignore", ConvergenceWarning)
         # SVC(probability=True), deprecated in scikit-learn 1.9 and still converted while it exists
         warnings.filterwarnings("ignore", "The `probability` parameter was deprecated", FutureWarning)
+        # IterativeImputer's initial SimpleImputer, of the features without a value that it drops
+        warnings.filterwarnings("ignore", "Skipping features without any observed values")
         model = case.make().fit(data["X"], data["y"])
     return model, data["X_test"]
 

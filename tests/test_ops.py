@@ -511,6 +511,11 @@ OPS: dict[str, Record] = {
     ),
     "SoftThreshold": Record((X,), lambda c: np.sign(c) * np.maximum(np.abs(c) - 0.5, 0), {"threshold": 0.5}),
     "SplitSign": Record((X,), lambda c: np.hstack([np.maximum(c, 0), -np.minimum(c, 0)])),
+    "ReplaceColumn": Record(
+        (X, np.arange(5.0), np.array([1.0, 0.0, 0.0, 1.0, 1.0])),
+        lambda x, v, f: np.column_stack([x[:, 0], np.where(f != 0, v, x[:, 1]), x[:, 2:]]),
+        {"column": 1},
+    ),
     "KernelDensity": Record(
         (X, R.normal(size=(7, 4)), np.log(R.uniform(0.5, 2.0, 7))),
         lambda x, t, lw: _kernel_density_reference(x, t, lw, 0.7, 0.25),

@@ -15,6 +15,7 @@ from sklearn.datasets import make_classification, make_regression
 from sklearn.decomposition import SparseCoder
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.frozen import FrozenEstimator
+from sklearn.impute._iterative import IterativeImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.manifold import Isomap, SpectralEmbedding
 from sklearn.neural_network import MLPClassifier
@@ -445,6 +446,9 @@ def test_refusals(classifier, tmp_path: Path) -> None:
         mle.export_model(SpectralEmbedding(n_components=2).fit(X), tmp_path / "spectral.mle")
     with pytest.raises(TypeError, match=r"transform_algorithm='lasso_lars'\) is not supported \(an iterative solver\)"):
         mle.export_model(SparseCoder(np.eye(X.shape[1]), transform_algorithm="lasso_lars"), tmp_path / "coder.mle")
+    imputer = IterativeImputer(sample_posterior=True, max_iter=1, random_state=0).fit(X)
+    with pytest.raises(TypeError, match=r"IterativeImputer\(sample_posterior=True\) draws random samples"):
+        mle.export_model(imputer, tmp_path / "imputer.mle")
     with pytest.raises(TypeError, match=r"Isomap fitted with a radius \(n_neighbors=None\) is not supported"):
         mle.export_model(Isomap(n_neighbors=None, radius=100.0, n_components=2).fit(X), tmp_path / "isomap.mle")
     with pytest.raises(TypeError, match="cannot tell which framework"):

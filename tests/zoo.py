@@ -44,6 +44,7 @@ from sklearn import (
 )
 from sklearn.feature_extraction import text
 from sklearn.frozen import FrozenEstimator
+from sklearn.impute._iterative import IterativeImputer  # (not enabled: the converter's view)
 from sklearn.model_selection import _search_successive_halving as halving  # (not enabled: the converter's view)
 
 
@@ -817,6 +818,29 @@ CASES = [
         "nan_empty_column",
     ),
     Case("knn-imputer-keeps-empty", lambda: impute.KNNImputer(keep_empty_features=True), "nan_empty_column"),
+    Case("iterative-imputer", lambda: IterativeImputer(max_iter=3, random_state=0), "nan_binary"),
+    Case(
+        "iterative-imputer-trees-indicator-logreg",
+        lambda: pipe(
+            IterativeImputer(
+                ensemble.ExtraTreesRegressor(5, max_depth=3, random_state=0),
+                max_iter=2,
+                add_indicator=True,
+                imputation_order="random",
+                min_value=-3.0,
+                max_value=3.0,
+                random_state=0,
+            ),
+            lm.LogisticRegression(),
+        ),
+        "nan_binary",
+    ),
+    Case(
+        "iterative-imputer-keeps-empty-median",
+        lambda: IterativeImputer(max_iter=2, initial_strategy="median", keep_empty_features=True, random_state=0),
+        "nan_empty_column",
+    ),
+    Case("iterative-imputer-drops-empty", lambda: IterativeImputer(max_iter=2, random_state=0), "nan_empty_column"),
     Case("missing-indicator-missing-only", lambda: impute.MissingIndicator(error_on_new=False), "nan_binary"),
     Case("imputer-marker", lambda: impute.SimpleImputer(missing_values=-1.0), "marker"),
     # pipelines

@@ -291,6 +291,51 @@ def knn_imputer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     return _with_indicator(est, b, transformed(y, width), x, n)
 
 
+def _iterative_imputer_class() -> list[type]:
+    """IterativeImputer, from where it lives whether or not the user has enabled it (experimental)."""
+    try:
+        from sklearn.impute._iterative import IterativeImputer
+    except ImportError:
+        return []
+    return [IterativeImputer]
+
+
+@converts(*_iterative_imputer_class())
+def iterative_imputer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
+    """The initial imputation (its fitted SimpleImputer), then each round's fitted regressors in turn, each
+    predicting its feature from the others' current values where that feature is missing (clipped to
+    ``min_value`` / ``max_value``); the indicator after them with ``add_indicator``. scikit-learn skips
+    the rounds for a batch whose every value is missing (returning the initial imputation); here each
+    row is imputed as in any other batch."""
+    from mle_runtime.converters._registry import converter_for
+
+    if est.sample_posterior:
+        raise UnsupportedModelError("IterativeImputer(sample_posterior=True) draws random samples; not supported")
+    missing = _missing_marker(est.missing_values)
+    initial = est.initial_imputer_
+    current = converter_for(initial)(initial, b, x, n).outputs["transformed"]
+    empty = np.asarray(est._is_empty_feature, dtype=bool)
+    kept = np.arange(n) if est.keep_empty_features else np.flatnonzero(~empty)
+    width = len(kept)
+    flags = b.op(
+        "IsMissing",
+        x if width == n else b.op("TakeColumns", x, b.const("kept", kept.astype(np.int32))),
+        missing=missing,
+    )
+    if est.keep_empty_features and empty.any():  # (their initial fill stands: never missing for the rounds)
+        flags = b.op("Mul", flags, b.const("not_empty", (~empty).astype(np.float64)))
+    low, high = np.broadcast_to(est._min_value, width), np.broadcast_to(est._max_value, width)
+    for step in est.imputation_sequence_ if est.n_iter_ else []:
+        feature, neighbours = int(step.feat_idx), np.asarray(step.neighbor_feat_idx, dtype=np.int32)
+        inputs = b.op("TakeColumns", current, b.const("neighbours", neighbours))
+        predicted = converter_for(step.estimator)(step.estimator, b, inputs, len(neighbours)).outputs["predictions"]
+        if np.isfinite(low[feature]) or np.isfinite(high[feature]):
+            predicted = b.op("Clip", predicted, low=float(low[feature]), high=float(high[feature]))
+        missing_here = b.op("TakeColumns", flags, b.const("feature", np.array(feature, dtype=np.int32)))
+        current = b.op("ReplaceColumn", current, predicted, missing_here, column=feature)
+    return _with_indicator(est, b, transformed(current, width), x, n)
+
+
 def _with_indicator(est: Any, b: GraphBuilder, imputed: Converted, x: str, n: int) -> Converted:
     """An imputer's output, with its missing-value indicator's columns after it when ``add_indicator``."""
     if not est.add_indicator:

@@ -196,6 +196,12 @@ def impute(x: jax.Array, fill: jax.Array, *, missing: float | str) -> jax.Array:
     return jnp.where(_is_missing(x, missing), fill, x)
 
 
+@register_op("ReplaceColumn")
+def replace_column(x: jax.Array, values: jax.Array, flags: jax.Array, *, column: int) -> jax.Array:
+    """x with its column ``column`` replaced by ``values`` (rows,) in the rows where ``flags`` is not 0."""
+    return x.at[:, column].set(jnp.where(flags != 0, values.astype(x.dtype), x[:, column]))
+
+
 @register_op("IsMissing")
 def is_missing(x: jax.Array, *, missing: float | str) -> jax.Array:
     """1 where an entry is missing else 0, in x's dtype."""
