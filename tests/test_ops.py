@@ -52,6 +52,20 @@ def barycenter_weights(x: np.ndarray, t: np.ndarray, i: np.ndarray, reg: float) 
     return sklearn_weights(x, t, i, reg=reg)  # type: ignore[no-any-return]
 
 
+def _yeo_johnson_inverse_reference(x: np.ndarray) -> np.ndarray:
+    """Yeo-Johnson's inverse at lambdas 0, 0.7 and 2 (the first and last on their exp branches)."""
+    with np.errstate(invalid="ignore"):  # (np.where computes both branches; the one taken is finite)
+        return np.column_stack(
+            [
+                np.where(x[:, 0] >= 0, np.exp(x[:, 0]) - 1, 1 - np.power(-2 * x[:, 0] + 1, 1 / 2)),
+                np.where(
+                    x[:, 1] >= 0, np.power(0.7 * x[:, 1] + 1, 1 / 0.7) - 1, 1 - np.power(-1.3 * x[:, 1] + 1, 1 / 1.3)
+                ),
+                np.where(x[:, 2] >= 0, np.power(2 * x[:, 2] + 1, 1 / 2) - 1, 1 - np.exp(-x[:, 2])),
+            ]
+        )
+
+
 def _omp_reference(cov: np.ndarray, gram: np.ndarray, n_nonzero: int) -> np.ndarray:
     from sklearn.linear_model import orthogonal_mp_gram
 
@@ -511,6 +525,18 @@ OPS: dict[str, Record] = {
     ),
     "SoftThreshold": Record((X,), lambda c: np.sign(c) * np.maximum(np.abs(c) - 0.5, 0), {"threshold": 0.5}),
     "SplitSign": Record((X,), lambda c: np.hstack([np.maximum(c, 0), -np.minimum(c, 0)])),
+    "PowerTransformInverse": Record(
+        (X[:, :3], np.array([0.0, 0.7, 2.0])),
+        lambda x, lam: _yeo_johnson_inverse_reference(x),
+        {"method": "yeo-johnson", "log_features": [True, False, False], "log_negative": [False, False, True]},
+    ),
+    "QuantileInverse": Record(
+        (np.vstack([X[:, :2], [[-9.0, 9.0]]]), np.sort(R.normal(size=(6, 2)), axis=0), np.linspace(0, 1, 6)),
+        lambda x, q, r: np.column_stack(
+            [np.interp(stats.norm.cdf(x[:, i]), r, q[:, i]) for i in range(2)]
+        ),  # (the row at +-9: within 1e-7 of the ends, the end quantiles, as interp gives them too)
+        {"normal": True},
+    ),
     "ReplaceColumn": Record(
         (X, np.arange(5.0), np.array([1.0, 0.0, 0.0, 1.0, 1.0])),
         lambda x, v, f: np.column_stack([x[:, 0], np.where(f != 0, v, x[:, 1]), x[:, 2:]]),

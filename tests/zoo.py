@@ -1285,6 +1285,49 @@ CASES = [
         "regression",
     ),
     Case(
+        "transformed-target-scaler-without-mean-multi",
+        lambda: compose.TransformedTargetRegressor(lm.Ridge(), transformer=pp.StandardScaler(with_mean=False)),
+        "multi_output",
+    ),
+    Case(
+        "transformed-target-quantile-normal",
+        lambda: compose.TransformedTargetRegressor(
+            lm.Ridge(), transformer=pp.QuantileTransformer(n_quantiles=300, output_distribution="normal")
+        ),
+        "positive",
+    ),
+    Case(
+        "transformed-target-quantile-trees-multi",
+        lambda: compose.TransformedTargetRegressor(
+            ensemble.RandomForestRegressor(10, max_depth=6, random_state=0),
+            transformer=pp.QuantileTransformer(n_quantiles=100),
+        ),
+        "multi_output",
+    ),
+    Case(
+        "transformed-target-box-cox",
+        lambda: compose.TransformedTargetRegressor(lm.Ridge(), transformer=pp.PowerTransformer(method="box-cox")),
+        "positive",
+    ),
+    Case(
+        "transformed-target-yeo-johnson-multi",
+        lambda: compose.TransformedTargetRegressor(neighbors.KNeighborsRegressor(), transformer=pp.PowerTransformer()),
+        "multi_output",
+    ),
+    Case(
+        "transformed-target-min-max",
+        lambda: compose.TransformedTargetRegressor(lm.Ridge(), transformer=pp.MinMaxScaler()),
+        "regression",
+    ),
+    Case(
+        "transformed-target-robust-max-abs",
+        lambda: compose.TransformedTargetRegressor(
+            compose.TransformedTargetRegressor(lm.Ridge(), transformer=pp.RobustScaler()),
+            transformer=pp.MaxAbsScaler(),
+        ),
+        "regression",
+    ),
+    Case(
         "calibrated-sigmoid-svc",
         lambda: calibration.CalibratedClassifierCV(svm.LinearSVC(random_state=0), cv=3),
         "multiclass",

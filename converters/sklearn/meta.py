@@ -15,6 +15,7 @@ from sklearn import calibration, compose, ensemble, multiclass, multioutput
 
 from mle_runtime.converters._builder import Converted, GraphBuilder
 from mle_runtime.converters._registry import converts
+from mle_runtime.converters.sklearn import preprocessing as preprocessing_converters
 from mle_runtime.converters.sklearn.encoders import ufunc_name
 from mle_runtime.errors import UnsupportedModelError
 
@@ -297,8 +298,9 @@ def multi_output_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) 
 
 @converts(compose.TransformedTargetRegressor)
 def transformed_target_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
-    """The regressor's prediction mapped back by the transformer's inverse: StandardScaler's (times scale
-    plus mean), a named numpy ufunc's, or the identity."""
+    """The regressor's prediction mapped back by the transformer's inverse: a scaler's, PowerTransformer's,
+    QuantileTransformer's, a named numpy ufunc's, or the identity; on (rows, targets), as scikit-learn
+    hands a single target's predictions to it as one column."""
     y = _output(_part(est.regressor_, b, x, n_features), "predictions", est)
     t = est.transformer_
     name = type(t).__name__
@@ -307,13 +309,16 @@ def transformed_target_regressor(est: Any, b: GraphBuilder, x: str, n_features: 
         if inverse is not None:
             where = f"TransformedTargetRegressor(inverse_func={inverse!r})"
             y = b.op("Ufunc", y, name=ufunc_name(inverse, where, t.inv_kw_args))
-    elif name == "StandardScaler":
-        if t.scale_ is not None:
-            y = b.op("Mul", y, b.const("target_scale", np.asarray(t.scale_).reshape(())))
-        if t.mean_ is not None:
-            y = b.op("Add", y, b.const("target_mean", np.asarray(t.mean_).reshape(())))
-    else:
-        raise UnsupportedModelError(f"TransformedTargetRegressor with transformer {name} is not supported")
+        return Converted("regressor", {"predictions": y}, ["predictions"])
+    single = est._training_dim == 1
+    inverse = preprocessing_converters.inverse_transform(t, b, b.op("ExpandLast", y) if single else y)
+    if inverse is None:
+        raise UnsupportedModelError(
+            f"TransformedTargetRegressor with transformer {name} is not supported; supported: a FunctionTransformer "
+            "of numpy ufuncs, StandardScaler, MinMaxScaler, MaxAbsScaler, RobustScaler, PowerTransformer, "
+            "QuantileTransformer"
+        )
+    y = b.op("SqueezeLast", inverse) if single else inverse
     return Converted("regressor", {"predictions": y}, ["predictions"])
 
 

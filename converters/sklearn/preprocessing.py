@@ -34,6 +34,52 @@ def standard_scaler(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     return _center_then_scale(b, x, n, est.mean_ if est.with_mean else None, est.scale_)
 
 
+def inverse_transform(est: Any, b: GraphBuilder, y: str) -> str | None:
+    """The graph of ``est.inverse_transform`` on (rows, features) ``y``, in scikit-learn's order of
+    operations, for the scalers, PowerTransformer and QuantileTransformer; None for any other estimator."""
+    name = type(est).__name__
+    if name == "StandardScaler" or name == "RobustScaler":
+        scaling, centring = (
+            (est.with_std, est.with_mean) if name == "StandardScaler" else (est.with_scaling, est.with_centering)
+        )
+        if scaling and est.scale_ is not None:
+            y = b.op("Mul", y, b.const("scale", _f64(est.scale_)))
+        if centring:
+            y = b.op("Add", y, b.const("center", _f64(est.mean_ if name == "StandardScaler" else est.center_)))
+        return y
+    if name == "MinMaxScaler":
+        return str(b.op("Div", b.op("Sub", y, b.const("min", _f64(est.min_))), b.const("scale", _f64(est.scale_))))
+    if name == "MaxAbsScaler":
+        return str(b.op("Mul", y, b.const("scale", _f64(est.scale_))))
+    if name == "PowerTransformer":
+        if est.standardize:
+            y = str(inverse_transform(est._scaler, b, y))
+        lambdas = np.asarray(est.lambdas_, dtype=np.float64)
+        if est.method == "box-cox":  # scipy.special.inv_boxcox: exp(x) at lambda 0
+            log, log_negative = lambdas == 0, np.zeros(len(lambdas), dtype=bool)
+        else:  # scikit-learn's own inverse: within np.spacing(1.0) of 0, and of 2
+            log, log_negative = np.abs(lambdas) < np.spacing(1.0), np.abs(lambdas - 2) <= np.spacing(1.0)
+        return str(
+            b.op(
+                "PowerTransformInverse",
+                y,
+                b.const("lambdas", lambdas),
+                method=est.method,
+                log_features=log.tolist(),
+                log_negative=log_negative.tolist(),
+            )
+        )
+    if name == "QuantileTransformer":
+        quantiles, references = np.asarray(est.quantiles_, np.float64), _f64(est.references_)
+        normal = est.output_distribution == "normal"
+        return str(
+            b.op(
+                "QuantileInverse", y, b.const("quantiles", quantiles), b.const("references", references), normal=normal
+            )
+        )
+    return None
+
+
 @converts(preprocessing.PowerTransformer)
 def power_transformer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     """scipy's Yeo-Johnson or Box-Cox per feature, then the fitted StandardScaler; Box-Cox refuses data

@@ -61,6 +61,41 @@ def power_transform(
     return jnp.where(x >= 0, above, below)
 
 
+@register_op("PowerTransformInverse")
+def power_transform_inverse(
+    x: jax.Array, lambdas: jax.Array, *, method: str, log_features: list[bool], log_negative: list[bool]
+) -> jax.Array:
+    """PowerTransformer.inverse_transform per feature, as scikit-learn and scipy compute it: Yeo-Johnson
+    (x l + 1)^(1/l) - 1 for x >= 0 (exp(x) - 1 where ``log_features``: l within eps of 0) and
+    1 - (-(2 - l) x + 1)^(1/(2 - l)) below (1 - exp(-x) where ``log_negative``: l within eps of 2);
+    Box-Cox exp(log1p(l x) / l) (exp(x) where ``log_features``: l == 0). NaN where the power has none."""
+    log = jnp.asarray(log_features)
+    safe = jnp.where(log, 1, lambdas).astype(x.dtype)
+    if method == "box-cox":
+        return jnp.where(log, jnp.exp(x), jnp.exp(jnp.log1p(safe * x) / safe))
+    above = jnp.where(log, jnp.exp(x) - 1, jnp.power(x * safe + 1, 1 / safe) - 1)
+    two = jnp.asarray(log_negative)
+    rest = jnp.where(two, 1, 2 - lambdas).astype(x.dtype)
+    below = jnp.where(two, 1 - jnp.exp(-x), 1 - jnp.power(-rest * x + 1, 1 / rest))
+    return jnp.where(x >= 0, above, below)
+
+
+@register_op("QuantileInverse")
+def quantile_inverse(x: jax.Array, quantiles: jax.Array, references: jax.Array, *, normal: bool) -> jax.Array:
+    """QuantileTransformer.inverse_transform: each feature's value (through the normal CDF for a normal
+    output) interpolated from the references back to its quantiles (n_quantiles, features); the top
+    quantile at 1 and the bottom one at 0 (within 1e-7 of them for a normal output). NaN stays NaN."""
+    t = jax.scipy.special.ndtr(x) if normal else x
+
+    def column(t: jax.Array, q: jax.Array) -> jax.Array:
+        y = _interp(t, references, q)
+        y = jnp.where(t + 1e-7 > 1 if normal else t == 1, q[-1], y)
+        y = jnp.where(t - 1e-7 < 0 if normal else t == 0, q[0], y)
+        return jnp.where(jnp.isnan(t), t, y).astype(x.dtype)
+
+    return jax.vmap(column, in_axes=(1, 1), out_axes=1)(t, quantiles)
+
+
 def _interp(t: jax.Array, xp: jax.Array, fp: jax.Array) -> jax.Array:
     """numpy's interp of one column: the last knot at or below t, its value where t sits on it, the line
     to the next knot otherwise (from the next knot's end where that gives NaN), the end values beyond."""
