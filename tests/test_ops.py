@@ -648,6 +648,25 @@ def test_op_matches_numpy(name: str) -> None:
     np.testing.assert_allclose(out, record.reference(*record.inputs), rtol=1e-12, atol=record.atol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_divide_rounds_every_quotient_as_numpy_does(dtype: type) -> None:
+    from mle_runtime.ops.math import divide
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(500, 7)).astype(dtype)
+    scale = rng.uniform(0.3, 3.0, size=7).astype(dtype)
+    sums = a.sum(axis=1, keepdims=True)
+    with precision_scope("float64"):
+        for ours, theirs in [
+            (jax.jit(divide)(a, scale), a / scale),  # a per-feature divisor
+            (jax.jit(divide)(a, sums), a / sums),  # a per-row one
+            (jax.jit(lambda a: divide(a, 3.0))(a), a / dtype(3.0)),  # a constant, a's dtype kept
+            (jax.jit(lambda a: divide(a, a[::-1]))(a), a / a[::-1]),  # same shapes: XLA's own division
+        ]:
+            assert ours.dtype == theirs.dtype
+            np.testing.assert_array_equal(np.asarray(ours), theirs)
+
+
 def test_duplicate_registration_is_refused() -> None:
     with pytest.raises(ValueError, match="registered twice"):
         register_op("Gemm")(lambda x: x)

@@ -594,3 +594,24 @@ def test_float64_inputs_between_float32_neighbours_of_thresholds(make, tmp_path:
         expected = model.predict(X_edge)
         scale = np.abs(expected).max()
         np.testing.assert_allclose(runtime.predict(X_edge), expected, rtol=1e-5, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize("scaler", ["standard", "robust", "max-abs", "normalizer"])
+def test_trees_after_a_scaler_split_its_values_as_scikit_learn_does(scaler: str, tmp_path: Path) -> None:
+    """HistGradientBoosting compares float64 values with thresholds that are often training values: in
+    float64 precision the scaler's quotients must be scikit-learn's to the last bit (XLA, left to itself,
+    multiplies by the divisor's reciprocal: 1 ulp off for a third of them, which sent training rows down
+    the other branch). (In float32 precision a computed tensor is not narrowed: README, "Exactness".)"""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MaxAbsScaler, Normalizer, RobustScaler, StandardScaler
+
+    make = {"standard": StandardScaler, "robust": RobustScaler, "max-abs": MaxAbsScaler, "normalizer": Normalizer}
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(600, 4)) * [1.0, 3.0, 0.2, 7.0] + [0.0, 5.0, -1.0, 2.0]
+    y = (X[:, 0] + 0.3 * X[:, 1] > 1).astype(int)
+    model = make_pipeline(make[scaler](), ensemble.HistGradientBoostingClassifier(max_iter=30, random_state=0))
+    model.fit(X, y)
+    mle.export_model(model, tmp_path / "m.mle")
+    runtime = mle.load_model(tmp_path / "m.mle", precision="float64")
+    np.testing.assert_array_equal(runtime.predict(X), model.predict(X))  # (the training rows: on thresholds)
+    np.testing.assert_allclose(runtime.predict_proba(X), model.predict_proba(X), rtol=0, atol=1e-12)

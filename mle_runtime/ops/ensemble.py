@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from mle_runtime.ops import register_op
-from mle_runtime.ops.math import pair
+from mle_runtime.ops.math import divide, pair
 
 
 @register_op("OneHot")
@@ -31,7 +31,7 @@ def weighted_sum(*xs: jax.Array, weights: list[float], divisor: float = 1.0) -> 
     total = xs[0] * weights[0]
     for w, x in zip(weights[1:], xs[1:], strict=True):
         total = total + x * w
-    return total / divisor
+    return divide(total, divisor)
 
 
 @register_op("SammeDecision")
@@ -45,7 +45,7 @@ def samme_decision(*labels: jax.Array, weights: list[float], n_classes: int) -> 
         vote = jnp.where(label[:, None] == classes[None, :], w, -1 / (n_classes - 1) * w)
         pred = vote if pred is None else pred + vote
     assert pred is not None
-    pred = pred / sum(weights)
+    pred = divide(pred, sum(weights))
     if n_classes == 2:
         return pred[:, 1] - pred[:, 0]
     return pred

@@ -12,6 +12,7 @@ import jax.scipy.special
 
 from mle_runtime.ops import lowering_platform, register_op
 from mle_runtime.ops.chunks import in_row_chunks
+from mle_runtime.ops.math import divide
 
 HIGHEST = jax.lax.Precision.HIGHEST
 KERNELS = ("linear", "poly", "rbf", "sigmoid", "laplacian", "cosine")
@@ -30,7 +31,7 @@ def cosine_similarity(x: jax.Array, points: jax.Array) -> jax.Array:
 
     def unit(a: jax.Array) -> jax.Array:
         norm = jnp.sqrt(jnp.sum(a * a, axis=1, keepdims=True))
-        return a / jnp.where(norm == 0, 1, norm)
+        return divide(a, jnp.where(norm == 0, 1, norm))
 
     return jnp.matmul(unit(x), unit(points).T, precision=HIGHEST)
 
@@ -130,7 +131,7 @@ def _kernel_values(x: jax.Array, train: jax.Array, kernel: dict[str, Any]) -> ja
         return jnp.matmul(x, train.T, precision=HIGHEST) + kernel["sigma_0"] ** 2
     if kind in ("rbf", "matern"):
         scale = jnp.asarray(kernel["length_scale"], x.dtype)
-        sq = _squared_differences(x / scale, train / scale)
+        sq = _squared_differences(divide(x, scale), divide(train, scale))
         if kind == "rbf" or kernel["nu"] == "inf":
             return jnp.exp(-0.5 * sq)
         d = jnp.sqrt(sq)

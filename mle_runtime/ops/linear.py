@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from mle_runtime.ops import register_op
-from mle_runtime.ops.math import pair
+from mle_runtime.ops.math import divide, pair
 
 
 @register_op("Gemm")
@@ -28,7 +28,7 @@ def ovr_normalize(p: jax.Array) -> jax.Array:
     """Rows divided by their sum; an all-zero row becomes uniform (scikit-learn's OvR rule)."""
     total = jnp.sum(p, axis=-1, keepdims=True)
     zero = total == 0
-    return jnp.where(zero, 1.0, p) / jnp.where(zero, p.shape[-1], total)
+    return divide(jnp.where(zero, 1.0, p), jnp.where(zero, p.shape[-1], total))
 
 
 @register_op("ModifiedHuberProba")

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from mle_runtime.ops import register_op
 from mle_runtime.ops.chunks import in_row_chunks
 from mle_runtime.ops.kernels import HIGHEST, cosine_similarity, over_features, squared_differences, squared_euclidean
+from mle_runtime.ops.math import divide
 
 # Training rows compared with the queries at a time: a (rows, BLOCK) distance block per step, or, for
 # fewer queries than QUERY_CHUNK, as many more as keep the block within QUERY_CHUNK x BLOCK distances:
@@ -208,13 +209,13 @@ def locally_linear(x: jax.Array, train: jax.Array, index: jax.Array, embedding: 
     ones = jnp.ones((x.shape[0], k, 1), gram.dtype)
     w = jax.scipy.linalg.solve_triangular(factor, ones, lower=True)
     w = jax.scipy.linalg.solve_triangular(factor, w, lower=True, trans="T")[:, :, 0]
-    w = w / jnp.sum(w, axis=1, keepdims=True)
+    w = divide(w, jnp.sum(w, axis=1, keepdims=True))
     return jnp.einsum("rk,rkc->rc", w, embedding[index], precision=HIGHEST)
 
 
 def _unit(a: jax.Array) -> jax.Array:
     norm = jnp.sqrt(jnp.sum(a * a, axis=-1, keepdims=True))
-    return a / jnp.where(norm == 0, 1, norm)
+    return divide(a, jnp.where(norm == 0, 1, norm))
 
 
 def neighbor_weights(distances: jax.Array, weights: str) -> jax.Array:
@@ -246,7 +247,7 @@ def k_neighbors_vote(
     w = neighbor_weights(distances, weights)
     onehot = jax.nn.one_hot(labels.astype(jnp.int32)[index], n_classes, dtype=w.dtype)  # (rows, k, classes)
     votes = jnp.sum(w[:, :, None] * onehot, axis=1)
-    return votes / jnp.sum(votes, axis=1, keepdims=True)
+    return divide(votes, jnp.sum(votes, axis=1, keepdims=True))
 
 
 @register_op("KNeighborsMean")
@@ -280,7 +281,7 @@ def local_outlier_scores(
     distance + 1e-10), a reach distance being the larger of the distance and the neighbour's k-distance."""
     distances, index = nearest(x, train, k, metric, p)
     own = 1.0 / (jnp.mean(jnp.maximum(distances, k_distance[index]), axis=1) + 1e-10)
-    return -jnp.mean(lrd[index] / own[:, None], axis=1)
+    return -jnp.mean(divide(lrd[index], own[:, None]), axis=1)
 
 
 def _within(
@@ -338,7 +339,7 @@ def radius_neighbors_vote(
     if outlier_class >= 0:
         votes = jnp.where(outlier[:, None], jax.nn.one_hot(outlier_class, n_classes, dtype=x.dtype), votes)
     total = jnp.sum(votes, axis=1, keepdims=True)
-    proba = votes / jnp.where(total == 0, 1, total)
+    proba = divide(votes, jnp.where(total == 0, 1, total))
     return jnp.concatenate([proba, outlier[:, None].astype(x.dtype)], axis=1)
 
 
@@ -358,7 +359,7 @@ def radius_neighbors_mean(
     y = targets if targets.ndim == 2 else targets[:, None]
     ones = jnp.ones((y.shape[0], 1), x.dtype)
     sums, count = _within(x, train, radius, metric, p, weights, jnp.concatenate([y.astype(x.dtype), ones], axis=1))
-    mean = sums[:, :-1] / sums[:, -1:]
+    mean = divide(sums[:, :-1], sums[:, -1:])
     mean = jnp.where((count == 0)[:, None], jnp.nan, mean)
     return mean if targets.ndim == 2 else mean[:, 0]
 

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 
 from mle_runtime.ops import register_op
 from mle_runtime.ops.chunks import in_row_chunks
+from mle_runtime.ops.math import divide
 
 
 def _is_missing(x: jax.Array, missing: float | str) -> jax.Array:
@@ -25,7 +26,7 @@ def normalize(x: jax.Array, *, norm: str) -> jax.Array:
         n = jnp.max(jnp.abs(x), axis=-1, keepdims=True)
     else:
         raise ValueError(f"Normalize: unknown norm {norm!r}")
-    return x / jnp.where(n == 0, 1.0, n)
+    return divide(x, jnp.where(n == 0, 1.0, n))
 
 
 @register_op("SublinearTf")
@@ -53,11 +54,11 @@ def power_transform(
     log = jnp.asarray(log_features)
     safe = jnp.where(log, 1, lambdas).astype(x.dtype)
     if method == "box-cox":
-        return jnp.where(log, jnp.log(x), jnp.expm1(safe * jnp.log(x)) / safe)
-    above = jnp.where(log, jnp.log1p(x), jnp.expm1(safe * jnp.log1p(x)) / safe)
+        return jnp.where(log, jnp.log(x), divide(jnp.expm1(safe * jnp.log(x)), safe))
+    above = jnp.where(log, jnp.log1p(x), divide(jnp.expm1(safe * jnp.log1p(x)), safe))
     two = jnp.asarray(log_negative)
     rest = jnp.where(two, 1, 2 - lambdas).astype(x.dtype)
-    below = jnp.where(two, -jnp.log1p(-x), -jnp.expm1(rest * jnp.log1p(-x)) / rest)
+    below = jnp.where(two, -jnp.log1p(-x), divide(-jnp.expm1(rest * jnp.log1p(-x)), rest))
     return jnp.where(x >= 0, above, below)
 
 

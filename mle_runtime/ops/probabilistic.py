@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from mle_runtime.ops import register_op
 from mle_runtime.ops.chunks import in_row_chunks
+from mle_runtime.ops.math import divide
 
 
 @register_op("DiagonalGaussianScores")
@@ -18,7 +19,7 @@ def diagonal_gaussian_scores(x: jax.Array, means: jax.Array, variances: jax.Arra
     """offset[c] - 0.5 * sum_j (x_j - means[c, j])**2 / variances[c, j], (rows, classes): GaussianNB's
     joint log-likelihood, with offset = log prior - 0.5 * sum log(2 pi var) computed at export."""
     diff = x[:, None, :] - means[None, :, :]
-    return offset - 0.5 * jnp.sum(diff * diff / variances[None, :, :], axis=-1)
+    return offset - 0.5 * jnp.sum(divide(diff * diff, variances[None, :, :]), axis=-1)
 
 
 @register_op("QuadraticScores")
