@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -24,9 +25,22 @@ def converts(*classes: type) -> Callable[[ConverterFn], ConverterFn]:
     return wrap
 
 
+# The modules converting other frameworks' scikit-learn-style models, which may be pipeline steps: their
+# converters register when such a model is first seen (so that the framework is imported only then).
+_FRAMEWORK_STEPS = {
+    "xgboost": "mle_runtime.converters.xgboost",
+    "lightgbm": "mle_runtime.converters.lightgbm",
+    "catboost": "mle_runtime.converters.catboost",
+}
+
+
 def converter_for(model: Any) -> ConverterFn:
     cls = type(model)
     fn = _CONVERTERS.get(cls)
+    framework = _FRAMEWORK_STEPS.get(cls.__module__.split(".")[0])
+    if fn is None and framework is not None:
+        importlib.import_module(framework).register_steps()
+        fn = _CONVERTERS.get(cls)
     if fn is None:
         raise UnsupportedModelError(
             f"{cls.__module__}.{cls.__qualname__} is not supported; supported: {', '.join(supported_names())} "

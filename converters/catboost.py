@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, booster_metadata, model_ir
+from mle_runtime.converters._registry import converts, supported_classes
 from mle_runtime.errors import UnsupportedModelError
 
 _IDENTITY = {"RMSE", "MAE", "Quantile", "MAPE", "Huber", "Lq", "Expectile", "LogLinQuantile", "SMAPE", "FairLoss"}
@@ -73,6 +74,33 @@ def _named_categoricals(doc: dict[str, Any]) -> list[str]:
 def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
     import catboost
 
+    b = GraphBuilder()
+    converted, n_features, loss = build(model, b, None, input_shape)
+    names = [str(n) for n in (model.feature_names_ or [])]
+    given = names if any(n != str(i) for i, n in enumerate(names)) else None  # CatBoost names columns "0", "1", ...
+    return model_ir(b, converted, booster_metadata("catboost", catboost.__version__, model, n_features, loss, given))
+
+
+def pipeline_step(model: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """A CatBoost model as a step of a scikit-learn pipeline (or a part of an ensemble), reading ``x``."""
+    return build(model, b, x, (None, n_features))[0]
+
+
+def register_steps() -> None:
+    """Register CatBoost's models as converters of pipeline steps (once)."""
+    import catboost
+
+    classes = [catboost.CatBoostClassifier, catboost.CatBoostRegressor]
+    converts(*[c for c in classes if c not in supported_classes()])(pipeline_step)
+
+
+def build(
+    model: Any, b: GraphBuilder, x: str | None, input_shape: tuple[Any, ...] | None = None
+) -> tuple[Converted, int, str]:
+    """The model's graph on ``x`` (None: a new model input of the model's width): its outputs, its number
+    of features and its loss."""
+    import catboost
+
     if not isinstance(model, (catboost.CatBoostClassifier, catboost.CatBoostRegressor, catboost.CatBoost)):
         raise UnsupportedModelError(f"{type(model).__qualname__} is not a CatBoost model")
     if not model.is_fitted():
@@ -92,8 +120,8 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
     scale, bias = doc.get("scale_and_bias", [1.0, [0.0]])
     loss = doc["model_info"].get("params", {}).get("loss_function", {}).get("type", "RMSE")
 
-    b = GraphBuilder()
-    x = b.input("X", (None, n_features))
+    if x is None:
+        x = b.input("X", (None, n_features))
     # NaN as CatBoost reads it: below every border (Min, the default) or above (Max)
     fill = np.full(n_features, -np.inf)
     for f in float_features:
@@ -113,10 +141,7 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
         b.op("Mul", total, b.const("scale", np.array(float(scale)))),
         b.const("bias", np.asarray(bias, dtype=np.float64).reshape(width)),
     )
-    converted = _head(b, raw, loss, model, width)
-    names = [str(n) for n in (model.feature_names_ or [])]
-    given = names if any(n != str(i) for i, n in enumerate(names)) else None  # CatBoost names columns "0", "1", ...
-    return model_ir(b, converted, booster_metadata("catboost", catboost.__version__, model, n_features, loss, given))
+    return _head(b, raw, loss, model, width), n_features, loss
 
 
 def _head(b: GraphBuilder, raw: str, loss: str, model: Any, width: int) -> Converted:

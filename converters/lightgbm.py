@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, booster_metadata, model_ir
+from mle_runtime.converters._registry import converts, supported_classes
 from mle_runtime.converters.trees import Tree, categories_as_codes, tree_ensemble
 from mle_runtime.errors import UnsupportedModelError
 
@@ -135,6 +136,32 @@ def _pandas_categories(model: Any, dump: dict[str, Any]) -> dict[int, list[Any]]
 def convert(model: Any, input_shape: tuple[int, ...] | None = None, num_iteration: int | None = None) -> ModelIR:
     import lightgbm
 
+    b = GraphBuilder()
+    converted, n_features, objective = build(model, b, None, input_shape, num_iteration)
+    names = getattr(_booster(model)[1], "feature_names_in_", None)
+    metadata = booster_metadata("lightgbm", lightgbm.__version__, model, n_features, objective, names)
+    return model_ir(b, converted, metadata)
+
+
+def pipeline_step(model: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """A LightGBM scikit-learn model as a step of a scikit-learn pipeline (or a part of an ensemble),
+    reading tensor ``x``."""
+    return build(model, b, x, (None, n_features))[0]
+
+
+def register_steps() -> None:
+    """Register the scikit-learn-style models as converters of pipeline steps (once)."""
+    import lightgbm
+
+    classes = [lightgbm.LGBMClassifier, lightgbm.LGBMRegressor, lightgbm.LGBMRanker]
+    converts(*[c for c in classes if c not in supported_classes()])(pipeline_step)
+
+
+def build(
+    model: Any, b: GraphBuilder, x: str | None, input_shape: tuple[Any, ...] | None = None, num_iteration: Any = None
+) -> tuple[Converted, int, str]:
+    """The model's graph on ``x`` (None: a new model input of the model's width): its outputs, its number
+    of features and its objective line."""
     _, wrapper = _booster(model)
     trees, dump = trees_of(model, num_iteration)
     n_features = int(dump["max_feature_idx"]) + 1
@@ -144,17 +171,14 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None, num_iteratio
     objective, *params = str(dump["objective"]).split()
     options = dict(p.split(":", 1) for p in params if ":" in p)
 
-    b = GraphBuilder()
-    x = b.input("X", (None, n_features))
+    if x is None:
+        x = b.input("X", (None, n_features))
     categories = _pandas_categories(model, dump)
     codes = categories_as_codes(b, x, categories, "LightGBM") if categories else x
     raw = tree_ensemble(b, codes, trees, n_features, per_iteration, compare_float32=False)
     if dump.get("average_output"):  # random-forest mode averages the iterations
         raw = b.op("Div", raw, b.const("n_iterations", np.array(len(trees) // per_iteration, dtype=np.float64)))
-    converted = _head(b, raw, objective, options, wrapper, per_iteration)
-    names = getattr(wrapper, "feature_names_in_", None)
-    metadata = booster_metadata("lightgbm", lightgbm.__version__, model, n_features, str(dump["objective"]), names)
-    return model_ir(b, converted, metadata)
+    return _head(b, raw, objective, options, wrapper, per_iteration), n_features, str(dump["objective"])
 
 
 def _head(

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, booster_metadata, model_ir
+from mle_runtime.converters._registry import converts, supported_classes
 from mle_runtime.converters.trees import Tree, categories_as_codes, tree_ensemble, unknown_categories
 from mle_runtime.errors import UnsupportedModelError
 
@@ -129,6 +130,37 @@ def _iteration_range(wrapper: Any, booster: Any, iteration_range: tuple[int, int
 def convert(model: Any, input_shape: tuple[int, ...] | None = None, iteration_range: Any = None) -> ModelIR:
     import xgboost
 
+    b = GraphBuilder()
+    converted, n_features, objective, names = build(model, b, None, input_shape, iteration_range)
+    metadata = booster_metadata("xgboost", xgboost.__version__, model, n_features, objective, names)
+    return model_ir(b, converted, metadata)
+
+
+def pipeline_step(model: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """An XGBoost scikit-learn model as a step of a scikit-learn pipeline (or a part of an ensemble),
+    reading tensor ``x``."""
+    return build(model, b, x, (None, n_features))[0]
+
+
+def register_steps() -> None:
+    """Register the scikit-learn-style models as converters of pipeline steps (once)."""
+    import xgboost
+
+    classes = [
+        xgboost.XGBClassifier,
+        xgboost.XGBRegressor,
+        xgboost.XGBRanker,
+        xgboost.XGBRFClassifier,
+        xgboost.XGBRFRegressor,
+    ]
+    converts(*[c for c in classes if c not in supported_classes()])(pipeline_step)
+
+
+def build(
+    model: Any, b: GraphBuilder, x: str | None, input_shape: tuple[Any, ...] | None = None, iteration_range: Any = None
+) -> tuple[Converted, int, str, Any]:
+    """The model's graph on ``x`` (None: a new model input of the model's width): its outputs, its number
+    of features, its objective and its feature names."""
     booster, wrapper = _booster(model)
     if wrapper is not None and not (isinstance(wrapper.missing, float) and math.isnan(wrapper.missing)):
         raise UnsupportedModelError(f"XGBoost missing={wrapper.missing!r}: only missing=NaN (the default) is supported")
@@ -179,8 +211,8 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None, iteration_ra
             margin0 = np.log(base)
         else:
             margin0 = base
-    b = GraphBuilder()
-    x = b.input("X", (None, n_features))
+    if x is None:
+        x = b.input("X", (None, n_features))
     categories = _categories(body)
     codes = categories_as_codes(b, x, categories, "XGBoost") if categories else x
     total = tree_ensemble(b, codes, trees, n_features, n_classes, compare_float32=True, value_dtype=np.float32)
@@ -194,8 +226,7 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None, iteration_ra
     names = getattr(wrapper, "feature_names_in_", None)
     if names is None:
         names = learner.get("feature_names")
-    metadata = booster_metadata("xgboost", xgboost.__version__, model, n_features, objective, names)
-    return model_ir(b, converted, metadata)
+    return converted, n_features, objective, names
 
 
 def _head(b: GraphBuilder, margin: str, link: str, wrapper: Any, n_classes: int, objective: str) -> Converted:

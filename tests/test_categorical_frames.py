@@ -204,3 +204,19 @@ def test_categorical_columns_passed_through_a_column_transformer(tmp_path: Path)
     model = make_pipeline(encode.set_output(transform="pandas"), HistGradientBoostingClassifier(max_iter=20))
     model.fit(train, target(train))
     check_same(model, exported(model, tmp_path), frame(400, 7))
+
+
+@pytest.mark.parametrize("name", ["xgboost", "lightgbm", "xgboost-regressor", "lightgbm-regressor"])
+def test_boosters_read_categories_passed_through_a_column_transformer(name: str, tmp_path: Path) -> None:
+    """XGBoost and LightGBM as steps of a scikit-learn pipeline, after a ColumnTransformer with pandas
+    output: their categorical columns still take category values."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train = frame(2000, 0)
+    encode = ColumnTransformer([("num", StandardScaler(), ["x", "z"]), ("cat", "passthrough", ["colour", "grade"])])
+    model = make_pipeline(encode.set_output(transform="pandas"), MODELS[name]())
+    y = target(train)
+    model.fit(train, y.astype(float) if "regressor" in name else y)
+    check_same(model, exported(model, tmp_path, precision="float64"), frame(400, 7))

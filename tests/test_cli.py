@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
-from sklearn.manifold import Isomap
+from sklearn.manifold import SpectralEmbedding
 
 BIN = Path(sys.executable).parent
 
@@ -26,7 +26,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("cli")
     X, y = make_classification(300, 5, n_informative=3, random_state=0)
     joblib.dump(LogisticRegression().fit(X, y), folder / "model.joblib")
-    joblib.dump(Isomap(n_components=2).fit(X), folder / "unsupported.joblib")
+    joblib.dump(SpectralEmbedding(n_components=2).fit(X), folder / "unsupported.joblib")
     np.save(folder / "X.npy", X)
     np.savetxt(folder / "X.csv", X, delimiter=",", header=",".join(f"f{i}" for i in range(5)), comments="")
     np.save(folder / "wrong.npy", X[:, :3])
@@ -68,7 +68,7 @@ def test_export_inspect_benchmark(files: Path) -> None:
         (("mle-benchmark", "model.mle", "X.txt"), "unsupported data format '.txt'"),
         (("mle-export", "absent.joblib", "o.mle"), "no such file"),
         (("mle-export", "garbage.joblib", "o.mle"), "not a readable joblib/pickle"),
-        (("mle-export", "unsupported.joblib", "o.mle"), "Isomap is not supported"),
+        (("mle-export", "unsupported.joblib", "o.mle"), "SpectralEmbedding is not supported"),
         (("mle", "benchmark", "garbage.mle", "X.npy"), "header"),
     ],
 )

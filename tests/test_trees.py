@@ -615,3 +615,59 @@ def test_trees_after_a_scaler_split_its_values_as_scikit_learn_does(scaler: str,
     runtime = mle.load_model(tmp_path / "m.mle", precision="float64")
     np.testing.assert_array_equal(runtime.predict(X), model.predict(X))  # (the training rows: on thresholds)
     np.testing.assert_allclose(runtime.predict_proba(X), model.predict_proba(X), rtol=0, atol=1e-12)
+
+
+BOOSTER_STEPS: dict[str, Callable[[bool], Any]] = {
+    "xgboost": lambda c: (xgboost.XGBClassifier if c else xgboost.XGBRegressor)(n_estimators=20, max_depth=4),
+    "lightgbm": lambda c: (lightgbm.LGBMClassifier if c else lightgbm.LGBMRegressor)(n_estimators=20, verbose=-1),
+    "catboost": lambda c: (catboost.CatBoostClassifier if c else catboost.CatBoostRegressor)(
+        iterations=20, depth=4, verbose=0, random_seed=0, thread_count=1
+    ),
+}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning:lightgbm")
+@pytest.mark.parametrize("container", ["pipeline", "voting", "stacking"])
+@pytest.mark.parametrize("framework", list(BOOSTER_STEPS))
+def test_boosters_inside_scikit_learn_pipelines_and_ensembles(framework: str, container: str, tmp_path: Path) -> None:
+    """XGBoost, LightGBM and CatBoost models as scikit-learn pipeline steps (after a ColumnTransformer
+    encoding a DataFrame's strings) and as parts of voting and stacking ensembles. float64 precision
+    answers as the frameworks do on the training rows (many on thresholds: labels identical, values to
+    1e-12, XGBoost's float32 values to their own precision); float32 precision on held-out
+    rows (a tree reading a computed tensor is not narrowed: README, "Exactness")."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import StackingRegressor, VotingClassifier
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame(
+        {"a": rng.normal(size=700), "b": rng.choice(["x", "y", "z"], 700), "c": rng.integers(0, 5, 700)}
+    )
+    classifier = container != "stacking"
+    y = (frame["a"] > 0) ^ (frame["b"] == "x") if classifier else frame["a"] * 2 + frame["c"] - (frame["b"] == "y")
+    encode = ColumnTransformer([("num", StandardScaler(), ["a", "c"]), ("cat", OneHotEncoder(), ["b"])])
+    booster = make_pipeline(encode, BOOSTER_STEPS[framework](classifier))
+    linear = make_pipeline(
+        ColumnTransformer([("num", StandardScaler(), ["a", "c"]), ("cat", OneHotEncoder(), ["b"])]),
+        LogisticRegression() if classifier else Ridge(),
+    )
+    model = {
+        "pipeline": booster,
+        "voting": VotingClassifier([("booster", booster), ("linear", linear)], voting="soft"),
+        "stacking": StackingRegressor([("booster", booster), ("linear", linear)], Ridge(), cv=3),
+    }[container]
+    train, held_out = frame[:500], frame[500:]
+    model.fit(train, y[:500].astype(int) if classifier else y[:500])
+    mle.export_model(model, tmp_path / "m.mle")
+    exact = 1e-6 if framework == "xgboost" else 1e-12  # (XGBoost's own answers are float32)
+    for precision, rows, tol in [("float64", train, exact), ("float32", held_out, 1e-5)]:
+        runtime = mle.load_model(tmp_path / "m.mle", precision=precision)
+        np.testing.assert_array_equal(
+            runtime.predict(rows) if classifier else 0, model.predict(rows) if classifier else 0
+        )
+        ours = runtime.predict_proba(rows) if classifier else runtime.predict(rows)
+        theirs = model.predict_proba(rows) if classifier else model.predict(rows)
+        scale = np.max(np.abs(theirs))
+        assert np.max(np.abs(ours - theirs)) <= tol * max(scale, 1.0), f"{precision}: {np.max(np.abs(ours - theirs))}"
