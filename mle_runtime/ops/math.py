@@ -43,6 +43,12 @@ def divide(a: Any, b: Any) -> jax.Array:
     return jnp.asarray(a, dtype) / b
 
 
+def mean(x: jax.Array, axis: int) -> jax.Array:
+    """The mean along ``axis`` as numpy forms it: the sum divided by the count (``divide``; XLA would
+    multiply by the count's reciprocal)."""
+    return divide(jnp.sum(x, axis=axis), x.shape[axis])
+
+
 @register_op("Div")
 def div(a: jax.Array, b: jax.Array) -> jax.Array:
     """a / b, broadcasting, correctly rounded (``divide``)."""

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from mle_runtime.ops import register_op
 from mle_runtime.ops.chunks import in_row_chunks
 from mle_runtime.ops.kernels import HIGHEST, cosine_similarity, over_features, squared_differences, squared_euclidean
-from mle_runtime.ops.math import divide
+from mle_runtime.ops.math import divide, mean
 
 # Training rows compared with the queries at a time: a (rows, BLOCK) distance block per step, or, for
 # fewer queries than QUERY_CHUNK, as many more as keep the block within QUERY_CHUNK x BLOCK distances:
@@ -266,7 +266,7 @@ def k_neighbors_mean(
     distances, index = nearest(x, train, k, metric, p)
     y = targets[index]  # (rows, k) or (rows, k, outputs)
     if weights == "uniform":
-        return jnp.mean(y, axis=1)
+        return mean(y, axis=1)
     w = neighbor_weights(distances, weights)
     w = w if y.ndim == 2 else w[:, :, None]
     return jnp.sum(y * w, axis=1) / jnp.sum(w, axis=1)
@@ -280,8 +280,8 @@ def local_outlier_scores(
     nearest training rows, of their local reachability density over the row's own, 1 / (the mean reach
     distance + 1e-10), a reach distance being the larger of the distance and the neighbour's k-distance."""
     distances, index = nearest(x, train, k, metric, p)
-    own = 1.0 / (jnp.mean(jnp.maximum(distances, k_distance[index]), axis=1) + 1e-10)
-    return -jnp.mean(divide(lrd[index], own[:, None]), axis=1)
+    own = 1.0 / (mean(jnp.maximum(distances, k_distance[index]), axis=1) + 1e-10)
+    return -mean(divide(lrd[index], own[:, None]), axis=1)
 
 
 def _within(

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from mle_runtime.ops import register_op
 from mle_runtime.ops.chunks import in_row_chunks
-from mle_runtime.ops.math import divide
+from mle_runtime.ops.math import divide, mean
 
 
 @register_op("DiagonalGaussianScores")
@@ -104,7 +104,7 @@ def dirichlet_doc_topics(
         i, doc_topic, exp_doc_topic, done = state
         norm_phi = jnp.matmul(exp_doc_topic, exp_topic_word, precision=highest) + eps
         new = exp_doc_topic * jnp.matmul(x / norm_phi, exp_topic_word.T, precision=highest) + prior
-        moved = jnp.mean(jnp.abs(doc_topic - new), axis=-1) < tol
+        moved = mean(jnp.abs(doc_topic - new), axis=-1) < tol
         keep = done[:, None]
         doc_topic = jnp.where(keep, doc_topic, new)
         exp_doc_topic = jnp.where(keep, exp_doc_topic, _exp_dirichlet_expectation(new))
