@@ -667,6 +667,19 @@ def test_divide_rounds_every_quotient_as_numpy_does(dtype: type) -> None:
             np.testing.assert_array_equal(np.asarray(ours), theirs)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rounded_products_are_not_fused_into_the_sums_after_them(dtype: type) -> None:
+    from mle_runtime.ops.math import rounded
+
+    rng = np.random.default_rng(4)
+    a, b, c, d = (rng.normal(size=(800, 5)).astype(dtype) for _ in range(4))
+    with precision_scope("float64"):
+        # (h + w x) + v y, a de Boor step's shape: both products rounded before their sums, as numpy does
+        ours = jax.jit(lambda a, b, c, d: (a + rounded(b * c)) + rounded(c * d))(a, b, c, d)
+        np.testing.assert_array_equal(np.asarray(ours), (a + b * c) + c * d)
+        np.testing.assert_array_equal(np.asarray(jax.jit(lambda p: rounded(p))(np.array([np.nan, 1.5]))), [np.nan, 1.5])
+
+
 def test_duplicate_registration_is_refused() -> None:
     with pytest.raises(ValueError, match="registered twice"):
         register_op("Gemm")(lambda x: x)

@@ -596,16 +596,37 @@ def test_float64_inputs_between_float32_neighbours_of_thresholds(make, tmp_path:
         np.testing.assert_allclose(runtime.predict(X_edge), expected, rtol=1e-5, atol=1e-6 * scale)
 
 
-@pytest.mark.parametrize("scaler", ["standard", "robust", "max-abs", "normalizer"])
+@pytest.mark.parametrize(
+    "scaler", ["standard", "robust", "max-abs", "normalizer", "min-max", "polynomial-standard", "spline", "quantile"]
+)
 def test_trees_after_a_scaler_split_its_values_as_scikit_learn_does(scaler: str, tmp_path: Path) -> None:
     """HistGradientBoosting compares float64 values with thresholds that are often training values: in
-    float64 precision the scaler's quotients must be scikit-learn's to the last bit (XLA, left to itself,
-    multiplies by the divisor's reciprocal: 1 ulp off for a third of them, which sent training rows down
-    the other branch). (In float32 precision a computed tensor is not narrowed: README, "Exactness".)"""
+    float64 precision the transformer's values must be scikit-learn's to the last bit. XLA, left to itself,
+    multiplies by a divisor's reciprocal and fuses a product into the sum after it: 1 ulp off for a third
+    and a quarter of the values, which sent training rows down the other branch. (In float32 precision a
+    computed tensor is not narrowed: README, "Exactness".)"""
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import MaxAbsScaler, Normalizer, RobustScaler, StandardScaler
+    from sklearn.preprocessing import (
+        MaxAbsScaler,
+        MinMaxScaler,
+        Normalizer,
+        PolynomialFeatures,
+        QuantileTransformer,
+        RobustScaler,
+        SplineTransformer,
+        StandardScaler,
+    )
 
-    make = {"standard": StandardScaler, "robust": RobustScaler, "max-abs": MaxAbsScaler, "normalizer": Normalizer}
+    make = {
+        "standard": StandardScaler,
+        "robust": RobustScaler,
+        "max-abs": MaxAbsScaler,
+        "normalizer": Normalizer,
+        "min-max": MinMaxScaler,
+        "polynomial-standard": lambda: make_pipeline(PolynomialFeatures(3), StandardScaler()),
+        "spline": lambda: SplineTransformer(5),
+        "quantile": lambda: QuantileTransformer(n_quantiles=200),
+    }
     rng = np.random.default_rng(11)
     X = rng.normal(size=(600, 4)) * [1.0, 3.0, 0.2, 7.0] + [0.0, 5.0, -1.0, 2.0]
     y = (X[:, 0] + 0.3 * X[:, 1] > 1).astype(int)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from mle_runtime.ops import register_op
 from mle_runtime.ops.chunks import in_row_chunks
-from mle_runtime.ops.math import divide
+from mle_runtime.ops.math import divide, rounded
 
 
 def _is_missing(x: jax.Array, missing: float | str) -> jax.Array:
@@ -104,8 +104,8 @@ def _interp(t: jax.Array, xp: jax.Array, fp: jax.Array) -> jax.Array:
     j = jnp.clip(jnp.searchsorted(xp, t, side="right") - 1, 0, n - 1)
     k = jnp.minimum(j + 1, n - 1)
     slope = (fp[k] - fp[j]) / (xp[k] - xp[j])
-    y = slope * (t - xp[j]) + fp[j]
-    y = jnp.where(jnp.isnan(y), slope * (t - xp[k]) + fp[k], y)
+    y = rounded(slope * (t - xp[j])) + fp[j]
+    y = jnp.where(jnp.isnan(y), rounded(slope * (t - xp[k])) + fp[k], y)
     y = jnp.where(jnp.isnan(y) & (fp[j] == fp[k]), fp[j], y)
     y = jnp.where((xp[j] == t) | (j == n - 1), fp[j], y)
     return jnp.where(t < xp[0], fp[0], jnp.where(t > xp[-1], fp[-1], y))
@@ -247,9 +247,15 @@ def is_missing(x: jax.Array, *, missing: float | str) -> jax.Array:
 @register_op("ColumnProducts")
 def column_products(x: jax.Array, index: jax.Array) -> jax.Array:
     """out[..., j] = prod_k x1[..., index[j, k]] with x1 = [x, 1]: polynomial features, the padding
-    index pointing at the appended column of ones."""
+    index pointing at the appended column of ones. Multiplied in scikit-learn's order: the last two
+    factors first, then each earlier one (its terms of degree d are those of degree d - 1 times a lower
+    feature), so that every product rounds as there."""
     ones = jnp.ones((*x.shape[:-1], 1), x.dtype)
-    return jnp.prod(jnp.take(jnp.concatenate([x, ones], axis=-1), index, axis=-1), axis=-1)
+    factors = jnp.take(jnp.concatenate([x, ones], axis=-1), index, axis=-1)
+    out = factors[..., -1]
+    for k in range(index.shape[1] - 2, -1, -1):
+        out = out * factors[..., k]
+    return rounded(out)  # (a scaler after it subtracts its mean)
 
 
 @register_op("CategoryOneHot")
@@ -345,11 +351,11 @@ def b_spline(
             right, left = knot(interval + m), knot(interval + m - j)
             same = right == left  # scipy skips the term (its weight is 0)
             w = jnp.where(same, 0, previous[m - 1] / jnp.where(same, 1, right - left))
-            h[m - 1] = h[m - 1] + w * (right - value)
-            h[m] = w * (value - left)
+            h[m - 1] = h[m - 1] + rounded(w * (right - value))
+            h[m] = rounded(w * (value - left))  # (the next m adds to it)
     out = jnp.zeros((*value.shape, coef.shape[2]), value.dtype)
     for a in range(k + 1):
-        out = out + coef[feature, interval - k + a] * h[a][..., None]
+        out = out + rounded(coef[feature, interval - k + a] * h[a][..., None])
     fill = jnp.asarray(jnp.nan if missing is None else missing, out.dtype)
     out = jnp.where(jnp.isnan(x)[..., None], fill, out)
     return out.reshape(x.shape[0], -1)
