@@ -30,6 +30,8 @@ _FIRST_OF_SEVERAL = {
     "native_group_norm",
     "max_pool2d_with_indices",
     "max_pool1d_with_indices",
+    "adaptive_max_pool2d",
+    "_embedding_bag",
 }
 # ATen ops returning a list of views, which getitem picks from.
 _SPLITS = {"split_with_sizes", "split", "unbind"}
@@ -106,7 +108,7 @@ def _export(model: Any, shape: tuple[int, ...]) -> Any:
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     example = (2, *shape[1:])
     first = next((m for m in model.modules() if not list(m.children())), None)
-    integer = isinstance(first, torch.nn.Embedding)
+    integer = isinstance(first, (torch.nn.Embedding, torch.nn.EmbeddingBag))
     args = (torch.zeros(example, dtype=torch.long) if integer else torch.zeros(example, dtype=dtype),)
     with _torch_export_warnings_silenced():
         try:

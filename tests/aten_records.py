@@ -144,6 +144,18 @@ def records() -> dict[str, tuple]:
             {"kernel_size": [3], "stride": [2], "padding": [1], "ceil_mode": False, "count_include_pad": False},
         ),
         "aten._adaptive_avg_pool2d": _entry(a._adaptive_avg_pool2d.default, (X4,), {"output_size": [4, 3]}),
+        "aten.adaptive_max_pool2d": _entry(a.adaptive_max_pool2d.default, (X4,), {"output_size": [4, 3]}),
+        "aten.flip": _entry(a.flip.default, (X3,), {"dims": [0, 2]}),
+        "aten._embedding_bag": _entry(
+            a._embedding_bag.default,
+            (X2, np.array([0, 3, 1, 1, 2, 4, 0]), np.array([0, 2, 2, 5])),  # (bag 1 empty)
+            {"mode": 1, "include_last_offset": False, "padding_idx": 1},
+        ),
+        "aten._embedding_bag (max, the last offset closing the last bag)": _entry(
+            a._embedding_bag.default,
+            (X2, np.array([0, 3, 1, 2]), np.array([0, 1, 4])),
+            {"mode": 2, "include_last_offset": True},
+        ),
         "aten.var.correction": _entry(a.var.correction, (X3,), {"dim": [0, 2], "keepdim": True}),
         "aten.std.correction": _entry(a.std.correction, (X3,), {"dim": [-1], "correction": 0}),
         "aten.linalg_vector_norm": _entry(a.linalg_vector_norm.default, (X3,), {"ord": 3.0, "dim": [1]}),

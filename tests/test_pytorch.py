@@ -168,6 +168,41 @@ class Decoder(nn.Module):
         return torch.cat([F.normalize(h.flatten(2), dim=-1).mean(dim=2), spread], dim=1)
 
 
+class Bags(nn.Module):
+    """EmbeddingBag (mean, with a padding index) beside a bidirectional GRU over the same token ids."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bag = nn.EmbeddingBag(40, 8, mode="mean", padding_idx=0)
+        self.embed = nn.Embedding(40, 6)
+        self.gru = nn.GRU(6, 5, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(8 + 10, 3)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        states, _ = self.gru(self.embed(tokens))
+        return self.fc(torch.cat([self.bag(tokens), states[:, -1]], dim=1))
+
+
+class Pools(nn.Module):
+    """GroupNorm, SiLU, a transposed convolution, upsampling and adaptive max pooling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=2),
+            nn.GroupNorm(2, 8),
+            nn.SiLU(),
+            nn.ConvTranspose2d(8, 4, 2, stride=2),
+            nn.Upsample(scale_factor=2),
+            nn.AdaptiveMaxPool2d((3, 2)),
+            nn.Flatten(),
+            nn.Linear(24, 5),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
 def _randomize_statistics(model: nn.Module) -> nn.Module:
     """Running statistics far from (0, 1), so that batch normalization is exercised."""
     generator = torch.Generator().manual_seed(1)
@@ -194,6 +229,8 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], Callable[[int], torch.Tensor]]]
     "lstm-gru": (Recurrent, _floats(11, 6)),
     "conv1d-bmm": (Sequence1d, _floats(4, 15)),
     "decoder": (Decoder, _floats(3, 12, 10)),
+    "bags-bidirectional-gru": (Bags, _tokens),
+    "pools": (Pools, _floats(3, 17, 15)),
 }
 
 

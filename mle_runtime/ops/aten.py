@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mle_runtime.ops import register_op, resize
+from mle_runtime.ops.math import divide
 
 HIGHEST = jax.lax.Precision.HIGHEST
 INT64_MAX = 2**63 - 1
@@ -162,6 +163,40 @@ def copy(x: jax.Array, src: jax.Array, *, non_blocking: bool = False) -> jax.Arr
 def embedding(weight: jax.Array, indices: jax.Array, *, padding_idx: int = -1, **_: object) -> jax.Array:
     """Rows of ``weight`` at ``indices`` (given as floats or ints)."""
     return jnp.take(weight, indices.astype(jnp.int32), axis=0)
+
+
+@register_op("aten._embedding_bag")
+def embedding_bag(
+    weight: jax.Array,
+    indices: jax.Array,
+    offsets: jax.Array,
+    per_sample_weights: jax.Array | None = None,
+    *,
+    mode: int = 0,
+    include_last_offset: bool = False,
+    padding_idx: int = -1,
+    **_: object,
+) -> jax.Array:
+    """EmbeddingBag: bag b holds the rows of ``weight`` that ``indices`` names from offsets[b] up to the next
+    offset, summed (mode 0; each times its per-sample weight where given), averaged (1) or their maximum
+    (2); entries equal to ``padding_idx`` (when >= 0) are left out, and an empty bag gives zeros. The first
+    of ATen's outputs."""
+    index = indices.astype(jnp.int32)
+    starts = offsets.astype(jnp.int32)
+    bags = starts.shape[0] - (1 if include_last_offset else 0)
+    bag_of = jnp.searchsorted(starts, jnp.arange(index.shape[0]), side="right") - 1  # (past the last bag: dropped)
+    kept = index != padding_idx if padding_idx >= 0 else jnp.ones(index.shape, bool)
+    rows = jnp.take(weight, index, axis=0)
+    if per_sample_weights is not None and per_sample_weights.size:
+        rows = rows * per_sample_weights[:, None].astype(rows.dtype)
+    if mode == 2:
+        largest = jax.ops.segment_max(jnp.where(kept[:, None], rows, -jnp.inf), bag_of, num_segments=bags)
+        return jnp.where(jnp.isneginf(largest), 0, largest)
+    sums = jax.ops.segment_sum(jnp.where(kept[:, None], rows, 0), bag_of, num_segments=bags)
+    if mode == 0:
+        return sums
+    counts = jax.ops.segment_sum(kept.astype(rows.dtype), bag_of, num_segments=bags)
+    return divide(sums, jnp.maximum(counts, 1)[:, None])
 
 
 @register_op("aten.constant_pad_nd")
@@ -815,11 +850,29 @@ def upsample_bilinear2d(
 def adaptive_avg_pool2d(x: jax.Array, *, output_size: list[int]) -> jax.Array:
     """Adaptive average pooling to ``output_size``: output cell i averages input cells
     floor(i n / out) .. ceil((i + 1) n / out) - 1 on each of the last two axes."""
-    for axis, out in zip((-2, -1), output_size, strict=True):
+    return _adaptive_pool(x, output_size, jnp.mean)
+
+
+@register_op("aten.adaptive_max_pool2d")
+def adaptive_max_pool2d(x: jax.Array, *, output_size: list[int]) -> jax.Array:
+    """Adaptive max pooling to ``output_size`` over the same cells as the average's; the first of ATen's
+    outputs (the pooled values)."""
+    return _adaptive_pool(x, output_size, jnp.max)
+
+
+def _adaptive_pool(x: jax.Array, output_size: list[int], reduce: Callable[..., jax.Array]) -> jax.Array:
+    axes = tuple(range(-len(output_size), 0))
+    for axis, out in zip(axes, output_size, strict=True):
         n = x.shape[axis]
         pieces = []
         for i in range(out):
             start, end = (i * n) // out, -(-((i + 1) * n) // out)
-            pieces.append(jnp.mean(jax.lax.slice_in_dim(x, start, end, axis=axis % x.ndim), axis=axis, keepdims=True))
+            pieces.append(reduce(jax.lax.slice_in_dim(x, start, end, axis=axis % x.ndim), axis=axis, keepdims=True))
         x = jnp.concatenate(pieces, axis=axis)
     return x
+
+
+@register_op("aten.flip")
+def flip(x: jax.Array, *, dims: list[int]) -> jax.Array:
+    """x with its entries in reverse order along ``dims`` (a bidirectional RNN's backward pass)."""
+    return jnp.flip(x, axis=tuple(dims))
