@@ -253,8 +253,11 @@ def _layer(b: GraphBuilder, layer: Any, args: list[str], node: Any, missing: set
             raise UnsupportedModelError(f"{layer.name}: Embedding(mask_zero=True) (masked sequences) is not supported")
         (embeddings,) = _weights(layer, "embeddings")
         return [b.op("keras.Embedding", args[0], const("embeddings", embeddings))]
-    if kind in ("LSTM", "GRU"):
+    if kind in ("LSTM", "GRU", "SimpleRNN"):
         return [_recurrent(b, layer, kind, config, args[0], const)]
+    if kind == "UnitNormalization":
+        axis = config["axis"] if isinstance(config["axis"], list) else [config["axis"]]
+        return [b.op("keras.UnitNormalization", args[0], axis=[int(a) for a in axis])]
     if kind == "MultiHeadAttention":
         return [_attention(b, layer, node, args, const)]
     if kind in ("Rescaling", "Normalization"):
@@ -276,7 +279,7 @@ def _layer(b: GraphBuilder, layer: Any, args: list[str], node: Any, missing: set
         return [b.op("keras.Permute", args[0], dims=[int(d) for d in config["dims"]])]
     if kind == "RepeatVector":
         return [b.op("keras.RepeatVector", args[0], n=int(config["n"]))]
-    if kind == "Bidirectional" and type(layer.forward_layer).__name__ in ("LSTM", "GRU"):
+    if kind == "Bidirectional" and type(layer.forward_layer).__name__ in ("LSTM", "GRU", "SimpleRNN"):
         return _bidirectional(b, layer, args[0])
     if kind == "TimeDistributed" and type(layer.layer).__name__ in _LAST_AXIS:
         return _layer(b, layer.layer, args, node, missing)  # a layer of the last axis: every step at once
@@ -340,10 +343,11 @@ def _recurrent(b: GraphBuilder, layer: Any, kind: str, config: dict[str, Any], x
     kernel, recurrent, bias = _weights(cell, "kernel", "recurrent_kernel", "bias")
     attrs = {
         "activation_name": _activation_name(cell.activation),
-        "recurrent_activation": _activation_name(cell.recurrent_activation),
         "return_sequences": bool(config["return_sequences"]),
         "go_backwards": bool(config["go_backwards"]),
     }
+    if kind != "SimpleRNN":  # (its cell has no gates)
+        attrs["recurrent_activation"] = _activation_name(cell.recurrent_activation)
     if kind == "GRU":
         attrs["reset_after"] = bool(config["reset_after"])
     tensors = (const("kernel", kernel), const("recurrent_kernel", recurrent), const("bias", bias))

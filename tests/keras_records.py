@@ -65,6 +65,7 @@ def records() -> dict[str, tuple]:
     x2, x3, x4 = R.normal(size=(4, 6)), R.normal(size=(2, 7, 5)), R.normal(size=(2, 9, 8, 3))
     f64 = {"dtype": "float64"}
     kernel2, bias2 = R.normal(size=(6, 3)), R.normal(size=3)
+    kernel_s, recurrent_s, bias_s = R.normal(size=(5, 4)), R.normal(size=(4, 4)) * 0.5, R.normal(size=4)
     conv_k, conv_b = R.normal(size=(3, 2, 3, 4)), R.normal(size=4)
     dw_k, dw_b = R.normal(size=(3, 3, 3, 2)), R.normal(size=6)
     gamma, beta, mean, var = R.normal(size=3), R.normal(size=3), R.normal(size=3), R.uniform(0.5, 2, size=3)
@@ -135,6 +136,16 @@ def records() -> dict[str, tuple]:
             (x3, gru_k, gru_r, gru_b),
             _layer_reference(lambda: L.GRU(units, go_backwards=True, **f64), lambda x, *w: list(w)),
             {"go_backwards": True},
+        ),
+        "keras.SimpleRNN": (
+            (x3, kernel_s, recurrent_s, bias_s),
+            _layer_reference(lambda: L.SimpleRNN(4, return_sequences=True, **f64), lambda x, *w: list(w)),
+            {"return_sequences": True},
+        ),
+        "keras.UnitNormalization": (
+            (x3,),
+            _layer_reference(lambda: L.UnitNormalization(axis=[1, 2], **f64), lambda x: []),
+            {"axis": [1, 2]},
         ),
         "keras.MultiHeadAttention": (
             (x3, x3[::-1], x3, *mha),

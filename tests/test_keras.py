@@ -107,14 +107,17 @@ def image_decoder() -> keras.Model:
 
 
 def bidirectional_sequence() -> keras.Model:
-    """Bidirectional LSTM and GRU (concatenated, averaged), TimeDistributed Dense, Permute, RepeatVector,
-    1-D padding, cropping and upsampling, an inverted Normalization."""
+    """Bidirectional LSTM, GRU and SimpleRNN (concatenated, averaged, summed), TimeDistributed Dense,
+    Permute, RepeatVector, UnitNormalization, 1-D padding, cropping and upsampling, an inverted
+    Normalization."""
     series = keras.Input((12, 5))
     x = layers.Bidirectional(layers.LSTM(6, return_sequences=True))(series)
     x = layers.TimeDistributed(layers.Dense(4, activation="tanh"))(x)
     x = layers.UpSampling1D(2)(layers.Cropping1D((2, 1))(layers.ZeroPadding1D((1, 2))(x)))
     x = layers.Permute((2, 1))(x)
     summary = layers.Bidirectional(layers.GRU(3), merge_mode="ave")(layers.Permute((2, 1))(x))
+    summary = layers.UnitNormalization()(summary)
+    x = layers.Bidirectional(layers.SimpleRNN(4, return_sequences=True, activation="relu"), merge_mode="sum")(x)
     denormalize = layers.Normalization(mean=[0.5, -1.0, 2.0], variance=[4.0, 0.25, 1.0], invert=True)
     repeated = layers.RepeatVector(2)(denormalize(summary))
     return keras.Model(series, [layers.Flatten()(repeated), layers.GlobalMaxPooling1D()(x)])
@@ -162,9 +165,9 @@ def test_matches_keras_predict(name: str, tmp_path: Path) -> None:
 
 def test_unsupported_layers_are_named_at_once(tmp_path: Path) -> None:
     x = keras.Input((6, 4))
-    y = layers.Bidirectional(layers.SimpleRNN(3))(x)
-    z = layers.UnitNormalization()(layers.Dense(4)(y))
-    with pytest.raises(UnsupportedModelError, match=r"\['Bidirectional\(SimpleRNN\)', 'UnitNormalization'\]"):
+    y = layers.Dense(4)(x)
+    z = layers.Discretization(bin_boundaries=[0.0])(layers.Dense(4)(layers.Attention()([y, y])))
+    with pytest.raises(UnsupportedModelError, match=r"\['Attention', 'Discretization'\]"):
         mle.export_model(keras.Model(x, z), tmp_path / "m.mle")
 
 

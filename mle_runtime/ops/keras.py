@@ -440,6 +440,38 @@ def gru(
     return _over_time(projected, step, init, go_backwards, return_sequences)
 
 
+@register_op("keras.SimpleRNN")
+def simple_rnn(
+    x: jax.Array,
+    kernel: jax.Array,
+    recurrent_kernel: jax.Array,
+    bias: jax.Array,
+    *,
+    activation_name: str = "tanh",
+    return_sequences: bool = False,
+    go_backwards: bool = False,
+) -> jax.Array:
+    """Keras's SimpleRNN: h = activation(x W + b + h U), the last output or every step's."""
+    projected = jnp.matmul(x, kernel, precision=HIGHEST)
+    if bias.size:
+        projected = projected + bias
+
+    def step(h, p_x):  # type: ignore[no-untyped-def]
+        h = activation(p_x + jnp.matmul(h, recurrent_kernel, precision=HIGHEST), activation_name)
+        return h, h
+
+    init = jnp.zeros((x.shape[0], recurrent_kernel.shape[0]), projected.dtype)
+    return _over_time(projected, step, init, go_backwards, return_sequences)
+
+
+@register_op("keras.UnitNormalization")
+def unit_normalization(x: jax.Array, *, axis: list[int]) -> jax.Array:
+    """Keras's UnitNormalization: x times the reciprocal square root of its sum of squares over ``axis``,
+    at most 1e12 (Keras's epsilon of 1e-12)."""
+    square_sum = jnp.sum(x * x, axis=tuple(axis), keepdims=True)
+    return x * jnp.minimum(jax.lax.rsqrt(square_sum), 1e12)
+
+
 @register_op("keras.MultiHeadAttention")
 def multi_head_attention(
     query: jax.Array,
