@@ -44,17 +44,24 @@ def detect_framework(model: Any) -> str:
     )
 
 
-def joblib_size(model: Any) -> int:
-    """Bytes ``joblib.dump`` writes for the model (pickle's if joblib is absent)."""
+def joblib_size(model: Any) -> int | None:
+    """Bytes ``joblib.dump`` writes for the model (pickle's if joblib is absent); None for a model that
+    cannot be pickled (a module holding a lambda, say), which exports all the same."""
     try:
         import joblib
     except ImportError:
-        return len(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+        joblib = None
     buf = io.BytesIO()
     with warnings.catch_warnings():
         # Keras pickles through its own saving code, which TensorFlow's tensors make warn under numpy 2
         warnings.simplefilter("ignore", DeprecationWarning)
-        joblib.dump(model, buf)
+        try:
+            if joblib is None:
+                pickle.dump(model, buf, protocol=pickle.HIGHEST_PROTOCOL)
+            else:
+                joblib.dump(model, buf)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return None
     return buf.tell()
 
 
@@ -226,7 +233,7 @@ def _export(
         "model_type": type(model).__name__,
         "file_size_bytes": size,
         "joblib_size_bytes": reference,
-        "compression_ratio": reference / size,
+        "compression_ratio": None if reference is None else reference / size,
         "export_time_ms": elapsed,
         "tensors": len(tensors),
         "operators": sorted({n.op for n in graph.nodes}),

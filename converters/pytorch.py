@@ -32,7 +32,14 @@ _FIRST_OF_SEVERAL = {
     "max_pool1d_with_indices",
     "adaptive_max_pool2d",
     "_embedding_bag",
+    "var_mean",
+    "max",
+    "min",
+    "sort",
+    "topk",
 }
+# ATen ops that check and compute nothing (a cast's dtype assertion): left out of the graph.
+_CHECKS = {"aten._assert_tensor_metadata", "aten._assert_scalar", "aten.sym_constrain_range_for_size"}
 # ATen ops returning a list of views, which getitem picks from.
 _SPLITS = {"split_with_sizes", "split", "unbind"}
 # Layout ops folded into a parameter they read (numpy computes them exactly as ATen does).
@@ -207,7 +214,8 @@ class _Lowering:
         self.b = GraphBuilder()
         self.names: dict[str, Any] = {}  # fx node name -> tensor name, or a SymInt's affine form
         self.split_of: dict[str, tuple[str, str, Any]] = {}
-        self.first_of: dict[str, str] = {}
+        # node -> (op, its inputs, its attributes) of an op with several outputs whose first the graph holds
+        self.first_of: dict[str, tuple[str, list[str], dict[str, Any]]] = {}
         self.broadcast_of: dict[str, str] = {}  # tensor -> the 2-D parameter it repeats over a leading axis
         self.spatial_first: dict[str, str] = {}  # convolution kernel -> its copy stored spatial axes first
         self.batch = _Batch()
@@ -250,10 +258,13 @@ class _Lowering:
     def getitem(self, node: Any) -> None:
         source, index = node.args
         if source.name in self.first_of:
-            if index != 0:
-                self.missing.append(f"{self.first_of[source.name]} (output {index})")
-            else:
+            op, inputs, attrs = self.first_of[source.name]
+            if index == 0:
                 self.names[node.name] = self.names[source.name]
+            elif has_op(f"{op}:{index}"):  # another output, computed by an op of its own
+                self.names[node.name] = self.b.op(f"{op}:{index}", *inputs, **attrs)
+            else:
+                self.missing.append(f"{op} (output {index})")
         elif source.name in self.split_of:
             self.names[node.name] = _split_piece(self.b, *self.split_of[source.name], index)
         elif source.name in self.names:
@@ -263,6 +274,8 @@ class _Lowering:
     def aten(self, node: Any) -> None:
         b, names = self.b, self.names
         name = _op_name(node.target)
+        if name in _CHECKS:
+            return
         packet = name.split(".")[1]
         if packet in _SPLITS:
             if node.args[0].name in names:  # (else its source is an op already reported missing)
@@ -297,7 +310,7 @@ class _Lowering:
         if repeated is not None:
             self.broadcast_of[names[node.name]] = repeated
         if packet in _FIRST_OF_SEVERAL:
-            self.first_of[node.name] = name
+            self.first_of[node.name] = (name, inputs, attrs)
 
     def arguments(self, node: Any) -> tuple[list[str], dict[str, Any]]:
         """The node's tensor arguments as inputs, in ATen's order, and its others as attributes."""

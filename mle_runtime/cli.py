@@ -48,10 +48,11 @@ def _export(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
+        reference = result["joblib_size_bytes"]
+        against = "not picklable" if reference is None else f"{reference:,}, ratio {result['compression_ratio']:.2f}x"
         print(
             f"wrote {result['path']}: {result['model_type']} ({result['framework']}), "
-            f"{result['file_size_bytes']:,} bytes (joblib: {result['joblib_size_bytes']:,}, "
-            f"ratio {result['compression_ratio']:.2f}x) in {result['export_time_ms']:.0f} ms"
+            f"{result['file_size_bytes']:,} bytes (joblib: {against}) in {result['export_time_ms']:.0f} ms"
         )
     return 0
 

@@ -32,6 +32,10 @@ def _reference(op: Any, attrs: dict[str, Any]) -> Callable[..., np.ndarray]:
     return lambda *inputs: _numpy(op(*(_torch(i) for i in inputs), **attrs))
 
 
+def _second_output(op: Any, attrs: dict[str, Any]) -> Callable[..., np.ndarray]:
+    return lambda *inputs: op(*(_torch(i) for i in inputs), **attrs)[1].detach().numpy()
+
+
 def _entry(op: Any, inputs: tuple[Any, ...], attrs: dict[str, Any] | None = None, **torch_attrs: Any) -> tuple:
     """(inputs, reference, attrs): the runtime op and PyTorch's take the same attributes unless
     ``torch_attrs`` gives PyTorch's own."""
@@ -201,6 +205,40 @@ def records() -> dict[str, tuple]:
         table[f"aten.{name}"] = _entry(getattr(a, name).default, (POS,))
     for name in ("abs", "tanh", "sigmoid", "relu", "erf", "sin", "cos", "sign", "floor", "ceil"):
         table[f"aten.{name}"] = _entry(getattr(a, name).default, (X2,))
+    for name in ("exp2", "log2", "log10", "trunc", "isnan", "isinf", "tan", "atan", "sinh", "asinh"):
+        table[f"aten.{name}"] = _entry(getattr(a, name).default, (POS if name.startswith("log") else X2 * 3,))
+    table["aten.round"] = _entry(a.round.default, (np.array([0.5, 1.5, -2.5, 2.4, -0.6]),))  # (half to even)
+    for name in ("asin", "acos", "atanh", "erfinv"):
+        table[f"aten.{name}"] = _entry(getattr(a, name).default, (np.tanh(X2),))
+    table["aten.cosh"] = _entry(a.cosh.default, (X2,))
+    table["aten.acosh"] = _entry(a.acosh.default, (POS + 1,))
+    table["aten.clamp.Tensor"] = _entry(a.clamp.Tensor, (X2, X2[0] - 0.5, X2[1] + 0.5))
+    table["aten.elu"] = _entry(a.elu.default, (X2,), {"alpha": 1.3, "scale": 1.05, "input_scale": 0.8})
+    for name in ("fmod", "remainder"):
+        table[f"aten.{name}.Scalar"] = _entry(getattr(a, name).Scalar, (X2 * 3,), {"other": 0.7})
+        table[f"aten.{name}.Tensor"] = _entry(getattr(a, name).Tensor, (X2 * 3, POS))
+    table["aten.atan2"] = _entry(a.atan2.default, (X2, X2[::-1]))
+    table["aten.cumsum"] = _entry(a.cumsum.default, (X3,), {"dim": 1})
+    # (their schemas put dim before index: the reference names the index)
+    order = np.argsort(X2, axis=1)[:, :3]
+    table["aten.gather"] = ((X2, order), lambda x, i: _numpy(a.gather.default(_torch(x), 1, _torch(i))), {"dim": 1})
+    picks = np.array([2, 0, 2])
+    table["aten.index_select"] = (
+        (X3, picks),
+        lambda x, i: _numpy(a.index_select.default(_torch(x), 2, _torch(i))),
+        {"dim": 2},
+    )
+    table["aten.repeat"] = _entry(a.repeat.default, (X2,), {"repeats": [2, 1, 3]})
+    several = {
+        "aten.sort": (a.sort.default, (X3,), {"dim": 1, "descending": True}),
+        "aten.topk": (a.topk.default, (X3,), {"k": 2, "dim": -1, "largest": False, "sorted": True}),
+        "aten.max.dim": (a.max.dim, (X3,), {"dim": 2, "keepdim": True}),
+        "aten.min.dim": (a.min.dim, (X3,), {"dim": 0}),
+        "aten.var_mean.correction": (a.var_mean.correction, (X3,), {"dim": [1], "correction": 0}),
+    }
+    for name, (op, inputs, attrs) in several.items():  # each output: the first, and the second by an op of its own
+        table[name] = _entry(op, inputs, attrs)
+        table[f"{name}:1"] = (inputs, _second_output(op, attrs), attrs)
     table["aten.logical_not"] = _entry(a.logical_not.default, (X2 > 0,))
     for name in ("eq", "ne", "gt", "ge", "lt", "le"):
         table[f"aten.{name}.Tensor"] = _entry(getattr(a, name).Tensor, (np.round(X2), np.round(X2[0])))

@@ -360,6 +360,23 @@ for _name, _fn in {
     "floor": jnp.floor,
     "ceil": jnp.ceil,
     "logical_not": jnp.logical_not,
+    "exp2": jnp.exp2,
+    "log2": jnp.log2,
+    "log10": jnp.log10,
+    "round": jnp.round,  # (half to even, as PyTorch)
+    "trunc": jnp.trunc,
+    "isnan": jnp.isnan,
+    "isinf": jnp.isinf,
+    "tan": jnp.tan,
+    "atan": jnp.arctan,
+    "asin": jnp.arcsin,
+    "acos": jnp.arccos,
+    "sinh": jnp.sinh,
+    "cosh": jnp.cosh,
+    "asinh": jnp.arcsinh,
+    "acosh": jnp.arccosh,
+    "atanh": jnp.arctanh,
+    "erfinv": jax.scipy.special.erfinv,
 }.items():
     _unary(f"aten.{_name}", _fn, f"PyTorch's elementwise {_name}.")
 
@@ -393,6 +410,34 @@ def clamp(x: jax.Array, *, min: float | None = None, max: float | None = None) -
     return x if max is None else jnp.minimum(x, max)
 
 
+@register_op("aten.clamp.Tensor")
+def clamp_tensor(x: jax.Array, *bounds: jax.Array) -> jax.Array:
+    """x clipped to tensors ``min`` and ``max`` (an absent one given as an empty tensor)."""
+    low, high = (bounds + (jnp.zeros((0,)),) * 2)[:2]
+    if low.size:
+        x = jnp.maximum(x, low)
+    return jnp.minimum(x, high) if high.size else x
+
+
+@register_op("aten.elu")
+def elu(x: jax.Array, *, alpha: float = 1.0, scale: float = 1.0, input_scale: float = 1.0) -> jax.Array:
+    """ELU as ATen's: scale * x where positive, else scale * alpha * (exp(input_scale * x) - 1) (CELU and
+    SELU decompose to it)."""
+    return scale * jnp.where(x > 0, x, alpha * jnp.expm1(input_scale * x))
+
+
+@register_op("aten.fmod.Scalar")
+def fmod_scalar(x: jax.Array, *, other: float) -> jax.Array:
+    """The remainder of x / other with x's sign (C's fmod)."""
+    return jnp.fmod(x, other)
+
+
+@register_op("aten.remainder.Scalar")
+def remainder_scalar(x: jax.Array, *, other: float) -> jax.Array:
+    """The remainder of x / other with other's sign (Python's %)."""
+    return jnp.remainder(x, other)
+
+
 @register_op("aten.clamp_min")
 def clamp_min(x: jax.Array, *, min: float) -> jax.Array:
     """max(x, min)."""
@@ -414,6 +459,9 @@ _BINARY: dict[str, tuple[Callable[[jax.Array, jax.Array], jax.Array], str]] = {
     "maximum": (jnp.maximum, "The elementwise larger of x and other (NaN propagates)."),
     "minimum": (jnp.minimum, "The elementwise smaller of x and other (NaN propagates)."),
     "logical_and": (jnp.logical_and, "x and other, elementwise."),
+    "fmod.Tensor": (jnp.fmod, "The remainder of x / other with x's sign (C's fmod)."),
+    "remainder.Tensor": (jnp.remainder, "The remainder of x / other with other's sign (Python's %)."),
+    "atan2": (jnp.arctan2, "The angle of (other, x)."),
     "logical_or": (jnp.logical_or, "x or other, elementwise."),
 }
 for _name, (_pair, _doc) in _BINARY.items():
@@ -518,6 +566,99 @@ def amin(x: jax.Array, *, dim: list[int] | None = None, keepdim: bool = False) -
 def any_dim(x: jax.Array, *, dim: int, keepdim: bool = False) -> jax.Array:
     """Whether any value over ``dim`` is true."""
     return jnp.any(x.astype(bool), axis=dim, keepdims=keepdim)
+
+
+@register_op("aten.cumsum")
+def cumsum(x: jax.Array, *, dim: int, dtype: str | None = None) -> jax.Array:
+    """Running sums along ``dim``."""
+    return jnp.cumsum(x, axis=dim)
+
+
+@register_op("aten.var_mean.correction")
+def var_mean(
+    x: jax.Array, *, dim: list[int] | None = None, correction: float | None = None, keepdim: bool = False
+) -> jax.Array:
+    """The variance (the first of ATen's outputs; as ``aten.var.correction``)."""
+    return var(x, dim=dim, correction=correction, keepdim=keepdim)
+
+
+@register_op("aten.max.dim")
+def max_dim(x: jax.Array, *, dim: int, keepdim: bool = False) -> jax.Array:
+    """The largest values over ``dim`` (the first of ATen's outputs; NaN propagates)."""
+    return jnp.max(x, axis=dim, keepdims=keepdim)
+
+
+@register_op("aten.min.dim")
+def min_dim(x: jax.Array, *, dim: int, keepdim: bool = False) -> jax.Array:
+    """The smallest values over ``dim`` (the first of ATen's outputs; NaN propagates)."""
+    return jnp.min(x, axis=dim, keepdims=keepdim)
+
+
+@register_op("aten.sort")
+def sort(x: jax.Array, *, dim: int = -1, descending: bool = False) -> jax.Array:
+    """The values sorted along ``dim`` (the first of ATen's outputs)."""
+    ordered = jnp.sort(x, axis=dim)
+    return jnp.flip(ordered, axis=dim) if descending else ordered
+
+
+@register_op("aten.topk")
+def topk(x: jax.Array, *, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> jax.Array:
+    """The ``k`` largest (or smallest) values along ``dim``, in order (the first of ATen's outputs)."""
+    moved = jnp.moveaxis(x, dim, -1)
+    values = jax.lax.top_k(moved if largest else -moved, k)[0]
+    return jnp.moveaxis(values if largest else -values, -1, dim)
+
+
+@register_op("aten.sort:1")
+def sort_indices(x: jax.Array, *, dim: int = -1, descending: bool = False) -> jax.Array:
+    """The second of ``aten.sort``'s outputs: where each sorted value came from (the earlier of equal
+    values first)."""
+    return jnp.argsort(-x if descending else x, axis=dim, stable=True).astype(jnp.int32)
+
+
+@register_op("aten.topk:1")
+def topk_indices(x: jax.Array, *, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> jax.Array:
+    """The second of ``aten.topk``'s outputs: where the ``k`` values came from."""
+    moved = jnp.moveaxis(x, dim, -1)
+    return jnp.moveaxis(jax.lax.top_k(moved if largest else -moved, k)[1], -1, dim).astype(jnp.int32)
+
+
+@register_op("aten.max.dim:1")
+def max_dim_indices(x: jax.Array, *, dim: int, keepdim: bool = False) -> jax.Array:
+    """The second of ``aten.max.dim``'s outputs: the index of the largest value (the first of equal ones)."""
+    return jnp.argmax(x, axis=dim, keepdims=keepdim).astype(jnp.int32)
+
+
+@register_op("aten.min.dim:1")
+def min_dim_indices(x: jax.Array, *, dim: int, keepdim: bool = False) -> jax.Array:
+    """The second of ``aten.min.dim``'s outputs: the index of the smallest value (the first of equal ones)."""
+    return jnp.argmin(x, axis=dim, keepdims=keepdim).astype(jnp.int32)
+
+
+@register_op("aten.var_mean.correction:1")
+def var_mean_mean(
+    x: jax.Array, *, dim: list[int] | None = None, correction: float | None = None, keepdim: bool = False
+) -> jax.Array:
+    """The second of ``aten.var_mean.correction``'s outputs: the mean over ``dim``."""
+    return jnp.mean(x, axis=_dims(dim, x.ndim), keepdims=keepdim)
+
+
+@register_op("aten.gather")
+def gather(x: jax.Array, index: jax.Array, *, dim: int, sparse_grad: bool = False) -> jax.Array:
+    """out[..., i, ...] = x[..., index[..., i, ...], ...] along ``dim``."""
+    return jnp.take_along_axis(x, index.astype(jnp.int32), axis=dim)
+
+
+@register_op("aten.index_select")
+def index_select(x: jax.Array, index: jax.Array, *, dim: int) -> jax.Array:
+    """The slices of x along ``dim`` at ``index``."""
+    return jnp.take(x, index.astype(jnp.int32), axis=dim)
+
+
+@register_op("aten.repeat")
+def repeat(x: jax.Array, *, repeats: list[Any]) -> jax.Array:
+    """x tiled ``repeats`` times along each axis (leading repeats add axes)."""
+    return jnp.tile(x, tuple(repeats))
 
 
 @register_op("aten.argmax")
