@@ -1226,6 +1226,16 @@ CASES = [
         "multiclass",
     ),
     Case(
+        "stacking-classifier-predict-labels",
+        lambda: ensemble.StackingClassifier(
+            [("tree", tree.DecisionTreeClassifier(max_depth=4, random_state=0)), ("nb", naive_bayes.GaussianNB())],
+            final_estimator=lm.LogisticRegression(),
+            stack_method="predict",
+            cv=3,
+        ),
+        "strings",
+    ),
+    Case(
         "stacking-classifier-binary-passthrough",
         lambda: ensemble.StackingClassifier(
             [("tree", tree.DecisionTreeClassifier(max_depth=3, random_state=0)), ("lr", lm.LogisticRegression())],

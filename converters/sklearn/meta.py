@@ -84,7 +84,8 @@ def voting_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conv
 
 def _stack_features(est: Any, b: GraphBuilder, x: str, n_features: int, classifier: bool) -> tuple[str, int]:
     """The final estimator's input: each part's stack_method output as columns (a binary classifier's
-    probabilities without their first column), then X with passthrough."""
+    probabilities without their first column, a classifier's predicted class index), then X with
+    passthrough."""
     columns, width = [], 0
     binary = classifier and len(est.classes_) == 2
     for e, method in zip(est.estimators_, est.stack_method_, strict=True):
@@ -93,9 +94,13 @@ def _stack_features(est: Any, b: GraphBuilder, x: str, n_features: int, classifi
         part = _part(e, b, x, n_features)
         role = {"predict_proba": "probabilities", "decision_function": "decision", "predict": "predictions"}[method]
         if method == "predict" and classifier:
-            raise UnsupportedModelError(
-                f"{type(est).__name__}: stack_method 'predict' of a classifier is not supported"
-            )
+            # its parts learnt the label-encoded target: a label is its class index, as a number
+            if not np.array_equal(np.asarray(e.classes_), np.arange(len(e.classes_))):
+                raise UnsupportedModelError(f"{type(est).__name__}: stack_method 'predict' on a multilabel target")
+            values = b.op("ExpandLast", b.op("Cast", _output(part, "label", est), dtype="float"))
+            columns.append(values)
+            width += 1
+            continue
         values = _output(part, role, est)
         if method == "predict_proba":
             n = len(e.classes_)
