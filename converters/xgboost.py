@@ -179,8 +179,13 @@ def build(
     params = learner["learner_model_param"]
     n_features = int(params["num_feature"])
     n_classes = max(int(params.get("num_class", "0")), 1)
-    if int(params.get("num_target", "1")) > 1:
-        raise UnsupportedModelError("XGBoost multi-target models are not supported")
+    n_targets = int(params.get("num_target", "1"))
+    if n_targets > 1 and any(int(t["tree_param"].get("size_leaf_vector", "1")) > 1 for t in body["trees"]):
+        raise UnsupportedModelError(
+            "XGBoost multi_strategy='multi_output_tree' (vector leaves) is not supported; "
+            "'one_output_per_tree' (the default) is"
+        )
+    n_outputs = max(n_classes, n_targets)  # (several targets, or classes: one tree per output an iteration)
     if input_shape is not None and tuple(input_shape)[-1] != n_features:
         raise ValueError(f"input_shape {tuple(input_shape)} disagrees with the model's {n_features} features")
 
@@ -193,8 +198,8 @@ def build(
         if not 0 <= begin < end <= len(indptr) - 1:
             raise ValueError(f"iteration_range {span} is outside the model's {len(indptr) - 1} iterations")
         first, last = indptr[begin], indptr[end]
-    # Trees grouped round-robin by class: tree t adds to output t % n_classes.
-    by_class: list[list[int]] = [[] for _ in range(n_classes)]
+    # Trees grouped round-robin by class or target: tree t adds to output tree_info[t].
+    by_class: list[list[int]] = [[] for _ in range(n_outputs)]
     for i in range(first, last):
         by_class[tree_info[i]].append(i)
     if len({len(c) for c in by_class}) != 1:
@@ -203,7 +208,7 @@ def build(
     trees = [_tree(raw_trees[i], None if weights is None else weights[i]) for i in order]
 
     base = _floats(params["base_score"])
-    base = np.broadcast_to(base, (n_classes,)) if base.size in (1, n_classes) else base
+    base = np.broadcast_to(base, (n_outputs,)) if base.size in (1, n_outputs) else base
     with np.errstate(divide="ignore"):
         if base_link == "logit":
             margin0 = np.log(base / (np.float32(1) - base))
@@ -215,9 +220,12 @@ def build(
         x = b.input("X", (None, n_features))
     categories = _categories(body)
     codes = categories_as_codes(b, x, categories, "XGBoost") if categories else x
-    total = tree_ensemble(b, codes, trees, n_features, n_classes, compare_float32=True, value_dtype=np.float32)
+    total = tree_ensemble(b, codes, trees, n_features, n_outputs, compare_float32=True, value_dtype=np.float32)
     margin = b.op("Add", total, b.const("base_margin", np.asarray(margin0, dtype=np.float32)))
-    converted = _head(b, margin, link, wrapper, n_classes, objective)
+    if n_targets > 1:
+        converted = _several_targets(b, margin, link, wrapper, n_targets)
+    else:
+        converted = _head(b, margin, link, wrapper, n_classes, objective)
     if categories:
         b.refuse_rows(
             unknown_categories(b, x, codes, sorted(categories)),
@@ -227,6 +235,31 @@ def build(
     if names is None:
         names = learner.get("feature_names")
     return converted, n_features, objective, names
+
+
+def _several_targets(b: GraphBuilder, margin: str, link: str, wrapper: Any, n_targets: int) -> Converted:
+    """(rows, targets) predictions of a multi-target model: each column's link; a multilabel XGBClassifier
+    (binary:logistic on several labels) gives each label's probability and 1.0 where it passes 0.5, as its
+    own predict does (floats)."""
+    import xgboost
+
+    if link == "sigmoid":
+        value = b.op("Sigmoid", margin)
+    elif link == "exp":
+        value = b.op("Exp", margin)
+    elif link == "identity":
+        value = margin
+    else:
+        raise UnsupportedModelError(f"XGBoost with several targets and the {link} link is not supported")
+    if isinstance(wrapper, xgboost.XGBClassifier):
+        if link != "sigmoid":
+            raise UnsupportedModelError("an XGBClassifier on several labels is supported with binary:logistic")
+        label = b.op("IsPositive", b.op("Sub", value, b.const("half", np.array(0.5, dtype=np.float32))))
+        outputs = {"label": label, "probabilities": value, "decision": margin}
+        classes = [np.array([0.0, 1.0])] * n_targets  # (its predict gives the indicator matrix as floats)
+        return Converted("classifier", outputs, ["label", "probabilities"], classes=classes, multilabel=True)
+    outputs = {"predictions": value} if value == margin else {"predictions": value, "decision": margin}
+    return Converted("regressor", outputs, ["predictions"])
 
 
 def _head(b: GraphBuilder, margin: str, link: str, wrapper: Any, n_classes: int, objective: str) -> Converted:
