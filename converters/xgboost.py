@@ -172,42 +172,19 @@ def build(
         )
     link, base_link = _OBJECTIVES[objective]
     gb = learner["gradient_booster"]
-    if gb["name"] not in ("gbtree", "dart"):
-        raise UnsupportedModelError(f"XGBoost booster {gb['name']!r} is not supported (gbtree and dart are)")
-    body = gb["model"] if gb["name"] == "gbtree" else gb["gbtree"]["model"]
-    weights = gb.get("weight_drop") if gb["name"] == "dart" else None
+    if gb["name"] not in ("gbtree", "dart", "gblinear"):
+        raise UnsupportedModelError(f"XGBoost booster {gb['name']!r} is not supported (gbtree, dart and gblinear are)")
     params = learner["learner_model_param"]
     n_features = int(params["num_feature"])
     n_classes = max(int(params.get("num_class", "0")), 1)
     n_targets = int(params.get("num_target", "1"))
-    if n_targets > 1 and any(int(t["tree_param"].get("size_leaf_vector", "1")) > 1 for t in body["trees"]):
-        raise UnsupportedModelError(
-            "XGBoost multi_strategy='multi_output_tree' (vector leaves) is not supported; "
-            "'one_output_per_tree' (the default) is"
-        )
     n_outputs = max(n_classes, n_targets)  # (several targets, or classes: one tree per output an iteration)
     if input_shape is not None and tuple(input_shape)[-1] != n_features:
         raise ValueError(f"input_shape {tuple(input_shape)} disagrees with the model's {n_features} features")
 
-    indptr = [int(v) for v in body.get("iteration_indptr", [])]
-    raw_trees, tree_info = body["trees"], [int(v) for v in body["tree_info"]]
-    span = _iteration_range(wrapper, booster, iteration_range)
-    first, last = 0, len(raw_trees)
-    if span is not None and indptr:
-        begin, end = span
-        if not 0 <= begin < end <= len(indptr) - 1:
-            raise ValueError(f"iteration_range {span} is outside the model's {len(indptr) - 1} iterations")
-        first, last = indptr[begin], indptr[end]
-    # Trees grouped round-robin by class or target: tree t adds to output tree_info[t].
-    by_class: list[list[int]] = [[] for _ in range(n_outputs)]
-    for i in range(first, last):
-        by_class[tree_info[i]].append(i)
-    if len({len(c) for c in by_class}) != 1:
-        raise UnsupportedModelError("XGBoost model with unequal numbers of trees per class")
-    order = [i for group in zip(*by_class, strict=True) for i in group]
-    trees = [_tree(raw_trees[i], None if weights is None else weights[i]) for i in order]
-
     base = _floats(params["base_score"])
+    if gb["name"] == "gblinear":  # (XGBoost's linear booster adds the first base score to every output)
+        base = base[:1]
     base = np.broadcast_to(base, (n_outputs,)) if base.size in (1, n_outputs) else base
     with np.errstate(divide="ignore"):
         if base_link == "logit":
@@ -218,9 +195,15 @@ def build(
             margin0 = base
     if x is None:
         x = b.input("X", (None, n_features))
-    categories = _categories(body)
-    codes = categories_as_codes(b, x, categories, "XGBoost") if categories else x
-    total = tree_ensemble(b, codes, trees, n_features, n_outputs, compare_float32=True, value_dtype=np.float32)
+    categories: dict[int, list[Any]] = {}
+    if gb["name"] == "gblinear":
+        total = _linear(b, x, gb["model"], n_features, n_outputs)
+    else:
+        body = gb["model"] if gb["name"] == "gbtree" else gb["gbtree"]["model"]
+        trees = _ordered_trees(body, gb.get("weight_drop"), wrapper, booster, iteration_range, n_outputs)
+        categories = _categories(body)
+        codes = categories_as_codes(b, x, categories, "XGBoost") if categories else x
+        total = tree_ensemble(b, codes, trees, n_features, n_outputs, compare_float32=True, value_dtype=np.float32)
     margin = b.op("Add", total, b.const("base_margin", np.asarray(margin0, dtype=np.float32)))
     if n_targets > 1:
         converted = _several_targets(b, margin, link, wrapper, n_targets)
@@ -235,6 +218,42 @@ def build(
     if names is None:
         names = learner.get("feature_names")
     return converted, n_features, objective, names
+
+
+def _linear(b: GraphBuilder, x: str, model: dict[str, Any], n_features: int, n_outputs: int) -> str:
+    """gblinear's margin before the base score: x times the weights plus the bias, a missing value (NaN)
+    counting as 0, as XGBoost leaves it out of the sum."""
+    weights = np.asarray(model["weights"], dtype=np.float32).reshape(n_features + 1, n_outputs)
+    zero_missing = b.op("Impute", x, b.const("missing_as_zero", np.zeros(n_features)), missing="nan")
+    return str(b.op("Gemm", zero_missing, b.const("linear_weights", weights[:-1]), b.const("linear_bias", weights[-1])))
+
+
+def _ordered_trees(
+    body: dict[str, Any], weights: Any, wrapper: Any, booster: Any, iteration_range: Any, n_outputs: int
+) -> list[Tree]:
+    """The trees of the iterations predict uses, ordered round-robin by output (class or target): tree t
+    adds to output tree_info[t]; DART's tree weights applied."""
+    if n_outputs > 1 and any(int(t["tree_param"].get("size_leaf_vector", "1")) > 1 for t in body["trees"]):
+        raise UnsupportedModelError(
+            "XGBoost multi_strategy='multi_output_tree' (vector leaves) is not supported; "
+            "'one_output_per_tree' (the default) is"
+        )
+    indptr = [int(v) for v in body.get("iteration_indptr", [])]
+    raw_trees, tree_info = body["trees"], [int(v) for v in body["tree_info"]]
+    span = _iteration_range(wrapper, booster, iteration_range)
+    first, last = 0, len(raw_trees)
+    if span is not None and indptr:
+        begin, end = span
+        if not 0 <= begin < end <= len(indptr) - 1:
+            raise ValueError(f"iteration_range {span} is outside the model's {len(indptr) - 1} iterations")
+        first, last = indptr[begin], indptr[end]
+    by_output: list[list[int]] = [[] for _ in range(n_outputs)]
+    for i in range(first, last):
+        by_output[tree_info[i]].append(i)
+    if len({len(c) for c in by_output}) != 1:
+        raise UnsupportedModelError("XGBoost model with unequal numbers of trees per class")
+    order = [i for group in zip(*by_output, strict=True) for i in group]
+    return [_tree(raw_trees[i], None if weights is None else weights[i]) for i in order]
 
 
 def _several_targets(b: GraphBuilder, margin: str, link: str, wrapper: Any, n_targets: int) -> Converted:

@@ -708,7 +708,7 @@ def test_xgboost_with_several_targets(kind: str, tmp_path: Path) -> None:
         ),
         "labels": lambda: xgboost.XGBClassifier(n_estimators=20, max_depth=3),
     }[kind]()
-    model.fit(X, Y[:, 0] if kind == "quantiles" else (Y > np.median(Y, axis=0)).astype(int) if kind == "labels" else Y)
+    model.fit(X, Y[:, 0] if kind == "quantiles" else (np.median(Y, axis=0) < Y).astype(int) if kind == "labels" else Y)
     mle.export_model(model, tmp_path / "m.mle")
     runtime = mle.load_model(tmp_path / "m.mle")
     ours, theirs = runtime.predict(X), model.predict(X)
@@ -721,3 +721,23 @@ def test_xgboost_with_several_targets(kind: str, tmp_path: Path) -> None:
     with pytest.raises(UnsupportedModelError, match="multi_output_tree"):
         multi = xgboost.XGBRegressor(n_estimators=2, tree_method="hist", multi_strategy="multi_output_tree")
         mle.export_model(multi.fit(X, Y), tmp_path / "v.mle")
+
+
+@pytest.mark.parametrize("classes", [0, 2, 3])
+def test_xgboost_linear_booster(classes: int, tmp_path: Path) -> None:
+    """gblinear: x times the weights plus the bias (a missing value adds nothing), plus the base score
+    (its first entry for every class, as XGBoost's linear booster adds it)."""
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(300, 5))
+    X[::7, 2] = np.nan
+    if classes:
+        model = xgboost.XGBClassifier(n_estimators=10, booster="gblinear").fit(X, rng.integers(0, classes, 300))
+    else:
+        model = xgboost.XGBRegressor(n_estimators=10, booster="gblinear").fit(X, X[:, 0] * 2 + rng.normal(size=300))
+    mle.export_model(model, tmp_path / "m.mle")
+    runtime = mle.load_model(tmp_path / "m.mle")
+    if classes:
+        np.testing.assert_array_equal(runtime.predict(X), model.predict(X))
+        np.testing.assert_allclose(runtime.predict_proba(X), model.predict_proba(X), rtol=1e-5, atol=1e-6)
+    else:
+        np.testing.assert_allclose(runtime.predict(X), model.predict(X), rtol=1e-5, atol=1e-5)
