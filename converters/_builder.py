@@ -30,6 +30,10 @@ class Converted:
     # Multilabel (ClassifierChain, multilabel one-vs-rest): "probabilities" holds each output's positive
     # class probability, (rows, outputs), not each output's classes side by side.
     multilabel: bool = False
+    # KNeighborsTransformer: transform gives the neighbour graph, a sparse (rows, training rows) matrix built
+    # from the kneighbors outputs: {"mode": "distance" or "connectivity", "n_samples_fit": training rows,
+    # "n_neighbors": what its kneighbors gives, one fewer than its graph's in distance mode}.
+    neighbors_graph: dict[str, Any] | None = None
 
 
 def transformed(y: str, width: int) -> Converted:
@@ -322,6 +326,8 @@ def model_ir(b: GraphBuilder, converted: Converted, metadata: dict[str, Any]) ->
         metadata["unused_columns"] = unused
     if converted.multilabel:
         metadata["multilabel"] = True
+    if converted.neighbors_graph is not None:
+        metadata["neighbors_graph"] = converted.neighbors_graph
     if isinstance(converted.classes, list):
         metadata["output_classes"] = [encode_classes(c) for c in converted.classes]
     elif converted.classes is not None:

@@ -175,6 +175,14 @@ _METADATA_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     ),
     "one_dimensional_input": ("true or false", lambda v: isinstance(v, bool)),
     "columns_by_name": ("true or false", lambda v: isinstance(v, bool)),
+    "neighbors_graph": (
+        'an object {"mode": "distance" or "connectivity", "n_samples_fit", "n_neighbors": positive integers}',
+        lambda v: (
+            isinstance(v, dict)
+            and v.get("mode") in ("distance", "connectivity")
+            and all(_is_int(v.get(k)) and v[k] > 0 for k in ("n_samples_fit", "n_neighbors"))
+        ),
+    ),
     "multilabel": ("true or false", lambda v: isinstance(v, bool)),
     "largest_activation_bytes_per_row": ("a positive integer", lambda v: _is_int(v) and v > 0),
     "invalid_message": ("a string", lambda v: isinstance(v, str)),

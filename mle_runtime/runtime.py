@@ -510,8 +510,20 @@ class MLERuntime:
     def decision_function(self, X: Any) -> np.ndarray:
         return self._output(X, "decision", "decision_function")
 
-    def transform(self, X: Any) -> np.ndarray:
-        return self._output(X, "transformed", "transform")
+    def transform(self, X: Any) -> Any:
+        """The transformed features; for KNeighborsTransformer the neighbour graph, a scipy CSR matrix
+        (rows, training rows) as scikit-learn's."""
+        graph = self._require().metadata.get("neighbors_graph")
+        if graph is None:
+            return self._output(X, "transformed", "transform")
+        from scipy import sparse
+
+        named = self._run_named([X], ("neighbor_distances", "neighbor_indices"))
+        distances, indices = named["neighbor_distances"], named["neighbor_indices"].astype(np.intp)
+        rows, k = indices.shape
+        values = distances.ravel() if graph["mode"] == "distance" else np.ones(rows * k)
+        pointers = np.arange(0, rows * k + 1, k)
+        return sparse.csr_matrix((values, indices.ravel(), pointers), shape=(rows, graph["n_samples_fit"]))
 
     def score_samples(self, X: Any) -> np.ndarray:
         return self._output(X, "scores", "score_samples")
@@ -526,6 +538,9 @@ class MLERuntime:
         named = self._run_named([X], ("neighbor_distances", "neighbor_indices"))
         distances, indices = named["neighbor_distances"], named["neighbor_indices"].astype(np.intp)
         fitted = indices.shape[1]
+        graph = self._require().metadata.get("neighbors_graph")
+        if n_neighbors is None and graph is not None:  # (its graph's search may hold one more)
+            n_neighbors = graph["n_neighbors"]
         if n_neighbors is not None:
             if not 0 < n_neighbors <= fitted:
                 raise ValueError(f"n_neighbors={n_neighbors}: this file searches for 1 to {fitted} neighbours")

@@ -190,8 +190,14 @@ def test_matches_sklearn(case: Case, precision: str, tmp_path_factory: pytest.Te
                     assert_close(
                         runtime.transform(X), ref["transform"], tol, f"{where}: transform", scales["transform"]
                     )
-            elif task == "neighbors":  # NearestNeighbors: kneighbors only, checked below
+            elif task == "neighbors":  # NearestNeighbors: kneighbors, checked below; KNeighborsTransformer's graph
                 assert len(outputs) == 2, f"{where}: run() returns {len(outputs)} outputs, kneighbors' two expected"
+                if "transform" in ref:
+                    graph, expected = runtime.transform(X), ref["transform"]
+                    np.testing.assert_array_equal(graph.indptr, expected.indptr, err_msg=f"{where}: graph rows")
+                    np.testing.assert_array_equal(graph.indices, expected.indices, err_msg=f"{where}: graph columns")
+                    scale = magnitude(full["transform"].data)
+                    assert_close(graph.data, expected.data, tol, f"{where}: graph values", scale)
             elif task == "covariance":  # mahalanobis only
                 assert_close(
                     outputs[0], model.mahalanobis(X), tol, f"{where}: mahalanobis", magnitude(full["mahalanobis"])

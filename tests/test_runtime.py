@@ -18,6 +18,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.impute._iterative import IterativeImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.manifold import Isomap, SpectralEmbedding
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsTransformer
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -449,6 +450,9 @@ def test_refusals(classifier, tmp_path: Path) -> None:
     imputer = IterativeImputer(sample_posterior=True, max_iter=1, random_state=0).fit(X)
     with pytest.raises(TypeError, match=r"IterativeImputer\(sample_posterior=True\) draws random samples"):
         mle.export_model(imputer, tmp_path / "imputer.mle")
+    graph = make_pipeline(KNeighborsTransformer(n_neighbors=3), KNeighborsClassifier(metric="precomputed"))
+    with pytest.raises(TypeError, match="gives a neighbour graph, which only an estimator with a precomputed metric"):
+        mle.export_model(graph.fit(X, X[:, 0] > 0), tmp_path / "graph.mle")
     with pytest.raises(TypeError, match=r"Isomap fitted with a radius \(n_neighbors=None\) is not supported"):
         mle.export_model(Isomap(n_neighbors=None, radius=100.0, n_components=2).fit(X), tmp_path / "isomap.mle")
     with pytest.raises(TypeError, match="cannot tell which framework"):

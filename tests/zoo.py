@@ -1141,6 +1141,12 @@ CASES = [
         lambda: decomposition.SparseCoder(np.random.default_rng(8).normal(size=(16, 10)), transform_n_nonzero_coefs=6),
         "regression",
     ),
+    Case("k-neighbors-transformer-distance", lambda: neighbors.KNeighborsTransformer(n_neighbors=4), "regression"),
+    Case(
+        "scaled-k-neighbors-transformer-connectivity",
+        lambda: pipe(pp.StandardScaler(), neighbors.KNeighborsTransformer(mode="connectivity", n_neighbors=3)),
+        "multiclass",
+    ),
     Case("nearest-neighbors", lambda: neighbors.NearestNeighbors(n_neighbors=4), "regression"),
     Case(
         "nearest-neighbors-minkowski-kd-tree",

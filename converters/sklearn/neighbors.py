@@ -56,11 +56,13 @@ def metric_attrs(est: Any) -> dict[str, Any]:
     return {"metric": metric, "p": p} if metric == "minkowski" else {"metric": metric}
 
 
-def _with_kneighbors(converted: Converted, est: Any, b: GraphBuilder, x: str, fit_x: str) -> Converted:
-    """``converted`` with kneighbors' outputs: the fitted n_neighbors nearest training rows' distances and
-    row numbers (computed only by calls that ask for them: see the runtime's ON_DEMAND_OUTPUTS)."""
+def _with_kneighbors(
+    converted: Converted, est: Any, b: GraphBuilder, x: str, fit_x: str, k: int | None = None
+) -> Converted:
+    """``converted`` with kneighbors' outputs: the fitted n_neighbors (or ``k``) nearest training rows'
+    distances and row numbers (computed only by calls that ask for them: the runtime's ON_DEMAND_OUTPUTS)."""
     metric = metric_attrs(est)
-    indices = b.op("KNeighbors", x, fit_x, k=int(est.n_neighbors), **metric)
+    indices = b.op("KNeighbors", x, fit_x, k=int(est.n_neighbors if k is None else k), **metric)
     distances = b.op("NeighborDistances", x, fit_x, indices, **metric)
     converted.outputs.update(neighbor_distances=distances, neighbor_indices=indices)
     return converted
@@ -71,6 +73,17 @@ def nearest_neighbors(est: Any, b: GraphBuilder, x: str, n_features: int) -> Con
     """kneighbors with the fitted n_neighbors (radius_neighbors' ragged answer is not converted)."""
     converted = Converted("neighbors", {}, ["neighbor_distances", "neighbor_indices"])
     return _with_kneighbors(converted, est, b, x, b.const("fit_X", est._fit_X))
+
+
+@converts(neighbors.KNeighborsTransformer)
+def k_neighbors_transformer(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """transform: the neighbour graph as scikit-learn builds it (kneighbors_graph with n_neighbors, plus one
+    in "distance" mode), a scipy sparse matrix the runtime assembles from the kneighbors outputs; only as
+    a model's last step (what reads it is an estimator with a precomputed metric, not converted)."""
+    graph = {"mode": str(est.mode), "n_samples_fit": int(est.n_samples_fit_), "n_neighbors": int(est.n_neighbors)}
+    converted = Converted("neighbors", {}, ["neighbor_distances", "neighbor_indices"], neighbors_graph=graph)
+    k = int(est.n_neighbors) + (est.mode == "distance")
+    return _with_kneighbors(converted, est, b, x, b.const("fit_X", est._fit_X), k)
 
 
 @converts(neighbors.KNeighborsClassifier)

@@ -20,6 +20,11 @@ def transformed_by(where: str, step: Any, b: GraphBuilder, x: str, n: int) -> tu
         out = converter_for(step)(step, b, x, n)
     except UnsupportedModelError as e:
         raise UnsupportedModelError(f"{where}: {e}") from e
+    if out.neighbors_graph is not None:
+        raise UnsupportedModelError(
+            f"{where} ({type(step).__name__}) gives a neighbour graph, which only an estimator with a precomputed "
+            "metric reads (not converted); it can end a pipeline"
+        )
     if "transformed" not in out.outputs or out.n_outputs is None:  # (RFE both predicts and transforms)
         raise UnsupportedModelError(f"{where} ({type(step).__name__}) is not a transformer")
     return out.outputs["transformed"], out.n_outputs
