@@ -25,8 +25,9 @@ def converts(*classes: type) -> Callable[[ConverterFn], ConverterFn]:
     return wrap
 
 
-# The modules converting other frameworks' scikit-learn-style models, which may be pipeline steps: their
-# converters register when such a model is first seen (so that the framework is imported only then).
+# The modules converting other frameworks' scikit-learn-style models, which may be pipeline steps: each
+# gives ``step_classes()`` and ``build(model, builder, x, input_shape)``, registered when such a model is
+# first seen (so that the framework is imported only then).
 _FRAMEWORK_STEPS = {
     "xgboost": "mle_runtime.converters.xgboost",
     "lightgbm": "mle_runtime.converters.lightgbm",
@@ -39,7 +40,12 @@ def converter_for(model: Any) -> ConverterFn:
     fn = _CONVERTERS.get(cls)
     framework = _FRAMEWORK_STEPS.get(cls.__module__.split(".")[0])
     if fn is None and framework is not None:
-        importlib.import_module(framework).register_steps()
+        module = importlib.import_module(framework)
+
+        def step(est: Any, b: Any, x: str, n_features: int) -> Any:
+            return module.build(est, b, x, (None, n_features))[0]
+
+        converts(*[c for c in module.step_classes() if c not in _CONVERTERS])(step)
         fn = _CONVERTERS.get(cls)
     if fn is None:
         raise UnsupportedModelError(

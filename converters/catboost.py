@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, booster_metadata, model_ir
-from mle_runtime.converters._registry import converts, supported_classes
 from mle_runtime.errors import UnsupportedModelError
 
 _IDENTITY = {"RMSE", "MAE", "Quantile", "MAPE", "Huber", "Lq", "Expectile", "LogLinQuantile", "SMAPE", "FairLoss"}
@@ -81,17 +80,12 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
     return model_ir(b, converted, booster_metadata("catboost", catboost.__version__, model, n_features, loss, given))
 
 
-def pipeline_step(model: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
-    """A CatBoost model as a step of a scikit-learn pipeline (or a part of an ensemble), reading ``x``."""
-    return build(model, b, x, (None, n_features))[0]
-
-
-def register_steps() -> None:
-    """Register CatBoost's models as converters of pipeline steps (once)."""
+def step_classes() -> list[type]:
+    """The models that may be steps of a scikit-learn pipeline (converted by ``build`` on the step's input;
+    the registry registers them when it first meets one)."""
     import catboost
 
-    classes = [catboost.CatBoostClassifier, catboost.CatBoostRegressor]
-    converts(*[c for c in classes if c not in supported_classes()])(pipeline_step)
+    return [catboost.CatBoostClassifier, catboost.CatBoostRegressor]
 
 
 def build(

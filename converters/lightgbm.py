@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, booster_metadata, model_ir
-from mle_runtime.converters._registry import converts, supported_classes
 from mle_runtime.converters.trees import Tree, categories_as_codes, tree_ensemble
 from mle_runtime.errors import UnsupportedModelError
 
@@ -143,18 +142,12 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None, num_iteratio
     return model_ir(b, converted, metadata)
 
 
-def pipeline_step(model: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
-    """A LightGBM scikit-learn model as a step of a scikit-learn pipeline (or a part of an ensemble),
-    reading tensor ``x``."""
-    return build(model, b, x, (None, n_features))[0]
-
-
-def register_steps() -> None:
-    """Register the scikit-learn-style models as converters of pipeline steps (once)."""
+def step_classes() -> list[type]:
+    """The models that may be steps of a scikit-learn pipeline (converted by ``build`` on the step's input;
+    the registry registers them when it first meets one)."""
     import lightgbm
 
-    classes = [lightgbm.LGBMClassifier, lightgbm.LGBMRegressor, lightgbm.LGBMRanker]
-    converts(*[c for c in classes if c not in supported_classes()])(pipeline_step)
+    return [lightgbm.LGBMClassifier, lightgbm.LGBMRegressor, lightgbm.LGBMRanker]
 
 
 def build(
