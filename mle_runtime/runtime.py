@@ -58,7 +58,8 @@ INLINE_ROWS = 64
 
 # Outputs an executable computes only for calls that ask for them: a Gaussian process's predictive
 # standard deviation costs a (rows, training rows) x (training rows, training rows) product, far more than
-# its mean, which every other call would pay for.
+# its mean, which every other call would pay for; kneighbors' outputs a search that a KNeighbors model's
+# predict does not share (NearestNeighbors, whose only outputs they are, computes them on every call).
 ON_DEMAND_OUTPUTS = frozenset({"std", "neighbor_distances", "neighbor_indices"})
 
 
