@@ -33,11 +33,13 @@ _FRAMEWORK_STEPS = {
     "lightgbm": "mle_runtime.converters.lightgbm",
     "catboost": "mle_runtime.converters.catboost",
 }
+# Their converters, apart from the scikit-learn ones (which the README's table lists).
+_STEPS: dict[type, ConverterFn] = {}
 
 
 def converter_for(model: Any) -> ConverterFn:
     cls = type(model)
-    fn = _CONVERTERS.get(cls)
+    fn = _CONVERTERS.get(cls) or _STEPS.get(cls)
     framework = _FRAMEWORK_STEPS.get(cls.__module__.split(".")[0])
     if fn is None and framework is not None:
         module = importlib.import_module(framework)
@@ -45,8 +47,8 @@ def converter_for(model: Any) -> ConverterFn:
         def step(est: Any, b: Any, x: str, n_features: int) -> Any:
             return module.build(est, b, x, (None, n_features))[0]
 
-        converts(*[c for c in module.step_classes() if c not in _CONVERTERS])(step)
-        fn = _CONVERTERS.get(cls)
+        _STEPS.update(dict.fromkeys(module.step_classes(), step))
+        fn = _STEPS.get(cls)
     if fn is None:
         raise UnsupportedModelError(
             f"{cls.__module__}.{cls.__qualname__} is not supported; supported: {', '.join(supported_names())} "
