@@ -824,7 +824,7 @@ CASES = [
         lambda: pipe(
             IterativeImputer(
                 ensemble.ExtraTreesRegressor(5, max_depth=3, random_state=0),
-                max_iter=2,
+                max_iter=1,
                 add_indicator=True,
                 imputation_order="random",
                 min_value=-3.0,
@@ -1102,22 +1102,17 @@ CASES = [
         ),
         "multiclass",
     ),
-    Case(
-        "dictionary-learning-omp",
-        lambda: decomposition.DictionaryLearning(8, max_iter=20, random_state=0),
-        "regression",
-    ),
     Case(  # (split_sign widens transform's codes but not fit_transform's: no pipeline can follow it)
         "dictionary-learning-omp-split-sign",
         lambda: decomposition.DictionaryLearning(
-            12, max_iter=10, transform_n_nonzero_coefs=4, split_sign=True, random_state=0
+            12, max_iter=3, transform_n_nonzero_coefs=4, split_sign=True, random_state=0
         ),
         "multiclass",
     ),
     Case(
         "dictionary-learning-omp-logreg",
         lambda: pipe(
-            decomposition.DictionaryLearning(10, max_iter=10, transform_n_nonzero_coefs=3, random_state=0),
+            decomposition.DictionaryLearning(10, max_iter=3, transform_n_nonzero_coefs=3, random_state=0),
             lm.LogisticRegression(max_iter=500),
         ),
         "multiclass",
@@ -1138,7 +1133,7 @@ CASES = [
     ),
     Case(
         "sparse-coder-omp",
-        lambda: decomposition.SparseCoder(np.random.default_rng(8).normal(size=(16, 10)), transform_n_nonzero_coefs=6),
+        lambda: decomposition.SparseCoder(np.random.default_rng(8).normal(size=(16, 10)), transform_n_nonzero_coefs=4),
         "regression",
     ),
     Case("k-neighbors-transformer-distance", lambda: neighbors.KNeighborsTransformer(n_neighbors=4), "regression"),
