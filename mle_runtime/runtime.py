@@ -519,8 +519,7 @@ class MLERuntime:
             return self._output(X, "transformed", "transform")
         from scipy import sparse
 
-        named = self._run_named([X], ("neighbor_distances", "neighbor_indices"))
-        distances, indices = named["neighbor_distances"], named["neighbor_indices"].astype(np.intp)
+        distances, indices = self._neighbors(X)
         rows, k = indices.shape
         values = distances.ravel() if graph["mode"] == "distance" else np.ones(rows * k)
         pointers = np.arange(0, rows * k + 1, k)
@@ -536,8 +535,7 @@ class MLERuntime:
         NearestNeighbors and the KNeighbors models): ``(distances, indices)``, nearest first, or the indices
         alone. The file holds the search for the fitted n_neighbors; ``n_neighbors`` may ask for fewer."""
         self._require_output("neighbor_indices", "kneighbors")
-        named = self._run_named([X], ("neighbor_distances", "neighbor_indices"))
-        distances, indices = named["neighbor_distances"], named["neighbor_indices"].astype(np.intp)
+        distances, indices = self._neighbors(X)
         fitted = indices.shape[1]
         graph = self._require().metadata.get("neighbors_graph")
         if n_neighbors is None and graph is not None:  # (its graph's search may hold one more)
@@ -547,6 +545,11 @@ class MLERuntime:
                 raise ValueError(f"n_neighbors={n_neighbors}: this file searches for 1 to {fitted} neighbours")
             distances, indices = distances[:, :n_neighbors], indices[:, :n_neighbors]
         return (distances, indices) if return_distance else indices
+
+    def _neighbors(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Every neighbour the file's search finds: distances, and row numbers as scikit-learn's intp."""
+        named = self._run_named([X], ("neighbor_distances", "neighbor_indices"))
+        return named["neighbor_distances"], named["neighbor_indices"].astype(np.intp)
 
     def mahalanobis(self, X: Any) -> np.ndarray:
         """Squared Mahalanobis distances to the fitted location (scikit-learn's covariance estimators,

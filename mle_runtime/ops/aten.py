@@ -604,9 +604,14 @@ def sort(x: jax.Array, *, dim: int = -1, descending: bool = False) -> jax.Array:
 @register_op("aten.topk")
 def topk(x: jax.Array, *, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> jax.Array:
     """The ``k`` largest (or smallest) values along ``dim``, in order (the first of ATen's outputs)."""
+    return _top_k(x, k, dim, largest)[0]
+
+
+def _top_k(x: jax.Array, k: int, dim: int, largest: bool) -> tuple[jax.Array, jax.Array]:
+    """(values, int32 indices) of the ``k`` largest or smallest entries along ``dim``, in order."""
     moved = jnp.moveaxis(x, dim, -1)
-    values = jax.lax.top_k(moved if largest else -moved, k)[0]
-    return jnp.moveaxis(values if largest else -values, -1, dim)
+    values, index = jax.lax.top_k(moved if largest else -moved, k)
+    return jnp.moveaxis(values if largest else -values, -1, dim), jnp.moveaxis(index, -1, dim).astype(jnp.int32)
 
 
 @register_op("aten.sort:1")
@@ -619,8 +624,7 @@ def sort_indices(x: jax.Array, *, dim: int = -1, descending: bool = False) -> ja
 @register_op("aten.topk:1")
 def topk_indices(x: jax.Array, *, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> jax.Array:
     """The second of ``aten.topk``'s outputs: where the ``k`` values came from."""
-    moved = jnp.moveaxis(x, dim, -1)
-    return jnp.moveaxis(jax.lax.top_k(moved if largest else -moved, k)[1], -1, dim).astype(jnp.int32)
+    return _top_k(x, k, dim, largest)[1]
 
 
 @register_op("aten.max.dim:1")
@@ -640,7 +644,7 @@ def var_mean_mean(
     x: jax.Array, *, dim: list[int] | None = None, correction: float | None = None, keepdim: bool = False
 ) -> jax.Array:
     """The second of ``aten.var_mean.correction``'s outputs: the mean over ``dim``."""
-    return jnp.mean(x, axis=_dims(dim, x.ndim), keepdims=keepdim)
+    return mean(x, dim=dim, keepdim=keepdim)
 
 
 @register_op("aten.gather")

@@ -26,13 +26,14 @@ def squared_euclidean(x: jax.Array, points: jax.Array) -> jax.Array:
     return jnp.maximum(sq, 0)
 
 
+def unit(a: jax.Array) -> jax.Array:
+    """Each vector along the last axis scaled to length 1; a zero vector stays zero (as sklearn's normalize)."""
+    norm = jnp.sqrt(jnp.sum(a * a, axis=-1, keepdims=True))
+    return divide(a, jnp.where(norm == 0, 1, norm))
+
+
 def cosine_similarity(x: jax.Array, points: jax.Array) -> jax.Array:
     """(rows, points) x.p / (|x| |p|), a zero row giving 0 (as sklearn's normalize leaves it zero)."""
-
-    def unit(a: jax.Array) -> jax.Array:
-        norm = jnp.sqrt(jnp.sum(a * a, axis=1, keepdims=True))
-        return divide(a, jnp.where(norm == 0, 1, norm))
-
     return jnp.matmul(unit(x), unit(points).T, precision=HIGHEST)
 
 

@@ -14,7 +14,14 @@ import jax.numpy as jnp
 
 from mle_runtime.ops import register_op
 from mle_runtime.ops.chunks import in_row_chunks
-from mle_runtime.ops.kernels import HIGHEST, cosine_similarity, over_features, squared_differences, squared_euclidean
+from mle_runtime.ops.kernels import (
+    HIGHEST,
+    cosine_similarity,
+    over_features,
+    squared_differences,
+    squared_euclidean,
+    unit,
+)
 from mle_runtime.ops.math import divide, mean
 
 # Training rows compared with the queries at a time: a (rows, BLOCK) distance block per step, or, for
@@ -167,7 +174,7 @@ def neighbor_distances(x: jax.Array, train: jax.Array, index: jax.Array, *, metr
     second output of KNeighbors: measuring k rows again costs little beside the search)."""
     near = train[index.astype(jnp.int32)]  # (rows, k, features)
     if metric == "cosine":
-        return 1 - jnp.sum(_unit(x)[:, None, :] * _unit(near), axis=-1)
+        return 1 - jnp.sum(unit(x)[:, None, :] * unit(near), axis=-1)
     diff = jnp.abs(x[:, None, :] - near)
     if metric == "chebyshev":
         return jnp.max(diff, axis=-1)
@@ -211,11 +218,6 @@ def locally_linear(x: jax.Array, train: jax.Array, index: jax.Array, embedding: 
     w = jax.scipy.linalg.solve_triangular(factor, w, lower=True, trans="T")[:, :, 0]
     w = divide(w, jnp.sum(w, axis=1, keepdims=True))
     return jnp.einsum("rk,rkc->rc", w, embedding[index], precision=HIGHEST)
-
-
-def _unit(a: jax.Array) -> jax.Array:
-    norm = jnp.sqrt(jnp.sum(a * a, axis=-1, keepdims=True))
-    return divide(a, jnp.where(norm == 0, 1, norm))
 
 
 def neighbor_weights(distances: jax.Array, weights: str) -> jax.Array:
