@@ -44,8 +44,9 @@ _OBJECTIVES = {
     "rank:pairwise": ("identity", "identity"),
     "rank:ndcg": ("identity", "identity"),
     "rank:map": ("identity", "identity"),
-    "survival:cox": ("exp", "identity"),
-    "survival:aft": ("exp", "identity"),
+    # base_score is a hazard ratio (cox) or a time (aft): its margin is its log, as for poisson
+    "survival:cox": ("exp", "log"),
+    "survival:aft": ("exp", "log"),
 }
 
 

@@ -80,6 +80,7 @@ CASES: dict[str, tuple[Callable[[], Any], str, str, dict[str, Any]]] = {
     "xgb-poisson": (lambda: xgboost.XGBRegressor(objective="count:poisson", **XGB), "binary", "pos", {}),
     "xgb-gamma": (lambda: xgboost.XGBRegressor(objective="reg:gamma", **XGB), "binary", "pos", {}),
     "xgb-tweedie": (lambda: xgboost.XGBRegressor(objective="reg:tweedie", **XGB), "binary", "pos", {}),
+    "xgb-cox": (lambda: xgboost.XGBRegressor(objective="survival:cox", **XGB), "binary", "pos", {}),
     "xgb-dart": (lambda: xgboost.XGBRegressor(booster="dart", rate_drop=0.3, **XGB), "binary", "reg", {}),
     "xgb-categorical": (
         lambda: xgboost.XGBClassifier(enable_categorical=True, feature_types=["q"] * 9 + ["c"], **XGB),
@@ -341,6 +342,13 @@ def test_raw_boosters(tmp_path: Path) -> None:
     )
     mle.export_model(lgb_booster, tmp_path / "lgb.mle")
     assert_scaled(mle.load_model(tmp_path / "lgb.mle").predict(X), lgb_booster.predict(X), 1e-5, "lgb")
+    # accelerated failure time: interval-censored times, a third of them with no upper bound
+    times = xgboost.DMatrix(data["X"])
+    times.set_float_info("label_lower_bound", data["pos"])
+    times.set_float_info("label_upper_bound", np.where(np.arange(len(data["pos"])) % 3 == 0, np.inf, data["pos"]))
+    aft = xgboost.train({"objective": "survival:aft", "max_depth": 3}, times, num_boost_round=10)
+    mle.export_model(aft, tmp_path / "aft.mle")
+    assert_scaled(mle.load_model(tmp_path / "aft.mle").predict(X), aft.predict(xgboost.DMatrix(X)), 1e-5, "aft")
 
 
 def test_refusals_name_what_is_unsupported(tmp_path: Path) -> None:
