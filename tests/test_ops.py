@@ -13,7 +13,7 @@ import jax
 import keras_records
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import special, stats
 from scipy.special import expit, softmax
 
 from mle_runtime.ops import all_ops, get_op, register_op
@@ -22,6 +22,7 @@ from mle_runtime.runtime import precision_scope
 R = np.random.default_rng(0)
 X = R.normal(size=(5, 4))
 V = R.normal(size=4)
+EPS64 = np.finfo(np.float64).eps
 NANX = np.where(R.random((5, 4)) < 0.3, np.nan, X)
 
 
@@ -537,6 +538,21 @@ OPS: dict[str, Record] = {
         ),  # (the row at +-9: within 1e-7 of the ends, the end quantiles, as interp gives them too)
         {"normal": True},
     ),
+    "Float32Values": Record((X,), lambda x: x.astype(np.float32).astype(np.float64)),
+    "GradientBoostingInit": Record(  # probabilities at 0 and 1 are clipped to float64's eps, as scikit-learn's
+        (np.array([[0.2, 0.8], [1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]),),
+        lambda p: special.logit(np.clip(p, EPS64, 1 - EPS64))[:, 1:],
+        {"link": "logit"},
+    ),
+    "GradientBoostingInit (half logit)": Record(
+        (np.array([[0.3, 0.7], [0.9, 0.1]]),), lambda p: 0.5 * special.logit(p)[:, 1:], {"link": "half_logit"}
+    ),
+    "GradientBoostingInit (multinomial logit)": Record(
+        (np.array([[0.2, 0.5, 0.3], [1.0, 0.0, 0.0]]),),
+        lambda p: (lambda c: np.log(c / stats.gmean(c, axis=1)[:, None]))(np.clip(p, EPS64, 1 - EPS64)),
+        {"link": "multinomial_logit"},
+    ),
+    "GradientBoostingInit (identity)": Record((X[:, 0],), lambda v: v[:, None], {"link": "identity"}),
     "ReplaceColumn": Record(
         (X, np.arange(5.0), np.array([1.0, 0.0, 0.0, 1.0, 1.0])),
         lambda x, v, f: np.column_stack([x[:, 0], np.where(f != 0, v, x[:, 1]), x[:, 2:]]),

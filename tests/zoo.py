@@ -395,6 +395,10 @@ LDA_F32 = (
     "mean_change_tol on average; float32 rounding can stop one near the threshold an update earlier or later "
     "(1 of the 500 held-out count rows), which moves its topic distribution by ~1e-4"
 )
+_FLOAT32_INIT = (
+    "GradientBoosting fits its init estimator on its float32 copy of X: a linear one keeps float32 "
+    "coefficients and predicts in float32 arithmetic, which float64 mode computes in float64"
+)
 SPARSE_PCA_ONE_ROW = "SparsePCA.transform of one row is 1-D (ridge_regression squeezes one target), 1.9.1"
 GPC_F32 = (
     "GaussianProcessClassifier's probability is 5 error functions times coefficients of ~2,000 that cancel "
@@ -897,7 +901,29 @@ CASES = [
         lambda: ensemble.GradientBoostingClassifier(n_estimators=10, init="zero", random_state=0),
         "binary",
     ),
+    Case(
+        "gb-classifier-forest-init",
+        lambda: ensemble.GradientBoostingClassifier(
+            n_estimators=10, init=ensemble.RandomForestClassifier(8, random_state=0), random_state=0
+        ),
+        "multiclass",
+    ),
+    Case(
+        "gb-classifier-exponential-tree-init",
+        lambda: ensemble.GradientBoostingClassifier(
+            n_estimators=10, loss="exponential", init=tree.DecisionTreeClassifier(max_depth=3), random_state=0
+        ),
+        "binary",
+    ),
     Case("gb-regressor", lambda: ensemble.GradientBoostingRegressor(n_estimators=30, random_state=0), "regression"),
+    Case(
+        "gb-regressor-pipeline-init",
+        lambda: ensemble.GradientBoostingRegressor(
+            n_estimators=10, loss="huber", init=pipe(pp.StandardScaler(), linear_model.Ridge()), random_state=0
+        ),
+        "regression",
+        float64_tolerance=(1e-6, _FLOAT32_INIT),
+    ),
     Case(
         "gb-regressor-absolute",
         lambda: ensemble.GradientBoostingRegressor(n_estimators=20, loss="absolute_error", random_state=0),

@@ -103,18 +103,30 @@ def forest_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conv
     return _regressor_outputs(b, mean, est.n_outputs_)
 
 
-def _gb_init(est: Any, n_features: int) -> np.ndarray:
-    """The initial raw prediction, (K,): it must not depend on X (the default init estimators don't)."""
+# scikit-learn's link of each GradientBoosting loss, by class name: how an init estimator's output becomes
+# raw predictions (ops.ensemble.gradient_boosting_init)
+_GB_INIT_LINKS = {"LogitLink": "logit", "HalfLogitLink": "half_logit", "MultinomialLogit": "multinomial_logit"}
+
+
+def _gb_init(est: Any, b: GraphBuilder, x: str, n_features: int) -> str:
+    """The initial raw predictions: a constant (K,) for 'zero' and the default init estimators (they do not
+    read X), else the init estimator's predict_proba (classifiers) or predict (regressors) through the loss's
+    link, computed as scikit-learn does on X's values as float32 (GradientBoosting's predict casts X first)."""
     init = est.init_
-    if not (isinstance(init, str) and init == "zero") and type(init).__name__ not in (
-        "DummyClassifier",
-        "DummyRegressor",
-    ):
-        raise UnsupportedModelError(
-            f"{type(est).__name__} with init={type(init).__name__}: only the default init estimator or 'zero' "
-            "is supported"
-        )
-    return np.asarray(est._raw_predict_init(np.zeros((1, n_features), dtype=np.float32))[0], dtype=np.float64)
+    if (isinstance(init, str) and init == "zero") or type(init).__name__ in ("DummyClassifier", "DummyRegressor"):
+        constant = est._raw_predict_init(np.zeros((1, n_features), dtype=np.float32))[0]
+        return b.const("init", np.asarray(constant, dtype=np.float64))
+    from mle_runtime.converters.sklearn import convert_step
+
+    link_name = type(est._loss.link).__name__
+    link = "identity" if link_name == "IdentityLink" else _GB_INIT_LINKS.get(link_name)
+    if link is None:
+        raise UnsupportedModelError(f"{type(est).__name__}: the link {link_name} of its loss is not supported")
+    part = convert_step(init, b, b.op("Float32Values", x), n_features)
+    role = "predictions" if link == "identity" else "probabilities"
+    if role not in part.outputs:
+        raise UnsupportedModelError(f"{type(est).__name__}: its init estimator {type(init).__name__} has no {role}")
+    return b.op("GradientBoostingInit", part.outputs[role], link=link)
 
 
 def _gb_raw(est: Any, b: GraphBuilder, x: str, n_features: int) -> str:
@@ -125,7 +137,7 @@ def _gb_raw(est: Any, b: GraphBuilder, x: str, n_features: int) -> str:
         for t in row
     ]
     total = _sum_trees(b, x, trees, n_features, stages.shape[1])
-    return b.op("Add", total, b.const("init", _gb_init(est, n_features)))
+    return b.op("Add", total, _gb_init(est, b, x, n_features))
 
 
 def _boosted_classifier(b: GraphBuilder, raw: str, est: Any, *, or_zero: bool, exponential: bool = False) -> Converted:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mle_runtime.ops import register_op
-from mle_runtime.ops.math import divide, pair
+from mle_runtime.ops.math import divide, mean, pair
 
 
 @register_op("OneHot")
@@ -68,3 +69,30 @@ def weighted_median(weights: jax.Array, *predictions: jax.Array) -> jax.Array:
     median = jnp.argmax(cdf >= 0.5 * cdf[:, -1:], axis=1)
     chosen = jnp.take_along_axis(order, median[:, None], axis=1)
     return jnp.take_along_axis(preds, chosen, axis=1)[:, 0]
+
+
+# scikit-learn clips an init estimator's probabilities to [eps, 1 - eps], float64's eps
+_INIT_EPS = float(np.finfo(np.float64).eps)
+
+
+@register_op("GradientBoostingInit")
+def gradient_boosting_init(values: jax.Array, *, link: str) -> jax.Array:
+    """A GradientBoosting model's initial raw predictions, (rows, K), from its init estimator's output as
+    scikit-learn's ``_init_raw_predictions`` forms them: a regressor's predictions as they are ("identity");
+    a classifier's probabilities clipped to [eps, 1 - eps], then the second class's logit ("logit"), half
+    of it ("half_logit", the exponential loss), or each class's log over the row's geometric mean
+    ("multinomial_logit")."""
+    if link == "identity":
+        return values.reshape(values.shape[0], -1)
+    p = jnp.clip(values, _INIT_EPS, 1.0 - _INIT_EPS)
+    if link == "multinomial_logit":
+        geometric_mean = jnp.exp(mean(jnp.log(p), axis=1))
+        return jnp.log(divide(p, geometric_mean[:, None]))
+    if link not in ("logit", "half_logit"):
+        raise ValueError(f"GradientBoostingInit: unknown link {link!r}")
+    positive = p[:, 1]
+    # float64: 1 - p as scikit-learn computes it; float32 would round a p within 6e-8 of 1 to 1 (a logit
+    # of 36 for 17), so there the other class's probability, which a binary predict_proba holds exactly
+    negative = 1.0 - positive if p.dtype == jnp.float64 else p[:, 0]
+    logit = jnp.log(positive / negative)
+    return (logit if link == "logit" else 0.5 * logit)[:, None]

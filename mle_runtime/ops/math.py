@@ -144,6 +144,12 @@ def identity(x: jax.Array) -> jax.Array:
     return x
 
 
+@register_op("Float32Values")
+def float32_values(x: jax.Array) -> jax.Array:
+    """x's values rounded to float32, in x's dtype: what a model that casts its input to float32 reads."""
+    return x.astype(jnp.float32).astype(x.dtype)
+
+
 @register_op("Cast")
 def cast(x: jax.Array, *, dtype: str) -> jax.Array:
     """x as ``dtype``: "float" (the runtime's float precision) or "int32"."""
