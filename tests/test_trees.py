@@ -56,6 +56,7 @@ def _data(kind: str) -> dict[str, np.ndarray]:
         "y": y[:1000],
         "reg": target[:1000],
         "pos": np.exp(target[:1000] / 4),
+        "two": np.column_stack([target[:1000], np.cos(np.nan_to_num(X[:1000, 2])) - target[:1000]]),
         "X_test": X_test,
     }
 
@@ -147,6 +148,20 @@ CASES: dict[str, tuple[Callable[[], Any], str, str, dict[str, Any]]] = {
         {},
     ),
     "cb-regression": (lambda: catboost.CatBoostRegressor(**CB), "binary", "reg", {}),
+    "cb-depthwise": (lambda: catboost.CatBoostClassifier(grow_policy="Depthwise", **CB), "multiclass", "y", {}),
+    "cb-multi-rmse": (lambda: catboost.CatBoostRegressor(loss_function="MultiRMSE", **CB), "binary", "two", {}),
+    "cb-uncertainty": (
+        lambda: catboost.CatBoostRegressor(loss_function="RMSEWithUncertainty", **CB),
+        "binary",
+        "reg",
+        {},
+    ),
+    "cb-lossguide": (
+        lambda: catboost.CatBoostRegressor(grow_policy="Lossguide", max_leaves=12, nan_mode="Max", **CB),
+        "binary",
+        "reg",
+        {},
+    ),
     "cb-poisson": (lambda: catboost.CatBoostRegressor(loss_function="Poisson", **CB), "binary", "pos", {}),
     "cb-quantile": (lambda: catboost.CatBoostRegressor(loss_function="Quantile:alpha=0.3", **CB), "binary", "reg", {}),
 }
@@ -245,6 +260,21 @@ def test_leaves_match_at_every_threshold(case_id: str, precision: str, tmp_path_
     np.testing.assert_array_equal(
         our_leaves(path, X, precision), _framework_leaves(case_id, model, X, path), err_msg=f"{case_id} [{precision}]"
     )
+
+
+@pytest.mark.parametrize("case_id", ["cb-depthwise", "cb-lossguide"])
+def test_catboost_trees_that_are_not_oblivious_at_every_border(case_id: str, tmp_path_factory) -> None:
+    """Depthwise and Lossguide trees, walked node by node: CatBoost's answers on inputs on every border, one
+    ulp either side of it, and NaN (its leaf numbers are not the walk's, so answers, not leaves)."""
+    model, data = fitted(case_id)
+    path = exported(case_id, tmp_path_factory.getbasetemp())
+    for precision, tol in (("float32", 1e-5), ("float64", 1e-12)):
+        X = edge_inputs(path, data["X_test"], 400, seed=2, float32=precision == "float32", inf=False)
+        runtime = mle.load_model(path, precision=precision)
+        ours, ref = runtime.run([X]), reference(model, X)
+        if len(ref) == 2:
+            np.testing.assert_array_equal(ours[0], ref[0], err_msg=f"{case_id} [{precision}]: labels at the borders")
+        assert_scaled(ours[-1], ref[-1], tol, f"{case_id} [{precision}] at the borders")
 
 
 @pytest.mark.parametrize("paired", [True, False])
