@@ -26,6 +26,7 @@ from mle_runtime.ops import has_op
 # statistics or indices kept for training).
 _FIRST_OF_SEVERAL = {
     "_native_batch_norm_legit_no_training",
+    "_native_batch_norm_legit",
     "native_layer_norm",
     "native_group_norm",
     "max_pool2d_with_indices",

@@ -118,6 +118,11 @@ def records() -> dict[str, tuple]:
             (X4, C3, C3 * 2, C3 / 3, np.abs(C3) + 0.5),
             {"momentum": 0.1, "eps": 1e-5},
         ),
+        "aten._native_batch_norm_legit.no_stats": _entry(
+            a._native_batch_norm_legit.no_stats,
+            (X4, C3, C3 * 2),
+            {"training": True, "momentum": 0.1, "eps": 1e-5},
+        ),
         "aten.native_layer_norm": (
             (X3, X3[0], X3[1]),
             lambda x, w, b: _numpy(a.native_layer_norm.default(_torch(x), [3, 7], _torch(w), _torch(b), 1e-5)),

@@ -184,7 +184,8 @@ class Bags(nn.Module):
 
 
 class Pools(nn.Module):
-    """GroupNorm, SiLU, a transposed convolution, upsampling and adaptive max pooling."""
+    """GroupNorm, SiLU, a transposed convolution, InstanceNorm (the batch's own statistics, in eval mode too),
+    upsampling and adaptive max pooling."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -193,6 +194,7 @@ class Pools(nn.Module):
             nn.GroupNorm(2, 8),
             nn.SiLU(),
             nn.ConvTranspose2d(8, 4, 2, stride=2),
+            nn.InstanceNorm2d(4, affine=True),
             nn.Upsample(scale_factor=2),
             nn.AdaptiveMaxPool2d((3, 2)),
             nn.Flatten(),

@@ -737,6 +737,21 @@ def batch_norm(
     return y + _channel(bias, x.ndim) if _present(bias) else y
 
 
+@register_op("aten._native_batch_norm_legit.no_stats")
+def batch_norm_of_the_batch(
+    x: jax.Array, weight: jax.Array, bias: jax.Array, *, training: bool, momentum: float, eps: float
+) -> jax.Array:
+    """Batch normalization with the batch's own per-channel statistics (biased variance), as ATen
+    computes InstanceNorm: the batch viewed as one sample of N x C channels. The first of ATen's outputs."""
+    axes = (0, *range(2, x.ndim))
+    mu = jnp.mean(x, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(x - mu), axis=axes, keepdims=True)
+    y = (x - mu) * jax.lax.rsqrt(var + eps)
+    if _present(weight):
+        y = y * _channel(weight, x.ndim)
+    return y + _channel(bias, x.ndim) if _present(bias) else y
+
+
 @register_op("aten.native_layer_norm")
 def layer_norm(
     x: jax.Array, weight: jax.Array, bias: jax.Array, *, normalized_shape: list[int], eps: float
