@@ -229,6 +229,29 @@ def _layer(b: GraphBuilder, layer: Any, args: list[str], node: Any, missing: set
                 epsilon=float(config["epsilon"]),
             )
         ]
+    if kind == "GroupNormalization":
+        gamma, beta = _weights(layer, "gamma", "beta")
+        return [
+            b.op(
+                "keras.GroupNormalization",
+                args[0],
+                const("gamma", gamma),
+                const("beta", beta),
+                groups=int(config["groups"]),
+                axis=int(config["axis"]),
+                epsilon=float(config["epsilon"]),
+            )
+        ]
+    if kind == "Dot":
+        ranks = [len(t.shape) for t in node.input_tensors]
+        given = config["axes"] if isinstance(config["axes"], (list, tuple)) else [config["axes"]] * 2
+        axes = [int(a) % r for a, r in zip(given, ranks, strict=True)]
+        if config.get("normalize") or any(r not in (2, 3) for r in ranks) or ranks[0] != ranks[1] or 0 in axes:
+            raise UnsupportedModelError(
+                f"{layer.name}: Dot of inputs of {ranks} axes along {axes} (normalize={config.get('normalize')}) "
+                "is not supported; two inputs of 2 or 3 axes, not normalized, are"
+            )
+        return [b.op("keras.Dot", *args, axes=axes)]
     if kind == "Activation":
         return [b.op("keras.Activation", args[0], activation_name=_activation_name(layer.activation))]
     if kind in ("ReLU", "LeakyReLU", "Softmax", "ELU"):

@@ -61,6 +61,17 @@ def _attention(query, value, key, wq, bq, wk, bk, wv, bv, wo, bo):  # type: igno
     return np.einsum("abcd,cde->abe", np.einsum("acbe,aecd->abcd", scores, v), wo) + bo
 
 
+def _dot(axes: list[int]) -> Callable[..., np.ndarray]:
+    """Keras's Dot layer in float64 (it takes its two inputs as one list)."""
+
+    def reference(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        with _float64():
+            pair = [keras.ops.convert_to_tensor(a, dtype="float64") for a in (x, y)]
+            return np.asarray(keras.ops.convert_to_numpy(L.Dot(axes=axes, dtype="float64")(pair)))
+
+    return reference
+
+
 def records() -> dict[str, tuple]:
     x2, x3, x4 = R.normal(size=(4, 6)), R.normal(size=(2, 7, 5)), R.normal(size=(2, 9, 8, 3))
     f64 = {"dtype": "float64"}
@@ -142,6 +153,13 @@ def records() -> dict[str, tuple]:
             _layer_reference(lambda: L.SimpleRNN(4, return_sequences=True, **f64), lambda x, *w: list(w)),
             {"return_sequences": True},
         ),
+        "keras.GroupNormalization": (
+            (x4[..., :2].repeat(3, axis=-1), R.normal(size=6), R.normal(size=6)),
+            _layer_reference(lambda: L.GroupNormalization(groups=3, **f64), lambda x, g, b: [g, b]),
+            {"groups": 3, "axis": -1, "epsilon": 1e-3},
+        ),
+        "keras.Dot": ((x2, x2[::-1]), _dot([1, 1]), {"axes": [1, 1]}),
+        "keras.Dot (sequences)": ((x3, x3[:, :4]), _dot([2, 2]), {"axes": [2, 2]}),
         "keras.UnitNormalization": (
             (x3,),
             _layer_reference(lambda: L.UnitNormalization(axis=[1, 2], **f64), lambda x: []),

@@ -82,13 +82,16 @@ def sequence_model() -> keras.Model:
 
 
 def pooling_1d() -> keras.Model:
+    """1-D pooling, GroupNormalization, the merges, and Dot (of two sequences: every step against every
+    other)."""
     signal = keras.Input((20, 4))
     x = layers.Conv1D(6, 5, strides=2, dilation_rate=1, padding="valid")(signal)
-    x = layers.MaxPooling1D(2)(x)
+    x = layers.GroupNormalization(3)(layers.MaxPooling1D(2)(x))
     x = layers.AveragePooling1D(2, padding="same")(x)
     x = layers.Subtract()([x, layers.Average()([x, x])])
     y = layers.Conv1D(6, 1)(x)
-    return keras.Model(signal, layers.GlobalAveragePooling1D()(layers.Minimum()([layers.Maximum()([x, y]), y])))
+    pooled = layers.GlobalAveragePooling1D()(layers.Minimum()([layers.Maximum()([x, y]), y]))
+    return keras.Model(signal, layers.Concatenate()([pooled, layers.Flatten()(layers.Dot(axes=2)([x, y]))]))
 
 
 def image_decoder() -> keras.Model:

@@ -464,6 +464,40 @@ def simple_rnn(
     return _over_time(projected, step, init, go_backwards, return_sequences)
 
 
+@register_op("keras.GroupNormalization")
+def group_normalization(
+    x: jax.Array, gamma: jax.Array, beta: jax.Array, *, groups: int, axis: int, epsilon: float
+) -> jax.Array:
+    """Keras's GroupNormalization: ``axis`` split into ``groups``, each row's group normalized over its
+    channels and every other axis but the batch's, then x * inv + (beta - mean * inv) with inv the
+    reciprocal deviation times gamma, in Keras's order."""
+    a = axis % x.ndim
+    grouped = x.reshape(*x.shape[:a], groups, x.shape[a] // groups, *x.shape[a + 1 :])
+    axes = tuple(i for i in range(1, grouped.ndim) if i != a)
+    mean = jnp.mean(grouped, axis=axes, keepdims=True)
+    variance = jnp.mean(jnp.square(grouped - mean), axis=axes, keepdims=True)
+    inv = jax.lax.rsqrt(variance + epsilon)
+    shape = [1] * grouped.ndim
+    shape[a], shape[a + 1] = groups, x.shape[a] // groups
+    if gamma.size:
+        inv = inv * gamma.reshape(shape)
+    shift = -mean * inv
+    if beta.size:
+        shift = shift + beta.reshape(shape)
+    return (grouped * inv + shift).reshape(x.shape)
+
+
+@register_op("keras.Dot")
+def dot(x: jax.Array, y: jax.Array, *, axes: list[int]) -> jax.Array:
+    """Keras's Dot of two (batch, ...) tensors of 2 or 3 axes (its batch_dot): the sum over x's axis
+    ``axes[0]`` against y's ``axes[1]``, row by row; (batch, 1) for two vectors a row."""
+    left = jnp.moveaxis(x, axes[0], -1)
+    right = jnp.moveaxis(y, axes[1], 1)
+    if x.ndim == 2:
+        return jnp.sum(left * right, axis=-1, keepdims=True)
+    return jnp.matmul(left, right, precision=jax.lax.Precision.HIGHEST)
+
+
 @register_op("keras.UnitNormalization")
 def unit_normalization(x: jax.Array, *, axis: list[int]) -> jax.Array:
     """Keras's UnitNormalization: x times the reciprocal square root of its sum of squares over ``axis``,
