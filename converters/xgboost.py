@@ -150,14 +150,26 @@ def step_classes() -> list[type]:
     ]
 
 
+def _missing_marker(wrapper: Any) -> float | None:
+    """The scikit-learn wrapper's ``missing`` value as float32 (None: NaN, the default, or a raw Booster,
+    which keeps none)."""
+    missing = None if wrapper is None else wrapper.missing
+    if missing is None:
+        return None
+    try:
+        marker = float(np.float32(missing))
+    except (TypeError, ValueError):
+        raise UnsupportedModelError(f"XGBoost missing={missing!r} is not a number") from None
+    return None if math.isnan(marker) else marker
+
+
 def build(
     model: Any, b: GraphBuilder, x: str | None, input_shape: tuple[Any, ...] | None = None, iteration_range: Any = None
 ) -> tuple[Converted, int, str, Any]:
     """The model's graph on ``x`` (None: a new model input of the model's width): its outputs, its number
     of features, its objective and its feature names."""
     booster, wrapper = _booster(model)
-    if wrapper is not None and not (isinstance(wrapper.missing, float) and math.isnan(wrapper.missing)):
-        raise UnsupportedModelError(f"XGBoost missing={wrapper.missing!r}: only missing=NaN (the default) is supported")
+    marker = _missing_marker(wrapper)
     learner = json.loads(bytes(booster.save_raw(raw_format="json")))["learner"]
     objective = learner["objective"]["name"]
     if objective not in _OBJECTIVES:
@@ -189,6 +201,12 @@ def build(
             margin0 = base
     if x is None:
         x = b.input("X", (None, n_features))
+    if marker is not None:
+        # XGBoost reads a value equal to ``missing`` (compared as float32, as its DMatrix stores values) as
+        # missing, and NaN too
+        x = b.op(
+            "Impute", b.op("Float32Values", x), b.const("missing_as_nan", np.full(n_features, np.nan)), missing=marker
+        )
     categories: dict[int, list[Any]] = {}
     if gb["name"] == "gblinear":
         total = _linear(b, x, gb["model"], n_features, n_outputs)

@@ -381,6 +381,22 @@ def test_raw_boosters(tmp_path: Path) -> None:
     assert_scaled(mle.load_model(tmp_path / "aft.mle").predict(X), aft.predict(xgboost.DMatrix(X)), 1e-5, "aft")
 
 
+@pytest.mark.parametrize("booster", ["gbtree", "gblinear"])
+def test_xgboost_reads_its_missing_marker_and_nan_as_missing(booster: str, tmp_path: Path) -> None:
+    data = _data("binary")
+    X = np.where(np.isnan(data["X"]), -1.0, data["X"])
+    model = xgboost.XGBRegressor(
+        booster=booster, n_estimators=10, missing=-1.0, **({"max_depth": 3} if booster == "gbtree" else {})
+    )
+    model.fit(X, data["reg"])
+    rows = data["X_test"][:200]
+    queries = np.vstack([np.where(np.isnan(rows), -1.0, rows), rows])  # the marker, then NaN, where data lacks
+    mle.export_model(model, tmp_path / "m.mle")
+    for precision in ("float32", "float64"):
+        runtime = mle.load_model(tmp_path / "m.mle", precision=precision)
+        assert_scaled(runtime.predict(queries), model.predict(queries), 1e-5, f"missing=-1 [{precision}]")
+
+
 def test_refusals_name_what_is_unsupported(tmp_path: Path) -> None:
     data = _data("binary")
     X = np.nan_to_num(data["X"])
@@ -393,8 +409,6 @@ def test_refusals_name_what_is_unsupported(tmp_path: Path) -> None:
     ).fit(frame, data["y"])
     with pytest.raises(UnsupportedModelError, match="categorical feature colour"):
         mle.export_model(categorical, tmp_path / "b.mle")
-    with pytest.raises(UnsupportedModelError, match="missing=-1"):
-        mle.export_model(xgboost.XGBRegressor(n_estimators=2, missing=-1.0).fit(X, data["reg"]), tmp_path / "c.mle")
     assert not (tmp_path / "a.mle").exists() and not (tmp_path / "b.mle").exists()
 
 
