@@ -283,6 +283,8 @@ def _layer(b: GraphBuilder, layer: Any, args: list[str], node: Any, missing: set
         return [b.op("keras.UnitNormalization", args[0], axis=[int(a) for a in axis])]
     if kind == "MultiHeadAttention":
         return [_attention(b, layer, node, args, const)]
+    if kind == "Attention":
+        return [_dot_product_attention(b, layer, node, args, const)]
     if kind in ("Rescaling", "Normalization"):
         return [_affine(b, layer, kind, config, args[0], const)]
     if kind == "PReLU":
@@ -397,6 +399,32 @@ def _attention(b: GraphBuilder, layer: Any, node: Any, args: list[str], const: A
         kernel, bias = _weights(dense, "kernel", "bias")
         parts += [const(f"w{hint}", kernel), const(f"b{hint}", bias)]
     return b.op("keras.MultiHeadAttention", query, value, key, *parts)
+
+
+def _dot_product_attention(b: GraphBuilder, layer: Any, node: Any, args: list[str], const: Any) -> str:
+    """Attention (Luong's dot or Bahdanau's concat scores) called as [query, value(, key)], without masks;
+    ``use_causal_mask`` kept."""
+    kwargs = getattr(getattr(node, "arguments", None), "kwargs", {}) or {}
+    if kwargs.get("mask") is not None:
+        raise UnsupportedModelError(f"{layer.name}: Attention with a mask is not supported")
+    if kwargs.get("return_attention_scores"):
+        raise UnsupportedModelError(f"{layer.name}: Attention(return_attention_scores=True) is not supported")
+    query, value = args[0], args[1]
+    key = args[2] if len(args) > 2 else value
+
+    def scalar(weight: Any) -> np.ndarray | None:
+        return None if weight is None else np.asarray(weight.numpy(), dtype=np.float32).reshape(1)
+
+    return b.op(
+        "keras.Attention",
+        query,
+        value,
+        key,
+        const("scale", scalar(layer.scale)),
+        const("concat_score_weight", scalar(layer.concat_score_weight)),
+        score_mode=str(layer.score_mode),
+        causal=bool(kwargs.get("use_causal_mask", False)),
+    )
 
 
 def _conv_attrs(config: dict[str, Any]) -> dict[str, Any]:

@@ -72,6 +72,20 @@ def _dot(axes: list[int]) -> Callable[..., np.ndarray]:
     return reference
 
 
+def _luong_bahdanau(score_mode: str, causal: bool) -> Callable[..., np.ndarray]:
+    """Keras's Attention layer in float64 with the given scale and concat weight (none where empty)."""
+
+    def reference(q: np.ndarray, v: np.ndarray, k: np.ndarray, scale: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        with _float64():
+            layer = L.Attention(use_scale=scale.size > 0, score_mode=score_mode, dtype="float64")
+            inputs = [keras.ops.convert_to_tensor(a, dtype="float64") for a in (q, v, k)]
+            layer(inputs)
+            layer.set_weights([w.reshape(()) for w in (scale, weight) if w.size])
+            return np.asarray(keras.ops.convert_to_numpy(layer(inputs, use_causal_mask=causal)))
+
+    return reference
+
+
 def records() -> dict[str, tuple]:
     x2, x3, x4 = R.normal(size=(4, 6)), R.normal(size=(2, 7, 5)), R.normal(size=(2, 9, 8, 3))
     f64 = {"dtype": "float64"}
@@ -160,6 +174,16 @@ def records() -> dict[str, tuple]:
         ),
         "keras.Dot": ((x2, x2[::-1]), _dot([1, 1]), {"axes": [1, 1]}),
         "keras.Dot (sequences)": ((x3, x3[:, :4]), _dot([2, 2]), {"axes": [2, 2]}),
+        "keras.Attention": (
+            (x3, x3[:, ::-1], x3 * 0.5, np.array([0.7]), np.zeros(0)),
+            _luong_bahdanau("dot", causal=True),
+            {"score_mode": "dot", "causal": True},
+        ),
+        "keras.Attention (concat)": (
+            (x3[:, :4], x3, x3[:, ::-1], np.zeros(0), np.array([1.3])),
+            _luong_bahdanau("concat", causal=False),
+            {"score_mode": "concat", "causal": False},
+        ),
         "keras.UnitNormalization": (
             (x3,),
             _layer_reference(lambda: L.UnitNormalization(axis=[1, 2], **f64), lambda x: []),

@@ -498,6 +498,39 @@ def dot(x: jax.Array, y: jax.Array, *, axes: list[int]) -> jax.Array:
     return jnp.matmul(left, right, precision=jax.lax.Precision.HIGHEST)
 
 
+@register_op("keras.Attention")
+def attention(
+    query: jax.Array,
+    value: jax.Array,
+    key: jax.Array,
+    scale: jax.Array,
+    concat_weight: jax.Array,
+    *,
+    score_mode: str,
+    causal: bool,
+) -> jax.Array:
+    """Keras's Attention layer: scores query . key (times ``scale`` when it has one; "dot") or
+    concat_weight * sum(tanh(scale * (query + key))) ("concat"); a causal mask lowers the scores of later
+    keys by 1e9, as Keras does; softmax over the keys, then the weighted sum of the values."""
+    if score_mode == "dot":
+        scores = jnp.matmul(query, jnp.swapaxes(key, -2, -1), precision=jax.lax.Precision.HIGHEST)
+        if scale.size:
+            scores = scores * scale.reshape(())
+    elif score_mode == "concat":
+        summed = query[..., :, None, :] + key[..., None, :, :]
+        if scale.size:
+            summed = scale.reshape(()) * summed
+        scores = concat_weight.reshape(()) * jnp.sum(jnp.tanh(summed), axis=-1)
+    else:
+        raise ValueError(f"keras.Attention: unknown score_mode {score_mode!r}")
+    if causal:
+        rows, columns = scores.shape[-2:]
+        later = jnp.arange(columns)[None, :] > jnp.arange(rows)[:, None]
+        scores = scores - 1e9 * later.astype(scores.dtype)
+    weights = jax.nn.softmax(scores, axis=-1)
+    return jnp.matmul(weights, value, precision=jax.lax.Precision.HIGHEST)
+
+
 @register_op("keras.UnitNormalization")
 def unit_normalization(x: jax.Array, *, axis: list[int]) -> jax.Array:
     """Keras's UnitNormalization: x times the reciprocal square root of its sum of squares over ``axis``,
