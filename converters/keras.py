@@ -300,6 +300,16 @@ def _layer(b: GraphBuilder, layer: Any, args: list[str], node: Any, missing: set
         if interpolation not in ("nearest", "bilinear") or (interpolation == "bilinear" and len(size) != 2):
             raise UnsupportedModelError(f"{layer.name}: {kind}(interpolation={interpolation!r}) is not supported")
         return [b.op("keras.UpSampling", args[0], size=size, interpolation=interpolation)]
+    if kind == "Resizing":
+        interpolation = config.get("interpolation", "bilinear")
+        aspect = config.get("crop_to_aspect_ratio") or config.get("pad_to_aspect_ratio")
+        if interpolation not in ("bilinear", "nearest") or aspect or config.get("antialias"):
+            raise UnsupportedModelError(
+                f"{layer.name}: Resizing(interpolation={interpolation!r}, antialias={config.get('antialias')}, "
+                "crop or pad to the aspect ratio) is not supported; bilinear and nearest without them are"
+            )
+        size = [int(config["height"]), int(config["width"])]
+        return [b.op("keras.Resizing", args[0], size=size, interpolation=interpolation)]
     if kind == "Permute":
         return [b.op("keras.Permute", args[0], dims=[int(d) for d in config["dims"]])]
     if kind == "RepeatVector":

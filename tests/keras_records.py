@@ -184,6 +184,17 @@ def records() -> dict[str, tuple]:
             _luong_bahdanau("concat", causal=False),
             {"score_mode": "concat", "causal": False},
         ),
+        "keras.Resizing": (  # TensorFlow resizes bilinearly in float32 whatever the input's dtype
+            (x4,),
+            _layer_reference(lambda: L.Resizing(5, 13, **f64), lambda x: []),
+            {"size": [5, 13], "interpolation": "bilinear"},
+            1e-6,
+        ),
+        "keras.Resizing (nearest)": (
+            (x4,),
+            _layer_reference(lambda: L.Resizing(14, 3, interpolation="nearest", **f64), lambda x: []),
+            {"size": [14, 3], "interpolation": "nearest"},
+        ),
         "keras.UnitNormalization": (
             (x3,),
             _layer_reference(lambda: L.UnitNormalization(axis=[1, 2], **f64), lambda x: []),

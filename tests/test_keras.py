@@ -97,12 +97,13 @@ def pooling_1d() -> keras.Model:
 
 
 def image_decoder() -> keras.Model:
-    """Preprocessing layers, padding and cropping, nearest and bilinear upsampling, transposed
+    """Preprocessing layers, padding and cropping, nearest and bilinear upsampling and resizing, transposed
     convolutions (valid with output padding, same) and PReLU."""
     image = keras.Input((9, 8, 3))
     normalize = layers.Normalization()
     normalize.adapt(np.random.default_rng(0).normal(2.0, 3.0, size=(64, 9, 8, 3)).astype(np.float32))
     x = normalize(layers.Rescaling([0.5, 1.0, 2.0], offset=0.25)(image))
+    x = layers.Resizing(11, 7, interpolation="nearest")(layers.Resizing(6, 13)(x))
     x = layers.Conv2D(4, 3, strides=2, padding="same")(layers.ZeroPadding2D(((1, 0), (2, 1)))(x))
     x = layers.Cropping2D(((1, 0), (0, 1)))(layers.UpSampling2D((2, 3), interpolation="bilinear")(x))
     x = layers.PReLU(shared_axes=[1, 2])(x)

@@ -345,6 +345,22 @@ def up_sampling(x: jax.Array, *, size: list[int], interpolation: str = "nearest"
     return x
 
 
+@register_op("keras.Resizing")
+def resizing(x: jax.Array, *, size: list[int], interpolation: str) -> jax.Array:
+    """Keras's Resizing of (batch, height, width, channels) to ``size``, as TensorFlow's image resize
+    without antialiasing: half-pixel centres, "bilinear" between the two nearest cells, "nearest" the
+    cell under the centre."""
+    for axis, n_out in zip((1, 2), size, strict=True):
+        n = x.shape[axis]
+        scale = np.float32(n) / np.float32(n_out)
+        if interpolation == "bilinear":
+            x = resize.linear(x, axis, resize.half_pixel(n_out, scale))
+        else:
+            centres = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * scale
+            x = resize.nearest(x, axis, np.minimum(np.floor(centres).astype(np.int64), n - 1))
+    return x
+
+
 @register_op("keras.PReLU")
 def prelu(x: jax.Array, alpha: jax.Array) -> jax.Array:
     """relu(x) - alpha * relu(-x), in Keras's order of operations."""
