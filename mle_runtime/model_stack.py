@@ -22,7 +22,7 @@ from mle_runtime import buckets
 from mle_runtime.graph import Graph
 from mle_runtime.inputs import as_input_list, check_finite, coerce_input, converted, one_column
 from mle_runtime.lowering import build_function, compile_program
-from mle_runtime.ops.trees import LEAF, SPLIT_TABLES
+from mle_runtime.ops.trees import DEFAULT_LEFT, LEAF, SPLIT_TABLES
 from mle_runtime.runtime import MLERuntime, load_model
 
 # TreeEnsemble's tensor operands after x, in order, and which of them grow with the trees' nodes or leaves.
@@ -56,7 +56,8 @@ class ModelStack:
         self._functions: dict[tuple[str, ...], Any] = {}
         self._template = first
         self._device = first._jax_device
-        self._params = jax.device_put(self._params, self._device)
+        with first._scope():  # (float64 parameters stay float64 in float64 precision)
+            self._params = jax.device_put(self._params, self._device)
         n_models = len(self.runtimes)
         per_row = first._require().metadata.get("largest_activation_bytes_per_row")
         self._max_bucket = first._max_bucket
@@ -243,6 +244,7 @@ def _merge(graphs: list[dict[str, Any]], params: list[dict[str, jax.Array]]) -> 
     """One graph for all models and their parameters stacked; ValueError names the first difference."""
     host = [{k: np.asarray(v) for k, v in p.items()} for p in params]
     graphs = [_without_split_tables(g, h) for g, h in zip(graphs, host, strict=True)]
+    graphs = _perfect_trees_at_one_depth(graphs, host)
     first = graphs[0]
     merged_nodes = [dict(n) for n in first["nodes"]]
     for i, g in enumerate(graphs[1:], 1):
@@ -283,6 +285,56 @@ def _merge(graphs: list[dict[str, Any]], params: list[dict[str, jax.Array]]) -> 
             )
         stacked[name] = np.stack([h[name] for h in host])
     return {**first, "nodes": merged_nodes}, stacked
+
+
+def _perfect_trees_at_one_depth(
+    graphs: list[dict[str, Any]], host: list[dict[str, np.ndarray]]
+) -> list[dict[str, Any]]:
+    """Graphs whose k-th nodes are all tree ensembles in the perfect (heap) layout, at different depths
+    (a sweep over max_depth), with every heap deepened to the deepest (``host`` too): each old leaf slot
+    leads down always-left splits to its new slot. Any other difference is left to ``_merge`` to name."""
+    graphs = [{**g, "nodes": [dict(n) for n in g["nodes"]]} for g in graphs]
+    for k in range(min(len(g["nodes"]) for g in graphs)):
+        nodes = [g["nodes"][k] for g in graphs]
+        attrs = [n.get("attrs", {}) for n in nodes]
+        if any(
+            n.get("op") != "TreeEnsemble" or a.get("layout") != "perfect" for n, a in zip(nodes, attrs, strict=True)
+        ):
+            continue
+        depth = max(a["depth"] for a in attrs)
+        for n, a, h in zip(nodes, attrs, host, strict=True):
+            if a["depth"] != depth:
+                _deepen_heaps(dict(zip(_TREE_OPERANDS, n["inputs"][1:], strict=False)), h, a, depth)
+                n["attrs"] = {**a, "depth": depth}
+        for key in _PER_TREE:  # one offset dtype for all (a deeper heap may need a wider one)
+            names = [n["inputs"][1 + _TREE_OPERANDS.index(key)] for n in nodes]
+            widest = np.result_type(*(h[name].dtype for name, h in zip(names, host, strict=True)))
+            for name, h in zip(names, host, strict=True):
+                h[name] = h[name].astype(widest)
+    return graphs
+
+
+def _deepen_heaps(names: dict[str, str], h: dict[str, np.ndarray], attrs: dict[str, Any], depth: int) -> None:
+    """One model's perfect-layout trees, heaps of ``attrs["depth"]`` levels, as heaps of ``depth``: the new
+    levels' splits always go left (threshold +inf, missing values left)."""
+    old = attrs["depth"]
+    trees = len(h[names["tree_nodes"]])
+    inner, slots, new_inner, new_slots = (1 << old) - 1, 1 << old, (1 << depth) - 1, 1 << depth
+    words = h[names["nodes"]].reshape(trees, inner)
+    thresholds = h[names["thresholds"]].reshape(trees, inner)
+    values = h[names["leaf_values"]]
+    values = values.reshape(trees, slots, *values.shape[1:])
+    new_words = np.full((trees, new_inner), DEFAULT_LEFT << attrs["feature_bits"], dtype=words.dtype)
+    new_words[:, :inner] = words
+    new_thresholds = np.full((trees, new_inner), np.inf, dtype=thresholds.dtype)
+    new_thresholds[:, :inner] = thresholds
+    new_values = np.zeros((trees, new_slots, *values.shape[2:]), dtype=values.dtype)
+    new_values[:, np.arange(slots) << (depth - old)] = values
+    h[names["nodes"]], h[names["thresholds"]] = new_words.reshape(-1), new_thresholds.reshape(-1)
+    h[names["leaf_values"]] = new_values.reshape(trees * new_slots, *values.shape[2:])
+    wide = np.int32 if trees * new_slots >= 2**15 else h[names["tree_leaves"]].dtype
+    h[names["tree_nodes"]] = (np.arange(trees) * new_inner).astype(wide)
+    h[names["tree_leaves"]] = (np.arange(trees) * new_slots).astype(wide)
 
 
 def _without_split_tables(graph: dict[str, Any], host: dict[str, np.ndarray]) -> dict[str, Any]:

@@ -89,6 +89,33 @@ def test_forests_of_different_sizes_and_depths_are_padded(tmp_path) -> None:
         np.testing.assert_allclose(proba[i], model.predict_proba(X), rtol=1e-5, atol=1e-7)
 
 
+def test_a_sweep_over_the_depth_of_shallow_boosters(tmp_path) -> None:
+    """Trees of depth at most 4 are stored as heaps of their depth: the stack deepens the shallower ones."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from mle_runtime.reader import read_mle
+
+    boosters = [GradientBoostingClassifier(n_estimators=6, max_depth=d, random_state=0).fit(X, y) for d in (1, 2, 4, 3)]
+    paths = _export_all(boosters, tmp_path, "gb")
+    layouts = {n["attrs"].get("layout") for p in paths for n in read_mle(p).graph["nodes"] if n["op"] == "TreeEnsemble"}
+    assert layouts == {"perfect"}
+    stacked = mle.stack(paths)
+    _assert_equals_loop(stacked, paths, [X])
+    proba = stacked.predict_proba(X)
+    for i, model in enumerate(boosters):
+        np.testing.assert_allclose(proba[i], model.predict_proba(X), rtol=1e-5, atol=1e-7)
+
+
+def test_float64_precision_stacks_in_float64(tmp_path) -> None:
+    models = [RandomForestRegressor(6, max_depth=d, random_state=d).fit(X, y * 3.0 + X[:, 0]) for d in (6, 9)]
+    paths = _export_all(models, tmp_path, "rf")
+    stacked = mle.stack([mle.load_model(p, precision="float64") for p in paths])
+    predictions = stacked.predict(X)
+    assert predictions.dtype == np.float64
+    for i, model in enumerate(models):
+        np.testing.assert_allclose(predictions[i], model.predict(X), rtol=1e-12, atol=1e-12)
+
+
 def test_boosters_with_split_tables_stack_by_walking_their_trees(tmp_path) -> None:
     """Split tables follow each model's trees (their shapes differ): the stack drops them and walks."""
     from sklearn.ensemble import HistGradientBoostingClassifier
