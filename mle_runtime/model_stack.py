@@ -22,7 +22,7 @@ from mle_runtime import buckets
 from mle_runtime.graph import Graph
 from mle_runtime.inputs import as_input_list, check_finite, coerce_input, converted, one_column
 from mle_runtime.lowering import build_function, compile_program
-from mle_runtime.ops.trees import DEFAULT_LEFT, LEAF, SPLIT_TABLES
+from mle_runtime.ops.trees import DEFAULT_LEFT, FLAG_BITS, LEAF, SPLIT_TABLES
 from mle_runtime.runtime import MLERuntime, load_model
 
 # TreeEnsemble's tensor operands after x, in order, and which of them grow with the trees' nodes or leaves.
@@ -244,7 +244,7 @@ def _merge(graphs: list[dict[str, Any]], params: list[dict[str, jax.Array]]) -> 
     """One graph for all models and their parameters stacked; ValueError names the first difference."""
     host = [{k: np.asarray(v) for k, v in p.items()} for p in params]
     graphs = [_without_split_tables(g, h) for g, h in zip(graphs, host, strict=True)]
-    graphs = _perfect_trees_at_one_depth(graphs, host)
+    graphs = _tree_layouts_in_common(graphs, host)
     first = graphs[0]
     merged_nodes = [dict(n) for n in first["nodes"]]
     for i, g in enumerate(graphs[1:], 1):
@@ -287,30 +287,39 @@ def _merge(graphs: list[dict[str, Any]], params: list[dict[str, jax.Array]]) -> 
     return {**first, "nodes": merged_nodes}, stacked
 
 
-def _perfect_trees_at_one_depth(
-    graphs: list[dict[str, Any]], host: list[dict[str, np.ndarray]]
-) -> list[dict[str, Any]]:
-    """Graphs whose k-th nodes are all tree ensembles in the perfect (heap) layout, at different depths
-    (a sweep over max_depth), with every heap deepened to the deepest (``host`` too): each old leaf slot
-    leads down always-left splits to its new slot. Any other difference is left to ``_merge`` to name."""
+def _tree_layouts_in_common(graphs: list[dict[str, Any]], host: list[dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+    """The graphs (and ``host``) with each set of k-th tree ensembles in one layout (a sweep over max_depth
+    gives shallow trees stored as heaps of their depth, deeper ones breadth-first): heaps alone are
+    deepened to the deepest (each leaf slot leads down always-left splits to its new slot); heaps beside
+    breadth-first trees, or heaps of different tree counts (padded with single-leaf trees, which a heap
+    cannot be), become breadth-first trees. Any other difference is left to ``_merge`` to name."""
     graphs = [{**g, "nodes": [dict(n) for n in g["nodes"]]} for g in graphs]
     for k in range(min(len(g["nodes"]) for g in graphs)):
         nodes = [g["nodes"][k] for g in graphs]
-        attrs = [n.get("attrs", {}) for n in nodes]
-        if any(
-            n.get("op") != "TreeEnsemble" or a.get("layout") != "perfect" for n, a in zip(nodes, attrs, strict=True)
-        ):
+        if any(n.get("op") != "TreeEnsemble" for n in nodes):
             continue
-        depth = max(a["depth"] for a in attrs)
-        for n, a, h in zip(nodes, attrs, host, strict=True):
-            if a["depth"] != depth:
-                _deepen_heaps(dict(zip(_TREE_OPERANDS, n["inputs"][1:], strict=False)), h, a, depth)
-                n["attrs"] = {**a, "depth": depth}
+        attrs = [n.get("attrs", {}) for n in nodes]
+        names = [dict(zip(_TREE_OPERANDS, n["inputs"][1:], strict=False)) for n in nodes]
+        heaps = [a.get("layout") == "perfect" for a in attrs]
+        counts = {len(h[m["tree_nodes"]]) for h, m in zip(host, names, strict=True)}
+        if all(heaps) and len(counts) == 1:
+            depth = max(a["depth"] for a in attrs)
+            for n, a, h, m in zip(nodes, attrs, host, names, strict=True):
+                if a["depth"] != depth:
+                    _deepen_heaps(m, h, a, depth)
+                    n["attrs"] = {**a, "depth": depth}
+        elif any(heaps):
+            for n, a, h, m, heap in zip(nodes, attrs, host, names, heaps, strict=True):
+                if heap:
+                    _heaps_breadth_first(m, h, a)
+                    n["attrs"] = {key: v for key, v in a.items() if key != "layout"}
+            if len({h[m["nodes"]].ndim for h, m in zip(host, names, strict=True)}) > 1:
+                for h, m, a in zip(host, names, attrs, strict=True):  # one word a node where all fit, else two
+                    h[m["nodes"]] = _two_words(h[m["nodes"]], a["feature_bits"])
         for key in _PER_TREE:  # one offset dtype for all (a deeper heap may need a wider one)
-            names = [n["inputs"][1 + _TREE_OPERANDS.index(key)] for n in nodes]
-            widest = np.result_type(*(h[name].dtype for name, h in zip(names, host, strict=True)))
-            for name, h in zip(names, host, strict=True):
-                h[name] = h[name].astype(widest)
+            widest = np.result_type(*(h[m[key]].dtype for h, m in zip(host, names, strict=True)))
+            for h, m in zip(host, names, strict=True):
+                h[m[key]] = h[m[key]].astype(widest)
     return graphs
 
 
@@ -335,6 +344,38 @@ def _deepen_heaps(names: dict[str, str], h: dict[str, np.ndarray], attrs: dict[s
     wide = np.int32 if trees * new_slots >= 2**15 else h[names["tree_leaves"]].dtype
     h[names["tree_nodes"]] = (np.arange(trees) * new_inner).astype(wide)
     h[names["tree_leaves"]] = (np.arange(trees) * new_slots).astype(wide)
+
+
+def _heaps_breadth_first(names: dict[str, str], h: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:
+    """One model's perfect-layout trees in the breadth-first layout: heap order is breadth-first with
+    siblings adjacent, so node i's left child is 2i + 1, and the heap's leaf slots become leaf nodes
+    reading their slot's row of the leaf values (unchanged)."""
+    depth, bits = attrs["depth"], attrs["feature_bits"]
+    trees = len(h[names["tree_nodes"]])
+    inner, slots = (1 << depth) - 1, 1 << depth
+    head = np.concatenate(
+        [h[names["nodes"]].reshape(trees, inner).astype(np.int64), np.full((trees, slots), LEAF << bits)], axis=1
+    )
+    child = np.broadcast_to(np.concatenate([2 * np.arange(inner) + 1, np.arange(slots)]), head.shape)
+    if bits + FLAG_BITS + (2 * slots).bit_length() <= 31:  # (a packed word stays a non-negative int32)
+        nodes = (head | (child << (bits + FLAG_BITS))).reshape(-1)
+    else:
+        nodes = np.stack([head.reshape(-1), child.reshape(-1)], axis=1)
+    h[names["nodes"]] = nodes.astype(np.int32)
+    thresholds = h[names["thresholds"]].reshape(trees, inner)
+    h[names["thresholds"]] = np.concatenate([thresholds, np.zeros((trees, slots), thresholds.dtype)], axis=1).reshape(
+        -1
+    )
+    wide = np.int32 if trees * (inner + slots) >= 2**15 else h[names["tree_nodes"]].dtype
+    h[names["tree_nodes"]] = (np.arange(trees) * (inner + slots)).astype(wide)
+
+
+def _two_words(nodes: np.ndarray, feature_bits: int) -> np.ndarray:
+    """Breadth-first node words as two words a node ([:, 0] feature and flags, [:, 1] child)."""
+    if nodes.ndim == 2:
+        return nodes
+    shift = feature_bits + FLAG_BITS
+    return np.stack([nodes & ((1 << shift) - 1), nodes >> shift], axis=1).astype(np.int32)
 
 
 def _without_split_tables(graph: dict[str, Any], host: dict[str, np.ndarray]) -> dict[str, Any]:

@@ -89,21 +89,37 @@ def test_forests_of_different_sizes_and_depths_are_padded(tmp_path) -> None:
         np.testing.assert_allclose(proba[i], model.predict_proba(X), rtol=1e-5, atol=1e-7)
 
 
-def test_a_sweep_over_the_depth_of_shallow_boosters(tmp_path) -> None:
-    """Trees of depth at most 4 are stored as heaps of their depth: the stack deepens the shallower ones."""
+@pytest.mark.parametrize(("depths", "trees"), [((1, 2, 4, 3), (6, 6, 6, 6)), ((2, 6, 4), (6, 6, 6)), ((2, 3), (5, 8))])
+def test_a_sweep_over_the_depth_of_boosters(depths: tuple[int, ...], trees: tuple[int, ...], tmp_path) -> None:
+    """Trees of depth at most 4 are stored as heaps of their depth, deeper ones breadth-first: the stack
+    deepens the shallower heaps, or lays heaps out breadth-first beside deeper trees or beside heaps of
+    another tree count."""
     from sklearn.ensemble import GradientBoostingClassifier
 
     from mle_runtime.reader import read_mle
 
-    boosters = [GradientBoostingClassifier(n_estimators=6, max_depth=d, random_state=0).fit(X, y) for d in (1, 2, 4, 3)]
+    boosters = [
+        GradientBoostingClassifier(n_estimators=n, max_depth=d, random_state=0).fit(X, y)
+        for d, n in zip(depths, trees, strict=True)
+    ]
     paths = _export_all(boosters, tmp_path, "gb")
-    layouts = {n["attrs"].get("layout") for p in paths for n in read_mle(p).graph["nodes"] if n["op"] == "TreeEnsemble"}
-    assert layouts == {"perfect"}
+    layouts = [n["attrs"].get("layout") for p in paths for n in read_mle(p).graph["nodes"] if n["op"] == "TreeEnsemble"]
+    assert layouts == ["perfect" if d <= 4 else None for d in depths]
     stacked = mle.stack(paths)
     _assert_equals_loop(stacked, paths, [X])
     proba = stacked.predict_proba(X)
     for i, model in enumerate(boosters):
         np.testing.assert_allclose(proba[i], model.predict_proba(X), rtol=1e-5, atol=1e-7)
+
+
+def test_heaps_of_other_tree_counts_or_beside_deep_trees(tmp_path) -> None:
+    """(Both were refused: a heap cannot be padded with single-leaf trees, nor walked beside a tree
+    stored breadth-first.)"""
+    boosters = [xgboost.XGBClassifier(n_estimators=n, max_depth=2).fit(X, y) for n in (3, 5)]
+    shallow_and_deep = [RandomForestClassifier(3, max_depth=d, random_state=0).fit(X, y) for d in (2, 9)]
+    for stem, models in (("xgb", boosters), ("rf", shallow_and_deep)):
+        paths = _export_all(models, tmp_path, stem)
+        _assert_equals_loop(mle.stack(paths), paths, [X])
 
 
 def test_float64_precision_stacks_in_float64(tmp_path) -> None:
@@ -196,12 +212,6 @@ def test_structures_that_differ_are_refused_by_what_differs(tmp_path) -> None:
     nets = [_mlp((h,), 0) for h in (8, 12)]
     with pytest.raises(ValueError, match=r"tensor '\w+' differs across the models"):
         mle.stack(_export_all(nets, tmp_path, "widths"))
-    boosters = [xgboost.XGBClassifier(n_estimators=n, max_depth=2).fit(X, y) for n in (3, 5)]
-    with pytest.raises(ValueError, match="perfect layout with different numbers of trees"):
-        mle.stack(_export_all(boosters, tmp_path, "xgb"))
-    shallow_and_deep = [RandomForestClassifier(3, max_depth=d, random_state=0).fit(X, y) for d in (2, 9)]
-    with pytest.raises(ValueError, match="attribute 'layout' is 'bfs' there, 'perfect' in model 0"):
-        mle.stack(_export_all(shallow_and_deep, tmp_path, "layouts"))
     with pytest.raises(ValueError, match="non-empty list"):
         mle.stack([])
     stacked = mle.stack(paths[:1])
