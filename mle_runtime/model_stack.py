@@ -316,7 +316,7 @@ def _tree_layouts_in_common(graphs: list[dict[str, Any]], host: list[dict[str, n
             if len({h[m["nodes"]].ndim for h, m in zip(host, names, strict=True)}) > 1:
                 for h, m, a in zip(host, names, attrs, strict=True):  # one word a node where all fit, else two
                     h[m["nodes"]] = _two_words(h[m["nodes"]], a["feature_bits"])
-        for key in _PER_TREE:  # one offset dtype for all (a deeper heap may need a wider one)
+        for key in _PER_TREE:  # one offset dtype for all (a relaid model's offsets are int32)
             widest = np.result_type(*(h[m[key]].dtype for h, m in zip(host, names, strict=True)))
             for h, m in zip(host, names, strict=True):
                 h[m[key]] = h[m[key]].astype(widest)
@@ -341,9 +341,7 @@ def _deepen_heaps(names: dict[str, str], h: dict[str, np.ndarray], attrs: dict[s
     new_values[:, np.arange(slots) << (depth - old)] = values
     h[names["nodes"]], h[names["thresholds"]] = new_words.reshape(-1), new_thresholds.reshape(-1)
     h[names["leaf_values"]] = new_values.reshape(trees * new_slots, *values.shape[2:])
-    wide = np.int32 if trees * new_slots >= 2**15 else h[names["tree_leaves"]].dtype
-    h[names["tree_nodes"]] = (np.arange(trees) * new_inner).astype(wide)
-    h[names["tree_leaves"]] = (np.arange(trees) * new_slots).astype(wide)
+    h[names["tree_nodes"]], h[names["tree_leaves"]] = _offsets(trees, new_inner), _offsets(trees, new_slots)
 
 
 def _heaps_breadth_first(names: dict[str, str], h: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:
@@ -366,8 +364,12 @@ def _heaps_breadth_first(names: dict[str, str], h: dict[str, np.ndarray], attrs:
     h[names["thresholds"]] = np.concatenate([thresholds, np.zeros((trees, slots), thresholds.dtype)], axis=1).reshape(
         -1
     )
-    wide = np.int32 if trees * (inner + slots) >= 2**15 else h[names["tree_nodes"]].dtype
-    h[names["tree_nodes"]] = (np.arange(trees) * (inner + slots)).astype(wide)
+    h[names["tree_nodes"]] = _offsets(trees, inner + slots)
+
+
+def _offsets(trees: int, per_tree: int) -> np.ndarray:
+    """Each tree's first entry, int32 (``_tree_layouts_in_common`` gives all models one offset dtype)."""
+    return (np.arange(trees) * per_tree).astype(np.int32)
 
 
 def _two_words(nodes: np.ndarray, feature_bits: int) -> np.ndarray:

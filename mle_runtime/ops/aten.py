@@ -719,6 +719,20 @@ def _channel(v: jax.Array, ndim: int) -> jax.Array:
     return v.reshape((1, -1) + (1,) * (ndim - 2))
 
 
+def _standardized(x: jax.Array, axes: tuple[int, ...], eps: float) -> jax.Array:
+    """(x - mean) / sqrt(biased variance + eps) over ``axes``, as ATen's norms compute it."""
+    mu = jnp.mean(x, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(x - mu), axis=axes, keepdims=True)
+    return (x - mu) * jax.lax.rsqrt(var + eps)
+
+
+def _channel_affine(y: jax.Array, weight: jax.Array, bias: jax.Array) -> jax.Array:
+    """y * weight + bias per channel (axis 1), each where present."""
+    if _present(weight):
+        y = y * _channel(weight, y.ndim)
+    return y + _channel(bias, y.ndim) if _present(bias) else y
+
+
 @register_op("aten._native_batch_norm_legit_no_training")
 def batch_norm(
     x: jax.Array,
@@ -732,9 +746,7 @@ def batch_norm(
 ) -> jax.Array:
     """Batch normalization with the running statistics (eval mode); the first of ATen's outputs."""
     y = (x - _channel(running_mean, x.ndim)) * _channel(jax.lax.rsqrt(running_var + eps), x.ndim)
-    if _present(weight):
-        y = y * _channel(weight, x.ndim)
-    return y + _channel(bias, x.ndim) if _present(bias) else y
+    return _channel_affine(y, weight, bias)
 
 
 @register_op("aten._native_batch_norm_legit.no_stats")
@@ -743,13 +755,7 @@ def batch_norm_of_the_batch(
 ) -> jax.Array:
     """Batch normalization with the batch's own per-channel statistics (biased variance), as ATen
     computes InstanceNorm: the batch viewed as one sample of N x C channels. The first of ATen's outputs."""
-    axes = (0, *range(2, x.ndim))
-    mu = jnp.mean(x, axis=axes, keepdims=True)
-    var = jnp.mean(jnp.square(x - mu), axis=axes, keepdims=True)
-    y = (x - mu) * jax.lax.rsqrt(var + eps)
-    if _present(weight):
-        y = y * _channel(weight, x.ndim)
-    return y + _channel(bias, x.ndim) if _present(bias) else y
+    return _channel_affine(_standardized(x, (0, *range(2, x.ndim)), eps), weight, bias)
 
 
 @register_op("aten.native_layer_norm")
@@ -757,10 +763,7 @@ def layer_norm(
     x: jax.Array, weight: jax.Array, bias: jax.Array, *, normalized_shape: list[int], eps: float
 ) -> jax.Array:
     """Layer normalization over the last len(normalized_shape) axes; the first of ATen's outputs."""
-    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
-    mu = jnp.mean(x, axis=axes, keepdims=True)
-    var = jnp.mean(jnp.square(x - mu), axis=axes, keepdims=True)
-    y = (x - mu) * jax.lax.rsqrt(var + eps)
+    y = _standardized(x, tuple(range(x.ndim - len(normalized_shape), x.ndim)), eps)
     if _present(weight):
         y = y * weight
     return y + bias if _present(bias) else y
@@ -771,13 +774,8 @@ def group_norm(
     x: jax.Array, weight: jax.Array, bias: jax.Array, *, N: int, C: int, HxW: int, group: int, eps: float
 ) -> jax.Array:
     """Group normalization; the first of ATen's outputs."""
-    g = x.reshape(x.shape[0], group, -1)
-    mu = jnp.mean(g, axis=2, keepdims=True)
-    var = jnp.mean(jnp.square(g - mu), axis=2, keepdims=True)
-    y = ((g - mu) * jax.lax.rsqrt(var + eps)).reshape(x.shape)
-    if _present(weight):
-        y = y * _channel(weight, x.ndim)
-    return y + _channel(bias, x.ndim) if _present(bias) else y
+    y = _standardized(x.reshape(x.shape[0], group, -1), (2,), eps).reshape(x.shape)
+    return _channel_affine(y, weight, bias)
 
 
 # -- convolution and pooling ------------------------------------------------------------------------------

@@ -340,9 +340,14 @@ def up_sampling(x: jax.Array, *, size: list[int], interpolation: str = "nearest"
         if interpolation == "nearest":
             x = jnp.repeat(x, factor, axis=1 + i)
         else:
-            n = x.shape[1 + i]
-            x = resize.linear(x, 1 + i, resize.half_pixel(n * factor, np.float32(n) / np.float32(n * factor)))
+            x = _half_pixel_linear(x, 1 + i, x.shape[1 + i] * factor)
     return x
+
+
+def _half_pixel_linear(x: jax.Array, axis: int, n_out: int) -> jax.Array:
+    """``x`` resized to ``n_out`` cells along ``axis`` as TensorFlow's bilinear resize (half-pixel centres,
+    its float32 scale)."""
+    return resize.linear(x, axis, resize.half_pixel(n_out, np.float32(x.shape[axis]) / np.float32(n_out)))
 
 
 @register_op("keras.Resizing")
@@ -351,12 +356,11 @@ def resizing(x: jax.Array, *, size: list[int], interpolation: str) -> jax.Array:
     without antialiasing: half-pixel centres, "bilinear" between the two nearest cells, "nearest" the
     cell under the centre."""
     for axis, n_out in zip((1, 2), size, strict=True):
-        n = x.shape[axis]
-        scale = np.float32(n) / np.float32(n_out)
         if interpolation == "bilinear":
-            x = resize.linear(x, axis, resize.half_pixel(n_out, scale))
+            x = _half_pixel_linear(x, axis, n_out)
         else:
-            centres = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * scale
+            n = x.shape[axis]
+            centres = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * (np.float32(n) / np.float32(n_out))
             x = resize.nearest(x, axis, np.minimum(np.floor(centres).astype(np.int64), n - 1))
     return x
 
