@@ -124,9 +124,10 @@ def onnx_session(name: str, model: Any, X: np.ndarray, folder: Path) -> tuple[Ca
         else:
             from skl2onnx import to_onnx
 
-            payload = to_onnx(
-                model, X[:1].astype(np.float32), options={id(model): {"zipmap": False}}, target_opset=17
-            ).SerializeToString()
+            with onnx_attributes_take_numpy_bools():
+                payload = to_onnx(
+                    model, X[:1].astype(np.float32), options={id(model): {"zipmap": False}}, target_opset=17
+                ).SerializeToString()
     except Exception as e:  # (a converter that cannot take this model: reported, not fatal)
         return None, f"conversion failed: {type(e).__name__}"
     options = ort.SessionOptions()
@@ -135,6 +136,27 @@ def onnx_session(name: str, model: Any, X: np.ndarray, folder: Path) -> tuple[Ca
     session = ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
     return (lambda data: session.run(None, {input_name: data})), "ok"
+
+
+@contextlib.contextmanager
+def onnx_attributes_take_numpy_bools() -> Iterator[None]:
+    """skl2onnx's HistGradientBoosting converter passes scikit-learn's ``missing_go_to_left`` (numpy
+    bools) as an integer list attribute, which onnx refuses ("Expected an int, got a boolean"), so the
+    comparison went unmeasured; the bools are handed over as the 0 and 1 the attribute means."""
+    import onnx.helper
+
+    make_attribute = onnx.helper.make_attribute
+
+    def with_ints(key: str, value: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(value, list | tuple | np.ndarray) and any(isinstance(v, bool | np.bool_) for v in value):
+            value = [int(v) for v in value]
+        return make_attribute(key, value, *args, **kwargs)
+
+    onnx.helper.make_attribute = with_ints
+    try:
+        yield
+    finally:
+        onnx.helper.make_attribute = make_attribute
 
 
 def hummingbird_model(model: Any) -> tuple[Callable[[np.ndarray], Any] | None, str]:
