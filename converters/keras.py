@@ -4,6 +4,7 @@ outputs in the model's order under the model's names."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,23 @@ _MERGES = {
     "Concatenate": "concatenate",
 }
 
+# Layers whose call reads its input's mask, as converted: the recurrent ones (masked steps keep their
+# state), GlobalAveragePooling1D (the mean of the kept steps), the attention layers (masked keys left out);
+# BatchNormalization reads it only in training, TimeDistributed hands it to a last-axis layer that does
+# not read it.
+_MASK_READERS = {
+    "LSTM",
+    "GRU",
+    "SimpleRNN",
+    "Bidirectional",
+    "GlobalAveragePooling1D",
+    "BatchNormalization",
+    "TimeDistributed",
+    "MultiHeadAttention",
+    "Attention",
+}
+_RETURN_SEQUENCES = {"LSTM", "GRU", "SimpleRNN", "Bidirectional"}
+
 
 def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
     import keras
@@ -54,6 +72,8 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
         names[id(t)] = b.input(_input_name(t, i), (None, *t.shape[1:]))
     missing: set[str] = set()
     done: dict[tuple[int, int], list[str]] = {}
+    masks: dict[int, str] = {}  # the mask a Keras tensor carries (by id): a (batch, steps) boolean tensor
+    reads: dict[tuple[int, int], list[tuple[int, str]]] = {}  # the tensors each layer call reads (id, name)
 
     def tensor(t: Any) -> str:
         if id(t) in names:
@@ -62,11 +82,17 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
         key = (id(layer), node_index)
         if key not in done:
             node = layer._inbound_nodes[node_index]
-            args = [tensor(x) for x in node.input_tensors]
-            done[key] = _layer(b, layer, args, node, missing)
+            inputs = _data_inputs(layer, node)
+            args = [tensor(x) for x in inputs]
+            reads[key] = [(id(x), name) for x, name in zip(inputs, args, strict=True)]
+            in_masks = [masks.get(id(x)) for x in inputs]
+            done[key] = _layer(b, layer, args, node, missing, in_masks)
+            out_masks = _output_masks(b, layer, node, args, in_masks, done[key], missing)
+            masks.update((id(t), m) for t, m in zip(node.output_tensors, out_masks, strict=True) if m is not None)
         return done[key][index]
 
     tensors = [tensor(t) for t in outputs]
+    _check_no_mask_is_dropped(model, reads, masks)
     if missing:
         raise UnsupportedModelError(f"{type(model).__name__}: layers without a jnp implementation: {sorted(missing)}")
     # a Functional model's output names; a Sequential one's: the layer it ends with
@@ -124,9 +150,39 @@ def _activation_name(fn: Any) -> str:
     return name
 
 
-def _layer(b: GraphBuilder, layer: Any, args: list[str], node: Any, missing: set[str]) -> list[str]:
-    """The nodes computing one call of ``layer`` on ``args``; its output tensors."""
+def _data_inputs(layer: Any, node: Any) -> list[Any]:
+    """The Keras tensors a layer call computes on: its inputs less the masks Keras passed along with them
+    (``mask``, ``query_mask``, ...), which follow the graph apart (see _output_masks). A mask the call was
+    given by hand is refused."""
+    import keras
+    from keras.src import backend
+
+    def tensors(v: Any) -> list[Any]:
+        return [t for t in (v if isinstance(v, list | tuple) else [v]) if isinstance(t, keras.KerasTensor)]
+
+    args, kwargs = node.arguments.args, node.arguments.kwargs
+    given = {k: v for k, v in kwargs.items() if (k == "mask" or k.endswith("_mask")) and tensors(v)}
+    for k, v in given.items():
+        if k == "mask":
+            masked = args[0] if args else None
+        else:
+            masked = inspect.signature(layer.call).bind_partial(*args, **kwargs).arguments.get(k.removesuffix("_mask"))
+        carried = [backend.get_keras_mask(x) for x in (masked if isinstance(masked, list | tuple) else [masked])]
+        attached = v if isinstance(v, list | tuple) else [v]
+        if masked is None or [id(a) for a in attached] != [id(c) for c in carried]:
+            raise UnsupportedModelError(f"{layer.name}: called with a mask of its own ({k}=...): not supported")
+    skip = {id(t) for v in given.values() for t in tensors(v)}
+    return [x for x in node.input_tensors if id(x) not in skip]
+
+
+def _layer(
+    b: GraphBuilder, layer: Any, args: list[str], node: Any, missing: set[str], masks: list[str | None]
+) -> list[str]:
+    """The nodes computing one call of ``layer`` on ``args`` (``masks``: the mask each carries, if any);
+    its output tensors."""
     kind = type(layer).__name__
+    if any(masks) and _reads_mask(layer) and kind not in _MASK_READERS:
+        missing.add(f"{kind} given a masked input")
     config = layer.get_config()
     if config.get("data_format", "channels_last") != "channels_last":
         raise UnsupportedModelError(f"{layer.name} ({kind}): only data_format='channels_last' is supported")
@@ -267,24 +323,26 @@ def _layer(b: GraphBuilder, layer: Any, args: list[str], node: Any, missing: set
         return [b.op("keras.Pool", args[0], kind=pool_kind, pool_size=size, strides=strides, padding=config["padding"])]
     if kind.startswith(("GlobalMaxPooling", "GlobalAveragePooling")):
         pool_kind = "max" if "Max" in kind else "average"
-        return [b.op("keras.GlobalPool", args[0], kind=pool_kind, keepdims=bool(config.get("keepdims", False)))]
+        mask = [masks[0]] if masks[0] and kind == "GlobalAveragePooling1D" else []
+        keepdims = bool(config.get("keepdims", False))
+        return [b.op("keras.GlobalPool", args[0], *mask, kind=pool_kind, keepdims=keepdims)]
     if kind in _MERGES:
         axis = {"axis": int(config["axis"])} if kind == "Concatenate" else {}
         return [b.op("keras.Merge", *args, kind=_MERGES[kind], **axis)]
     if kind == "Embedding":
-        if config.get("mask_zero"):
-            raise UnsupportedModelError(f"{layer.name}: Embedding(mask_zero=True) (masked sequences) is not supported")
         (embeddings,) = _weights(layer, "embeddings")
         return [b.op("keras.Embedding", args[0], const("embeddings", embeddings))]
+    if kind == "Masking":
+        return [b.op("keras.Masking", args[0], mask_value=_mask_value(layer))]
     if kind in ("LSTM", "GRU", "SimpleRNN"):
-        return [_recurrent(b, layer, kind, config, args[0], const)]
+        return [_recurrent(b, layer, kind, config, args[0], const, masks[0])]
     if kind == "UnitNormalization":
         axis = config["axis"] if isinstance(config["axis"], list) else [config["axis"]]
         return [b.op("keras.UnitNormalization", args[0], axis=[int(a) for a in axis])]
     if kind == "MultiHeadAttention":
-        return [_attention(b, layer, node, args, const)]
+        return [_attention(b, layer, node, args, const, masks)]
     if kind == "Attention":
-        return [_dot_product_attention(b, layer, node, args, const)]
+        return [_dot_product_attention(b, layer, node, args, const, masks)]
     if kind in ("Rescaling", "Normalization"):
         return [_affine(b, layer, kind, config, args[0], const)]
     if kind == "PReLU":
@@ -315,13 +373,89 @@ def _layer(b: GraphBuilder, layer: Any, args: list[str], node: Any, missing: set
     if kind == "RepeatVector":
         return [b.op("keras.RepeatVector", args[0], n=int(config["n"]))]
     if kind == "Bidirectional" and type(layer.forward_layer).__name__ in ("LSTM", "GRU", "SimpleRNN"):
-        return _bidirectional(b, layer, args[0])
+        return _bidirectional(b, layer, args[0], masks[0])
     if kind == "TimeDistributed" and type(layer.layer).__name__ in _LAST_AXIS:
-        return _layer(b, layer.layer, args, node, missing)  # a layer of the last axis: every step at once
+        return _layer(b, layer.layer, args, node, missing, masks)  # a layer of the last axis: every step at once
     if kind in ("Bidirectional", "TimeDistributed"):
         kind = f"{kind}({type(getattr(layer, 'forward_layer', None) or layer.layer).__name__})"
     missing.add(kind)
     return [args[0]] * max(1, len(node.output_tensors))
+
+
+def _check_no_mask_is_dropped(
+    model: Any, reads: dict[tuple[int, int], list[tuple[int, str]]], masks: dict[int, str]
+) -> None:
+    """MultiHeadAttention, when it runs, removes the masks from its input tensors (Keras's
+    ``set_keras_mask(query, None)``, on the tensor objects themselves): a layer reading the same tensor
+    after it (``Add()([x, attention(x, x)])``, or through a Dropout, which passes the same object) sees no
+    mask at run time, though the model's symbolic graph shows one; this converter follows the symbolic
+    masks, so such a model is refused rather than computed otherwise than Keras computes it."""
+    for layer in model.layers:
+        if type(layer).__name__ != "MultiHeadAttention":
+            continue
+        for index in range(len(layer._inbound_nodes)):
+            key = (id(layer), index)
+            masked = {name for tensor_id, name in reads.get(key, []) if tensor_id in masks}
+            if any(k != key and masked & {name for _, name in pairs} for k, pairs in reads.items()):
+                raise UnsupportedModelError(
+                    f"{layer.name}: its masked inputs are read by other layers too, and Keras removes their masks "
+                    "when MultiHeadAttention runs (the others see a mask or none depending on the order they run "
+                    "in): not supported; give those layers a separate tensor or no mask"
+                )
+
+
+def _reads_mask(layer: Any) -> bool:
+    """Whether Keras hands this layer's call its inputs' masks (a ``mask`` or ``<input>_mask`` argument)."""
+    parameters = inspect.signature(layer.call).parameters
+    return any(name == "mask" or name.endswith("_mask") for name in parameters)
+
+
+def _mask_value(layer: Any) -> float:
+    value = np.asarray(layer.mask_value)
+    if value.size != 1:
+        raise UnsupportedModelError(f"{layer.name}: Masking with a mask_value of shape {value.shape} is not supported")
+    return float(value.reshape(()))
+
+
+def _output_masks(
+    b: GraphBuilder,
+    layer: Any,
+    node: Any,
+    args: list[str],
+    masks: list[str | None],
+    outputs: list[str],
+    missing: set[str],
+) -> list[str | None]:
+    """The mask each output of a layer call carries, computed as the layer's ``compute_mask`` does, for
+    the outputs Keras attached a mask to (a layer that does not support masking drops it); a layer whose
+    masks this does not know is added to ``missing``."""
+    from keras.src import backend
+    from keras.src.utils import python_utils
+
+    kind = type(layer).__name__
+    carried = [backend.get_keras_mask(t) is not None for t in node.output_tensors]
+    if not any(carried):
+        return [None] * len(outputs)
+    if kind == "Embedding":
+        out: list[str | None] = [b.op("keras.MaskOf", args[0], mask_value=0.0, last_axis=False)]
+    elif kind == "Masking":
+        out = [b.op("keras.MaskOf", args[0], mask_value=_mask_value(layer), last_axis=True)]
+    elif kind == "Concatenate":
+        present = [m for m in masks if m is not None]
+        masked = [m is not None for m in masks]
+        out = [b.op("keras.ConcatenateMask", *args, *present, masked=masked, axis=int(layer.axis))]
+    elif kind in _MERGES:
+        out = [b.op("keras.MaskOr", *masks) if all(masks) else None]
+    elif kind == "Attention":  # (the query's)
+        out = [masks[0]]
+    elif (kind in _RETURN_SEQUENCES and layer.return_sequences) or python_utils.is_default(layer.compute_mask):
+        out = [masks[0]] * len(outputs)
+    else:
+        missing.add(f"{kind} given a masked input")
+        return [None] * len(outputs)
+    if [m is not None for m in out] != carried:  # (a mismatch with Keras's own masks: refused, not guessed)
+        missing.add(f"{kind} given a masked input")
+    return out
 
 
 def _pairs(value: Any) -> list[list[int]]:
@@ -348,7 +482,7 @@ def _affine(b: GraphBuilder, layer: Any, kind: str, config: dict[str, Any], x: s
     return b.op("Div", b.op("Sub", x, const("mean", mean)), const("spread", spread))
 
 
-def _bidirectional(b: GraphBuilder, layer: Any, x: str) -> list[str]:
+def _bidirectional(b: GraphBuilder, layer: Any, x: str, mask: str | None) -> list[str]:
     """The forward and the backward recurrent layer, the backward sequence put back in time order, merged
     as ``merge_mode`` says (None: both outputs)."""
     outputs = []
@@ -358,7 +492,7 @@ def _bidirectional(b: GraphBuilder, layer: Any, x: str) -> list[str]:
         def const(hint: str, value: np.ndarray | None, prefix: str = f"{layer.name}.{direction}") -> str:
             return b.const(f"{prefix}.{hint}", np.zeros((0,), np.float32) if value is None else value)
 
-        outputs.append(_recurrent(b, inner, type(inner).__name__, inner.get_config(), x, const))
+        outputs.append(_recurrent(b, inner, type(inner).__name__, inner.get_config(), x, const, mask))
     forward, backward = outputs
     if layer.return_sequences:
         backward = b.op("keras.Reverse", backward, axis=1)
@@ -371,7 +505,9 @@ def _bidirectional(b: GraphBuilder, layer: Any, x: str) -> list[str]:
     return [b.op("keras.Merge", forward, backward, kind=merges[layer.merge_mode], **axis)]
 
 
-def _recurrent(b: GraphBuilder, layer: Any, kind: str, config: dict[str, Any], x: str, const: Any) -> str:
+def _recurrent(
+    b: GraphBuilder, layer: Any, kind: str, config: dict[str, Any], x: str, const: Any, mask: str | None = None
+) -> str:
     if config.get("return_state") or config.get("stateful") or config.get("unroll"):
         raise UnsupportedModelError(f"{layer.name}: {kind} with return_state, stateful or unroll is not supported")
     cell = layer.cell
@@ -385,18 +521,33 @@ def _recurrent(b: GraphBuilder, layer: Any, kind: str, config: dict[str, Any], x
         attrs["recurrent_activation"] = _activation_name(cell.recurrent_activation)
     if kind == "GRU":
         attrs["reset_after"] = bool(config["reset_after"])
-    tensors = (const("kernel", kernel), const("recurrent_kernel", recurrent), const("bias", bias))
+    tensors = [const("kernel", kernel), const("recurrent_kernel", recurrent), const("bias", bias)]
+    if mask is not None:  # (Bidirectional sets zero_output_for_mask on its layers when they return sequences)
+        tensors.append(mask)
+        attrs["zero_output_for_mask"] = bool(getattr(layer, "zero_output_for_mask", False))
     return b.op(f"keras.{kind}", x, *tensors, **attrs)
 
 
-def _attention(b: GraphBuilder, layer: Any, node: Any, args: list[str], const: Any) -> str:
-    """MultiHeadAttention called as (query, value[, key]) without masks."""
+def _attention(b: GraphBuilder, layer: Any, node: Any, args: list[str], const: Any, masks: list[str | None]) -> str:
+    """MultiHeadAttention called as (query, value[, key]): the Keras masks they carry and
+    ``use_causal_mask`` kept; an ``attention_mask`` of its own refused (by _data_inputs)."""
     arguments = getattr(node, "arguments", None)
     kwargs = getattr(arguments, "kwargs", {}) or {}
-    if kwargs.get("attention_mask") is not None or kwargs.get("use_causal_mask"):
-        raise UnsupportedModelError(f"{layer.name}: MultiHeadAttention with a mask is not supported")
     if kwargs.get("return_attention_scores"):
         raise UnsupportedModelError(f"{layer.name}: MultiHeadAttention(return_attention_scores=True) is not supported")
+    config = layer.get_config()
+    axes = config.get("attention_axes")
+    if (
+        config.get("use_gate")
+        or config.get("sliding_window") is not None
+        or axes not in (None, 1, -2, [1], [-2], (1,), (-2,))
+        or len(node.input_tensors[0].shape) != 3
+        or not isinstance(config.get("output_shape") or 0, int)
+    ):
+        raise UnsupportedModelError(
+            f"{layer.name}: MultiHeadAttention with use_gate, a sliding_window, attention_axes {axes}, inputs of "
+            "other than 3 axes or an output_shape of several axes is not supported"
+        )
     query, value = args[0], args[1]
     key = args[2] if len(args) > 2 else value
     parts = []
@@ -408,15 +559,25 @@ def _attention(b: GraphBuilder, layer: Any, node: Any, args: list[str], const: A
     ):
         kernel, bias = _weights(dense, "kernel", "bias")
         parts += [const(f"w{hint}", kernel), const(f"b{hint}", bias)]
-    return b.op("keras.MultiHeadAttention", query, value, key, *parts)
+    masks = [*masks, None][:3]
+    return b.op(
+        "keras.MultiHeadAttention",
+        query,
+        value,
+        key,
+        *parts,
+        *[m for m in masks if m is not None],
+        masked=[m is not None for m in masks],
+        causal=bool(kwargs.get("use_causal_mask", False)),
+    )
 
 
-def _dot_product_attention(b: GraphBuilder, layer: Any, node: Any, args: list[str], const: Any) -> str:
-    """Attention (Luong's dot or Bahdanau's concat scores) called as [query, value(, key)], without masks;
-    ``use_causal_mask`` kept."""
+def _dot_product_attention(
+    b: GraphBuilder, layer: Any, node: Any, args: list[str], const: Any, masks: list[str | None]
+) -> str:
+    """Attention (Luong's dot or Bahdanau's concat scores) called as [query, value(, key)]: the Keras
+    masks of the query and the value, and ``use_causal_mask``, kept."""
     kwargs = getattr(getattr(node, "arguments", None), "kwargs", {}) or {}
-    if kwargs.get("mask") is not None:
-        raise UnsupportedModelError(f"{layer.name}: Attention with a mask is not supported")
     if kwargs.get("return_attention_scores"):
         raise UnsupportedModelError(f"{layer.name}: Attention(return_attention_scores=True) is not supported")
     query, value = args[0], args[1]
@@ -432,8 +593,10 @@ def _dot_product_attention(b: GraphBuilder, layer: Any, node: Any, args: list[st
         key,
         const("scale", scalar(layer.scale)),
         const("concat_score_weight", scalar(layer.concat_score_weight)),
+        *[m for m in masks[:2] if m is not None],
         score_mode=str(layer.score_mode),
         causal=bool(kwargs.get("use_causal_mask", False)),
+        masked=[m is not None for m in masks[:2]],
     )
 
 

@@ -50,15 +50,53 @@ def _gelu_tanh(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
 
 
-def _attention(query, value, key, wq, bq, wk, bk, wv, bv, wo, bo):  # type: ignore[no-untyped-def]
+def _attention(query, value, key, wq, bq, wk, bk, wv, bv, wo, bo, *masks, causal=False):  # type: ignore[no-untyped-def]
     """MultiHeadAttention's arithmetic in numpy (Keras's own layer, even built in float64, differs from
-    it by ~6e-7 relative here: not every part of it follows the float64 dtype)."""
+    it by ~6e-7 relative here: not every part of it follows the float64 dtype); ``masks``: the query's,
+    the value's, the key's, as _compute_attention_mask and TensorFlow's dot_product_attention apply them."""
     q = (np.einsum("abc,cde->abde", query, wq) + bq) / math.sqrt(wq.shape[-1])
     k, v = np.einsum("abc,cde->abde", key, wk) + bk, np.einsum("abc,cde->abde", value, wv) + bv
     scores = np.einsum("aecd,abcd->acbe", k, q)
+    if masks or causal:
+        keep = np.ones(scores.shape, bool)
+        if masks:
+            query_mask, value_mask, key_mask = masks
+            keep &= query_mask[:, None, :, None] & value_mask[:, None, None, :] & key_mask[:, None, None, :]
+        if causal:
+            keep &= np.tril(np.ones(scores.shape[-2:], bool))
+        scores = np.where(keep, scores, -0.7 * 3.38953e38)
     scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
     scores /= scores.sum(axis=-1, keepdims=True)
     return np.einsum("abcd,cde->abe", np.einsum("acbe,aecd->abcd", scores, v), wo) + bo
+
+
+def _masked_layer(make: Callable[[], Any], n_weights: int) -> Callable[..., np.ndarray]:
+    """A reference calling the Keras layer (float64) on x with the given weights and the mask last."""
+
+    def reference(x: np.ndarray, *rest: np.ndarray) -> np.ndarray:
+        weights, mask = list(rest[:n_weights]), rest[-1]
+        with _float64():
+            layer = make()
+            args = keras.ops.convert_to_tensor(x, dtype="float64")
+            layer(args)
+            if weights:
+                layer.set_weights(weights)
+            return np.asarray(keras.ops.convert_to_numpy(layer(args, mask=keras.ops.convert_to_tensor(mask))))
+
+    return reference
+
+
+def _merged_mask(make: Callable[[], Any], masked: list[bool]) -> Callable[..., np.ndarray]:
+    """The mask Keras's merge layer computes from its inputs and their masks (None where not ``masked``)."""
+
+    def reference(*inputs_and_masks: np.ndarray) -> np.ndarray:
+        inputs, masks = inputs_and_masks[: len(masked)], iter(inputs_and_masks[len(masked) :])
+        layer = make()
+        given = [keras.ops.convert_to_tensor(next(masks)) if m else None for m in masked]
+        tensors = [keras.ops.convert_to_tensor(x) for x in inputs]
+        return np.asarray(keras.ops.convert_to_numpy(layer.compute_mask(tensors, given)))
+
+    return reference
 
 
 def _dot(axes: list[int]) -> Callable[..., np.ndarray]:
@@ -75,13 +113,16 @@ def _dot(axes: list[int]) -> Callable[..., np.ndarray]:
 def _luong_bahdanau(score_mode: str, causal: bool) -> Callable[..., np.ndarray]:
     """Keras's Attention layer in float64 with the given scale and concat weight (none where empty)."""
 
-    def reference(q: np.ndarray, v: np.ndarray, k: np.ndarray, scale: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    def reference(
+        q: np.ndarray, v: np.ndarray, k: np.ndarray, scale: np.ndarray, weight: np.ndarray, *masks: np.ndarray
+    ) -> np.ndarray:
         with _float64():
             layer = L.Attention(use_scale=scale.size > 0, score_mode=score_mode, dtype="float64")
             inputs = [keras.ops.convert_to_tensor(a, dtype="float64") for a in (q, v, k)]
             layer(inputs)
             layer.set_weights([w.reshape(()) for w in (scale, weight) if w.size])
-            return np.asarray(keras.ops.convert_to_numpy(layer(inputs, use_causal_mask=causal)))
+            mask = [keras.ops.convert_to_tensor(m) for m in masks] or None
+            return np.asarray(keras.ops.convert_to_numpy(layer(inputs, mask=mask, use_causal_mask=causal)))
 
     return reference
 
@@ -102,6 +143,9 @@ def records() -> dict[str, tuple]:
         R.normal(size=(2, 3 * units)),
     )
     mha = [R.normal(size=s) for s in ((5, 2, 3), (2, 3), (5, 2, 3), (2, 3), (5, 2, 3), (2, 3), (2, 3, 5), (5,))]
+    # steps kept: masked at the start, the middle and the end; the second row's first step only
+    steps = np.array([[False, True, True, False, True, True, False], [True] + [False] * 6])
+    padded = np.where(steps[..., None], x3, -1.0)
     return {
         "keras.Activation": (
             (x2,),
@@ -157,6 +201,58 @@ def records() -> dict[str, tuple]:
             _layer_reference(lambda: L.LSTM(units, return_sequences=True, **f64), lambda x, *w: list(w)),
             {"return_sequences": True},
         ),
+        "keras.LSTM (masked)": (
+            (x3, lstm_k, lstm_r, lstm_b, steps),
+            _masked_layer(lambda: L.LSTM(units, **f64), 3),
+            {},
+        ),
+        "keras.GRU (masked backwards, zero output)": (
+            (x3, gru_k, gru_r, gru_b, steps),
+            _masked_layer(
+                lambda: L.GRU(units, go_backwards=True, return_sequences=True, zero_output_for_mask=True, **f64), 3
+            ),
+            {"go_backwards": True, "return_sequences": True, "zero_output_for_mask": True},
+        ),
+        "keras.SimpleRNN (masked)": (
+            (x3, kernel_s, recurrent_s, bias_s, steps),
+            _masked_layer(lambda: L.SimpleRNN(4, return_sequences=True, **f64), 3),
+            {"return_sequences": True},
+        ),
+        "keras.GlobalPool (masked)": (
+            (x3, steps),
+            _masked_layer(lambda: L.GlobalAveragePooling1D(**f64), 0),
+            {"kind": "average"},
+        ),
+        "keras.MaskOf": (
+            (np.array([[3.0, 0.0, 1.0], [0.0, 0.0, 2.0]]),),
+            lambda i: np.asarray(L.Embedding(4, 2, mask_zero=True).compute_mask(i)),
+            {"mask_value": 0.0, "last_axis": False},
+        ),
+        "keras.MaskOf (Masking)": (
+            (padded,),
+            lambda x: np.asarray(L.Masking(-1.0).compute_mask(keras.ops.convert_to_tensor(x))),
+            {"mask_value": -1.0, "last_axis": True},
+        ),
+        "keras.Masking": (
+            (padded,),
+            _layer_reference(lambda: L.Masking(-1.0, **f64), lambda x: []),
+            {"mask_value": -1.0},
+        ),
+        "keras.MaskOr": (
+            (steps, steps[::-1]),
+            lambda *masks: _merged_mask(L.Add, [True, True])(x3, x3, *masks),
+            {},
+        ),
+        "keras.ConcatenateMask": (
+            (x3, x3[:, :, :2], x3, steps, steps[::-1]),
+            _merged_mask(L.Concatenate, [True, False, True]),
+            {"masked": [True, False, True], "axis": -1},
+        ),
+        "keras.ConcatenateMask (steps)": (
+            (x3, x3[:, :3], steps[:, 2:5]),
+            _merged_mask(lambda: L.Concatenate(axis=1), [False, True]),
+            {"masked": [False, True], "axis": 1},
+        ),
         "keras.GRU": (
             (x3, gru_k, gru_r, gru_b),
             _layer_reference(lambda: L.GRU(units, go_backwards=True, **f64), lambda x, *w: list(w)),
@@ -178,6 +274,11 @@ def records() -> dict[str, tuple]:
             (x3, x3[:, ::-1], x3 * 0.5, np.array([0.7]), np.zeros(0)),
             _luong_bahdanau("dot", causal=True),
             {"score_mode": "dot", "causal": True},
+        ),
+        "keras.Attention (masked)": (
+            (x3, x3[:, ::-1], x3 * 0.5, np.array([0.7]), np.zeros(0), steps, steps[:, ::-1]),
+            _luong_bahdanau("dot", causal=True),
+            {"score_mode": "dot", "causal": True, "masked": [True, True]},
         ),
         "keras.Attention (concat)": (
             (x3[:, :4], x3, x3[:, ::-1], np.zeros(0), np.array([1.3])),
@@ -204,6 +305,11 @@ def records() -> dict[str, tuple]:
             (x3, x3[::-1], x3, *mha),
             _attention,
             {},
+        ),
+        "keras.MultiHeadAttention (masked, causal)": (
+            (x3, x3[::-1], x3, *mha, steps, steps[::-1], np.ones_like(steps)),
+            lambda *inputs: _attention(*inputs, causal=True),
+            {"masked": [True, True, True], "causal": True},
         ),
         "keras.ConvTranspose": (
             (x4, R.normal(size=(3, 2, 4, 3)), R.normal(size=4)),

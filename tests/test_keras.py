@@ -129,6 +129,64 @@ def bidirectional_sequence() -> keras.Model:
     return keras.Model(series, [layers.Flatten()(repeated), layers.GlobalMaxPooling1D()(x)])
 
 
+def masked_text() -> keras.Model:
+    """Embedding(mask_zero=True): the mask through a Bidirectional LSTM, Dense and TimeDistributed (which
+    pass it on), Concatenate and Add (which merge masks), a GRU that returns sequences, a backwards
+    SimpleRNN and the masked mean of GlobalAveragePooling1D."""
+    tokens = keras.Input((11,), dtype="int32")
+    x = layers.Embedding(40, 8, mask_zero=True)(tokens)
+    x = layers.Bidirectional(layers.LSTM(5, return_sequences=True))(x)
+    y = layers.TimeDistributed(layers.Dense(4, activation="tanh"))(x)
+    x = layers.Concatenate()([layers.GRU(4, return_sequences=True)(x), y])
+    x = layers.Add()([layers.Dense(8)(layers.Dropout(0.2)(x)), x])
+    last = layers.SimpleRNN(3, go_backwards=True)(x)
+    return keras.Model(tokens, layers.Dense(2)(layers.Concatenate()([layers.GlobalAveragePooling1D()(x), last])))
+
+
+def masked_attention() -> keras.Model:
+    """Embedding(mask_zero=True) into MultiHeadAttention (query and value masks; then a masked key and a
+    causal mask) and Attention (masked keys, 0 at masked queries, causal); the second output holds every
+    step, the masked ones too."""
+    tokens = keras.Input((11,), dtype="int32")
+    embedded = layers.Embedding(40, 8, mask_zero=True)(tokens)
+    plain = layers.Embedding(40, 8)(tokens)
+    query = layers.Dense(8)(embedded)
+    x = layers.LayerNormalization()(layers.MultiHeadAttention(2, 4)(query, query))
+    causal = layers.MultiHeadAttention(2, 3)(plain, plain, layers.Dense(8)(embedded), use_causal_mask=True)
+    attended = layers.Attention(use_scale=True)([x, x], use_causal_mask=True)
+    pooled = layers.GlobalAveragePooling1D()(layers.Concatenate()([attended, causal]))
+    return keras.Model(tokens, [layers.Dense(3)(pooled), layers.Dense(2)(attended)])
+
+
+def masking_series() -> keras.Model:
+    """Masking: steps whose features all equal -1 skipped by an LSTM and a GRU (its mask passed through
+    BatchNormalization)."""
+    series = keras.Input((9, 3))
+    x = layers.LSTM(6, return_sequences=True)(layers.Masking(mask_value=-1.0)(series))
+    x = layers.GRU(4)(layers.BatchNormalization()(x))
+    return keras.Model(series, layers.Dense(3, activation="softmax")(x))
+
+
+def _padded_tokens(n: int) -> np.ndarray:
+    """Token rows with 0s (masked) at the end, the start and inside, and at least one token each."""
+    rng = np.random.default_rng(n)
+    tokens = rng.integers(1, 40, (n, 11))
+    tokens[rng.random((n, 11)) < 0.25] = 0
+    for row, length in enumerate(rng.integers(1, 12, n)):
+        tokens[row, length:] = 0
+        tokens[row, rng.integers(0, length)] = rng.integers(1, 40)
+    return tokens.astype(np.int32)
+
+
+def _padded_series(n: int) -> np.ndarray:
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, 9, 3)).astype(np.float32)
+    x[rng.random((n, 9)) < 0.3] = -1.0
+    x[:, 0, 0] = 2.0  # (every row keeps a step; none kept: test_rows_with_every_step_masked)
+    x[::3, 0, 1] = -1.0  # (one feature equal to the mask value: the step is kept)
+    return x
+
+
 def _floats(*shape: int) -> Callable[[int], np.ndarray]:
     return lambda n: np.random.default_rng(n).normal(size=(n, *shape)).astype(np.float32)
 
@@ -143,6 +201,9 @@ MODELS: dict[str, tuple[Callable[[], keras.Model], Callable[[int], list[np.ndarr
     "conv1d-pooling-merges": (pooling_1d, lambda n: [_floats(20, 4)(n)]),
     "image-decoder": (image_decoder, lambda n: [_floats(9, 8, 3)(n)]),
     "bidirectional-sequence": (bidirectional_sequence, lambda n: [_floats(12, 5)(n)]),
+    "masked-text": (masked_text, lambda n: [_padded_tokens(n)]),
+    "masked-attention": (masked_attention, lambda n: [_padded_tokens(n)]),
+    "masking-series": (masking_series, lambda n: [_padded_series(n)]),
 }
 
 
@@ -175,6 +236,39 @@ def test_unsupported_layers_are_named_at_once(tmp_path: Path) -> None:
     z = layers.Discretization(bin_boundaries=[0.0])(layers.Dense(4)(layers.Lambda(lambda t: t * 2)(y)))
     with pytest.raises(UnsupportedModelError, match=r"\['Discretization', 'Lambda'\]"):
         mle.export_model(keras.Model(x, z), tmp_path / "m.mle")
+
+
+def test_rows_with_every_step_masked(tmp_path: Path) -> None:
+    """A row with no step kept: the masked mean is 0 / 0 (NaN) in Keras, and a recurrent layer returns
+    its initial state; both as Keras computes them."""
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((5,), dtype="int32")
+    x = layers.Embedding(9, 4, mask_zero=True)(tokens)
+    model = keras.Model(tokens, [layers.GlobalAveragePooling1D()(x), layers.LSTM(3)(x)])
+    mle.export_model(model, tmp_path / "m.mle")
+    rows = np.array([[0, 0, 0, 0, 0], [3, 0, 5, 0, 0]], np.int32)
+    want = model.predict(rows, verbose=0)
+    got = mle.load_model(tmp_path / "m.mle").run([rows])
+    assert np.isnan(want[0][0]).all() and not np.isnan(want[0][1]).any()
+    for ours, theirs in zip(got, want, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
+
+
+def test_masks_that_are_not_converted_are_refused(tmp_path: Path) -> None:
+    tokens = keras.Input((6,), dtype="int32")
+    x = layers.Embedding(9, 4, mask_zero=True)(tokens)
+    softmax = layers.Softmax()(layers.Dense(4)(x))
+    with pytest.raises(UnsupportedModelError, match=r"\['Softmax given a masked input'\]"):
+        mle.export_model(keras.Model(tokens, softmax), tmp_path / "m.mle")
+    x = layers.Embedding(9, 4, mask_zero=True)(tokens)
+    residual = layers.Add()([x, layers.MultiHeadAttention(num_heads=1, key_dim=2)(x, x)])
+    with pytest.raises(UnsupportedModelError, match="Keras removes their masks"):  # (then Add sees none)
+        mle.export_model(keras.Model(tokens, residual), tmp_path / "m.mle")
+    x = layers.Embedding(9, 4)(tokens)
+    by_hand = keras.Input((6, 6), dtype="bool")
+    attended = layers.MultiHeadAttention(num_heads=1, key_dim=2)(x, x, attention_mask=by_hand)
+    with pytest.raises(UnsupportedModelError, match="a mask of its own"):
+        mle.export_model(keras.Model([tokens, by_hand], attended), tmp_path / "m.mle")
 
 
 def test_a_model_without_inputs_is_refused(tmp_path: Path) -> None:

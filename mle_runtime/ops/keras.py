@@ -3,6 +3,7 @@ padding, Keras's activation functions). Weights are the layer's own, in Keras's 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -269,9 +270,14 @@ def pool(x: jax.Array, *, kind: str, pool_size: list[int], strides: list[int], p
 
 
 @register_op("keras.GlobalPool")
-def global_pool(x: jax.Array, *, kind: str, keepdims: bool = False) -> jax.Array:
-    """GlobalMax/AveragePooling 1D-3D, channels last: over every spatial axis."""
+def global_pool(x: jax.Array, *mask: jax.Array, kind: str, keepdims: bool = False) -> jax.Array:
+    """GlobalMax/AveragePooling 1D-3D, channels last: over every spatial axis. GlobalAveragePooling1D
+    given a (batch, steps) mask: the sum of the kept steps over their count, as Keras divides them."""
     axes = tuple(range(1, x.ndim - 1))
+    if mask and kind == "average":
+        kept = mask[0].astype(bool)[..., None]
+        total = jnp.sum(jnp.where(kept, x, 0), axis=axes, keepdims=keepdims)
+        return total / jnp.sum(kept.astype(x.dtype), axis=axes, keepdims=keepdims)
     reduce = jnp.max if kind == "max" else jnp.mean
     return reduce(x, axis=axes, keepdims=keepdims)
 
@@ -377,13 +383,70 @@ def embedding(indices: jax.Array, embeddings: jax.Array) -> jax.Array:
     return jnp.take(embeddings, indices.astype(jnp.int32), axis=0)
 
 
-def _over_time(x: jax.Array, step, init, go_backwards: bool, return_sequences: bool):  # type: ignore[no-untyped-def]
-    """Run ``step`` over the time axis (1) of x: the output of every step (batch first), or of the last."""
+@register_op("keras.MaskOf")
+def mask_of(x: jax.Array, *, mask_value: float, last_axis: bool) -> jax.Array:
+    """The steps a Keras mask keeps: Embedding(mask_zero=True)'s indices other than 0, or (``last_axis``)
+    Masking's steps with some feature other than ``mask_value``; (batch, steps) booleans."""
+    kept = x != jnp.asarray(mask_value, x.dtype)
+    return jnp.any(kept, axis=-1) if last_axis else kept
+
+
+@register_op("keras.Masking")
+def masking(x: jax.Array, *, mask_value: float) -> jax.Array:
+    """Keras's Masking: the steps whose features all equal ``mask_value`` set to 0."""
+    return jnp.where(mask_of(x, mask_value=mask_value, last_axis=True)[..., None], x, 0)
+
+
+@register_op("keras.MaskOr")
+def mask_or(*masks: jax.Array) -> jax.Array:
+    """A merge layer's mask (Add, Multiply, ...): the steps any of its inputs' masks keeps."""
+    return functools.reduce(jnp.logical_or, (m.astype(bool) for m in masks))
+
+
+@register_op("keras.ConcatenateMask")
+def concatenate_mask(*inputs_and_masks: jax.Array, masked: list[bool], axis: int) -> jax.Array:
+    """Concatenate's mask, as Keras computes it: each input's mask spread over the input's shape (all
+    kept where it has none; ``masked`` says which do, their masks following the inputs), concatenated
+    along ``axis``, then kept where any value along the last axis is."""
+    inputs, masks = inputs_and_masks[: len(masked)], iter(inputs_and_masks[len(masked) :])
+    spread = []
+    for x, has_mask in zip(inputs, masked, strict=True):
+        m = next(masks).astype(bool) if has_mask else jnp.ones(x.shape, bool)
+        spread.append(jnp.broadcast_to(m.reshape(*m.shape, *[1] * (x.ndim - m.ndim)), x.shape))
+    return jnp.any(jnp.concatenate(spread, axis=axis), axis=-1)
+
+
+def _over_time(  # type: ignore[no-untyped-def]
+    x: jax.Array, step, init, go_backwards: bool, return_sequences: bool, mask=(), zero_output_for_mask=False
+):
+    """Run ``step`` over the time axis (1) of x: the output of every step (batch first), or of the last.
+    ``step(carry, x_t) -> (carry, output)``. With a (batch, steps) mask, as Keras's RNN loop: a masked
+    step keeps the state and repeats the previous output (0 before the first), or outputs 0 with
+    ``zero_output_for_mask``; the mask runs backwards with the steps."""
     xs = jnp.swapaxes(x, 0, 1)
-    if go_backwards:
-        xs = xs[::-1]
-    _, hs = jax.lax.scan(step, init, xs)
+    if mask:
+        keep = jnp.swapaxes(mask[0].astype(bool), 0, 1)[..., None]
+        if go_backwards:
+            xs, keep = xs[::-1], keep[::-1]
+        zero = jnp.zeros((x.shape[0], _output_width(step, init, xs[0])), x.dtype)
+
+        def masked_step(carry, x_keep):  # type: ignore[no-untyped-def]
+            (state, previous), (x_t, keep_t) = carry, x_keep
+            new_state, output = step(state, x_t)
+            state = jax.tree.map(lambda new, old: jnp.where(keep_t, new, old), new_state, state)
+            output = jnp.where(keep_t, output, zero if zero_output_for_mask else previous)
+            return (state, output), output
+
+        _, hs = jax.lax.scan(masked_step, (init, zero), (xs, keep))
+    else:
+        if go_backwards:
+            xs = xs[::-1]
+        _, hs = jax.lax.scan(step, init, xs)
     return jnp.swapaxes(hs, 0, 1) if return_sequences else hs[-1]
+
+
+def _output_width(step, init, x_t: jax.Array) -> int:  # type: ignore[no-untyped-def]
+    return int(jax.eval_shape(step, init, x_t)[1].shape[-1])
 
 
 @register_op("keras.LSTM")
@@ -392,11 +455,12 @@ def lstm(
     kernel: jax.Array,
     recurrent_kernel: jax.Array,
     bias: jax.Array,
-    *,
+    *mask: jax.Array,
     activation_name: str = "tanh",
     recurrent_activation: str = "sigmoid",
     return_sequences: bool = False,
     go_backwards: bool = False,
+    zero_output_for_mask: bool = False,
 ) -> jax.Array:
     """Keras's LSTM (gates i, f, c, o): the last output, or every step's with ``return_sequences``."""
     units = recurrent_kernel.shape[0]
@@ -414,7 +478,7 @@ def lstm(
         return (h, c), h
 
     zeros = jnp.zeros((x.shape[0], units), projected.dtype)
-    return _over_time(projected, step, (zeros, zeros), go_backwards, return_sequences)
+    return _over_time(projected, step, (zeros, zeros), go_backwards, return_sequences, mask, zero_output_for_mask)
 
 
 @register_op("keras.GRU")
@@ -423,12 +487,13 @@ def gru(
     kernel: jax.Array,
     recurrent_kernel: jax.Array,
     bias: jax.Array,
-    *,
+    *mask: jax.Array,
     activation_name: str = "tanh",
     recurrent_activation: str = "sigmoid",
     reset_after: bool = True,
     return_sequences: bool = False,
     go_backwards: bool = False,
+    zero_output_for_mask: bool = False,
 ) -> jax.Array:
     """Keras's GRU (gates z, r, h; ``reset_after`` as Keras 3's default): the last output, or every step's."""
     units = recurrent_kernel.shape[0]
@@ -457,7 +522,7 @@ def gru(
         return h, h
 
     init = jnp.zeros((x.shape[0], units), projected.dtype)
-    return _over_time(projected, step, init, go_backwards, return_sequences)
+    return _over_time(projected, step, init, go_backwards, return_sequences, mask, zero_output_for_mask)
 
 
 @register_op("keras.SimpleRNN")
@@ -466,10 +531,11 @@ def simple_rnn(
     kernel: jax.Array,
     recurrent_kernel: jax.Array,
     bias: jax.Array,
-    *,
+    *mask: jax.Array,
     activation_name: str = "tanh",
     return_sequences: bool = False,
     go_backwards: bool = False,
+    zero_output_for_mask: bool = False,
 ) -> jax.Array:
     """Keras's SimpleRNN: h = activation(x W + b + h U), the last output or every step's."""
     projected = jnp.matmul(x, kernel, precision=HIGHEST)
@@ -481,7 +547,7 @@ def simple_rnn(
         return h, h
 
     init = jnp.zeros((x.shape[0], recurrent_kernel.shape[0]), projected.dtype)
-    return _over_time(projected, step, init, go_backwards, return_sequences)
+    return _over_time(projected, step, init, go_backwards, return_sequences, mask, zero_output_for_mask)
 
 
 @register_op("keras.GroupNormalization")
@@ -525,13 +591,16 @@ def attention(
     key: jax.Array,
     scale: jax.Array,
     concat_weight: jax.Array,
-    *,
+    *masks: jax.Array,
     score_mode: str,
     causal: bool,
+    masked: list[bool] | None = None,
 ) -> jax.Array:
     """Keras's Attention layer: scores query . key (times ``scale`` when it has one; "dot") or
-    concat_weight * sum(tanh(scale * (query + key))) ("concat"); a causal mask lowers the scores of later
-    keys by 1e9, as Keras does; softmax over the keys, then the weighted sum of the values."""
+    concat_weight * sum(tanh(scale * (query + key))) ("concat"); the scores of masked keys (the value's
+    mask) and, when causal, of later keys lowered by 1e9, as Keras does; softmax over the keys, then the
+    weighted sum of the values, 0 at the query's masked steps. ``masked``: whether the query and the value
+    carry the (batch, steps) masks that follow, in that order."""
     if score_mode == "dot":
         scores = jnp.matmul(query, jnp.swapaxes(key, -2, -1), precision=jax.lax.Precision.HIGHEST)
         if scale.size:
@@ -543,12 +612,23 @@ def attention(
         scores = concat_weight.reshape(()) * jnp.sum(jnp.tanh(summed), axis=-1)
     else:
         raise ValueError(f"keras.Attention: unknown score_mode {score_mode!r}")
+    query_mask, value_mask = _given_masks(masks, masked or [False, False])
+    rows, columns = scores.shape[-2:]
+    lowered = jnp.zeros((1, rows, columns), bool)
     if causal:
-        rows, columns = scores.shape[-2:]
-        later = jnp.arange(columns)[None, :] > jnp.arange(rows)[:, None]
-        scores = scores - 1e9 * later.astype(scores.dtype)
-    weights = jax.nn.softmax(scores, axis=-1)
-    return jnp.matmul(weights, value, precision=jax.lax.Precision.HIGHEST)
+        lowered = lowered | (jnp.arange(columns)[None, :] > jnp.arange(rows)[:, None])
+    if value_mask is not None:
+        lowered = lowered | ~value_mask[:, None, :]
+    if causal or value_mask is not None:
+        scores = jnp.where(lowered, scores - 1e9, scores)
+    out = jnp.matmul(jax.nn.softmax(scores, axis=-1), value, precision=jax.lax.Precision.HIGHEST)
+    return out if query_mask is None else jnp.where(query_mask[..., None], out, 0)
+
+
+def _given_masks(masks: tuple[jax.Array, ...], masked: list[bool]) -> list[jax.Array | None]:
+    """One boolean mask or None per flag of ``masked``, from the masks given for the flags that are set."""
+    given = iter(masks)
+    return [next(given).astype(bool) if flag else None for flag in masked]
 
 
 @register_op("keras.UnitNormalization")
@@ -572,9 +652,15 @@ def multi_head_attention(
     bv: jax.Array,
     wo: jax.Array,
     bo: jax.Array,
+    *masks: jax.Array,
+    masked: list[bool] | None = None,
+    causal: bool = False,
 ) -> jax.Array:
-    """Keras's MultiHeadAttention without masks: per-head projections (dim, heads, size), scaled dot
-    products, softmax over the keys, the heads projected back."""
+    """Keras's MultiHeadAttention: per-head projections (dim, heads, size), scaled dot products, softmax
+    over the keys, the heads projected back. Scores left out by the masks (``masked``: whether the query,
+    the value and the key carry the (batch, steps) masks that follow, in that order; a key's position
+    kept where every given mask keeps it) or, when causal, by being later than the query are set to
+    -0.7 x 3.38953e38 first, the large negative of Keras's TensorFlow backend."""
 
     def project(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
         y = jnp.einsum("abc,cde->abde", x, w, precision=HIGHEST)
@@ -582,7 +668,19 @@ def multi_head_attention(
 
     q = project(query, wq, bq) * (1.0 / math.sqrt(wq.shape[-1]))
     k, v = project(key, wk, bk), project(value, wv, bv)
-    scores = jax.nn.softmax(jnp.einsum("aecd,abcd->acbe", k, q, precision=HIGHEST), axis=-1)
+    scores = jnp.einsum("aecd,abcd->acbe", k, q, precision=HIGHEST)  # (batch, heads, query, key)
+    query_mask, value_mask, key_mask = _given_masks(masks, masked or [False] * 3)
+    keep = jnp.ones((1, 1, 1, 1), bool)
+    if query_mask is not None:
+        keep = keep & query_mask[:, None, :, None]
+    for mask in (value_mask, key_mask):
+        if mask is not None:
+            keep = keep & mask[:, None, None, :]
+    if causal:
+        keep = keep & (jnp.arange(scores.shape[-1])[None, :] <= jnp.arange(scores.shape[-2])[:, None])
+    if masks or causal:
+        scores = jnp.where(keep, scores, jnp.asarray(-0.7 * 3.38953e38, scores.dtype))
+    scores = jax.nn.softmax(scores, axis=-1)
     heads = jnp.einsum("acbe,aecd->abcd", scores, v, precision=HIGHEST)
     out = jnp.einsum("abcd,cde->abe", heads, wo, precision=HIGHEST)
     return out + bo if bo.size else out
