@@ -271,6 +271,14 @@ def test_masks_that_are_not_converted_are_refused(tmp_path: Path) -> None:
         mle.export_model(keras.Model([tokens, by_hand], attended), tmp_path / "m.mle")
 
 
+@pytest.mark.parametrize("option", [{"use_gate": True}, {"sliding_window": 2}])
+def test_attention_variants_not_converted_are_refused(option: dict, tmp_path: Path) -> None:
+    x = keras.Input((6, 4))
+    attended = layers.MultiHeadAttention(num_heads=1, key_dim=2, **option)(x, x)
+    with pytest.raises(UnsupportedModelError, match="use_gate, a sliding_window"):
+        mle.export_model(keras.Model(x, attended), tmp_path / "m.mle")
+
+
 def test_a_model_without_inputs_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedModelError, match="build it"):
         mle.export_model(keras.Sequential([layers.Dense(3)]), tmp_path / "m.mle")
