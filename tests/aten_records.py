@@ -16,6 +16,7 @@ X3 = R.normal(size=(2, 3, 7))
 X4 = R.normal(size=(2, 3, 6, 5))
 POS = np.abs(X2) + 0.1
 C3 = R.normal(size=3)
+X5 = R.normal(size=(2, 2, 4, 6, 5))
 
 
 def _torch(value: Any) -> Any:
@@ -106,6 +107,7 @@ def records() -> dict[str, tuple]:
         "aten.amax": _entry(a.amax.default, (X3,), {"dim": [1]}),
         "aten.amin": _entry(a.amin.default, (X3,), {"dim": [1], "keepdim": True}),
         "aten.any.dim": _entry(a.any.dim, (X2 > 1,), {"dim": 1}),
+        "aten.any.dims": _entry(a.any.dims, (X3 > 1,), {"dim": [0, 2], "keepdim": True}),
         "aten.argmax": _entry(a.argmax.default, (X2,), {"dim": 1}),
         "aten._softmax": _entry(a._softmax.default, (X3,), {"dim": 1, "half_to_float": False}),
         "aten._log_softmax": _entry(a._log_softmax.default, (X3,), {"dim": -1, "half_to_float": False}),
@@ -153,6 +155,31 @@ def records() -> dict[str, tuple]:
             {"kernel_size": [3], "stride": [2], "padding": [1], "ceil_mode": False, "count_include_pad": False},
         ),
         "aten._adaptive_avg_pool2d": _entry(a._adaptive_avg_pool2d.default, (X4,), {"output_size": [4, 3]}),
+        "aten._adaptive_avg_pool3d": _entry(a._adaptive_avg_pool3d.default, (X5,), {"output_size": [2, 4, 3]}),
+        "aten.adaptive_max_pool3d": _entry(a.adaptive_max_pool3d.default, (X5,), {"output_size": [3, 2, 3]}),
+        "aten.max_pool3d_with_indices": _entry(
+            a.max_pool3d_with_indices.default,
+            (X5,),
+            {
+                "kernel_size": [2, 3, 2],
+                "stride": [1, 2, 2],
+                "padding": [1, 1, 0],
+                "dilation": [1, 2, 1],
+                "ceil_mode": True,
+            },
+        ),
+        "aten.avg_pool3d": _entry(
+            a.avg_pool3d.default,
+            (X5,),
+            {
+                "kernel_size": [2, 3, 3],
+                "stride": [1, 2, 2],
+                "padding": [1, 1, 1],
+                "ceil_mode": True,
+                "count_include_pad": False,
+                "divisor_override": None,
+            },
+        ),
         "aten.adaptive_max_pool2d": _entry(a.adaptive_max_pool2d.default, (X4,), {"output_size": [4, 3]}),
         "aten.flip": _entry(a.flip.default, (X3,), {"dims": [0, 2]}),
         "aten._embedding_bag": _entry(
@@ -224,6 +251,7 @@ def records() -> dict[str, tuple]:
         table[f"aten.{name}.Tensor"] = _entry(getattr(a, name).Tensor, (X2 * 3, POS))
     table["aten.atan2"] = _entry(a.atan2.default, (X2, X2[::-1]))
     table["aten.cumsum"] = _entry(a.cumsum.default, (X3,), {"dim": 1})
+    table["aten.cumprod"] = _entry(a.cumprod.default, (X3,), {"dim": 2})
     # (their schemas put dim before index: the reference names the index)
     order = np.argsort(X2, axis=1)[:, :3]
     table["aten.gather"] = ((X2, order), lambda x, i: _numpy(a.gather.default(_torch(x), 1, _torch(i))), {"dim": 1})

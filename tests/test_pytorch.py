@@ -228,6 +228,32 @@ class Ranks(nn.Module):
         return self.head(torch.cat([steps, picked * torch.exp2(mean), extra], dim=1))
 
 
+class Volumes(nn.Module):
+    """A 3-D network: Conv3d, BatchNorm3d, max and average pooling in 3-D (ceil mode, padding not counted),
+    adaptive average and max pooling in 3-D, LocalResponseNorm (ATen's avg_pool3d over the channels), a
+    running product and any() over several dimensions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv3d(2, 6, 3, padding=1),
+            nn.BatchNorm3d(6),
+            nn.LocalResponseNorm(3),
+            nn.MaxPool3d(2, ceil_mode=True),
+            nn.ReLU(),
+            nn.AvgPool3d(2, padding=1, count_include_pad=False),
+        )
+        self.head = nn.Linear(6 * 4 + 6 * 6 + 6 + 6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.body(x)
+        mean = F.adaptive_avg_pool3d(h, (2, 1, 2)).flatten(1)
+        peak = F.adaptive_max_pool3d(h, (1, 3, 2)).flatten(1)
+        hot = (h > 0.5).any(dim=(2, 3, 4)).float()
+        product = torch.cumprod(torch.tanh(h.mean((2, 3, 4))), dim=1)
+        return self.head(torch.cat([mean, peak, hot, product], dim=1))
+
+
 def _randomize_statistics(model: nn.Module) -> nn.Module:
     """Running statistics far from (0, 1), so that batch normalization is exercised."""
     generator = torch.Generator().manual_seed(1)
@@ -257,6 +283,7 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], Callable[[int], torch.Tensor]]]
     "bags-bidirectional-gru": (Bags, _tokens),
     "pools": (Pools, _floats(3, 17, 15)),
     "ranks": (Ranks, _floats(8)),
+    "volumes": (Volumes, _floats(2, 6, 7, 5)),
 }
 
 

@@ -568,10 +568,22 @@ def any_dim(x: jax.Array, *, dim: int, keepdim: bool = False) -> jax.Array:
     return jnp.any(x.astype(bool), axis=dim, keepdims=keepdim)
 
 
+@register_op("aten.any.dims")
+def any_dims(x: jax.Array, *, dim: list[int] | None = None, keepdim: bool = False) -> jax.Array:
+    """Whether any value over ``dim`` (every axis when none) is true."""
+    return jnp.any(x.astype(bool), axis=_dims(dim, x.ndim), keepdims=keepdim)
+
+
 @register_op("aten.cumsum")
 def cumsum(x: jax.Array, *, dim: int, dtype: str | None = None) -> jax.Array:
     """Running sums along ``dim``."""
     return jnp.cumsum(x, axis=dim)
+
+
+@register_op("aten.cumprod")
+def cumprod(x: jax.Array, *, dim: int, dtype: str | None = None) -> jax.Array:
+    """Running products along ``dim``."""
+    return jnp.cumprod(x, axis=dim)
 
 
 @register_op("aten.var_mean.correction")
@@ -883,7 +895,7 @@ def _max_pool_op(n: int) -> Callable[..., jax.Array]:
     return max_pool
 
 
-for _count in (1, 2):
+for _count in (1, 2, 3):
     register_op(f"aten.max_pool{_count}d_with_indices")(_max_pool_op(_count))
 
 
@@ -925,7 +937,7 @@ def _avg_pool_op(n: int) -> Callable[..., jax.Array]:
     return avg_pool
 
 
-for _count in (1, 2):
+for _count in (1, 2, 3):
     register_op(f"aten.avg_pool{_count}d")(_avg_pool_op(_count))
 
 
@@ -1005,14 +1017,16 @@ def upsample_bilinear2d(
 
 
 @register_op("aten._adaptive_avg_pool2d")
-def adaptive_avg_pool2d(x: jax.Array, *, output_size: list[int]) -> jax.Array:
+@register_op("aten._adaptive_avg_pool3d")
+def adaptive_avg_pool(x: jax.Array, *, output_size: list[int]) -> jax.Array:
     """Adaptive average pooling to ``output_size``: output cell i averages input cells
-    floor(i n / out) .. ceil((i + 1) n / out) - 1 on each of the last two axes."""
+    floor(i n / out) .. ceil((i + 1) n / out) - 1 on each of the last two (three) axes."""
     return _adaptive_pool(x, output_size, jnp.mean)
 
 
 @register_op("aten.adaptive_max_pool2d")
-def adaptive_max_pool2d(x: jax.Array, *, output_size: list[int]) -> jax.Array:
+@register_op("aten.adaptive_max_pool3d")
+def adaptive_max_pool(x: jax.Array, *, output_size: list[int]) -> jax.Array:
     """Adaptive max pooling to ``output_size`` over the same cells as the average's; the first of ATen's
     outputs (the pooled values)."""
     return _adaptive_pool(x, output_size, jnp.max)
