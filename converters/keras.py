@@ -191,8 +191,15 @@ def _layer(
     def const(hint: str, value: np.ndarray | None) -> str:
         return b.const(f"{layer.name}.{hint}", absent if value is None else value)
 
+    if getattr(layer, "quantization_mode", None):
+        raise UnsupportedModelError(
+            f"{layer.name}: a layer quantized by Keras ({layer.quantization_mode}) is not supported: export the "
+            "float model (mle's own quantize= option stores its weights smaller)"
+        )
     if kind in _IDENTITY:
         return [args[0]]
+    if kind == "SpectralNormalization":  # (at inference the wrapped layer as it is, its kernel last normalized)
+        return _layer(b, layer.layer, args, node, missing, masks)
     if kind == "Dense":
         kernel, bias = _weights(layer, "kernel", "bias")
         act = _activation_name(layer.activation)
@@ -302,12 +309,28 @@ def _layer(
         ranks = [len(t.shape) for t in node.input_tensors]
         given = config["axes"] if isinstance(config["axes"], (list, tuple)) else [config["axes"]] * 2
         axes = [int(a) % r for a, r in zip(given, ranks, strict=True)]
-        if config.get("normalize") or any(r not in (2, 3) for r in ranks) or ranks[0] != ranks[1] or 0 in axes:
+        if any(r not in (2, 3) for r in ranks) or ranks[0] != ranks[1] or 0 in axes:
             raise UnsupportedModelError(
-                f"{layer.name}: Dot of inputs of {ranks} axes along {axes} (normalize={config.get('normalize')}) "
-                "is not supported; two inputs of 2 or 3 axes, not normalized, are"
+                f"{layer.name}: Dot of inputs of {ranks} axes along {axes} is not supported; two inputs of 2 or 3 "
+                "axes are"
             )
-        return [b.op("keras.Dot", *args, axes=axes)]
+        return [b.op("keras.Dot", *args, axes=axes, normalize=bool(config.get("normalize")))]
+    if kind == "CategoryEncoding":
+        return [_category_encoding(b, layer, node, config, args)]
+    if kind == "EinsumDense":
+        kernel, bias = _weights(layer, "kernel", "bias")
+        act = _activation_name(layer.activation)
+        y = b.op(
+            "keras.EinsumDense", args[0], const("kernel", kernel), const("bias", bias), equation=config["equation"]
+        )
+        return [y if act == "linear" else b.op("keras.Activation", y, activation_name=act)]
+    if kind == "RMSNormalization":
+        (scale,) = _weights(layer, "scale")
+        axis = config["axis"] if isinstance(config["axis"], list) else [config["axis"]]
+        rank = len(node.input_tensors[0].shape)
+        if [a % rank for a in axis] != [rank - 1]:
+            raise UnsupportedModelError(f"{layer.name}: RMSNormalization over axes {axis} (only the last is supported)")
+        return [b.op("keras.RMSNormalization", args[0], const("scale", scale), epsilon=float(config["epsilon"]))]
     if kind == "Activation":
         return [b.op("keras.Activation", args[0], activation_name=_activation_name(layer.activation))]
     if kind in ("ReLU", "LeakyReLU", "Softmax", "ELU"):
@@ -456,6 +479,19 @@ def _output_masks(
     if [m is not None for m in out] != carried:  # (a mismatch with Keras's own masks: refused, not guessed)
         missing.add(f"{kind} given a masked input")
     return out
+
+
+def _category_encoding(b: GraphBuilder, layer: Any, node: Any, config: dict[str, Any], args: list[str]) -> str:
+    """CategoryEncoding of integer ids: one_hot of (batch,) or (batch, 1), multi_hot or count of (batch, k)."""
+    mode, shape = config["output_mode"], tuple(node.input_tensors[0].shape)
+    one_hot = mode == "one_hot" and (len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1))
+    if config.get("sparse") or len(args) > 1 or not (one_hot or (mode in ("multi_hot", "count") and len(shape) == 2)):
+        raise UnsupportedModelError(
+            f"{layer.name}: CategoryEncoding(output_mode={mode!r}, sparse={config.get('sparse')}) of inputs shaped "
+            f"{shape}{' with count_weights' if len(args) > 1 else ''} is not supported; one_hot of (batch,) or "
+            "(batch, 1), multi_hot and count of (batch, k), dense, are"
+        )
+    return b.op("keras.CategoryEncoding", args[0], num_tokens=int(config["num_tokens"]), output_mode=mode)
 
 
 def _pairs(value: Any) -> list[list[int]]:

@@ -99,13 +99,14 @@ def _merged_mask(make: Callable[[], Any], masked: list[bool]) -> Callable[..., n
     return reference
 
 
-def _dot(axes: list[int]) -> Callable[..., np.ndarray]:
+def _dot(axes: list[int], normalize: bool = False) -> Callable[..., np.ndarray]:
     """Keras's Dot layer in float64 (it takes its two inputs as one list)."""
 
     def reference(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         with _float64():
             pair = [keras.ops.convert_to_tensor(a, dtype="float64") for a in (x, y)]
-            return np.asarray(keras.ops.convert_to_numpy(L.Dot(axes=axes, dtype="float64")(pair)))
+            layer = L.Dot(axes=axes, normalize=normalize, dtype="float64")
+            return np.asarray(keras.ops.convert_to_numpy(layer(pair)))
 
     return reference
 
@@ -152,6 +153,26 @@ def records() -> dict[str, tuple]:
             _gelu_tanh,
             {"activation_name": "gelu", "arguments": {"approximate": 1.0}},
         ),
+        **{
+            f"keras.Activation ({name})": (
+                (x2 * 2.5,),
+                lambda x, name=name: np.asarray(getattr(keras.activations, name)(keras.ops.convert_to_tensor(x))),
+                {"activation_name": name},
+            )
+            for name in (
+                "mish",
+                "log_sigmoid",
+                "hard_tanh",
+                "hard_silu",
+                "squareplus",
+                "sparse_plus",
+                "sparse_sigmoid",
+                "celu",
+                "tanh_shrink",
+                "soft_shrink",
+                "hard_shrink",
+            )
+        },
         "keras.Dense": (
             (x2, kernel2, bias2),
             _layer_reference(lambda: L.Dense(3, activation="selu", **f64), lambda x, k, b: [k, b]),
@@ -270,6 +291,35 @@ def records() -> dict[str, tuple]:
         ),
         "keras.Dot": ((x2, x2[::-1]), _dot([1, 1]), {"axes": [1, 1]}),
         "keras.Dot (sequences)": ((x3, x3[:, :4]), _dot([2, 2]), {"axes": [2, 2]}),
+        "keras.Dot (normalized)": ((x3, x3[:, :4]), _dot([2, 2], normalize=True), {"axes": [2, 2], "normalize": True}),
+        "keras.CategoryEncoding": (
+            (np.array([[1, 4, 4, 0], [6, 2, 9, 2]]),),
+            lambda ids: np.asarray(L.CategoryEncoding(7, output_mode="count", dtype="float64")(ids)),
+            {"num_tokens": 7, "output_mode": "count"},
+        ),
+        "keras.CategoryEncoding (multi_hot)": (
+            (np.array([[1, 4, 4, 0], [6, 2, 9, 2]]),),
+            lambda ids: np.asarray(L.CategoryEncoding(7, output_mode="multi_hot", dtype="float64")(ids)),
+            {"num_tokens": 7, "output_mode": "multi_hot"},
+        ),
+        "keras.CategoryEncoding (one_hot)": (
+            (np.array([[3], [0], [6]]),),
+            lambda ids: np.asarray(L.CategoryEncoding(7, output_mode="one_hot", dtype="float64")(ids)),
+            {"num_tokens": 7, "output_mode": "one_hot"},
+        ),
+        "keras.EinsumDense": (
+            (x3, R.normal(size=(5, 2, 3)), R.normal(size=(2, 3))),
+            _layer_reference(
+                lambda: L.EinsumDense("abc,cde->abde", output_shape=(None, 2, 3), bias_axes="de", **f64),
+                lambda x, k, b: [k, b],
+            ),
+            {"equation": "abc,cde->abde"},
+        ),
+        "keras.RMSNormalization": (
+            (x3, R.normal(size=5)),
+            _layer_reference(lambda: L.RMSNormalization(epsilon=1e-5, **f64), lambda x, s: [s]),
+            {"epsilon": 1e-5},
+        ),
         "keras.Attention": (
             (x3, x3[:, ::-1], x3 * 0.5, np.array([0.7]), np.zeros(0)),
             _luong_bahdanau("dot", causal=True),

@@ -158,6 +158,25 @@ def masked_attention() -> keras.Model:
     return keras.Model(tokens, [layers.Dense(3)(pooled), layers.Dense(2)(attended)])
 
 
+def einsum_features() -> keras.Model:
+    """Two inputs: category ids counted and marked present (CategoryEncoding), a sequence through
+    EinsumDense (with an activation), RMSNormalization, a spectrally normalized Dense, cosine similarities
+    (Dot with normalize) and the rest of keras.activations."""
+    ids = keras.Input((4,), dtype="int32", name="ids")
+    series = keras.Input((5, 6), name="series")
+    counts = layers.CategoryEncoding(9, output_mode="count")(ids)
+    x = layers.EinsumDense("abc,cde->abde", output_shape=(None, 2, 3), bias_axes="e", activation="mish")(series)
+    x = layers.RMSNormalization()(layers.Reshape((5, 6))(x))
+    x = layers.SpectralNormalization(layers.Dense(6, activation="squareplus"))(x)
+    cosines = layers.Flatten()(layers.Dot(axes=2, normalize=True)([x, series]))
+    shapes = [
+        layers.Activation(name)(cosines)
+        for name in ("log_sigmoid", "hard_tanh", "sparse_plus", "celu", "tanh_shrink", "soft_shrink", "hard_silu")
+    ]
+    merged = layers.Concatenate()([counts, layers.CategoryEncoding(9, output_mode="multi_hot")(ids), *shapes])
+    return keras.Model([ids, series], layers.Dense(3)(merged))
+
+
 def masking_series() -> keras.Model:
     """Masking: steps whose features all equal -1 skipped by an LSTM and a GRU (its mask passed through
     BatchNormalization)."""
@@ -204,6 +223,10 @@ MODELS: dict[str, tuple[Callable[[], keras.Model], Callable[[int], list[np.ndarr
     "masked-text": (masked_text, lambda n: [_padded_tokens(n)]),
     "masked-attention": (masked_attention, lambda n: [_padded_tokens(n)]),
     "masking-series": (masking_series, lambda n: [_padded_series(n)]),
+    "einsum-features": (
+        einsum_features,
+        lambda n: [np.random.default_rng(n).integers(0, 9, (n, 4)).astype(np.int32), _floats(5, 6)(n)],
+    ),
 }
 
 
@@ -277,6 +300,15 @@ def test_attention_variants_not_converted_are_refused(option: dict, tmp_path: Pa
     attended = layers.MultiHeadAttention(num_heads=1, key_dim=2, **option)(x, x)
     with pytest.raises(UnsupportedModelError, match="use_gate, a sliding_window"):
         mle.export_model(keras.Model(x, attended), tmp_path / "m.mle")
+
+
+@pytest.mark.filterwarnings("ignore:Layer InputLayer does not have a `quantize` method")
+@pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+def test_a_model_quantized_by_keras_is_refused(tmp_path: Path) -> None:
+    model = keras.Sequential([keras.Input((6,)), layers.Dense(8), layers.Dense(2)])
+    model.quantize("int8")  # (its kernels int8 with scales beside them: read as floats they were 3e4 off)
+    with pytest.raises(UnsupportedModelError, match="quantized by Keras"):
+        mle.export_model(model, tmp_path / "m.mle")
 
 
 def test_a_model_without_inputs_is_refused(tmp_path: Path) -> None:

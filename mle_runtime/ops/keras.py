@@ -64,8 +64,25 @@ def activation(x: jax.Array, name: str, **kw: float) -> jax.Array:
         return x / (1 + jnp.abs(x))
     if name == "exponential":
         return jnp.exp(x)
+    if name in _SHAPES:
+        return _SHAPES[name](x)
     raise ValueError(f"unknown Keras activation {name!r}")
 
+
+# The rest of keras.activations that act on each value alone, as Keras's TensorFlow backend writes them.
+_SHAPES = {
+    "mish": lambda x: x * jnp.tanh(jax.nn.softplus(x)),
+    "log_sigmoid": jax.nn.log_sigmoid,
+    "hard_tanh": lambda x: jnp.clip(x, -1.0, 1.0),
+    "hard_silu": lambda x: x * jnp.clip(x / 6 + 0.5, 0, 1),
+    "squareplus": lambda x: (x + jnp.sqrt(jnp.square(x) + 4)) / 2,
+    "sparse_plus": lambda x: jnp.where(x <= -1, 0, jnp.where(x < 1, 0.25 * (x + 1) ** 2, x)),
+    "sparse_sigmoid": lambda x: jnp.where(x <= -1, 0, jnp.where(x >= 1, 1, 0.5 * (x + 1))),
+    "celu": lambda x: jnp.maximum(x, 0.0) + jnp.expm1(jnp.minimum(x, 0.0)),
+    "tanh_shrink": lambda x: x - jnp.tanh(x),
+    "soft_shrink": lambda x: jnp.where(x > 0.5, x - 0.5, jnp.where(x < -0.5, x + 0.5, 0)),
+    "hard_shrink": lambda x: jnp.where(jnp.abs(x) > 0.5, x, 0),
+}
 
 ACTIVATIONS = (
     "linear",
@@ -86,6 +103,7 @@ ACTIVATIONS = (
     "softplus",
     "softsign",
     "exponential",
+    *_SHAPES,
 )
 
 
@@ -574,9 +592,15 @@ def group_normalization(
 
 
 @register_op("keras.Dot")
-def dot(x: jax.Array, y: jax.Array, *, axes: list[int]) -> jax.Array:
+def dot(x: jax.Array, y: jax.Array, *, axes: list[int], normalize: bool = False) -> jax.Array:
     """Keras's Dot of two (batch, ...) tensors of 2 or 3 axes (its batch_dot): the sum over x's axis
-    ``axes[0]`` against y's ``axes[1]``, row by row; (batch, 1) for two vectors a row."""
+    ``axes[0]`` against y's ``axes[1]``, row by row; (batch, 1) for two vectors a row. ``normalize``: each
+    L2-normalized along its axis first, as keras.ops.normalize (the norm at least Keras's epsilon, 1e-7)."""
+    if normalize:
+        x, y = (
+            v * jnp.minimum(jax.lax.rsqrt(jnp.sum(jnp.square(v), axis=a, keepdims=True)), 1.0 / 1e-7)
+            for v, a in zip((x, y), axes, strict=True)
+        )
     left = jnp.moveaxis(x, axes[0], -1)
     right = jnp.moveaxis(y, axes[1], 1)
     if x.ndim == 2:
@@ -629,6 +653,34 @@ def _given_masks(masks: tuple[jax.Array, ...], masked: list[bool]) -> list[jax.A
     """One boolean mask or None per flag of ``masked``, from the masks given for the flags that are set."""
     given = iter(masks)
     return [next(given).astype(bool) if flag else None for flag in masked]
+
+
+@register_op("keras.CategoryEncoding")
+def category_encoding(x: jax.Array, *, num_tokens: int, output_mode: str) -> jax.Array:
+    """Keras's CategoryEncoding of integer ids (TensorFlow's bincount for multi_hot and count): one_hot of
+    (batch,) or (batch, 1) ids, multi_hot (present or not) and count of (batch, k) ids; an id outside
+    0 .. num_tokens - 1 counts nowhere."""
+    dtype = jnp.result_type(float)
+    ids = x.astype(jnp.int32)
+    if output_mode == "one_hot":
+        return jax.nn.one_hot(ids.reshape(ids.shape[0]), num_tokens, dtype=dtype)
+    counts = jnp.sum(jax.nn.one_hot(ids, num_tokens, dtype=dtype), axis=-2)
+    return counts if output_mode == "count" else (counts > 0).astype(dtype)
+
+
+@register_op("keras.EinsumDense")
+def einsum_dense(x: jax.Array, kernel: jax.Array, bias: jax.Array, *, equation: str) -> jax.Array:
+    """Keras's EinsumDense: the einsum of x and the kernel, plus the bias (shaped by Keras to broadcast
+    against the output) when it has one."""
+    y = jnp.einsum(equation, x, kernel, precision=HIGHEST)
+    return y + bias if bias.size else y
+
+
+@register_op("keras.RMSNormalization")
+def rms_normalization(x: jax.Array, scale: jax.Array, *, epsilon: float) -> jax.Array:
+    """Keras's RMSNormalization over the last axis: x * rsqrt(mean(x^2) + epsilon) * scale."""
+    y = x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + epsilon)
+    return y * scale if scale.size else y
 
 
 @register_op("keras.UnitNormalization")
