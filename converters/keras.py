@@ -51,8 +51,9 @@ _MASK_READERS = {
     "TimeDistributed",
     "MultiHeadAttention",
     "Attention",
+    "RNN",
 }
-_RETURN_SEQUENCES = {"LSTM", "GRU", "SimpleRNN", "Bidirectional"}
+_RETURN_SEQUENCES = {"LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional"}
 
 
 def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
@@ -359,6 +360,8 @@ def _layer(
         return [b.op("keras.Masking", args[0], mask_value=_mask_value(layer))]
     if kind in ("LSTM", "GRU", "SimpleRNN"):
         return [_recurrent(b, layer, kind, config, args[0], const, masks[0])]
+    if kind == "RNN":
+        return [_generic_rnn(b, layer, config, args[0], const, masks[0], missing)]
     if kind == "UnitNormalization":
         axis = config["axis"] if isinstance(config["axis"], list) else [config["axis"]]
         return [b.op("keras.UnitNormalization", args[0], axis=[int(a) for a in axis])]
@@ -395,8 +398,8 @@ def _layer(
         return [b.op("keras.Permute", args[0], dims=[int(d) for d in config["dims"]])]
     if kind == "RepeatVector":
         return [b.op("keras.RepeatVector", args[0], n=int(config["n"]))]
-    if kind == "Bidirectional" and type(layer.forward_layer).__name__ in ("LSTM", "GRU", "SimpleRNN"):
-        return _bidirectional(b, layer, args[0], masks[0])
+    if kind == "Bidirectional" and type(layer.forward_layer).__name__ in ("LSTM", "GRU", "SimpleRNN", "RNN"):
+        return _bidirectional(b, layer, args[0], masks[0], missing)
     if kind == "TimeDistributed" and type(layer.layer).__name__ in _LAST_AXIS:
         return _layer(b, layer.layer, args, node, missing, masks)  # a layer of the last axis: every step at once
     if kind in ("Bidirectional", "TimeDistributed"):
@@ -518,7 +521,7 @@ def _affine(b: GraphBuilder, layer: Any, kind: str, config: dict[str, Any], x: s
     return b.op("Div", b.op("Sub", x, const("mean", mean)), const("spread", spread))
 
 
-def _bidirectional(b: GraphBuilder, layer: Any, x: str, mask: str | None) -> list[str]:
+def _bidirectional(b: GraphBuilder, layer: Any, x: str, mask: str | None, missing: set[str]) -> list[str]:
     """The forward and the backward recurrent layer, the backward sequence put back in time order, merged
     as ``merge_mode`` says (None: both outputs)."""
     outputs = []
@@ -528,7 +531,11 @@ def _bidirectional(b: GraphBuilder, layer: Any, x: str, mask: str | None) -> lis
         def const(hint: str, value: np.ndarray | None, prefix: str = f"{layer.name}.{direction}") -> str:
             return b.const(f"{prefix}.{hint}", np.zeros((0,), np.float32) if value is None else value)
 
-        outputs.append(_recurrent(b, inner, type(inner).__name__, inner.get_config(), x, const, mask))
+        kind, config = type(inner).__name__, inner.get_config()
+        if kind == "RNN":
+            outputs.append(_generic_rnn(b, inner, config, x, const, mask, missing))
+        else:
+            outputs.append(_recurrent(b, inner, kind, config, x, const, mask))
     forward, backward = outputs
     if layer.return_sequences:
         backward = b.op("keras.Reverse", backward, axis=1)
@@ -542,11 +549,19 @@ def _bidirectional(b: GraphBuilder, layer: Any, x: str, mask: str | None) -> lis
 
 
 def _recurrent(
-    b: GraphBuilder, layer: Any, kind: str, config: dict[str, Any], x: str, const: Any, mask: str | None = None
+    b: GraphBuilder,
+    layer: Any,
+    kind: str,
+    config: dict[str, Any],
+    x: str,
+    const: Any,
+    mask: str | None = None,
+    cell: Any = None,
 ) -> str:
+    """A recurrent layer (LSTM, GRU, SimpleRNN, or ``cell`` of a generic RNN layer) over the sequence x."""
     if config.get("return_state") or config.get("stateful") or config.get("unroll"):
         raise UnsupportedModelError(f"{layer.name}: {kind} with return_state, stateful or unroll is not supported")
-    cell = layer.cell
+    cell = cell or layer.cell
     kernel, recurrent, bias = _weights(cell, "kernel", "recurrent_kernel", "bias")
     attrs = {
         "activation_name": _activation_name(cell.activation),
@@ -556,12 +571,41 @@ def _recurrent(
     if kind != "SimpleRNN":  # (its cell has no gates)
         attrs["recurrent_activation"] = _activation_name(cell.recurrent_activation)
     if kind == "GRU":
-        attrs["reset_after"] = bool(config["reset_after"])
+        attrs["reset_after"] = bool(cell.reset_after)
     tensors = [const("kernel", kernel), const("recurrent_kernel", recurrent), const("bias", bias)]
     if mask is not None:  # (Bidirectional sets zero_output_for_mask on its layers when they return sequences)
         tensors.append(mask)
         attrs["zero_output_for_mask"] = bool(getattr(layer, "zero_output_for_mask", False))
     return b.op(f"keras.{kind}", x, *tensors, **attrs)
+
+
+def _generic_rnn(
+    b: GraphBuilder, layer: Any, config: dict[str, Any], x: str, const: Any, mask: str | None, missing: set[str]
+) -> str:
+    """keras.layers.RNN over an LSTMCell, GRUCell or SimpleRNNCell, or a stack of them (StackedRNNCells:
+    each step of each cell feeds the next cell's step, the same as a stack of layers that return every
+    step but the last, which returns what the RNN does; a masked step keeps every cell's state)."""
+    stacked = type(layer.cell).__name__ == "StackedRNNCells"
+    cells = list(layer.cell.cells) if stacked else [layer.cell]
+    kinds = [type(c).__name__.removesuffix("Cell") for c in cells]
+    if any(k not in ("LSTM", "GRU", "SimpleRNN") for k in kinds):
+        missing.add(f"RNN({', '.join(type(c).__name__ for c in cells)})")
+        return x
+    backwards = bool(config["go_backwards"]) and len(cells) > 1
+    if backwards:  # (the steps, and the mask, taken in reverse once for the whole stack; outputs in that order)
+        x = b.op("keras.Reverse", x, axis=1)
+        mask = None if mask is None else b.op("keras.Reverse", mask, axis=1)
+    for i, (cell, kind) in enumerate(zip(cells, kinds, strict=True)):
+        last = i == len(cells) - 1
+        step = {**config, "return_sequences": config["return_sequences"] or not last}
+        step["go_backwards"] = step["go_backwards"] and not backwards
+
+        def cell_const(hint: str, value: np.ndarray | None, i: int = i) -> str:
+            return const(f"cell{i}.{hint}", value)
+
+        # (a cell's outputs at masked steps reach the next cell only at steps it skips)
+        x = _recurrent(b, layer, kind, step, x, cell_const, mask, cell)
+    return x
 
 
 def _attention(b: GraphBuilder, layer: Any, node: Any, args: list[str], const: Any, masks: list[str | None]) -> str:

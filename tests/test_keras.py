@@ -177,6 +177,17 @@ def einsum_features() -> keras.Model:
     return keras.Model([ids, series], layers.Dense(3)(merged))
 
 
+def generic_rnn() -> keras.Model:
+    """keras.layers.RNN over one cell and over stacked cells (forwards, backwards, in a Bidirectional),
+    on masked token embeddings."""
+    tokens = keras.Input((11,), dtype="int32")
+    x = layers.Embedding(40, 6, mask_zero=True)(tokens)
+    x = layers.Bidirectional(layers.RNN([layers.LSTMCell(4), layers.GRUCell(3)], return_sequences=True))(x)
+    back = layers.RNN([layers.SimpleRNNCell(3), layers.GRUCell(4, reset_after=False)], go_backwards=True)(x)
+    last = layers.RNN(layers.LSTMCell(5))(x)
+    return keras.Model(tokens, layers.Dense(2)(layers.Concatenate()([back, last])))
+
+
 def masking_series() -> keras.Model:
     """Masking: steps whose features all equal -1 skipped by an LSTM and a GRU (its mask passed through
     BatchNormalization)."""
@@ -223,6 +234,7 @@ MODELS: dict[str, tuple[Callable[[], keras.Model], Callable[[int], list[np.ndarr
     "masked-text": (masked_text, lambda n: [_padded_tokens(n)]),
     "masked-attention": (masked_attention, lambda n: [_padded_tokens(n)]),
     "masking-series": (masking_series, lambda n: [_padded_series(n)]),
+    "generic-rnn": (generic_rnn, lambda n: [_padded_tokens(n)]),
     "einsum-features": (
         einsum_features,
         lambda n: [np.random.default_rng(n).integers(0, 9, (n, 4)).astype(np.int32), _floats(5, 6)(n)],
