@@ -32,7 +32,7 @@ from typing import Any
 import joblib
 import numpy as np
 from bench_linear import per_call, record_rows_per_second, throughput_table
-from bench_trees import onnx_session
+from bench_trees import onnx_attributes_take_numpy_bools, onnx_session
 from sklearn import datasets, neighbors, neural_network, svm
 from sklearn.exceptions import ConvergenceWarning
 
@@ -98,19 +98,24 @@ def onnx_frame_session(model: Any, frame: Any) -> tuple[Any, str]:
         import onnxruntime as ort
         from skl2onnx import to_onnx
 
-        onx = to_onnx(model, frame[:1], options={"zipmap": False}, target_opset=17)
+        with onnx_attributes_take_numpy_bools():
+            onx = to_onnx(model, frame[:1], options={"zipmap": False}, target_opset=17)
     except Exception as e:  # (a pipeline skl2onnx cannot take: reported, not fatal)
         return None, f"conversion failed: {type(e).__name__}"
     options = ort.SessionOptions()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(onx.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
+    # each input as the dtype skl2onnx gave it (a float64 column stays float64)
+    dtypes = {
+        i.name: {"tensor(float)": np.float32, "tensor(double)": np.float64}.get(i.type, object)
+        for i in session.get_inputs()
+    }
+
     def run(data: Any) -> Any:
         feeds = {}
         for column in frame.columns:
-            values = data[column].to_numpy()
-            values = values.astype(np.float32) if values.dtype.kind == "f" else values.astype(object)
-            feeds[column] = values.reshape(-1, 1)
+            feeds[column] = data[column].to_numpy().astype(dtypes[column]).reshape(-1, 1)
         return session.run(None, feeds)
 
     return run, "ok"
