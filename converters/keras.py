@@ -13,8 +13,33 @@ from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, mo
 from mle_runtime.errors import UnsupportedModelError
 from mle_runtime.ops.keras import ACTIVATIONS
 
-# Layers that compute nothing at inference.
+# Layers that compute nothing at inference (the image augmentations among them: each returned its input
+# unchanged with training=False, checked layer by layer on Keras 3.15; RandomCrop does where it crops to
+# the input's own size, else it resizes).
 _IDENTITY = {
+    "RandomFlip",
+    "RandomRotation",
+    "RandomZoom",
+    "RandomContrast",
+    "RandomTranslation",
+    "RandomBrightness",
+    "RandomSaturation",
+    "RandomHue",
+    "RandomSharpness",
+    "RandomShear",
+    "RandomGrayscale",
+    "RandomColorJitter",
+    "RandomErasing",
+    "RandomInvert",
+    "RandomPosterization",
+    "RandomGaussianBlur",
+    "RandomPerspective",
+    "RandomColorDegeneration",
+    "RandomElasticTransform",
+    "AugMix",
+    "RandAugment",
+    "CutMix",
+    "MixUp",
     "Dropout",
     "SpatialDropout1D",
     "SpatialDropout2D",
@@ -68,34 +93,14 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
             f"{type(model).__name__} has no input yet: build it (keras.Input, or call it on data) before exporting"
         ) from e
     b = GraphBuilder()
-    names: dict[int, str] = {}
-    for i, t in enumerate(inputs):
-        names[id(t)] = b.input(_input_name(t, i), (None, *t.shape[1:]))
-    missing: set[str] = set()
-    done: dict[tuple[int, int], list[str]] = {}
-    masks: dict[int, str] = {}  # the mask a Keras tensor carries (by id): a (batch, steps) boolean tensor
-    reads: dict[tuple[int, int], list[tuple[int, str]]] = {}  # the tensors each layer call reads (id, name)
-
-    def tensor(t: Any) -> str:
-        if id(t) in names:
-            return names[id(t)]
-        layer, node_index, index = t._keras_history
-        key = (id(layer), node_index)
-        if key not in done:
-            node = layer._inbound_nodes[node_index]
-            inputs = _data_inputs(layer, node)
-            args = [tensor(x) for x in inputs]
-            reads[key] = [(id(x), name) for x, name in zip(inputs, args, strict=True)]
-            in_masks = [masks.get(id(x)) for x in inputs]
-            done[key] = _layer(b, layer, args, node, missing, in_masks)
-            out_masks = _output_masks(b, layer, node, args, in_masks, done[key], missing)
-            masks.update((id(t), m) for t, m in zip(node.output_tensors, out_masks, strict=True) if m is not None)
-        return done[key][index]
-
-    tensors = [tensor(t) for t in outputs]
-    _check_no_mask_is_dropped(model, reads, masks)
-    if missing:
-        raise UnsupportedModelError(f"{type(model).__name__}: layers without a jnp implementation: {sorted(missing)}")
+    walk = _Walk(b)
+    given = [b.input(_input_name(t, i), (None, *t.shape[1:])) for i, t in enumerate(inputs)]
+    tensors, _ = walk.graph(inputs, outputs, given, [None] * len(given))
+    walk.check_no_mask_is_dropped()
+    if walk.missing:
+        raise UnsupportedModelError(
+            f"{type(model).__name__}: layers without a jnp implementation: {sorted(walk.missing)}"
+        )
     # a Functional model's output names; a Sequential one's: the layer it ends with
     roles = [str(n) for n in getattr(model, "output_names", None) or [t._keras_history[0].name for t in outputs]]
     if len(set(roles)) != len(roles) or len(roles) != len(tensors):
@@ -111,10 +116,82 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
     return model_ir(b, converted, metadata)
 
 
+class _Walk:
+    """A model's layer graph, and those of the models nested in it as layers, written into one graph."""
+
+    def __init__(self, b: GraphBuilder) -> None:
+        self.b = b
+        self.missing: set[str] = set()
+        # each layer call: the layer, and the tensors it reads, each with whether it carries a mask
+        self.reads: list[tuple[Any, list[tuple[str, bool]]]] = []
+
+    def graph(
+        self, inputs: list[Any], outputs: list[Any], names: list[str], masks: list[str | None]
+    ) -> tuple[list[str], list[str | None]]:
+        """The graph tensors of a model's ``outputs``, and their masks, given those of its ``inputs``; a
+        model called twice is walked twice (its Keras tensors stand for each call in turn)."""
+        import keras
+
+        tensor_names = {id(t): n for t, n in zip(inputs, names, strict=True)}
+        tensor_masks = {id(t): m for t, m in zip(inputs, masks, strict=True) if m is not None}
+        done: dict[tuple[int, int], list[str]] = {}
+
+        def tensor(t: Any) -> str:
+            if id(t) in tensor_names:
+                return tensor_names[id(t)]
+            layer, node_index, index = t._keras_history
+            key = (id(layer), node_index)
+            if key not in done:
+                node = layer._inbound_nodes[node_index]
+                data = _data_inputs(layer, node)
+                args = [tensor(x) for x in data]
+                in_masks = [tensor_masks.get(id(x)) for x in data]
+                self.reads.append((layer, [(a, m is not None) for a, m in zip(args, in_masks, strict=True)]))
+                if isinstance(layer, keras.Model):
+                    inner_inputs, inner_outputs = list(layer.inputs), list(layer.outputs)
+                    if len(inner_inputs) != len(args):
+                        kind = type(layer).__name__
+                        self.missing.add(f"{kind} called on {len(args)} of its {len(inner_inputs)} inputs")
+                        return args[0]
+                    done[key], out_masks = self.graph(inner_inputs, inner_outputs, args, in_masks)
+                else:
+                    done[key] = _layer(self.b, layer, args, node, self.missing, in_masks)
+                    out_masks = _output_masks(self.b, layer, node, args, in_masks, done[key], self.missing)
+                tensor_masks.update(
+                    (id(t), m) for t, m in zip(node.output_tensors, out_masks, strict=True) if m is not None
+                )
+            return done[key][index]
+
+        outs = [tensor(t) for t in outputs]
+        return outs, [tensor_masks.get(id(t)) for t in outputs]
+
+    def check_no_mask_is_dropped(self) -> None:
+        """MultiHeadAttention, when it runs, removes the masks from its input tensors (Keras's
+        ``set_keras_mask(query, None)``, on the tensor objects themselves): a layer reading the same tensor
+        after it (``Add()([x, attention(x, x)])``, or through a Dropout, which passes the same object) sees
+        no mask at run time, though the model's symbolic graph shows one; this converter follows the
+        symbolic masks, so such a model is refused rather than computed otherwise than Keras computes it."""
+        for i, (layer, pairs) in enumerate(self.reads):
+            if type(layer).__name__ != "MultiHeadAttention":
+                continue
+            masked = {name for name, has_mask in pairs if has_mask}
+            if any(j != i and masked & {name for name, _ in other} for j, (_, other) in enumerate(self.reads)):
+                raise UnsupportedModelError(
+                    f"{layer.name}: its masked inputs are read by other layers too, and Keras removes their masks "
+                    "when MultiHeadAttention runs (the others see a mask or none depending on the order they run "
+                    "in): not supported; give those layers a separate tensor or no mask"
+                )
+
+
 def _largest_activation(model: Any) -> int:
-    """Bytes a row of the largest layer output takes (float32), or of an attention layer's scores."""
+    """Bytes a row of the largest layer output takes (float32), or of an attention layer's scores, in the
+    model or a model nested in it."""
+    import keras
+
     largest = 0
     for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            largest = max(largest, _largest_activation(layer))
         for node in layer._inbound_nodes:
             for t in node.output_tensors:
                 largest = max(largest, 4 * int(np.prod([d for d in t.shape[1:] if d is not None])))
@@ -198,6 +275,8 @@ def _layer(
             "float model (mle's own quantize= option stores its weights smaller)"
         )
     if kind in _IDENTITY:
+        return [args[0]]
+    if kind == "RandomCrop" and [config["height"], config["width"]] == list(node.input_tensors[0].shape[-3:-1]):
         return [args[0]]
     if kind == "SpectralNormalization":  # (at inference the wrapped layer as it is, its kernel last normalized)
         return _layer(b, layer.layer, args, node, missing, masks)
@@ -318,6 +397,16 @@ def _layer(
         return [b.op("keras.Dot", *args, axes=axes, normalize=bool(config.get("normalize")))]
     if kind == "CategoryEncoding":
         return [_category_encoding(b, layer, node, config, args)]
+    if kind == "Discretization":
+        if layer.bin_boundaries is None:
+            raise UnsupportedModelError(f"{layer.name}: a Discretization layer that was never adapted")
+        # (boundaries as TensorFlow's Bucketize holds them: a float attribute, float32)
+        boundaries = np.asarray(layer.bin_boundaries, dtype=np.float32)
+        bins = b.op("keras.Discretization", args[0], const("boundaries", boundaries))
+        if config["output_mode"] == "int":
+            return [bins]
+        encoding = {**config, "num_tokens": len(boundaries) + 1}
+        return [_category_encoding(b, layer, node, encoding, [bins])]
     if kind == "EinsumDense":
         kernel, bias = _weights(layer, "kernel", "bias")
         act = _activation_name(layer.activation)
@@ -406,28 +495,6 @@ def _layer(
         kind = f"{kind}({type(getattr(layer, 'forward_layer', None) or layer.layer).__name__})"
     missing.add(kind)
     return [args[0]] * max(1, len(node.output_tensors))
-
-
-def _check_no_mask_is_dropped(
-    model: Any, reads: dict[tuple[int, int], list[tuple[int, str]]], masks: dict[int, str]
-) -> None:
-    """MultiHeadAttention, when it runs, removes the masks from its input tensors (Keras's
-    ``set_keras_mask(query, None)``, on the tensor objects themselves): a layer reading the same tensor
-    after it (``Add()([x, attention(x, x)])``, or through a Dropout, which passes the same object) sees no
-    mask at run time, though the model's symbolic graph shows one; this converter follows the symbolic
-    masks, so such a model is refused rather than computed otherwise than Keras computes it."""
-    for layer in model.layers:
-        if type(layer).__name__ != "MultiHeadAttention":
-            continue
-        for index in range(len(layer._inbound_nodes)):
-            key = (id(layer), index)
-            masked = {name for tensor_id, name in reads.get(key, []) if tensor_id in masks}
-            if any(k != key and masked & {name for _, name in pairs} for k, pairs in reads.items()):
-                raise UnsupportedModelError(
-                    f"{layer.name}: its masked inputs are read by other layers too, and Keras removes their masks "
-                    "when MultiHeadAttention runs (the others see a mask or none depending on the order they run "
-                    "in): not supported; give those layers a separate tensor or no mask"
-                )
 
 
 def _reads_mask(layer: Any) -> bool:

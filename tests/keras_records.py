@@ -307,6 +307,11 @@ def records() -> dict[str, tuple]:
             lambda ids: np.asarray(L.CategoryEncoding(7, output_mode="one_hot", dtype="float64")(ids)),
             {"num_tokens": 7, "output_mode": "one_hot"},
         ),
+        "keras.Discretization": (
+            (np.array([[-2.0, 0.1, 0.3], [1e-9, 7.0, np.nan]]), np.array([0.0, 0.1, 1.0])),
+            lambda x, bins: np.asarray(L.Discretization(bin_boundaries=list(bins))(x)),
+            {},
+        ),
         "keras.EinsumDense": (
             (x3, R.normal(size=(5, 2, 3)), R.normal(size=(2, 3))),
             _layer_reference(

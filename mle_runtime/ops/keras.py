@@ -668,6 +668,13 @@ def category_encoding(x: jax.Array, *, num_tokens: int, output_mode: str) -> jax
     return counts if output_mode == "count" else (counts > 0).astype(dtype)
 
 
+@register_op("keras.Discretization")
+def discretization(x: jax.Array, boundaries: jax.Array) -> jax.Array:
+    """Keras's Discretization (TensorFlow's Bucketize): the bin of each value, the number of boundaries at
+    most it (NaN past the last)."""
+    return jnp.searchsorted(boundaries.astype(x.dtype), x, side="right").astype(jnp.int32)
+
+
 @register_op("keras.EinsumDense")
 def einsum_dense(x: jax.Array, kernel: jax.Array, bias: jax.Array, *, equation: str) -> jax.Array:
     """Keras's EinsumDense: the einsum of x and the kernel, plus the bias (shaped by Keras to broadcast
