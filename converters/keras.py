@@ -460,6 +460,9 @@ def _layer(
         return [_dot_product_attention(b, layer, node, args, const, masks)]
     if kind in ("Rescaling", "Normalization"):
         return [_affine(b, layer, kind, config, args[0], const)]
+    if kind == "LayerScale" and type(layer).__module__.startswith("keras."):  # (ConvNeXt's: x * gamma)
+        (gamma,) = _weights(layer, "gamma")
+        return [b.op("Mul", args[0], const("gamma", gamma))]
     if kind == "PReLU":
         (alpha,) = _weights(layer, "alpha")
         return [b.op("keras.PReLU", args[0], const("alpha", alpha))]

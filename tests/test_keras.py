@@ -288,6 +288,20 @@ def test_matches_keras_predict(name: str, tmp_path: Path) -> None:
             assert err <= 1e-5, f"{name} at batch {n}: error {err:.3g} of the output's magnitude"
 
 
+@pytest.mark.parametrize("name", ["ConvNeXtTiny", "EfficientNetB0"])
+def test_keras_applications(name: str, tmp_path: Path) -> None:
+    """Architectures as keras.applications builds them (randomly initialized: no download), at 32x32:
+    ConvNeXt's LayerScale, LayerNormalization and GELU; EfficientNet's rescaling, normalization and
+    squeeze-and-excitation products."""
+    keras.utils.set_random_seed(0)
+    model = getattr(keras.applications, name)(input_shape=(32, 32, 3), weights=None, classes=5)
+    mle.export_model(model, tmp_path / "m.mle")
+    x = np.random.default_rng(0).uniform(0, 255, size=(3, 32, 32, 3)).astype(np.float32)
+    want = model.predict(x, verbose=0)
+    got = mle.load_model(tmp_path / "m.mle").predict(x)
+    assert float(np.abs(got - want).max()) <= 1e-5 * float(np.abs(want).max())
+
+
 def test_unsupported_layers_are_named_at_once(tmp_path: Path) -> None:
     x = keras.Input((6, 4))
     y = layers.Dense(4)(x)
