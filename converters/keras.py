@@ -444,6 +444,8 @@ def _layer(
         return [b.op("keras.Merge", *args, kind=_MERGES[kind], **axis)]
     if kind == "Embedding":
         (embeddings,) = _weights(layer, "embeddings")
+        size = int(embeddings.shape[0])  # (TensorFlow's gather raises for an id outside the table)
+        b.refuse_rows(b.op("IndexOutOfRange", args[0], size=size), f"{layer.name}: an id outside 0..{size - 1}")
         return [b.op("keras.Embedding", args[0], const("embeddings", embeddings))]
     if kind == "Masking":
         return [b.op("keras.Masking", args[0], mask_value=_mask_value(layer))]

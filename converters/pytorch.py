@@ -279,6 +279,11 @@ class _Lowering:
         name = _op_name(node.target)
         if name in _CHECKS:
             return
+        if name == "aten._assert_async.msg":  # a check of values (F.one_hot's: every index in range)
+            if node.args[0].name in names:  # (torch raises for the whole batch; so does the runtime)
+                flag = b.op("FailedCheck", names[node.args[0].name], b.inputs[0].name)
+                b.refuse_rows(flag, f"PyTorch's check of the input failed: {node.args[1]}")
+            return
         packet = name.split(".")[1]
         if packet in _SPLITS:
             if node.args[0].name in names:  # (else its source is an op already reported missing)
@@ -309,6 +314,10 @@ class _Lowering:
             inputs[1] = self.spatial_first[kernel]
             attrs["kernel_spatial_first"] = True
         names[node.name] = b.op(name, *inputs, **attrs)
+        if name == "aten.embedding" and inputs[0] in b.tensors and inputs[1] not in b.tensors:
+            size = int(b.tensors[inputs[0]].shape[0])  # (torch raises IndexError for an id outside the table)
+            flag = b.op("IndexOutOfRange", inputs[1], size=size)
+            b.refuse_rows(flag, f"an embedding id outside 0..{size - 1} (PyTorch raises IndexError)")
         repeated = _repeated_parameter(b, self.broadcast_of, name, inputs, attrs, node)
         if repeated is not None:
             self.broadcast_of[names[node.name]] = repeated

@@ -360,6 +360,17 @@ def test_a_model_quantized_by_keras_is_refused(tmp_path: Path) -> None:
         mle.export_model(model, tmp_path / "m.mle")
 
 
+def test_ids_outside_the_embedding_raise(tmp_path: Path) -> None:
+    model = keras.Sequential([keras.Input((3,), dtype="int32"), layers.Embedding(5, 2), layers.Flatten()])
+    mle.export_model(model, tmp_path / "m.mle")
+    runtime = mle.load_model(tmp_path / "m.mle")
+    bad = np.array([[0, 4, 1], [0, 5, 1]], np.int32)
+    with pytest.raises(Exception, match="(?i)gather|indices"):  # (TensorFlow's InvalidArgumentError)
+        model.predict(bad, verbose=0)
+    with pytest.raises(ValueError, match=r"an id outside 0..4 \(rows \[1\]\)"):
+        runtime.run([bad])
+
+
 def test_a_model_without_inputs_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedModelError, match="build it"):
         mle.export_model(keras.Sequential([layers.Dense(3)]), tmp_path / "m.mle")

@@ -632,6 +632,13 @@ def _spline_records() -> dict[str, Record]:
     return {
         "BSpline": Record((x, knots, coef), basis, {"degree": 3, "periodic": False, "missing": None}),
         "SplineEnds": Record((basis(x, knots, coef), x, low, high, *ends), with_ends, {"linear": True}),
+        "FailedCheck": Record((np.array(False), x), lambda c, rows: np.ones(len(rows), np.int32)),
+        "FailedCheck (passed)": Record((np.array(True), x), lambda c, rows: np.zeros(len(rows), np.int32)),
+        "IndexOutOfRange": Record(
+            (np.array([[0, 3, 1], [4, 0, 0], [-1, 2, 2], [3.9, 0, 0]]),),
+            lambda ids: np.array([0, 1, 1, 0], np.int32),
+            {"size": 4},
+        ),
         "OutsideRange": Record((x, low, high), lambda x, lo, hi: np.any((x < lo) | (x > hi), axis=1).astype(np.int32)),
         "DequantizeInt8": Record(
             (q, np.array([0.1, 0.2, 0.3]), np.array([0.0, -3.0, 5.0])),

@@ -374,6 +374,32 @@ def test_a_model_in_train_mode_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "m.mle").exists()
 
 
+class OneHot(nn.Module):
+    """Token ids embedded and one-hot encoded (F.one_hot: torch.export keeps its check of the ids)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(10, 3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.embed(ids).sum(1), F.one_hot(ids[:, 0], 10).float()], dim=1)
+
+
+def test_ids_the_module_would_refuse_raise(tmp_path: Path) -> None:
+    model = OneHot().eval()
+    mle.export_model(model, tmp_path / "m.mle", input_shape=(1, 4))
+    runtime = mle.load_model(tmp_path / "m.mle")
+    ids = np.array([[1, 2, 3, 4], [9, 0, 0, 1]])
+    np.testing.assert_allclose(runtime.run([ids])[0], model(torch.as_tensor(ids)).detach().numpy(), atol=1e-6)
+    for bad, row in ((10, 0), (-1, 1)):  # (torch raises IndexError for both)
+        wrong = ids.copy()
+        wrong[row, 0] = bad
+        with pytest.raises(IndexError):
+            model(torch.as_tensor(wrong))
+        with pytest.raises(ValueError, match=rf"outside 0..9 .*\(rows \[{row}\]\)"):
+            runtime.run([wrong])
+
+
 class Unsupported(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.lgamma(x) + torch.digamma(x) + torch.special.i0(x)

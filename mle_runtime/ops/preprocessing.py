@@ -385,6 +385,22 @@ def spline_ends(
     return jnp.where(v < low, lo, jnp.where(v > high, hi, inside)).reshape(basis.shape)
 
 
+@register_op("FailedCheck")
+def failed_check(condition: jax.Array, rows: jax.Array) -> jax.Array:
+    """(rows,) 1 on every row of the batch ``rows`` (its first axis) when the scalar ``condition`` is
+    false: a check the source framework makes of a whole batch (it raises for all of it)."""
+    return jnp.broadcast_to(jnp.logical_not(condition.astype(bool)), rows.shape[:1]).astype(jnp.int32)
+
+
+@register_op("IndexOutOfRange")
+def index_out_of_range(ids: jax.Array, *, size: int) -> jax.Array:
+    """(rows,) 1 where some id of the row (any axis after the first), as an integer, lies outside
+    0 .. size - 1: an embedding lookup the source framework refuses."""
+    whole = ids.astype(jnp.int32)
+    outside = (whole < 0) | (whole >= size)
+    return jnp.any(outside.reshape(outside.shape[0], -1), axis=1).astype(jnp.int32)
+
+
 @register_op("OutsideRange")
 def outside_range(x: jax.Array, low: jax.Array, high: jax.Array) -> jax.Array:
     """(rows,) 1 where some feature f lies below ``low[f]`` or above ``high[f]`` (NaN does not), else 0."""
