@@ -64,13 +64,13 @@ def activation(x: jax.Array, name: str, **kw: float) -> jax.Array:
         return x / (1 + jnp.abs(x))
     if name == "exponential":
         return jnp.exp(x)
-    if name in _SHAPES:
-        return _SHAPES[name](x)
+    if name in _ELEMENTWISE:
+        return _ELEMENTWISE[name](x)
     raise ValueError(f"unknown Keras activation {name!r}")
 
 
 # The rest of keras.activations that act on each value alone, as Keras's TensorFlow backend writes them.
-_SHAPES = {
+_ELEMENTWISE = {
     "mish": lambda x: x * jnp.tanh(jax.nn.softplus(x)),
     "log_sigmoid": jax.nn.log_sigmoid,
     "hard_tanh": lambda x: jnp.clip(x, -1.0, 1.0),
@@ -103,7 +103,7 @@ ACTIVATIONS = (
     "softplus",
     "softsign",
     "exponential",
-    *_SHAPES,
+    *_ELEMENTWISE,
 )
 
 
