@@ -314,9 +314,10 @@ class _Lowering:
             inputs[1] = self.spatial_first[kernel]
             attrs["kernel_spatial_first"] = True
         names[node.name] = b.op(name, *inputs, **attrs)
-        if name == "aten.embedding" and inputs[0] in b.tensors and inputs[1] not in b.tensors:
+        if name in ("aten.embedding", "aten._embedding_bag") and inputs[0] in b.tensors and inputs[1] not in b.tensors:
             size = int(b.tensors[inputs[0]].shape[0])  # (torch raises IndexError for an id outside the table)
-            flag = b.op("IndexOutOfRange", inputs[1], size=size)
+            rows = [] if name == "aten.embedding" else [b.inputs[0].name]  # (a bag's ids come flattened)
+            flag = b.op("IndexOutOfRange", inputs[1], *rows, size=size)
             b.refuse_rows(flag, f"an embedding id outside 0..{size - 1} (PyTorch raises IndexError)")
         repeated = _repeated_parameter(b, self.broadcast_of, name, inputs, attrs, node)
         if repeated is not None:

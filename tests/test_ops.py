@@ -639,6 +639,9 @@ def _spline_records() -> dict[str, Record]:
             lambda ids: np.array([0, 1, 1, 0], np.int32),
             {"size": 4},
         ),
+        "IndexOutOfRange (flattened)": Record(
+            (np.array([0, 3, 1, 4]), x), lambda ids, rows: np.ones(len(rows), np.int32), {"size": 4}
+        ),
         "OutsideRange": Record((x, low, high), lambda x, lo, hi: np.any((x < lo) | (x > hi), axis=1).astype(np.int32)),
         "DequantizeInt8": Record(
             (q, np.array([0.1, 0.2, 0.3]), np.array([0.0, -3.0, 5.0])),

@@ -375,14 +375,15 @@ def test_a_model_in_train_mode_is_refused(tmp_path: Path) -> None:
 
 
 class OneHot(nn.Module):
-    """Token ids embedded and one-hot encoded (F.one_hot: torch.export keeps its check of the ids)."""
+    """Token ids embedded, bagged and one-hot encoded (F.one_hot: torch.export keeps its check of the ids)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.embed = nn.Embedding(10, 3)
+        self.bag = nn.EmbeddingBag(10, 2)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.embed(ids).sum(1), F.one_hot(ids[:, 0], 10).float()], dim=1)
+        return torch.cat([self.embed(ids).sum(1), self.bag(ids), F.one_hot(ids[:, 0], 10).float()], dim=1)
 
 
 def test_ids_the_module_would_refuse_raise(tmp_path: Path) -> None:
@@ -398,6 +399,12 @@ def test_ids_the_module_would_refuse_raise(tmp_path: Path) -> None:
             model(torch.as_tensor(wrong))
         with pytest.raises(ValueError, match=rf"outside 0..9 .*\(rows \[{row}\]\)"):
             runtime.run([wrong])
+    bag = nn.EmbeddingBag(10, 2).eval()  # (its ids reach ATen flattened: the whole batch raises)
+    mle.export_model(bag, tmp_path / "bag.mle", input_shape=(1, 4))
+    wrong = ids.copy()
+    wrong[1, 2] = 10
+    with pytest.raises(ValueError, match=r"outside 0..9 .*\(rows \[0, 1\]\)"):
+        mle.load_model(tmp_path / "bag.mle").run([wrong])
 
 
 class Unsupported(nn.Module):

@@ -393,11 +393,14 @@ def failed_check(condition: jax.Array, rows: jax.Array) -> jax.Array:
 
 
 @register_op("IndexOutOfRange")
-def index_out_of_range(ids: jax.Array, *, size: int) -> jax.Array:
+def index_out_of_range(ids: jax.Array, *rows: jax.Array, size: int) -> jax.Array:
     """(rows,) 1 where some id of the row (any axis after the first), as an integer, lies outside
-    0 .. size - 1: an embedding lookup the source framework refuses."""
+    0 .. size - 1: an embedding lookup the source framework refuses. With ``rows``, ids not laid out by
+    row (an EmbeddingBag's, flattened): 1 on every row of ``rows`` (its first axis) when any id is."""
     whole = ids.astype(jnp.int32)
     outside = (whole < 0) | (whole >= size)
+    if rows:
+        return jnp.broadcast_to(jnp.any(outside), rows[0].shape[:1]).astype(jnp.int32)
     return jnp.any(outside.reshape(outside.shape[0], -1), axis=1).astype(jnp.int32)
 
 
