@@ -202,6 +202,15 @@ def _output_names(program: Any, count: int) -> list[str]:
     return ["output"] if count == 1 else [f"output_{i}" for i in range(count)]
 
 
+def _by_batch(node: Any) -> bool:
+    """Whether a tensor of the exported graph is laid out by the batch's rows (its first dimension the
+    batch symbol, or an expression of it): ids that come from the input, not a position table's arange."""
+    import torch
+
+    value = node.meta.get("val") if hasattr(node, "meta") else None
+    return isinstance(value, torch.Tensor) and value.ndim > 0 and isinstance(value.shape[0], torch.SymInt)
+
+
 class _Lowering:
     """The exported program's nodes, in order, as graph nodes; ``missing`` collects what has no op."""
 
@@ -314,7 +323,7 @@ class _Lowering:
             inputs[1] = self.spatial_first[kernel]
             attrs["kernel_spatial_first"] = True
         names[node.name] = b.op(name, *inputs, **attrs)
-        if name in ("aten.embedding", "aten._embedding_bag") and inputs[0] in b.tensors and inputs[1] not in b.tensors:
+        if name in ("aten.embedding", "aten._embedding_bag") and inputs[0] in b.tensors and _by_batch(node.args[1]):
             size = int(b.tensors[inputs[0]].shape[0])  # (torch raises IndexError for an id outside the table)
             rows = [] if name == "aten.embedding" else [b.inputs[0].name]  # (a bag's ids come flattened)
             flag = b.op("IndexOutOfRange", inputs[1], *rows, size=size)

@@ -375,15 +375,18 @@ def test_a_model_in_train_mode_is_refused(tmp_path: Path) -> None:
 
 
 class OneHot(nn.Module):
-    """Token ids embedded, bagged and one-hot encoded (F.one_hot: torch.export keeps its check of the ids)."""
+    """Token ids embedded (with position embeddings of an arange, which need no check), bagged and one-hot
+    encoded (F.one_hot: torch.export keeps its check of the ids)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.embed = nn.Embedding(10, 3)
+        self.position = nn.Embedding(4, 3)
         self.bag = nn.EmbeddingBag(10, 2)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.embed(ids).sum(1), self.bag(ids), F.one_hot(ids[:, 0], 10).float()], dim=1)
+        embedded = self.embed(ids) + self.position(torch.arange(ids.shape[1]))
+        return torch.cat([embedded.sum(1), self.bag(ids), F.one_hot(ids[:, 0], 10).float()], dim=1)
 
 
 def test_ids_the_module_would_refuse_raise(tmp_path: Path) -> None:
