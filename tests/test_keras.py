@@ -169,11 +169,11 @@ def einsum_features() -> keras.Model:
     x = layers.RMSNormalization()(layers.Reshape((5, 6))(x))
     x = layers.SpectralNormalization(layers.Dense(6, activation="squareplus"))(x)
     cosines = layers.Flatten()(layers.Dot(axes=2, normalize=True)([x, series]))
-    shapes = [
+    activated = [
         layers.Activation(name)(cosines)
         for name in ("log_sigmoid", "hard_tanh", "sparse_plus", "celu", "tanh_shrink", "soft_shrink", "hard_silu")
     ]
-    merged = layers.Concatenate()([counts, layers.CategoryEncoding(9, output_mode="multi_hot")(ids), *shapes])
+    merged = layers.Concatenate()([counts, layers.CategoryEncoding(9, output_mode="multi_hot")(ids), *activated])
     return keras.Model([ids, series], layers.Dense(3)(merged))
 
 
