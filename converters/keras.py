@@ -633,7 +633,7 @@ def _recurrent(
     """A recurrent layer (LSTM, GRU, SimpleRNN, or ``cell`` of a generic RNN layer) over the sequence x."""
     if config.get("return_state") or config.get("stateful") or config.get("unroll"):
         raise UnsupportedModelError(f"{layer.name}: {kind} with return_state, stateful or unroll is not supported")
-    cell = cell or layer.cell
+    cell = layer.cell if cell is None else cell
     kernel, recurrent, bias = _weights(cell, "kernel", "recurrent_kernel", "bias")
     attrs = {
         "activation_name": _activation_name(cell.activation),

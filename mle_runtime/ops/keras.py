@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mle_runtime.ops import register_op, resize
+from mle_runtime.ops.ensemble import one_hot
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -446,7 +447,7 @@ def _over_time(  # type: ignore[no-untyped-def]
         keep = jnp.swapaxes(mask[0].astype(bool), 0, 1)[..., None]
         if go_backwards:
             xs, keep = xs[::-1], keep[::-1]
-        zero = jnp.zeros((x.shape[0], _output_width(step, init, xs[0])), x.dtype)
+        zero = jnp.zeros_like(jax.tree.leaves(init)[0])  # (every step's output is its first state, h)
 
         def masked_step(carry, x_keep):  # type: ignore[no-untyped-def]
             (state, previous), (x_t, keep_t) = carry, x_keep
@@ -461,10 +462,6 @@ def _over_time(  # type: ignore[no-untyped-def]
             xs = xs[::-1]
         _, hs = jax.lax.scan(step, init, xs)
     return jnp.swapaxes(hs, 0, 1) if return_sequences else hs[-1]
-
-
-def _output_width(step, init, x_t: jax.Array) -> int:  # type: ignore[no-untyped-def]
-    return int(jax.eval_shape(step, init, x_t)[1].shape[-1])
 
 
 @register_op("keras.LSTM")
@@ -597,10 +594,7 @@ def dot(x: jax.Array, y: jax.Array, *, axes: list[int], normalize: bool = False)
     ``axes[0]`` against y's ``axes[1]``, row by row; (batch, 1) for two vectors a row. ``normalize``: each
     L2-normalized along its axis first, as keras.ops.normalize (the norm at least Keras's epsilon, 1e-7)."""
     if normalize:
-        x, y = (
-            v * jnp.minimum(jax.lax.rsqrt(jnp.sum(jnp.square(v), axis=a, keepdims=True)), 1.0 / 1e-7)
-            for v, a in zip((x, y), axes, strict=True)
-        )
+        x, y = _l2_normalized(x, axes[0], 1.0 / 1e-7), _l2_normalized(y, axes[1], 1.0 / 1e-7)
     left = jnp.moveaxis(x, axes[0], -1)
     right = jnp.moveaxis(y, axes[1], 1)
     if x.ndim == 2:
@@ -660,12 +654,10 @@ def category_encoding(x: jax.Array, *, num_tokens: int, output_mode: str) -> jax
     """Keras's CategoryEncoding of integer ids (TensorFlow's bincount for multi_hot and count): one_hot of
     (batch,) or (batch, 1) ids, multi_hot (present or not) and count of (batch, k) ids; an id outside
     0 .. num_tokens - 1 counts nowhere."""
-    dtype = jnp.result_type(float)
-    ids = x.astype(jnp.int32)
     if output_mode == "one_hot":
-        return jax.nn.one_hot(ids.reshape(ids.shape[0]), num_tokens, dtype=dtype)
-    counts = jnp.sum(jax.nn.one_hot(ids, num_tokens, dtype=dtype), axis=-2)
-    return counts if output_mode == "count" else (counts > 0).astype(dtype)
+        return one_hot(x.reshape(x.shape[0]), n=num_tokens)
+    counts = jnp.sum(one_hot(x, n=num_tokens), axis=-2)
+    return counts if output_mode == "count" else (counts > 0).astype(counts.dtype)
 
 
 @register_op("keras.Discretization")
@@ -694,8 +686,13 @@ def rms_normalization(x: jax.Array, scale: jax.Array, *, epsilon: float) -> jax.
 def unit_normalization(x: jax.Array, *, axis: list[int]) -> jax.Array:
     """Keras's UnitNormalization: x times the reciprocal square root of its sum of squares over ``axis``,
     at most 1e12 (Keras's epsilon of 1e-12)."""
-    square_sum = jnp.sum(x * x, axis=tuple(axis), keepdims=True)
-    return x * jnp.minimum(jax.lax.rsqrt(square_sum), 1e12)
+    return _l2_normalized(x, tuple(axis), 1e12)
+
+
+def _l2_normalized(x: jax.Array, axis: int | tuple[int, ...], largest_scale: float) -> jax.Array:
+    """x times the reciprocal square root of its sum of squares over ``axis``, at most ``largest_scale``
+    (1 / Keras's epsilon), as keras.ops.normalize and UnitNormalization compute it."""
+    return x * jnp.minimum(jax.lax.rsqrt(jnp.sum(x * x, axis=axis, keepdims=True)), largest_scale)
 
 
 @register_op("keras.MultiHeadAttention")

@@ -400,7 +400,7 @@ def index_out_of_range(ids: jax.Array, *rows: jax.Array, size: int) -> jax.Array
     whole = ids.astype(jnp.int32)
     outside = (whole < 0) | (whole >= size)
     if rows:
-        return jnp.broadcast_to(jnp.any(outside), rows[0].shape[:1]).astype(jnp.int32)
+        return failed_check(jnp.logical_not(jnp.any(outside)), rows[0])
     return jnp.any(outside.reshape(outside.shape[0], -1), axis=1).astype(jnp.int32)
 
 
