@@ -140,19 +140,24 @@ def export_catboost_model(
 def export_pytorch_model(
     model: Any,
     output_path: str | os.PathLike[str],
-    input_shape: tuple[int, ...] | None = None,
+    input_shape: tuple[int, ...] | list[tuple[int, ...]] | None = None,
     *,
+    example_inputs: Any = None,
     quantize: str | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Export a ``torch.nn.Module`` in eval mode, captured with ``torch.export`` for inputs shaped
-    ``input_shape`` = (batch, ...) with any batch size; or a ``torch.export.ExportedProgram`` already
-    captured with a dynamic batch dimension (as ``torch.export.load`` returns it from a ``.pt2`` file).
-    ``quantize="fp16"`` or ``"int8"`` (per output channel) stores the weight tensors smaller; the
+    ``input_shape`` = (batch, ...) with any batch size (a module of several inputs: one shape per input
+    of ``forward``, in order, e.g. ``[(1, 10), (1, 4)]``), or shaped and typed as ``example_inputs`` (a
+    tensor or a tuple of tensors: integer token ids, bool masks); or a ``torch.export.ExportedProgram``
+    already captured with a dynamic batch dimension (as ``torch.export.load`` returns it from a ``.pt2``
+    file). ``quantize="fp16"`` or ``"int8"`` (per output channel) stores the weight tensors smaller; the
     result's ``quantization`` reports the reduction."""
     from mle_runtime.converters.pytorch import convert
 
-    return _export_network(model, output_path, "pytorch", lambda: convert(model, input_shape), quantize, kwargs)
+    return _export_network(
+        model, output_path, "pytorch", lambda: convert(model, input_shape, example_inputs), quantize, kwargs
+    )
 
 
 def export_tensorflow_model(

@@ -57,14 +57,19 @@ _LAYOUT_OPS = {
 _IGNORED_ARGUMENTS = {"device", "layout", "pin_memory", "memory_format", "non_blocking"}
 
 
-def convert(model: Any, input_shape: tuple[int, ...] | None) -> ModelIR:
+def convert(model: Any, input_shape: Any, example_inputs: Any = None) -> ModelIR:
+    """``input_shape``: (batch, ...) for a module of one tensor input, or one such shape per input of
+    ``forward``, in order; ``example_inputs``: a tensor or a tuple of tensors, one per input, whose dtypes
+    (an integer tensor of token ids, a bool mask) and shapes past the batch are taken instead."""
     import torch
 
     if isinstance(model, torch.export.ExportedProgram):
-        shape = _program_input_shape(model, input_shape)
+        if example_inputs is not None:
+            raise ValueError("example_inputs is for an nn.Module; a captured program has its inputs already")
+        shapes = _program_input_shapes(model, input_shape)
         with _torch_export_warnings_silenced():
             program = model.run_decompositions()
-        return _to_ir(model, program, shape, torch.__version__)
+        return _to_ir(model, program, shapes, torch.__version__)
     if not isinstance(model, torch.nn.Module):
         raise UnsupportedModelError(
             f"expected a torch.nn.Module or torch.export.ExportedProgram, got {type(model).__name__}"
@@ -75,56 +80,98 @@ def convert(model: Any, input_shape: tuple[int, ...] | None) -> ModelIR:
             f"{type(model).__name__} is in training mode (modules {training[:5]}); call model.eval() before "
             "exporting: dropout and batch statistics differ in training mode"
         )
-    if input_shape is None or len(input_shape) < 1:
-        raise ValueError("export_pytorch_model needs input_shape=(batch, ...), e.g. (1, 3, 32, 32)")
-    program = _export(model, tuple(int(d) for d in input_shape))
-    return _to_ir(model, program, input_shape, torch.__version__)
+    specs = _input_specs(model, input_shape, example_inputs)
+    program = _export(model, specs)
+    return _to_ir(model, program, [shape for shape, _ in specs], torch.__version__)
 
 
-def _program_input_shape(program: Any, given: tuple[int, ...] | None) -> tuple[int, ...]:
-    """(1, ...) for a program already captured (``torch.export.export``, or a ``.pt2`` file loaded with
-    ``torch.export.load``): one tensor input whose batch dimension, and only it, is dynamic."""
+def _shapes(input_shape: Any) -> list[tuple[int, ...]]:
+    """``input_shape`` as one (batch, ...) tuple per input: a shape of ints is one input's."""
+    if isinstance(input_shape, (list, tuple)) and input_shape:
+        if all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in input_shape):
+            return [tuple(int(d) for d in input_shape)]
+        if all(isinstance(s, (list, tuple)) for s in input_shape):
+            shapes = [_shapes(s) for s in input_shape]
+            if all(len(s) == 1 for s in shapes):
+                return [s[0] for s in shapes]
+    raise ValueError(
+        f"input_shape must be (batch, ...), e.g. (1, 3, 32, 32), or one such shape per input of forward, "
+        f"e.g. [(1, 10), (1, 4)]; got {input_shape!r}"
+    )
+
+
+def _input_specs(model: Any, input_shape: Any, example_inputs: Any) -> list[tuple[tuple[int, ...], Any]]:
+    """(shape, torch dtype) of each input of ``forward``: the example tensors' where given, else the
+    parameters' float dtype (a module whose first layer is an Embedding reads integer ids)."""
+    import torch
+
+    if example_inputs is not None:
+        examples = list(example_inputs) if isinstance(example_inputs, (list, tuple)) else [example_inputs]
+        if not examples or not all(isinstance(t, torch.Tensor) and t.ndim >= 1 for t in examples):
+            raise ValueError("example_inputs must be a tensor (batch, ...) or a tuple of such tensors")
+        specs = [((1, *(int(d) for d in t.shape[1:])), t.dtype) for t in examples]
+        if input_shape is not None and [s[1:] for s in _shapes(input_shape)] != [s[1:] for s, _ in specs]:
+            raise ValueError(f"input_shape {input_shape!r} disagrees with the example inputs' shapes")
+        return specs
+    if input_shape is None:
+        raise ValueError(
+            "export_pytorch_model needs input_shape=(batch, ...), e.g. (1, 3, 32, 32) (one per input of a "
+            "module with several), or example_inputs= (tensors of the dtypes the module takes)"
+        )
+    shapes = _shapes(input_shape)
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    first = next((m for m in model.modules() if not list(m.children())), None)
+    if len(shapes) == 1 and isinstance(first, (torch.nn.Embedding, torch.nn.EmbeddingBag)):
+        return [(shapes[0], torch.long)]
+    return [(shape, dtype) for shape in shapes]
+
+
+def _program_input_shapes(program: Any, given: Any) -> list[tuple[int, ...]]:
+    """(1, ...) for each input of a program already captured (``torch.export.export``, or a ``.pt2`` file
+    loaded with ``torch.export.load``): tensors whose batch dimension, one for all, and only it is dynamic."""
     import torch
 
     user = set(program.graph_signature.user_inputs)
     inputs = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in user]
     values = [n.meta.get("val") for n in inputs]
-    if len(values) != 1 or not isinstance(values[0], torch.Tensor) or values[0].ndim < 1:
-        raise UnsupportedModelError(
-            f"the exported program takes {len(values)} inputs; one tensor input (batch, ...) is supported"
-        )
-    batch, *rest = values[0].shape
-    if not isinstance(batch, torch.SymInt):
-        raise UnsupportedModelError(
-            f"the exported program has a fixed batch size of {batch}: export it with "
-            "dynamic_shapes=({0: torch.export.Dim('batch')},), or pass the nn.Module and input_shape"
-        )
-    if any(isinstance(d, torch.SymInt) for d in rest):
-        raise UnsupportedModelError(f"only the batch dimension may be dynamic; the input is {tuple(values[0].shape)}")
-    shape = (1, *(int(d) for d in rest))
-    if given is not None and tuple(given[1:]) != shape[1:]:
-        raise ValueError(
-            f"input_shape {tuple(given)} disagrees with the exported program's input (batch, *{shape[1:]})"
-        )
-    return shape
+    if not values or not all(isinstance(v, torch.Tensor) and v.ndim >= 1 for v in values):
+        kinds = [type(v).__name__ for v in values]
+        raise UnsupportedModelError(f"the exported program's inputs are {kinds}; tensors (batch, ...) are supported")
+    batches = {str(v.shape[0]) for v in values}
+    for node, value in zip(inputs, values, strict=True):
+        batch, *rest = value.shape
+        if not isinstance(batch, torch.SymInt):
+            raise UnsupportedModelError(
+                f"the exported program has a fixed batch size of {batch} (input {node.name!r}): export it "
+                "with dynamic_shapes={0: torch.export.Dim('batch')} for each input, or pass the nn.Module "
+                "and input_shape"
+            )
+        if any(isinstance(d, torch.SymInt) for d in rest) or len(batches) > 1:
+            raise UnsupportedModelError(
+                f"only the batch dimension may be dynamic, one for every input; input {node.name!r} is "
+                f"{tuple(value.shape)}"
+            )
+    shapes = [(1, *(int(d) for d in v.shape[1:])) for v in values]
+    if given is not None and [s[1:] for s in _shapes(given)] != [s[1:] for s in shapes]:
+        described = ", ".join(f"(batch, *{s[1:]})" for s in shapes)
+        raise ValueError(f"input_shape {given!r} disagrees with the exported program's inputs {described}")
+    return shapes
 
 
-def _export(model: Any, shape: tuple[int, ...]) -> Any:
-    """The module captured with a dynamic batch dimension, in core ATen. The example batch has two rows
-    (PyTorch specializes a dimension of size 1); an input that Embedding reads is integer."""
+def _export(model: Any, specs: list[tuple[tuple[int, ...], Any]]) -> Any:
+    """The module captured with a dynamic batch dimension, one for every input, in core ATen. The example
+    batch has two rows (PyTorch specializes a dimension of size 1)."""
     import torch
     from torch.export import Dim, export
 
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-    example = (2, *shape[1:])
-    first = next((m for m in model.modules() if not list(m.children())), None)
-    integer = isinstance(first, (torch.nn.Embedding, torch.nn.EmbeddingBag))
-    args = (torch.zeros(example, dtype=torch.long) if integer else torch.zeros(example, dtype=dtype),)
+    args = tuple(torch.zeros((2, *shape[1:]), dtype=dtype) for shape, dtype in specs)
+    batch = Dim("batch", min=1)
     with _torch_export_warnings_silenced():
         try:
-            program = export(model, args, dynamic_shapes=({0: Dim("batch", min=1)},))
+            program = export(model, args, dynamic_shapes=tuple({0: batch} for _ in args))
         except Exception as e:  # torch.export's own errors carry the reason
-            raise UnsupportedModelError(f"torch.export could not capture {type(model).__name__}: {e}") from e
+            hint = "" if len(args) == 1 else " (inputs of another dtype than float: pass example_inputs=)"
+            raise UnsupportedModelError(f"torch.export could not capture {type(model).__name__}{hint}: {e}") from e
         return program.run_decompositions()
 
 
@@ -167,8 +214,8 @@ class _Batch:
         return {"batch": [a, b]} if a else b
 
 
-def _to_ir(model: Any, program: Any, input_shape: tuple[int, ...], version: str) -> ModelIR:
-    lowering = _Lowering(program, input_shape)
+def _to_ir(model: Any, program: Any, input_shapes: list[tuple[int, ...]], version: str) -> ModelIR:
+    lowering = _Lowering(program, input_shapes)
     outputs = lowering.run()
     if lowering.missing:
         raise UnsupportedModelError(
@@ -184,7 +231,9 @@ def _to_ir(model: Any, program: Any, input_shape: tuple[int, ...], version: str)
         "framework": "pytorch",
         "framework_version": version,
         "estimator": f"{type(model).__module__}.{type(model).__qualname__}",
-        "input_shape": [None, *input_shape[1:]],
+        "input_shape": [None, *input_shapes[0][1:]],
+        "input_names": [vi.name for vi in b.inputs],
+        **({"input_shapes": [[None, *s[1:]] for s in input_shapes]} if len(input_shapes) > 1 else {}),
         "largest_activation_bytes_per_row": _largest_activation(program),
     }
     return model_ir(b, converted, metadata)
@@ -214,9 +263,10 @@ def _by_batch(node: Any) -> bool:
 class _Lowering:
     """The exported program's nodes, in order, as graph nodes; ``missing`` collects what has no op."""
 
-    def __init__(self, program: Any, input_shape: tuple[int, ...]) -> None:
+    def __init__(self, program: Any, input_shapes: list[tuple[int, ...]]) -> None:
         signature = program.graph_signature
-        self.program, self.input_shape = program, input_shape
+        self.program = program
+        self.shape_of = dict(zip(signature.user_inputs, input_shapes, strict=True))
         self.state = {**program.state_dict, **program.constants}
         self.param_of = {
             **signature.inputs_to_parameters,
@@ -252,8 +302,12 @@ class _Lowering:
     def placeholder(self, node: Any) -> None:
         if node.name in self.param_of:
             self.names[node.name] = self.tensor_const(self.state[self.param_of[node.name]], node.name)
-        else:
-            self.names[node.name] = self.b.input(node.name, (None, *self.input_shape[1:]))
+            return
+        x = self.b.input(node.name, (None, *self.shape_of[node.name][1:]))
+        dtype = node.meta["val"].dtype
+        # inputs arrive in the runtime's float precision: token ids and masks become the integers and
+        # booleans the module's ops take
+        self.names[node.name] = x if dtype.is_floating_point else self.b.op("aten._to_copy", x, dtype=self.attr(dtype))
 
     def call(self, node: Any) -> None:
         import torch

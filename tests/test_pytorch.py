@@ -533,6 +533,103 @@ def test_an_exported_program_needs_a_dynamic_batch_and_a_matching_shape(tmp_path
     np.testing.assert_allclose(mle.load_model(tmp_path / "m.mle").predict(x.numpy()), want, rtol=1e-5, atol=1e-6)
 
 
+class Mixed(nn.Module):
+    """Three inputs of three dtypes: token ids, a bool mask over them, and float features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(30, 8)
+        self.fc = nn.Linear(8 + 5, 3)
+
+    def forward(self, ids: torch.Tensor, keep: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        kept = keep.unsqueeze(-1)
+        pooled = (self.embedding(ids) * kept).sum(1) / kept.sum(1).clamp(min=1)
+        return self.fc(torch.cat([pooled, features], 1))
+
+
+def _mixed_inputs(n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(n)
+    ids = torch.randint(0, 30, (n, 6), generator=generator)
+    return ids, torch.rand(n, 6, generator=generator) < 0.7, torch.randn(n, 5, generator=generator)
+
+
+def test_a_module_of_several_inputs_keeps_their_order_names_and_dtypes(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = Mixed().eval()
+    result = mle.export_pytorch_model(model, tmp_path / "m.mle", example_inputs=_mixed_inputs(1))
+    assert result["success"]
+    runtime = mle.load_model(tmp_path / "m.mle")
+    assert [i["name"] for i in runtime.get_model_info()["inputs"]] == ["ids", "keep", "features"]
+    for n in BATCHES:
+        inputs = _mixed_inputs(n)
+        with torch.no_grad():
+            want = model(*inputs).numpy()
+        (got,) = runtime.run([t.numpy() for t in inputs])
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+class Gated(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.value, self.gate = nn.Linear(4, 2), nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.value(x) * torch.sigmoid(self.gate(y))
+
+
+def test_float_inputs_need_only_their_shapes(tmp_path: Path) -> None:
+    model = Gated().eval()
+    mle.export_model(model, tmp_path / "m.mle", input_shape=[(1, 4), (1, 3)])
+    x, y = torch.randn(7, 4), torch.randn(7, 3)
+    with torch.no_grad():
+        want = model(x, y).numpy()
+    (got,) = mle.load_model(tmp_path / "m.mle").run([x.numpy(), y.numpy()])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="one such shape per input"):
+        mle.export_model(model, tmp_path / "bad.mle", input_shape=[(1, 4), 3])
+    with pytest.raises(UnsupportedModelError, match="pass example_inputs="):
+        mle.export_model(Mixed().eval(), tmp_path / "bad.mle", input_shape=[(1, 6), (1, 6), (1, 5)])
+    assert not (tmp_path / "bad.mle").exists()
+
+
+class Separate(nn.Module):
+    """Two outputs, each of its own input: their batch sizes may differ."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.second = nn.Linear(4, 2), nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.first(x), self.second(y)
+
+
+def test_a_captured_program_of_several_inputs_exports(tmp_path: Path) -> None:
+    import warnings
+
+    from torch.export import Dim, export
+
+    torch.manual_seed(0)
+    model = Mixed().eval()
+    examples = _mixed_inputs(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        batch = Dim("batch")
+        program = export(model, examples, dynamic_shapes=({0: batch}, {0: batch}, {0: batch}))
+        apart = export(
+            Separate().eval(), (torch.randn(2, 4), torch.randn(3, 3)), dynamic_shapes=({0: Dim("a")}, {0: Dim("b")})
+        )
+    with pytest.raises(ValueError, match="disagrees with the exported program's inputs"):
+        mle.export_model(program, tmp_path / "m.mle", input_shape=[(1, 6), (1, 6), (1, 4)])
+    mle.export_model(program, tmp_path / "m.mle", input_shape=[(1, 6), (1, 6), (1, 5)])
+    inputs = _mixed_inputs(9)
+    with torch.no_grad():
+        want = model(*inputs).numpy()
+    (got,) = mle.load_model(tmp_path / "m.mle").run([t.numpy() for t in inputs])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    with pytest.raises(UnsupportedModelError, match="one for every input"):
+        mle.export_model(apart, tmp_path / "apart.mle")
+
+
 class Holding(nn.Module):
     """A module holding a lambda: pickle cannot write it, the exporter can."""
 
