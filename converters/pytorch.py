@@ -40,6 +40,7 @@ _FIRST_OF_SEVERAL = {
     "min",
     "sort",
     "topk",
+    "rrelu_with_noise_functional",
 }
 # ATen ops that check and compute nothing (a cast's dtype assertion): left out of the graph.
 _CHECKS = {"aten._assert_tensor_metadata", "aten._assert_scalar", "aten.sym_constrain_range_for_size"}
@@ -358,6 +359,8 @@ class _Lowering:
         if any(a.name not in names for a in node.all_input_nodes):
             return  # fed by an op already reported missing
         inputs, attrs = self.arguments(node)
+        if packet == "rrelu_with_noise_functional" and attrs.get("training"):
+            raise UnsupportedModelError("F.rrelu(training=True) draws a random slope on every call: not exported")
         if name in _LAYOUT_OPS and len(inputs) == 1 and inputs[0] in b.tensors and not has_markers(attrs):
             # a parameter's transpose or reshape, done once here instead of on every call
             names[node.name] = b.const(node.name, _LAYOUT_OPS[name](b.tensors[inputs[0]], **attrs))

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 R = np.random.default_rng(1)
 X2 = R.normal(size=(5, 4))
@@ -250,6 +251,27 @@ def records() -> dict[str, tuple]:
         table[f"aten.{name}.Scalar"] = _entry(getattr(a, name).Scalar, (X2 * 3,), {"other": 0.7})
         table[f"aten.{name}.Tensor"] = _entry(getattr(a, name).Tensor, (X2 * 3, POS))
     table["aten.atan2"] = _entry(a.atan2.default, (X2, X2[::-1]))
+    for name in ("copysign.Tensor", "hypot", "nextafter"):
+        table[f"aten.{name}"] = _entry(
+            getattr(a, name.split(".")[0]).Tensor if "." in name else getattr(a, name).default, (X2, X2[::-1])
+        )
+    for name in ("erfc", "i0", "special_i0e", "special_i1", "special_i1e"):
+        table[f"aten.{name}"] = _entry(getattr(a, name).default, (X2 * 3,))
+    for name in ("lgamma", "digamma"):  # (at the poles too: 0, -0, a negative integer)
+        table[f"aten.{name}"] = _entry(getattr(a, name).default, (np.concatenate([X2.ravel() * 3, [0.0, -0.0, -2.0]]),))
+    table["aten.special_ndtri"] = _entry(a.special_ndtri.default, (1 / (1 + np.exp(-X2 * 3)),))
+    table["aten.special_zeta"] = _entry(a.special_zeta.default, (POS + 1, POS))
+    table["aten.rrelu_with_noise_functional"] = (
+        (X2, np.zeros_like(X2)),
+        lambda x, _: _numpy(F.rrelu(_torch(x), 0.2, 0.4, training=False)),
+        {"lower": 0.2, "upper": 0.4, "training": False},
+    )
+    bilinear = R.normal(size=(3, 4, 2))
+    table["aten._trilinear"] = _entry(
+        a._trilinear.default,
+        (X2, bilinear, X2[:, :2]),
+        {"expand1": [1, 3], "expand2": [0], "expand3": [1, 2], "sumdim": [2, 3]},
+    )
     table["aten.cumsum"] = _entry(a.cumsum.default, (X3,), {"dim": 1})
     table["aten.cumprod"] = _entry(a.cumprod.default, (X3,), {"dim": 2})
     # (their schemas put dim before index: the reference names the index)

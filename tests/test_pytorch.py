@@ -254,6 +254,32 @@ class Volumes(nn.Module):
         return self.head(torch.cat([mean, peak, hot, product], dim=1))
 
 
+class Special(nn.Module):
+    """nn.Bilinear, RReLU (eval: its mean slope), and the special functions of distribution heads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bilinear = nn.Bilinear(4, 3, 5)
+        self.rrelu = nn.RReLU(0.1, 0.3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        positive, y = x.abs() + 0.1, x.flip(1)
+        special = [
+            torch.lgamma(positive),
+            torch.digamma(positive),
+            torch.special.i0(x),
+            torch.special.i0e(x),
+            torch.special.i1(x),
+            torch.special.i1e(x),
+            torch.special.ndtri(torch.sigmoid(x)),
+            torch.special.erfc(x),
+            torch.mvlgamma(positive + 1, 2),
+            torch.special.zeta(positive + 1, y.abs() + 0.5),
+        ]
+        pairs = [torch.copysign(x, y), torch.hypot(x, y), torch.nextafter(x, y), self.rrelu(x)]
+        return torch.cat([*special, *pairs, self.bilinear(x[:, :4], x[:, 4:7])], dim=1)
+
+
 def _randomize_statistics(model: nn.Module) -> nn.Module:
     """Running statistics far from (0, 1), so that batch normalization is exercised."""
     generator = torch.Generator().manual_seed(1)
@@ -284,6 +310,7 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], Callable[[int], torch.Tensor]]]
     "pools": (Pools, _floats(3, 17, 15)),
     "ranks": (Ranks, _floats(8)),
     "volumes": (Volumes, _floats(2, 6, 7, 5)),
+    "special-functions": (Special, _floats(8)),
 }
 
 
@@ -412,13 +439,22 @@ def test_ids_the_module_would_refuse_raise(tmp_path: Path) -> None:
 
 class Unsupported(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.lgamma(x) + torch.digamma(x) + torch.special.i0(x)
+        return torch.polygamma(1, x) + torch.special.erfcx(x) + torch.special.airy_ai(x)
+
+
+def test_a_random_activation_is_refused(tmp_path: Path) -> None:
+    class Noisy(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.rrelu(x, training=True)
+
+    with pytest.raises(UnsupportedModelError, match="random slope"):
+        mle.export_model(Noisy().eval(), tmp_path / "m.mle", input_shape=(1, 5))
 
 
 def test_every_missing_op_is_named_at_once(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedModelError) as info:
         mle.export_model(Unsupported().eval(), tmp_path / "m.mle", input_shape=(1, 5))
-    for op in ("aten.lgamma", "aten.digamma", "aten.i0"):
+    for op in ("aten.polygamma", "aten.special_erfcx", "aten.special_airy_ai"):
         assert op in str(info.value)
 
 

@@ -377,8 +377,48 @@ for _name, _fn in {
     "acosh": jnp.arccosh,
     "atanh": jnp.arctanh,
     "erfinv": jax.scipy.special.erfinv,
+    "erfc": jax.scipy.special.erfc,
+    "lgamma": jax.scipy.special.gammaln,  # log |gamma(x)|, as torch.lgamma
+    "i0": jax.scipy.special.i0,
+    "special_i0e": jax.scipy.special.i0e,
+    "special_i1": jax.scipy.special.i1,
+    "special_i1e": jax.scipy.special.i1e,
+    "special_ndtri": jax.scipy.special.ndtri,
 }.items():
     _unary(f"aten.{_name}", _fn, f"PyTorch's elementwise {_name}.")
+
+
+@register_op("aten.digamma")
+def digamma(x: jax.Array) -> jax.Array:
+    """The digamma function; at 0 an infinity of the sign of -1/x, as PyTorch (JAX's: NaN)."""
+    return jnp.where(x == 0, jnp.copysign(jnp.inf, -x).astype(x.dtype), jax.scipy.special.digamma(x))
+
+
+@register_op("aten.rrelu_with_noise_functional")
+def rrelu(x: jax.Array, noise: jax.Array, *, lower: float = 0.125, upper: float = 1 / 3, **_: object) -> jax.Array:
+    """RReLU in eval mode: the leaky ReLU of the mean slope (the converter refuses training=True)."""
+    return jnp.where(x >= 0, x, x * ((lower + upper) / 2))
+
+
+@register_op("aten._trilinear")
+def trilinear(
+    i1: jax.Array,
+    i2: jax.Array,
+    i3: jax.Array,
+    *,
+    expand1: Sequence[int],
+    expand2: Sequence[int],
+    expand3: Sequence[int],
+    sumdim: Sequence[int],
+    **_: object,
+) -> jax.Array:
+    """The product of three tensors, each unsqueezed at its ``expand`` axes to one rank, summed over
+    ``sumdim`` (nn.Bilinear's form), as one einsum: the full product is never made."""
+    rank = i1.ndim + len(expand1)
+    axes = "abcdefghijklmnopqrstuvwxyz"[:rank]
+    subscripts = ["".join(a for d, a in enumerate(axes) if d not in set(e)) for e in (expand1, expand2, expand3)]
+    out = "".join(a for d, a in enumerate(axes) if d not in set(sumdim))
+    return jnp.einsum(f"{','.join(subscripts)}->{out}", i1, i2, i3, precision=HIGHEST)
 
 
 @register_op("aten.gelu")
@@ -463,6 +503,10 @@ _BINARY: dict[str, tuple[Callable[[jax.Array, jax.Array], jax.Array], str]] = {
     "remainder.Tensor": (jnp.remainder, "The remainder of x / other with other's sign (Python's %)."),
     "atan2": (jnp.arctan2, "The angle of (other, x)."),
     "logical_or": (jnp.logical_or, "x or other, elementwise."),
+    "copysign.Tensor": (jnp.copysign, "|x| with the sign of other."),
+    "hypot": (jnp.hypot, "sqrt(x ** 2 + other ** 2) without overflow."),
+    "nextafter": (jnp.nextafter, "The float after x towards other."),
+    "special_zeta": (jax.scipy.special.zeta, "The Hurwitz zeta function of x at q = other."),
 }
 for _name, (_pair, _doc) in _BINARY.items():
     _binary(f"aten.{_name}", _pair, _doc)
