@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, model_ir
+from mle_runtime.converters.keras_operations import is_operation, operation
 from mle_runtime.errors import UnsupportedModelError
 from mle_runtime.ops.keras import ACTIVATIONS
 
@@ -147,7 +148,11 @@ class _Walk:
                 args = [tensor(x) for x in data]
                 in_masks = [tensor_masks.get(id(x)) for x in data]
                 self.reads.append((layer, [(a, m is not None) for a, m in zip(args, in_masks, strict=True)]))
-                if isinstance(layer, keras.Model):
+                if is_operation(layer):  # a keras.ops call (x + 1): it reads no mask and carries none
+                    ids = {id(x): a for x, a in zip(data, args, strict=True)}
+                    done[key] = operation(self.b, layer, node, ids, self.missing)
+                    out_masks = [None] * len(done[key])
+                elif isinstance(layer, keras.Model):
                     inner_inputs, inner_outputs = list(layer.inputs), list(layer.outputs)
                     if len(inner_inputs) != len(args):
                         kind = type(layer).__name__
@@ -358,8 +363,6 @@ def _layer(
             )
         ]
     if kind == "LayerNormalization":
-        if config.get("rms_scaling"):
-            raise UnsupportedModelError(f"{layer.name}: LayerNormalization(rms_scaling=True) is not supported")
         gamma, beta = _weights(layer, "gamma", "beta")
         axis = config["axis"] if isinstance(config["axis"], list) else [config["axis"]]
         return [
@@ -370,6 +373,7 @@ def _layer(
                 const("beta", beta),
                 axis=[int(a) for a in axis],
                 epsilon=float(config["epsilon"]),
+                rms_scaling=bool(config.get("rms_scaling")),
             )
         ]
     if kind == "GroupNormalization":

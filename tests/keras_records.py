@@ -18,6 +18,17 @@ R = np.random.default_rng(2)
 L = keras.layers
 
 
+def _deprecated_rms_scaling(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """LayerNormalization(rms_scaling=True), which Keras 3.15 deprecates (saved models still hold it)."""
+    import warnings
+
+    make = lambda: keras.layers.LayerNormalization(rms_scaling=True, dtype="float64")  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "You passed `rms_scaling=True`", UserWarning)
+        warnings.filterwarnings("ignore", "Exception encountered when calling LayerNormalization", UserWarning)
+        return _layer_reference(make, lambda x, g, b: [g])(x, gamma, beta)
+
+
 def _layer_reference(
     make: Callable[[], Any], weights: Callable[..., list[np.ndarray]], n_inputs: int = 1
 ) -> Callable[..., np.ndarray]:
@@ -203,6 +214,37 @@ def records() -> dict[str, tuple]:
             (x3, R.normal(size=(7, 5)), R.normal(size=(7, 5))),
             _layer_reference(lambda: L.LayerNormalization(axis=[1, 2], **f64), lambda x, g, b: [g, b]),
             {"axis": [1, 2], "epsilon": 1e-3},
+        ),
+        "keras.Operation": (
+            (x3,),
+            lambda x: 1.0 - x,
+            {"function": "Subtract", "arguments": [{"value": 1.0}, {"input": 0}], "options": {}},
+        ),
+        "keras.Operation (two tensors)": (
+            (np.abs(x3), x3[0, 0]),
+            lambda x, p: np.asarray(keras.ops.convert_to_numpy(keras.ops.power(x, p))),
+            {"function": "Power", "arguments": [{"input": 0}, {"input": 1}], "options": {}},
+        ),
+        "keras.Operation (reduction)": (
+            (x3,),
+            lambda x: np.asarray(keras.ops.convert_to_numpy(keras.ops.mean(x, axis=(1, 2), keepdims=True))),
+            {"function": "Mean", "arguments": [{"input": 0}], "options": {"axis": [1, 2], "keepdims": True}},
+        ),
+        "keras.Operation (item)": (
+            (x3,),
+            lambda x: x[:, ::2, None, 1],
+            {
+                "function": "GetItem",
+                "arguments": [{"input": 0}],
+                "options": {
+                    "key": [{"slice": [None, None, None]}, {"slice": [None, None, 2]}, {"newaxis": True}, {"index": 1}]
+                },
+            },
+        ),
+        "keras.LayerNormalization (rms_scaling)": (
+            (x3, R.normal(size=(5,)), np.zeros(0)),
+            _deprecated_rms_scaling,
+            {"axis": [-1], "epsilon": 1e-3, "rms_scaling": True},
         ),
         "keras.Pool": (
             (x4,),

@@ -227,6 +227,24 @@ def _padded_tokens(n: int) -> np.ndarray:
     return tokens.astype(np.int32)
 
 
+def keras_operations() -> keras.Model:
+    """keras.ops on symbolic tensors, several named as layers are (Add, Multiply, Concatenate, Reshape,
+    Softmax, Max): ``x + 0.5`` is an operation with a constant, not an Add layer."""
+    from keras import ops
+
+    a, b = keras.Input((6, 5), name="a"), keras.Input((5,), name="b")
+    x = 1.0 - (2.0 * (a + 0.5) - b[:, None, :]) / 3
+    x = ops.concatenate([x, ops.exp(-ops.abs(x))], axis=-1)
+    x = ops.reshape(ops.transpose(x - ops.mean(x, axis=1, keepdims=True), (0, 2, 1)), (-1, 60))
+    y = ops.softmax(layers.Dense(4)(x), axis=-1)
+    z = ops.clip(ops.sqrt(ops.square(a[:, ::2, 1:4]) + 1), 1.1, 2.0)
+    z = ops.squeeze(ops.expand_dims(ops.sum(z, axis=(1, 2)), -1), -1)
+    w = ops.matmul(b, np.linspace(-1, 1, 15).reshape(5, 3).astype("float32")) ** 2
+    c = ops.cast(ops.cast(b * 3, "int32"), "float32")
+    out = ops.stack([ops.max(y, axis=1), z, ops.min(w, axis=1), ops.sum(c, axis=-1)], axis=1)
+    return keras.Model([a, b], [y, out, a[..., 0]])
+
+
 def _padded_series(n: int) -> np.ndarray:
     rng = np.random.default_rng(n)
     x = rng.normal(size=(n, 9, 3)).astype(np.float32)
@@ -258,6 +276,7 @@ MODELS: dict[str, tuple[Callable[[], keras.Model], Callable[[int], list[np.ndarr
         nested_models,
         lambda n: [_floats(6, 6, 2)(n), np.random.default_rng(n + 1).normal(size=(n, 6, 6, 2)).astype(np.float32)],
     ),
+    "keras-operations": (keras_operations, lambda n: [_floats(6, 5)(n), _floats(5)(n)]),
     "einsum-features": (
         einsum_features,
         lambda n: [np.random.default_rng(n).integers(0, 9, (n, 4)).astype(np.int32), _floats(5, 6)(n)],
@@ -304,9 +323,9 @@ def test_keras_applications(name: str, tmp_path: Path) -> None:
 
 def test_unsupported_layers_are_named_at_once(tmp_path: Path) -> None:
     x = keras.Input((6, 4))
-    y = layers.Dense(4)(x)
+    y = keras.ops.cumsum(layers.Dense(4)(x), axis=1)
     z = layers.ConvLSTM1D(2, 3)(layers.Reshape((6, 4, 1))(layers.Lambda(lambda t: t * 2)(y)))
-    with pytest.raises(UnsupportedModelError, match=r"\['ConvLSTM1D', 'Lambda'\]"):
+    with pytest.raises(UnsupportedModelError, match=r"\['ConvLSTM1D', 'Lambda', 'keras.ops Cumsum'\]"):
         mle.export_model(keras.Model(x, z), tmp_path / "m.mle")
 
 
@@ -385,6 +404,23 @@ def test_quantized_keras_model(tmp_path: Path) -> None:
     want = model.predict(x, verbose=0)
     got = mle.load_model(tmp_path / "m.mle").predict(x)
     assert float(np.abs(got - want).max()) <= 1e-2 * float(np.abs(want).max())
+
+
+@pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`, which is deprecated:UserWarning")
+def test_deprecated_rms_scaling_layer_normalization(tmp_path: Path) -> None:
+    """Keras 3.15 deprecates rms_scaling=True (it divides x by its standard deviation, uncentred); models
+    saved with it convert as Keras computes them."""
+    keras.utils.set_random_seed(0)
+    x_in = keras.Input((6, 5))
+    norm = layers.LayerNormalization(rms_scaling=True)
+    model = keras.Model(x_in, layers.Dense(3)(norm(x_in + 0.5)))
+    norm.gamma.assign(np.linspace(0.5, 2.0, 5))
+    mle.export_model(model, tmp_path / "m.mle")
+    runtime = mle.load_model(tmp_path / "m.mle")
+    for n in BATCHES:
+        X = np.random.default_rng(n).normal(size=(n, 6, 5)).astype(np.float32)
+        want = model.predict(X, verbose=0)
+        assert float(np.abs(runtime.predict(X) - want).max()) <= 1e-5 * float(np.abs(want).max())
 
 
 def test_a_float64_model_matches_in_float64_mode(tmp_path: Path) -> None:

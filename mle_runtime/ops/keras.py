@@ -260,17 +260,18 @@ def batch_normalization(
 
 @register_op("keras.LayerNormalization")
 def layer_normalization(
-    x: jax.Array, gamma: jax.Array, beta: jax.Array, *, axis: list[int], epsilon: float
+    x: jax.Array, gamma: jax.Array, beta: jax.Array, *, axis: list[int], epsilon: float, rms_scaling: bool = False
 ) -> jax.Array:
-    """Layer normalization over ``axis`` with Keras's variance (the mean of squared deviations)."""
+    """Layer normalization over ``axis`` with Keras's variance (the mean of squared deviations). With
+    ``rms_scaling`` Keras divides x itself, uncentred, by that deviation and scales it by gamma alone."""
     axes = tuple(a % x.ndim for a in axis)
     mean = jnp.mean(x, axis=axes, keepdims=True)
     var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
-    y = (x - mean) * jax.lax.rsqrt(var + epsilon)
+    y = (x if rms_scaling else x - mean) * jax.lax.rsqrt(var + epsilon)
     shape = [x.shape[i] if i in axes else 1 for i in range(x.ndim)]
     if gamma.size:
         y = y * gamma.reshape(shape)
-    return y + beta.reshape(shape) if beta.size else y
+    return y + beta.reshape(shape) if beta.size and not rms_scaling else y
 
 
 @register_op("keras.Pool")
@@ -740,3 +741,88 @@ def multi_head_attention(
     heads = jnp.einsum("acbe,aecd->abcd", scores, v, precision=HIGHEST)
     out = jnp.einsum("abcd,cde->abe", heads, wo, precision=HIGHEST)
     return out + bo if bo.size else out
+
+
+# -- keras.ops called on a functional model's symbolic tensors (x + 1, ops.mean(x, axis=1), x[:, 0]) ------
+
+
+def _cast(x: jax.Array, dtype: str) -> jax.Array:
+    """Keras's cast: a float dtype is the runtime's precision, an integer one int32."""
+    if dtype == "bool":
+        return x.astype(bool)
+    return x.astype(jnp.int32 if dtype.startswith(("int", "uint")) else jnp.result_type(float))
+
+
+def _get_item(x: jax.Array, key: list[dict[str, object]]) -> jax.Array:
+    """``x[key]``, each entry of ``key`` one of {"index": i}, {"slice": [start, stop, step]},
+    {"newaxis": True}, {"ellipsis": True}."""
+    index: list[object] = []
+    for k in key:
+        if "index" in k:
+            index.append(k["index"])
+        elif "slice" in k:
+            index.append(slice(*k["slice"]))  # type: ignore[misc]
+        else:
+            index.append(None if "newaxis" in k else Ellipsis)
+    return x[tuple(index)]
+
+
+# Keras's operation class name -> the jnp function of the same numpy semantics (positional arguments as
+# Keras's call takes them, the operation's own settings as keywords)
+OPERATIONS = {
+    "Add": jnp.add,
+    "Subtract": jnp.subtract,
+    "Multiply": jnp.multiply,
+    "Divide": jnp.true_divide,
+    "TrueDivide": jnp.true_divide,
+    "Power": jnp.power,
+    "Maximum": jnp.maximum,
+    "Minimum": jnp.minimum,
+    "Matmul": functools.partial(jnp.matmul, precision=HIGHEST),
+    "Negative": jnp.negative,
+    "Abs": jnp.abs,
+    "Absolute": jnp.abs,
+    "Exp": jnp.exp,
+    "Expm1": jnp.expm1,
+    "Log": jnp.log,
+    "Log1p": jnp.log1p,
+    "Sqrt": jnp.sqrt,
+    "Rsqrt": jax.lax.rsqrt,
+    "Square": jnp.square,
+    "Sign": jnp.sign,
+    "Floor": jnp.floor,
+    "Ceil": jnp.ceil,
+    "Sin": jnp.sin,
+    "Cos": jnp.cos,
+    "Tanh": jnp.tanh,
+    "Erf": jax.scipy.special.erf,
+    "Sigmoid": jax.nn.sigmoid,
+    "Relu": jax.nn.relu,
+    "Softplus": jax.nn.softplus,
+    "Softmax": jax.nn.softmax,
+    "Mean": jnp.mean,
+    "Sum": jnp.sum,
+    "Max": jnp.max,
+    "Min": jnp.min,
+    "Clip": jnp.clip,
+    "Reshape": jnp.reshape,
+    "Transpose": jnp.transpose,
+    "ExpandDims": jnp.expand_dims,
+    "Squeeze": jnp.squeeze,
+    "Concatenate": lambda *xs, axis: jnp.concatenate(xs, axis=axis),
+    "Stack": lambda *xs, axis: jnp.stack(xs, axis=axis),
+    "Cast": _cast,
+    "GetItem": _get_item,
+}
+
+
+@register_op("keras.Operation")
+def operation(
+    *tensors: jax.Array, function: str, arguments: list[dict[str, object]], options: dict[str, object]
+) -> jax.Array:
+    """Keras's ``function`` (one of OPERATIONS) of ``arguments``, each {"input": i} (the i-th tensor) or
+    {"value": v} (a number or a structure of them), with keyword ``options``."""
+    if function not in OPERATIONS:
+        raise ValueError(f"keras.Operation: {function!r} is not one of {sorted(OPERATIONS)}")
+    values = [tensors[int(a["input"])] if "input" in a else a["value"] for a in arguments]  # type: ignore[call-overload]
+    return OPERATIONS[function](*values, **options)  # type: ignore[operator]
