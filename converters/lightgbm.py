@@ -26,9 +26,11 @@ _IDENTITY = {"regression", "regression_l1", "huber", "fair", "quantile", "mape",
 _EXP = {"poisson", "gamma", "tweedie"}
 
 
-def _tree(structure: dict[str, Any]) -> Tree:
-    """A dumped tree, numbered in preorder; ``source_leaf`` keeps LightGBM's leaf indices."""
+def _tree(structure: dict[str, Any]) -> tuple[Tree, dict[int, tuple[float, list[int], list[float]]]]:
+    """A dumped tree, numbered in preorder; ``source_leaf`` keeps LightGBM's leaf indices. With it, a
+    linear tree's leaves: node -> (constant, features, coefficients)."""
     left, right, feature, threshold, default_left, value = [], [], [], [], [], []
+    linear: dict[int, tuple[float, list[int], list[float]]] = {}
     nan_as_zero, zero_missing, source_leaf = [], [], []
     categories: dict[int, tuple[np.ndarray, int, bool]] = {}
     stack: list[tuple[dict[str, Any], int | None, bool]] = [(structure, None, True)]
@@ -41,7 +43,8 @@ def _tree(structure: dict[str, Any]) -> Tree:
         right.append(-1)
         if "leaf_index" in node or "split_index" not in node:
             if "leaf_coeff" in node:
-                raise UnsupportedModelError("LightGBM linear_tree models are not supported (leaves hold linear models)")
+                features = [int(f) for f in node["leaf_features"]]
+                linear[i] = (float(node["leaf_const"]), features, [float(c) for c in node["leaf_coeff"]])
             feature.append(0)
             threshold.append(np.inf)
             default_left.append(False)
@@ -72,7 +75,7 @@ def _tree(structure: dict[str, Any]) -> Tree:
         # right first so that the left subtree is numbered next (preorder)
         stack.append((node["right_child"], i, False))
         stack.append((node["left_child"], i, True))
-    return Tree(
+    tree = Tree(
         left=np.array(left, dtype=np.int64),
         right=np.array(right, dtype=np.int64),
         feature=np.array(feature, dtype=np.int64),
@@ -84,6 +87,28 @@ def _tree(structure: dict[str, Any]) -> Tree:
         zero_missing=np.array(zero_missing, dtype=bool),
         source_leaf=np.array(source_leaf, dtype=np.int64),
     )
+    return tree, linear
+
+
+def linear_leaves(trees: list[Tree], linear: list[dict[int, tuple[float, list[int], list[float]]]]) -> int:
+    """Widen each linear tree's leaf values in place to [value, constant, coefficients..., features...],
+    padded to the most terms any leaf has (coefficient 0, feature -1); returns that count. With none, a
+    leaf is its constant (what LightGBM predicts for it) and the trees stay plain."""
+    terms = max((len(f) for leaves in linear for _, f, _ in leaves.values()), default=0)
+    for tree, leaves in zip(trees, linear, strict=True):
+        if not terms:
+            for node, (constant, _, _) in leaves.items():
+                tree.value[node, 0] = constant
+            continue
+        wide = np.zeros((len(tree.left), 2 + 2 * terms))
+        wide[:, 0] = tree.value[:, 0]
+        wide[:, 2 + terms :] = -1
+        for node, (constant, features, coefficients) in leaves.items():
+            wide[node, 1] = constant
+            wide[node, 2 : 2 + len(coefficients)] = coefficients
+            wide[node, 2 + terms : 2 + terms + len(features)] = features
+        tree.value = wide
+    return terms
 
 
 def _booster(model: Any) -> tuple[Any, Any]:
@@ -97,14 +122,15 @@ def _booster(model: Any) -> tuple[Any, Any]:
 
 
 def trees_of(model: Any, num_iteration: int | None = None) -> tuple[list[Tree], dict[str, Any]]:
-    """The trees ``predict`` uses (up to ``num_iteration``, else the best iteration, else all) and the dump."""
+    """The trees ``predict`` uses (up to ``num_iteration``, else the best iteration, else all) and the
+    dump, whose "linear_terms" says how many terms a linear tree's leaves hold (0: not linear)."""
     booster, _ = _booster(model)
-    if booster.params.get("linear_tree") or booster.params.get("linear_trees"):
-        raise UnsupportedModelError("LightGBM linear_tree models are not supported (leaves hold linear models)")
     if num_iteration is None and booster.best_iteration > 0:
         num_iteration = booster.best_iteration
     dump = booster.dump_model(num_iteration=num_iteration if num_iteration is not None else -1)
-    return [_tree(t["tree_structure"]) for t in dump["tree_info"]], dump
+    trees, linear = zip(*(_tree(t["tree_structure"]) for t in dump["tree_info"]), strict=True)
+    dump["linear_terms"] = linear_leaves(list(trees), list(linear)) if any(linear) else 0
+    return list(trees), dump
 
 
 def _pandas_categories(model: Any, dump: dict[str, Any]) -> dict[int, list[Any]]:
@@ -168,7 +194,8 @@ def build(
         x = b.input("X", (None, n_features))
     categories = _pandas_categories(model, dump)
     codes = categories_as_codes(b, x, categories, "LightGBM") if categories else x
-    raw = tree_ensemble(b, codes, trees, n_features, per_iteration, compare_float32=False)
+    terms = dump["linear_terms"]
+    raw = tree_ensemble(b, codes, trees, n_features, per_iteration, compare_float32=False, linear_terms=terms)
     if dump.get("average_output"):  # random-forest mode averages the iterations
         raw = b.op("Div", raw, b.const("n_iterations", np.array(len(trees) // per_iteration, dtype=np.float64)))
     return _head(b, raw, objective, options, wrapper, per_iteration), n_features, str(dump["objective"])

@@ -192,14 +192,17 @@ def tree_ensemble(
     *,
     compare_float32: bool,
     value_dtype: Any = np.float64,
+    linear_terms: int = 0,
 ) -> str:
     """Emit a ``TreeEnsemble`` node summing ``trees`` over ``x``; returns its (rows, n_outputs) output.
 
     ``compare_float32``: the framework compares float32 inputs with float32 thresholds (store them with
     ``to_float32_down``); otherwise thresholds stay float64 and float32 precision rounds them down at load.
     Shallow ensembles (depth at most PERFECT_MAX_DEPTH, not too lopsided) get the perfect layout.
+    ``linear_terms``: the leaves are linear models, each tree's value rows [value, constant, that many
+    coefficients, as many features] (LightGBM's linear trees; tree t adds to output t % n_outputs).
     """
-    width = trees[0].value.shape[1]
+    width = 1 if linear_terms else trees[0].value.shape[1]
     if width not in (1, n_outputs) or (width == 1 and len(trees) % n_outputs):
         raise ValueError(f"{len(trees)} trees of width {width} cannot make {n_outputs} outputs")
     feature_bits = max(int(n_features - 1).bit_length(), 1)
@@ -250,6 +253,8 @@ def tree_ensemble(
         attrs["layout"] = "perfect"
     if tables is not None:
         attrs["split_groups"] = tables[0]
+    if linear_terms:
+        attrs["linear_terms"] = linear_terms
     return b.op("TreeEnsemble", *inputs, **attrs)
 
 

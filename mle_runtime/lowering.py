@@ -100,7 +100,8 @@ def round_down_tensors(graph: Graph) -> set[str]:
 
 def to_float32_down(a: np.ndarray) -> np.ndarray:
     """The largest float32 <= each float64 value (NaN and infinities kept), as a split threshold."""
-    narrow = a.astype(np.float32)
+    with np.errstate(over="ignore"):  # (a value past float32's range casts to inf, stepped down below)
+        narrow = a.astype(np.float32)
     above = narrow.astype(np.float64) > a
     if above.any():
         narrow[above] = np.nextafter(narrow[above], np.float32(-np.inf))

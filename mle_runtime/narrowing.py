@@ -35,7 +35,9 @@ class SplitNarrowing:
                 continue
             t32 = to_float32_down(t64)
             # Only a narrowed value equal to some t32 or to the float32 just above it can have crossed t.
-            near = np.unique(np.concatenate([t32, np.nextafter(t32, np.float32(np.inf))]))
+            with np.errstate(over="ignore"):  # (above float32's largest: inf, which crosses nothing)
+                above = np.nextafter(t32, np.float32(np.inf))
+            near = np.unique(np.concatenate([t32, above]))
             self.columns[feature] = (t64, t32, near)
 
     def apply(self, wide: np.ndarray, narrow: np.ndarray) -> None:

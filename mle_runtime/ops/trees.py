@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 
 from mle_runtime.ops import lowering_platform, register_op
+from mle_runtime.ops.math import rounded
 from mle_runtime.x64 import x64
 
 FLAG_BITS = 6
@@ -127,10 +128,20 @@ def tree_ensemble(
     lightgbm_missing: bool = False,
     layout: str = "bfs",
     split_groups: list[list[int]] | None = None,
+    linear_terms: int = 0,
 ) -> jax.Array:
     """Sum of the leaf values each row reaches, (rows, n_outputs); trees add to every output when a leaf
     holds n_outputs values, else tree t adds to output t % n_outputs. ``extra``: cat_bits and cat_limits
-    when some split is categorical, then with ``split_groups`` the four split tables (SPLIT_TABLES)."""
+    when some split is categorical, then with ``split_groups`` the four split tables (SPLIT_TABLES).
+    ``linear_terms``: the leaves are linear models (see _linear_leaf_sums)."""
+    if linear_terms:
+        walk = {"depth": depth, "feature_bits": feature_bits, "lightgbm_missing": lightgbm_missing, "layout": layout}
+        walk.update(compare_float32=compare_float32, split_groups=split_groups)
+
+        def leaves(rows: jax.Array) -> jax.Array:
+            return tree_leaf_indices(rows, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, *extra, **walk)
+
+        return _linear_leaf_sums(x, leaf_values, tree_leaves, n_outputs, linear_terms, leaves)
     _check_layout(x, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, depth, feature_bits, n_outputs, layout)
     cat_bits, cat_limits, tables = _extra_inputs(extra, split_groups)
     x, thresholds = _comparable(x, thresholds, compare_float32)
@@ -155,6 +166,38 @@ def tree_ensemble(
         return _sum_leaf_values(leaf_values[leaf + offsets], n_outputs, walked)
 
     return _in_chunks(x, walk) if grouped is None else grouped + _in_chunks(x, walk)
+
+
+def _linear_leaf_sums(
+    x: jax.Array,
+    leaf_values: jax.Array,
+    tree_leaves: jax.Array,
+    n_outputs: int,
+    terms: int,
+    leaves: Callable[[jax.Array], jax.Array],
+) -> jax.Array:
+    """LightGBM's linear trees (Tree::Predict): a leaf's row of ``leaf_values`` holds its value, its
+    constant, ``terms`` coefficients and the features they multiply (-1: none). A tree gives the constant
+    plus each coefficient times the row's value of its feature, added in that order, or the leaf value
+    where one of those values is NaN; tree t adds to output t % n_outputs."""
+    offsets = tree_leaves.astype(jnp.int32)[None, :]
+
+    def chunk(columns: jax.Array) -> jax.Array:
+        rows = columns.T
+        ranks = leaves(rows)
+        leaf = leaf_values[ranks + offsets]  # (rows, trees, 2 + 2 * terms)
+        total, nan_found = leaf[..., 1], jnp.zeros(ranks.shape, bool)
+        for j in range(terms):
+            feature = leaf[..., 2 + terms + j].astype(jnp.int32)
+            used = feature >= 0
+            value = jnp.take_along_axis(rows, jnp.maximum(feature, 0).reshape(rows.shape[0], -1), axis=1)
+            value = value.reshape(feature.shape)
+            nan_found = nan_found | (used & jnp.isnan(value))
+            total = total + jnp.where(used, rounded(leaf[..., 2 + j] * value), 0)
+        out = jnp.where(nan_found, leaf[..., 0], total)
+        return _sum_leaf_values(out.T[..., None], n_outputs)
+
+    return _in_chunks(x, chunk)
 
 
 def tree_leaf_indices(
