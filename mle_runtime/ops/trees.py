@@ -135,11 +135,11 @@ def tree_ensemble(
     when some split is categorical, then with ``split_groups`` the four split tables (SPLIT_TABLES).
     ``linear_terms``: the leaves are linear models (see _linear_leaf_sums)."""
     if linear_terms:
-        walk = {"depth": depth, "feature_bits": feature_bits, "lightgbm_missing": lightgbm_missing, "layout": layout}
-        walk.update(compare_float32=compare_float32, split_groups=split_groups)
+        how: dict[str, Any] = {"depth": depth, "feature_bits": feature_bits, "layout": layout}
+        how.update(lightgbm_missing=lightgbm_missing, compare_float32=compare_float32, split_groups=split_groups)
 
         def leaves(rows: jax.Array) -> jax.Array:
-            return tree_leaf_indices(rows, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, *extra, **walk)
+            return tree_leaf_indices(rows, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, *extra, **how)
 
         return _linear_leaf_sums(x, leaf_values, tree_leaves, n_outputs, linear_terms, leaves)
     _check_layout(x, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, depth, feature_bits, n_outputs, layout)
