@@ -91,8 +91,8 @@ def _tree(structure: dict[str, Any]) -> tuple[Tree, dict[int, tuple[float, list[
 
 
 def linear_leaves(trees: list[Tree], linear: list[dict[int, tuple[float, list[int], list[float]]]]) -> int:
-    """Widen each linear tree's leaf values in place to [value, constant, coefficients..., features...],
-    padded to the most terms any leaf has (coefficient 0, feature -1); returns that count. With none, a
+    """Widen each linear tree's leaf values in place to [value, constant, coefficients..., features + 1...],
+    padded to the most terms any leaf has (coefficient 0, feature 0: none); returns that count. With none, a
     leaf is its constant (what LightGBM predicts for it) and the trees stay plain."""
     terms = max((len(f) for leaves in linear for _, f, _ in leaves.values()), default=0)
     for tree, leaves in zip(trees, linear, strict=True):
@@ -102,11 +102,10 @@ def linear_leaves(trees: list[Tree], linear: list[dict[int, tuple[float, list[in
             continue
         wide = np.zeros((len(tree.left), 2 + 2 * terms))
         wide[:, 0] = tree.value[:, 0]
-        wide[:, 2 + terms :] = -1
         for node, (constant, features, coefficients) in leaves.items():
             wide[node, 1] = constant
             wide[node, 2 : 2 + len(coefficients)] = coefficients
-            wide[node, 2 + terms : 2 + terms + len(features)] = features
+            wide[node, 2 + terms : 2 + terms + len(features)] = np.add(features, 1)
         tree.value = wide
     return terms
 

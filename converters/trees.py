@@ -200,7 +200,7 @@ def tree_ensemble(
     ``to_float32_down``); otherwise thresholds stay float64 and float32 precision rounds them down at load.
     Shallow ensembles (depth at most PERFECT_MAX_DEPTH, not too lopsided) get the perfect layout.
     ``linear_terms``: the leaves are linear models, each tree's value rows [value, constant, that many
-    coefficients, as many features] (LightGBM's linear trees; tree t adds to output t % n_outputs).
+    coefficients, as many features + 1] (LightGBM's linear trees; tree t adds to output t % n_outputs).
     """
     width = 1 if linear_terms else trees[0].value.shape[1]
     if width not in (1, n_outputs) or (width == 1 and len(trees) % n_outputs):

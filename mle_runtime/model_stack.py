@@ -316,11 +316,38 @@ def _tree_layouts_in_common(graphs: list[dict[str, Any]], host: list[dict[str, n
             if len({h[m["nodes"]].ndim for h, m in zip(host, names, strict=True)}) > 1:
                 for h, m, a in zip(host, names, attrs, strict=True):  # one word a node where all fit, else two
                     h[m["nodes"]] = _two_words(h[m["nodes"]], a["feature_bits"])
+        _linear_terms_in_common(nodes, attrs, host, names)
         for key in _PER_TREE:  # one offset dtype for all (a relaid model's offsets are int32)
             widest = np.result_type(*(h[m[key]].dtype for h, m in zip(host, names, strict=True)))
             for h, m in zip(host, names, strict=True):
                 h[m[key]] = h[m[key]].astype(widest)
     return graphs
+
+
+def _linear_terms_in_common(
+    nodes: list[dict[str, Any]], attrs: list[dict[str, Any]], host: list[dict[str, np.ndarray]], names: list[dict]
+) -> None:
+    """LightGBM linear trees with leaves of fewer terms than the most any model has, widened to it (zero
+    coefficients of feature 0, none); a plain ensemble beside them has leaves of no terms, their constant
+    the leaf value."""
+    terms = max(a.get("linear_terms", 0) for a in attrs)
+    if not terms:
+        return
+    for n, a, h, m in zip(nodes, attrs, host, names, strict=True):
+        own, values = a.get("linear_terms", 0), h[m["leaf_values"]]
+        if own == terms:
+            continue
+        if values.shape[1] != (2 + 2 * own if own else 1):
+            raise ValueError(
+                f"a plain tree ensemble of {values.shape[1]} outputs a leaf cannot stack with linear trees"
+            )
+        wide = np.zeros((len(values), 2 + 2 * terms), values.dtype)
+        wide[:, 0] = values[:, 0]
+        wide[:, 1] = values[:, 1] if own else values[:, 0]
+        wide[:, 2 : 2 + own] = values[:, 2 : 2 + own]
+        wide[:, 2 + terms : 2 + terms + own] = values[:, 2 + own :]
+        h[m["leaf_values"]] = wide
+        n["attrs"] = {**n.get("attrs", {}), "linear_terms": terms}  # (the layout may have changed above)
 
 
 def _deepen_heaps(names: dict[str, str], h: dict[str, np.ndarray], attrs: dict[str, Any], depth: int) -> None:

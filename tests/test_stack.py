@@ -152,6 +152,27 @@ def test_boosters_with_split_tables_stack_by_walking_their_trees(tmp_path) -> No
         np.testing.assert_array_equal(stacked.run([X])[0][i], model.predict(X))
 
 
+def test_lightgbm_linear_trees_of_other_sizes_stack_beside_plain_trees(tmp_path) -> None:
+    """Leaves of fewer linear terms are widened to the most any model has; a plain model's leaves are
+    constants; padded leaves and trees add 0, whatever the row holds (NaN too)."""
+    import lightgbm
+
+    Xn = X.copy()
+    Xn[np.random.default_rng(0).random(Xn.shape) < 0.05] = np.nan
+    target = np.nan_to_num(Xn[:, 0]) * 2 + y
+    boosters = [
+        lightgbm.LGBMRegressor(
+            linear_tree=linear, n_estimators=n, num_leaves=leaves, max_depth=depth, random_state=0, verbose=-1
+        ).fit(Xn, target)
+        for linear, n, leaves, depth in [(True, 12, 7, 3), (True, 20, 15, -1), (False, 8, 15, -1)]
+    ]
+    paths = _export_all(boosters, tmp_path, "linear")
+    stacked = mle.stack(paths, precision="float64")
+    predictions = stacked.predict(Xn)
+    for i, model in enumerate(boosters):
+        np.testing.assert_allclose(predictions[i], model.predict(Xn), rtol=1e-12, atol=1e-12)
+
+
 def test_float64_inputs_are_narrowed_per_model_for_trees_that_split_in_float64(tmp_path) -> None:
     """A float64 value within a float32 step of a threshold takes the branch the float64 comparison
     takes in every stacked model, as in a single runtime (narrowing.py): a shared input and per-model

@@ -177,7 +177,8 @@ def _linear_leaf_sums(
     leaves: Callable[[jax.Array], jax.Array],
 ) -> jax.Array:
     """LightGBM's linear trees (Tree::Predict): a leaf's row of ``leaf_values`` holds its value, its
-    constant, ``terms`` coefficients and the features they multiply (-1: none). A tree gives the constant
+    constant, ``terms`` coefficients and the features they multiply, numbered from 1 (0: none, so that a
+    row of zeros, as a stack pads with, is the constant 0). A tree gives the constant
     plus each coefficient times the row's value of its feature, added in that order, or the leaf value
     where one of those values is NaN; tree t adds to output t % n_outputs."""
     offsets = tree_leaves.astype(jnp.int32)[None, :]
@@ -188,7 +189,7 @@ def _linear_leaf_sums(
         leaf = leaf_values[ranks + offsets]  # (rows, trees, 2 + 2 * terms)
         total, nan_found = leaf[..., 1], jnp.zeros(ranks.shape, bool)
         for j in range(terms):
-            feature = leaf[..., 2 + terms + j].astype(jnp.int32)
+            feature = leaf[..., 2 + terms + j].astype(jnp.int32) - 1
             used = feature >= 0
             value = jnp.take_along_axis(rows, jnp.maximum(feature, 0).reshape(rows.shape[0], -1), axis=1)
             value = value.reshape(feature.shape)
