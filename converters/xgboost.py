@@ -56,11 +56,12 @@ def _floats(text: str) -> np.ndarray:
 
 
 def _tree(t: dict[str, Any], weight: float | None) -> Tree:
-    if int(t["tree_param"].get("size_leaf_vector", "1")) > 1:
-        raise UnsupportedModelError("XGBoost multi-target trees (vector leaves) are not supported")
+    """A tree; one of ``multi_strategy="multi_output_tree"`` holds a vector a leaf, its node's
+    ``base_weights`` (a scalar leaf's value is its node's ``split_conditions``)."""
     left = np.asarray(t["left_children"], dtype=np.int64)
     split = np.asarray(t["split_conditions"], dtype=np.float32)
-    leaf = split.copy()
+    width = int(t["tree_param"].get("size_leaf_vector", "1"))
+    leaf = split.copy() if width == 1 else np.asarray(t["base_weights"], dtype=np.float32).reshape(len(left), width)
     if weight is not None:  # DART scales each tree's output by its weight, in float32
         leaf = (leaf * np.float32(weight)).astype(np.float32)
     categories = {}
@@ -78,7 +79,7 @@ def _tree(t: dict[str, Any], weight: float | None) -> Tree:
         # x < s  <=>  x <= nextafter(s, -inf) for float32 x
         threshold=np.nextafter(split, np.float32(-np.inf)).astype(np.float64),
         default_left=np.asarray(t["default_left"], dtype=bool),
-        value=leaf.astype(np.float64)[:, None],
+        value=leaf.astype(np.float64).reshape(len(left), width),
         categories=categories,
     )
 
@@ -245,11 +246,6 @@ def _ordered_trees(
 ) -> list[Tree]:
     """The trees of the iterations predict uses, ordered round-robin by output (class or target): tree t
     adds to output tree_info[t]; DART's tree weights applied."""
-    if n_outputs > 1 and any(int(t["tree_param"].get("size_leaf_vector", "1")) > 1 for t in body["trees"]):
-        raise UnsupportedModelError(
-            "XGBoost multi_strategy='multi_output_tree' (vector leaves) is not supported; "
-            "'one_output_per_tree' (the default) is"
-        )
     indptr = [int(v) for v in body.get("iteration_indptr", [])]
     raw_trees, tree_info = body["trees"], [int(v) for v in body["tree_info"]]
     span = _iteration_range(wrapper, booster, iteration_range)
@@ -259,6 +255,9 @@ def _ordered_trees(
         if not 0 <= begin < end <= len(indptr) - 1:
             raise ValueError(f"iteration_range {span} is outside the model's {len(indptr) - 1} iterations")
         first, last = indptr[begin], indptr[end]
+    if any(int(t["tree_param"].get("size_leaf_vector", "1")) > 1 for t in raw_trees):
+        # multi_strategy="multi_output_tree": every tree adds a vector to all the outputs
+        return [_tree(raw_trees[i], None if weights is None else weights[i]) for i in range(first, last)]
     by_output: list[list[int]] = [[] for _ in range(n_outputs)]
     for i in range(first, last):
         by_output[tree_info[i]].append(i)

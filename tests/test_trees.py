@@ -74,6 +74,12 @@ CB = dict(iterations=25, depth=4, random_seed=0, verbose=0, allow_writing_files=
 CASES: dict[str, tuple[Callable[[], Any], str, str, dict[str, Any]]] = {
     "xgb-binary": (lambda: xgboost.XGBClassifier(**XGB), "binary", "y", {}),
     "xgb-multiclass": (lambda: xgboost.XGBClassifier(**XGB), "multiclass", "y", {}),
+    "xgb-vector-leaves": (
+        lambda: xgboost.XGBClassifier(multi_strategy="multi_output_tree", tree_method="hist", **XGB),
+        "multiclass",
+        "y",
+        {},
+    ),
     "xgb-logitraw": (lambda: xgboost.XGBClassifier(objective="binary:logitraw", **XGB), "binary", "y", {}),
     "xgb-regression": (lambda: xgboost.XGBRegressor(**XGB), "binary", "reg", {}),
     "xgb-logistic": (lambda: xgboost.XGBRegressor(objective="reg:logistic", **XGB), "binary", "y", {}),
@@ -752,33 +758,36 @@ def test_boosters_inside_scikit_learn_pipelines_and_ensembles(framework: str, co
         assert np.max(np.abs(ours - theirs)) <= tol * max(scale, 1.0), f"{precision}: {np.max(np.abs(ours - theirs))}"
 
 
-@pytest.mark.parametrize("kind", ["targets", "quantiles", "labels"])
+@pytest.mark.parametrize("kind", ["targets", "quantiles", "labels", "vector-targets", "vector-labels"])
 def test_xgboost_with_several_targets(kind: str, tmp_path: Path) -> None:
-    """XGBoost's multi-target models (one tree per target an iteration): several regression targets,
-    several quantiles, and a classifier on several labels (its predict: the indicator matrix, as floats)."""
+    """XGBoost's multi-target models, one tree per target an iteration or (multi_output_tree) one tree
+    with a vector a leaf: several regression targets, several quantiles, and a classifier on several
+    labels (its predict: the indicator matrix, as floats); missing values too."""
     rng = np.random.default_rng(5)
     X = rng.normal(size=(400, 6))
-    Y = np.column_stack([X[:, 0] * 2 + X[:, 1], np.sin(X[:, 2]), X[:, 3] ** 2])
+    X[rng.random(X.shape) < 0.05] = np.nan
+    Y = np.nan_to_num(np.column_stack([X[:, 0] * 2 + X[:, 1], np.sin(X[:, 2]), X[:, 3] ** 2]))
+    vector = dict(n_estimators=20, max_depth=4, tree_method="hist", multi_strategy="multi_output_tree")
     model = {
         "targets": lambda: xgboost.XGBRegressor(n_estimators=20, max_depth=4),
+        "vector-targets": lambda: xgboost.XGBRegressor(**vector),
+        "vector-labels": lambda: xgboost.XGBClassifier(**vector),
         "quantiles": lambda: xgboost.XGBRegressor(
             n_estimators=20, objective="reg:quantileerror", quantile_alpha=np.array([0.1, 0.5, 0.9])
         ),
         "labels": lambda: xgboost.XGBClassifier(n_estimators=20, max_depth=3),
     }[kind]()
-    model.fit(X, Y[:, 0] if kind == "quantiles" else (np.median(Y, axis=0) < Y).astype(int) if kind == "labels" else Y)
+    labels = kind.endswith("labels")
+    model.fit(X, Y[:, 0] if kind == "quantiles" else (np.median(Y, axis=0) < Y).astype(int) if labels else Y)
     mle.export_model(model, tmp_path / "m.mle")
     runtime = mle.load_model(tmp_path / "m.mle")
     ours, theirs = runtime.predict(X), model.predict(X)
     assert ours.shape == theirs.shape == (400, 3)
-    if kind == "labels":
+    if labels:
         np.testing.assert_array_equal(ours, theirs)
         np.testing.assert_allclose(runtime.predict_proba(X), model.predict_proba(X), rtol=1e-5, atol=1e-6)
     else:
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5 * np.abs(theirs).max())
-    with pytest.raises(UnsupportedModelError, match="multi_output_tree"):
-        multi = xgboost.XGBRegressor(n_estimators=2, tree_method="hist", multi_strategy="multi_output_tree")
-        mle.export_model(multi.fit(X, Y), tmp_path / "v.mle")
 
 
 @pytest.mark.parametrize("classes", [0, 2, 3])
