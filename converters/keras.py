@@ -93,6 +93,11 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
         raise UnsupportedModelError(
             f"{type(model).__name__} has no input yet: build it (keras.Input, or call it on data) before exporting"
         ) from e
+    if _overrides_call(model):
+        raise UnsupportedModelError(
+            f"{type(model).__qualname__} overrides call(): its layer graph is not what it computes; export a "
+            "Functional or Sequential model"
+        )
     b = GraphBuilder()
     walk = _Walk(b)
     given = [b.input(_input_name(t, i), (None, *t.shape[1:])) for i, t in enumerate(inputs)]
@@ -154,6 +159,9 @@ class _Walk:
                     out_masks = [None] * len(done[key])
                 elif isinstance(layer, keras.Model):
                     inner_inputs, inner_outputs = list(layer.inputs), list(layer.outputs)
+                    if _overrides_call(layer):
+                        self.missing.add(f"{type(layer).__qualname__} (a model that overrides call())")
+                        return args[0]
                     if len(inner_inputs) != len(args):
                         kind = type(layer).__name__
                         self.missing.add(f"{kind} called on {len(args)} of its {len(inner_inputs)} inputs")
@@ -186,6 +194,30 @@ class _Walk:
                     "when MultiHeadAttention runs (the others see a mask or none depending on the order they run "
                     "in): not supported; give those layers a separate tensor or no mask"
                 )
+
+
+def _overrides_call(model: Any) -> bool:
+    """Whether a model's class computes otherwise than its layer graph (a subclass built functionally
+    keeps Functional's call; one that defines its own does not)."""
+    from keras.src.models.functional import Functional
+    from keras.src.models.sequential import Sequential
+
+    return type(model).call not in (Functional.call, Sequential.call)
+
+
+def _custom_classes(layer: Any) -> list[str]:
+    """The classes defined outside Keras among a layer and the layers and cells it wraps: their calls are
+    user code, whatever they are named (a subclass named Dense with its own call is not Keras's Dense)."""
+    import keras
+
+    found = []
+    if type(layer).__module__.split(".")[0] != "keras":
+        found.append(f"{type(layer).__module__}.{type(layer).__qualname__}")
+    wrapped = [getattr(layer, a, None) for a in ("layer", "forward_layer", "backward_layer", "cell")]
+    for inner in [*wrapped, *(getattr(layer, "cells", None) or [])]:
+        if isinstance(inner, keras.layers.Layer) and inner is not layer:
+            found += _custom_classes(inner)
+    return found
 
 
 def _largest_activation(model: Any) -> int:
@@ -264,6 +296,10 @@ def _layer(
     """The nodes computing one call of ``layer`` on ``args`` (``masks``: the mask each carries, if any);
     its output tensors."""
     kind = type(layer).__name__
+    custom = _custom_classes(layer)
+    if custom:
+        missing.add(f"{kind} (custom class {', '.join(custom)})")
+        return [args[0]] * max(1, len(node.output_tensors))
     if any(masks) and _reads_mask(layer) and kind not in _MASK_READERS:
         missing.add(f"{kind} given a masked input")
     config = layer.get_config()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -327,6 +328,42 @@ def test_unsupported_layers_are_named_at_once(tmp_path: Path) -> None:
     z = layers.ConvLSTM1D(2, 3)(layers.Reshape((6, 4, 1))(layers.Lambda(lambda t: t * 2)(y)))
     with pytest.raises(UnsupportedModelError, match=r"\['ConvLSTM1D', 'Lambda', 'keras.ops Cumsum'\]"):
         mle.export_model(keras.Model(x, z), tmp_path / "m.mle")
+
+
+class Dense(layers.Dense):
+    """A user's layer named as Keras's, computing otherwise."""
+
+    def call(self, inputs: Any) -> Any:
+        return super().call(inputs) * 2.0
+
+
+class LSTMCell(layers.LSTMCell):
+    def call(self, inputs: Any, states: Any, training: bool = False) -> Any:
+        h, new_states = super().call(inputs, states, training)
+        return h * 2.0, new_states
+
+
+class Doubling(keras.Model):
+    """A model built functionally whose call computes otherwise than its graph."""
+
+    def __init__(self) -> None:
+        x = keras.Input((4,))
+        super().__init__(x, layers.Dense(3)(x))
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        return super().call(inputs, training=training) * 2.0
+
+
+def test_custom_classes_are_refused_whatever_their_names(tmp_path: Path) -> None:
+    x = keras.Input((5, 4))
+    model = keras.Model(x, [Dense(3)(x), layers.RNN(LSTMCell(2))(x), Doubling()(layers.Flatten()(x)[:, :4])])
+    with pytest.raises(UnsupportedModelError) as info:
+        mle.export_model(model, tmp_path / "m.mle")
+    for name in ("test_keras.Dense", "test_keras.LSTMCell", "Doubling (a model that overrides call())"):
+        assert name in str(info.value)
+    with pytest.raises(UnsupportedModelError, match="Doubling overrides call"):
+        mle.export_model(Doubling(), tmp_path / "m.mle")
+    assert not (tmp_path / "m.mle").exists()
 
 
 def test_rows_with_every_step_masked(tmp_path: Path) -> None:
