@@ -256,12 +256,15 @@ def _weights(layer: Any, *names: str) -> list[np.ndarray | None]:
 def _activation_name(fn: Any) -> str:
     import keras
 
-    name = keras.activations.serialize(fn)
+    serialized = keras.activations.serialize(fn)
+    name = serialized
     if isinstance(name, dict):
         name = name.get("config", name).get("name", name.get("class_name"))
     name = str(name)
     if name not in ACTIVATIONS:
         raise UnsupportedModelError(f"Keras activation {name!r} is not supported; supported: {list(ACTIVATIONS)}")
+    if not isinstance(serialized, dict) and keras.activations.get(name) is not fn:
+        raise UnsupportedModelError(f"activation {fn!r} is a function of its own, not Keras's {name!r}")
     return name
 
 

@@ -357,6 +357,12 @@ class Doubling(keras.Model):
 def test_custom_classes_are_refused_whatever_their_names(tmp_path: Path) -> None:
     x = keras.Input((5, 4))
     model = keras.Model(x, [Dense(3)(x), layers.RNN(LSTMCell(2))(x), Doubling()(layers.Flatten()(x)[:, :4])])
+
+    def relu(t: Any) -> Any:  # named as Keras's
+        return keras.ops.maximum(t, 0.0) * 2.0
+
+    with pytest.raises(UnsupportedModelError, match="a function of its own, not Keras's 'relu'"):
+        mle.export_model(keras.Model(x, layers.Dense(2, activation=relu)(x)), tmp_path / "m.mle")
     with pytest.raises(UnsupportedModelError) as info:
         mle.export_model(model, tmp_path / "m.mle")
     for name in ("test_keras.Dense", "test_keras.LSTMCell", "Doubling (a model that overrides call())"):
