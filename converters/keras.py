@@ -731,17 +731,19 @@ def _attention(b: GraphBuilder, layer: Any, node: Any, args: list[str], const: A
     if kwargs.get("return_attention_scores"):
         raise UnsupportedModelError(f"{layer.name}: MultiHeadAttention(return_attention_scores=True) is not supported")
     config = layer.get_config()
-    axes = config.get("attention_axes")
-    if (
-        config.get("use_gate")
-        or config.get("sliding_window") is not None
-        or axes not in (None, 1, -2, [1], [-2], (1,), (-2,))
-        or len(node.input_tensors[0].shape) != 3
-        or not isinstance(config.get("output_shape") or 0, int)
-    ):
+    axes, output_shape = config.get("attention_axes"), config.get("output_shape")
+    refused = {
+        "use_gate=True": config.get("use_gate"),
+        f"sliding_window={config.get('sliding_window')}": config.get("sliding_window") is not None,
+        f"attention_axes={axes}": axes not in (None, 1, -2, [1], [-2], (1,), (-2,)),
+        f"inputs of {len(node.input_tensors[0].shape)} axes (3 are supported)": len(node.input_tensors[0].shape) != 3,
+        f"output_shape={output_shape}": not (
+            output_shape is None or np.ndim(output_shape) == 0 or len(output_shape) == 1
+        ),
+    }
+    if any(refused.values()):
         raise UnsupportedModelError(
-            f"{layer.name}: MultiHeadAttention with use_gate, a sliding_window, attention_axes {axes}, inputs of "
-            "other than 3 axes or an output_shape of several axes is not supported"
+            f"{layer.name}: MultiHeadAttention with {', '.join(k for k, v in refused.items() if v)} is not supported"
         )
     query, value = args[0], args[1]
     key = args[2] if len(args) > 2 else value

@@ -74,7 +74,7 @@ def conv_functional() -> keras.Model:
 def sequence_model() -> keras.Model:
     tokens = keras.Input((10,), name="tokens")
     x = layers.Embedding(30, 16)(tokens)
-    a = layers.MultiHeadAttention(num_heads=2, key_dim=8)(x, x)
+    a = layers.MultiHeadAttention(num_heads=2, key_dim=8, value_dim=6, output_shape=16)(x, x)
     x = layers.LayerNormalization()(layers.Add()([x, a]))
     x = layers.Conv1D(16, 3, padding="causal", activation="relu")(x)
     # Luong's scaled dot-product attention of the sequence on itself, causal
@@ -405,11 +405,18 @@ def test_masks_that_are_not_converted_are_refused(tmp_path: Path) -> None:
         mle.export_model(keras.Model([tokens, by_hand], attended), tmp_path / "m.mle")
 
 
-@pytest.mark.parametrize("option", [{"use_gate": True}, {"sliding_window": 2}])
-def test_attention_variants_not_converted_are_refused(option: dict, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "option, reason",
+    [
+        ({"use_gate": True}, "use_gate=True"),
+        ({"sliding_window": 2}, "sliding_window=2"),
+        ({"output_shape": (2, 3)}, r"output_shape=\(2, 3\)"),
+    ],
+)
+def test_attention_variants_not_converted_are_refused(option: dict, reason: str, tmp_path: Path) -> None:
     x = keras.Input((6, 4))
     attended = layers.MultiHeadAttention(num_heads=1, key_dim=2, **option)(x, x)
-    with pytest.raises(UnsupportedModelError, match="use_gate, a sliding_window"):
+    with pytest.raises(UnsupportedModelError, match=f"MultiHeadAttention with {reason} is not supported"):
         mle.export_model(keras.Model(x, attended), tmp_path / "m.mle")
 
 
