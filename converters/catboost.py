@@ -22,7 +22,20 @@ from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, bo
 from mle_runtime.converters.trees import Tree, tree_ensemble
 from mle_runtime.errors import UnsupportedModelError
 
-_IDENTITY = {"RMSE", "MAE", "Quantile", "MAPE", "Huber", "Lq", "Expectile", "LogLinQuantile", "SMAPE", "FairLoss"}
+_IDENTITY = {
+    "RMSE",
+    "MAE",
+    "Quantile",
+    "MAPE",
+    "Huber",
+    "Lq",
+    "Expectile",
+    "LogLinQuantile",
+    "SMAPE",
+    "FairLoss",
+    "LogCosh",
+    "Cox",
+}
 _EXP = {"Poisson", "Tweedie"}
 
 
@@ -207,7 +220,7 @@ def _head(b: GraphBuilder, raw: str, loss: str, model: Any, width: int) -> Conve
         else:
             raise UnsupportedModelError(f"CatBoostClassifier with loss {loss!r} is not supported")
         return Converted("classifier", outputs, ["label", "probabilities"], classes=classes)
-    if loss == "MultiRMSE":
+    if loss in ("MultiRMSE", "MultiQuantile"):  # (several targets, or one target's several quantiles)
         return Converted("regressor", {"predictions": raw}, ["predictions"])
     if loss == "RMSEWithUncertainty":
         # predict gives [mean, variance], the second raw value being half the log variance: exp(raw * [0, 2])

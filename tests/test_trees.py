@@ -178,6 +178,13 @@ CASES: dict[str, tuple[Callable[[], Any], str, str, dict[str, Any]]] = {
     ),
     "cb-poisson": (lambda: catboost.CatBoostRegressor(loss_function="Poisson", **CB), "binary", "pos", {}),
     "cb-quantile": (lambda: catboost.CatBoostRegressor(loss_function="Quantile:alpha=0.3", **CB), "binary", "reg", {}),
+    "cb-quantiles": (
+        lambda: catboost.CatBoostRegressor(loss_function="MultiQuantile:alpha=0.1,0.5,0.9", **CB),
+        "binary",
+        "reg",
+        {},
+    ),
+    "cb-logcosh": (lambda: catboost.CatBoostRegressor(loss_function="LogCosh", **CB), "binary", "reg", {}),
 }
 
 
