@@ -215,6 +215,46 @@ class _Batch:
         return {"batch": [a, b]} if a else b
 
 
+def _check_rows_are_independent(model: Any, program: Any, input_shapes: list[tuple[int, ...]]) -> None:
+    """Refuse a module whose answer for a row depends on the other rows of the batch (its first dimension):
+    a sequence-first nn.MultiheadAttention, RNN or Transformer (batch_first=False), a sum or softmax over
+    dimension 0. torch.export captures such a module all the same, but the runtime pads batches to its
+    bucket sizes and cuts large ones into chunks, which would change its answers. Found by running the
+    captured program on five random rows and on the first two of them."""
+    import torch
+    from torch.utils import _pytree
+
+    user = program.graph_signature.user_inputs
+    dtypes = {n.name: n.meta["val"].dtype for n in program.graph.nodes if n.op == "placeholder" and n.name in user}
+    generator = torch.Generator().manual_seed(0)
+
+    def rows(shape: tuple[int, ...], dtype: Any) -> Any:
+        if dtype.is_floating_point:
+            return torch.randn((5, *shape[1:]), generator=generator, dtype=dtype)
+        return torch.randint(0, 2, (5, *shape[1:]), generator=generator).to(dtype)  # (ids 0 and 1, masks)
+
+    five = [rows(s, dtypes[name]) for name, s in zip(user, input_shapes, strict=True)]
+    try:
+        with torch.no_grad(), _torch_export_warnings_silenced():
+            module = program.module()
+            whole = _pytree.tree_leaves(module(*five))
+            first = _pytree.tree_leaves(module(*(t[:2] for t in five)))
+    except Exception:  # (a module that refuses random values: nothing can be told from it)
+        return
+    for a, b in zip(whole, first, strict=False):
+        if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or not a.is_floating_point():
+            continue
+        a, b = a.double(), b.double()
+        scale = float(torch.nan_to_num(a.abs(), posinf=0).max()) if a.numel() else 0.0
+        if a.ndim == 0 or a[:2].shape != b.shape or not torch.allclose(a[:2], b, 1e-4, 1e-5 * scale, equal_nan=True):
+            raise UnsupportedModelError(
+                f"{type(model).__name__}: its answer for a row depends on the other rows of the batch (dimension 0 "
+                "of the inputs): the runtime pads and cuts batches, so it cannot export it. A sequence-first "
+                "module (nn.MultiheadAttention, an RNN or Transformer with batch_first=False) mixes along it; "
+                "export a module that takes the batch first"
+            )
+
+
 def _to_ir(model: Any, program: Any, input_shapes: list[tuple[int, ...]], version: str) -> ModelIR:
     lowering = _Lowering(program, input_shapes)
     outputs = lowering.run()
@@ -222,6 +262,7 @@ def _to_ir(model: Any, program: Any, input_shapes: list[tuple[int, ...]], versio
         raise UnsupportedModelError(
             f"{type(model).__name__}: no jnp implementation for ATen ops {sorted(set(lowering.missing))}"
         )
+    _check_rows_are_independent(model, program, input_shapes)
     b = lowering.b
     read = {i for n in b.nodes for i in n.inputs} | set(outputs)
     for name in [t for t in b.tensors if t not in read]:

@@ -442,6 +442,29 @@ class Unsupported(nn.Module):
         return torch.polygamma(1, x) + torch.special.erfcx(x) + torch.special.airy_ai(x)
 
 
+class SequenceFirst(nn.Module):
+    """nn.MultiheadAttention without batch_first: it attends along dimension 0, which the runtime batches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attention = nn.MultiheadAttention(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attention(x, x, x, need_weights=False)[0]
+
+
+class BatchSoftmax(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(x, dim=0)
+
+
+@pytest.mark.parametrize("model", [SequenceFirst, BatchSoftmax])
+def test_a_module_mixing_the_rows_of_a_batch_is_refused(model: type[nn.Module], tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedModelError, match="depends on the other rows of the batch"):
+        mle.export_model(model().eval(), tmp_path / "m.mle", input_shape=(1, 3, 8))
+    assert not (tmp_path / "m.mle").exists()
+
+
 def test_a_random_activation_is_refused(tmp_path: Path) -> None:
     class Noisy(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
