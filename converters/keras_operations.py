@@ -43,6 +43,12 @@ def operation(b: GraphBuilder, op: Any, node: Any, names: dict[int, str], missin
     if kind == "Max" and getattr(op, "initial", None) is not None:
         missing.add("keras.ops.max with initial=")
         return [next(iter(names.values()))]
+    mixes = _mixes_rows(kind, op, node)
+    if mixes:
+        raise UnsupportedModelError(
+            f"{op.name}: keras.ops {kind} {mixes}: its rows would depend on the other rows of the batch, which "
+            "the runtime pads and cuts"
+        )
     tensors: list[str] = []
     arguments = []
     positional = list(node.arguments.args)
@@ -62,6 +68,38 @@ def operation(b: GraphBuilder, op: Any, node: Any, names: dict[int, str], missin
     if key is not None:
         options["key"] = _index(key, op.name)
     return [b.op("keras.Operation", *tensors, function=kind, arguments=arguments, options=options)]
+
+
+def _mixes_rows(kind: str, op: Any, node: Any) -> str | None:
+    """How an operation would read or move across the batch axis (axis 0), or None if it keeps each row
+    to itself as a layer does: its output keeps the batch first, and no axis setting, slice or reshape
+    reaches across it."""
+    outputs = [tuple(t.shape) for t in node.output_tensors]
+    if any(not shape or shape[0] is not None for shape in outputs):
+        return f"gives {outputs[0]}, without the batch first"
+    rank = len(node.input_tensors[0].shape)
+    if kind in _SETTINGS and "axis" in _SETTINGS[kind]:
+        axis = getattr(op, "axis", None)
+        if axis is None:
+            return None if kind in ("Softmax",) else "over every axis, the batch's too"
+        width = rank + 1 if kind in ("Stack", "ExpandDims") else rank
+        if 0 in {int(a) % width for a in (axis if isinstance(axis, (list, tuple)) else [axis])}:
+            return f"along axis {axis}, the batch's"
+    if kind == "Reshape":
+        before, after = tuple(node.input_tensors[0].shape), outputs[0]
+        if None in before[1:] or None in after[1:] or int(np.prod(before[1:])) != int(np.prod(after[1:])):
+            return f"from {before} to {after} (rows of other sizes)"
+    if kind == "GetItem":
+        key = node.arguments.args[-1]
+        first = key[0] if isinstance(key, tuple) and key else key
+        if isinstance(first, slice) and (
+            first.start not in (None, 0) or first.stop is not None or first.step not in (None, 1)
+        ):
+            return f"slicing the batch axis ({first})"
+    for value in node.arguments.args if kind != "Matmul" else ():  # (an elementwise constant broadcasts)
+        if isinstance(value, np.ndarray) and value.ndim >= len(outputs[0]) and value.shape[-len(outputs[0])] != 1:
+            return f"with a constant of shape {value.shape} along the batch axis"
+    return None
 
 
 def _is_number(value: Any) -> bool:

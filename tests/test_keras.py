@@ -322,6 +322,23 @@ def test_keras_applications(name: str, tmp_path: Path) -> None:
     assert float(np.abs(got - want).max()) <= 1e-5 * float(np.abs(want).max())
 
 
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda x: keras.ops.sum(x, axis=0),
+        lambda x: keras.ops.softmax(x, axis=0),
+        lambda x: keras.ops.concatenate([x, x], axis=0),
+        lambda x: keras.ops.reshape(x, (-1, 15)),
+        lambda x: keras.ops.squeeze(keras.ops.expand_dims(x, -1)),
+        lambda x: x + np.ones((3, 6, 5), "float32"),
+    ],
+)
+def test_operations_across_the_batch_are_refused(operation: Callable[[Any], Any], tmp_path: Path) -> None:
+    x = keras.Input((6, 5))
+    with pytest.raises(UnsupportedModelError, match="depend on the other rows of the batch"):
+        mle.export_model(keras.Model(x, operation(x)), tmp_path / "m.mle")
+
+
 def test_unsupported_layers_are_named_at_once(tmp_path: Path) -> None:
     x = keras.Input((6, 4))
     y = keras.ops.cumsum(layers.Dense(4)(x), axis=1)
