@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, model_ir
+from mle_runtime.converters.batch_rows import refuse_rows_that_mix
 from mle_runtime.converters.keras_operations import is_operation, operation
 from mle_runtime.errors import UnsupportedModelError
 from mle_runtime.ops.keras import ACTIVATIONS
@@ -107,6 +108,7 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
         raise UnsupportedModelError(
             f"{type(model).__name__}: layers without a jnp implementation: {sorted(walk.missing)}"
         )
+    _check_rows_are_independent(model, inputs)
     # a Functional model's output names; a Sequential one's: the layer it ends with
     roles = [str(n) for n in getattr(model, "output_names", None) or [t._keras_history[0].name for t in outputs]]
     if len(set(roles)) != len(roles) or len(roles) != len(tensors):
@@ -120,6 +122,28 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
         "largest_activation_bytes_per_row": _largest_activation(model),
     }
     return model_ir(b, converted, metadata)
+
+
+def _check_rows_are_independent(model: Any, inputs: list[Any]) -> None:
+    """Refuse a model that mixes the rows of a batch (batch_rows.py), called as Keras calls it."""
+    import keras
+
+    generator = np.random.default_rng(0)
+    five = []
+    for t in inputs:
+        shape = (5, *(4 if d is None else d for d in t.shape[1:]))
+        integer = str(t.dtype).startswith(("int", "uint", "bool"))
+        # (values in [0, 1): floats an Embedding reads as ids stay ids)
+        values = generator.integers(0, 2, shape) if integer else generator.random(shape)
+        five.append(values.astype(str(t.dtype)))
+
+    def outputs_for(n: int) -> list[Any]:
+        out = model([a[:n] for a in five] if len(five) > 1 else five[0][:n], training=False)
+        return [keras.ops.convert_to_numpy(o) for o in (out if isinstance(out, list | tuple) else [out])]
+
+    refuse_rows_that_mix(
+        type(model).__name__, outputs_for, "A softmax or concatenation along axis 0 mixes them, for instance"
+    )
 
 
 class _Walk:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, model_ir
+from mle_runtime.converters.batch_rows import refuse_rows_that_mix
 from mle_runtime.errors import UnsupportedModelError
 from mle_runtime.lowering import has_markers
 from mle_runtime.ops import has_op
@@ -216,11 +217,7 @@ class _Batch:
 
 
 def _check_rows_are_independent(model: Any, program: Any, input_shapes: list[tuple[int, ...]]) -> None:
-    """Refuse a module whose answer for a row depends on the other rows of the batch (its first dimension):
-    a sequence-first nn.MultiheadAttention, RNN or Transformer (batch_first=False), a sum or softmax over
-    dimension 0. torch.export captures such a module all the same, but the runtime pads batches to its
-    bucket sizes and cuts large ones into chunks, which would change its answers. Found by running the
-    captured program on five random rows and on the first two of them."""
+    """Refuse a module that mixes the rows of a batch (batch_rows.py), run as captured."""
     import torch
     from torch.utils import _pytree
 
@@ -234,25 +231,19 @@ def _check_rows_are_independent(model: Any, program: Any, input_shapes: list[tup
         return torch.randint(0, 2, (5, *shape[1:]), generator=generator).to(dtype)  # (ids 0 and 1, masks)
 
     five = [rows(s, dtypes[name]) for name, s in zip(user, input_shapes, strict=True)]
-    try:
+    module = program.module()
+
+    def outputs_for(n: int) -> list[Any]:
         with torch.no_grad(), _torch_export_warnings_silenced():
-            module = program.module()
-            whole = _pytree.tree_leaves(module(*five))
-            first = _pytree.tree_leaves(module(*(t[:2] for t in five)))
-    except Exception:  # (a module that refuses random values: nothing can be told from it)
-        return
-    for a, b in zip(whole, first, strict=False):
-        if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or not a.is_floating_point():
-            continue
-        a, b = a.double(), b.double()
-        scale = float(torch.nan_to_num(a.abs(), posinf=0).max()) if a.numel() else 0.0
-        if a.ndim == 0 or a[:2].shape != b.shape or not torch.allclose(a[:2], b, 1e-4, 1e-5 * scale, equal_nan=True):
-            raise UnsupportedModelError(
-                f"{type(model).__name__}: its answer for a row depends on the other rows of the batch (dimension 0 "
-                "of the inputs): the runtime pads and cuts batches, so it cannot export it. A sequence-first "
-                "module (nn.MultiheadAttention, an RNN or Transformer with batch_first=False) mixes along it; "
-                "export a module that takes the batch first"
-            )
+            leaves = _pytree.tree_leaves(module(*(t[:n] for t in five)))
+        return [t.numpy() for t in leaves if isinstance(t, torch.Tensor)]
+
+    refuse_rows_that_mix(
+        type(model).__name__,
+        outputs_for,
+        "A sequence-first module (nn.MultiheadAttention, an RNN or Transformer with batch_first=False) mixes "
+        "along it, as does a softmax over dimension 0; export a module that takes the batch first",
+    )
 
 
 def _to_ir(model: Any, program: Any, input_shapes: list[tuple[int, ...]], version: str) -> ModelIR:

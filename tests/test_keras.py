@@ -334,9 +334,22 @@ def test_keras_applications(name: str, tmp_path: Path) -> None:
     ],
 )
 def test_operations_across_the_batch_are_refused(operation: Callable[[Any], Any], tmp_path: Path) -> None:
+    """By their settings (keras_operations.py), before the model is run to find out (batch_rows.py)."""
     x = keras.Input((6, 5))
     with pytest.raises(UnsupportedModelError, match="depend on the other rows of the batch"):
         mle.export_model(keras.Model(x, operation(x)), tmp_path / "m.mle")
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [layers.Softmax(axis=0), layers.Concatenate(axis=0), layers.UnitNormalization(axis=0)],
+    ids=["softmax", "concatenate", "unit-normalization"],
+)
+def test_layers_across_the_batch_are_refused(layer: Any, tmp_path: Path) -> None:
+    x = keras.Input((6, 5))
+    y = layer([x, x]) if isinstance(layer, layers.Concatenate) else layer(x)
+    with pytest.raises(UnsupportedModelError, match="depends on the other rows of the batch"):
+        mle.export_model(keras.Model(x, y), tmp_path / "m.mle")
 
 
 def test_unsupported_layers_are_named_at_once(tmp_path: Path) -> None:
