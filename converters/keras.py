@@ -5,6 +5,7 @@ outputs in the model's order under the model's names."""
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,10 @@ _MERGES = {
     "Minimum": "minimum",
     "Concatenate": "concatenate",
 }
+
+# Layers whose call reads several tensors (a recurrent layer: its initial states); any other given more is
+# refused, as it would read only the first.
+_SEVERAL_TENSORS = {*_MERGES, "Dot", "MultiHeadAttention", "Attention", "CategoryEncoding", "LSTM", "GRU", "SimpleRNN"}
 
 # Layers whose call reads its input's mask, as converted: the recurrent ones (masked steps keep their
 # state), GlobalAveragePooling1D (the mean of the kept steps), the attention layers (masked keys left out);
@@ -327,6 +332,9 @@ def _layer(
     if custom:
         missing.add(f"{kind} (custom class {', '.join(custom)})")
         return [args[0]] * max(1, len(node.output_tensors))
+    if len(args) > 1 and kind not in _SEVERAL_TENSORS:  # (an initial_state= of a Bidirectional, ...)
+        missing.add(f"{kind} called on {len(args)} tensors")
+        return [args[0]] * max(1, len(node.output_tensors))
     if any(masks) and _reads_mask(layer) and kind not in _MASK_READERS:
         missing.add(f"{kind} given a masked input")
     config = layer.get_config()
@@ -517,7 +525,7 @@ def _layer(
     if kind == "Masking":
         return [b.op("keras.Masking", args[0], mask_value=_mask_value(layer))]
     if kind in ("LSTM", "GRU", "SimpleRNN"):
-        return [_recurrent(b, layer, kind, config, args[0], const, masks[0])]
+        return [_recurrent(b, layer, kind, config, args[0], const, masks[0], initial=args[1:])]
     if kind == "RNN":
         return [_generic_rnn(b, layer, config, args[0], const, masks[0], missing)]
     if kind == "UnitNormalization":
@@ -696,10 +704,14 @@ def _recurrent(
     const: Any,
     mask: str | None = None,
     cell: Any = None,
+    initial: Sequence[str] = (),
 ) -> str:
-    """A recurrent layer (LSTM, GRU, SimpleRNN, or ``cell`` of a generic RNN layer) over the sequence x."""
+    """A recurrent layer (LSTM, GRU, SimpleRNN, or ``cell`` of a generic RNN layer) over the sequence x,
+    from the ``initial`` states it was called with (LSTM: h and c; else h), or zeros."""
     if config.get("return_state") or config.get("stateful") or config.get("unroll"):
         raise UnsupportedModelError(f"{layer.name}: {kind} with return_state, stateful or unroll is not supported")
+    if initial and len(initial) != (2 if kind == "LSTM" else 1):
+        raise UnsupportedModelError(f"{layer.name}: {kind} called with {len(initial)} initial states")
     cell = layer.cell if cell is None else cell
     kernel, recurrent, bias = _weights(cell, "kernel", "recurrent_kernel", "bias")
     attrs = {
@@ -711,7 +723,9 @@ def _recurrent(
         attrs["recurrent_activation"] = _activation_name(cell.recurrent_activation)
     if kind == "GRU":
         attrs["reset_after"] = bool(cell.reset_after)
-    tensors = [const("kernel", kernel), const("recurrent_kernel", recurrent), const("bias", bias)]
+    tensors = [const("kernel", kernel), const("recurrent_kernel", recurrent), const("bias", bias), *initial]
+    if initial:
+        attrs["initial_state"] = True
     if mask is not None:  # (Bidirectional sets zero_output_for_mask on its layers when they return sequences)
         tensors.append(mask)
         attrs["zero_output_for_mask"] = bool(getattr(layer, "zero_output_for_mask", False))

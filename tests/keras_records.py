@@ -97,6 +97,22 @@ def _masked_layer(make: Callable[[], Any], n_weights: int) -> Callable[..., np.n
     return reference
 
 
+def _started_layer(make: Callable[[], Any], n_weights: int) -> Callable[..., np.ndarray]:
+    """A reference calling the recurrent Keras layer (float64) on x from the initial states given after
+    its weights."""
+
+    def reference(x: np.ndarray, *rest: np.ndarray) -> np.ndarray:
+        weights, states = list(rest[:n_weights]), [keras.ops.convert_to_tensor(s) for s in rest[n_weights:]]
+        with _float64():
+            layer = make()
+            args = keras.ops.convert_to_tensor(x, dtype="float64")
+            layer(args, initial_state=states)
+            layer.set_weights(weights)
+            return np.asarray(keras.ops.convert_to_numpy(layer(args, initial_state=states)))
+
+    return reference
+
+
 def _merged_mask(make: Callable[[], Any], masked: list[bool]) -> Callable[..., np.ndarray]:
     """The mask Keras's merge layer computes from its inputs and their masks (None where not ``masked``)."""
 
@@ -263,6 +279,16 @@ def records() -> dict[str, tuple]:
             (x3, lstm_k, lstm_r, lstm_b),
             _layer_reference(lambda: L.LSTM(units, return_sequences=True, **f64), lambda x, *w: list(w)),
             {"return_sequences": True},
+        ),
+        "keras.LSTM (initial state)": (
+            (x3, lstm_k, lstm_r, lstm_b, R.normal(size=(2, units)), R.normal(size=(2, units))),
+            _started_layer(lambda: L.LSTM(units, return_sequences=True, **f64), 3),
+            {"return_sequences": True, "initial_state": True},
+        ),
+        "keras.GRU (initial state, backwards)": (
+            (x3, gru_k, gru_r, gru_b, R.normal(size=(2, units))),
+            _started_layer(lambda: L.GRU(units, go_backwards=True, **f64), 3),
+            {"go_backwards": True, "initial_state": True},
         ),
         "keras.LSTM (masked)": (
             (x3, lstm_k, lstm_r, lstm_b, steps),

@@ -228,6 +228,16 @@ def _padded_tokens(n: int) -> np.ndarray:
     return tokens.astype(np.int32)
 
 
+def conditioned_recurrence() -> keras.Model:
+    """Recurrent layers started from states computed from another input (initial_state=)."""
+    sequence, features = keras.Input((6, 3), name="sequence"), keras.Input((4,), name="features")
+    h0, c0 = layers.Dense(5, activation="tanh")(features), layers.Dense(5)(features)
+    steps = layers.LSTM(5, return_sequences=True)(sequence, initial_state=[h0, c0])
+    last = layers.GRU(5)(steps, initial_state=h0)
+    backwards = layers.SimpleRNN(5, go_backwards=True)(sequence, initial_state=[h0])
+    return keras.Model([sequence, features], layers.Concatenate()([last, backwards]))
+
+
 def keras_operations() -> keras.Model:
     """keras.ops on symbolic tensors, several named as layers are (Add, Multiply, Concatenate, Reshape,
     Softmax, Max): ``x + 0.5`` is an operation with a constant, not an Add layer."""
@@ -278,6 +288,7 @@ MODELS: dict[str, tuple[Callable[[], keras.Model], Callable[[int], list[np.ndarr
         lambda n: [_floats(6, 6, 2)(n), np.random.default_rng(n + 1).normal(size=(n, 6, 6, 2)).astype(np.float32)],
     ),
     "keras-operations": (keras_operations, lambda n: [_floats(6, 5)(n), _floats(5)(n)]),
+    "conditioned-recurrence": (conditioned_recurrence, lambda n: [_floats(6, 3)(n), _floats(4)(n)]),
     "einsum-features": (
         einsum_features,
         lambda n: [np.random.default_rng(n).integers(0, 9, (n, 4)).astype(np.int32), _floats(5, 6)(n)],
@@ -350,6 +361,13 @@ def test_layers_across_the_batch_are_refused(layer: Any, tmp_path: Path) -> None
     y = layer([x, x]) if isinstance(layer, layers.Concatenate) else layer(x)
     with pytest.raises(UnsupportedModelError, match="depends on the other rows of the batch"):
         mle.export_model(keras.Model(x, y), tmp_path / "m.mle")
+
+
+def test_a_layer_given_more_tensors_than_it_reads_is_refused(tmp_path: Path) -> None:
+    sequence, h0 = keras.Input((6, 3)), keras.Input((4,))
+    both = layers.Bidirectional(layers.GRU(4))(sequence, initial_state=[h0, h0])
+    with pytest.raises(UnsupportedModelError, match="Bidirectional called on 3 tensors"):
+        mle.export_model(keras.Model([sequence, h0], both), tmp_path / "m.mle")
 
 
 def test_unsupported_layers_are_named_at_once(tmp_path: Path) -> None:

@@ -465,20 +465,34 @@ def _over_time(  # type: ignore[no-untyped-def]
     return jnp.swapaxes(hs, 0, 1) if return_sequences else hs[-1]
 
 
+def _initial(
+    operands: tuple[jax.Array, ...], count: int, zeros: tuple[jax.Array, ...]
+) -> tuple[tuple[jax.Array, ...], tuple[jax.Array, ...]]:
+    """(the recurrent states at the start, the mask if any) from the operands after a layer's weights:
+    ``count`` given states first (in the projection's dtype), else ``zeros``."""
+    if not count:
+        return zeros, operands
+    given = tuple(s.astype(z.dtype) for s, z in zip(operands[:count], zeros, strict=True))
+    return given, operands[count:]
+
+
 @register_op("keras.LSTM")
 def lstm(
     x: jax.Array,
     kernel: jax.Array,
     recurrent_kernel: jax.Array,
     bias: jax.Array,
-    *mask: jax.Array,
+    *states_and_mask: jax.Array,
     activation_name: str = "tanh",
     recurrent_activation: str = "sigmoid",
     return_sequences: bool = False,
     go_backwards: bool = False,
     zero_output_for_mask: bool = False,
+    initial_state: bool = False,
 ) -> jax.Array:
-    """Keras's LSTM (gates i, f, c, o): the last output, or every step's with ``return_sequences``."""
+    """Keras's LSTM (gates i, f, c, o): the last output, or every step's with ``return_sequences``. With
+    ``initial_state`` the first two operands after the weights are h and c at the start (else zeros);
+    a mask follows."""
     units = recurrent_kernel.shape[0]
     projected = jnp.matmul(x, kernel, precision=HIGHEST)
 
@@ -494,7 +508,8 @@ def lstm(
         return (h, c), h
 
     zeros = jnp.zeros((x.shape[0], units), projected.dtype)
-    return _over_time(projected, step, (zeros, zeros), go_backwards, return_sequences, mask, zero_output_for_mask)
+    init, mask = _initial(states_and_mask, 2 if initial_state else 0, (zeros, zeros))
+    return _over_time(projected, step, init, go_backwards, return_sequences, mask, zero_output_for_mask)
 
 
 @register_op("keras.GRU")
@@ -503,15 +518,17 @@ def gru(
     kernel: jax.Array,
     recurrent_kernel: jax.Array,
     bias: jax.Array,
-    *mask: jax.Array,
+    *state_and_mask: jax.Array,
     activation_name: str = "tanh",
     recurrent_activation: str = "sigmoid",
     reset_after: bool = True,
     return_sequences: bool = False,
     go_backwards: bool = False,
     zero_output_for_mask: bool = False,
+    initial_state: bool = False,
 ) -> jax.Array:
-    """Keras's GRU (gates z, r, h; ``reset_after`` as Keras 3's default): the last output, or every step's."""
+    """Keras's GRU (gates z, r, h; ``reset_after`` as Keras 3's default): the last output, or every step's.
+    With ``initial_state`` the first operand after the weights is h at the start (else zeros)."""
     units = recurrent_kernel.shape[0]
     input_bias = bias[0] if bias.ndim == 2 else bias
     recurrent_bias = bias[1] if bias.ndim == 2 else jnp.zeros((0,), x.dtype)
@@ -537,7 +554,8 @@ def gru(
         h = z * h + (1 - z) * hh
         return h, h
 
-    init = jnp.zeros((x.shape[0], units), projected.dtype)
+    zeros = jnp.zeros((x.shape[0], units), projected.dtype)
+    (init,), mask = _initial(state_and_mask, 1 if initial_state else 0, (zeros,))
     return _over_time(projected, step, init, go_backwards, return_sequences, mask, zero_output_for_mask)
 
 
@@ -547,13 +565,15 @@ def simple_rnn(
     kernel: jax.Array,
     recurrent_kernel: jax.Array,
     bias: jax.Array,
-    *mask: jax.Array,
+    *state_and_mask: jax.Array,
     activation_name: str = "tanh",
     return_sequences: bool = False,
     go_backwards: bool = False,
     zero_output_for_mask: bool = False,
+    initial_state: bool = False,
 ) -> jax.Array:
-    """Keras's SimpleRNN: h = activation(x W + b + h U), the last output or every step's."""
+    """Keras's SimpleRNN: h = activation(x W + b + h U), the last output or every step's; with
+    ``initial_state`` h at the start is the first operand after the weights (else zeros)."""
     projected = jnp.matmul(x, kernel, precision=HIGHEST)
     if bias.size:
         projected = projected + bias
@@ -562,7 +582,8 @@ def simple_rnn(
         h = activation(p_x + jnp.matmul(h, recurrent_kernel, precision=HIGHEST), activation_name)
         return h, h
 
-    init = jnp.zeros((x.shape[0], recurrent_kernel.shape[0]), projected.dtype)
+    zeros = jnp.zeros((x.shape[0], recurrent_kernel.shape[0]), projected.dtype)
+    (init,), mask = _initial(state_and_mask, 1 if initial_state else 0, (zeros,))
     return _over_time(projected, step, init, go_backwards, return_sequences, mask, zero_output_for_mask)
 
 
