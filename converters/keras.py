@@ -525,7 +525,8 @@ def _layer(
     if kind == "Masking":
         return [b.op("keras.Masking", args[0], mask_value=_mask_value(layer))]
     if kind in ("LSTM", "GRU", "SimpleRNN"):
-        return [_recurrent(b, layer, kind, config, args[0], const, masks[0], initial=args[1:])]
+        output = _recurrent(b, layer, kind, config, args[0], const, masks[0], initial=args[1:])
+        return [output, *_final_states(b, layer, kind, config, args, const, masks[0], output)]
     if kind == "RNN":
         return [_generic_rnn(b, layer, config, args[0], const, masks[0], missing)]
     if kind == "UnitNormalization":
@@ -621,7 +622,9 @@ def _output_masks(
         out = [b.op("keras.MaskOr", *masks) if all(masks) else None]
     elif kind == "Attention":  # (the query's)
         out = [masks[0]]
-    elif (kind in _RETURN_SEQUENCES and layer.return_sequences) or python_utils.is_default(layer.compute_mask):
+    elif kind in _RETURN_SEQUENCES and layer.return_sequences:  # (the sequence's; return_state's states none)
+        out = [masks[0], *[None] * (len(outputs) - 1)]
+    elif python_utils.is_default(layer.compute_mask):
         out = [masks[0]] * len(outputs)
     else:
         missing.add(f"{kind} given a masked input")
@@ -679,6 +682,8 @@ def _bidirectional(b: GraphBuilder, layer: Any, x: str, mask: str | None, missin
             return b.const(f"{prefix}.{hint}", np.zeros((0,), np.float32) if value is None else value)
 
         kind, config = type(inner).__name__, inner.get_config()
+        if config.get("return_state"):
+            raise UnsupportedModelError(f"{layer.name}: Bidirectional with return_state is not supported")
         if kind == "RNN":
             outputs.append(_generic_rnn(b, inner, config, x, const, mask, missing))
         else:
@@ -705,11 +710,12 @@ def _recurrent(
     mask: str | None = None,
     cell: Any = None,
     initial: Sequence[str] = (),
+    cell_state: bool = False,
 ) -> str:
     """A recurrent layer (LSTM, GRU, SimpleRNN, or ``cell`` of a generic RNN layer) over the sequence x,
     from the ``initial`` states it was called with (LSTM: h and c; else h), or zeros."""
-    if config.get("return_state") or config.get("stateful") or config.get("unroll"):
-        raise UnsupportedModelError(f"{layer.name}: {kind} with return_state, stateful or unroll is not supported")
+    if config.get("stateful") or config.get("unroll"):
+        raise UnsupportedModelError(f"{layer.name}: {kind} with stateful or unroll is not supported")
     if initial and len(initial) != (2 if kind == "LSTM" else 1):
         raise UnsupportedModelError(f"{layer.name}: {kind} called with {len(initial)} initial states")
     cell = layer.cell if cell is None else cell
@@ -723,6 +729,8 @@ def _recurrent(
         attrs["recurrent_activation"] = _activation_name(cell.recurrent_activation)
     if kind == "GRU":
         attrs["reset_after"] = bool(cell.reset_after)
+    if cell_state:  # (return_state's c: the same loop, its last cell state)
+        attrs.update(return_sequences=False, cell_state=True)
     tensors = [const("kernel", kernel), const("recurrent_kernel", recurrent), const("bias", bias), *initial]
     if initial:
         attrs["initial_state"] = True
@@ -732,12 +740,38 @@ def _recurrent(
     return b.op(f"keras.{kind}", x, *tensors, **attrs)
 
 
+def _final_states(
+    b: GraphBuilder,
+    layer: Any,
+    kind: str,
+    config: dict[str, Any],
+    args: list[str],
+    const: Any,
+    mask: str | None,
+    output: str,
+) -> list[str]:
+    """A recurrent layer's ``return_state`` outputs after its output: h, and an LSTM's c. h is the last
+    output (of the steps as processed; a masked step repeats it, as it keeps the state); c is another run
+    of the same loop that returns its last cell state."""
+    if not config.get("return_state"):
+        return []
+    last = output
+    if config["return_sequences"]:
+        key = [{"slice": [None, None, None]}, {"index": -1}]
+        last = b.op("keras.Operation", output, function="GetItem", arguments=[{"input": 0}], options={"key": key})
+    if kind != "LSTM":
+        return [last]
+    return [last, _recurrent(b, layer, kind, config, args[0], const, mask, initial=args[1:], cell_state=True)]
+
+
 def _generic_rnn(
     b: GraphBuilder, layer: Any, config: dict[str, Any], x: str, const: Any, mask: str | None, missing: set[str]
 ) -> str:
     """keras.layers.RNN over an LSTMCell, GRUCell or SimpleRNNCell, or a stack of them (StackedRNNCells:
     each step of each cell feeds the next cell's step, the same as a stack of layers that return every
     step but the last, which returns what the RNN does; a masked step keeps every cell's state)."""
+    if config.get("return_state"):
+        raise UnsupportedModelError(f"{layer.name}: keras.layers.RNN with return_state is not supported")
     stacked = type(layer.cell).__name__ == "StackedRNNCells"
     cells = list(layer.cell.cells) if stacked else [layer.cell]
     kinds = [type(c).__name__.removesuffix("Cell") for c in cells]

@@ -113,6 +113,19 @@ def _started_layer(make: Callable[[], Any], n_weights: int) -> Callable[..., np.
     return reference
 
 
+class _LastState:
+    """A recurrent layer with return_state, called as a layer that returns its last state (an LSTM's c)."""
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.layer(*args, **kwargs)[-1]
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        self.layer.set_weights(weights)
+
+
 def _merged_mask(make: Callable[[], Any], masked: list[bool]) -> Callable[..., np.ndarray]:
     """The mask Keras's merge layer computes from its inputs and their masks (None where not ``masked``)."""
 
@@ -289,6 +302,11 @@ def records() -> dict[str, tuple]:
             (x3, gru_k, gru_r, gru_b, R.normal(size=(2, units))),
             _started_layer(lambda: L.GRU(units, go_backwards=True, **f64), 3),
             {"go_backwards": True, "initial_state": True},
+        ),
+        "keras.LSTM (cell state, masked)": (
+            (x3, lstm_k, lstm_r, lstm_b, steps),
+            _masked_layer(lambda: _LastState(L.LSTM(units, return_state=True, **f64)), 3),
+            {"cell_state": True},
         ),
         "keras.LSTM (masked)": (
             (x3, lstm_k, lstm_r, lstm_b, steps),

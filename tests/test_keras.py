@@ -238,6 +238,15 @@ def conditioned_recurrence() -> keras.Model:
     return keras.Model([sequence, features], layers.Concatenate()([last, backwards]))
 
 
+def recurrent_states() -> keras.Model:
+    """return_state: an encoder's last h and c starting a decoder, a GRU's state beside its output."""
+    sequence = keras.Input((6, 3), name="sequence")
+    steps, h, c = layers.LSTM(4, return_state=True, return_sequences=True, go_backwards=True)(sequence)
+    decoded = layers.LSTM(3)(sequence, initial_state=[layers.Dense(3)(h), layers.Dense(3)(c)])
+    _, state = layers.GRU(4, return_state=True)(sequence)
+    return keras.Model(sequence, [layers.Concatenate()([decoded, state]), layers.GlobalAveragePooling1D()(steps)])
+
+
 def keras_operations() -> keras.Model:
     """keras.ops on symbolic tensors, several named as layers are (Add, Multiply, Concatenate, Reshape,
     Softmax, Max): ``x + 0.5`` is an operation with a constant, not an Add layer."""
@@ -289,6 +298,7 @@ MODELS: dict[str, tuple[Callable[[], keras.Model], Callable[[int], list[np.ndarr
     ),
     "keras-operations": (keras_operations, lambda n: [_floats(6, 5)(n), _floats(5)(n)]),
     "conditioned-recurrence": (conditioned_recurrence, lambda n: [_floats(6, 3)(n), _floats(4)(n)]),
+    "recurrent-states": (recurrent_states, lambda n: [_floats(6, 3)(n)]),
     "einsum-features": (
         einsum_features,
         lambda n: [np.random.default_rng(n).integers(0, 9, (n, 4)).astype(np.int32), _floats(5, 6)(n)],

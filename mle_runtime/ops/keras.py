@@ -439,10 +439,10 @@ def concatenate_mask(*inputs_and_masks: jax.Array, masked: list[bool], axis: int
 def _over_time(  # type: ignore[no-untyped-def]
     x: jax.Array, step, init, go_backwards: bool, return_sequences: bool, mask=(), zero_output_for_mask=False
 ):
-    """Run ``step`` over the time axis (1) of x: the output of every step (batch first), or of the last.
-    ``step(carry, x_t) -> (carry, output)``. With a (batch, steps) mask, as Keras's RNN loop: a masked
-    step keeps the state and repeats the previous output (0 before the first), or outputs 0 with
-    ``zero_output_for_mask``; the mask runs backwards with the steps."""
+    """Run ``step`` over the time axis (1) of x: the output of every step (batch first), or of the last;
+    and the state after the last step. ``step(carry, x_t) -> (carry, output)``. With a (batch, steps) mask,
+    as Keras's RNN loop: a masked step keeps the state and repeats the previous output (0 before the
+    first), or outputs 0 with ``zero_output_for_mask``; the mask runs backwards with the steps."""
     xs = jnp.swapaxes(x, 0, 1)
     if mask:
         keep = jnp.swapaxes(mask[0].astype(bool), 0, 1)[..., None]
@@ -457,12 +457,12 @@ def _over_time(  # type: ignore[no-untyped-def]
             output = jnp.where(keep_t, output, zero if zero_output_for_mask else previous)
             return (state, output), output
 
-        _, hs = jax.lax.scan(masked_step, (init, zero), (xs, keep))
+        (state, _), hs = jax.lax.scan(masked_step, (init, zero), (xs, keep))
     else:
         if go_backwards:
             xs = xs[::-1]
-        _, hs = jax.lax.scan(step, init, xs)
-    return jnp.swapaxes(hs, 0, 1) if return_sequences else hs[-1]
+        state, hs = jax.lax.scan(step, init, xs)
+    return (jnp.swapaxes(hs, 0, 1) if return_sequences else hs[-1]), state
 
 
 def _initial(
@@ -489,10 +489,11 @@ def lstm(
     go_backwards: bool = False,
     zero_output_for_mask: bool = False,
     initial_state: bool = False,
+    cell_state: bool = False,
 ) -> jax.Array:
-    """Keras's LSTM (gates i, f, c, o): the last output, or every step's with ``return_sequences``. With
-    ``initial_state`` the first two operands after the weights are h and c at the start (else zeros);
-    a mask follows."""
+    """Keras's LSTM (gates i, f, c, o): the last output, or every step's with ``return_sequences``; with
+    ``cell_state``, c after the last step instead (``return_state``'s last). With ``initial_state`` the
+    first two operands after the weights are h and c at the start (else zeros); a mask follows."""
     units = recurrent_kernel.shape[0]
     projected = jnp.matmul(x, kernel, precision=HIGHEST)
 
@@ -509,7 +510,8 @@ def lstm(
 
     zeros = jnp.zeros((x.shape[0], units), projected.dtype)
     init, mask = _initial(states_and_mask, 2 if initial_state else 0, (zeros, zeros))
-    return _over_time(projected, step, init, go_backwards, return_sequences, mask, zero_output_for_mask)
+    out, (_, c) = _over_time(projected, step, init, go_backwards, return_sequences, mask, zero_output_for_mask)
+    return c if cell_state else out
 
 
 @register_op("keras.GRU")
@@ -556,7 +558,7 @@ def gru(
 
     zeros = jnp.zeros((x.shape[0], units), projected.dtype)
     (init,), mask = _initial(state_and_mask, 1 if initial_state else 0, (zeros,))
-    return _over_time(projected, step, init, go_backwards, return_sequences, mask, zero_output_for_mask)
+    return _over_time(projected, step, init, go_backwards, return_sequences, mask, zero_output_for_mask)[0]
 
 
 @register_op("keras.SimpleRNN")
@@ -584,7 +586,7 @@ def simple_rnn(
 
     zeros = jnp.zeros((x.shape[0], recurrent_kernel.shape[0]), projected.dtype)
     (init,), mask = _initial(state_and_mask, 1 if initial_state else 0, (zeros,))
-    return _over_time(projected, step, init, go_backwards, return_sequences, mask, zero_output_for_mask)
+    return _over_time(projected, step, init, go_backwards, return_sequences, mask, zero_output_for_mask)[0]
 
 
 @register_op("keras.GroupNormalization")
