@@ -529,6 +529,18 @@ def _layer(
         return [output, *_final_states(b, layer, kind, config, args, const, masks[0], output)]
     if kind == "RNN":
         return [_generic_rnn(b, layer, config, args[0], const, masks[0], missing)]
+    if kind in ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"):
+        if config.get("return_state") or config.get("stateful") or config.get("unroll"):
+            raise UnsupportedModelError(f"{layer.name}: {kind} with return_state, stateful or unroll is not supported")
+        kernel, recurrent, bias = _weights(layer.cell, "kernel", "recurrent_kernel", "bias")
+        attrs = {
+            "activation_name": _activation_name(layer.cell.activation),
+            "recurrent_activation": _activation_name(layer.cell.recurrent_activation),
+            "return_sequences": bool(config["return_sequences"]),
+            "go_backwards": bool(config["go_backwards"]),
+        }
+        weights = [const("kernel", kernel), const("recurrent_kernel", recurrent), const("bias", bias)]
+        return [b.op("keras.ConvLSTM", args[0], *weights, **_conv_attrs(config), **attrs)]
     if kind == "UnitNormalization":
         axis = config["axis"] if isinstance(config["axis"], list) else [config["axis"]]
         return [b.op("keras.UnitNormalization", args[0], axis=[int(a) for a in axis])]

@@ -303,6 +303,18 @@ def records() -> dict[str, tuple]:
             _started_layer(lambda: L.GRU(units, go_backwards=True, **f64), 3),
             {"go_backwards": True, "initial_state": True},
         ),
+        "keras.ConvLSTM": (
+            (
+                R.normal(size=(2, 3, 7, 5, 3)),
+                R.normal(size=(3, 3, 3, 8)),
+                R.normal(size=(3, 3, 2, 8)) * 0.5,
+                R.normal(size=8),
+            ),
+            _layer_reference(
+                lambda: L.ConvLSTM2D(2, 3, strides=(2, 1), return_sequences=True, **f64), lambda x, *w: list(w)
+            ),
+            {"strides": [2, 1], "padding": "valid", "dilation_rate": [1, 1], "return_sequences": True},
+        ),
         "keras.LSTM (cell state, masked)": (
             (x3, lstm_k, lstm_r, lstm_b, steps),
             _masked_layer(lambda: _LastState(L.LSTM(units, return_state=True, **f64)), 3),

@@ -238,6 +238,17 @@ def conditioned_recurrence() -> keras.Model:
     return keras.Model([sequence, features], layers.Concatenate()([last, backwards]))
 
 
+def convolutional_lstms() -> keras.Model:
+    """ConvLSTM1D/2D/3D: strides, "same" padding, dilation, no bias, go_backwards, hard_sigmoid gates."""
+    frames, series, volumes = keras.Input((5, 8, 8, 2)), keras.Input((4, 9, 3)), keras.Input((3, 4, 5, 4, 1))
+    y = layers.ConvLSTM2D(4, 3, padding="same", return_sequences=True)(frames)
+    y = layers.ConvLSTM2D(3, 3, strides=2, go_backwards=True, recurrent_activation="hard_sigmoid")(y)
+    z = layers.ConvLSTM1D(2, 2, dilation_rate=2, use_bias=False, return_sequences=True)(series)
+    u = layers.ConvLSTM3D(2, 2, padding="same")(volumes)
+    flat = [layers.Flatten()(t) for t in (y, z, u)]
+    return keras.Model([frames, series, volumes], layers.Dense(3)(layers.Concatenate()(flat)))
+
+
 def recurrent_states() -> keras.Model:
     """return_state: an encoder's last h and c starting a decoder, a GRU's state beside its output."""
     sequence = keras.Input((6, 3), name="sequence")
@@ -299,6 +310,10 @@ MODELS: dict[str, tuple[Callable[[], keras.Model], Callable[[int], list[np.ndarr
     "keras-operations": (keras_operations, lambda n: [_floats(6, 5)(n), _floats(5)(n)]),
     "conditioned-recurrence": (conditioned_recurrence, lambda n: [_floats(6, 3)(n), _floats(4)(n)]),
     "recurrent-states": (recurrent_states, lambda n: [_floats(6, 3)(n)]),
+    "convolutional-lstms": (
+        convolutional_lstms,
+        lambda n: [_floats(5, 8, 8, 2)(n), _floats(4, 9, 3)(n), _floats(3, 4, 5, 4, 1)(n)],
+    ),
     "einsum-features": (
         einsum_features,
         lambda n: [np.random.default_rng(n).integers(0, 9, (n, 4)).astype(np.int32), _floats(5, 6)(n)],
@@ -383,8 +398,8 @@ def test_a_layer_given_more_tensors_than_it_reads_is_refused(tmp_path: Path) -> 
 def test_unsupported_layers_are_named_at_once(tmp_path: Path) -> None:
     x = keras.Input((6, 4))
     y = keras.ops.cumsum(layers.Dense(4)(x), axis=1)
-    z = layers.ConvLSTM1D(2, 3)(layers.Reshape((6, 4, 1))(layers.Lambda(lambda t: t * 2)(y)))
-    with pytest.raises(UnsupportedModelError, match=r"\['ConvLSTM1D', 'Lambda', 'keras.ops Cumsum'\]"):
+    z = layers.RandomCrop(3, 3)(layers.Reshape((6, 4, 1))(layers.Lambda(lambda t: t * 2)(y)))
+    with pytest.raises(UnsupportedModelError, match=r"\['Lambda', 'RandomCrop', 'keras.ops Cumsum'\]"):
         mle.export_model(keras.Model(x, z), tmp_path / "m.mle")
 
 

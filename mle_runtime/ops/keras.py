@@ -514,6 +514,51 @@ def lstm(
     return c if cell_state else out
 
 
+@register_op("keras.ConvLSTM")
+def conv_lstm(
+    x: jax.Array,
+    kernel: jax.Array,
+    recurrent_kernel: jax.Array,
+    bias: jax.Array,
+    *,
+    strides: list[int],
+    padding: str,
+    dilation_rate: list[int],
+    activation_name: str = "tanh",
+    recurrent_activation: str = "sigmoid",
+    return_sequences: bool = False,
+    go_backwards: bool = False,
+) -> jax.Array:
+    """Keras's ConvLSTM1D/2D/3D, channels last, x (batch, steps, *spatial, channels): each step's gates
+    i, f, c, o are the input's convolution (kernel, strides, padding, dilation) plus the bias, plus h's
+    "same" convolution of stride 1 (recurrent_kernel), as in Keras's ConvLSTMCell; the last output, or
+    every step's."""
+    batch, steps = x.shape[:2]
+    spatial = x.ndim - 3
+    projected = conv(
+        x.reshape(batch * steps, *x.shape[2:]),
+        kernel,
+        bias,
+        strides=strides,
+        padding=padding,
+        dilation_rate=dilation_rate,
+    )
+    projected = projected.reshape(batch, steps, *projected.shape[1:])
+    none = jnp.zeros((0,), x.dtype)
+
+    def step(carry, z_x):  # type: ignore[no-untyped-def]
+        h, c = carry
+        z = z_x + conv(h, recurrent_kernel, none, strides=[1] * spatial, padding="same", dilation_rate=[1] * spatial)
+        z0, z1, z2, z3 = jnp.split(z, 4, axis=-1)
+        i, f, o = (activation(g, recurrent_activation) for g in (z0, z1, z3))
+        c = f * c + i * activation(z2, activation_name)
+        h = o * activation(c, activation_name)
+        return (h, c), h
+
+    zeros = jnp.zeros((batch, *projected.shape[2:-1], recurrent_kernel.shape[-1] // 4), projected.dtype)
+    return _over_time(projected, step, (zeros, zeros), go_backwards, return_sequences)[0]
+
+
 @register_op("keras.GRU")
 def gru(
     x: jax.Array,
