@@ -260,6 +260,11 @@ def records() -> dict[str, tuple]:
     for name in ("lgamma", "digamma"):  # (at the poles too: 0, -0, a negative integer)
         table[f"aten.{name}"] = _entry(getattr(a, name).default, (np.concatenate([X2.ravel() * 3, [0.0, -0.0, -2.0]]),))
     table["aten.special_ndtri"] = _entry(a.special_ndtri.default, (1 / (1 + np.exp(-X2 * 3)),))
+    table["aten.embedding_renorm"] = (
+        (X2 * 3, np.array([[3.0, 0.0], [3.0, 1.0]])),
+        lambda w, i: _numpy(a.embedding_renorm.default(_torch(w), _torch(i.astype(np.int64)), 1.5, 3.0)),
+        {"max_norm": 1.5, "norm_type": 3.0},
+    )
     table["aten.special_zeta"] = _entry(a.special_zeta.default, (POS + 1, POS))
     table["aten.rrelu_with_noise_functional"] = (
         (X2, np.zeros_like(X2)),

@@ -416,6 +416,32 @@ class OneHot(nn.Module):
         return torch.cat([embedded.sum(1), self.bag(ids), F.one_hot(ids[:, 0], 10).float()], dim=1)
 
 
+class Renormed(nn.Module):
+    """nn.Embedding(max_norm=...): the rows a batch reads renormalized before the lookup."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(30, 6, max_norm=1.5)
+        self.head = nn.Linear(6, 2)
+        with torch.no_grad():
+            self.embedding.weight.mul_(3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embedding(ids).mean(1))
+
+
+def test_an_embedding_with_a_max_norm_renormalizes_the_rows_it_reads(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = Renormed().eval()
+    mle.export_model(model, tmp_path / "m.mle", input_shape=(1, 5))
+    runtime = mle.load_model(tmp_path / "m.mle")
+    for n in BATCHES:
+        ids = torch.randint(0, 30, (n, 5), generator=torch.Generator().manual_seed(n))
+        with torch.no_grad():
+            want = model(ids).numpy()
+        np.testing.assert_allclose(runtime.predict(ids.numpy()), want, rtol=1e-5, atol=1e-6)
+
+
 def test_ids_the_module_would_refuse_raise(tmp_path: Path) -> None:
     model = OneHot().eval()
     mle.export_model(model, tmp_path / "m.mle", input_shape=(1, 4))

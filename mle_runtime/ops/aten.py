@@ -159,6 +159,19 @@ def copy(x: jax.Array, src: jax.Array, *, non_blocking: bool = False) -> jax.Arr
     return jnp.broadcast_to(src, x.shape).astype(x.dtype)
 
 
+@register_op("aten.embedding_renorm")
+def embedding_renorm(weight: jax.Array, indices: jax.Array, *, max_norm: float, norm_type: float = 2.0) -> jax.Array:
+    """nn.Embedding(max_norm=...)'s lookup: the rows ``indices`` reads whose norm exceeds max_norm scaled
+    by max_norm / (norm + 1e-7), as ATen's embedding_renorm does to them (in place, in PyTorch)."""
+    if norm_type == 2:
+        norm = jnp.sqrt(jnp.sum(weight * weight, axis=1))
+    else:
+        norm = jnp.sum(jnp.abs(weight) ** norm_type, axis=1) ** (1 / norm_type)
+    read = jnp.zeros(weight.shape[0], bool).at[indices.reshape(-1).astype(jnp.int32)].set(True)
+    scale = jnp.where(read & (norm > max_norm), max_norm / (norm + 1e-7), 1)
+    return weight * scale[:, None].astype(weight.dtype)
+
+
 @register_op("aten.embedding")
 def embedding(weight: jax.Array, indices: jax.Array, *, padding_idx: int = -1, **_: object) -> jax.Array:
     """Rows of ``weight`` at ``indices`` (given as floats or ints)."""
