@@ -290,6 +290,17 @@ class GraphBuilder:
         return Graph(tuple(self.inputs), tuple(named), nodes)
 
 
+def distinct_outputs(b: GraphBuilder, tensors: list[str], inputs: Sequence[str]) -> list[str]:
+    """A network's output tensors, each its own: one returned twice (an LSTM's output and its last state
+    h are one tensor) or an input returned as it is goes through an Identity node, as every output of a
+    graph is a tensor of its own name."""
+    seen, out = set(inputs), []
+    for t in tensors:
+        out.append(b.op("Identity", t) if t in seen else t)
+        seen.add(out[-1])
+    return out
+
+
 def model_ir(b: GraphBuilder, converted: Converted, metadata: dict[str, Any]) -> ModelIR:
     """The finished model: run outputs first (in order), then the others by name; the task, the run
     outputs and the classes added to ``metadata``."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, model_ir
+from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, distinct_outputs, model_ir
 from mle_runtime.converters.batch_rows import refuse_rows_that_mix
 from mle_runtime.converters.keras_operations import is_operation, operation
 from mle_runtime.errors import UnsupportedModelError
@@ -108,6 +108,7 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
     walk = _Walk(b)
     given = [b.input(_input_name(t, i), (None, *t.shape[1:])) for i, t in enumerate(inputs)]
     tensors, _ = walk.graph(inputs, outputs, given, [None] * len(given))
+    tensors = distinct_outputs(b, tensors, given)
     walk.check_no_mask_is_dropped()
     if walk.missing:
         raise UnsupportedModelError(
@@ -686,7 +687,7 @@ def _affine(b: GraphBuilder, layer: Any, kind: str, config: dict[str, Any], x: s
 def _bidirectional(b: GraphBuilder, layer: Any, x: str, mask: str | None, missing: set[str]) -> list[str]:
     """The forward and the backward recurrent layer, the backward sequence put back in time order, merged
     as ``merge_mode`` says (None: both outputs)."""
-    outputs = []
+    outputs, states = [], []
     for direction in ("forward", "backward"):
         inner = getattr(layer, f"{direction}_layer")
 
@@ -694,22 +695,21 @@ def _bidirectional(b: GraphBuilder, layer: Any, x: str, mask: str | None, missin
             return b.const(f"{prefix}.{hint}", np.zeros((0,), np.float32) if value is None else value)
 
         kind, config = type(inner).__name__, inner.get_config()
-        if config.get("return_state"):
-            raise UnsupportedModelError(f"{layer.name}: Bidirectional with return_state is not supported")
         if kind == "RNN":
             outputs.append(_generic_rnn(b, inner, config, x, const, mask, missing))
         else:
             outputs.append(_recurrent(b, inner, kind, config, x, const, mask))
+            states += _final_states(b, inner, kind, config, [x], const, mask, outputs[-1])
     forward, backward = outputs
     if layer.return_sequences:
         backward = b.op("keras.Reverse", backward, axis=1)
     merges = {"concat": "concatenate", "sum": "add", "ave": "average", "mul": "multiply"}
-    if layer.merge_mode is None:
-        return [forward, backward]
+    if layer.merge_mode is None:  # (return_state's states after the outputs: the forward layer's, the backward's)
+        return [forward, backward, *states]
     if layer.merge_mode not in merges:
         raise UnsupportedModelError(f"{layer.name}: Bidirectional(merge_mode={layer.merge_mode!r}) is not supported")
     axis = {"axis": -1} if layer.merge_mode == "concat" else {}
-    return [b.op("keras.Merge", forward, backward, kind=merges[layer.merge_mode], **axis)]
+    return [b.op("keras.Merge", forward, backward, kind=merges[layer.merge_mode], **axis), *states]
 
 
 def _recurrent(

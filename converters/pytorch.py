@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, model_ir
+from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, distinct_outputs, model_ir
 from mle_runtime.converters.batch_rows import refuse_rows_that_mix
 from mle_runtime.errors import UnsupportedModelError
 from mle_runtime.lowering import has_markers
@@ -258,6 +258,7 @@ def _to_ir(model: Any, program: Any, input_shapes: list[tuple[int, ...]], versio
     read = {i for n in b.nodes for i in n.inputs} | set(outputs)
     for name in [t for t in b.tensors if t not in read]:
         del b.tensors[name]  # a parameter only its folded layout used, or a buffer nothing reads
+    outputs = distinct_outputs(b, outputs, [vi.name for vi in b.inputs])
     roles = _output_names(program, len(outputs))
     converted = Converted("network", dict(zip(roles, outputs, strict=True)), roles)
     metadata = {

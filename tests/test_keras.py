@@ -250,12 +250,15 @@ def convolutional_lstms() -> keras.Model:
 
 
 def recurrent_states() -> keras.Model:
-    """return_state: an encoder's last h and c starting a decoder, a GRU's state beside its output."""
+    """return_state: an encoder's last h and c starting a decoder, a GRU's state beside its output, a
+    Bidirectional LSTM's states (forward h and c, then backward)."""
     sequence = keras.Input((6, 3), name="sequence")
     steps, h, c = layers.LSTM(4, return_state=True, return_sequences=True, go_backwards=True)(sequence)
     decoded = layers.LSTM(3)(sequence, initial_state=[layers.Dense(3)(h), layers.Dense(3)(c)])
     _, state = layers.GRU(4, return_state=True)(sequence)
-    return keras.Model(sequence, [layers.Concatenate()([decoded, state]), layers.GlobalAveragePooling1D()(steps)])
+    both, forward_h, _, _, backward_c = layers.Bidirectional(layers.LSTM(3, return_state=True))(sequence)
+    states = layers.Concatenate()([decoded, state, both, forward_h, backward_c])
+    return keras.Model(sequence, [states, layers.GlobalAveragePooling1D()(steps)])
 
 
 def keras_operations() -> keras.Model:
@@ -425,6 +428,16 @@ class Doubling(keras.Model):
 
     def call(self, inputs: Any, training: bool = False) -> Any:
         return super().call(inputs, training=training) * 2.0
+
+
+def test_a_tensor_returned_twice_and_an_input_returned(tmp_path: Path) -> None:
+    x = keras.Input((5, 3))
+    output, h, _ = layers.LSTM(4, return_state=True)(x)  # (output and h: one tensor)
+    model = keras.Model(x, [output, h, x])
+    mle.export_model(model, tmp_path / "m.mle")
+    X = np.random.default_rng(0).normal(size=(3, 5, 3)).astype(np.float32)
+    for got, want in zip(mle.load_model(tmp_path / "m.mle").run([X]), model.predict(X, verbose=0), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_custom_classes_are_refused_whatever_their_names(tmp_path: Path) -> None:

@@ -727,6 +727,26 @@ class Holding(nn.Module):
         return self.activation(self.fc(x))
 
 
+class Twice(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        y = self.fc(x)
+        return y, y, x
+
+
+def test_a_tensor_returned_twice_and_an_input_returned(tmp_path: Path) -> None:
+    model = Twice().eval()
+    mle.export_model(model, tmp_path / "m.mle", input_shape=(1, 3))
+    x = torch.randn(4, 3)
+    with torch.no_grad():
+        want = model(x)
+    for got, theirs in zip(mle.load_model(tmp_path / "m.mle").run([x.numpy()]), want, strict=True):
+        np.testing.assert_allclose(got, theirs.numpy(), rtol=1e-6, atol=1e-7)
+
+
 def test_a_module_pickle_cannot_write_exports_without_a_joblib_size(tmp_path: Path) -> None:
     model = Holding().eval()
     result = mle.export_model(model, tmp_path / "m.mle", input_shape=(1, 3))
