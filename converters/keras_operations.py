@@ -81,7 +81,7 @@ def _mixes_rows(kind: str, op: Any, node: Any) -> str | None:
     if kind in _SETTINGS and "axis" in _SETTINGS[kind]:
         axis = getattr(op, "axis", None)
         if axis is None:
-            return None if kind in ("Softmax",) else "over every axis, the batch's too"
+            return "over every axis, the batch's too"
         width = rank + 1 if kind in ("Stack", "ExpandDims") else rank
         if 0 in {int(a) % width for a in (axis if isinstance(axis, (list, tuple)) else [axis])}:
             return f"along axis {axis}, the batch's"
@@ -107,9 +107,11 @@ def _is_number(value: Any) -> bool:
 
 
 def _plain(value: Any) -> Any:
-    """A setting as JSON holds it: tuples as lists, a dtype by name."""
+    """A setting as JSON holds it: tuples as lists, numpy numbers as Python's, a dtype by name."""
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)

@@ -271,7 +271,7 @@ def keras_operations() -> keras.Model:
     x = ops.concatenate([x, ops.exp(-ops.abs(x))], axis=-1)
     x = ops.reshape(ops.transpose(x - ops.mean(x, axis=1, keepdims=True), (0, 2, 1)), (-1, 60))
     y = ops.softmax(layers.Dense(4)(x), axis=-1)
-    z = ops.clip(ops.sqrt(ops.square(a[:, ::2, 1:4]) + 1), 1.1, 2.0)
+    z = ops.clip(ops.sqrt(ops.square(a[:, ::2, 1:4]) + 1), np.float32(1.1), 2.0)  # (Keras cannot pickle it)
     z = ops.squeeze(ops.expand_dims(ops.sum(z, axis=(1, 2)), -1), -1)
     w = ops.matmul(b, np.linspace(-1, 1, 15).reshape(5, 3).astype("float32")) ** 2
     c = ops.cast(ops.cast(b * 3, "int32"), "float32")
