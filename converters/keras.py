@@ -279,7 +279,10 @@ def _weights(layer: Any, *names: str) -> list[np.ndarray | None]:
         v = getattr(layer, name, None)
         value = None if v is None else getattr(v, "value", v)
         # a backend tensor's own numpy() (TensorFlow's __array__ predates numpy 2's copy argument)
-        out.append(None if value is None else np.asarray(value.numpy() if hasattr(value, "numpy") else value))
+        array = None if value is None else np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+        if array is not None and str(array.dtype) == "bfloat16":
+            array = array.astype(np.float32)  # (numpy has no bfloat16; float32 holds every bfloat16 exactly)
+        out.append(array)
     return out
 
 

@@ -444,6 +444,8 @@ class _Lowering:
     def tensor_const(self, value: Any, hint: str) -> str:
         import torch
 
+        if isinstance(value, torch.Tensor) and value.dtype == torch.bfloat16:
+            value = value.float()  # (numpy has no bfloat16; float32 holds every bfloat16 exactly)
         array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
         return self.b.const(hint, array)
 

@@ -430,6 +430,27 @@ class Doubling(keras.Model):
         return super().call(inputs, training=training) * 2.0
 
 
+@pytest.mark.parametrize("policy", ["mixed_float16", "bfloat16"])
+def test_a_half_precision_model_computes_in_float32(policy: str, tmp_path: Path) -> None:
+    """Its weights widened exactly: the answers are a float32 copy's, within half precision's rounding of
+    Keras's own."""
+
+    def make(dtype: str) -> keras.Model:
+        keras.utils.set_random_seed(0)
+        x = keras.Input((8,))
+        h = layers.Dense(16, activation="relu", dtype=dtype)(x)
+        return keras.Model(x, layers.Dense(3, dtype=dtype)(h))
+
+    model, copy = make(policy), make("float32")
+    copy.set_weights([np.asarray(w, np.float32) for w in model.get_weights()])
+    mle.export_model(model, tmp_path / "m.mle")
+    X = np.random.default_rng(0).normal(size=(7, 8)).astype(np.float32)
+    got = mle.load_model(tmp_path / "m.mle").predict(X)
+    np.testing.assert_allclose(got, copy.predict(X, verbose=0), rtol=1e-5, atol=1e-6)
+    own = np.asarray(model.predict(X, verbose=0), np.float32)
+    assert float(np.abs(got - own).max()) <= 2e-2 * float(np.abs(own).max())
+
+
 def test_a_tensor_returned_twice_and_an_input_returned(tmp_path: Path) -> None:
     x = keras.Input((5, 3))
     output, h, _ = layers.LSTM(4, return_state=True)(x)  # (output and h: one tensor)

@@ -727,6 +727,21 @@ class Holding(nn.Module):
         return self.activation(self.fc(x))
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_half_precision_module_computes_in_float32(dtype: torch.dtype, tmp_path: Path) -> None:
+    """Its weights widened exactly: the answers are the float32 forward's, within half precision's rounding
+    of the module's own."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 3)).to(dtype).eval()
+    mle.export_model(model, tmp_path / "m.mle", input_shape=(1, 8))
+    x = torch.randn(7, 8).to(dtype)
+    got = mle.load_model(tmp_path / "m.mle").predict(x.float().numpy())
+    with torch.no_grad():
+        widened, own = model.float()(x.float()).numpy(), model.to(dtype)(x).float().numpy()
+    np.testing.assert_allclose(got, widened, rtol=1e-5, atol=1e-6)
+    assert float(np.abs(got - own).max()) <= 2e-2 * float(np.abs(own).max())
+
+
 class Twice(nn.Module):
     def __init__(self) -> None:
         super().__init__()
