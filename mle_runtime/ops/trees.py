@@ -178,9 +178,9 @@ def _linear_leaf_sums(
 ) -> jax.Array:
     """LightGBM's linear trees (Tree::Predict): a leaf's row of ``leaf_values`` holds its value, its
     constant, ``terms`` coefficients and the features they multiply, numbered from 1 (0: none, so that a
-    row of zeros, as a stack pads with, is the constant 0). A tree gives the constant
-    plus each coefficient times the row's value of its feature, added in that order, or the leaf value
-    where one of those values is NaN; tree t adds to output t % n_outputs."""
+    row of zeros, as a stack pads with, is the constant 0). A tree gives the constant plus each coefficient
+    times the row's value of its feature, added in that order, or the leaf value where one of those values
+    is NaN; tree t adds to output t % n_outputs."""
     offsets = tree_leaves.astype(jnp.int32)[None, :]
 
     def chunk(columns: jax.Array) -> jax.Array:
