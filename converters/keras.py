@@ -530,7 +530,7 @@ def _layer(
         return [b.op("keras.Masking", args[0], mask_value=_mask_value(layer))]
     if kind in ("LSTM", "GRU", "SimpleRNN"):
         output = _recurrent(b, layer, kind, config, args[0], const, masks[0], initial=args[1:])
-        return [output, *_final_states(b, layer, kind, config, args, const, masks[0], output)]
+        return [output, *_final_states(b, kind, config, output)]
     if kind == "RNN":
         return [_generic_rnn(b, layer, config, args[0], const, masks[0], missing)]
     if kind in ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"):
@@ -702,7 +702,7 @@ def _bidirectional(b: GraphBuilder, layer: Any, x: str, mask: str | None, missin
             outputs.append(_generic_rnn(b, inner, config, x, const, mask, missing))
         else:
             outputs.append(_recurrent(b, inner, kind, config, x, const, mask))
-            states += _final_states(b, inner, kind, config, [x], const, mask, outputs[-1])
+            states += _final_states(b, kind, config, outputs[-1])
     forward, backward = outputs
     if layer.return_sequences:
         backward = b.op("keras.Reverse", backward, axis=1)
@@ -725,7 +725,6 @@ def _recurrent(
     mask: str | None = None,
     cell: Any = None,
     initial: Sequence[str] = (),
-    cell_state: bool = False,
 ) -> str:
     """A recurrent layer (LSTM, GRU, SimpleRNN, or ``cell`` of a generic RNN layer) over the sequence x,
     from the ``initial`` states it was called with (LSTM: h and c; else h), or zeros."""
@@ -744,8 +743,6 @@ def _recurrent(
         attrs["recurrent_activation"] = _activation_name(cell.recurrent_activation)
     if kind == "GRU":
         attrs["reset_after"] = bool(cell.reset_after)
-    if cell_state:  # (return_state's c: the same loop, its last cell state)
-        attrs.update(return_sequences=False, cell_state=True)
     tensors = [const("kernel", kernel), const("recurrent_kernel", recurrent), const("bias", bias), *initial]
     if initial:
         attrs["initial_state"] = True
@@ -755,19 +752,10 @@ def _recurrent(
     return b.op(f"keras.{kind}", x, *tensors, **attrs)
 
 
-def _final_states(
-    b: GraphBuilder,
-    layer: Any,
-    kind: str,
-    config: dict[str, Any],
-    args: list[str],
-    const: Any,
-    mask: str | None,
-    output: str,
-) -> list[str]:
-    """A recurrent layer's ``return_state`` outputs after its output: h, and an LSTM's c. h is the last
+def _final_states(b: GraphBuilder, kind: str, config: dict[str, Any], output: str) -> list[str]:
+    """A recurrent layer's ``return_state`` outputs after its ``output``: h, and an LSTM's c. h is the last
     output (of the steps as processed; a masked step repeats it, as it keeps the state); c is another run
-    of the same loop that returns its last cell state."""
+    of the same loop, on the same operands, that returns its last cell state."""
     if not config.get("return_state"):
         return []
     last = output
@@ -776,7 +764,8 @@ def _final_states(
         last = b.op("keras.Operation", output, function="GetItem", arguments=[{"input": 0}], options={"key": key})
     if kind != "LSTM":
         return [last]
-    return [last, _recurrent(b, layer, kind, config, args[0], const, mask, initial=args[1:], cell_state=True)]
+    loop = next(n for n in reversed(b.nodes) if output in n.outputs)
+    return [last, b.op(loop.op, *loop.inputs, **{**loop.attrs, "return_sequences": False, "cell_state": True})]
 
 
 def _generic_rnn(
