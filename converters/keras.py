@@ -532,7 +532,8 @@ def _layer(
         output = _recurrent(b, layer, kind, config, args[0], const, masks[0], initial=args[1:])
         return [output, *_final_states(b, kind, config, output)]
     if kind == "RNN":
-        return [_generic_rnn(b, layer, config, args[0], const, masks[0], missing)]
+        output = _generic_rnn(b, layer, config, args[0], const, masks[0], missing)
+        return [output, *_final_states(b, type(layer.cell).__name__.removesuffix("Cell"), config, output)]
     if kind in ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"):
         if config.get("return_state") or config.get("stateful") or config.get("unroll"):
             raise UnsupportedModelError(f"{layer.name}: {kind} with return_state, stateful or unroll is not supported")
@@ -700,9 +701,10 @@ def _bidirectional(b: GraphBuilder, layer: Any, x: str, mask: str | None, missin
         kind, config = type(inner).__name__, inner.get_config()
         if kind == "RNN":
             outputs.append(_generic_rnn(b, inner, config, x, const, mask, missing))
+            kind = type(inner.cell).__name__.removesuffix("Cell")
         else:
             outputs.append(_recurrent(b, inner, kind, config, x, const, mask))
-            states += _final_states(b, kind, config, outputs[-1])
+        states += _final_states(b, kind, config, outputs[-1])
     forward, backward = outputs
     if layer.return_sequences:
         backward = b.op("keras.Reverse", backward, axis=1)
@@ -774,9 +776,11 @@ def _generic_rnn(
     """keras.layers.RNN over an LSTMCell, GRUCell or SimpleRNNCell, or a stack of them (StackedRNNCells:
     each step of each cell feeds the next cell's step, the same as a stack of layers that return every
     step but the last, which returns what the RNN does; a masked step keeps every cell's state)."""
-    if config.get("return_state"):
-        raise UnsupportedModelError(f"{layer.name}: keras.layers.RNN with return_state is not supported")
     stacked = type(layer.cell).__name__ == "StackedRNNCells"
+    if config.get("return_state") and stacked:
+        raise UnsupportedModelError(
+            f"{layer.name}: keras.layers.RNN over stacked cells with return_state is not supported"
+        )
     cells = list(layer.cell.cells) if stacked else [layer.cell]
     kinds = [type(c).__name__.removesuffix("Cell") for c in cells]
     if any(k not in ("LSTM", "GRU", "SimpleRNN") for k in kinds):

@@ -251,13 +251,14 @@ def convolutional_lstms() -> keras.Model:
 
 def recurrent_states() -> keras.Model:
     """return_state: an encoder's last h and c starting a decoder, a GRU's state beside its output, a
-    Bidirectional LSTM's states (forward h and c, then backward)."""
+    Bidirectional LSTM's states (forward h and c, then backward), keras.layers.RNN's over one cell."""
     sequence = keras.Input((6, 3), name="sequence")
     steps, h, c = layers.LSTM(4, return_state=True, return_sequences=True, go_backwards=True)(sequence)
     decoded = layers.LSTM(3)(sequence, initial_state=[layers.Dense(3)(h), layers.Dense(3)(c)])
     _, state = layers.GRU(4, return_state=True)(sequence)
     both, forward_h, _, _, backward_c = layers.Bidirectional(layers.LSTM(3, return_state=True))(sequence)
-    states = layers.Concatenate()([decoded, state, both, forward_h, backward_c])
+    _, cell_h, cell_c = layers.RNN(layers.LSTMCell(2), return_state=True, go_backwards=True)(sequence)
+    states = layers.Concatenate()([decoded, state, both, forward_h, backward_c, cell_h, cell_c])
     return keras.Model(sequence, [states, layers.GlobalAveragePooling1D()(steps)])
 
 
