@@ -139,7 +139,7 @@ def _program_input_shapes(program: Any, given: Any) -> list[tuple[int, ...]]:
     if not values or not all(isinstance(v, torch.Tensor) and v.ndim >= 1 for v in values):
         kinds = [type(v).__name__ for v in values]
         raise UnsupportedModelError(f"the exported program's inputs are {kinds}; tensors (batch, ...) are supported")
-    batches = {str(v.shape[0]) for v in values}
+    one_batch = len({str(v.shape[0]) for v in values}) == 1
     for node, value in zip(inputs, values, strict=True):
         batch, *rest = value.shape
         if not isinstance(batch, torch.SymInt):
@@ -148,7 +148,7 @@ def _program_input_shapes(program: Any, given: Any) -> list[tuple[int, ...]]:
                 "with dynamic_shapes={0: torch.export.Dim('batch')} for each input, or pass the nn.Module "
                 "and input_shape"
             )
-        if any(isinstance(d, torch.SymInt) for d in rest) or len(batches) > 1:
+        if any(isinstance(d, torch.SymInt) for d in rest) or not one_batch:
             raise UnsupportedModelError(
                 f"only the batch dimension may be dynamic, one for every input; input {node.name!r} is "
                 f"{tuple(value.shape)}"

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mle_runtime.ops import register_op, resize
-from mle_runtime.ops.math import divide
+from mle_runtime.ops.math import divide, runtime_dtype
 
 HIGHEST = jax.lax.Precision.HIGHEST
 INT64_MAX = 2**63 - 1
@@ -27,14 +27,10 @@ def _present(t: jax.Array | None) -> bool:
 
 
 def _dtype(name: str | None, like: jax.Array | None = None) -> jnp.dtype:
-    """An ATen dtype name in the runtime's precision: every float dtype is the precision's float."""
+    """An ATen dtype name in the runtime's precision (``like``'s dtype when none is named)."""
     if name is None:
         return jnp.result_type(float) if like is None else like.dtype
-    if name == "bool":
-        return jnp.dtype(bool)
-    if name.startswith(("int", "uint")):
-        return jnp.dtype(jnp.int32)
-    return jnp.result_type(float)
+    return runtime_dtype(name)
 
 
 def _dims(dim: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:

@@ -12,6 +12,7 @@ import numpy as np
 
 from mle_runtime.ops import register_op, resize
 from mle_runtime.ops.ensemble import one_hot
+from mle_runtime.ops.math import runtime_dtype
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -816,9 +817,7 @@ def multi_head_attention(
 
 def _cast(x: jax.Array, dtype: str) -> jax.Array:
     """Keras's cast: a float dtype is the runtime's precision, an integer one int32."""
-    if dtype == "bool":
-        return x.astype(bool)
-    return x.astype(jnp.int32 if dtype.startswith(("int", "uint")) else jnp.result_type(float))
+    return x.astype(runtime_dtype(dtype))
 
 
 def _get_item(x: jax.Array, key: list[dict[str, object]]) -> jax.Array:

@@ -11,6 +11,16 @@ import jax.numpy as jnp
 from mle_runtime.ops import register_op
 
 
+def runtime_dtype(name: str) -> jnp.dtype:
+    """A framework's dtype name ("float64", "int64", "bool" ...) as the runtime computes in it: every float
+    is the precision's float, every integer int32."""
+    if name == "bool":
+        return jnp.dtype(bool)
+    if name.startswith(("int", "uint")):
+        return jnp.dtype(jnp.int32)
+    return jnp.result_type(float)
+
+
 @register_op("Add")
 def add(a: jax.Array, b: jax.Array) -> jax.Array:
     """a + b, broadcasting."""

@@ -135,8 +135,14 @@ def tree_ensemble(
     when some split is categorical, then with ``split_groups`` the four split tables (SPLIT_TABLES).
     ``linear_terms``: the leaves are linear models (see _linear_leaf_sums)."""
     if linear_terms:
-        how: dict[str, Any] = {"depth": depth, "feature_bits": feature_bits, "layout": layout}
-        how.update(lightgbm_missing=lightgbm_missing, compare_float32=compare_float32, split_groups=split_groups)
+        how: dict[str, Any] = dict(
+            depth=depth,
+            feature_bits=feature_bits,
+            layout=layout,
+            lightgbm_missing=lightgbm_missing,
+            compare_float32=compare_float32,
+            split_groups=split_groups,
+        )
 
         def leaves(rows: jax.Array) -> jax.Array:
             return tree_leaf_indices(rows, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, *extra, **how)
