@@ -69,6 +69,9 @@ class GraphBuilder:
     # The text features (mle_runtime/text.py): each vectorizer's analyser settings, input column and
     # vocabulary; their terms and counts reach the graph sparse, in columns after the input's own.
     texts: list[dict[str, Any]] = field(default_factory=list)
+    # Tensors of the runtime's host-side steps (CatBoost's counter tables), which no node reads: kept in
+    # the file, never passed to the jitted function.
+    host_tensors: set[str] = field(default_factory=set)
     # Sparse tensors: placeholder -> (terms, values, width), and concatenations holding one -> their
     # parts and widths. No node reads a placeholder: ``op`` emits the sparse form of an op that has one
     # (a product with weights, a per-term scale, a norm, ...) and gives any other the dense columns.
@@ -239,6 +242,12 @@ class GraphBuilder:
         """Add a parameter tensor (stored in the file, passed to the jitted function as an argument)."""
         return self._const(self._fresh(hint), value)
 
+    def host_tensor(self, hint: str, value: Any) -> str:
+        """Add a tensor for a host-side step: stored in the file, read by the runtime before the graph."""
+        name = self._const(self._fresh(hint), value)
+        self.host_tensors.add(name)
+        return name
+
     def const_beside(self, tensor: str, suffix: str, value: Any) -> str:
         """A parameter named ``<tensor>_<suffix>`` after one already added, taking no number: a tensor that
         one model has and a model of the same structure may not leaves every other name as it is (the
@@ -325,7 +334,8 @@ def model_ir(b: GraphBuilder, converted: Converted, metadata: dict[str, Any]) ->
     b.resolve()
     graph = b.finish({name: outputs[name] for name in order})
     read = {i for n in graph.nodes for i in n.inputs}
-    for name in [t for t in b.tensors if t not in read]:  # (weights split by the parts that read them)
+    unread = [t for t in b.tensors if t not in read and t not in b.host_tensors]
+    for name in unread:  # (weights split by the parts that read them)
         del b.tensors[name]
     if b.texts:  # the input widens by the text features' columns, as many as a batch's documents need
         graph = Graph((ValueInfo(b.inputs[0].name, (None, None)),), graph.outputs, graph.nodes)

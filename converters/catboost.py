@@ -5,8 +5,9 @@ Each level of an oblivious tree (grow_policy SymmetricTree, the default) tests o
 and Lossguide policies are not symmetric: each node tests its own feature, going right when
 ``float32(x) > border``; they are walked as the other frameworks' trees are (converters/trees.py). NaN
 reads as below every border (nan_mode Min) or above (Max). The sum of leaf values is scaled and shifted
-by the model's ``scale_and_bias``. Categorical features and text
-features use CatBoost's hashing and counters, which this converter refuses by name.
+by the model's ``scale_and_bias``. Categorical features become the runtime's host-side step
+(``catboost_categories``): their counter features and one-hot tests reach the graph as extra input
+columns that the trees' splits test like float features. Text and embedding features are refused by name.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from mle_runtime.converters._builder import Converted, GraphBuilder, ModelIR, booster_metadata, model_ir
+from mle_runtime.converters.catboost_categories import CategoricalColumns, float_feature_columns
 from mle_runtime.converters.trees import Tree, tree_ensemble
 from mle_runtime.errors import UnsupportedModelError
 
@@ -51,40 +54,51 @@ def model_json(model: Any) -> dict[str, Any]:
         os.unlink(path)
 
 
-def oblivious_arrays(doc: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Per tree and level the feature and border, padded to the deepest tree with levels that never set
-    their bit; leaf values (trees * 2**depth, width); and the width."""
-    float_features = {f["feature_index"]: f for f in doc["features_info"].get("float_features", [])}
+Split = Callable[[dict[str, Any]], tuple[int, float]]
+
+
+def oblivious_arrays(doc: dict[str, Any], split: Split | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Per tree and level the input column and border (``split``'s reading of each split; by default
+    float features only), padded to the deepest tree with levels that never set their bit; leaf values
+    (trees * 2**depth, width); and the width. (A tree with no split has ``"splits": null``.)"""
+    split = split or split_reader(doc, None)
     trees = doc["oblivious_trees"]
-    depth = max((len(t["splits"]) for t in trees), default=0)
-    width = max(len(trees[0]["leaf_values"]) // (1 << len(trees[0]["splits"])), 1) if trees else 1
+    depth = max((len(t["splits"] or []) for t in trees), default=0)
+    width = max(len(trees[0]["leaf_values"]) // (1 << len(trees[0]["splits"] or [])), 1) if trees else 1
     features = np.zeros((len(trees), depth), dtype=np.int32)
     borders = np.full((len(trees), depth), np.inf, dtype=np.float32)
     values = np.zeros((len(trees), 1 << depth, width), dtype=np.float64)
     for i, tree in enumerate(trees):
-        for level, split in enumerate(tree["splits"]):
-            features[i, level] = _split_feature(doc, split, float_features)
-            borders[i, level] = np.float32(split["border"])
+        for level, s in enumerate(tree["splits"] or []):
+            features[i, level], borders[i, level] = split(s)
         leaves = np.asarray(tree["leaf_values"], dtype=np.float64).reshape(-1, width)
         values[i, : leaves.shape[0]] = leaves
     return features, borders, values.reshape(-1, width), width
 
 
-def _split_feature(doc: dict[str, Any], split: dict[str, Any], float_features: dict[int, Any]) -> int:
-    """The input column a split reads (float features only)."""
-    if split.get("split_type") != "FloatFeature":
+def split_reader(doc: dict[str, Any], categories: CategoricalColumns | None) -> Split:
+    """The input column a split tests and its border: a float feature's own column, a categorical
+    feature's counter or one-hot column (see catboost_categories) where the model has ``categories``."""
+    float_columns = float_feature_columns(doc)
+
+    def read(split: dict[str, Any]) -> tuple[int, float]:
+        kind = split.get("split_type")
+        if kind == "FloatFeature":
+            index = int(split["float_feature_index"])
+            return float_columns.get(index, index), float(np.float32(split["border"]))
+        if categories is not None and kind in ("OnlineCtr", "OneHotFeature"):
+            return categories.column(split)
         raise UnsupportedModelError(
-            f"CatBoost split of type {split.get('split_type')!r} (categorical or text features, or their "
-            "combinations) is not supported: " + ", ".join(_named_categoricals(doc)) + "; only float features are"
+            f"CatBoost split of type {kind!r} is not supported: " + ", ".join(_named_categoricals(doc))
         )
-    index = int(split["float_feature_index"])
-    return int(float_features[index]["flat_feature_index"]) if index in float_features else index
+
+    return read
 
 
-def non_symmetric_trees(doc: dict[str, Any]) -> tuple[list[Tree], int]:
+def non_symmetric_trees(doc: dict[str, Any], split: Split | None = None) -> tuple[list[Tree], int]:
     """The Depthwise and Lossguide trees (nested nodes: "split" with "left" and "right", or a leaf's
     "value", a number or one per output) as Trees, node ids in depth-first order, and the width."""
-    float_features = {f["feature_index"]: f for f in doc["features_info"].get("float_features", [])}
+    split = split or split_reader(doc, None)
     trees, width = [], 1
     for nested in doc["trees"]:
         left: list[int] = []
@@ -101,8 +115,9 @@ def non_symmetric_trees(doc: dict[str, Any]) -> tuple[list[Tree], int]:
             leaf = "split" not in node
             left.append(-1)
             right.append(-1)
-            feature.append(0 if leaf else _split_feature(doc, node["split"], float_features))
-            border.append(0.0 if leaf else float(np.float32(node["split"]["border"])))
+            column, threshold = (0, 0.0) if leaf else split(node["split"])
+            feature.append(column)
+            border.append(threshold)
             value.append(np.atleast_1d(np.asarray(node.get("value", 0.0), dtype=np.float64)))
             if not leaf:
                 stack += [(node["right"], i, "right"), (node["left"], i, "left")]
@@ -133,10 +148,13 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
     import catboost
 
     b = GraphBuilder()
-    converted, n_features, loss = build(model, b, None, input_shape)
+    converted, n_features, loss, categories = _build(model, b, None, input_shape)
     names = [str(n) for n in (model.feature_names_ or [])]
     given = names if any(n != str(i) for i, n in enumerate(names)) else None  # CatBoost names columns "0", "1", ...
-    return model_ir(b, converted, booster_metadata("catboost", catboost.__version__, model, n_features, loss, given))
+    metadata = booster_metadata("catboost", catboost.__version__, model, n_features, loss, given)
+    if categories is not None:
+        metadata["catboost_categories"] = categories.entry(b)
+    return model_ir(b, converted, metadata)
 
 
 def step_classes() -> list[type]:
@@ -152,36 +170,67 @@ def build(
 ) -> tuple[Converted, int, str]:
     """The model's graph on ``x`` (None: a new model input of the model's width): its outputs, its number
     of features and its loss."""
+    converted, n_features, loss, _ = _build(model, b, x, input_shape)
+    return converted, n_features, loss
+
+
+def _build(
+    model: Any, b: GraphBuilder, x: str | None, input_shape: tuple[Any, ...] | None
+) -> tuple[Converted, int, str, CategoricalColumns | None]:
+    """``build``, and the host-side step of the model's categorical features (None: it has none)."""
     import catboost
 
     if not isinstance(model, (catboost.CatBoostClassifier, catboost.CatBoostRegressor, catboost.CatBoost)):
         raise UnsupportedModelError(f"{type(model).__qualname__} is not a CatBoost model")
     if not model.is_fitted():
         raise ValueError(f"{type(model).__name__} is not fitted; call fit() before exporting")
+    names = list(model.feature_names_ or [])
+    for kind in ("text", "embedding"):  # (CatBoost cannot write their models as JSON)
+        unsupported = [names[i] if i < len(names) else str(i) for i in getattr(model, f"get_{kind}_feature_indices")()]
+        if unsupported:
+            raise UnsupportedModelError(
+                f"CatBoost models with {kind} features are not supported ({kind} feature "
+                f"{', '.join(map(str, unsupported))}); only float and categorical features are"
+            )
     doc = model_json(model)
     info = doc["features_info"]
-    if any(info.get(k) for k in ("categorical_features", "text_features", "embedding_features")):
+    if any(info.get(k) for k in ("text_features", "embedding_features")):
         raise UnsupportedModelError(
             "CatBoost models with " + ", ".join(_named_categoricals(doc)) + " are not supported; "
-            "only float features are (encode the categories before training, or wait for a later version)"
+            "only float and categorical features are"
         )
     float_features = info.get("float_features", [])
-    n_features = max((f["flat_feature_index"] for f in float_features), default=-1) + 1
+    every = [*float_features, *info.get("categorical_features", [])]
+    n_features = max((f["flat_feature_index"] for f in every), default=-1) + 1
+    categories = None
+    if info.get("categorical_features"):
+        if x is not None:  # (its strings would have to pass the steps before it)
+            raise UnsupportedModelError(
+                "a CatBoost model with " + ", ".join(_named_categoricals(doc)) + " cannot be a pipeline's "
+                "later step; export the CatBoost model itself"
+            )
+        categories = CategoricalColumns(doc, n_features)
+    split = split_reader(doc, categories)
     if input_shape is not None and tuple(input_shape)[-1] != n_features:
         raise ValueError(f"input_shape {tuple(input_shape)} disagrees with the model's {n_features} features")
     scale, bias = doc.get("scale_and_bias", [1.0, [0.0]])
     loss = doc["model_info"].get("params", {}).get("loss_function", {}).get("type", "RMSE")
 
+    if "oblivious_trees" in doc:
+        features, borders, values, width = oblivious_arrays(doc, split)
+    else:
+        trees, width = non_symmetric_trees(doc, split)
+    # the graph reads the categorical step's columns after the model's own (see catboost_categories)
+    columns = n_features + (categories.extra_columns if categories is not None else 0)
     if x is None:
-        x = b.input("X", (None, n_features))
+        x = b.input("X", (None, columns))
     # NaN as CatBoost reads it: below every border (Min, the default) or above (Max)
-    fill = np.full(n_features, -np.inf)
+    fill = np.full(columns, -np.inf)
     for f in float_features:
         if f.get("nan_value_treatment") == "AsTrue":
             fill[f["flat_feature_index"]] = np.inf
     source = b.op("Impute", x, b.const("nan_fill", fill), missing="nan")
     if "oblivious_trees" in doc:
-        features, borders, values, width = oblivious_arrays(doc)
         total = b.op(
             "ObliviousEnsemble",
             source,
@@ -191,14 +240,13 @@ def build(
             n_outputs=width,
         )
     else:
-        trees, width = non_symmetric_trees(doc)
-        total = tree_ensemble(b, source, trees, n_features, width, compare_float32=True)
+        total = tree_ensemble(b, source, trees, columns, width, compare_float32=True)
     raw = b.op(
         "Add",
         b.op("Mul", total, b.const("scale", np.array(float(scale)))),
         b.const("bias", np.asarray(bias, dtype=np.float64).reshape(width)),
     )
-    return _head(b, raw, loss, model, width), n_features, loss
+    return _head(b, raw, loss, model, width), n_features, loss, categories
 
 
 def _head(b: GraphBuilder, raw: str, loss: str, model: Any, width: int) -> Converted:

@@ -11,13 +11,15 @@ from typing import Any
 import numpy as np
 
 from mle_runtime.buckets import XLA_INLINE_COPY_BYTES
+from mle_runtime.catboost_categories import CatBoostCategories
 from mle_runtime.errors import InputError
 from mle_runtime.graph import ValueInfo
 from mle_runtime.reader import aligned_empty
 from mle_runtime.text import TextColumn, text_block, text_columns
 
-# A column's host-side step: a string vocabulary, IGNORED, or the text features read from it.
-Lookup = Mapping[str, int] | TextColumn
+# A column's host-side step: a string vocabulary, IGNORED, the text features read from it, or a CatBoost
+# model's categorical features.
+Lookup = Mapping[str, int] | TextColumn | CatBoostCategories
 
 
 def _is_dataframe(x: Any) -> bool:
@@ -66,12 +68,15 @@ def encode_strings(arr: Any, name: str, strings: Mapping[int, Lookup], dtype: An
     of ``dtype`` (written once, in the model's compute dtype), each string its index in the column's
     vocabulary (-1 when it has none: an unknown category), a missing value (None, NaN) NaN; the other
     columns must be numbers. A text column's documents become their terms and counts in columns after
-    the input's own (see text.py), its own column 0."""
+    the input's own (see text.py), its own column 0; so do a CatBoost model's categorical features (see
+    catboost_categories.py)."""
     frame = _is_dataframe(arr)
     if not frame and arr.ndim != 2:
         return arr
     out = np.empty(arr.shape, dtype=dtype)
     documents = {}
+    categories: dict[int, np.ndarray] = {}
+    step = None
     for column in range(arr.shape[1]):
         # a DataFrame's columns are taken one by one: its numeric columns convert without boxing
         values = arr.iloc[:, column] if frame else arr[:, column]
@@ -83,6 +88,10 @@ def encode_strings(arr: Any, name: str, strings: Mapping[int, Lookup], dtype: An
             out[:, column] = 0.0
             documents[column] = np.asarray(values, dtype=object)
             continue
+        if isinstance(lookup, CatBoostCategories):
+            out[:, column] = 0.0
+            categories[column], step = np.asarray(values), lookup
+            continue
         if lookup is not None:
             out[:, column] = _codes(np.asarray(values), lookup, name, column)
             continue
@@ -93,6 +102,8 @@ def encode_strings(arr: Any, name: str, strings: Mapping[int, Lookup], dtype: An
             raise InputError(f"input {name!r}: column {column} must hold numbers, got {shown}") from None
     if documents:
         out = np.concatenate([out, text_block(documents, text_columns(strings), dtype, name)], axis=1)
+    if step is not None:
+        out = np.concatenate([out, step.block(categories, out, dtype, name)], axis=1)
     return out
 
 
@@ -132,6 +143,10 @@ def coerce_input(
     if texts and np.ndim(x) == 2 and np.shape(x)[1] != texts[0].input_width:
         width, got = texts[0].input_width, np.shape(x)[1]
         raise InputError(f"input {spec.name!r}: expected {width} columns (text columns included), got {got}")
+    step = next((s for s in (strings or {}).values() if isinstance(s, CatBoostCategories)), None)
+    if step is not None and np.ndim(x) == 2 and np.shape(x)[1] != step.input_width:
+        width, got = step.input_width, np.shape(x)[1]
+        raise InputError(f"input {spec.name!r}: expected {width} features (categorical ones included), got {got}")
     if not strings:
         arr = _from_dataframe(x, spec.name, feature_names) if frame else np.asarray(x)
     elif frame:
@@ -140,7 +155,7 @@ def coerce_input(
     else:
         arr = np.asarray(x)
         takes_strings = sorted(c for c, lookup in strings.items() if lookup is not IGNORED)
-        if arr.dtype.kind in "OUS":
+        if arr.dtype.kind in "OUS" or (step is not None and arr.dtype.kind in "biu"):  # (CatBoost takes int categories)
             arr = encode_strings(arr.astype(object), spec.name, strings, dtype)
         elif takes_strings:
             raise InputError(

@@ -218,9 +218,11 @@ def _check_same_columns(first: MLERuntime, other: MLERuntime, i: int) -> None:
     """The stack codes its input once, as model 0 does: every model must read the columns alike (the same
     vocabulary for each string column, or a string would reach a model as another one's code; the same
     columns left unread, or one would reach a model that reads it as 0; the same text analysers and
-    vocabularies, or a term's count would land in another one's column; the same feature names, taken
-    alike, or a DataFrame's columns would reach a model in another one's order)."""
-    for key in ("string_columns", "unused_columns", "text_features", "feature_names", "columns_by_name"):
+    vocabularies, or a term's count would land in another one's column; the same CatBoost counter tables,
+    or a model would read another one's counts; the same feature names, taken alike, or a DataFrame's
+    columns would reach a model in another one's order)."""
+    steps = ("string_columns", "unused_columns", "text_features", "catboost_categories")
+    for key in (*steps, "feature_names", "columns_by_name"):
         mine, theirs = first._require().metadata.get(key), other._require().metadata.get(key)
         if mine == theirs:
             continue
@@ -233,7 +235,7 @@ def _check_same_columns(first: MLERuntime, other: MLERuntime, i: int) -> None:
         raise ValueError(
             f"model {i} cannot stack with model 0: their {key.replace('_', ' ')} differ ({detail}); stacked models "
             "must read their input columns alike (string columns: trained on the same categories; text columns: "
-            "on the same vocabulary)"
+            "on the same vocabulary; CatBoost's categorical features: with the same counter tables)"
         )
 
 

@@ -25,6 +25,7 @@ from mle_runtime.cache import (
     deserialize_compiled,
     serialize_compiled,
 )
+from mle_runtime.catboost_categories import decode_catboost_categories
 from mle_runtime.devices import inline_cpu_device, resolve_device, resolve_devices
 from mle_runtime.errors import FormatError, InputError
 from mle_runtime.graph import Graph, structure_hash
@@ -197,10 +198,12 @@ class MLERuntime:
         # devices placing is the transfer of the weights, and its failure (out of memory) belongs to the load.
         placed = None if jax_device.platform == "cpu" and mesh is None else _placed(host_params, placement, precision)
         classes, output_classes = decode_classes(mf.metadata), decode_output_classes(mf.metadata)
-        # the host-side steps: string vocabularies, and text analysers whose counts widen the graph input
+        # the host-side steps: string vocabularies, and text analysers and CatBoost's categorical features,
+        # whose columns widen the graph input
         strings: dict[int, Lookup] = {
             **decode_string_columns(mf.metadata),
             **decode_text_features(mf.metadata),
+            **decode_catboost_categories(mf.metadata, mf.tensors),
         }
         self.device, self.precision, self.cache, self.cache_dir = device, precision, cache, cache_dir
         self._jax_device, self._classes, self._output_classes = jax_device, classes, output_classes

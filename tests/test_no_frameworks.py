@@ -35,7 +35,7 @@ CHILD = textwrap.dedent("""
     import numpy as np
     import mle_runtime as mle
     runtime = mle.load_model(sys.argv[1], precision="float64")
-    outputs = runtime.run([np.load(sys.argv[2])])
+    outputs = runtime.run([np.load(sys.argv[2], allow_pickle=True)])  # (objects: categories)
     mle.inspect_model(sys.argv[1]); mle.get_version_info()
     leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
     assert not leaked, leaked
@@ -94,6 +94,25 @@ def test_tree_models_run_without_their_framework(framework: str, tmp_path: Path)
     labels = np.asarray(model.predict(X[:60])).reshape(-1).astype(str)
     np.testing.assert_array_equal(np.load(tmp_path / "X.npy.0.npy"), labels)
     np.testing.assert_allclose(np.load(tmp_path / "X.npy.1.npy"), model.predict_proba(X[:60]), rtol=1e-5)
+
+
+def test_catboost_categories_without_catboost_or_pandas(tmp_path: Path) -> None:
+    """The host-side step of CatBoost's categorical features (hashing, counter tables) needs neither."""
+    import catboost
+
+    rng = np.random.default_rng(2)
+    X = np.empty((300, 3), dtype=object)
+    X[:, 0] = rng.normal(size=300)
+    X[:, 1] = rng.choice(["red", "green", "blue", "amber"], 300)
+    X[:, 2] = rng.integers(0, 9, 300)
+    y = (X[:, 1] == "red") ^ (X[:, 2] % 3 == 0) ^ (X[:, 0] > 0)
+    model = catboost.CatBoostClassifier(
+        iterations=15, depth=3, verbose=0, allow_writing_files=False, cat_features=[1, 2]
+    ).fit(X, y.astype(int))
+    queries = X[:60].copy()
+    queries[::4, 1] = "unseen"
+    run_blocked(model, queries, tmp_path)
+    np.testing.assert_allclose(np.load(tmp_path / "X.npy.1.npy"), model.predict_proba(queries), rtol=1e-12)
 
 
 def test_a_pytorch_network_runs_without_torch(tmp_path: Path) -> None:

@@ -31,7 +31,6 @@ from mle_runtime.converters import catboost as cb_converter
 from mle_runtime.converters import lightgbm as lgb_converter
 from mle_runtime.converters import xgboost as xgb_converter
 from mle_runtime.converters.sklearn import trees as sk_trees
-from mle_runtime.errors import UnsupportedModelError
 from mle_runtime.writer import serialize
 
 # LightGBM warns about parameters it overrides; that is LightGBM's business, not these tests'
@@ -417,18 +416,6 @@ def test_xgboost_reads_its_missing_marker_and_nan_as_missing(booster: str, tmp_p
     for precision in ("float32", "float64"):
         runtime = mle.load_model(tmp_path / "m.mle", precision=precision)
         assert_scaled(runtime.predict(queries), model.predict(queries), 1e-5, f"missing=-1 [{precision}]")
-
-
-def test_refusals_name_what_is_unsupported(tmp_path: Path) -> None:
-    data = _data("binary")
-    X = np.nan_to_num(data["X"])
-    frame = pd.DataFrame(X[:, :9]).assign(colour=X[:, 9].astype(int))
-    categorical = catboost.CatBoostClassifier(
-        iterations=5, verbose=0, allow_writing_files=False, cat_features=["colour"]
-    ).fit(frame, data["y"])
-    with pytest.raises(UnsupportedModelError, match="categorical feature colour"):
-        mle.export_model(categorical, tmp_path / "b.mle")
-    assert not (tmp_path / "b.mle").exists()
 
 
 def test_forest_file_is_at_most_a_quarter_of_joblib(tmp_path: Path) -> None:
