@@ -63,13 +63,18 @@ class CategoricalColumns:
 
     def entry(self, b: GraphBuilder) -> dict[str, Any]:
         """The step's metadata (after every split has been read: the one-hot tests are those they make),
-        its tables added to ``b`` as two host tensors (every table's keys, then every one's counts)."""
-        tables, key_start, count_start = [], 0, 0
+        its tables added to ``b`` as two host tensors (the tables' keys, then every one's counts). The
+        tables of one projection's counters of several types hold the same keys: stored once, and looked
+        up once a batch."""
+        tables, places, key_start, count_start = [], {}, 0, 0
         for keys, counts, denominator in self._table_entries:
-            places = {"keys": [key_start, len(keys)], "counts": [count_start, counts.shape[1]]}
-            tables.append({**places, "denominator": denominator})
-            key_start, count_start = key_start + len(keys), count_start + counts.size
-        keys = np.concatenate([t[0] for t in self._table_entries] or [np.zeros(0, np.uint64)])
+            if keys.tobytes() not in places:
+                places[keys.tobytes()] = [key_start, len(keys)]
+                key_start += len(keys)
+            tables.append({"keys": places[keys.tobytes()], "counts": [count_start, counts.shape[1]]})
+            tables[-1]["denominator"] = denominator
+            count_start += counts.size
+        keys = np.frombuffer(b"".join(places), dtype=np.uint64)
         counts = np.concatenate([t[1].ravel() for t in self._table_entries] or [np.zeros(0)])
         # float32 holds the counts, and every sum of a row of them, exactly below 2**24 (CatBoost's mean
         # tables hold float32 sums already): half the bytes of float64, which a larger table keeps

@@ -51,6 +51,7 @@ class CtrTable:
     keys: np.ndarray
     counts: np.ndarray
     denominator: float
+    place: tuple[int, int]  # (where its keys start in the file's, how many): tables that share keys share it
 
     @functools.cached_property
     def index(self) -> dict[int, int]:
@@ -112,14 +113,16 @@ class CatBoostCategories:
         if len(floats) <= ROW_BY_ROW:
             return self._by_row(counters, categories, floats, dtype)
         out = np.empty((self.width, len(floats)), dtype=dtype)  # (a contiguous row per column, transposed after)
-        projected = [self._projected(p, categories, floats) for p in counters.projections]
-        slots: dict[tuple[int, int], np.ndarray] = {}  # (projection, table) -> each row's entry in the table
+        bits: dict[tuple[Any, ...], np.ndarray] = {}  # (the binarised elements projections share)
+        projected = [self._projected(p, categories, floats, bits) for p in counters.projections]
+        slots: dict[tuple[int, Any], np.ndarray] = {}  # (projection, keys) -> each combination's table entry
         for i, ctr in enumerate(counters.ctrs):
-            where = (ctr.projection, ctr.table)
+            table = counters.tables[ctr.table]
+            combination, hashes = projected[ctr.projection]
+            where = (ctr.projection, table.place)
             if where not in slots:
-                combination, hashes = projected[ctr.projection]
-                slots[where] = _slots(counters.tables[ctr.table].keys, hashes)[combination]
-            out[i] = ctr.values[slots[where]]
+                slots[where] = _slots(table.keys, hashes)
+            out[i] = ctr.values[slots[where]][combination]
         for j, (feature, value) in enumerate(counters.one_hot):
             codes, hashes = categories[feature]
             out[len(counters.ctrs) + j] = (hashes == value)[codes]
@@ -151,7 +154,11 @@ class CatBoostCategories:
         return out
 
     def _projected(
-        self, projection: Projection, categories: list[tuple[np.ndarray, np.ndarray]], floats: np.ndarray
+        self,
+        projection: Projection,
+        categories: list[tuple[np.ndarray, np.ndarray]],
+        floats: np.ndarray,
+        bits: dict[tuple[Any, ...], np.ndarray],
     ) -> tuple[np.ndarray, np.ndarray]:
         """(each row's combination, each combination's hash): the combinations of the projection's values
         that could occur, numbered in mixed radix, when there are no more of them than rows (hashing each
@@ -160,14 +167,17 @@ class CatBoostCategories:
         for feature in projection.categorical:  # (the int32 hash sign-extended, as CatBoost casts it)
             codes, hashes = categories[feature]
             parts.append((codes, hashes.astype(np.int64).view(np.uint64)))
-        for kind, a, b, *rest in projection.elements:
-            if kind == "float":
-                x = floats[:, a].astype(np.float32)
-                bit = np.where(np.isnan(x), bool(rest[0]), x > b)
-            else:
-                codes, hashes = categories[a]
-                bit = (hashes == b)[codes]
-            parts.append((bit.astype(np.intp), np.array([0, 1], dtype=np.uint64)))
+        for element in projection.elements:
+            if element not in bits:
+                kind, a, b, *rest = element
+                if kind == "float":
+                    x = floats[:, a].astype(np.float32)
+                    bit = np.where(np.isnan(x), bool(rest[0]), x > b)
+                else:
+                    codes, hashes = categories[a]
+                    bit = (hashes == b)[codes]
+                bits[element] = bit.astype(np.intp)
+            parts.append((bits[element], np.array([0, 1], dtype=np.uint64)))
         sizes = [len(values) for _, values in parts]
         if math.prod(sizes) > max(len(floats), 1):
             h = np.zeros(len(floats), dtype=np.uint64)
@@ -315,7 +325,7 @@ def _table(t: Any, every_key: np.ndarray, every_count: np.ndarray) -> CtrTable:
     counts = every_count[counts_start : counts_start + length * stride]
     if len(keys) != length or len(counts) != length * stride or np.any(keys[1:] <= keys[:-1]):
         raise ValueError("a table needs sorted, distinct keys and a row of counts for each")
-    return CtrTable(keys, counts.reshape(length, stride), float(t["denominator"]))
+    return CtrTable(keys, counts.reshape(length, stride), float(t["denominator"]), (start, length))
 
 
 def _ctr(c: Any, projections: int, tables: tuple[CtrTable, ...]) -> Ctr:

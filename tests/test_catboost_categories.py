@@ -65,6 +65,11 @@ def target(df: pd.DataFrame, kind: str) -> np.ndarray:
 CASES: dict[str, tuple[Any, str]] = {
     "binary": (lambda: catboost.CatBoostClassifier(iterations=40, depth=4, **CB), "binary"),
     "every-ctr": (lambda: catboost.CatBoostClassifier(iterations=60, depth=5, **EVERY_CTR, **CB), "binary"),
+    # Buckets and Borders over three classes; NaN above every border, in the projections' float tests too
+    "multiclass-nan-max": (
+        lambda: catboost.CatBoostClassifier(iterations=40, depth=5, nan_mode="Max", **EVERY_CTR, **CB),
+        "multiclass",
+    ),
     "multiclass": (
         lambda: catboost.CatBoostClassifier(iterations=30, depth=4, max_ctr_complexity=2, **CB),
         "multiclass",
@@ -134,7 +139,7 @@ def test_matches_catboost(case: str, precision: str, tmp_path_factory: pytest.Te
 
 
 @pytest.mark.parametrize("precision", ["float32", "float64"])
-@pytest.mark.parametrize("case", ["binary", "every-ctr", "multiclass"])
+@pytest.mark.parametrize("case", ["binary", "every-ctr", "multiclass", "multiclass-nan-max"])
 def test_leaves_match_catboosts(case: str, precision: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Every tree's leaf, for every row: the counter values land on the same side of every border."""
     model, test = fitted(case)
@@ -157,13 +162,17 @@ def test_row_by_row_and_array_paths_agree(case: str, tmp_path_factory: pytest.Te
     assert by_arrays.shape[1] == step.input_width + step.width
 
 
-def test_every_counter_kind_and_element_is_exercised(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """(So that the case above covers them: combinations with float borders and one-hot tests.)"""
-    path = exported("every-ctr", tmp_path_factory.getbasetemp())
+@pytest.mark.parametrize("case", ["every-ctr", "multiclass-nan-max"])
+def test_every_counter_kind_and_element_is_exercised(case: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """(So that the cases above cover them: combinations with float borders, NaN above them in the second,
+    and one-hot tests.)"""
+    path = exported(case, tmp_path_factory.getbasetemp())
     entry = read_mle(path).metadata["catboost_categories"]
-    assert {c["kind"] for c in entry["ctrs"]} == {"Borders", "Buckets", "Counter", "BinarizedTargetMeanValue"}
-    elements = {e[0] for p in entry["projections"] for e in p["elements"]}
-    assert elements == {"float", "exact"}
+    kinds = {"Borders", "Buckets", "Counter"} if case.startswith("multiclass") else set(EVERY_CTR["simple_ctr"])
+    assert {c["kind"] for c in entry["ctrs"]} >= kinds
+    elements = [e for p in entry["projections"] for e in p["elements"]]
+    assert {e[0] for e in elements} == {"float", "exact"}
+    assert any(e[0] == "float" and e[3] == (case == "multiclass-nan-max") for e in elements)
     assert max(len(p["categorical"]) for p in entry["projections"]) >= 2
     assert entry["one_hot"]
 
