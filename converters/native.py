@@ -35,8 +35,8 @@ def native_format(path: Path) -> str | None:
         # model of hundreds of MB twice (here and in the framework).
         if b'"learner"' in head:
             return "xgboost"
-        if b'"features_info"' in head or b'"oblivious_trees"' in head:
-            return "catboost"
+        if b'"features_info"' in head or b'"oblivious_trees"' in head or b'"ctr_data"' in head:
+            return "catboost"  # (a model with categorical features writes its counter tables first)
     return None
 
 

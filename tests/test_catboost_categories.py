@@ -8,6 +8,8 @@ from __future__ import annotations
 import functools
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -296,3 +298,15 @@ def test_stacks_only_models_that_count_alike(tmp_path: Path) -> None:
     np.testing.assert_array_equal(twice, np.stack([single, single]))
     with pytest.raises(ValueError, match="catboost categories differ"):
         mle.stack(paths)
+
+
+@pytest.mark.parametrize("suffix", ["cbm", "json"])
+def test_cli_exports_catboosts_own_files(suffix: str, tmp_path: Path) -> None:
+    """``mle export`` on CatBoost's .cbm and JSON (whose counter tables come first in the file)."""
+    model, test = fitted("binary")
+    model.save_model(str(tmp_path / f"m.{suffix}"), format=suffix)
+    mle_bin = Path(sys.executable).parent / "mle-export"
+    done = subprocess.run([str(mle_bin), f"m.{suffix}", "m.mle"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "runs code" not in done.stderr  # (read as CatBoost's file, not as a pickle)
+    assert_close(mle.load_model(tmp_path / "m.mle").predict_proba(test), model.predict_proba(test), 1e-5, suffix)
