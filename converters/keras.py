@@ -730,8 +730,8 @@ def _recurrent(
 ) -> str:
     """A recurrent layer (LSTM, GRU, SimpleRNN, or ``cell`` of a generic RNN layer) over the sequence x,
     from the ``initial`` states it was called with (LSTM: h and c; else h), or zeros."""
-    if config.get("stateful") or config.get("unroll"):
-        raise UnsupportedModelError(f"{layer.name}: {kind} with stateful or unroll is not supported")
+    if config.get("stateful"):  # (``unroll`` only changes how Keras loops over the steps: the same sums)
+        raise UnsupportedModelError(f"{layer.name}: {kind} with stateful is not supported")
     if initial and len(initial) != (2 if kind == "LSTM" else 1):
         raise UnsupportedModelError(f"{layer.name}: {kind} called with {len(initial)} initial states")
     cell = layer.cell if cell is None else cell

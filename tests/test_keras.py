@@ -185,7 +185,7 @@ def generic_rnn() -> keras.Model:
     x = layers.Embedding(40, 6, mask_zero=True)(tokens)
     x = layers.Bidirectional(layers.RNN([layers.LSTMCell(4), layers.GRUCell(3)], return_sequences=True))(x)
     back = layers.RNN([layers.SimpleRNNCell(3), layers.GRUCell(4, reset_after=False)], go_backwards=True)(x)
-    last = layers.RNN(layers.LSTMCell(5))(x)
+    last = layers.RNN(layers.LSTMCell(5), unroll=True)(x)
     return keras.Model(tokens, layers.Dense(2)(layers.Concatenate()([back, last])))
 
 
@@ -209,10 +209,10 @@ def nested_models() -> keras.Model:
 
 
 def masking_series() -> keras.Model:
-    """Masking: steps whose features all equal -1 skipped by an LSTM and a GRU (its mask passed through
-    BatchNormalization)."""
+    """Masking: steps whose features all equal -1 skipped by an LSTM (unrolled: Keras loops in Python, to the
+    same sums) and a GRU (its mask passed through BatchNormalization)."""
     series = keras.Input((9, 3))
-    x = layers.LSTM(6, return_sequences=True)(layers.Masking(mask_value=-1.0)(series))
+    x = layers.LSTM(6, return_sequences=True, unroll=True)(layers.Masking(mask_value=-1.0)(series))
     x = layers.GRU(4)(layers.BatchNormalization()(x))
     return keras.Model(series, layers.Dense(3, activation="softmax")(x))
 
