@@ -394,6 +394,8 @@ class _Lowering:
         inputs, attrs = self.arguments(node)
         if packet == "rrelu_with_noise_functional" and attrs.get("training"):
             raise UnsupportedModelError("F.rrelu(training=True) draws a random slope on every call: not exported")
+        if packet == "grid_sampler_2d" and attrs.get("interpolation_mode") not in (0, 1):
+            raise UnsupportedModelError("F.grid_sample with mode='bicubic' is not supported (bilinear and nearest are)")
         if name in _LAYOUT_OPS and len(inputs) == 1 and inputs[0] in b.tensors and not has_markers(attrs):
             # a parameter's transpose or reshape, done once here instead of on every call
             names[node.name] = b.const(node.name, _LAYOUT_OPS[name](b.tensors[inputs[0]], **attrs))

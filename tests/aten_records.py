@@ -210,6 +210,11 @@ def records() -> dict[str, tuple]:
         table[f"aten.linalg_vector_norm (ord {norm_ord})"] = _entry(
             a.linalg_vector_norm.default, (np.round(X3),), {"ord": norm_ord, "dim": [0, 2], "keepdim": True}
         )
+    grid = R.uniform(-1.4, 1.4, size=(2, 4, 7, 2))
+    for mode, padding, align in ((0, 0, False), (0, 2, True), (1, 1, False), (0, 2, False)):
+        settings = {"interpolation_mode": mode, "padding_mode": padding, "align_corners": align}
+        variant = f" (mode {mode}, padding {padding}, align_corners {align})" if mode or padding or align else ""
+        table[f"aten.grid_sampler_2d{variant}"] = _entry(a.grid_sampler_2d.default, (X4, grid), settings)
     table["aten.upsample_bilinear2d.vec (align_corners, scale factors)"] = _entry(
         a.upsample_bilinear2d.vec, (X4,), {"output_size": None, "align_corners": True, "scale_factors": [2.0, 1.7]}
     )

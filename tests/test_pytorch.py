@@ -491,6 +491,61 @@ def test_a_module_mixing_the_rows_of_a_batch_is_refused(model: type[nn.Module], 
     assert not (tmp_path / "m.mle").exists()
 
 
+class GridSample(nn.Module):
+    def __init__(self, mode: str, padding: str, align: bool) -> None:
+        super().__init__()
+        self.mode, self.padding, self.align = mode, padding, align
+
+    def forward(self, x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        return F.grid_sample(x, grid, mode=self.mode, padding_mode=self.padding, align_corners=self.align)
+
+
+class SpatialTransformer(nn.Module):
+    """A localisation layer's affine transform, its sampling grid, and the image sampled there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.localise = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        theta = self.localise(x).view(-1, 2, 3) * 1.5
+        grid = F.affine_grid(theta, [x.shape[0], 3, 6, 5], align_corners=False)
+        return F.grid_sample(x, grid, padding_mode="reflection", align_corners=False)
+
+
+@pytest.mark.parametrize("align", [False, True])
+@pytest.mark.parametrize("padding", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_grid_sample(mode: str, padding: str, align: bool, tmp_path: Path) -> None:
+    """Points inside and outside [-1, 1], on pixel centres and edges, halfway between two pixels."""
+    torch.manual_seed(0)
+    x, grid = torch.randn(7, 3, 8, 8), torch.rand(7, 4, 9, 2) * 3 - 1.5
+    grid[0, 0, :4] = torch.tensor([[1.0, -1.0], [0.125, 0.5], [-0.125, 0.0625], [1.25, -1.5]])
+    model = GridSample(mode, padding, align).eval()
+    mle.export_model(model, tmp_path / "m.mle", example_inputs=(x[:1], grid[:1]))
+    with torch.no_grad():
+        want = model(x, grid).numpy()
+    got = mle.load_model(tmp_path / "m.mle").run([x.numpy(), grid.numpy()])[0]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(want).max())
+
+
+def test_a_spatial_transformer(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    model, x = SpatialTransformer().eval(), torch.randn(9, 3, 8, 8)
+    mle.export_model(model, tmp_path / "m.mle", input_shape=(1, 3, 8, 8))
+    with torch.no_grad():
+        want = model(x).numpy()
+    for n in (1, 9):
+        got = mle.load_model(tmp_path / "m.mle").run([x[:n].numpy()])[0]
+        np.testing.assert_allclose(got, want[:n], rtol=0, atol=1e-5 * np.abs(want).max())
+    with pytest.raises(UnsupportedModelError, match="bicubic"):
+        mle.export_model(
+            GridSample("bicubic", "zeros", False).eval(),
+            tmp_path / "b.mle",
+            example_inputs=(x[:1], torch.zeros(1, 2, 2, 2)),
+        )
+
+
 def test_a_random_activation_is_refused(tmp_path: Path) -> None:
     class Noisy(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:

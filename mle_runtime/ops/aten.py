@@ -1069,6 +1069,59 @@ def upsample_bilinear2d(
     return x
 
 
+@register_op("aten.grid_sampler_2d")
+def grid_sampler_2d(
+    x: jax.Array, grid: jax.Array, *, interpolation_mode: int, padding_mode: int, align_corners: bool
+) -> jax.Array:
+    """F.grid_sample of (N, C, H, W) at the (N, Ho, Wo, 2) grid's (x, y) points in [-1, 1]: "bilinear"
+    (mode 0) or "nearest" (1, halves to even) with "zeros" (0: points outside read 0), "border" (1) or
+    "reflection" (2) padding, as PyTorch's kernel computes it (the converter refuses "bicubic")."""
+    n, c, h, w = x.shape
+    ix = _grid_source(grid[..., 0], w, padding_mode, align_corners)
+    iy = _grid_source(grid[..., 1], h, padding_mode, align_corners)
+    flat = x.reshape(n, c, h * w)
+
+    def corner(cy: jax.Array, cx: jax.Array) -> jax.Array:  # (zero outside the image)
+        inside = (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
+        at = (jnp.clip(cy, 0, h - 1) * w + jnp.clip(cx, 0, w - 1)).astype(jnp.int32).reshape(n, 1, -1)
+        values = jnp.take_along_axis(flat, at, axis=2).reshape(n, c, *cx.shape[1:])
+        return jnp.where(inside[:, None], values, jnp.zeros((), x.dtype))
+
+    if interpolation_mode == 1:
+        return corner(jnp.round(iy), jnp.round(ix))
+    west, north = jnp.floor(ix), jnp.floor(iy)
+    east, south = west + 1, north + 1
+    weights = (
+        (east - ix) * (south - iy),
+        (ix - west) * (south - iy),
+        (east - ix) * (iy - north),
+        (ix - west) * (iy - north),
+    )
+    points = ((north, west), (north, east), (south, west), (south, east))
+    total = jnp.zeros((n, c, *ix.shape[1:]), x.dtype)
+    for (cy, cx), weight in zip(points, weights, strict=True):
+        total = total + corner(cy, cx) * weight[:, None]
+    return total
+
+
+def _grid_source(coordinate: jax.Array, size: int, padding_mode: int, align_corners: bool) -> jax.Array:
+    """A grid coordinate in [-1, 1] as a source position on an axis of ``size`` (PyTorch's
+    grid_sampler_compute_source_index): padded by clipping (border) or by reflecting (reflection)."""
+    source = (coordinate + 1) / 2 * (size - 1) if align_corners else ((coordinate + 1) * size - 1) / 2
+    if padding_mode == 2:  # reflected within [0, size - 1] (corners) or [-0.5, size - 0.5] (pixel edges)
+        low, high = (0.0, 2.0 * (size - 1)) if align_corners else (-1.0, 2.0 * size - 1)
+        if low == high:
+            source = jnp.zeros_like(source)
+        else:
+            least, span = low / 2, (high - low) / 2
+            distance = jnp.abs(source - least)
+            extra, flips = jnp.fmod(distance, span), jnp.floor(distance / span)
+            source = jnp.where(jnp.fmod(flips, 2) == 0, extra + least, span - extra + least)
+    if padding_mode in (1, 2):
+        source = jnp.clip(source, 0, size - 1)
+    return source
+
+
 @register_op("aten._adaptive_avg_pool2d")
 @register_op("aten._adaptive_avg_pool3d")
 def adaptive_avg_pool(x: jax.Array, *, output_size: list[int]) -> jax.Array:
