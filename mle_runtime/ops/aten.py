@@ -1081,7 +1081,8 @@ def grid_sampler_2d(
     iy = _grid_source(grid[..., 1], h, padding_mode, align_corners)
     flat = x.reshape(n, c, h * w)
 
-    def corner(cy: jax.Array, cx: jax.Array) -> jax.Array:  # (zero outside the image)
+    def corner(cy: jax.Array, cx: jax.Array) -> jax.Array:  # (zero outside the image; a NaN weight still
+        # makes the point NaN, as in PyTorch's kernel, which multiplies the zero by it)
         inside = (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
         at = (jnp.clip(cy, 0, h - 1) * w + jnp.clip(cx, 0, w - 1)).astype(jnp.int32).reshape(n, 1, -1)
         values = jnp.take_along_axis(flat, at, axis=2).reshape(n, c, *cx.shape[1:])
