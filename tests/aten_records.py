@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy.special
 import torch
 from torch.nn import functional as F
 
@@ -264,6 +265,16 @@ def records() -> dict[str, tuple]:
         table[f"aten.{name}"] = _entry(getattr(a, name).default, (X2 * 3,))
     for name in ("lgamma", "digamma"):  # (at the poles too: 0, -0, a negative integer)
         table[f"aten.{name}"] = _entry(getattr(a, name).default, (np.concatenate([X2.ravel() * 3, [0.0, -0.0, -2.0]]),))
+    table["aten.special_erfcx"] = _entry(a.special_erfcx.default, (np.concatenate([X2.ravel() * 4, [30.0, -9.0]]),))
+    # Against scipy: PyTorch's own float64 trigamma is ~4e-10 off (its series; mpmath agrees with scipy and
+    # the runtime). Away from the poles, where PyTorch gives large finite numbers, the runtime infinities.
+    for order in (1, 2, 3):
+        variant = "" if order == 1 else f" (n {order})"
+        table[f"aten.polygamma{variant}"] = (
+            (X2 * 3 + 0.5,),
+            lambda x, order=order: scipy.special.polygamma(order, x),
+            {"n": order},
+        )
     table["aten.special_ndtri"] = _entry(a.special_ndtri.default, (1 / (1 + np.exp(-X2 * 3)),))
     table["aten.embedding_renorm"] = (
         (X2 * 3, np.array([[3.0, 0.0], [3.0, 1.0]])),

@@ -393,6 +393,7 @@ for _name, _fn in {
     "special_i1": jax.scipy.special.i1,
     "special_i1e": jax.scipy.special.i1e,
     "special_ndtri": jax.scipy.special.ndtri,
+    "special_erfcx": jax.scipy.special.erfcx,  # exp(x ** 2) * erfc(x), without its overflow
 }.items():
     _unary(f"aten.{_name}", _fn, f"PyTorch's elementwise {_name}.")
 
@@ -401,6 +402,13 @@ for _name, _fn in {
 def digamma(x: jax.Array) -> jax.Array:
     """The digamma function; at 0 an infinity of the sign of -1/x, as PyTorch (JAX's: NaN)."""
     return jnp.where(x == 0, jnp.copysign(jnp.inf, -x).astype(x.dtype), jax.scipy.special.digamma(x))
+
+
+@register_op("aten.polygamma")
+def polygamma(x: jax.Array, *, n: int) -> jax.Array:
+    """The n-th derivative of the digamma function (n = 0: digamma itself). At a pole (0, a negative
+    integer) an infinity, where PyTorch's series gives a large finite number."""
+    return digamma(x) if n == 0 else jax.scipy.special.polygamma(n, x)
 
 
 @register_op("aten.rrelu_with_noise_functional")
