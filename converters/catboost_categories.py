@@ -151,7 +151,7 @@ def _table(data: dict[str, Any], kind: str) -> tuple[np.ndarray, np.ndarray, flo
     kept = keys != np.uint64(_EMPTY_SLOT)
     order = np.argsort(keys[kept], kind="stable")
     keys, counts = keys[kept][order], counts[kept][order]
-    if len(np.unique(keys)) != len(keys):
+    if np.any(keys[1:] == keys[:-1]):
         raise UnsupportedModelError(f"a CatBoost {kind} counter table lists a hash twice")
     return keys, counts, float(data.get("counter_denominator", 0))
 

@@ -113,7 +113,7 @@ class CatBoostCategories:
         if len(floats) <= ROW_BY_ROW:
             return self._by_row(counters, categories, floats, dtype)
         out = np.empty((self.width, len(floats)), dtype=dtype)  # (a contiguous row per column, transposed after)
-        bits: dict[tuple[Any, ...], np.ndarray] = {}  # (the binarised elements projections share)
+        bits: dict[Any, np.ndarray] = {}  # (the binarised elements projections share, and their float columns)
         projected = [self._projected(p, categories, floats, bits) for p in counters.projections]
         slots: dict[tuple[int, Any], np.ndarray] = {}  # (projection, keys) -> each combination's table entry
         for i, ctr in enumerate(counters.ctrs):
@@ -158,7 +158,7 @@ class CatBoostCategories:
         projection: Projection,
         categories: list[tuple[np.ndarray, np.ndarray]],
         floats: np.ndarray,
-        bits: dict[tuple[Any, ...], np.ndarray],
+        bits: dict[Any, np.ndarray],
     ) -> tuple[np.ndarray, np.ndarray]:
         """(each row's combination, each combination's hash): the combinations of the projection's values
         that could occur, numbered in mixed radix, when there are no more of them than rows (hashing each
@@ -170,9 +170,10 @@ class CatBoostCategories:
         for element in projection.elements:
             if element not in bits:
                 kind, a, b, *rest = element
-                if kind == "float":
-                    x = floats[:, a].astype(np.float32)
-                    bit = np.where(np.isnan(x), bool(rest[0]), x > b)
+                if kind == "float":  # (the column in float32, as CatBoost binarises it: cast once a batch)
+                    if a not in bits:
+                        bits[a] = floats[:, a].astype(np.float32)
+                    bit = np.where(np.isnan(bits[a]), bool(rest[0]), bits[a] > b)
                 else:
                     codes, hashes = categories[a]
                     bit = (hashes == b)[codes]
