@@ -197,9 +197,14 @@ def test_per_model_inputs_and_batches_past_the_largest_bucket(tmp_path) -> None:
     stacked = mle.stack(paths)
     per_model = np.stack([Xr[:40] * (1 + s) for s in range(3)]).astype(np.float32)
     _assert_equals_loop(stacked, paths, [per_model])
-    big = np.resize(Xr, (10_000, 5))
+    big = np.resize(Xr, (20_000, 5))  # past a stack's largest CPU bucket (16,384 rows): two chunks, merged
     (predictions,) = stacked.run([big])
-    assert predictions.shape == (3, 10_000)
+    assert predictions.shape == (3, 20_000)
+    assert sorted(key[2][0][0] for key in stacked._compiled) == [
+        (3, 64, 5),
+        (4096, 5),
+        (16384, 5),
+    ]  # (3 x 40 rows: the per-model call)
     for i, (model, path) in enumerate(zip(forests, paths, strict=True)):
         np.testing.assert_allclose(predictions[i], mle.load_model(path).run([big])[0], rtol=1e-6)
         scale = np.abs(yr).max()
