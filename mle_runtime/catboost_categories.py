@@ -28,16 +28,20 @@ from typing import Any
 
 import numpy as np
 
-from mle_runtime.cityhash import cityhash64
-from mle_runtime.errors import FormatError, InputError
+from mle_runtime.catboost_tables import MAGIC_INT, SeenValues, combined, slots
+from mle_runtime.errors import FormatError
+from mle_runtime.reader import aligned_empty
 
-_MAGIC_INT = 0x4906BA494954CB65
-_MAGIC = np.uint64(_MAGIC_INT)
 _MASK64 = (1 << 64) - 1
 # Batches of at most this many rows take the row-by-row path (``_by_row``). Measured, the whole input step
 # (DataFrame included) of a model of 88 counter features over 4 categorical columns: one row 0.88 ms by row,
 # 3.35 ms in arrays; 8 rows 1.45 against 1.78; 16 rows 2.06 against 1.91 (2 cores).
 ROW_BY_ROW = 12
+# Larger batches go through the array path this many rows at a time, each block's columns (a row a column)
+# transposed into the graph input, so that the step's own memory stays one block's whatever the batch.
+# Measured, 100,000 rows through the model above (whole predict_proba, medians of 8 calls): 2,048-row
+# blocks 324 ms, 8,192-row blocks 257-285 ms, one block of all the rows 261 ms.
+BLOCK_ROWS = 8192
 # CatBoost's counter types as its model applier reads their tables (the FeatureFreq and FloatTargetMeanValue
 # types of its GPU training are refused at export: no model of theirs could be tested here)
 CTR_TYPES = ("Borders", "Buckets", "Counter", "BinarizedTargetMeanValue")
@@ -113,54 +117,110 @@ class CatBoostCategories:
         except (TypeError, ValueError, KeyError, IndexError) as e:
             raise FormatError(f"metadata: bad catboost_categories ({e})") from e
 
-    def block(self, values: Mapping[int, np.ndarray], floats: np.ndarray, dtype: Any, name: str) -> np.ndarray:
-        """The extra columns for the rows of ``values`` (input column -> its raw values) and ``floats`` (the
-        input's numbers, categorical slots 0)."""
+    @functools.cached_property
+    def seen(self) -> SeenValues:
+        return SeenValues(self.counters, len(self.columns))
+
+    def beside(self, values: Mapping[int, np.ndarray], floats: np.ndarray, name: str) -> np.ndarray:
+        """``floats`` (the input's numbers, categorical slots 0) with the extra columns for the rows of
+        ``values`` (input column -> its raw values) after its own, in 64-byte-aligned memory (which XLA's
+        CPU client runs on where it lies), written a block of rows at a time."""
         counters = self.counters
-        categories = [category_codes(values[c], name, c) for c in self.columns]
-        if len(floats) <= ROW_BY_ROW:
-            return self._by_row(counters, categories, floats, dtype)
-        out = np.empty((self.width, len(floats)), dtype=dtype)  # (a contiguous row per column, transposed after)
+        codes, distinct = zip(*(category_codes(values[c]) for c in self.columns), strict=True)
+        ids, hashes, tables = self.seen.lookup(list(distinct), name, self.columns)
+        categories = list(zip(codes, hashes, strict=True))
+        n, own = floats.shape
+        out = aligned_empty((n, own + self.width), floats.dtype)
+        if n <= ROW_BY_ROW:
+            out[:, :own] = floats
+            out[:, own:] = self._by_row(counters, categories, ids, tables, floats, out.dtype)
+            return out
+        columns = np.empty((self.width, min(n, BLOCK_ROWS)), dtype=out.dtype)  # (a contiguous row a column)
+        for start in range(0, n, BLOCK_ROWS):
+            stop = min(n, start + BLOCK_ROWS)
+            rows = [(c[start:stop], h) for c, h in categories]
+            self._columns(counters, rows, ids, tables, floats[start:stop], columns[:, : stop - start])
+            out[start:stop, :own] = floats[start:stop]
+            out[start:stop, own:] = columns[:, : stop - start].T
+        return out
+
+    def _columns(
+        self,
+        counters: Counters,
+        categories: list[tuple[np.ndarray, np.ndarray]],
+        ids: list[np.ndarray],
+        tables: dict[int, np.ndarray] | None,
+        floats: np.ndarray,
+        out: np.ndarray,
+    ) -> None:
+        """``block``'s columns for a block of rows, in numpy arrays: ``out`` is (width, rows)."""
         bits: dict[Any, Any] = {}  # (the binarised elements projections share, and their float columns)
+        seen_ids: dict[int, np.ndarray] = {}  # (each row's seen-value id, by feature)
         # projection by projection, its counters at once: one projection's row combinations alive at a time
-        for projection, ctrs in zip(counters.projections, counters.ctrs_of, strict=True):
+        for p, (projection, ctrs) in enumerate(zip(counters.projections, counters.ctrs_of, strict=True)):
             if not ctrs:
                 continue
-            combination, hashes = self._projected(projection, categories, floats, bits)
-            slots: dict[tuple[int, int], np.ndarray] = {}  # (a table's keys) -> each combination's entry
+            if tables is not None and p in tables:  # (over one feature: its seen values' table, SeenValues)
+                feature = projection.categorical[0]
+                if feature not in seen_ids:
+                    seen_ids[feature] = ids[feature][categories[feature][0]]
+                index = seen_ids[feature]
+                for element in projection.elements:
+                    index = index * 2 + _bit(element, categories, floats, bits)
+                for j, i in enumerate(ctrs):
+                    _gathered(tables[p][j], index, out[i])
+                continue
+            combination, combination_hashes = self._projected(projection, categories, floats, bits)
+            found: dict[tuple[int, int], np.ndarray] = {}  # (a table's keys) -> each combination's entry
             for i in ctrs:
                 ctr = counters.ctrs[i]
                 table = counters.tables[ctr.table]
-                if table.place not in slots:
-                    slots[table.place] = _slots(table.keys, hashes)
-                entries = ctr.values[slots[table.place]].astype(out.dtype, copy=False)  # (float32 values)
-                np.take(entries, combination, out=out[i])
+                if table.place not in found:
+                    found[table.place] = slots(table.keys, combination_hashes)
+                _gathered(ctr.values[found[table.place]], combination, out[i])
         for j, (feature, value) in enumerate(counters.one_hot):
-            codes, hashes = categories[feature]
-            out[len(counters.ctrs) + j] = (hashes == value)[codes]
-        return out.T
+            rows, distinct_hashes = categories[feature]
+            out[len(counters.ctrs) + j] = (distinct_hashes == value)[rows]
 
     def _by_row(
-        self, counters: Counters, categories: list[tuple[np.ndarray, np.ndarray]], floats: np.ndarray, dtype: Any
+        self,
+        counters: Counters,
+        categories: list[tuple[np.ndarray, np.ndarray]],
+        ids: list[np.ndarray],
+        tables: dict[int, np.ndarray] | None,
+        floats: np.ndarray,
+        dtype: Any,
     ) -> np.ndarray:
-        """``block`` in Python integers, row by row, each table's hashes looked up in a dict: for a few rows
-        the array path's numpy calls cost more than the work (see ROW_BY_ROW)."""
+        """``block`` in Python integers, row by row: a projection over one feature read from its seen
+        values' table, any other's hash looked up in a dict: for a few rows the array path's numpy calls
+        cost more than the work (see ROW_BY_ROW)."""
         hashes = [h.astype(np.int64).view(np.uint64)[codes].tolist() for codes, h in categories]  # (sign-extended)
         raw = [h[codes].tolist() for codes, h in categories]
+        seen_ids = [i[codes].tolist() for (codes, _), i in zip(categories, ids, strict=True)]
         out = np.empty((len(floats), self.width), dtype=dtype)
         for r, row in enumerate(floats.astype(np.float32)):
-            combined_hashes = []
-            for projection in counters.projections:
+            for p, (projection, ctrs) in enumerate(zip(counters.projections, counters.ctrs_of, strict=True)):
+                if not ctrs:
+                    continue
+                bits = [
+                    (bool(rest[0]) if row[a] != row[a] else row[a] > b) if kind == "float" else raw[a][r] == b
+                    for kind, a, b, *rest in projection.elements
+                ]
+                if tables is not None and p in tables:
+                    index = seen_ids[projection.categorical[0]][r]
+                    for bit in bits:
+                        index = index * 2 + int(bit)
+                    for j, i in enumerate(ctrs):
+                        out[r, i] = tables[p][j, index]
+                    continue
                 h = 0
                 for feature in projection.categorical:
-                    h = (_MAGIC_INT * ((h + _MAGIC_INT * hashes[feature][r]) & _MASK64)) & _MASK64
-                for kind, a, b, *rest in projection.elements:
-                    bit = (bool(rest[0]) if row[a] != row[a] else row[a] > b) if kind == "float" else raw[a][r] == b
-                    h = (_MAGIC_INT * ((h + _MAGIC_INT * int(bit)) & _MASK64)) & _MASK64
-                combined_hashes.append(h)
-            for i, ctr in enumerate(counters.ctrs):
-                table = counters.tables[ctr.table]
-                out[r, i] = ctr.values[table.index.get(combined_hashes[ctr.projection], len(table.keys))]
+                    h = (MAGIC_INT * ((h + MAGIC_INT * hashes[feature][r]) & _MASK64)) & _MASK64
+                for bit in bits:
+                    h = (MAGIC_INT * ((h + MAGIC_INT * int(bit)) & _MASK64)) & _MASK64
+                for i in ctrs:
+                    table = counters.tables[counters.ctrs[i].table]
+                    out[r, i] = counters.ctrs[i].values[table.index.get(h, len(table.keys))]
             for j, (feature, value) in enumerate(counters.one_hot):
                 out[r, len(counters.ctrs) + j] = raw[feature][r] == value
         return out
@@ -180,19 +240,7 @@ class CatBoostCategories:
             codes, hashes = categories[feature]
             parts.append((codes, hashes.astype(np.int64).view(np.uint64)))
         for element in projection.elements:
-            if element not in bits:
-                kind, a, b, *rest = element
-                if kind == "float":  # (the column in float32, as CatBoost binarises it: cast once a batch)
-                    if a not in bits:
-                        column = floats[:, a].astype(np.float32)
-                        bits[a] = (column, bool(np.isnan(column).any()))
-                    column, has_nan = bits[a]
-                    bit = np.where(np.isnan(column), bool(rest[0]), column > b) if has_nan else column > b
-                else:
-                    codes, hashes = categories[a]
-                    bit = (hashes == b)[codes]
-                bits[element] = bit.view(np.uint8)  # (an index of 0 or 1, not a mask)
-            parts.append((bits[element], np.array([0, 1], dtype=np.uint64)))
+            parts.append((_bit(element, categories, floats, bits), np.array([0, 1], dtype=np.uint64)))
         sizes = [len(values) for _, values in parts]
         if math.prod(sizes) > max(len(floats), 1):
             h = np.zeros(len(floats), dtype=np.uint64)
@@ -210,17 +258,33 @@ class CatBoostCategories:
         return combination, h
 
 
-def _slots(keys: np.ndarray, hashes: np.ndarray) -> np.ndarray:
-    """Each hash's index in the sorted ``keys``, len(keys) where it is absent. The hashes are searched in
-    sorted order, each search starting where the last ended (numpy's): measured, 1,000 hashes in 50,000 keys
-    33 us sorted against 85 us as they come, 100,000 1.6 ms against 9.2 ms; the sort costs less."""
-    order = np.argsort(hashes)
-    at = np.empty(len(hashes), dtype=np.intp)
-    at[order] = np.searchsorted(keys, hashes[order])
-    absent = at == len(keys)
-    absent[~absent] = keys[at[~absent]] != hashes[~absent]
-    at[absent] = len(keys)
-    return at
+def _bit(
+    element: tuple[Any, ...], categories: list[tuple[np.ndarray, np.ndarray]], floats: np.ndarray, bits: dict[Any, Any]
+) -> np.ndarray:
+    """Each row's bit (0 or 1, uint8) for a projection's binarised ``element``, kept in ``bits`` for the
+    batch's other projections (as are the float columns, cast to float32 once)."""
+    if element not in bits:
+        kind, a, b, *rest = element
+        if kind == "float":  # (the column in float32, as CatBoost binarises it)
+            if a not in bits:
+                column = floats[:, a].astype(np.float32)
+                bits[a] = (column, bool(np.isnan(column).any()))
+            column, has_nan = bits[a]
+            bit = np.where(np.isnan(column), bool(rest[0]), column > b) if has_nan else column > b
+        else:
+            codes, hashes = categories[a]
+            bit = (hashes == b)[codes]
+        bits[element] = bit.view(np.uint8)  # (an index of 0 or 1, not a mask)
+    return bits[element]  # type: ignore[no-any-return]
+
+
+def _gathered(entries: np.ndarray, index: np.ndarray, out: np.ndarray) -> None:
+    """out = entries[index] (float32 entries; ``out`` float32 or float64). (The entries past the ones an
+    index reaches may be unwritten room of SeenValues' tables: gathered, then cast.)"""
+    if entries.dtype == out.dtype:
+        np.take(entries, index, out=out)
+    else:
+        out[...] = entries.take(index)
 
 
 def ctr_values(
@@ -246,40 +310,16 @@ def ctr_values(
     return (ctr + f32(shift)) * f32(scale)
 
 
-def combined(h: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """CatBoost's CalcHash(h, value): MAGIC * (h + MAGIC * value), wrapping in uint64."""
-    return _MAGIC * (h + _MAGIC * value)
-
-
-def category_codes(values: np.ndarray, name: str, column: int) -> tuple[np.ndarray, np.ndarray]:
-    """(each value's index among the distinct values, each distinct value's CatBoost hash (int32)): each
-    hashed once (pandas' factorize when pandas is loaded, as it is for a DataFrame input)."""
+def category_codes(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+    """(each value's index among the distinct values, the distinct values): pandas' factorize when pandas
+    is loaded, as it is for a DataFrame input."""
     pd = sys.modules.get("pandas")
     if pd is not None:
         index, distinct = pd.factorize(values, use_na_sentinel=False)
-    else:  # (a dict, not np.unique: objects of mixed types do not sort)
-        seen: dict[Any, int] = {}
-        index = np.fromiter((seen.setdefault(v, len(seen)) for v in values), dtype=np.int64, count=len(values))
-        distinct = list(seen)
-    hashed = np.fromiter((_hash(v, name, column) for v in distinct), dtype=np.int64, count=len(distinct))
-    return np.asarray(index, dtype=np.intp).reshape(-1), hashed.astype(np.int32)
-
-
-def _hash(value: Any, name: str, column: int) -> int:
-    if isinstance(value, str):
-        data = value.encode("utf-8")
-    elif isinstance(value, bytes):
-        data = value
-    elif isinstance(value, (bool, np.bool_)):
-        data = b"1" if value else b"0"
-    elif isinstance(value, (int, np.integer)):
-        data = str(int(value)).encode("ascii")
-    else:  # (CatBoost refuses these too: a float, NaN, None)
-        raise InputError(
-            f"input {name!r}: column {column} is a categorical feature and takes strings or integers, got {value!r}"
-        )
-    h = cityhash64(data) & 0xFFFFFFFF
-    return h - (1 << 32) if h >= 1 << 31 else h
+        return np.asarray(index, dtype=np.intp).reshape(-1), list(distinct.tolist())
+    seen: dict[Any, int] = {}  # (a dict, not np.unique: objects of mixed types do not sort)
+    index = np.fromiter((seen.setdefault(v, len(seen)) for v in values), dtype=np.intp, count=len(values))
+    return index, list(seen)
 
 
 def decode_catboost_categories(

@@ -74,9 +74,9 @@ def encode_strings(arr: Any, name: str, strings: Mapping[int, Lookup], dtype: An
     if not frame and arr.ndim != 2:
         return arr
     out = np.empty(arr.shape, dtype=dtype)
+    step = None
     documents = {}
     categories: dict[int, np.ndarray] = {}
-    step = None
     for column in range(arr.shape[1]):
         # a DataFrame's columns are taken one by one: its numeric columns convert without boxing
         values = arr.iloc[:, column] if frame else arr[:, column]
@@ -103,7 +103,7 @@ def encode_strings(arr: Any, name: str, strings: Mapping[int, Lookup], dtype: An
     if documents:
         out = _beside(out, text_block(documents, text_columns(strings), dtype, name))
     if step is not None:
-        out = _beside(out, step.block(categories, out, dtype, name))
+        out = step.beside(categories, out, name)
     return out
 
 

@@ -25,7 +25,7 @@ from mle_runtime.cache import (
     deserialize_compiled,
     serialize_compiled,
 )
-from mle_runtime.catboost_categories import decode_catboost_categories
+from mle_runtime.catboost_categories import CatBoostCategories, decode_catboost_categories
 from mle_runtime.devices import inline_cpu_device, resolve_device, resolve_devices
 from mle_runtime.errors import FormatError, InputError
 from mle_runtime.graph import Graph, structure_hash
@@ -224,6 +224,9 @@ class MLERuntime:
         self._by_name = mf.metadata.get("columns_by_name") is True
         self._strings = strings
         self._text_block_rows = TEXT_BLOCK_ROWS if any(isinstance(s, TextColumn) for s in strings.values()) else None
+        # the graph input's columns the caller gave (those after them, a host step's, are finite by making)
+        widened = [s.input_width for s in strings.values() if isinstance(s, (TextColumn, CatBoostCategories))]
+        self._given_width = widened[0] if widened else None
         self._one_dimensional = bool(mf.metadata.get("one_dimensional_input"))
         self._multilabel = mf.metadata.get("multilabel") is True
         # Present for frameworks that refuse non-finite inputs (scikit-learn); absent means no check.
@@ -450,7 +453,8 @@ class MLERuntime:
             # After the dispatch, so that it overlaps the executable where dispatch is asynchronous: host
             # work between two XLA calls let its thread pool fall asleep, which cost more than the check.
             for a, spec in zip(arrays, self._graph.inputs, strict=True):
-                check_finite(a, spec.name, self._allow_nan)
+                given = a if self._given_width is None or a.ndim != 2 else a[:, : self._given_width]
+                check_finite(given, spec.name, self._allow_nan)
         return list(outs)
 
     def run(self, inputs: Any) -> list[np.ndarray]:

@@ -10,6 +10,7 @@ import json
 import random
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from sklearn.preprocessing import FunctionTransformer
 from trees_support import our_leaves
 
 import mle_runtime as mle
-from mle_runtime import catboost_categories
+from mle_runtime import catboost_categories, catboost_tables
 from mle_runtime.catboost_categories import decode_catboost_categories
 from mle_runtime.cityhash import cityhash64
 from mle_runtime.errors import FormatError, InputError, UnsupportedModelError
@@ -165,6 +166,62 @@ def test_row_by_row_and_array_paths_agree(case: str, tmp_path_factory: pytest.Te
 
 
 @pytest.mark.parametrize("case", ["every-ctr", "multiclass-nan-max"])
+def test_seen_values_blocks_of_rows_and_hashing_agree(
+    case: str, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counters over one feature are read from the tables of values seen before (SeenValues); batches whose
+    values do not fit there are hashed and searched for; large batches go in blocks of rows; a full cache
+    starts over: the same columns every way."""
+    _, test = fitted(case)
+    path = exported(case, tmp_path_factory.getbasetemp())
+
+    def fresh() -> tuple[Any, Any]:
+        runtime = mle.load_model(path, precision="float64")
+        step = next(s for s in runtime._strings.values() if isinstance(s, catboost_categories.CatBoostCategories))
+        return runtime, step.seen
+
+    runtime, seen = fresh()
+    expected = runtime._prepare([test])[0]
+    assert seen._entries > 0
+    monkeypatch.setattr(catboost_categories, "BLOCK_ROWS", 64)
+    np.testing.assert_array_equal(fresh()[0]._prepare([test])[0], expected)
+    first, second = test.iloc[:200], test.iloc[200:]
+    sizes = []
+    for part in (first, second):
+        runtime, seen = fresh()
+        runtime._prepare([part])
+        sizes.append(seen._entries)
+    assert sizes[0] <= sizes[1] < seen._entries + sizes[0]
+    monkeypatch.setattr(catboost_tables, "MAX_ENTRIES", sizes[1])  # room for the second half's values alone
+    runtime, seen = fresh()
+    np.testing.assert_array_equal(runtime._prepare([first])[0], expected[:200])
+    np.testing.assert_array_equal(runtime._prepare([second])[0], expected[200:])  # (after starting over)
+    assert seen._entries == sizes[1]
+    np.testing.assert_array_equal(runtime._prepare([test])[0], expected)  # (too many values: hashed)
+    monkeypatch.setattr(catboost_tables, "MAX_ENTRIES", 0)  # (nothing kept: every batch hashed)
+    runtime, seen = fresh()
+    np.testing.assert_array_equal(runtime._prepare([test])[0], expected)
+    by_rows = np.vstack([runtime._prepare([test.iloc[i : i + 5]])[0] for i in range(0, len(test), 5)])
+    np.testing.assert_array_equal(by_rows, expected)
+    assert seen._entries == 0
+
+
+def test_threads_share_the_seen_values(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Threads predicting on one runtime, each adding values the others have not seen: each gets the
+    answers a runtime of its own gives."""
+    _, test = fitted("every-ctr")
+    path = exported("every-ctr", tmp_path_factory.getbasetemp())
+    parts = [test.iloc[i::4] for i in range(4)]
+    want = [mle.load_model(path).predict_proba(part) for part in parts]
+    shared = mle.load_model(path)
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda part: [shared.predict_proba(part) for _ in range(5)], parts))
+    for ours, theirs in zip(got, want, strict=True):
+        for answer in ours:
+            np.testing.assert_array_equal(answer, theirs)
+
+
+@pytest.mark.parametrize("case", ["every-ctr", "multiclass-nan-max"])
 def test_every_counter_kind_and_element_is_exercised(case: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     """(So that the cases above cover them: combinations with float borders, NaN above them in the second,
     and one-hot tests.)"""
@@ -203,6 +260,10 @@ def test_input_forms_catboost_takes(tmp_path: Path) -> None:
         assert_close(runtime.predict_proba(X), want, 1e-12, what)
     integers = given.assign(a=np.round(given.a * 3)).to_numpy(dtype=np.int64)
     assert_close(runtime.predict_proba(integers), model.predict_proba(integers), 1e-12, "an integer array")
+    floating = given.astype({"b": object})  # a float equal to an integer seen before is still refused
+    floating.iloc[0, 1] = float(given.b[0])
+    with pytest.raises(InputError, match="column 1 is a categorical feature"):
+        runtime.predict(floating)
 
 
 def test_inputs_catboost_refuses_are_refused(tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -212,6 +273,11 @@ def test_inputs_catboost_refuses_are_refused(tmp_path_factory: pytest.TempPathFa
         X = test.iloc[:5].astype({"colour": object})
         X.iloc[2, 1] = bad
         with pytest.raises(InputError, match="column 1 is a categorical feature"):
+            runtime.predict(X)
+    for rows in (5, 100):  # (an infinity among the input's own columns, row by row and in arrays)
+        X = test.iloc[:rows].copy()
+        X.iloc[rows - 1, 2] = np.inf
+        with pytest.raises(InputError, match="contains infinity"):
             runtime.predict(X)
     with pytest.raises(InputError, match="expected 6 features"):
         runtime.predict(test.iloc[:5, :5])
