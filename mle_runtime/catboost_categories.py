@@ -8,6 +8,8 @@ projection's 64-bit hash (``combined``, CatBoost's multiply-add in uint64) finds
 of the model's counter tables (absent: an unseen combination, counted 0), and its counts give
 ``((good + prior_num) / (total + prior_denom) + shift) * scale`` in float32. The trees then test that value
 against float32 borders like any float feature. A one-hot feature tests the value's hash for equality.
+A runtime keeps the values it has seen, and the counters over one categorical feature for each of them
+(``catboost_tables.SeenValues``), so that known values are neither hashed nor looked up again.
 
 The results reach the graph in extra columns of its input, after the model's ``input_width`` columns (a
 categorical column's own slot holds 0): one per counter feature, then one per one-hot test (1 or 0). The

@@ -19,8 +19,10 @@ MAGIC_INT = 0x4906BA494954CB65
 _MAGIC = np.uint64(MAGIC_INT)
 
 # SeenValues keeps at most this many counter values (float32: 32 MB; twice that while an array grows),
-# counting one more for each value's own id and hash; past it, it starts over.
+# counting VALUE_ENTRIES more for each value itself (its dict entry, the value, its hash: ~128 bytes);
+# past it, it starts over.
 MAX_ENTRIES = 1 << 23
+VALUE_ENTRIES = 32
 
 # The types a categorical value may have (CatBoost refuses the others: a float, NaN, None)
 _CATEGORY_TYPES = (str, bytes, bool, np.bool_, int, np.integer)
@@ -88,7 +90,7 @@ class SeenValues:
             if len(projection.categorical) == 1 and counters.ctrs_of[p]:
                 self.single[projection.categorical[0]].append(p)
         self._cost = [
-            1 + sum(len(counters.ctrs_of[p]) << len(counters.projections[p].elements) for p in single)
+            VALUE_ENTRIES + sum(len(counters.ctrs_of[p]) << len(counters.projections[p].elements) for p in single)
             for single in self.single
         ]
         self._reset()
