@@ -327,10 +327,16 @@ def _data_inputs(layer: Any, node: Any) -> list[Any]:
 
 
 def _layer(
-    b: GraphBuilder, layer: Any, args: list[str], node: Any, missing: set[str], masks: list[str | None]
+    b: GraphBuilder,
+    layer: Any,
+    args: list[str],
+    node: Any,
+    missing: set[str],
+    masks: list[str | None],
+    config: dict[str, Any] | None = None,
 ) -> list[str]:
     """The nodes computing one call of ``layer`` on ``args`` (``masks``: the mask each carries, if any);
-    its output tensors."""
+    its output tensors. (``config``: the layer's, where not its own ``get_config()``.)"""
     kind = type(layer).__name__
     custom = _custom_classes(layer)
     if custom:
@@ -341,9 +347,11 @@ def _layer(
         return [args[0]] * max(1, len(node.output_tensors))
     if any(masks) and _reads_mask(layer) and kind not in _MASK_READERS:
         missing.add(f"{kind} given a masked input")
-    config = layer.get_config()
+    config = layer.get_config() if config is None else config
+    if kind in _IDENTITY:
+        return [args[0]]
     if config.get("data_format", "channels_last") != "channels_last":
-        raise UnsupportedModelError(f"{layer.name} ({kind}): only data_format='channels_last' is supported")
+        return _channels_first(b, layer, kind, config, args, node, missing, masks)
     absent = np.zeros((0,), np.float32)
 
     def const(hint: str, value: np.ndarray | None) -> str:
@@ -354,8 +362,6 @@ def _layer(
             f"{layer.name}: a layer quantized by Keras ({layer.quantization_mode}) is not supported: export the "
             "float model (mle's own quantize= option stores its weights smaller)"
         )
-    if kind in _IDENTITY:
-        return [args[0]]
     if kind == "RandomCrop" and [config["height"], config["width"]] == list(node.input_tensors[0].shape[-3:-1]):
         return [args[0]]
     if kind == "SpectralNormalization":  # (at inference the wrapped layer as it is, its kernel last normalized)
@@ -593,6 +599,49 @@ def _layer(
         kind = f"{kind}({type(getattr(layer, 'forward_layer', None) or layer.layer).__name__})"
     missing.add(kind)
     return [args[0]] * max(1, len(node.output_tensors))
+
+
+# The layers of channels-first data converted as the same layer of channels-last data between transposes
+_CHANNELS_FIRST = (
+    "Conv",
+    "DepthwiseConv",
+    "SeparableConv",
+    "MaxPooling",
+    "AveragePooling",
+    "GlobalMaxPooling",
+    "GlobalAveragePooling",
+    "Flatten",
+    "ZeroPadding",
+    "Cropping",
+    "UpSampling",
+    "Resizing",
+)
+
+
+def _channels_first(
+    b: GraphBuilder,
+    layer: Any,
+    kind: str,
+    config: dict[str, Any],
+    args: list[str],
+    node: Any,
+    missing: set[str],
+    masks: list[str | None],
+) -> list[str]:
+    """A layer of channels-first data, (batch, channels, *spatial), as the same layer of channels-last data:
+    its input's channels moved last, and an output of spatial axes moved back (Keras's own Flatten moves
+    them so too; a kernel's layout is the same either way)."""
+    spatial = kind.startswith(_CHANNELS_FIRST) and not kind.startswith("ConvLSTM")  # (its time axis comes first)
+    if config.get("data_format") != "channels_first" or not spatial:
+        raise UnsupportedModelError(f"{layer.name} ({kind}) with data_format={config.get('data_format')!r}")
+    rank = len(node.input_tensors[0].shape)
+    moved = b.op("keras.Permute", args[0], dims=[*range(2, rank), 1]) if rank > 2 else args[0]
+    outputs = _layer(b, layer, [moved], node, missing, masks, {**config, "data_format": "channels_last"})
+    back = []
+    for y, tensor in zip(outputs, node.output_tensors, strict=True):
+        out_rank = len(tensor.shape)
+        back.append(b.op("keras.Permute", y, dims=[out_rank - 1, *range(1, out_rank - 1)]) if out_rank > 2 else y)
+    return back
 
 
 def _reads_mask(layer: Any) -> bool:

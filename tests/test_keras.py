@@ -71,6 +71,36 @@ def conv_functional() -> keras.Model:
     return keras.Model([image, side], [probs, value])
 
 
+def channels_first() -> keras.Model:
+    """Every layer of spatial data with data_format="channels_first": (batch, channels, *spatial) inputs."""
+    first = {"data_format": "channels_first"}
+    image = keras.Input((3, 16, 14), name="image")
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", **first)(image)
+    x = layers.BatchNormalization(axis=1)(x)
+    x = layers.RandomFlip(**first)(x)
+    x = layers.MaxPooling2D(2, **first)(x)
+    x = layers.DepthwiseConv2D(3, padding="same", **first)(x)
+    x = layers.UpSampling2D(2, interpolation="bilinear", **first)(x)
+    x = layers.ZeroPadding2D(((1, 0), (2, 1)), **first)(x)
+    x = layers.Cropping2D(((0, 1), (1, 0)), **first)(x)
+    x = layers.Conv2DTranspose(6, 3, strides=2, **first)(x)
+    x = layers.SeparableConv2D(6, 3, strides=2, **first)(x)
+    x = layers.Resizing(10, 9, **first)(x)
+    x = layers.AveragePooling2D(2, strides=1, padding="same", **first)(x)
+    kept = layers.GlobalMaxPooling2D(keepdims=True, **first)(x)
+    pooled = layers.GlobalAveragePooling2D(**first)(x)
+    flat = layers.Flatten(**first)(x)
+    series = keras.Input((4, 12), name="series")
+    s = layers.Conv1D(5, 3, padding="causal", **first)(series)
+    s = layers.MaxPooling1D(2, **first)(s)
+    s = layers.GlobalAveragePooling1D(**first)(s)
+    volume = keras.Input((2, 6, 6, 4), name="volume")
+    v = layers.Conv3D(3, 3, **first)(volume)
+    v = layers.GlobalMaxPooling3D(**first)(v)
+    z = layers.Concatenate()([flat, pooled, s, v])
+    return keras.Model([image, series, volume], [layers.Dense(3, name="out")(z), kept])
+
+
 def sequence_model() -> keras.Model:
     tokens = keras.Input((10,), name="tokens")
     x = layers.Embedding(30, 16)(tokens)
@@ -296,6 +326,7 @@ def _floats(*shape: int) -> Callable[[int], np.ndarray]:
 MODELS: dict[str, tuple[Callable[[], keras.Model], Callable[[int], list[np.ndarray]]]] = {
     "dense-sequential": (dense_sequential, lambda n: [_floats(12)(n)]),
     "conv-two-inputs-two-outputs": (conv_functional, lambda n: [_floats(16, 14, 3)(n), _floats(5)(n)]),
+    "channels-first": (channels_first, lambda n: [_floats(3, 16, 14)(n), _floats(4, 12)(n), _floats(2, 6, 6, 4)(n)]),
     "embedding-attention-lstm-gru": (
         sequence_model,
         lambda n: [np.random.default_rng(n).integers(0, 30, (n, 10)).astype(np.float32)],
@@ -390,6 +421,13 @@ def test_layers_across_the_batch_are_refused(layer: Any, tmp_path: Path) -> None
     y = layer([x, x]) if isinstance(layer, layers.Concatenate) else layer(x)
     with pytest.raises(UnsupportedModelError, match="depends on the other rows of the batch"):
         mle.export_model(keras.Model(x, y), tmp_path / "m.mle")
+
+
+def test_a_channels_first_conv_lstm_is_refused(tmp_path: Path) -> None:
+    frames = keras.Input((3, 2, 5, 5))  # (time, channels, height, width)
+    y = layers.ConvLSTM2D(2, 3, data_format="channels_first")(frames)
+    with pytest.raises(UnsupportedModelError, match="ConvLSTM2D\\) with data_format='channels_first'"):
+        mle.export_model(keras.Model(frames, y), tmp_path / "m.mle")
 
 
 def test_a_layer_given_more_tensors_than_it_reads_is_refused(tmp_path: Path) -> None:
