@@ -535,11 +535,11 @@ def _layer(
     if kind == "Masking":
         return [b.op("keras.Masking", args[0], mask_value=_mask_value(layer))]
     if kind in ("LSTM", "GRU", "SimpleRNN"):
-        output = _recurrent(b, layer, kind, config, args[0], const, masks[0], initial=args[1:])
-        return [output, *_final_states(b, kind, config, output)]
+        output, c = _recurrent(b, layer, kind, config, args[0], const, masks[0], initial=args[1:])
+        return [output, *_final_states(b, config, output, c)]
     if kind == "RNN":
-        output = _generic_rnn(b, layer, config, args[0], const, masks[0], missing)
-        return [output, *_final_states(b, type(layer.cell).__name__.removesuffix("Cell"), config, output)]
+        output, c = _generic_rnn(b, layer, config, args[0], const, masks[0], missing)
+        return [output, *_final_states(b, config, output, c)]
     if kind in ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"):
         if config.get("return_state") or config.get("stateful") or config.get("unroll"):
             raise UnsupportedModelError(f"{layer.name}: {kind} with return_state, stateful or unroll is not supported")
@@ -749,11 +749,11 @@ def _bidirectional(b: GraphBuilder, layer: Any, x: str, mask: str | None, missin
 
         kind, config = type(inner).__name__, inner.get_config()
         if kind == "RNN":
-            outputs.append(_generic_rnn(b, inner, config, x, const, mask, missing))
-            kind = type(inner.cell).__name__.removesuffix("Cell")
+            output, c = _generic_rnn(b, inner, config, x, const, mask, missing)
         else:
-            outputs.append(_recurrent(b, inner, kind, config, x, const, mask))
-        states += _final_states(b, kind, config, outputs[-1])
+            output, c = _recurrent(b, inner, kind, config, x, const, mask)
+        outputs.append(output)
+        states += _final_states(b, config, output, c)
     forward, backward = outputs
     if layer.return_sequences:
         backward = b.op("keras.Reverse", backward, axis=1)
@@ -776,9 +776,11 @@ def _recurrent(
     mask: str | None = None,
     cell: Any = None,
     initial: Sequence[str] = (),
-) -> str:
+) -> tuple[str, str | None]:
     """A recurrent layer (LSTM, GRU, SimpleRNN, or ``cell`` of a generic RNN layer) over the sequence x,
-    from the ``initial`` states it was called with (LSTM: h and c; else h), or zeros."""
+    from the ``initial`` states it was called with (LSTM: h and c; else h), or zeros: its output, and an
+    LSTM's last c where it returns its state (from the same loop, appended to its output and sliced apart
+    again: XLA folds the slices of the concatenation away)."""
     if config.get("stateful"):  # (``unroll`` only changes how Keras loops over the steps: the same sums)
         raise UnsupportedModelError(f"{layer.name}: {kind} with stateful is not supported")
     if initial and len(initial) != (2 if kind == "LSTM" else 1):
@@ -800,28 +802,33 @@ def _recurrent(
     if mask is not None:  # (Bidirectional sets zero_output_for_mask on its layers when they return sequences)
         tensors.append(mask)
         attrs["zero_output_for_mask"] = bool(getattr(layer, "zero_output_for_mask", False))
-    return b.op(f"keras.{kind}", x, *tensors, **attrs)
+    if kind != "LSTM" or not config.get("return_state"):
+        return b.op(f"keras.{kind}", x, *tensors, **attrs), None
+    joined = b.op("keras.LSTM", x, *tensors, **attrs, append_cell_state=True)
+    every = {"slice": [None, None, None]}
+    steps = {"slice": [None, -1, None]} if attrs["return_sequences"] else {"index": 0}
+    output, c = (_get_item(b, joined, [every, at]) for at in (steps, {"index": -1}))
+    return output, c
 
 
-def _final_states(b: GraphBuilder, kind: str, config: dict[str, Any], output: str) -> list[str]:
-    """A recurrent layer's ``return_state`` outputs after its ``output``: h, and an LSTM's c. h is the last
-    output (of the steps as processed; a masked step repeats it, as it keeps the state); c is another run
-    of the same loop, on the same operands, that returns its last cell state."""
+def _get_item(b: GraphBuilder, x: str, key: list[dict[str, Any]]) -> str:
+    return b.op("keras.Operation", x, function="GetItem", arguments=[{"input": 0}], options={"key": key})
+
+
+def _final_states(b: GraphBuilder, config: dict[str, Any], output: str, c: str | None) -> list[str]:
+    """A recurrent layer's ``return_state`` outputs after its ``output``: h, and an LSTM's ``c``. h is the
+    last output (of the steps as processed; a masked step repeats it, as it keeps the state)."""
     if not config.get("return_state"):
         return []
-    last = output
-    if config["return_sequences"]:
-        key = [{"slice": [None, None, None]}, {"index": -1}]
-        last = b.op("keras.Operation", output, function="GetItem", arguments=[{"input": 0}], options={"key": key})
-    if kind != "LSTM":
-        return [last]
-    loop = next(n for n in reversed(b.nodes) if output in n.outputs)
-    return [last, b.op(loop.op, *loop.inputs, **{**loop.attrs, "return_sequences": False, "cell_state": True})]
+    last = (
+        _get_item(b, output, [{"slice": [None, None, None]}, {"index": -1}]) if config["return_sequences"] else output
+    )
+    return [last] if c is None else [last, c]
 
 
 def _generic_rnn(
     b: GraphBuilder, layer: Any, config: dict[str, Any], x: str, const: Any, mask: str | None, missing: set[str]
-) -> str:
+) -> tuple[str, str | None]:
     """keras.layers.RNN over an LSTMCell, GRUCell or SimpleRNNCell, or a stack of them (StackedRNNCells:
     each step of each cell feeds the next cell's step, the same as a stack of layers that return every
     step but the last, which returns what the RNN does; a masked step keeps every cell's state)."""
@@ -834,7 +841,7 @@ def _generic_rnn(
     kinds = [type(c).__name__.removesuffix("Cell") for c in cells]
     if any(k not in ("LSTM", "GRU", "SimpleRNN") for k in kinds):
         missing.add(f"RNN({', '.join(type(c).__name__ for c in cells)})")
-        return x
+        return x, None
     backwards = bool(config["go_backwards"]) and len(cells) > 1
     if backwards:  # (the steps, and the mask, taken in reverse once for the whole stack; outputs in that order)
         x = b.op("keras.Reverse", x, axis=1)
@@ -848,8 +855,8 @@ def _generic_rnn(
             return const(f"cell{i}.{hint}", value)
 
         # (a cell's outputs at masked steps reach the next cell only at steps it skips)
-        x = _recurrent(b, layer, kind, step, x, cell_const, mask, cell)
-    return x
+        x, c = _recurrent(b, layer, kind, step, x, cell_const, mask, cell)
+    return x, c
 
 
 def _attention(b: GraphBuilder, layer: Any, node: Any, args: list[str], const: Any, masks: list[str | None]) -> str:

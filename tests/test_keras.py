@@ -10,6 +10,7 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import jax
 import keras
 import numpy as np
 import pytest
@@ -421,6 +422,19 @@ def test_layers_across_the_batch_are_refused(layer: Any, tmp_path: Path) -> None
     y = layer([x, x]) if isinstance(layer, layers.Concatenate) else layer(x)
     with pytest.raises(UnsupportedModelError, match="depends on the other rows of the batch"):
         mle.export_model(keras.Model(x, y), tmp_path / "m.mle")
+
+
+def test_an_lstm_returning_its_state_runs_its_loop_once(tmp_path: Path) -> None:
+    """c comes from the loop that computes the output (not from a second run of it)."""
+    sequence = keras.Input((9, 3))
+    model = keras.Model(sequence, layers.LSTM(5, return_state=True, return_sequences=True)(sequence))
+    mle.export_model(model, tmp_path / "m.mle")
+    runtime = mle.load_model(tmp_path / "m.mle")
+    fn, params = runtime.as_jax()
+    X = np.random.default_rng(0).normal(size=(4, 9, 3)).astype(np.float32)
+    assert jax.jit(fn).lower(params, X).as_text().count("stablehlo.while") == 1
+    for ours, theirs in zip(runtime.run([X]), model.predict(X, verbose=0), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
 def test_a_channels_first_conv_lstm_is_refused(tmp_path: Path) -> None:

@@ -490,11 +490,13 @@ def lstm(
     go_backwards: bool = False,
     zero_output_for_mask: bool = False,
     initial_state: bool = False,
-    cell_state: bool = False,
+    append_cell_state: bool = False,
 ) -> jax.Array:
     """Keras's LSTM (gates i, f, c, o): the last output, or every step's with ``return_sequences``; with
-    ``cell_state``, c after the last step instead (``return_state``'s last). With ``initial_state`` the
-    first two operands after the weights are h and c at the start (else zeros); a mask follows."""
+    ``append_cell_state``, c after the last step follows as one more step (``return_state``'s last: the
+    output (batch, 2, units), or (batch, steps + 1, units), which the graph slices apart). With
+    ``initial_state`` the first two operands after the weights are h and c at the start (else zeros); a
+    mask follows."""
     units = recurrent_kernel.shape[0]
     projected = jnp.matmul(x, kernel, precision=HIGHEST)
 
@@ -512,7 +514,9 @@ def lstm(
     zeros = jnp.zeros((x.shape[0], units), projected.dtype)
     init, mask = _initial(states_and_mask, 2 if initial_state else 0, (zeros, zeros))
     out, (_, c) = _over_time(projected, step, init, go_backwards, return_sequences, mask, zero_output_for_mask)
-    return c if cell_state else out
+    if not append_cell_state:
+        return out
+    return jnp.concatenate([out if return_sequences else out[:, None], c[:, None]], axis=1)
 
 
 @register_op("keras.ConvLSTM")
