@@ -538,8 +538,8 @@ def _layer(
         output, c = _recurrent(b, layer, kind, config, args[0], const, masks[0], initial=args[1:])
         return [output, *_final_states(b, config, output, c)]
     if kind == "RNN":
-        output, c = _generic_rnn(b, layer, config, args[0], const, masks[0], missing)
-        return [output, *_final_states(b, config, output, c)]
+        output, states = _generic_rnn(b, layer, config, args[0], const, masks[0], missing)
+        return [output, *states]
     if kind in ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"):
         if config.get("return_state") or config.get("stateful") or config.get("unroll"):
             raise UnsupportedModelError(f"{layer.name}: {kind} with return_state, stateful or unroll is not supported")
@@ -749,11 +749,12 @@ def _bidirectional(b: GraphBuilder, layer: Any, x: str, mask: str | None, missin
 
         kind, config = type(inner).__name__, inner.get_config()
         if kind == "RNN":
-            output, c = _generic_rnn(b, inner, config, x, const, mask, missing)
+            output, final = _generic_rnn(b, inner, config, x, const, mask, missing)
         else:
             output, c = _recurrent(b, inner, kind, config, x, const, mask)
+            final = _final_states(b, config, output, c)
         outputs.append(output)
-        states += _final_states(b, config, output, c)
+        states += final
     forward, backward = outputs
     if layer.return_sequences:
         backward = b.op("keras.Reverse", backward, axis=1)
@@ -828,24 +829,22 @@ def _final_states(b: GraphBuilder, config: dict[str, Any], output: str, c: str |
 
 def _generic_rnn(
     b: GraphBuilder, layer: Any, config: dict[str, Any], x: str, const: Any, mask: str | None, missing: set[str]
-) -> tuple[str, str | None]:
+) -> tuple[str, list[str]]:
     """keras.layers.RNN over an LSTMCell, GRUCell or SimpleRNNCell, or a stack of them (StackedRNNCells:
     each step of each cell feeds the next cell's step, the same as a stack of layers that return every
-    step but the last, which returns what the RNN does; a masked step keeps every cell's state)."""
+    step but the last, which returns what the RNN does; a masked step keeps every cell's state): its
+    output, and with ``return_state`` every cell's last states in order (an LSTM's h and c, another's h)."""
     stacked = type(layer.cell).__name__ == "StackedRNNCells"
-    if config.get("return_state") and stacked:
-        raise UnsupportedModelError(
-            f"{layer.name}: keras.layers.RNN over stacked cells with return_state is not supported"
-        )
     cells = list(layer.cell.cells) if stacked else [layer.cell]
     kinds = [type(c).__name__.removesuffix("Cell") for c in cells]
     if any(k not in ("LSTM", "GRU", "SimpleRNN") for k in kinds):
         missing.add(f"RNN({', '.join(type(c).__name__ for c in cells)})")
-        return x, None
+        return x, []
     backwards = bool(config["go_backwards"]) and len(cells) > 1
     if backwards:  # (the steps, and the mask, taken in reverse once for the whole stack; outputs in that order)
         x = b.op("keras.Reverse", x, axis=1)
         mask = None if mask is None else b.op("keras.Reverse", mask, axis=1)
+    states: list[str] = []
     for i, (cell, kind) in enumerate(zip(cells, kinds, strict=True)):
         last = i == len(cells) - 1
         step = {**config, "return_sequences": config["return_sequences"] or not last}
@@ -856,7 +855,8 @@ def _generic_rnn(
 
         # (a cell's outputs at masked steps reach the next cell only at steps it skips)
         x, c = _recurrent(b, layer, kind, step, x, cell_const, mask, cell)
-    return x, c
+        states += _final_states(b, step, x, c)
+    return x, states
 
 
 def _attention(b: GraphBuilder, layer: Any, node: Any, args: list[str], const: Any, masks: list[str | None]) -> str:

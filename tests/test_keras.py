@@ -289,7 +289,11 @@ def recurrent_states() -> keras.Model:
     _, state = layers.GRU(4, return_state=True)(sequence)
     both, forward_h, _, _, backward_c = layers.Bidirectional(layers.LSTM(3, return_state=True))(sequence)
     _, cell_h, cell_c = layers.RNN(layers.LSTMCell(2), return_state=True, go_backwards=True)(sequence)
-    states = layers.Concatenate()([decoded, state, both, forward_h, backward_c, cell_h, cell_c])
+    # stacked cells: every cell's states, an LSTM's h and c, a GRU's h
+    cells = [layers.LSTMCell(3), layers.GRUCell(2), layers.LSTMCell(2)]
+    stacked = keras.tree.flatten(layers.RNN(cells, return_state=True, go_backwards=True)(sequence))
+    assert len(stacked) == 6  # (the output; h and c, h, h and c)
+    states = layers.Concatenate()([decoded, state, both, forward_h, backward_c, cell_h, cell_c, *stacked])
     return keras.Model(sequence, [states, layers.GlobalAveragePooling1D()(steps)])
 
 
