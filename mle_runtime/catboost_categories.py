@@ -92,6 +92,18 @@ class Counters:
     one_hot: tuple[tuple[int, int], ...]  # (categorical feature, hash)
 
     @functools.cached_property
+    def row_elements(self) -> tuple[tuple[tuple[bool, int, Any, bool], ...], ...]:
+        """Each projection's elements as the row-by-row path tests them: (is a float test, column or
+        feature, border as a Python float or hash, NaN's bit)."""
+        return tuple(
+            tuple(
+                (True, e[1], float(e[2]), e[3]) if e[0] == "float" else (False, e[1], e[2], False)
+                for e in projection.elements
+            )
+            for projection in self.projections
+        )
+
+    @functools.cached_property
     def ctrs_of(self) -> tuple[tuple[int, ...], ...]:
         """Each projection's counters (their indices in ``ctrs``)."""
         found: list[list[int]] = [[] for _ in self.projections]
@@ -200,31 +212,34 @@ class CatBoostCategories:
         raw = [h[codes].tolist() for codes, h in categories]
         seen_ids = [i[codes].tolist() for (codes, _), i in zip(categories, ids, strict=True)]
         out = np.empty((len(floats), self.width), dtype=dtype)
-        for r, row in enumerate(floats.astype(np.float32)):
+        # (Python floats: a float32 and its border compare as they do in float32, without numpy scalars)
+        for r, row in enumerate(floats.astype(np.float32).tolist()):
+            values = [0.0] * self.width
             for p, (projection, ctrs) in enumerate(zip(counters.projections, counters.ctrs_of, strict=True)):
                 if not ctrs:
                     continue
                 bits = [
-                    (bool(rest[0]) if row[a] != row[a] else row[a] > b) if kind == "float" else raw[a][r] == b
-                    for kind, a, b, *rest in projection.elements
+                    (nan_above if row[a] != row[a] else row[a] > b) if is_float else raw[a][r] == b
+                    for is_float, a, b, nan_above in counters.row_elements[p]
                 ]
                 if tables is not None and p in tables:
                     index = seen_ids[projection.categorical[0]][r]
                     for bit in bits:
-                        index = index * 2 + int(bit)
-                    for j, i in enumerate(ctrs):
-                        out[r, i] = tables[p][j, index]
+                        index = index * 2 + bit
+                    for i, value in zip(ctrs, tables[p][:, index].tolist(), strict=True):
+                        values[i] = value
                     continue
                 h = 0
                 for feature in projection.categorical:
                     h = (MAGIC_INT * ((h + MAGIC_INT * hashes[feature][r]) & _MASK64)) & _MASK64
                 for bit in bits:
-                    h = (MAGIC_INT * ((h + MAGIC_INT * int(bit)) & _MASK64)) & _MASK64
+                    h = (MAGIC_INT * ((h + MAGIC_INT * bit) & _MASK64)) & _MASK64
                 for i in ctrs:
                     table = counters.tables[counters.ctrs[i].table]
-                    out[r, i] = counters.ctrs[i].values[table.index.get(h, len(table.keys))]
+                    values[i] = float(counters.ctrs[i].values[table.index.get(h, len(table.keys))])
             for j, (feature, value) in enumerate(counters.one_hot):
-                out[r, len(counters.ctrs) + j] = raw[feature][r] == value
+                values[len(counters.ctrs) + j] = float(raw[feature][r] == value)
+            out[r] = values
         return out
 
     def _projected(
@@ -314,9 +329,9 @@ def ctr_values(
 
 def category_codes(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
     """(each value's index among the distinct values, the distinct values): pandas' factorize when pandas
-    is loaded, as it is for a DataFrame input."""
+    is loaded, as it is for a DataFrame input, and the values are more than a few (its call costs ~20 us)."""
     pd = sys.modules.get("pandas")
-    if pd is not None:
+    if pd is not None and len(values) > ROW_BY_ROW:
         index, distinct = pd.factorize(values, use_na_sentinel=False)
         return np.asarray(index, dtype=np.intp).reshape(-1), list(distinct.tolist())
     seen: dict[Any, int] = {}  # (a dict, not np.unique: objects of mixed types do not sort)

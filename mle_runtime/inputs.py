@@ -27,6 +27,11 @@ def _is_dataframe(x: Any) -> bool:
 
 
 def _from_dataframe(x: Any, name: str, feature_names: Sequence[str] | None) -> np.ndarray:
+    _check_columns(x, name, feature_names)
+    return np.asarray(x.to_numpy())
+
+
+def _check_columns(x: Any, name: str, feature_names: Sequence[str] | None) -> None:
     columns = [str(c) for c in x.columns]
     if feature_names is not None and columns != list(feature_names):
         missing = [c for c in feature_names if c not in columns]
@@ -37,7 +42,6 @@ def _from_dataframe(x: Any, name: str, feature_names: Sequence[str] | None) -> n
             else "same names in a different order; reorder with df[model_feature_names]"
         )
         raise InputError(f"input {name!r}: DataFrame columns do not match the model's features ({detail})")
-    return np.asarray(x.to_numpy())
 
 
 # The lookup of a column the model never reads (a ColumnTransformer drops it): any value passes, as 0.
@@ -158,7 +162,7 @@ def coerce_input(
     if not strings:
         arr = _from_dataframe(x, spec.name, feature_names) if frame else np.asarray(x)
     elif frame:
-        _from_dataframe(x.iloc[:0], spec.name, feature_names)  # the column names check alone
+        _check_columns(x, spec.name, feature_names)
         arr = encode_strings(x, spec.name, strings, dtype)
     else:
         arr = np.asarray(x)
