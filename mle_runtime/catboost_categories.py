@@ -36,9 +36,10 @@ from mle_runtime.reader import aligned_empty
 
 _MASK64 = (1 << 64) - 1
 # Batches of at most this many rows take the row-by-row path (``_by_row``). Measured, the whole input step
-# (DataFrame included) of a model of 88 counter features over 4 categorical columns: one row 0.88 ms by row,
-# 3.35 ms in arrays; 8 rows 1.45 against 1.78; 16 rows 2.06 against 1.91 (2 cores).
-ROW_BY_ROW = 12
+# (DataFrame included) of benchmarks/bench_catboost_categories.py's model (329 counter features over 4
+# categorical columns, values seen before): 0.48 ms + 0.21 ms a row by row, 1.58-1.66 ms in arrays from 1 to
+# 16 rows (2 cores).
+ROW_BY_ROW = 6
 # Larger batches go through the array path this many rows at a time, each block's columns (a row a column)
 # transposed into the graph input, so that the step's own memory stays one block's whatever the batch.
 # Measured, 100,000 rows through the model above (whole predict_proba, medians of 8 calls): 2,048-row
