@@ -37,9 +37,9 @@ from mle_runtime.reader import aligned_empty
 _MASK64 = (1 << 64) - 1
 # Batches of at most this many rows take the row-by-row path (``_by_row``). Measured, the whole input step
 # (DataFrame included) of benchmarks/bench_catboost_categories.py's model (329 counter features over 4
-# categorical columns, values seen before): 0.48 ms + 0.21 ms a row by row, 1.58-1.66 ms in arrays from 1 to
+# categorical columns, values seen before): 0.52 ms + 0.21 ms a row by row, 0.86-0.97 ms in arrays from 1 to
 # 16 rows (2 cores).
-ROW_BY_ROW = 6
+ROW_BY_ROW = 2
 # Larger batches go through the array path this many rows at a time, each block's columns (a row a column)
 # transposed into the graph input, so that the step's own memory stays one block's whatever the batch.
 # Measured, 100,000 rows through the model above (whole predict_proba, medians of 8 calls): 2,048-row
@@ -164,26 +164,17 @@ class CatBoostCategories:
         counters: Counters,
         categories: list[tuple[np.ndarray, np.ndarray]],
         ids: list[np.ndarray],
-        tables: dict[int, np.ndarray] | None,
+        tables: dict[tuple[int, int], np.ndarray] | None,
         floats: np.ndarray,
         out: np.ndarray,
     ) -> None:
         """``block``'s columns for a block of rows, in numpy arrays: ``out`` is (width, rows)."""
         bits: dict[Any, Any] = {}  # (the binarised elements projections share, and their float columns)
-        seen_ids: dict[int, np.ndarray] = {}  # (each row's seen-value id, by feature)
+        if tables is not None:  # (the projections over one feature alone, from its seen values' tables)
+            self.seen.fill(out, tables, ids, categories, floats)
         # projection by projection, its counters at once: one projection's row combinations alive at a time
         for p, (projection, ctrs) in enumerate(zip(counters.projections, counters.ctrs_of, strict=True)):
-            if not ctrs:
-                continue
-            if tables is not None and p in tables:  # (over one feature: its seen values' table, SeenValues)
-                feature = projection.categorical[0]
-                if feature not in seen_ids:
-                    seen_ids[feature] = ids[feature][categories[feature][0]]
-                index = seen_ids[feature]
-                for element in projection.elements:
-                    index = index * 2 + _bit(element, categories, floats, bits)
-                for j, i in enumerate(ctrs):
-                    _gathered(tables[p][j], index, out[i])
+            if not ctrs or (tables is not None and p in self.seen.placed):
                 continue
             combination, combination_hashes = self._projected(projection, categories, floats, bits)
             found: dict[tuple[int, int], np.ndarray] = {}  # (a table's keys) -> each combination's entry
@@ -202,7 +193,7 @@ class CatBoostCategories:
         counters: Counters,
         categories: list[tuple[np.ndarray, np.ndarray]],
         ids: list[np.ndarray],
-        tables: dict[int, np.ndarray] | None,
+        tables: dict[tuple[int, int], np.ndarray] | None,
         floats: np.ndarray,
         dtype: Any,
     ) -> np.ndarray:
@@ -212,6 +203,7 @@ class CatBoostCategories:
         hashes = [h.astype(np.int64).view(np.uint64)[codes].tolist() for codes, h in categories]  # (sign-extended)
         raw = [h[codes].tolist() for codes, h in categories]
         seen_ids = [i[codes].tolist() for (codes, _), i in zip(categories, ids, strict=True)]
+        placed = self.seen.placed
         out = np.empty((len(floats), self.width), dtype=dtype)
         # (Python floats: a float32 and its border compare as they do in float32, without numpy scalars)
         for r, row in enumerate(floats.astype(np.float32).tolist()):
@@ -223,11 +215,12 @@ class CatBoostCategories:
                     (nan_above if row[a] != row[a] else row[a] > b) if is_float else raw[a][r] == b
                     for is_float, a, b, nan_above in counters.row_elements[p]
                 ]
-                if tables is not None and p in tables:
+                if tables is not None and p in placed:
                     index = seen_ids[projection.categorical[0]][r]
                     for bit in bits:
                         index = index * 2 + bit
-                    for i, value in zip(ctrs, tables[p][:, index].tolist(), strict=True):
+                    group, first, last = placed[p]
+                    for i, value in zip(ctrs, tables[group][first:last, index].tolist(), strict=True):
                         values[i] = value
                     continue
                 h = 0

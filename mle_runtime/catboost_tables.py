@@ -5,6 +5,7 @@ counter values are looked up once rather than once a batch."""
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -69,48 +70,95 @@ def _refused(value: Any, name: str, column: int) -> InputError:
     )
 
 
+@dataclass(frozen=True, eq=False)  # (arrays: compared by identity)
+class Group:
+    """The projections over one categorical feature alone that binarise ``bits`` elements beside it: their
+    counters share one table of SeenValues, a row per counter, ``id << bits | bit number`` its column."""
+
+    feature: int
+    bits: int
+    projections: tuple[int, ...]
+    ctrs: np.ndarray  # the counters (indices into Counters.ctrs), in the table's row order
+    rows: np.ndarray  # each counter's projection: its index in ``projections``
+    elements: np.ndarray  # (projections, bits): each element's row in the bit matrix (SeenValues.bit_matrix)
+
+
 class SeenValues:
     """Each categorical feature's values seen so far (value -> id, and each id's hash) and, for every
-    projection over one categorical feature, its counters' values for every seen value and every
-    combination of the projection's bits, in a row per counter: ``table[j, id << bits | bit number]``.
+    projection over one categorical feature alone, its counters' values for every seen value and every
+    combination of the projection's bits, in the table of its ``Group``.
 
-    A batch of values seen before then costs each such counter one gather, where hashing its combinations
-    and searching the model's tables for them cost ~40 us a projection (1,000 rows, 2 cores), and no value
-    is hashed twice (CityHash in Python: ~3 us a value). Projections over several categorical features go
-    through the batch path (their combinations are too many to keep). Entries only grow, into arrays
-    that are replaced, not changed, when they fill, so a caller may read the arrays it was given while
-    other threads add values. At MAX_ENTRIES the cache starts over; a batch whose own values need more is
-    not cached (``lookup`` gives no tables)."""
+    A batch of values seen before then costs a few array operations a group (``fill``), where hashing each
+    projection's combinations and searching the model's tables for them cost ~40 us a projection (1,000
+    rows, 2 cores), and no value is hashed twice (CityHash in Python: ~3 us a value). Projections over
+    several categorical features go through the batch path (their combinations are too many to keep).
+    Entries only grow, into arrays that are replaced, not changed, when they fill, so a caller may read
+    the arrays it was given while other threads add values. At MAX_ENTRIES the cache starts over; a batch
+    whose own values need more is not cached (``lookup`` gives no tables)."""
 
     def __init__(self, counters: Counters, features: int):
         self._counters = counters
         self._lock = threading.Lock()
-        self.single: list[list[int]] = [[] for _ in range(features)]  # each feature's projections over it alone
-        for p, projection in enumerate(counters.projections):
-            if len(projection.categorical) == 1 and counters.ctrs_of[p]:
-                self.single[projection.categorical[0]].append(p)
-        self._cost = [
-            VALUE_ENTRIES + sum(len(counters.ctrs_of[p]) << len(counters.projections[p].elements) for p in single)
-            for single in self.single
-        ]
+        self._features = features
+        single = [p for p, pr in enumerate(counters.projections) if len(pr.categorical) == 1 and counters.ctrs_of[p]]
+        # the bit matrix's rows: every float test, by column, then every one-hot test, by feature
+        tests: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
+        for p in single:
+            for element in counters.projections[p].elements:
+                found = tests.setdefault((element[0], element[1]), [])
+                if element not in found:
+                    found.append(element)
+        self._row: dict[tuple[Any, ...], int] = {}
+        self._tests: list[
+            tuple[str, int, int, np.ndarray, np.ndarray]
+        ] = []  # (kind, column or feature, first row, ...)
+        for (kind, at), elements in sorted(tests.items()):
+            first = len(self._row)
+            self._row.update((e, first + i) for i, e in enumerate(elements))
+            if kind == "float":
+                values = np.array([e[2] for e in elements], np.float32)
+                nan_bits = np.array([e[3] for e in elements], bool)
+            else:
+                values, nan_bits = np.array([e[2] for e in elements], np.int64), np.zeros(0, bool)
+            self._tests.append((kind, at, first, values, nan_bits))
+        by_group: dict[tuple[int, int], list[int]] = {}
+        for p in single:
+            projection = counters.projections[p]
+            by_group.setdefault((projection.categorical[0], len(projection.elements)), []).append(p)
+        self.groups: dict[tuple[int, int], Group] = {}
+        self.placed: dict[int, tuple[tuple[int, int], int, int]] = {}  # projection -> (group, its rows)
+        for key, projections in sorted(by_group.items()):
+            ctrs = [i for p in projections for i in counters.ctrs_of[p]]
+            rows = [r for r, p in enumerate(projections) for _ in counters.ctrs_of[p]]
+            element_rows = [[self._row[e] for e in counters.projections[p].elements] for p in projections]
+            self.groups[key] = Group(
+                key[0],
+                key[1],
+                tuple(projections),
+                np.array(ctrs, np.intp),
+                np.array(rows, np.intp),
+                np.array(element_rows, np.intp).reshape(len(projections), key[1]),
+            )
+            for p in projections:
+                first = rows.index(projections.index(p))
+                self.placed[p] = (key, first, first + len(counters.ctrs_of[p]))
+        self._cost = [VALUE_ENTRIES] * features
+        for (feature, bits), group in self.groups.items():
+            self._cost[feature] += len(group.ctrs) << bits
         self._reset()
 
     def _reset(self) -> None:
-        self._ids: list[dict[Any, int]] = [{} for _ in self.single]
-        self._hashes = [np.empty(16, np.int32) for _ in self.single]
-        self._tables = {
-            p: np.empty((len(self._counters.ctrs_of[p]), 16 << len(self._counters.projections[p].elements)), np.float32)
-            for single in self.single
-            for p in single
-        }
+        self._ids: list[dict[Any, int]] = [{} for _ in range(self._features)]
+        self._hashes = [np.empty(16, np.int32) for _ in range(self._features)]
+        self._tables = {key: np.empty((len(g.ctrs), 16 << g.bits), np.float32) for key, g in self.groups.items()}
         self._entries = 0
 
     def lookup(
         self, distinct: list[list[Any]], name: str, columns: tuple[int, ...]
-    ) -> tuple[list[np.ndarray], list[np.ndarray], dict[int, np.ndarray] | None]:
-        """For each feature, the ids of its ``distinct`` values and their hashes (int32); and each single
-        projection's table (None where this batch's values alone exceed MAX_ENTRIES: they are hashed, not
-        kept). A value of a type CatBoost refuses is an InputError naming its input ``columns``."""
+    ) -> tuple[list[np.ndarray], list[np.ndarray], dict[tuple[int, int], np.ndarray] | None]:
+        """For each feature, the ids of its ``distinct`` values and their hashes (int32); and each group's
+        table (None where this batch's values alone exceed MAX_ENTRIES: they are hashed, not kept). A value
+        of a type CatBoost refuses is an InputError naming its input ``columns``."""
         for values, column in zip(distinct, columns, strict=True):
             for v in values:
                 if not isinstance(v, _CATEGORY_TYPES):
@@ -141,7 +189,7 @@ class SeenValues:
 
     def _add(self, f: int, values: list[Any], name: str, column: int) -> None:
         """Number ``values`` (new to feature ``f``) on from the seen ones; their hashes, then their counter
-        values in each of the feature's single projections."""
+        values in each of the feature's groups."""
         ids = self._ids[f]
         start = len(ids)
         ids.update((v, start + i) for i, v in enumerate(dict.fromkeys(values)))
@@ -151,21 +199,70 @@ class SeenValues:
         self._hashes[f][start:stop] = hashes
         first = combined(np.zeros(stop - start, np.uint64), hashes.astype(np.int64).view(np.uint64))
         counters = self._counters
-        for p in self.single[f]:
-            bits = len(counters.projections[p].elements)
+        for (feature, bits), group in self.groups.items():
+            if feature != f:
+                continue
             combos = np.arange(1 << bits, dtype=np.uint64)
             h = np.repeat(first[:, None], 1 << bits, axis=1)
             for j in range(bits):  # (the first element the highest bit: the batch path's mixed radix)
                 h = combined(h, (combos >> np.uint64(bits - 1 - j)) & np.uint64(1))
             h = h.ravel()
+            table = self._tables[(feature, bits)] = _grown(self._tables[(feature, bits)], stop << bits, axis=1)
             found: dict[tuple[int, int], np.ndarray] = {}  # (a table's keys) -> each combination's entry
-            table = self._tables[p] = _grown(self._tables[p], stop << bits, axis=1)
-            for j, i in enumerate(counters.ctrs_of[p]):
+            for row, i in enumerate(group.ctrs):
                 ctr = counters.ctrs[i]
                 place = counters.tables[ctr.table].place
                 if place not in found:
                     found[place] = slots(counters.tables[ctr.table].keys, h)
-                table[j, start << bits : stop << bits] = ctr.values[found[place]]
+                table[row, start << bits : stop << bits] = ctr.values[found[place]]
+
+    def bit_matrix(self, categories: list[tuple[np.ndarray, np.ndarray]], floats: np.ndarray) -> np.ndarray:
+        """Each row's bit (uint8) for every element of the groups' projections, a row an element: a float
+        column against all its borders at once (in float32, as CatBoost binarises it), a feature's values
+        against all the hashes its one-hot tests compare with."""
+        out = np.empty((len(self._row), len(floats)), np.uint8)
+        for kind, at, first, values, nan_bits in self._tests:
+            rows = slice(first, first + len(values))
+            if kind == "float":
+                column = floats[:, at].astype(np.float32)
+                above = column[None, :] > values[:, None]
+                nan = np.isnan(column)
+                out[rows] = np.where(nan[None, :], nan_bits[:, None], above) if nan.any() else above
+            else:
+                codes, hashes = categories[at]
+                out[rows] = (hashes[None, :] == values[:, None])[:, codes]
+        return out
+
+    def fill(
+        self,
+        out: np.ndarray,
+        tables: dict[tuple[int, int], np.ndarray],
+        ids: list[np.ndarray],
+        categories: list[tuple[np.ndarray, np.ndarray]],
+        floats: np.ndarray,
+    ) -> None:
+        """Write the rows of ``out`` (columns, rows) of every group's counters, from ``lookup``'s ``tables``
+        and ``ids``, for the rows of ``categories`` (each feature's codes, distinct hashes) and ``floats``."""
+        bits = self.bit_matrix(categories, floats)
+        seen: dict[int, np.ndarray] = {}
+        for key, group in self.groups.items():
+            if group.feature not in seen:
+                seen[group.feature] = ids[group.feature][categories[group.feature][0]]
+            index = seen[group.feature] << group.bits
+            if group.bits:
+                number = bits[group.elements[:, 0]]  # (uint8: room for 8 bits)
+                if group.bits > 8:
+                    number = number.astype(np.intp)
+                for j in range(1, group.bits):
+                    number <<= 1
+                    number |= bits[group.elements[:, j]]
+                index = index[None, :] + number
+            else:
+                index = np.broadcast_to(index, (len(group.projections), len(index)))
+            table = tables[key]
+            flat = index[group.rows]  # (a counter's entry in the flattened table: its row's start after)
+            flat += (np.arange(len(group.ctrs)) * table.shape[1])[:, None]
+            out[group.ctrs] = np.take(table.reshape(-1), flat)
 
 
 def _grown(a: np.ndarray, size: int, axis: int = 0) -> np.ndarray:

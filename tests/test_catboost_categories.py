@@ -160,7 +160,8 @@ def test_row_by_row_and_array_paths_agree(case: str, tmp_path_factory: pytest.Te
     step = next(s for s in runtime._strings.values() if isinstance(s, catboost_categories.CatBoostCategories))
     assert len(test) > catboost_categories.ROW_BY_ROW
     by_arrays = runtime._prepare([test])[0]
-    by_rows = np.vstack([runtime._prepare([test.iloc[i : i + 5]])[0] for i in range(0, len(test), 5)])
+    rows = catboost_categories.ROW_BY_ROW
+    by_rows = np.vstack([runtime._prepare([test.iloc[i : i + rows]])[0] for i in range(0, len(test), rows)])
     np.testing.assert_array_equal(by_rows, by_arrays)
     assert by_arrays.shape[1] == step.input_width + step.width
 
@@ -201,7 +202,8 @@ def test_seen_values_blocks_of_rows_and_hashing_agree(
     monkeypatch.setattr(catboost_tables, "MAX_ENTRIES", 0)  # (nothing kept: every batch hashed)
     runtime, seen = fresh()
     np.testing.assert_array_equal(runtime._prepare([test])[0], expected)
-    by_rows = np.vstack([runtime._prepare([test.iloc[i : i + 5]])[0] for i in range(0, len(test), 5)])
+    rows = catboost_categories.ROW_BY_ROW  # (the row path, hashing too)
+    by_rows = np.vstack([runtime._prepare([test.iloc[i : i + rows]])[0] for i in range(0, len(test), rows)])
     np.testing.assert_array_equal(by_rows, expected)
     assert seen._entries == 0
 
