@@ -26,7 +26,7 @@ import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -113,6 +113,15 @@ class Counters:
         return tuple(tuple(f) for f in found)
 
 
+class _Batch(NamedTuple):
+    """A batch's categorical values as the step reads them: each feature's (codes of its rows, hashes of
+    its distinct values), the distinct values' ids among the seen ones, and SeenValues' tables (or None)."""
+
+    categories: list[tuple[np.ndarray, np.ndarray]]
+    ids: list[np.ndarray]
+    tables: dict[tuple[int, int], np.ndarray] | None
+
+
 class CatBoostCategories:
     """The step for every categorical column of one model input (each such column maps to it). Its
     counters are decoded (and checked) when first used: a load reads only the columns it takes."""
@@ -148,27 +157,20 @@ class CatBoostCategories:
         out = aligned_empty((n, own + self.width), floats.dtype)
         if n <= ROW_BY_ROW:
             out[:, :own] = floats
-            out[:, own:] = self._by_row(counters, categories, ids, tables, floats, out.dtype)
+            out[:, own:] = self._by_row(counters, _Batch(categories, ids, tables), floats, out.dtype)
             return out
         columns = np.empty((self.width, min(n, BLOCK_ROWS)), dtype=out.dtype)  # (a contiguous row a column)
         for start in range(0, n, BLOCK_ROWS):
             stop = min(n, start + BLOCK_ROWS)
-            rows = [(c[start:stop], h) for c, h in categories]
-            self._columns(counters, rows, ids, tables, floats[start:stop], columns[:, : stop - start])
+            rows = _Batch([(c[start:stop], h) for c, h in categories], ids, tables)
+            self._columns(counters, rows, floats[start:stop], columns[:, : stop - start])
             out[start:stop, :own] = floats[start:stop]
             out[start:stop, own:] = columns[:, : stop - start].T
         return out
 
-    def _columns(
-        self,
-        counters: Counters,
-        categories: list[tuple[np.ndarray, np.ndarray]],
-        ids: list[np.ndarray],
-        tables: dict[tuple[int, int], np.ndarray] | None,
-        floats: np.ndarray,
-        out: np.ndarray,
-    ) -> None:
-        """``block``'s columns for a block of rows, in numpy arrays: ``out`` is (width, rows)."""
+    def _columns(self, counters: Counters, batch: _Batch, floats: np.ndarray, out: np.ndarray) -> None:
+        """``beside``'s columns for a block of rows, in numpy arrays: ``out`` is (width, rows)."""
+        categories, ids, tables = batch
         bits: dict[Any, Any] = {}  # (the binarised elements projections share, and their float columns)
         if tables is not None:  # (the projections over one feature alone, from its seen values' tables)
             self.seen.fill(out, tables, ids, categories, floats)
@@ -188,18 +190,11 @@ class CatBoostCategories:
             rows, distinct_hashes = categories[feature]
             out[len(counters.ctrs) + j] = (distinct_hashes == value)[rows]
 
-    def _by_row(
-        self,
-        counters: Counters,
-        categories: list[tuple[np.ndarray, np.ndarray]],
-        ids: list[np.ndarray],
-        tables: dict[tuple[int, int], np.ndarray] | None,
-        floats: np.ndarray,
-        dtype: Any,
-    ) -> np.ndarray:
-        """``block`` in Python integers, row by row: a projection over one feature read from its seen
-        values' table, any other's hash looked up in a dict: for a few rows the array path's numpy calls
-        cost more than the work (see ROW_BY_ROW)."""
+    def _by_row(self, counters: Counters, batch: _Batch, floats: np.ndarray, dtype: Any) -> np.ndarray:
+        """``beside``'s columns in Python integers, row by row: a projection over one feature read from its
+        seen values' table, any other's hash looked up in a dict: for a few rows the array path's numpy
+        calls cost more than the work (see ROW_BY_ROW)."""
+        categories, ids, tables = batch
         hashes = [h.astype(np.int64).view(np.uint64)[codes].tolist() for codes, h in categories]  # (sign-extended)
         raw = [h[codes].tolist() for codes, h in categories]
         seen_ids = [i[codes].tolist() for (codes, _), i in zip(categories, ids, strict=True)]
