@@ -291,6 +291,10 @@ class MLERuntime:
             self._inline_params = _placed(self._host_params, sharding, self.precision)
         return self._inline_device, self._inline_params
 
+    def _caller_columns(self, a: np.ndarray) -> np.ndarray:
+        """``a`` less the columns a host step appended to it (finite by making): what the finite check reads."""
+        return a if self._given_width is None or a.ndim < 2 else a[..., : self._given_width]
+
     def _computed(self, wanted: Sequence[str]) -> tuple[str, ...]:
         """The outputs a call that wants ``wanted`` computes: all but those computed on demand
         (ON_DEMAND_OUTPUTS), unless it wants one of them; then all."""
@@ -453,8 +457,7 @@ class MLERuntime:
             # After the dispatch, so that it overlaps the executable where dispatch is asynchronous: host
             # work between two XLA calls let its thread pool fall asleep, which cost more than the check.
             for a, spec in zip(arrays, self._graph.inputs, strict=True):
-                given = a if self._given_width is None or a.ndim != 2 else a[:, : self._given_width]
-                check_finite(given, spec.name, self._allow_nan)
+                check_finite(self._caller_columns(a), spec.name, self._allow_nan)
         return list(outs)
 
     def run(self, inputs: Any) -> list[np.ndarray]:

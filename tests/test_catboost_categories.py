@@ -364,6 +364,9 @@ def test_stacks_only_models_that_count_alike(tmp_path: Path) -> None:
     (twice,) = mle.stack([paths[0], paths[0]]).run([test])[1:]
     single = mle.load_model(paths[0]).predict_proba(test)
     np.testing.assert_array_equal(twice, np.stack([single, single]))
+    test.iloc[4, 0] = np.inf  # (checked in the caller's columns, as one model checks them)
+    with pytest.raises(InputError, match="contains infinity"):
+        mle.stack([paths[0], paths[0]]).run([test])
     with pytest.raises(ValueError, match="catboost categories differ"):
         mle.stack(paths)
 
