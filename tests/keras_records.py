@@ -113,14 +113,16 @@ def _started_layer(make: Callable[[], Any], n_weights: int) -> Callable[..., np.
     return reference
 
 
-class _LastState:
-    """A recurrent layer with return_state, called as a layer that returns its last state (an LSTM's c)."""
+class _WithCellState:
+    """An LSTM with return_state (and not return_sequences), called as a layer that returns its output and
+    its last c after it, (batch, 2, units): the op's ``append_cell_state``."""
 
     def __init__(self, layer: Any) -> None:
         self.layer = layer
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.layer(*args, **kwargs)[-1]
+        output, _, c = self.layer(*args, **kwargs)
+        return keras.ops.stack([output, c], axis=1)
 
     def set_weights(self, weights: list[np.ndarray]) -> None:
         self.layer.set_weights(weights)
@@ -315,10 +317,10 @@ def records() -> dict[str, tuple]:
             ),
             {"strides": [2, 1], "padding": "valid", "dilation_rate": [1, 1], "return_sequences": True},
         ),
-        "keras.LSTM (cell state, masked)": (
+        "keras.LSTM (cell state appended, masked)": (
             (x3, lstm_k, lstm_r, lstm_b, steps),
-            _masked_layer(lambda: _LastState(L.LSTM(units, return_state=True, **f64)), 3),
-            {"cell_state": True},
+            _masked_layer(lambda: _WithCellState(L.LSTM(units, return_state=True, **f64)), 3),
+            {"append_cell_state": True},
         ),
         "keras.LSTM (masked)": (
             (x3, lstm_k, lstm_r, lstm_b, steps),
