@@ -113,7 +113,7 @@ def encode_strings(arr: Any, name: str, strings: Mapping[int, Lookup], dtype: An
 
 def _beside(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """The columns of ``right`` after ``left``'s, in 64-byte-aligned memory, which XLA's CPU client runs
-    on where it lies (``aligned``)."""
+    on where it lies (see ``converted``)."""
     return np.concatenate(
         [left, right], axis=1, out=aligned_empty((len(left), left.shape[1] + right.shape[1]), left.dtype)
     )
