@@ -261,8 +261,17 @@ def records() -> dict[str, tuple]:
         table[f"aten.{name}"] = _entry(
             getattr(a, name.split(".")[0]).Tensor if "." in name else getattr(a, name).default, (X2, X2[::-1])
         )
-    for name in ("erfc", "i0", "special_i0e", "special_i1", "special_i1e"):
+    for name in (
+        "erfc",
+        "i0",
+        "special_i0e",
+        "special_i1",
+        "special_i1e",
+        *("special_modified_bessel_i0", "special_modified_bessel_i1"),
+    ):
         table[f"aten.{name}"] = _entry(getattr(a, name).default, (X2 * 3,))
+    points = np.concatenate([X2.ravel() * 10, [0.0, -0.0, 1e-4, np.inf, -np.inf, np.nan]])
+    table["aten.special_spherical_bessel_j0"] = _entry(a.special_spherical_bessel_j0.default, (points,))
     for name in ("lgamma", "digamma"):  # (at the poles too: 0, -0, a negative integer)
         table[f"aten.{name}"] = _entry(getattr(a, name).default, (np.concatenate([X2.ravel() * 3, [0.0, -0.0, -2.0]]),))
     table["aten.special_erfcx"] = _entry(a.special_erfcx.default, (np.concatenate([X2.ravel() * 4, [30.0, -9.0]]),))
