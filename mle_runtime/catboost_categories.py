@@ -42,8 +42,9 @@ _MASK64 = (1 << 64) - 1
 ROW_BY_ROW = 2
 # Larger batches go through the array path this many rows at a time, each block's columns (a row a column)
 # transposed into the graph input, so that the step's own memory stays one block's whatever the batch.
-# Measured, 100,000 rows through the model above (whole predict_proba, medians of 8 calls): 2,048-row
-# blocks 324 ms, 8,192-row blocks 257-285 ms, one block of all the rows 261 ms.
+# Measured, 100,000 rows through benchmarks/bench_catboost_categories.py's model (whole predict_proba,
+# medians of 8 calls, two rounds): 2,048-row blocks 351-358 ms, 8,192-row blocks 304-305 ms, 32,768-row
+# blocks 351-358 ms, one block of all the rows 390-436 ms.
 BLOCK_ROWS = 8192
 # CatBoost's counter types as its model applier reads their tables (the FeatureFreq and FloatTargetMeanValue
 # types of its GPU training are refused at export: no model of theirs could be tested here)
