@@ -51,7 +51,10 @@ def value_hash(value: Any, name: str, column: int) -> int:
     """CatBoost's hash of a categorical value (int32): a string's UTF-8 bytes, an integer's decimal digits,
     a bool as 1 or 0, through the low 32 bits of CityHash64 1.0."""
     if isinstance(value, str):
-        data = value.encode("utf-8")
+        try:
+            data = value.encode("utf-8")
+        except UnicodeEncodeError:  # (a lone surrogate)
+            raise InputError(f"input {name!r}: column {column} holds {value!r}, which is not valid UTF-8") from None
     elif isinstance(value, bytes):
         data = value
     elif isinstance(value, (bool, np.bool_)):
@@ -190,11 +193,12 @@ class SeenValues:
     def _add(self, f: int, values: list[Any], name: str, column: int) -> None:
         """Number ``values`` (new to feature ``f``) on from the seen ones; their hashes, then their counter
         values in each of the feature's groups."""
+        fresh = list(dict.fromkeys(values))
+        hashes = np.array([value_hash(v, name, column) for v in fresh], dtype=np.int32)  # (may raise: first)
         ids = self._ids[f]
         start = len(ids)
-        ids.update((v, start + i) for i, v in enumerate(dict.fromkeys(values)))
+        ids.update((v, start + i) for i, v in enumerate(fresh))
         stop = len(ids)
-        hashes = np.array([value_hash(v, name, column) for v in dict.fromkeys(values)], dtype=np.int32)
         self._hashes[f] = _grown(self._hashes[f], stop)
         self._hashes[f][start:stop] = hashes
         first = combined(np.zeros(stop - start, np.uint64), hashes.astype(np.int64).view(np.uint64))

@@ -269,13 +269,18 @@ def test_input_forms_catboost_takes(tmp_path: Path) -> None:
 
 
 def test_inputs_catboost_refuses_are_refused(tmp_path_factory: pytest.TempPathFactory) -> None:
-    _, test = fitted("binary")
+    model, test = fitted("binary")
     runtime = mle.load_model(exported("binary", tmp_path_factory.getbasetemp()))
     for bad in (None, np.nan, 2.5):
         X = test.iloc[:5].astype({"colour": object})
         X.iloc[2, 1] = bad
         with pytest.raises(InputError, match="column 1 is a categorical feature"):
             runtime.predict(X)
+    X = test.iloc[:30].astype({"colour": object})
+    X.iloc[2, 1] = "red\udc80"  # (a lone surrogate: refused, and nothing of its batch kept)
+    with pytest.raises(InputError, match="column 1 holds 'red\\\\udc80', which is not valid UTF-8"):
+        runtime.predict(X)
+    assert_close(runtime.predict_proba(test), model.predict_proba(test), 1e-5, "after a refused batch")
     for rows in (5, 100):  # (an infinity among the input's own columns, row by row and in arrays)
         X = test.iloc[:rows].copy()
         X.iloc[rows - 1, 2] = np.inf
