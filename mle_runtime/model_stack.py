@@ -157,7 +157,8 @@ class ModelStack:
                 raise ValueError(f"input {spec.name!r}: a per-model input needs {len(self)} slices, got {len(x)}")
             # float64 values for trees that split in float64 are narrowed as each model's runtime narrows
             # them (narrowing.py): the models' thresholds differ, so the input becomes one per model
-            fixes = [None if getattr(x, "dtype", None) == np.float32 else r._narrowing.get(i) for r in self.runtimes]
+            float32 = getattr(x, "dtype", None) == np.float32  # (nothing to narrow: no model's plan is read)
+            fixes = [] if float32 else [r._narrowing.get(i) for r in self.runtimes]
             if any(fixes):
                 wide64 = np.dtype(np.float64)
                 if sliced:
