@@ -68,10 +68,11 @@ class CategoricalColumns:
         up once a batch."""
         tables, places, key_start, count_start = [], {}, 0, 0
         for keys, counts, denominator in self._table_entries:
-            if keys.tobytes() not in places:
-                places[keys.tobytes()] = [key_start, len(keys)]
+            raw = keys.tobytes()
+            if raw not in places:
+                places[raw] = [key_start, len(keys)]
                 key_start += len(keys)
-            tables.append({"keys": places[keys.tobytes()], "counts": [count_start, counts.shape[1]]})
+            tables.append({"keys": places[raw], "counts": [count_start, counts.shape[1]]})
             tables[-1]["denominator"] = denominator
             count_start += counts.size
         keys = np.frombuffer(b"".join(places), dtype=np.uint64)

@@ -172,14 +172,14 @@ class CatBoostCategories:
     def _columns(self, counters: Counters, batch: _Batch, floats: np.ndarray, out: np.ndarray) -> None:
         """``beside``'s columns for a block of rows, in numpy arrays: ``out`` is (width, rows)."""
         categories, ids, tables = batch
-        bits: dict[Any, Any] = {}  # (the binarised elements projections share, and their float columns)
+        bits = self.seen.bit_matrix(categories, floats)  # (every projection's binarised elements)
         if tables is not None:  # (the projections over one feature alone, from its seen values' tables)
-            self.seen.fill(out, tables, ids, categories, floats)
+            self.seen.fill(out, tables, ids, categories, bits)
         # projection by projection, its counters at once: one projection's row combinations alive at a time
         for p, (projection, ctrs) in enumerate(zip(counters.projections, counters.ctrs_of, strict=True)):
             if not ctrs or (tables is not None and p in self.seen.placed):
                 continue
-            combination, combination_hashes = self._projected(projection, categories, floats, bits)
+            combination, combination_hashes = self._projected(projection, categories, bits)
             found: dict[tuple[int, int], np.ndarray] = {}  # (a table's keys) -> each combination's entry
             for i in ctrs:
                 ctr = counters.ctrs[i]
@@ -236,8 +236,7 @@ class CatBoostCategories:
         self,
         projection: Projection,
         categories: list[tuple[np.ndarray, np.ndarray]],
-        floats: np.ndarray,
-        bits: dict[Any, Any],
+        bits: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(each row's combination, each combination's hash): the combinations of the projection's values
         that could occur, numbered in mixed radix, when there are no more of them than rows (hashing each
@@ -246,16 +245,17 @@ class CatBoostCategories:
         for feature in projection.categorical:  # (the int32 hash sign-extended, as CatBoost casts it)
             codes, hashes = categories[feature]
             parts.append((codes, hashes.astype(np.int64).view(np.uint64)))
-        for element in projection.elements:
-            parts.append((_bit(element, categories, floats, bits), np.array([0, 1], dtype=np.uint64)))
+        for element in projection.elements:  # (its row of the batch's bit matrix: SeenValues.bit_matrix)
+            parts.append((bits[self.seen.row[element]], np.array([0, 1], dtype=np.uint64)))
+        n = bits.shape[1]
         sizes = [len(values) for _, values in parts]
-        if math.prod(sizes) > max(len(floats), 1):
-            h = np.zeros(len(floats), dtype=np.uint64)
+        if math.prod(sizes) > max(n, 1):
+            h = np.zeros(n, dtype=np.uint64)
             for index, values in parts:
                 h = combined(h, values[index])
-            return np.arange(len(floats)), h
+            return np.arange(n), h
         # the combination's number in mixed radix, as np.ravel_multi_index (which measured 8x slower)
-        combination = np.zeros(len(floats), np.intp)
+        combination = np.zeros(n, np.intp)
         for (index, _), size in zip(parts, sizes, strict=True):
             combination *= size
             combination += index
@@ -263,26 +263,6 @@ class CatBoostCategories:
         for (_, values), index in zip(parts, np.unravel_index(np.arange(len(h)), sizes), strict=True):
             h = combined(h, values[index])
         return combination, h
-
-
-def _bit(
-    element: tuple[Any, ...], categories: list[tuple[np.ndarray, np.ndarray]], floats: np.ndarray, bits: dict[Any, Any]
-) -> np.ndarray:
-    """Each row's bit (0 or 1, uint8) for a projection's binarised ``element``, kept in ``bits`` for the
-    batch's other projections (as are the float columns, cast to float32 once)."""
-    if element not in bits:
-        kind, a, b, *rest = element
-        if kind == "float":  # (the column in float32, as CatBoost binarises it)
-            if a not in bits:
-                column = floats[:, a].astype(np.float32)
-                bits[a] = (column, bool(np.isnan(column).any()))
-            column, has_nan = bits[a]
-            bit = np.where(np.isnan(column), bool(rest[0]), column > b) if has_nan else column > b
-        else:
-            codes, hashes = categories[a]
-            bit = (hashes == b)[codes]
-        bits[element] = bit.view(np.uint8)  # (an index of 0 or 1, not a mask)
-    return bits[element]  # type: ignore[no-any-return]
 
 
 def _gathered(entries: np.ndarray, index: np.ndarray, out: np.ndarray) -> None:

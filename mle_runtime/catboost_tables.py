@@ -104,20 +104,21 @@ class SeenValues:
         self._lock = threading.Lock()
         self._features = features
         single = [p for p, pr in enumerate(counters.projections) if len(pr.categorical) == 1 and counters.ctrs_of[p]]
-        # the bit matrix's rows: every float test, by column, then every one-hot test, by feature
+        # the bit matrix's rows (every projection's elements): every float test, by column, then every
+        # one-hot test, by feature
         tests: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
-        for p in single:
-            for element in counters.projections[p].elements:
+        for p, projection in enumerate(counters.projections):
+            for element in projection.elements if counters.ctrs_of[p] else ():
                 found = tests.setdefault((element[0], element[1]), [])
                 if element not in found:
                     found.append(element)
-        self._row: dict[tuple[Any, ...], int] = {}
+        self.row: dict[tuple[Any, ...], int] = {}  # an element's row in the bit matrix
         self._tests: list[
             tuple[str, int, int, np.ndarray, np.ndarray]
         ] = []  # (kind, column or feature, first row, ...)
         for (kind, at), elements in sorted(tests.items()):
-            first = len(self._row)
-            self._row.update((e, first + i) for i, e in enumerate(elements))
+            first = len(self.row)
+            self.row.update((e, first + i) for i, e in enumerate(elements))
             if kind == "float":
                 values = np.array([e[2] for e in elements], np.float32)
                 nan_bits = np.array([e[3] for e in elements], bool)
@@ -133,7 +134,7 @@ class SeenValues:
         for key, projections in sorted(by_group.items()):
             ctrs = [i for p in projections for i in counters.ctrs_of[p]]
             rows = [r for r, p in enumerate(projections) for _ in counters.ctrs_of[p]]
-            element_rows = [[self._row[e] for e in counters.projections[p].elements] for p in projections]
+            element_rows = [[self.row[e] for e in counters.projections[p].elements] for p in projections]
             self.groups[key] = Group(
                 key[0],
                 key[1],
@@ -221,10 +222,10 @@ class SeenValues:
                 table[row, start << bits : stop << bits] = ctr.values[found[place]]
 
     def bit_matrix(self, categories: list[tuple[np.ndarray, np.ndarray]], floats: np.ndarray) -> np.ndarray:
-        """Each row's bit (uint8) for every element of the groups' projections, a row an element: a float
-        column against all its borders at once (in float32, as CatBoost binarises it), a feature's values
-        against all the hashes its one-hot tests compare with."""
-        out = np.empty((len(self._row), len(floats)), np.uint8)
+        """Each row's bit (uint8: an index of 0 or 1) for every element of the projections, a row an element
+        (``row``): a float column against all its borders at once (in float32, as CatBoost binarises it), a
+        feature's values against all the hashes its one-hot tests compare with."""
+        out = np.empty((len(self.row), len(floats)), np.uint8)
         for kind, at, first, values, nan_bits in self._tests:
             rows = slice(first, first + len(values))
             if kind == "float":
@@ -243,11 +244,11 @@ class SeenValues:
         tables: dict[tuple[int, int], np.ndarray],
         ids: list[np.ndarray],
         categories: list[tuple[np.ndarray, np.ndarray]],
-        floats: np.ndarray,
+        bits: np.ndarray,
     ) -> None:
         """Write the rows of ``out`` (columns, rows) of every group's counters, from ``lookup``'s ``tables``
-        and ``ids``, for the rows of ``categories`` (each feature's codes, distinct hashes) and ``floats``."""
-        bits = self.bit_matrix(categories, floats)
+        and ``ids``, for the rows of ``categories`` (each feature's codes, distinct hashes) and their
+        ``bit_matrix``."""
         seen: dict[int, np.ndarray] = {}
         for key, group in self.groups.items():
             if group.feature not in seen:
