@@ -1,5 +1,5 @@
-"""Turn what a user passes to ``run`` (numpy arrays, nested lists, pandas DataFrames) into arrays of
-the model's compute dtype, checking rank, feature count and feature names."""
+"""Turn what a user passes to ``run`` (numpy arrays, nested lists, pandas DataFrames, scipy.sparse
+matrices) into arrays of the model's compute dtype, checking rank, feature count and feature names."""
 
 from __future__ import annotations
 
@@ -22,13 +22,63 @@ from mle_runtime.text import TextColumn, text_block, text_columns
 Lookup = Mapping[str, int] | TextColumn | CatBoostCategories
 
 
+# A scipy.sparse input reaches the graph dense, a block of rows at a time (MLERuntime._run_named), each
+# block of at most this many bytes: a batch of a million rows over 2**20 hashed columns stays bounded.
+SPARSE_BLOCK_BYTES = 64 << 20
+
+
 def _is_dataframe(x: Any) -> bool:
     return type(x).__module__.startswith("pandas") and hasattr(x, "columns") and hasattr(x, "to_numpy")
 
 
+def is_sparse(x: Any) -> bool:
+    """A scipy.sparse matrix or array, told without importing scipy (the runtime does not need it)."""
+    return type(x).__module__.startswith("scipy.sparse") and hasattr(x, "toarray") and hasattr(x, "tocsr")
+
+
+def sparse_block_rows(x: Any) -> int:
+    """How many rows of the sparse ``x`` make a dense block of at most SPARSE_BLOCK_BYTES (float64)."""
+    return max(1, SPARSE_BLOCK_BYTES // (8 * max(1, int(np.prod(x.shape[1:])))))
+
+
 def _from_dataframe(x: Any, name: str, feature_names: Sequence[str] | None) -> np.ndarray:
     _check_columns(x, name, feature_names)
-    return np.asarray(x.to_numpy())
+    arr = np.asarray(x.to_numpy())
+    if arr.dtype.kind != "O":
+        return arr
+    # bools beside numbers, pandas' nullable or Arrow columns, numbers as objects (pandas gives objects for
+    # them all): floats, as scikit-learn converts them, a missing value (NA) NaN. (Telling these frames
+    # apart by their dtypes first cost every 50-column one-row call ~45 us.)
+    try:
+        return x.to_numpy(np.float64, na_value=np.nan)
+    except (TypeError, ValueError):
+        for i, column in enumerate(x.columns):
+            values = x.iloc[:, i]
+            try:
+                values.to_numpy(np.float64, na_value=np.nan)
+            except (TypeError, ValueError):
+                shown = values.head(3).tolist()
+                raise InputError(f"input {name!r}: column {column!r} must hold numbers, got {shown}") from None
+        raise
+
+
+def _numbers(arr: np.ndarray, name: str) -> np.ndarray:
+    """An array of objects (boxed numbers; a list mixing numbers and None) as floats, as scikit-learn
+    converts it; anything that is not a number is refused by name."""
+    try:
+        return arr.astype(np.float64)
+    except (TypeError, ValueError):
+        flat = arr.ravel()
+        bad = next((v for v in flat if not _is_number(v)), flat[0])
+        raise InputError(f"input {name!r}: holds a value that is not a number: {bad!r}") from None
+
+
+def _is_number(v: Any) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _check_columns(x: Any, name: str, feature_names: Sequence[str] | None) -> None:
@@ -148,6 +198,8 @@ def coerce_input(
 ) -> np.ndarray:
     """``x`` as the model's input ``spec`` in ``dtype``: strings through their vocabularies, a DataFrame's
     columns checked against ``feature_names`` (``by_name``: selected by them, see _columns_by_name)."""
+    if is_sparse(x):
+        x = x.toarray()
     frame = _is_dataframe(x)
     if frame and by_name and feature_names is not None:
         x = _columns_by_name(x, spec.name, feature_names, strings)
@@ -161,6 +213,8 @@ def coerce_input(
         raise InputError(f"input {spec.name!r}: expected {width} features (categorical ones included), got {got}")
     if not strings:
         arr = _from_dataframe(x, spec.name, feature_names) if frame else np.asarray(x)
+        if arr.dtype.kind == "O":
+            arr = _numbers(arr, spec.name)
     elif frame:
         _check_columns(x, spec.name, feature_names)
         arr = encode_strings(x, spec.name, strings, dtype)
@@ -241,8 +295,8 @@ def one_column(given: list[Any]) -> list[Any]:
 
 
 def as_input_list(inputs: Any) -> list[Any]:
-    """``run`` takes a list of inputs; a single array or DataFrame is accepted as a list of one."""
-    if isinstance(inputs, np.ndarray) or _is_dataframe(inputs):
+    """``run`` takes a list of inputs; a single array, DataFrame or sparse matrix is accepted as a list of one."""
+    if isinstance(inputs, np.ndarray) or _is_dataframe(inputs) or is_sparse(inputs):
         return [inputs]
     if isinstance(inputs, (list, tuple)):
         return list(inputs)

@@ -29,7 +29,16 @@ from mle_runtime.catboost_categories import CatBoostCategories, decode_catboost_
 from mle_runtime.devices import inline_cpu_device, resolve_device, resolve_devices
 from mle_runtime.errors import FormatError, InputError
 from mle_runtime.graph import Graph, structure_hash
-from mle_runtime.inputs import Lookup, as_input_list, check_finite, coerce_input, converted, one_column
+from mle_runtime.inputs import (
+    Lookup,
+    as_input_list,
+    check_finite,
+    coerce_input,
+    converted,
+    is_sparse,
+    one_column,
+    sparse_block_rows,
+)
 from mle_runtime.lowering import build_function, compile_program, round_down_tensors
 from mle_runtime.metadata import decode_classes, decode_output_classes, decode_string_columns, model_info
 from mle_runtime.reader import MleFile, read_mle
@@ -470,6 +479,9 @@ class MLERuntime:
         """The ``wanted`` outputs by name (for callers that need only some of ``run``'s)."""
         block = self._text_block_rows
         given = as_input_list(inputs)
+        if len(given) == 1 and is_sparse(given[0]):
+            given = [given[0].tocsr()]  # (rows sliced cheaply; a no-op on CSR)
+            block = sparse_block_rows(given[0])
         n = _row_count(given[0]) if block is not None and len(given) == 1 else 0
         if block is None or n <= block:
             return self._run_graph(self._prepare(given), wanted)
@@ -647,6 +659,8 @@ class MLERuntime:
 
 def _row_count(x: Any) -> int:
     """How many rows an input has (0 for a scalar: ``_prepare`` refuses it by shape)."""
+    if is_sparse(x):
+        return int(x.shape[0])
     try:
         return len(x)
     except TypeError:

@@ -1,0 +1,157 @@
+"""Inputs scikit-learn takes besides a float array: scipy.sparse matrices, DataFrames whose columns mix
+bools, ints and floats or hold pandas' nullable and Arrow types, arrays of boxed numbers. Each answer is
+compared with the framework's own on the same input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+
+import mle_runtime as mle
+from mle_runtime import inputs
+from mle_runtime.runtime import MLERuntime
+
+
+def _exported(model: Any, path: Path) -> MLERuntime:
+    mle.export_model(model, path)
+    return mle.load_model(path, precision="float64")
+
+
+@pytest.fixture(scope="module")
+def sparse_data() -> tuple[sp.csr_matrix, np.ndarray]:
+    rng = np.random.default_rng(0)
+    X = sp.random(600, 40, density=0.1, format="csr", random_state=rng, dtype=np.float64)
+    y = (np.asarray(X[:, :5].sum(axis=1)).ravel() > np.median(np.asarray(X[:, :5].sum(axis=1)))).astype(int)
+    return X, y
+
+
+@pytest.mark.parametrize("make", [LogisticRegression, lambda: RandomForestClassifier(20, random_state=0)])
+def test_sparse_inputs_answer_as_the_model_does(make: Any, sparse_data: Any, tmp_path: Path) -> None:
+    X, y = sparse_data
+    model = make().fit(X, y)
+    runtime = _exported(model, tmp_path / "m.mle")
+    want = model.predict_proba(X)
+    for kind in (sp.csr_matrix, sp.csc_matrix, sp.coo_matrix, sp.csr_array):
+        np.testing.assert_allclose(runtime.predict_proba(kind(X)), want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(runtime.predict(X), model.predict(X))
+    np.testing.assert_allclose(runtime.run(X)[1], want, rtol=1e-12, atol=1e-12)  # (one input, unlisted)
+
+
+def test_a_large_sparse_batch_goes_dense_a_block_at_a_time(
+    sparse_data: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    X, y = sparse_data
+    model = LogisticRegression().fit(X, y)
+    runtime = _exported(model, tmp_path / "m.mle")
+    monkeypatch.setattr(inputs, "SPARSE_BLOCK_BYTES", 100 * 40 * 8)  # blocks of 100 rows
+    prepared: list[int] = []
+    prepare = MLERuntime._prepare
+
+    def counting(self: MLERuntime, given: Any) -> list[np.ndarray]:
+        arrays = prepare(self, given)
+        prepared.append(len(arrays[0]))
+        return arrays
+
+    monkeypatch.setattr(MLERuntime, "_prepare", counting)
+    np.testing.assert_allclose(runtime.predict_proba(X), model.predict_proba(X), rtol=1e-12, atol=1e-12)
+    assert prepared == [100] * 6
+
+
+def test_a_sparse_input_of_the_wrong_width_is_refused(sparse_data: Any, tmp_path: Path) -> None:
+    X, y = sparse_data
+    runtime = _exported(LogisticRegression().fit(X, y), tmp_path / "m.mle")
+    with pytest.raises(ValueError, match="expected 40 features, got 39"):
+        runtime.predict(X[:, :39])
+
+
+def _mixed_frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "amount": rng.normal(size=n),
+            "member": rng.random(n) > 0.5,
+            "visits": rng.integers(0, 20, n),
+            "score": rng.normal(size=n).astype(np.float32),
+        }
+    )
+
+
+def _target(frame: pd.DataFrame) -> np.ndarray:
+    return ((frame["amount"] + frame["member"] + frame["visits"] / 10) > 1).to_numpy().astype(int)
+
+
+@pytest.mark.parametrize("make", [LogisticRegression, lambda: HistGradientBoostingClassifier(max_iter=20)])
+def test_dataframes_mixing_bools_ints_and_floats(make: Any, tmp_path: Path) -> None:
+    train = _mixed_frame(500, 0)
+    model = make().fit(train, _target(train))
+    runtime = _exported(model, tmp_path / "m.mle")
+    test = _mixed_frame(200, 1)
+    nullable = test.astype({"amount": "Float64", "member": "boolean", "visits": "Int64", "score": "Float32"})
+    arrow = test.astype({"amount": "float64[pyarrow]", "member": "bool[pyarrow]", "visits": "int64[pyarrow]"})
+    boxed = test.astype({"amount": object, "visits": object})
+    for frame in (test, nullable, arrow, boxed):
+        np.testing.assert_array_equal(runtime.predict(frame), model.predict(frame))
+        np.testing.assert_allclose(runtime.predict_proba(frame), model.predict_proba(frame), rtol=1e-9, atol=1e-12)
+
+
+def test_a_missing_value_in_a_nullable_column_is_nan(tmp_path: Path) -> None:
+    """pandas' NA reads as NaN: a model that handles missing values answers as scikit-learn does, one
+    that does not refuses it, as scikit-learn does."""
+    train = _mixed_frame(500, 0)
+    test = _mixed_frame(50, 1).astype({"amount": "Float64", "member": "boolean"})
+    test.loc[[3, 7], "amount"] = pd.NA
+    test.loc[5, "member"] = pd.NA
+    boosted = HistGradientBoostingClassifier(max_iter=20).fit(train, _target(train))
+    runtime = _exported(boosted, tmp_path / "b.mle")
+    np.testing.assert_allclose(runtime.predict_proba(test), boosted.predict_proba(test), rtol=1e-9, atol=1e-12)
+    linear = _exported(LogisticRegression().fit(train, _target(train)), tmp_path / "l.mle")
+    with pytest.raises(ValueError, match="contains NaN"):
+        linear.predict(test)
+
+
+def test_a_column_that_is_not_numbers_is_refused_by_name(tmp_path: Path) -> None:
+    train = _mixed_frame(300, 0)
+    runtime = _exported(LogisticRegression().fit(train, _target(train)), tmp_path / "m.mle")
+    bad = _mixed_frame(5, 1).astype({"visits": object})
+    bad.loc[2, "visits"] = "many"
+    with pytest.raises(ValueError, match="column 'visits' must hold numbers"):
+        runtime.predict(bad)
+
+
+def test_arrays_of_boxed_numbers(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    model = LogisticRegression().fit(X, X[:, 0] > 0)
+    runtime = _exported(model, tmp_path / "m.mle")
+    np.testing.assert_array_equal(runtime.predict(X.astype(object)), model.predict(X.astype(object)))
+    mixed = [[1, 2.5, True, np.float32(0.5)], [0, -1.0, False, 3]]
+    np.testing.assert_array_equal(runtime.predict(mixed), model.predict(mixed))
+    with pytest.raises(ValueError, match="not a number: 'x'"):
+        runtime.predict(np.array([[1.0, "x", 2.0, 3.0]], dtype=object))
+    # None is a missing value (NaN), as scikit-learn's HistGradientBoosting reads it
+    with pytest.raises(ValueError, match="contains NaN"):
+        runtime.predict([[1.0, None, 2.0, 3.0]])
+    boosted = HistGradientBoostingClassifier(max_iter=10).fit(X, X[:, 0] > 0)
+    with_none = [[1.0, None, 2.0, 3.0], [None, 0.5, None, -1]]
+    np.testing.assert_array_equal(_exported(boosted, tmp_path / "b.mle").predict(with_none), boosted.predict(with_none))
+
+
+def test_a_stack_takes_sparse_and_mixed_inputs(sparse_data: Any, tmp_path: Path) -> None:
+    X, y = sparse_data
+    models = [LogisticRegression(C=c).fit(X, y) for c in (0.1, 1.0, 10.0)]
+    stacked = mle.stack([_exported(m, tmp_path / f"{i}.mle") for i, m in enumerate(models)])
+    for i, m in enumerate(models):
+        np.testing.assert_allclose(stacked.predict_proba(X)[i], m.predict_proba(X), rtol=1e-12, atol=1e-12)
+    train = _mixed_frame(300, 0)
+    frames = [LogisticRegression(C=c).fit(train, _target(train)) for c in (0.1, 1.0)]
+    stacked = mle.stack([_exported(m, tmp_path / f"f{i}.mle") for i, m in enumerate(frames)])
+    test = _mixed_frame(40, 1).astype({"amount": "Float64"})
+    for i, m in enumerate(frames):
+        np.testing.assert_allclose(stacked.predict_proba(test)[i], m.predict_proba(test), rtol=1e-12, atol=1e-12)
