@@ -64,12 +64,17 @@ def _from_dataframe(x: Any, name: str, feature_names: Sequence[str] | None) -> n
 
 def _numbers(arr: np.ndarray, name: str) -> np.ndarray:
     """An array of objects (boxed numbers; a list mixing numbers and None) as floats, as scikit-learn
-    converts it; anything that is not a number is refused by name."""
+    converts it, a missing value (None, pandas' NA) NaN; anything else that is not a number is refused."""
     try:
         return arr.astype(np.float64)
     except (TypeError, ValueError):
+        pass
+    missing = np.frompyfunc(is_missing_value, 1, 1)(arr).astype(bool)
+    try:
+        return np.where(missing, np.nan, arr).astype(np.float64)
+    except (TypeError, ValueError):
         flat = arr.ravel()
-        bad = next((v for v in flat if not _is_number(v)), flat[0])
+        bad = next((v for v in flat if not is_missing_value(v) and not _is_number(v)), flat[0])
         raise InputError(f"input {name!r}: holds a value that is not a number: {bad!r}") from None
 
 
@@ -294,10 +299,26 @@ def one_column(given: list[Any]) -> list[Any]:
     return [np.reshape(x, (-1, 1)) if np.ndim(x) == 1 else x for x in given]
 
 
-def as_input_list(inputs: Any) -> list[Any]:
-    """``run`` takes a list of inputs; a single array, DataFrame or sparse matrix is accepted as a list of one."""
-    if isinstance(inputs, np.ndarray) or _is_dataframe(inputs) or is_sparse(inputs):
-        return [inputs]
-    if isinstance(inputs, (list, tuple)):
-        return list(inputs)
-    raise InputError(f"inputs must be a list of arrays, got {type(inputs).__name__}")
+def as_input_list(inputs: Any, names: Sequence[str]) -> list[Any]:
+    """``run`` takes a list of inputs in the model's order (``names``), or a mapping from their names (as
+    Keras's predict takes a dict); a single array, tensor, DataFrame or sparse matrix is a list of one."""
+    if isinstance(inputs, Mapping):
+        missing, unknown = [n for n in names if n not in inputs], [k for k in inputs if k not in names]
+        if missing or unknown:
+            raise InputError(f"inputs by name: the model takes {list(names)}; missing {missing}, unknown {unknown}")
+        given = [inputs[n] for n in names]
+    elif isinstance(inputs, (list, tuple)):
+        given = list(inputs)
+    elif hasattr(inputs, "__array__") or _is_dataframe(inputs) or is_sparse(inputs):
+        given = [inputs]
+    else:
+        raise InputError(f"inputs must be a list of arrays, got {type(inputs).__name__}")
+    return [_on_host(x) for x in given]
+
+
+def _on_host(x: Any) -> Any:
+    """A PyTorch tensor as numpy: detached from its gradient and copied off a GPU first, which numpy's own
+    conversion refuses to do."""
+    if type(x).__module__.startswith("torch") and hasattr(x, "detach") and hasattr(x, "cpu"):
+        return x.detach().cpu().numpy()
+    return x

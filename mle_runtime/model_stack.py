@@ -142,8 +142,8 @@ class ModelStack:
 
     # -- internals -------------------------------------------------------------------------------
     def _prepare(self, inputs: Any) -> tuple[list[np.ndarray], list[bool]]:
-        given = as_input_list(inputs)
         specs = self._graph.inputs
+        given = as_input_list(inputs, [s.name for s in specs])
         if len(given) != len(specs):
             raise ValueError(f"the models take {len(specs)} input(s) {[s.name for s in specs]}, got {len(given)}")
         t = self._template

@@ -384,8 +384,8 @@ class MLERuntime:
     # -- running ---------------------------------------------------------------------------------
     def _prepare(self, inputs: Any) -> list[np.ndarray]:
         self._require()
-        given = as_input_list(inputs)
         specs = self._graph.inputs
+        given = as_input_list(inputs, [s.name for s in specs])
         if len(given) != len(specs):
             raise InputError(f"model takes {len(specs)} input(s) {[s.name for s in specs]}, got {len(given)}")
         dtype = PRECISIONS[self.precision]
@@ -478,7 +478,7 @@ class MLERuntime:
     def _run_named(self, inputs: Any, wanted: Sequence[str]) -> dict[str, np.ndarray]:
         """The ``wanted`` outputs by name (for callers that need only some of ``run``'s)."""
         block = self._text_block_rows
-        given = as_input_list(inputs)
+        given = as_input_list(inputs, self._input_names())
         if len(given) == 1 and is_sparse(given[0]):
             given = [given[0].tocsr()]  # (rows sliced cheaply; a no-op on CSR)
             block = sparse_block_rows(given[0])
@@ -487,6 +487,10 @@ class MLERuntime:
             return self._run_graph(self._prepare(given), wanted)
         parts = [self._run_graph(self._prepare([_rows(given[0], i, i + block)]), wanted) for i in range(0, n, block)]
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    def _input_names(self) -> list[str]:
+        self._require()
+        return [s.name for s in self._graph.inputs]
 
     def _run_outputs(self) -> list[str]:
         return list(self._require().metadata.get("run_outputs") or self._graph.outputs)
@@ -643,7 +647,7 @@ class MLERuntime:
             if progress is not None:
                 progress(len(times))
         t = np.array(times)
-        rows = _row_count(as_input_list(inputs)[0])
+        rows = _row_count(as_input_list(inputs, self._input_names())[0])
         return {
             "mean_ms": float(t.mean()),
             "std_ms": float(t.std()),

@@ -1,6 +1,6 @@
 """Inputs scikit-learn takes besides a float array: scipy.sparse matrices, DataFrames whose columns mix
-bools, ints and floats or hold pandas' nullable and Arrow types, arrays of boxed numbers. Each answer is
-compared with the framework's own on the same input."""
+bools, ints and floats or hold pandas' nullable and Arrow types, arrays of boxed numbers; inputs by name;
+PyTorch tensors. Each answer is compared with the framework's own on the same input."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+import torch
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
@@ -140,6 +141,10 @@ def test_arrays_of_boxed_numbers(tmp_path: Path) -> None:
         runtime.predict([[1.0, None, 2.0, 3.0]])
     boosted = HistGradientBoostingClassifier(max_iter=10).fit(X, X[:, 0] > 0)
     with_none = [[1.0, None, 2.0, 3.0], [None, 0.5, None, -1]]
+    with_na = np.array([[1.0, pd.NA, 2.0, 3.0]], dtype=object)
+    np.testing.assert_array_equal(
+        _exported(boosted, tmp_path / "b.mle").predict(with_na), boosted.predict([[1.0, np.nan, 2.0, 3.0]])
+    )
     np.testing.assert_array_equal(_exported(boosted, tmp_path / "b.mle").predict(with_none), boosted.predict(with_none))
 
 
@@ -155,3 +160,33 @@ def test_a_stack_takes_sparse_and_mixed_inputs(sparse_data: Any, tmp_path: Path)
     test = _mixed_frame(40, 1).astype({"amount": "Float64"})
     for i, m in enumerate(frames):
         np.testing.assert_allclose(stacked.predict_proba(test)[i], m.predict_proba(test), rtol=1e-12, atol=1e-12)
+
+
+class _TwoInputs(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.image, self.extra = torch.nn.Linear(3, 2), torch.nn.Linear(5, 2)
+
+    def forward(self, image: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
+        return self.image(image) * self.extra(extra)
+
+
+def test_inputs_by_name_and_tensors(tmp_path: Path) -> None:
+    """A mapping from the inputs' names (as Keras's predict takes a dict), in any order; PyTorch tensors,
+    even ones that need their gradient, and a lone tensor as the one input."""
+    torch.manual_seed(0)
+    model = _TwoInputs().eval()
+    mle.export_model(model, tmp_path / "two.mle", example_inputs=(torch.randn(1, 3), torch.randn(1, 5)))
+    runtime = mle.load_model(tmp_path / "two.mle")
+    image, extra = torch.randn(6, 3, requires_grad=True), torch.randn(6, 5)
+    want = model(image, extra).detach().numpy()
+    np.testing.assert_allclose(runtime.run({"extra": extra, "image": image})[0], want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(runtime.run([image, extra.numpy()])[0], want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"takes \['image', 'extra'\]; missing \['extra'\], unknown \['extr'\]"):
+        runtime.run({"image": image, "extr": extra})
+    one = torch.nn.Linear(4, 2).eval()
+    mle.export_model(one, tmp_path / "one.mle", input_shape=(1, 4))
+    x = torch.randn(3, 4, requires_grad=True)
+    np.testing.assert_allclose(
+        mle.load_model(tmp_path / "one.mle").run(x)[0], one(x).detach().numpy(), rtol=1e-5, atol=1e-6
+    )
