@@ -18,6 +18,7 @@ import logging
 import os
 import secrets
 import stat
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ log = logging.getLogger("mle_runtime.cache")
 
 ENTRY_MAGIC = b"MLEXC001"
 SIBLING_DIR = "__mlecache__"
+PICKLED_DIR = "pickled"  # (the model files of unpickled runtimes)
 
 
 def _xdg(variable: str, default: str) -> str:
@@ -102,6 +104,29 @@ def _folder_of(path: str) -> str:
     if ".." in path or os.path.islink(path):
         return os.path.dirname(os.path.realpath(path))
     return os.path.dirname(os.path.abspath(path))
+
+
+def unpickled_model_path(data: bytes, cache_dir: str | os.PathLike[str] | None) -> Path:
+    """Where the model file of an unpickled runtime lies: in the cache folder (``cache_dir``,
+    $MLE_CACHE_DIR or the per-user one; the system's temporary folder where that cannot be written), named
+    by the SHA-256 of its bytes and written once, so that every process unpickling the same model maps one
+    file and shares its compiled programs. A file there whose bytes differ is written over."""
+    name = f"{hashlib.sha256(data).hexdigest()}.mle"
+    base = os.fspath(cache_dir) if cache_dir is not None else os.environ.get("MLE_CACHE_DIR") or _user_cache_folder()
+    for folder in (Path(base) / PICKLED_DIR, Path(tempfile.gettempdir()) / f"mle_runtime-{_user_id()}" / PICKLED_DIR):
+        path = folder / name
+        try:
+            if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+                return path
+            write_atomic(path, [data])
+            return path
+        except OSError as e:
+            log.info("cannot keep an unpickled model in %s (%s)", folder, e)
+    raise OSError(f"no folder to keep an unpickled model file in (tried {base} and the temporary folder)")
+
+
+def _user_id() -> int:
+    return os.getuid() if hasattr(os, "getuid") else 0
 
 
 def cache_key(parts: Sequence[tuple[str, str]]) -> str:

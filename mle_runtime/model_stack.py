@@ -81,6 +81,10 @@ class ModelStack:
             shared is not None and same and shared.dtype.kind in "iu" and np.array_equal(shared, np.arange(len(shared)))
         )
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled as its runtimes (each its model file's bytes), stacked again when unpickled."""
+        return ModelStack, (self.runtimes,)
+
     def __len__(self) -> int:
         return len(self.runtimes)
 

@@ -24,6 +24,7 @@ from mle_runtime.cache import (
     code_fingerprint,
     deserialize_compiled,
     serialize_compiled,
+    unpickled_model_path,
 )
 from mle_runtime.catboost_categories import CatBoostCategories, decode_catboost_categories
 from mle_runtime.devices import inline_cpu_device, resolve_device, resolve_devices
@@ -215,6 +216,14 @@ class MLERuntime:
             **decode_catboost_categories(mf.metadata, mf.tensors),
         }
         self.device, self.precision, self.cache, self.cache_dir = device, precision, cache, cache_dir
+        # what a pickled runtime loads again with (not a decryption key: such a runtime is not pickled)
+        self._load_options: dict[str, Any] = {
+            k: kwargs[k] for k in ("verify_checksums", "check_inputs", "verify_signature") if k in kwargs
+        }
+        if public_key is not None:
+            self._load_options["public_key"] = signing.raw_public_key(public_key)
+        if mesh is not None:
+            self._load_options["devices"] = len(spread)
         self._jax_device, self._classes, self._output_classes = jax_device, classes, output_classes
         self._file, self._graph, self._fn = mf, graph, fn
         self._host_params, self._placement, self._placed = host_params, placement, placed
@@ -253,6 +262,43 @@ class MLERuntime:
         # loading stays cheap for runs that never need it.
         self._cache_state: tuple[ExecutableCache, str] | None = None
         self.stats = {"compiles": 0, "cache_hits": 0}
+
+    # -- pickling --------------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """A pickled runtime carries its model file's bytes and its load options, as a pickled XGBoost
+        Booster carries its model: it loads again in another process or on another machine (its compiled
+        programs stay behind; the compile cache there may hold them). One with no model carries its
+        settings alone; one of an encrypted model is not pickled (its key would travel with it)."""
+        settings = {
+            "device": self.device,
+            "precision": self.precision,
+            "cache": self.cache,
+            "cache_dir": self.cache_dir,
+        }
+        if self._file is None:
+            return {"settings": settings}
+        if self._file.nonce is not None:
+            raise TypeError(
+                "a runtime of an encrypted model is not pickled (its decryption key would travel with it); "
+                "load the file with its key where it is needed"
+            )
+        return {"settings": settings, "options": dict(self._load_options), "model": self._file_bytes()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state["settings"])  # type: ignore[misc]
+        if "model" in state:
+            self._load(unpickled_model_path(state["model"], self.cache_dir), **state["options"])
+
+    def _file_bytes(self) -> bytes:
+        """The loaded model file's bytes, read again: refused if the file is no longer the one loaded."""
+        mf = self._require()
+        with open(mf.path, "rb") as f:
+            now = os.fstat(f.fileno())
+            same = (now.st_size, now.st_mtime_ns, now.st_ino) == (mf.stat.st_size, mf.stat.st_mtime_ns, mf.stat.st_ino)
+            data = f.read() if same else b""
+        if not same or len(data) != mf.file_size:
+            raise RuntimeError(f"{mf.path} changed since this runtime loaded it; load it again before pickling")
+        return data
 
     @property
     def _narrowing(self) -> dict[int, narrowing.SplitNarrowing]:

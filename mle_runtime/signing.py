@@ -80,10 +80,11 @@ def _bytes(key: Any, what: str) -> bytes:
 
 def fingerprint(key: Ed25519PublicKey) -> str:
     """A short name for a public key: the first 16 hex digits of the SHA-256 of its raw bytes."""
-    return hashlib.sha256(_raw_public(key)).hexdigest()[:16]
+    return hashlib.sha256(raw_public_key(key)).hexdigest()[:16]
 
 
-def _raw_public(key: Ed25519PublicKey) -> bytes:
+def raw_public_key(key: Ed25519PublicKey) -> bytes:
+    """The key's 32 raw bytes."""
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
@@ -96,7 +97,7 @@ def block(chunks: Iterable[bytes | memoryview], key: Ed25519PrivateKey) -> bytes
     h = hashlib.sha256()
     for chunk in chunks:
         h.update(chunk)
-    signer = _raw_public(key.public_key())
+    signer = raw_public_key(key.public_key())
     return MAGIC + signer + key.sign(_message(signer, h.digest()))
 
 
