@@ -20,7 +20,15 @@ import numpy as np
 
 from mle_runtime import buckets
 from mle_runtime.graph import Graph
-from mle_runtime.inputs import as_input_list, check_finite, coerce_input, converted, one_column
+from mle_runtime.inputs import (
+    as_input_list,
+    check_finite,
+    coerce_input,
+    converted,
+    is_sparse,
+    one_column,
+    sparse_block_rows,
+)
 from mle_runtime.lowering import build_function, compile_program
 from mle_runtime.ops.trees import DEFAULT_LEFT, FLAG_BITS, LEAF, SPLIT_TABLES
 from mle_runtime.runtime import MLERuntime, load_model
@@ -117,7 +125,13 @@ class ModelStack:
         return self._functions[names]
 
     def _evaluate(self, inputs: Any, names: tuple[str, ...]) -> list[np.ndarray]:
-        arrays, per_model = self._prepare(inputs)
+        given = as_input_list(inputs, [s.name for s in self._graph.inputs])
+        if len(given) == 1 and is_sparse(given[0]):  # made dense a block of rows at a time, as a runtime does
+            rows, block = given[0].tocsr(), sparse_block_rows(given[0])
+            if rows.shape[0] > block:
+                parts = [self._evaluate([rows[i : i + block]], names) for i in range(0, rows.shape[0], block)]
+                return [np.concatenate(outputs, axis=1) for outputs in zip(*parts, strict=True)]
+        arrays, per_model = self._prepare(given)
         n = arrays[0].shape[1 if per_model[0] else 0]
 
         def dispatch(start: int, stop: int, bucket: int) -> list[jax.Array]:

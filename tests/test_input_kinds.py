@@ -148,12 +148,19 @@ def test_arrays_of_boxed_numbers(tmp_path: Path) -> None:
     np.testing.assert_array_equal(_exported(boosted, tmp_path / "b.mle").predict(with_none), boosted.predict(with_none))
 
 
-def test_a_stack_takes_sparse_and_mixed_inputs(sparse_data: Any, tmp_path: Path) -> None:
+def test_a_stack_takes_sparse_and_mixed_inputs(
+    sparse_data: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     X, y = sparse_data
     models = [LogisticRegression(C=c).fit(X, y) for c in (0.1, 1.0, 10.0)]
     stacked = mle.stack([_exported(m, tmp_path / f"{i}.mle") for i, m in enumerate(models)])
+    whole = stacked.predict_proba(X)
+    monkeypatch.setattr(inputs, "SPARSE_BLOCK_BYTES", 250 * 40 * 8)  # blocks of 250 rows: 250, 250, 100
+    blocks = stacked.run(X)
     for i, m in enumerate(models):
-        np.testing.assert_allclose(stacked.predict_proba(X)[i], m.predict_proba(X), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(whole[i], m.predict_proba(X), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(blocks[1][i], m.predict_proba(X), rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(blocks[0][i], m.predict(X))
     train = _mixed_frame(300, 0)
     frames = [LogisticRegression(C=c).fit(train, _target(train)) for c in (0.1, 1.0)]
     stacked = mle.stack([_exported(m, tmp_path / f"f{i}.mle") for i, m in enumerate(frames)])
