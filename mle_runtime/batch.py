@@ -2,7 +2,9 @@
 
 The input is read in chunks of ``chunk_rows`` rows (a ``.npy`` file through a memory map, CSV through
 numpy's parser on one open handle, Parquet through pyarrow's record batches), so memory stays bounded
-whatever the file's size; a reader thread fetches the next chunk while the model runs on this one. The
+whatever the file's size; a reader thread fetches the next chunk while the model runs on this one. A CSV
+header's or a Parquet file's columns are the model's features by name (any order, other columns left out)
+where the model has feature names, as a DataFrame's are; in the file's order where it has none. The
 output takes the input's format (``.npy``: one output array; CSV and Parquet: a column per output value,
 2-D outputs as ``name_0``, ``name_1`` ...) and is written to a temporary file beside the target, then
 renamed: a killed job leaves no partial file under the final name.
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from mle_runtime.inputs import IGNORED
 from mle_runtime.runtime import MLERuntime, load_model
 from mle_runtime.text import TextColumn
 
@@ -61,7 +64,13 @@ def predict_file(
     runtime = model if isinstance(model, MLERuntime) else load_model(model, **load_options)
     names = _output_names(runtime, outputs, kind)
     # a CSV's string columns (categories, documents) stay text for the runtime's host-side steps
-    reader = csv_reader(source, chunk_rows, runtime, header) if kind == ".csv" else _READERS[kind](source, chunk_rows)
+    reader: CsvReader | _ParquetReader | _NpyReader
+    if kind == ".csv":
+        reader = csv_reader(source, chunk_rows, runtime, header)
+    elif kind == ".parquet":
+        reader = _ParquetReader(source, chunk_rows, runtime)
+    else:
+        reader = _NpyReader(source, chunk_rows)
     start = time.perf_counter()
     rows = chunks = 0
     with _AtomicOutput(target) as tmp, _Prefetch(reader.chunks()) as pending:
@@ -125,12 +134,42 @@ class _NpyReader:
 
 
 def csv_reader(path: Path, chunk_rows: int, runtime: MLERuntime | None, header: bool | None = None) -> CsvReader:
-    """A CSV reader for ``runtime``'s model: its string and text columns read as text."""
+    """A CSV reader for ``runtime``'s model: its string and text columns read as text, a header's columns
+    taken by the model's feature names."""
     if runtime is None:
         return CsvReader(path, chunk_rows, header=header)
     strings = runtime._strings
     documents = {c for c, lookup in strings.items() if isinstance(lookup, TextColumn)}
-    return CsvReader(path, chunk_rows, set(strings), runtime._feature_names, documents, header)
+    return CsvReader(path, chunk_rows, set(strings), runtime._feature_names, documents, header, _unused(runtime))
+
+
+def _unused(runtime: MLERuntime) -> set[int]:
+    """The model's columns it never reads (a ColumnTransformer drops them): a file may lack them."""
+    return {c for c, lookup in runtime._strings.items() if lookup is IGNORED}
+
+
+def column_order(path: Path, columns: Sequence[str], names: Sequence[str] | None, unused: set[int]) -> list[int] | None:
+    """Where each of the model's features (``names``, in its order) lies among a file's ``columns`` (-1: a
+    column the model never reads, absent), as a DataFrame's columns are taken by name; None when they are
+    the same (or the model has no names: then the file's order is the model's). Other columns are left out."""
+    if names is None or list(columns) == list(names):
+        return None
+    where = {c: i for i, c in enumerate(columns)}
+    missing = [n for i, n in enumerate(names) if n not in where and i not in unused]
+    if missing:
+        raise ValueError(f"{path}: lacks the model's feature columns {missing}; it has {list(columns)}")
+    return [where.get(n, -1) for n in names]
+
+
+def _taken(table: np.ndarray, order: list[int] | None) -> np.ndarray:
+    """``table``'s columns in the model's order (see ``column_order``; an absent one reads 0)."""
+    if order is None:
+        return table
+    out = np.zeros((len(table), len(order)), dtype=table.dtype)
+    for j, i in enumerate(order):
+        if i >= 0:
+            out[:, j] = table[:, i]
+    return out
 
 
 def _is_number(field: str) -> bool:
@@ -147,7 +186,9 @@ class CsvReader:
     ``documents`` an empty document), the others as floats (empty: NaN). Unless ``header`` says, the first
     line is a header when it holds the model's feature names, or any field that is not a number outside
     the string columns, or, when every column is a string column and the model has no feature names to
-    compare with (documents, say), always (as pandas reads a CSV): pass header=False for a file without."""
+    compare with (documents, say), always (as pandas reads a CSV): pass header=False for a file without.
+    A header's columns are taken by the model's feature names (``column_order``); ``text_columns`` and
+    ``documents`` are positions among the model's features."""
 
     def __init__(
         self,
@@ -157,19 +198,23 @@ class CsvReader:
         names: Sequence[str] | None = None,
         documents: set[int] | None = None,
         header: bool | None = None,
+        unused: set[int] | None = None,
     ):
         self.path, self.chunk_rows, self.total = path, chunk_rows, None
         self.text_columns = text_columns or set()
         self.documents = documents or set()
         with path.open(newline="") as f:
             first = next(csv.reader(f), [])
+        columns = [v.strip() for v in first]
         numbers = [v for c, v in enumerate(first) if c not in self.text_columns and v.strip()]
         if header is not None:
             self.header = header
         elif names is not None:
-            self.header = [v.strip() for v in first] == list(names) or not all(map(_is_number, numbers))
+            needed = {n for i, n in enumerate(names) if i not in (unused or set())}
+            self.header = needed <= set(columns) or not all(map(_is_number, numbers))
         else:  # nothing to compare with: names where a number was due, or a file of strings only
             self.header = not all(map(_is_number, numbers)) or all(c in self.text_columns for c in range(len(first)))
+        self.order = column_order(path, columns, names, unused or set()) if self.header else None
 
     def chunks(self) -> Iterator[np.ndarray]:
         return self._text_chunks() if self.text_columns else self._number_chunks()
@@ -182,7 +227,7 @@ class CsvReader:
             while block := list(itertools.islice(rows, self.chunk_rows)):
                 if len({len(r) for r in block}) > 1:
                     raise ValueError(f"{self.path}: rows with different numbers of fields near line {rows.line_num}")
-                table = np.array(block, dtype=object)
+                table = _taken(np.array(block, dtype=object), self.order)
                 for c in range(table.shape[1]):
                     empty = table[:, c] == ""
                     if c in self.text_columns:
@@ -210,20 +255,25 @@ class CsvReader:
                     raise ValueError(f"{self.path}: not a CSV of numbers ({e})") from None
                 if len(block) == 0:
                     return
-                yield block
+                yield _taken(block, self.order)
 
 
 class _ParquetReader:
-    def __init__(self, path: Path, chunk_rows: int):
+    """A Parquet file's record batches as arrays, its columns taken by the model's feature names."""
+
+    def __init__(self, path: Path, chunk_rows: int, runtime: MLERuntime):
         pq = _pyarrow_parquet()
         # pre_buffer (pyarrow's default) kept every row group read so far alive: 1.7 GB peak for 10M rows.
         self.file = pq.ParquetFile(path, pre_buffer=False)
         self.total = self.file.metadata.num_rows
         self.chunk_rows = chunk_rows
+        self.order = column_order(path, self.file.schema_arrow.names, runtime._feature_names, _unused(runtime))
 
     def chunks(self) -> Iterator[np.ndarray]:
         for batch in self.file.iter_batches(batch_size=self.chunk_rows):
             columns = [c.to_numpy(zero_copy_only=False) for c in batch.columns]
+            if self.order is not None:
+                columns = [columns[i] if i >= 0 else np.zeros(batch.num_rows) for i in self.order]
             yield np.column_stack(columns) if columns else np.empty((batch.num_rows, 0))
 
 
@@ -233,9 +283,6 @@ def _pyarrow_parquet() -> Any:
     except ImportError:
         raise RuntimeError("Parquet files need pyarrow: pip install 'mle-runtime[parquet]'") from None
     return pq
-
-
-_READERS: dict[str, Any] = {".npy": _NpyReader, ".csv": CsvReader, ".parquet": _ParquetReader}
 
 
 class _Prefetch:

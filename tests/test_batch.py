@@ -85,6 +85,45 @@ def test_csv_and_parquet_with_string_columns(tmp_path) -> None:
     assert not (tmp_path / "bad-out.csv").exists()
 
 
+def test_file_columns_are_taken_by_the_models_feature_names(tmp_path) -> None:
+    """A CSV header's or a Parquet file's columns are the model's features by name, in any order, other
+    columns left out, as a DataFrame's are (they were read in the file's order: reordered columns gave
+    wrong answers); a column the model reads that the file lacks is refused, one it drops may be absent."""
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {
+            "size": rng.normal(size=500),
+            "city": rng.choice(np.array(["Oslo", "Lima", "Pune"], dtype=object), 500),
+            "rooms": rng.integers(1, 6, 500).astype(float),
+            "note": rng.normal(size=500),
+        }
+    )
+    labels = (frame["city"] == "Lima").to_numpy() ^ (frame["size"] > 0).to_numpy()
+    encode = make_column_transformer((OneHotEncoder(), ["city"]), ("passthrough", ["size", "rooms"]))  # drops note
+    cases = [(make_pipeline(encode, LogisticRegression()), frame), (LogisticRegression(), frame.drop(columns=["city"]))]
+    for model, data in cases:
+        model.fit(data, labels)
+        mle.export_model(model, tmp_path / "m.mle")
+        expected = model.predict_proba(data)
+        shuffled = data[list(reversed(data.columns))].assign(id=np.arange(len(data)))
+        shuffled.to_csv(tmp_path / "in.csv", index=False)
+        shuffled.to_parquet(tmp_path / "in.parquet")
+        for name in ("in.csv", "in.parquet"):
+            out = tmp_path / f"out-{name}"
+            predict_file(tmp_path / "m.mle", tmp_path / name, out, chunk_rows=128)
+            got = pd.read_csv(out) if name.endswith(".csv") else pd.read_parquet(out)
+            np.testing.assert_allclose(got[["probabilities_0", "probabilities_1"]], expected, rtol=1e-5, atol=1e-7)
+        lacking = data.drop(columns=["rooms"])
+        lacking.to_csv(tmp_path / "lacking.csv", index=False)
+        with pytest.raises(ValueError, match=r"lacks the model's feature columns \['rooms'\]"):
+            predict_file(tmp_path / "m.mle", tmp_path / "lacking.csv", tmp_path / "never.csv")
+        if "city" in data:  # (the ColumnTransformer drops note: a file without it answers the same)
+            data.drop(columns=["note"]).to_parquet(tmp_path / "no-note.parquet")
+            predict_file(tmp_path / "m.mle", tmp_path / "no-note.parquet", tmp_path / "no-note-out.parquet")
+            got = pd.read_parquet(tmp_path / "no-note-out.parquet")
+            np.testing.assert_allclose(got[["probabilities_0", "probabilities_1"]], expected, rtol=1e-5, atol=1e-7)
+
+
 def test_npy_in_chunks_that_do_not_divide_the_rows(tmp_path, model_path) -> None:
     np.save(tmp_path / "in.npy", X)
     done = predict_file(model_path, tmp_path / "in.npy", tmp_path / "labels.npy", chunk_rows=500)
