@@ -275,6 +275,25 @@ def records() -> dict[str, tuple]:
     for name in ("lgamma", "digamma"):  # (at the poles too: 0, -0, a negative integer)
         table[f"aten.{name}"] = _entry(getattr(a, name).default, (np.concatenate([X2.ravel() * 3, [0.0, -0.0, -2.0]]),))
     table["aten.special_erfcx"] = _entry(a.special_erfcx.default, (np.concatenate([X2.ravel() * 4, [30.0, -9.0]]),))
+    # The orthogonal polynomials at their ends, inside and outside [-1, 1] ([0, 1] shifted), each degree
+    # through the recurrence and past the closed form's threshold; not at NaN, where PyTorch's kernels
+    # return an uninitialised value (their loop stops on a NaN before its first step). atol: the closed
+    # form's cos/acos differ from glibc's in the last bits near the polynomials' roots.
+    ends = np.array([-1.0, 1.0, 0.0, 0.5, -0.5, 2.0, -3.0, 1e-9])
+    polynomial_points = np.concatenate([R.uniform(-1.2, 1.2, 40), ends])
+    degrees = np.resize(np.array([-1, 0, 1, 2, 3, 6, 7, 9, 12, 2.7]), polynomial_points.shape)
+    for kind in ("t", "u", "v", "w"):
+        for name in (f"special_chebyshev_polynomial_{kind}", f"special_shifted_chebyshev_polynomial_{kind}"):
+            table[f"aten.{name}"] = (*_entry(getattr(a, name).default, (polynomial_points, degrees)), 1e-12)
+            for n in (0, 5, 12):
+                table[f"aten.{name}.n_scalar (n {n})"] = (
+                    *_entry(getattr(a, name).n_scalar, (polynomial_points,), {"n": n}),
+                    1e-12,
+                )
+    for name in ("hermite_polynomial_h", "hermite_polynomial_he", "laguerre_polynomial_l", "legendre_polynomial_p"):
+        op = getattr(a, f"special_{name}")
+        table[f"aten.special_{name}"] = (*_entry(op.default, (polynomial_points, degrees)), 1e-12)
+        table[f"aten.special_{name}.n_scalar"] = (*_entry(op.n_scalar, (polynomial_points,), {"n": 6}), 1e-12)
     # Against scipy: PyTorch's own float64 trigamma is ~4e-10 off (its series; mpmath agrees with scipy and
     # the runtime). Away from the poles, where PyTorch gives large finite numbers, the runtime infinities.
     for order in (1, 2, 3):

@@ -29,7 +29,10 @@ _OP_MODULES = (
 )
 # The network ops, named "<prefix>.<op>", load only when a model uses one (or every op is listed): they
 # are a third of the ops, and a process that loads a tree ensemble need not register them (~14 ms).
-_PREFIXED_MODULES = {"aten.": "mle_runtime.ops.aten", "keras.": "mle_runtime.ops.keras"}
+_PREFIXED_MODULES = {
+    "aten.": ("mle_runtime.ops.aten", "mle_runtime.ops.polynomials"),
+    "keras.": ("mle_runtime.ops.keras",),
+}
 
 
 @dataclass(frozen=True)
@@ -81,9 +84,10 @@ def _ensure_loaded(name: str | None = None) -> None:
         for module in _OP_MODULES:
             importlib.import_module(module)
         _loaded = True
-    for prefix, module in _PREFIXED_MODULES.items():
+    for prefix, modules in _PREFIXED_MODULES.items():
         if name is None or name.startswith(prefix):
-            importlib.import_module(module)  # (a no-op once imported)
+            for module in modules:
+                importlib.import_module(module)  # (a no-op once imported)
 
 
 def all_ops() -> dict[tuple[str, int], OpDef]:
