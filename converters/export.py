@@ -9,6 +9,7 @@ import pickle
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mle_runtime import encryption, signing, verified
@@ -44,6 +45,21 @@ def detect_framework(model: Any) -> str:
     )
 
 
+def _from_file(path: Path) -> Any:
+    """The model in a framework's own file (see ``export_model``)."""
+    from mle_runtime.converters.native import load_native, native_format
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no such model file: {path}")
+    framework = native_format(path)
+    if framework is None:
+        raise UnsupportedModelError(
+            f"{path.name} is not an XGBoost, LightGBM, CatBoost, Keras or PyTorch (.pt2) model file; a pickle is "
+            "not loaded here (unpickling runs code stored in it): load one you trust (joblib.load) and pass the model"
+        )
+    return load_native(path, framework)
+
+
 def joblib_size(model: Any) -> int | None:
     """Bytes ``joblib.dump`` writes for the model (pickle's if joblib is absent); None for a model that
     cannot be pickled (a module holding a lambda, say), which exports all the same."""
@@ -72,7 +88,12 @@ def export_model(
     ``timestamp`` (record the export time; off by default so that exports are byte-for-byte
     reproducible), ``metadata`` (a JSON-able dict stored under ``metadata['user']``), ``private_key``
     (Ed25519, raw bytes or PEM: sign the file), ``encryption_key`` (32 bytes: encrypt the tensor data
-    with AES-256-GCM; a fresh nonce makes each such export's bytes differ)."""
+    with AES-256-GCM; a fresh nonce makes each such export's bytes differ). ``model`` may also be the path
+    of a file in its framework's own format (XGBoost .json/.ubj, LightGBM text, CatBoost .cbm, Keras .keras,
+    PyTorch .pt2, whose loading may run code stored in it), as ``mle export`` reads them; a pickle is not
+    loaded (that runs code stored in it): load a pickle you trust yourself and pass the model."""
+    if isinstance(model, (str, os.PathLike)):
+        model = _from_file(Path(model))
     framework = detect_framework(model)
     if framework == "sklearn":
         return export_sklearn_model(model, output_path, input_shape, **kwargs)

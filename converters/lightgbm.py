@@ -162,9 +162,18 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None, num_iteratio
 
     b = GraphBuilder()
     converted, n_features, objective = build(model, b, None, input_shape, num_iteration)
-    names = getattr(_booster(model)[1], "feature_names_in_", None)
+    booster, wrapper = _booster(model)
+    names = getattr(wrapper, "feature_names_in_", None)
+    if names is None:  # (a Booster: the names it was trained with, where they were given)
+        names = _given_names(booster.feature_name())
     metadata = booster_metadata("lightgbm", lightgbm.__version__, model, n_features, objective, names)
     return model_ir(b, converted, metadata)
+
+
+def _given_names(names: list[str]) -> list[str] | None:
+    """A Booster's feature names where training gave them (a DataFrame's columns); None for the ones
+    LightGBM makes up (Column_0, Column_1, ...), which no input is checked against."""
+    return None if names == [f"Column_{i}" for i in range(len(names))] else list(names)
 
 
 def step_classes() -> list[type]:

@@ -402,6 +402,40 @@ def test_raw_boosters(tmp_path: Path) -> None:
     assert_scaled(mle.load_model(tmp_path / "aft.mle").predict(X), aft.predict(xgboost.DMatrix(X)), 1e-5, "aft")
 
 
+def test_framework_files_export_by_path_and_keep_their_feature_names(tmp_path: Path) -> None:
+    """export_model takes a framework's own file by its path (not a pickle: unpickling runs code); a
+    Booster trained on a DataFrame keeps its column names, so a reordered DataFrame is refused rather
+    than read by position (LightGBM's own predict reads it by position: wrong answers), and one trained on
+    an array (LightGBM names its columns Column_0 ...) takes any."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400) * 5, "c": rng.normal(size=400)})
+    target = (frame["a"] + frame["b"] / 5 > 0).to_numpy().astype(float)
+    named = lightgbm.train({"objective": "binary", "verbose": -1}, lightgbm.Dataset(frame, target), 10)
+    bare = lightgbm.train({"objective": "binary", "verbose": -1}, lightgbm.Dataset(frame.to_numpy(), target), 10)
+    xgb = xgboost.train({"objective": "binary:logistic"}, xgboost.DMatrix(frame, target), 10)
+    named.save_model(tmp_path / "named.txt")
+    bare.save_model(tmp_path / "bare.txt")
+    xgb.save_model(tmp_path / "xgb.json")
+    for name, want in (
+        ("named.txt", named.predict(frame)),
+        ("bare.txt", bare.predict(frame.to_numpy())),
+        ("xgb.json", xgb.predict(xgboost.DMatrix(frame))),
+    ):
+        mle.export_model(tmp_path / name, tmp_path / f"{name}.mle")
+        runtime = mle.load_model(tmp_path / f"{name}.mle")
+        assert_scaled(runtime.predict(frame), want, 1e-5, name)
+        if name == "bare.txt":
+            assert_scaled(runtime.predict(frame[["c", "a", "b"]]), bare.predict(frame[["c", "a", "b"]]), 1e-5, name)
+        else:
+            with pytest.raises(ValueError, match="different order"):
+                runtime.predict(frame[["c", "a", "b"]])
+    joblib.dump(named, tmp_path / "named.joblib")
+    with pytest.raises(mle.UnsupportedModelError, match="a pickle is not loaded here"):
+        mle.export_model(tmp_path / "named.joblib", tmp_path / "never.mle")
+    with pytest.raises(FileNotFoundError, match="no such model file"):
+        mle.export_model(tmp_path / "absent.json", tmp_path / "never.mle")
+
+
 @pytest.mark.parametrize("booster", ["gbtree", "gblinear"])
 def test_xgboost_reads_its_missing_marker_and_nan_as_missing(booster: str, tmp_path: Path) -> None:
     data = _data("binary")
