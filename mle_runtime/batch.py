@@ -267,13 +267,21 @@ class _ParquetReader:
         self.file = pq.ParquetFile(path, pre_buffer=False)
         self.total = self.file.metadata.num_rows
         self.chunk_rows = chunk_rows
-        self.order = column_order(path, self.file.schema_arrow.names, runtime._feature_names, _unused(runtime))
+        names = self.file.schema_arrow.names
+        order = column_order(path, names, runtime._feature_names, _unused(runtime))
+        # (by name, the columns the model reads only: an id column beside them is never decoded)
+        self.columns = None if order is None else [names[i] if i >= 0 else None for i in order]
 
     def chunks(self) -> Iterator[np.ndarray]:
-        for batch in self.file.iter_batches(batch_size=self.chunk_rows):
-            columns = [c.to_numpy(zero_copy_only=False) for c in batch.columns]
-            if self.order is not None:
-                columns = [columns[i] if i >= 0 else np.zeros(batch.num_rows) for i in self.order]
+        wanted = None if self.columns is None else [c for c in self.columns if c is not None]
+        for batch in self.file.iter_batches(batch_size=self.chunk_rows, columns=wanted):
+            if self.columns is None:
+                columns = [c.to_numpy(zero_copy_only=False) for c in batch.columns]
+            else:
+                columns = [
+                    np.zeros(batch.num_rows) if c is None else batch.column(c).to_numpy(zero_copy_only=False)
+                    for c in self.columns
+                ]
             yield np.column_stack(columns) if columns else np.empty((batch.num_rows, 0))
 
 
