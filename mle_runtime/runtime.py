@@ -580,6 +580,13 @@ class MLERuntime:
         edges = np.cumsum([len(c) for c in self._output_classes])[:-1]
         return np.split(proba, edges, axis=1)
 
+    def predict_log_proba(self, X: Any) -> np.ndarray | list[np.ndarray]:
+        """The log of ``predict_proba``, as most scikit-learn classifiers compute it (a probability of 0 is
+        -inf; GaussianNB's own log from its joint likelihood stays finite where the probability underflows)."""
+        proba = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return [np.log(p) for p in proba] if isinstance(proba, list) else np.log(proba)
+
     def decision_function(self, X: Any) -> np.ndarray:
         return self._output(X, "decision", "decision_function")
 

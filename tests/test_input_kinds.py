@@ -14,6 +14,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB
 
 import mle_runtime as mle
 from mle_runtime import inputs
@@ -197,3 +198,18 @@ def test_inputs_by_name_and_tensors(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         mle.load_model(tmp_path / "one.mle").run(x)[0], one(x).detach().numpy(), rtol=1e-5, atol=1e-6
     )
+
+
+def test_log_probabilities_are_the_logs_of_the_probabilities(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 5))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1)
+    for model in (LogisticRegression(), RandomForestClassifier(10, random_state=0), GaussianNB()):
+        model.fit(X, y)
+        runtime = _exported(model, tmp_path / "m.mle")
+        with np.errstate(divide="ignore"):  # (a forest's leaves give probabilities of 0)
+            want = model.predict_log_proba(X)
+        finite = np.isfinite(want)
+        got = runtime.predict_log_proba(X)
+        np.testing.assert_array_equal(np.isfinite(got), finite)
+        np.testing.assert_allclose(got[finite], want[finite], rtol=1e-9, atol=1e-12)
