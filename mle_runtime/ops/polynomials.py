@@ -20,7 +20,7 @@ Step = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]  # (x, 
 
 class Family(NamedTuple):
     first: Callable[[jax.Array], jax.Array]  # the polynomial of degree 1
-    step: Step  # the recurrence's next term from the two before, at loop index k = 1 .. n - 1
+    step: Step  # the recurrence's next term from the two before (p, q), at loop index k = 1 .. n - 1
     special: Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]] | None  # (applies, value) at (x, n)
 
 
@@ -82,16 +82,15 @@ FAMILIES: dict[str, Family] = {
     "hermite_polynomial_he": Family(lambda x: x, lambda x, k, p, q: x * q - k * p, None),
     "laguerre_polynomial_l": Family(
         lambda x: 1 - x,
-        lambda x, k, p, q: ((k + k) + (1 - x)) * q - k * p,  # (divided by k + 1 in _evaluated: see there)
+        lambda x, k, p, q: (((k + k) + (1 - x)) * q - k * p) / (k + 1),
         lambda x, n: (jnp.abs(x) == 0, jnp.ones_like(x)),
     ),
     "legendre_polynomial_p": Family(
         lambda x: x,
-        lambda x, k, p, q: (k + k + 1) * x * q - k * p,  # (divided by k + 1 in _evaluated)
+        lambda x, k, p, q: ((k + k + 1) * x * q - k * p) / (k + 1),
         lambda x, n: _ends(x, n, jnp.ones_like(x), _sign(n, jnp.ones_like(x))),
     ),
 }
-_DIVIDED = {"laguerre_polynomial_l", "legendre_polynomial_p"}
 # The shifted Chebyshev polynomials are the unshifted ones at x + x - 1, their closed form from degree 7
 _SHIFTED_THRESHOLD = 6
 
@@ -108,14 +107,10 @@ def _evaluated(name: str, x: jax.Array, degree: jax.Array | float, shifted: bool
     n = (jnp.trunc(given) if jnp.issubdtype(given.dtype, jnp.floating) else given).astype(jnp.int32)
     x, n = jnp.broadcast_arrays(x, n)
     first = family.first(x)
-    divided = name in _DIVIDED
 
     def body(k: jax.Array, pq: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
         p, q = pq
-        kf = k.astype(x.dtype)
-        r = family.step(x, kf, p, q)
-        if divided:
-            r = r / (kf + 1)
+        r = family.step(x, k.astype(x.dtype), p, q)
         running = k < n  # (each element stops at its own degree)
         return jnp.where(running, q, p), jnp.where(running, r, q)
 
