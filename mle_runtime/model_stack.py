@@ -116,6 +116,11 @@ class ModelStack:
             raise AttributeError(f"these models have no predict_proba() (outputs: {list(self._graph.outputs)})")
         return self._evaluate([X], ("probabilities",))[0]
 
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """The log of ``predict_proba`` (as ``MLERuntime.predict_log_proba``)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
     def _function(self, names: tuple[str, ...]) -> Any:
         """The graph cut down to ``names`` (and the rows the models refuse): nothing else is computed."""
         if names not in self._functions:

@@ -158,8 +158,10 @@ def test_a_stack_takes_sparse_and_mixed_inputs(
     whole = stacked.predict_proba(X)
     monkeypatch.setattr(inputs, "SPARSE_BLOCK_BYTES", 250 * 40 * 8)  # blocks of 250 rows: 250, 250, 100
     blocks = stacked.run(X)
+    logs = stacked.predict_log_proba(X)
     for i, m in enumerate(models):
         np.testing.assert_allclose(whole[i], m.predict_proba(X), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(logs[i], m.predict_log_proba(X), rtol=1e-9)
         np.testing.assert_allclose(blocks[1][i], m.predict_proba(X), rtol=1e-12, atol=1e-12)
         np.testing.assert_array_equal(blocks[0][i], m.predict(X))
     train = _mixed_frame(300, 0)
