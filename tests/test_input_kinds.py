@@ -1,6 +1,7 @@
 """Inputs scikit-learn takes besides a float array: scipy.sparse matrices, DataFrames whose columns mix
 bools, ints and floats or hold pandas' nullable and Arrow types, arrays of boxed numbers; inputs by name;
-PyTorch tensors. Each answer is compared with the framework's own on the same input."""
+PyTorch tensors; and predict_log_proba, which a caller swapping the runtime in for the model asks for. Each
+answer is compared with the framework's own on the same input."""
 
 from __future__ import annotations
 
