@@ -26,6 +26,9 @@ Lookup = Mapping[str, int] | TextColumn | CatBoostCategories
 # block of at most this many bytes: a batch of a million rows over 2**20 hashed columns stays bounded.
 SPARSE_BLOCK_BYTES = 64 << 20
 
+# A DataFrame of up to this many cells converts without reading its dtypes first (see _from_dataframe)
+SMALL_FRAME_CELLS = 10_000
+
 
 def _is_dataframe(x: Any) -> bool:
     return type(x).__module__.startswith("pandas") and hasattr(x, "columns") and hasattr(x, "to_numpy")
@@ -43,12 +46,14 @@ def sparse_block_rows(x: Any) -> int:
 
 def _from_dataframe(x: Any, name: str, feature_names: Sequence[str] | None) -> np.ndarray:
     _check_columns(x, name, feature_names)
-    arr = np.asarray(x.to_numpy())
-    if arr.dtype.kind != "O":
-        return arr
-    # bools beside numbers, pandas' nullable or Arrow columns, numbers as objects (pandas gives objects for
-    # them all): floats, as scikit-learn converts them, a missing value (NA) NaN. (Telling these frames
-    # apart by their dtypes first cost every 50-column one-row call ~45 us.)
+    # Bools beside numbers, pandas' nullable or Arrow columns, numbers as objects: pandas gives objects for
+    # them all, which become floats, as scikit-learn converts them, a missing value (NA) NaN. A small frame
+    # tries to_numpy first (reading its dtypes cost a 50-column one-row call ~45 us); a large one reads its
+    # dtypes (to_numpy's objects cost 233 ms at 100,000 x 50 with one bool column, floats at once 9 ms).
+    if x.size <= SMALL_FRAME_CELLS or _plain_numbers(x):
+        arr = np.asarray(x.to_numpy())
+        if arr.dtype.kind != "O":
+            return arr
     try:
         return x.to_numpy(np.float64, na_value=np.nan)
     except (TypeError, ValueError):
@@ -60,6 +65,12 @@ def _from_dataframe(x: Any, name: str, feature_names: Sequence[str] | None) -> n
                 shown = values.head(3).tolist()
                 raise InputError(f"input {name!r}: column {column!r} must hold numbers, got {shown}") from None
         raise
+
+
+def _plain_numbers(x: Any) -> bool:
+    """Every column of the DataFrame ``x`` numpy numbers, or every one numpy bools: to_numpy keeps them."""
+    dtypes = list(x.dtypes)
+    return all(isinstance(d, np.dtype) and d.kind in "iuf" for d in dtypes) or all(d == np.bool_ for d in dtypes)
 
 
 def _numbers(arr: np.ndarray, name: str) -> np.ndarray:

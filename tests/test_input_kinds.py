@@ -90,8 +90,12 @@ def _target(frame: pd.DataFrame) -> np.ndarray:
     return ((frame["amount"] + frame["member"] + frame["visits"] / 10) > 1).to_numpy().astype(int)
 
 
+@pytest.mark.parametrize("small_frame_cells", [inputs.SMALL_FRAME_CELLS, 0])  # (0: the large frames' path)
 @pytest.mark.parametrize("make", [LogisticRegression, lambda: HistGradientBoostingClassifier(max_iter=20)])
-def test_dataframes_mixing_bools_ints_and_floats(make: Any, tmp_path: Path) -> None:
+def test_dataframes_mixing_bools_ints_and_floats(
+    make: Any, small_frame_cells: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inputs, "SMALL_FRAME_CELLS", small_frame_cells)
     train = _mixed_frame(500, 0)
     model = make().fit(train, _target(train))
     runtime = _exported(model, tmp_path / "m.mle")
