@@ -226,6 +226,7 @@ class MLERuntime:
             self._load_options["devices"] = len(spread)
         self._jax_device, self._classes, self._output_classes = jax_device, classes, output_classes
         self._file, self._graph, self._fn = mf, graph, fn
+        self._input_names = [s.name for s in graph.inputs]
         self._host_params, self._placement, self._placed = host_params, placement, placed
         self._parameters_how = parameters_how
         self._narrowing_plan: dict[int, narrowing.SplitNarrowing] | None = None  # planned on first float64 input
@@ -431,7 +432,7 @@ class MLERuntime:
     def _prepare(self, inputs: Any) -> list[np.ndarray]:
         self._require()
         specs = self._graph.inputs
-        given = as_input_list(inputs, [s.name for s in specs])
+        given = as_input_list(inputs, self._input_names)
         if len(given) != len(specs):
             raise InputError(f"model takes {len(specs)} input(s) {[s.name for s in specs]}, got {len(given)}")
         dtype = PRECISIONS[self.precision]
@@ -524,7 +525,7 @@ class MLERuntime:
     def _run_named(self, inputs: Any, wanted: Sequence[str]) -> dict[str, np.ndarray]:
         """The ``wanted`` outputs by name (for callers that need only some of ``run``'s)."""
         block = self._text_block_rows
-        given = as_input_list(inputs, self._input_names())
+        given = as_input_list(inputs, self._input_names)
         if len(given) == 1 and is_sparse(given[0]):
             given = [given[0].tocsr()]  # (rows sliced cheaply; a no-op on CSR)
             block = sparse_block_rows(given[0])
@@ -533,10 +534,6 @@ class MLERuntime:
             return self._run_graph(self._prepare(given), wanted)
         parts = [self._run_graph(self._prepare([_rows(given[0], i, i + block)]), wanted) for i in range(0, n, block)]
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-
-    def _input_names(self) -> list[str]:
-        self._require()
-        return [s.name for s in self._graph.inputs]
 
     def _run_outputs(self) -> list[str]:
         return list(self._require().metadata.get("run_outputs") or self._graph.outputs)
@@ -700,7 +697,8 @@ class MLERuntime:
             if progress is not None:
                 progress(len(times))
         t = np.array(times)
-        rows = _row_count(as_input_list(inputs, self._input_names())[0])
+        self._require()
+        rows = _row_count(as_input_list(inputs, self._input_names)[0])
         return {
             "mean_ms": float(t.mean()),
             "std_ms": float(t.std()),
