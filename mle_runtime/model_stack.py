@@ -67,6 +67,7 @@ class ModelStack:
             _check_same_columns(first, r, i)
         graph_json, self._params = _merge([r._file.graph for r in self.runtimes], [r._params for r in self.runtimes])  # type: ignore[union-attr]
         self._graph = Graph.from_json(graph_json, set(self._params))
+        self._input_names = [s.name for s in self._graph.inputs]
         self._functions: dict[tuple[str, ...], Any] = {}
         self._template = first
         self._device = first._jax_device
@@ -130,7 +131,7 @@ class ModelStack:
         return self._functions[names]
 
     def _evaluate(self, inputs: Any, names: tuple[str, ...]) -> list[np.ndarray]:
-        given = as_input_list(inputs, [s.name for s in self._graph.inputs])
+        given = as_input_list(inputs, self._input_names)
         if len(given) == 1 and is_sparse(given[0]):  # made dense a block of rows at a time, as a runtime does
             rows, block = given[0].tocsr(), sparse_block_rows(given[0])
             if rows.shape[0] > block:
@@ -164,9 +165,8 @@ class ModelStack:
         return fn, dict(self._params)
 
     # -- internals -------------------------------------------------------------------------------
-    def _prepare(self, inputs: Any) -> tuple[list[np.ndarray], list[bool]]:
+    def _prepare(self, given: list[Any]) -> tuple[list[np.ndarray], list[bool]]:
         specs = self._graph.inputs
-        given = as_input_list(inputs, [s.name for s in specs])
         if len(given) != len(specs):
             raise ValueError(f"the models take {len(specs)} input(s) {[s.name for s in specs]}, got {len(given)}")
         t = self._template

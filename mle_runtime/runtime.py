@@ -429,10 +429,10 @@ class MLERuntime:
         return -(-bucket // devices) * devices
 
     # -- running ---------------------------------------------------------------------------------
-    def _prepare(self, inputs: Any) -> list[np.ndarray]:
+    def _prepare(self, given: list[Any]) -> list[np.ndarray]:
+        """The graph's arrays for ``given`` (``as_input_list``'s list of the caller's inputs)."""
         self._require()
         specs = self._graph.inputs
-        given = as_input_list(inputs, self._input_names)
         if len(given) != len(specs):
             raise InputError(f"model takes {len(specs)} input(s) {[s.name for s in specs]}, got {len(given)}")
         dtype = PRECISIONS[self.precision]
@@ -635,7 +635,8 @@ class MLERuntime:
     def encode_inputs(self, inputs: Any) -> list[np.ndarray]:
         """The arrays ``as_jax``'s function takes for ``inputs``: the host-side steps ``run`` applies
         (string categories as codes, documents as their terms and counts), in the compute dtype."""
-        return self._prepare(inputs)
+        self._require()
+        return self._prepare(as_input_list(inputs, self._input_names))
 
     def as_jax(self) -> tuple[Any, dict[str, jax.Array]]:
         """``(fn, params)``: ``fn(params, *inputs)`` is pure and returns a dict of the graph's outputs
@@ -697,7 +698,6 @@ class MLERuntime:
             if progress is not None:
                 progress(len(times))
         t = np.array(times)
-        self._require()
         rows = _row_count(as_input_list(inputs, self._input_names)[0])
         return {
             "mean_ms": float(t.mean()),
