@@ -18,6 +18,8 @@ from mle_runtime.reader import MleFile
 OUTPUT_ROLES = {
     "label": "class labels, in the model's own class values",
     "probabilities": "class probabilities, (n, n_classes); a multilabel model's positive ones, (n, n_labels)",
+    "log_probabilities": "the log of the class probabilities computed as the estimator's predict_log_proba, where "
+    "that is not their plain log (naive Bayes, discriminant analysis: finite where a probability underflows)",
     "decision": "decision scores, as the estimator's decision_function",
     "scores": "the estimator's score_samples: anomaly scores, or a density's log",
     "predictions": "regression predictions, in the estimator's output shape",

@@ -118,7 +118,9 @@ class ModelStack:
         return self._evaluate([X], ("probabilities",))[0]
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
-        """The log of ``predict_proba`` (as ``MLERuntime.predict_log_proba``)."""
+        """Every model's log class probabilities, as ``MLERuntime.predict_log_proba`` computes them."""
+        if "log_probabilities" in self._graph.outputs:
+            return self._evaluate([X], ("log_probabilities",))[0]
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 

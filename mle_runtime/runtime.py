@@ -578,8 +578,13 @@ class MLERuntime:
         return np.split(proba, edges, axis=1)
 
     def predict_log_proba(self, X: Any) -> np.ndarray | list[np.ndarray]:
-        """The log of ``predict_proba``, as most scikit-learn classifiers compute it (a probability of 0 is
-        -inf; GaussianNB's own log from its joint likelihood stays finite where the probability underflows)."""
+        """Log class probabilities as the model's ``predict_log_proba`` computes them: the log of
+        ``predict_proba`` for most (a probability of 0 is -inf); from the class scores for naive Bayes,
+        QuadraticDiscriminantAnalysis and NearestCentroid, finite where a probability underflows; a 0 read
+        as the smallest normal number for LinearDiscriminantAnalysis."""
+        self._require()
+        if "log_probabilities" in self._graph.outputs:
+            return self._output(X, "log_probabilities", "predict_log_proba")
         proba = self.predict_proba(X)
         with np.errstate(divide="ignore"):
             return [np.log(p) for p in proba] if isinstance(proba, list) else np.log(proba)

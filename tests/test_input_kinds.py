@@ -13,9 +13,13 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis, QuadraticDiscriminantAnalysis
+from sklearn.ensemble import BaggingClassifier, HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.naive_bayes import GaussianNB
+from sklearn.naive_bayes import GaussianNB, MultinomialNB
+from sklearn.neighbors import NearestCentroid
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import mle_runtime as mle
 from mle_runtime import inputs
@@ -220,3 +224,50 @@ def test_log_probabilities_are_the_logs_of_the_probabilities(tmp_path: Path) -> 
         got = runtime.predict_log_proba(X)
         np.testing.assert_array_equal(np.isfinite(got), finite)
         np.testing.assert_allclose(got[finite], want[finite], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        GaussianNB,
+        QuadraticDiscriminantAnalysis,
+        NearestCentroid,
+        LinearDiscriminantAnalysis,
+        lambda: make_pipeline(StandardScaler(), GaussianNB()),
+        lambda: BaggingClassifier(GaussianNB(), n_estimators=4, random_state=0),
+    ],
+)
+def test_log_probabilities_computed_from_scores_where_the_model_computes_them_so(make: Any, tmp_path: Path) -> None:
+    """Far from the training data the probabilities underflow to 0. Naive Bayes, QDA, NearestCentroid and
+    a bagging of naive Bayes models take the log from their scores (finite); LDA reads a 0 as the smallest
+    normal number. The plain log of the probabilities would give -inf for all of them."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5)
+    model = make().fit(X, y)
+    far = rng.normal(size=(50, 4)) * 400
+    want = model.predict_log_proba(far)
+    assert np.isfinite(want).all() and (model.predict_proba(far) == 0).any()
+    runtime = _exported(model, tmp_path / "m.mle")
+    got = runtime.predict_log_proba(far)
+    # (XLA flushes subnormal probabilities to 0: LDA's logs between -745 and -708.4 are not compared)
+    normal = want >= np.log(np.finfo(float).smallest_normal)
+    np.testing.assert_allclose(got[normal], want[normal], rtol=1e-9)
+    assert np.isfinite(got).all()
+
+
+def test_multinomial_naive_bayes_log_probabilities_of_long_documents(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    counts = rng.poisson(2, size=(300, 30))
+    y = (counts[:, 0] > 2).astype(int) + (counts[:, 1] > 3)
+    model = MultinomialNB().fit(counts, y)
+    long = rng.poisson(2, size=(20, 30)) * 300  # probabilities of 0 and 1 in float64
+    want = model.predict_log_proba(long)
+    assert (model.predict_proba(long) == 0).any()
+    got = _exported(model, tmp_path / "m.mle").predict_log_proba(long)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    stacked = mle.stack([_exported(MultinomialNB(alpha=a).fit(counts, y), tmp_path / f"{a}.mle") for a in (0.5, 1)])
+    for logs, alpha in zip(stacked.predict_log_proba(long), (0.5, 1), strict=True):
+        np.testing.assert_allclose(
+            logs, MultinomialNB(alpha=alpha).fit(counts, y).predict_log_proba(long), rtol=1e-9, atol=1e-12
+        )

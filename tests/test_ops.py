@@ -14,7 +14,7 @@ import keras_records
 import numpy as np
 import pytest
 from scipy import special, stats
-from scipy.special import expit, softmax
+from scipy.special import expit, log_softmax, softmax
 
 from mle_runtime.ops import all_ops, get_op, register_op
 from mle_runtime.runtime import precision_scope
@@ -300,6 +300,10 @@ def _scattered(terms: np.ndarray, values: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+def _log_probability(p: np.ndarray) -> np.ndarray:
+    return np.log(np.where(p == 0, np.finfo(p.dtype).smallest_normal, p))
+
+
 OPS: dict[str, Record] = {
     "Add": Record((X, V), np.add),
     "Sub": Record((X, V), np.subtract),
@@ -308,6 +312,9 @@ OPS: dict[str, Record] = {
     "Exp": Record((X,), np.exp),
     "Sigmoid": Record((X,), expit),
     "Softmax": Record((X,), lambda x: softmax(x, axis=-1)),
+    "LogSoftmax": Record((X * 400,), lambda x: log_softmax(x, axis=-1)),
+    "LogProbability": Record((np.array([[0.0, 0.25, 0.75], [1.0, 0.0, 0.0]]),), _log_probability),
+    "LogMeanExp": Record((X * 400, X[::-1] * 400), lambda a, b: np.logaddexp(a, b) - np.log(2)),
     "Clip": Record((X,), lambda x: np.clip(x, -0.5, 0.5), {"low": -0.5, "high": 0.5}),
     "SqueezeLast": Record((X[:, :1],), lambda x: x[:, 0]),
     "Concat": Record((X, X[:, :2]), lambda a, b: np.concatenate([a, b], axis=-1)),

@@ -151,10 +151,14 @@ def _bagged_parts(est: Any, b: GraphBuilder, x: str) -> list[tuple[Any, Converte
 
 @converts(ensemble.BaggingClassifier)
 def bagging_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
-    """The mean of the parts' probabilities (or, for parts without predict_proba, of their one-hot votes)."""
+    """The mean of the parts' probabilities (or, for parts without predict_proba, of their one-hot votes);
+    where every part computes its log probabilities from its scores (naive Bayes, discriminant analysis) and
+    saw every class, their log-mean-exp, as scikit-learn's predict_log_proba then computes it."""
     k = len(est.classes_)
-    probas, decisions = [], []
+    probas, decisions, logs = [], [], []
     for e, part in _bagged_parts(est, b, x):
+        if "log_probabilities" in part.outputs and len(e.classes_) == k:
+            logs.append(part.outputs["log_probabilities"])
         if hasattr(e, "predict_proba"):
             probas.append(_widen(b, _output(part, "probabilities", est), e.classes_, k))
         else:
@@ -164,6 +168,8 @@ def bagging_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Co
     n = len(probas)
     proba = b.op("WeightedSum", *probas, weights=[1.0] * n, divisor=float(n))
     outputs = {"label": b.op("ArgMax", proba), "probabilities": proba}
+    if len(logs) == n:
+        outputs["log_probabilities"] = b.op("LogMeanExp", *logs)
     if hasattr(est, "decision_function") and len(decisions) == n:
         outputs["decision"] = b.op("WeightedSum", *decisions, weights=[1.0] * n, divisor=float(n))
     return Converted("classifier", outputs, ["label", "probabilities"], classes=np.asarray(est.classes_))

@@ -18,9 +18,14 @@ from mle_runtime.errors import UnsupportedModelError
 
 
 def _from_scores(est: Any, b: GraphBuilder, scores: str, binary_decision: bool) -> Converted:
-    """Label, probabilities (softmax of the scores) and decision (the scores; for two classes, as
-    scikit-learn's discriminant analysis reports it, score 1 - score 0)."""
-    outputs = {"label": b.op("ArgMax", scores), "probabilities": b.op("Softmax", scores)}
+    """Label, probabilities (softmax of the scores), their log computed from the scores (as scikit-learn's
+    predict_log_proba for these models: finite where a probability underflows) and decision (the scores;
+    for two classes, as scikit-learn's discriminant analysis reports it, score 1 - score 0)."""
+    outputs = {
+        "label": b.op("ArgMax", scores),
+        "probabilities": b.op("Softmax", scores),
+        "log_probabilities": b.op("LogSoftmax", scores),
+    }
     if binary_decision and len(est.classes_) == 2:
         # score 1 - score 0 as a two-term dot product: both products are exact, so one rounding, as a subtraction
         outputs["decision"] = b.op("Gemm", scores, b.const("difference", np.array([-1.0, 1.0])))
@@ -88,6 +93,7 @@ def linear_discriminant(est: Any, b: GraphBuilder, x: str, n_features: int) -> C
     """A linear classifier; with the svd and eigen solvers also ``transform`` (the projection onto the
     first ``_max_components`` discriminant directions)."""
     converted = _classifier(est, b, x, "logistic")
+    converted.outputs["log_probabilities"] = b.op("LogProbability", converted.outputs["probabilities"])
     if est.solver in ("svd", "eigen"):
         scalings = np.asarray(est.scalings_)[:, : est._max_components]
         source = b.op("Sub", x, b.const("xbar", est.xbar_)) if est.solver == "svd" else x
@@ -117,7 +123,7 @@ def nearest_centroid(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conv
     scores = b.op("Sub", b.const("log_prior2", 2.0 * np.log(est.class_prior_)), distances)
     converted = _from_scores(est, b, scores, binary_decision=True)
     if est.metric != "euclidean":  # scikit-learn offers predict_proba and decision_function for euclidean only
-        del converted.outputs["probabilities"], converted.outputs["decision"]
+        del converted.outputs["probabilities"], converted.outputs["log_probabilities"], converted.outputs["decision"]
         converted.run_outputs = ["label"]
     if np.isclose(est.class_prior_, 1 / len(est.classes_)).all():
         # scikit-learn's predict then takes the nearest raw centroid, without the per-feature scaling

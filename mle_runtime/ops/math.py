@@ -106,6 +106,28 @@ def softmax(x: jax.Array) -> jax.Array:
     return jax.nn.softmax(x, axis=-1)
 
 
+@register_op("LogSoftmax")
+def log_softmax(x: jax.Array) -> jax.Array:
+    """The log of the softmax over the last axis, computed from x: finite where the softmax underflows to 0
+    (naive Bayes' and discriminant analysis' ``predict_log_proba``)."""
+    return jax.nn.log_softmax(x, axis=-1)
+
+
+@register_op("LogProbability")
+def log_probability(p: jax.Array) -> jax.Array:
+    """log(p), a probability of 0 read as the smallest normal number of p's dtype (-708.4 in float64), as
+    LinearDiscriminantAnalysis.predict_log_proba does. XLA on CPU flushes subnormal numbers to 0, so a
+    probability below 2.2e-308, which scikit-learn keeps as a subnormal (log down to -745), gives -708.4."""
+    return jnp.log(jnp.where(p == 0, jnp.finfo(p.dtype).smallest_normal, p))
+
+
+@register_op("LogMeanExp")
+def log_mean_exp(*xs: jax.Array) -> jax.Array:
+    """log(mean(exp(x) for x in xs)), from the logs: the mean of several models' probabilities given their
+    log probabilities, finite where each underflows (BaggingClassifier.predict_log_proba)."""
+    return jax.nn.logsumexp(jnp.stack(xs), axis=0) - jnp.log(float(len(xs)))
+
+
 @register_op("Clip")
 def clip(x: jax.Array, *, low: float, high: float) -> jax.Array:
     """x clipped to [low, high]."""
