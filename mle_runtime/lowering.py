@@ -3,25 +3,31 @@ at trace time; nothing interprets it at run time."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from mle_runtime.errors import FormatError, UnsupportedOpError
 from mle_runtime.graph import Graph
-from mle_runtime.ops import get_op, lowering_for
+from mle_runtime.ops import get_op, lowering_for, stacked_form
 
 log = logging.getLogger("mle_runtime.lowering")
 
 GraphFn = Callable[[dict[str, jax.Array], Sequence[jax.Array]], tuple[jax.Array, ...]]
 
 
-def build_function(graph: Graph) -> GraphFn:
-    """The graph as a function; every op is resolved now, and all missing ones are named at once."""
+Step = tuple[Any, Callable[..., Any], bool, Callable[..., Any] | None]
+
+
+def _plan(graph: Graph) -> list[Step]:
+    """Each node with its op's function, whether its attributes hold markers, and its stacked form; every
+    op is resolved now, and all missing ones are named at once."""
     plan, missing = [], []
     for i, node in enumerate(graph.nodes):
         try:
@@ -37,9 +43,29 @@ def build_function(graph: Graph) -> GraphFn:
             ) from e
         if len(node.outputs) != 1:
             raise FormatError(f"graph: node #{i} ({node.op}) declares {len(node.outputs)} outputs; the op has one")
-        plan.append((node, op.fn, has_markers(node.attrs)))
+        plan.append((node, op.fn, has_markers(node.attrs), stacked_form(node.op, node.version)))
     if missing:
         raise UnsupportedOpError(f"this runtime does not implement ops {sorted(set(missing))}; upgrade mle-runtime")
+    return plan
+
+
+def _built(i: int, node: Any, make: Callable[..., Any], *args: Any, **attrs: Any) -> Any:
+    """``make(*args, **attrs)`` for node #i, a failure at trace time named by the node: its attributes or
+    operands do not fit its op."""
+    try:
+        return make(*args, **attrs)
+    except (FormatError, UnsupportedOpError):
+        raise
+    except Exception as e:
+        raise FormatError(
+            f"graph: node #{i} ({node.op}) cannot be built from its operands and attributes "
+            f"({type(e).__name__}: {str(e)[:300]})"
+        ) from e
+
+
+def build_function(graph: Graph) -> GraphFn:
+    """The graph as a function ``fn(params, inputs) -> outputs``."""
+    plan = _plan(graph)
     input_names = [vi.name for vi in graph.inputs]
     output_names = graph.outputs
 
@@ -47,18 +73,47 @@ def build_function(graph: Graph) -> GraphFn:
         env: dict[str, Any] = dict(params)
         env.update(zip(input_names, inputs, strict=True))
         batch = inputs[0].shape[0] if inputs and inputs[0].ndim else 0
-        for i, (node, impl, marked) in enumerate(plan):
-            try:
-                attrs = resolve_markers(node.attrs, batch) if marked else node.attrs
-                env[node.outputs[0]] = impl(*(env[name] for name in node.inputs), **attrs)
-            except (FormatError, UnsupportedOpError):
-                raise
-            except Exception as e:  # (at trace time: this node's attributes or operands do not fit its op)
-                raise FormatError(
-                    f"graph: node #{i} ({node.op}) cannot be built from its operands and attributes "
-                    f"({type(e).__name__}: {str(e)[:300]})"
-                ) from e
+        for i, (node, impl, marked, _) in enumerate(plan):
+            attrs = resolve_markers(node.attrs, batch) if marked else node.attrs
+            env[node.outputs[0]] = _built(i, node, impl, *(env[name] for name in node.inputs), **attrs)
         return tuple(env[name] for name in output_names)
+
+    return fn
+
+
+StackFn = Callable[[dict[str, jax.Array], Sequence[jax.Array], Sequence[bool]], tuple[jax.Array, ...]]
+
+
+def build_stack_function(graph: Graph) -> StackFn:
+    """The graph over a stack of models: ``fn(params, inputs, per_model) -> outputs``, every parameter
+    with a leading model axis, each input with one where ``per_model`` says so, every output with one.
+    The same as ``jax.vmap`` of ``build_function(graph)`` over the models, node by node, except where an
+    op has a stacked form that does better (a tree ensemble reading a shared input walks every model's
+    trees as one forest)."""
+    plan = _plan(graph)
+    input_names = [vi.name for vi in graph.inputs]
+    output_names = graph.outputs
+
+    def fn(
+        params: dict[str, jax.Array], inputs: Sequence[jax.Array], per_model: Sequence[bool]
+    ) -> tuple[jax.Array, ...]:
+        env: dict[str, Any] = dict(params)
+        env.update(zip(input_names, inputs, strict=True))
+        batched = dict.fromkeys(params, True) | dict(zip(input_names, per_model, strict=True))
+        models = next(iter(params.values())).shape[0] if params else 1
+        first = 1 if per_model and per_model[0] else 0
+        batch = inputs[0].shape[first] if inputs and inputs[0].ndim > first else 0
+        for i, (node, impl, marked, stacked) in enumerate(plan):
+            attrs = resolve_markers(node.attrs, batch) if marked else node.attrs
+            args = [env[name] for name in node.inputs]
+            flags = tuple(batched[name] for name in node.inputs)
+            out = None if stacked is None else _built(i, node, stacked, flags, *args, **attrs)
+            if out is None and any(flags):
+                axes = tuple(0 if f else None for f in flags)
+                out = _built(i, node, jax.vmap(functools.partial(impl, **attrs), in_axes=axes), *args)
+            env[node.outputs[0]] = out if out is not None else _built(i, node, impl, *args, **attrs)
+            batched[node.outputs[0]] = out is not None
+        return tuple(env[n] if batched[n] else jnp.broadcast_to(env[n], (models, *env[n].shape)) for n in output_names)
 
     return fn
 

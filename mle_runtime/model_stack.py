@@ -1,8 +1,9 @@
 """Many models of one graph structure evaluated as one XLA program: ``mle.stack(models_or_paths)``.
 
 CV folds, bootstraps, hyper-parameter sweeps and per-segment models share a graph and differ in their
-weights. Their parameters are stacked along a leading model axis and the graph function is ``jax.vmap``-ed
-over it, so one compiled program (per batch bucket) evaluates every model. Graphs must match node for
+weights. Their parameters are stacked along a leading model axis and each node of the graph is ``jax.vmap``-ed
+over it (``lowering.build_stack_function``; a tree ensemble reading an input every model shares walks all
+the models' trees as one forest), so one compiled program (per batch bucket) evaluates every model. Graphs must match node for
 node (ops, wiring, attributes, input specs); each parameter must have one shape across the models, except
 tree ensembles, whose node, leaf and category arrays are padded with unreachable entries to the longest
 and whose missing trees are single zero leaves, so forests of different sizes and depths stack. Anything
@@ -29,7 +30,7 @@ from mle_runtime.inputs import (
     one_column,
     sparse_block_rows,
 )
-from mle_runtime.lowering import build_function, compile_program
+from mle_runtime.lowering import build_stack_function, compile_program
 from mle_runtime.ops.trees import DEFAULT_LEFT, FLAG_BITS, LEAF, SPLIT_TABLES
 from mle_runtime.runtime import MLERuntime, load_model
 
@@ -129,7 +130,7 @@ class ModelStack:
         if names not in self._functions:
             refused = "invalid" in self._graph.outputs and "invalid" not in names
             wanted = (*names, "invalid") if refused else names
-            self._functions[names] = build_function(Graph(self._graph.inputs, wanted, self._graph.nodes))
+            self._functions[names] = build_stack_function(Graph(self._graph.inputs, wanted, self._graph.nodes))
         return self._functions[names]
 
     def _evaluate(self, inputs: Any, names: tuple[str, ...]) -> list[np.ndarray]:
@@ -158,11 +159,10 @@ class ModelStack:
     def as_jax(self) -> tuple[Any, dict[str, jax.Array]]:
         """``(fn, params)``: ``fn(params, *inputs)`` returns a dict of outputs with a leading model axis,
         for inputs shared by every model; ``params`` carry the model axis first."""
-        graph_fn, outputs = self._function(self._graph.outputs), self._graph.outputs
+        stack_fn, outputs = self._function(self._graph.outputs), self._graph.outputs
 
         def fn(params: dict[str, jax.Array], *inputs: jax.Array) -> dict[str, jax.Array]:
-            out = jax.vmap(lambda p: graph_fn(p, inputs))(params)
-            return dict(zip(outputs, out, strict=True))
+            return dict(zip(outputs, stack_fn(params, inputs, [False] * len(inputs)), strict=True))
 
         return fn, dict(self._params)
 
@@ -213,11 +213,10 @@ class ModelStack:
         key = (names, tuple(per_model), tuple((a.shape, a.dtype.str) for a in padded))
         compiled = self._compiled.get(key)
         if compiled is None:
-            axes = tuple(0 if p else None for p in per_model)
-            graph_fn = self._function(names)
+            stack_fn, flags = self._function(names), tuple(per_model)
 
             def program(params: dict[str, jax.Array], inputs: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
-                return jax.vmap(graph_fn, in_axes=(0, axes))(params, inputs)  # type: ignore[no-any-return]
+                return stack_fn(params, inputs, flags)
 
             compiled = compile_program(program, (self._params, tuple(padded)), self._device.platform)
             self._compiled[key] = compiled

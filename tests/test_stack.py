@@ -211,6 +211,46 @@ def test_per_model_inputs_and_batches_past_the_largest_bucket(tmp_path) -> None:
         np.testing.assert_allclose(predictions[i], model.predict(big.astype(np.float32)), rtol=1e-5, atol=1e-6 * scale)
 
 
+@pytest.mark.parametrize("kind", ["forest-multiclass", "booster-multiclass", "forest-multi-output", "heaps"])
+def test_forests_reading_one_input_walk_as_one(kind: str, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stacked form of a tree ensemble (every model's trees walked as one forest, each model's summed
+    on its own) answers as each model: leaves as wide as the classes, one tree per class and round
+    (GradientBoosting's round-robin outputs), several outputs, heaps; a per-model input takes jax.vmap."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from mle_runtime import ops
+
+    X3, y3 = make_classification(500, 6, n_informative=4, n_classes=3, random_state=1)
+    if kind == "forest-multiclass":
+        models = [RandomForestClassifier(5, max_depth=d, random_state=d).fit(X3, y3) for d in (3, 7, None)]
+    elif kind == "booster-multiclass":
+        models = [GradientBoostingClassifier(n_estimators=n, max_depth=5, random_state=0).fit(X3, y3) for n in (4, 6)]
+    elif kind == "forest-multi-output":
+        targets = np.stack([X3[:, 0] + X3[:, 1], X3[:, 2] * 2.0], axis=1)
+        models = [RandomForestRegressor(4, max_depth=6, random_state=s).fit(X3, targets + s) for s in range(3)]
+    else:
+        models = [GradientBoostingClassifier(n_estimators=5, max_depth=d, random_state=0).fit(X3, y3) for d in (2, 3)]
+    merged = []
+    stacked_form = ops.stacked_form("TreeEnsemble")
+
+    def counted(*args, **attrs):
+        merged.append(stacked_form(*args, **attrs) is not None)
+        return stacked_form(*args, **attrs)
+
+    monkeypatch.setitem(ops._STACKED, ("TreeEnsemble", 1), counted)
+    paths = _export_all(models, tmp_path, "t")
+    stacked = mle.stack(paths)
+    _assert_equals_loop(stacked, paths, [X3])
+    assert merged and all(merged)
+    merged.clear()
+    _assert_equals_loop(stacked, paths, [np.stack([X3[:30] + s for s in range(len(models))])])
+    assert merged and not any(merged)
+    got = stacked.predict_proba(X3) if kind != "forest-multi-output" else stacked.predict(X3)
+    for i, model in enumerate(models):
+        want = model.predict_proba(X3) if kind != "forest-multi-output" else model.predict(X3)
+        np.testing.assert_allclose(got[i], want, rtol=1e-5, atol=1e-6)
+
+
 def test_models_with_different_classes_decode_their_own(tmp_path) -> None:
     names = np.array(["ant", "bee", "cat"])
     a = LogisticRegression().fit(X, names[y])

@@ -54,6 +54,7 @@ class OpDef:
 
 
 _OPS: dict[tuple[str, int], OpDef] = {}
+_STACKED: dict[tuple[str, int], Callable[..., Any]] = {}
 _loaded = False
 
 
@@ -75,6 +76,23 @@ def register_op(
         return fn
 
     return wrap
+
+
+def register_stacked_form(name: str, version: int = 1) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn(batched, *inputs, **attrs)``: op ``name`` over a stack of models (lowering's
+    ``build_stack_function``), each input with a leading model axis where ``batched`` says so, returning
+    the outputs with a model axis, or None where it has no better form than ``jax.vmap`` of the op."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        _STACKED[(name, version)] = fn
+        return fn
+
+    return wrap
+
+
+def stacked_form(name: str, version: int = 1) -> Callable[..., Any] | None:
+    _ensure_loaded(name)
+    return _STACKED.get((name, version))
 
 
 def _ensure_loaded(name: str | None = None) -> None:
