@@ -84,9 +84,10 @@ def build_function(graph: Graph) -> GraphFn:
 StackFn = Callable[[dict[str, jax.Array], Sequence[jax.Array], Sequence[bool]], tuple[jax.Array, ...]]
 
 
-def build_stack_function(graph: Graph) -> StackFn:
+def build_stack_function(graph: Graph, shared: frozenset[str] = frozenset()) -> StackFn:
     """The graph over a stack of models: ``fn(params, inputs, per_model) -> outputs``, every parameter
-    with a leading model axis, each input with one where ``per_model`` says so, every output with one.
+    with a leading model axis but those named in ``shared``, each input with one where ``per_model`` says
+    so, every output with one.
     The same as ``jax.vmap`` of ``build_function(graph)`` over the models, node by node, except where an
     op has a stacked form that does better (a tree ensemble reading a shared input walks every model's
     trees as one forest)."""
@@ -99,8 +100,8 @@ def build_stack_function(graph: Graph) -> StackFn:
     ) -> tuple[jax.Array, ...]:
         env: dict[str, Any] = dict(params)
         env.update(zip(input_names, inputs, strict=True))
-        batched = dict.fromkeys(params, True) | dict(zip(input_names, per_model, strict=True))
-        models = next(iter(params.values())).shape[0] if params else 1
+        batched = {name: name not in shared for name in params} | dict(zip(input_names, per_model, strict=True))
+        models = next((params[n].shape[0] for n in params if n not in shared), 1)
         first = 1 if per_model and per_model[0] else 0
         batch = inputs[0].shape[first] if inputs and inputs[0].ndim > first else 0
         for i, (node, impl, marked, stacked) in enumerate(plan):

@@ -1,13 +1,14 @@
 """Many models of one graph structure evaluated as one XLA program: ``mle.stack(models_or_paths)``.
 
 CV folds, bootstraps, hyper-parameter sweeps and per-segment models share a graph and differ in their
-weights. Their parameters are stacked along a leading model axis and each node of the graph is ``jax.vmap``-ed
-over it (``lowering.build_stack_function``; a tree ensemble reading an input every model shares walks all
-the models' trees as one forest), so one compiled program (per batch bucket) evaluates every model. Graphs must match node for
-node (ops, wiring, attributes, input specs); each parameter must have one shape across the models, except
-tree ensembles, whose node, leaf and category arrays are padded with unreachable entries to the longest
-and whose missing trees are single zero leaves, so forests of different sizes and depths stack. Anything
-else that differs is refused, naming the first difference.
+weights. Their parameters are stacked along a leading model axis and each node of the graph is
+``jax.vmap``-ed over it (``lowering.build_stack_function``; a tree ensemble reading an input every model
+shares walks all the models' trees as one forest, their split tables merged into one forest's), so one
+compiled program (per batch bucket) evaluates every model. Graphs must match node for node (ops, wiring,
+attributes, input specs); each parameter must have one shape across the models, except tree ensembles,
+whose node, leaf and category arrays are padded with unreachable entries to the longest and whose missing
+trees are single zero leaves, so forests of different sizes and depths stack. Anything else that differs
+is refused, naming the first difference.
 """
 
 from __future__ import annotations
@@ -66,7 +67,9 @@ class ModelStack:
                 if getattr(r, what) != getattr(first, what):
                     raise ValueError(f"model {i} has {what} {getattr(r, what)!r}, model 0 {getattr(first, what)!r}")
             _check_same_columns(first, r, i)
-        graph_json, self._params = _merge([r._file.graph for r in self.runtimes], [r._params for r in self.runtimes])  # type: ignore[union-attr]
+        graph_json, stacked, shared = _merge([r._file.graph for r in self.runtimes], [r._params for r in self.runtimes])  # type: ignore[union-attr]
+        self._params = {**stacked, **shared}
+        self._shared = frozenset(shared)
         self._graph = Graph.from_json(graph_json, set(self._params))
         self._input_names = [s.name for s in self._graph.inputs]
         self._functions: dict[tuple[str, ...], Any] = {}
@@ -130,7 +133,8 @@ class ModelStack:
         if names not in self._functions:
             refused = "invalid" in self._graph.outputs and "invalid" not in names
             wanted = (*names, "invalid") if refused else names
-            self._functions[names] = build_stack_function(Graph(self._graph.inputs, wanted, self._graph.nodes))
+            graph = Graph(self._graph.inputs, wanted, self._graph.nodes)
+            self._functions[names] = build_stack_function(graph, self._shared)
         return self._functions[names]
 
     def _evaluate(self, inputs: Any, names: tuple[str, ...]) -> list[np.ndarray]:
@@ -158,7 +162,8 @@ class ModelStack:
 
     def as_jax(self) -> tuple[Any, dict[str, jax.Array]]:
         """``(fn, params)``: ``fn(params, *inputs)`` returns a dict of outputs with a leading model axis,
-        for inputs shared by every model; ``params`` carry the model axis first."""
+        for inputs shared by every model; ``params`` carry the model axis first, but for the split tables
+        of tree ensembles (named ``stack_split_*``), which the models share."""
         stack_fn, outputs = self._function(self._graph.outputs), self._graph.outputs
 
         def fn(params: dict[str, jax.Array], *inputs: jax.Array) -> dict[str, jax.Array]:
@@ -274,9 +279,13 @@ def _check_same_columns(first: MLERuntime, other: MLERuntime, i: int) -> None:
 # -- merging graphs and parameters -----------------------------------------------------------------
 
 
-def _merge(graphs: list[dict[str, Any]], params: list[dict[str, jax.Array]]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One graph for all models and their parameters stacked; ValueError names the first difference."""
+def _merge(
+    graphs: list[dict[str, Any]], params: list[dict[str, jax.Array]]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """One graph for all models, their parameters stacked, and the parameters they share (the split
+    tables of the models' tree ensembles merged into one forest's); ValueError names the first difference."""
     host = [{k: np.asarray(v) for k, v in p.items()} for p in params]
+    tables = [_split_tables_of(g, h) for g, h in zip(graphs, host, strict=True)]
     graphs = [_without_split_tables(g, h) for g, h in zip(graphs, host, strict=True)]
     graphs = _tree_layouts_in_common(graphs, host)
     first = graphs[0]
@@ -305,9 +314,19 @@ def _merge(graphs: list[dict[str, Any]], params: list[dict[str, jax.Array]]) -> 
                     f"model {i} cannot stack with model 0: node #{k} ({a['op']}) attributes differ: "
                     f"{_first_difference(a.get('attrs', {}), b.get('attrs', {}))}"
                 )
-    for node in merged_nodes:
+    shared: dict[str, np.ndarray] = {}
+    for k, node in enumerate(merged_nodes):
         if node["op"] == "TreeEnsemble":
+            counts = [len(h[node["inputs"][4]]) for h in host]
             _pad_trees(node, host)
+            if any(k in t for t in tables) and node.get("attrs", {}).get("layout", "bfs") == "bfs":
+                groups, merged = _merged_split_tables(
+                    [t.get(k) for t in tables], counts, len(host[0][node["inputs"][4]])
+                )
+                names = [f"stack_{s}_{k}" for s in SPLIT_TABLES]
+                shared.update(zip(names, merged, strict=True))
+                node["inputs"] = [*node["inputs"], *names]
+                node["attrs"] = {**node["attrs"], "split_groups": groups}
     stacked = {}
     for name in host[0]:
         shapes = {h[name].shape for h in host}
@@ -318,7 +337,7 @@ def _merge(graphs: list[dict[str, Any]], params: list[dict[str, jax.Array]]) -> 
                 "only tree ensembles are padded to a common shape"
             )
         stacked[name] = np.stack([h[name] for h in host])
-    return {**first, "nodes": merged_nodes}, stacked
+    return {**first, "nodes": merged_nodes}, stacked, shared
 
 
 def _tree_layouts_in_common(graphs: list[dict[str, Any]], host: list[dict[str, np.ndarray]]) -> list[dict[str, Any]]:
@@ -441,9 +460,50 @@ def _two_words(nodes: np.ndarray, feature_bits: int) -> np.ndarray:
     return np.stack([nodes & ((1 << shift) - 1), nodes >> shift], axis=1).astype(np.int32)
 
 
+Tables = tuple[list[list[int]], list[np.ndarray]]
+
+
+def _split_tables_of(graph: dict[str, Any], host: dict[str, np.ndarray]) -> dict[int, Tables]:
+    """Each tree ensemble's split groups and tables (SPLIT_TABLES), by node index, where it has them."""
+    found = {}
+    for k, node in enumerate(graph["nodes"]):
+        groups = node.get("attrs", {}).get("split_groups") if node["op"] == "TreeEnsemble" else None
+        if groups is not None:
+            found[k] = (groups, [host[name] for name in node["inputs"][-len(SPLIT_TABLES) :]])
+    return found
+
+
+def _merged_split_tables(
+    tables: list[Tables | None], counts: list[int], trees: int
+) -> tuple[list[list[int]], list[np.ndarray]]:
+    """The split groups and tables of every model's ensemble as one forest, model m's tree t being the
+    forest's tree m * trees + t (``trees``: each model's count once padded; ``counts``: before). Group by
+    group, the models' members follow one another; a model without tables, and the trees padding added,
+    are walked. The tables number nodes and leaves within a tree, which padding does not move."""
+    by_size: dict[int, list[tuple[np.ndarray, ...]]] = {}
+    walked = []
+    for m, found in enumerate(tables):
+        if found is None:
+            walked.append(m * trees + np.arange(trees))
+            continue
+        groups, (order, slots, ranges, leaf_order) = found
+        first = slot = leaf = 0
+        for n, leaves in groups:
+            rows = slice(slot, slot + n * (leaves - 1))
+            part = (m * trees + order[first : first + n].astype(np.int64), slots[rows], ranges[rows])
+            by_size.setdefault(leaves, []).append((*part, leaf_order[leaf : leaf + n * leaves]))
+            first, slot, leaf = first + n, slot + n * (leaves - 1), leaf + n * leaves
+        walked.append(m * trees + np.concatenate([order[first:].astype(np.int64), np.arange(counts[m], trees)]))
+    sizes = sorted(by_size)
+    parts = [p for size in sizes for p in by_size[size]]
+    merged = [np.concatenate([*(p[0] for p in parts), *walked]).astype(np.int32)]
+    merged += [np.concatenate([p[i] for p in parts]) for i in (1, 2, 3)]
+    return [[sum(len(p[0]) for p in by_size[size]), size] for size in sizes], merged
+
+
 def _without_split_tables(graph: dict[str, Any], host: dict[str, np.ndarray]) -> dict[str, Any]:
     """The graph with its tree ensembles' split tables dropped (from ``host`` too): their shapes follow
-    each model's trees, so stacked ensembles walk their (padded) trees instead."""
+    each model's trees; the stack merges them into one forest's (_merged_split_tables)."""
     nodes = []
     for node in graph["nodes"]:
         if node["op"] == "TreeEnsemble" and node.get("attrs", {}).get("split_groups") is not None:

@@ -8,7 +8,11 @@ narrowed value can only have crossed a threshold if it equals some t32 or the fl
 binary search a column finds those (about 40 ms per million values here), and only they are compared
 with the float64 thresholds; one that crossed is replaced by the float32 next to t32 on x's side, so the
 trees take every branch the float64 comparison takes. Only two thresholds that round down to the same
-float32 could leave an x no float32 value represents; those are left as they are. Trees that compare in
+float32 could leave an x no float32 value represents; those are left as they are. The binary search runs
+only on the values a 65,536-entry table of the near values' hashed bits lets through (a few percent of
+them): searching a whole 10,000-row column took 0.36 ms, the table's look-up ~0.05 ms, which for a
+100-iteration HistGradientBoosting model on 10,000 x 20 float64 values was half the call (14.4 ms against
+4.6 ms for float32 input). Trees that compare in
 float32 (scikit-learn's other trees, XGBoost) need none of this. Trees that read a model input through
 ``CategoryCodes`` (categorical columns turned into codes) are covered on its other columns, which it
 passes through; a tree reading any other computed tensor (a scaler's output) is not.
@@ -38,16 +42,21 @@ class SplitNarrowing:
             with np.errstate(over="ignore"):  # (above float32's largest: inf, which crosses nothing)
                 above = np.nextafter(t32, np.float32(np.inf))
             near = np.unique(np.concatenate([t32, above]))
-            self.columns[feature] = (t64, t32, near)
+            table = np.zeros(1 << 16, bool)
+            table[_hashed(near)] = True
+            self.columns[feature] = (t64, t32, near, table)
 
     def apply(self, wide: np.ndarray, narrow: np.ndarray) -> None:
         """Correct ``narrow`` (``wide`` cast to float32, rows x features) in place."""
-        for feature, (t64, t32, near) in self.columns.items():
+        for feature, (t64, t32, near, table) in self.columns.items():
             if feature >= wide.shape[1]:
                 continue
             x32 = narrow[:, feature]
-            at = np.minimum(np.searchsorted(near, x32), len(near) - 1)
-            suspects = np.flatnonzero(near[at] == x32)
+            maybe = np.flatnonzero(table[_hashed(x32)])
+            if not maybe.size:
+                continue
+            at = np.minimum(np.searchsorted(near, x32[maybe]), len(near) - 1)
+            suspects = maybe[near[at] == x32[maybe]]
             if not suspects.size:
                 continue
             below64 = np.searchsorted(t64, wide[suspects, feature], side="left")  # thresholds < x
@@ -63,6 +72,13 @@ class SplitNarrowing:
                 t32[np.minimum(k, len(t32) - 1)],  # too high: t32[k] itself, still left of split k
             )
             narrow[suspects[crossed], feature] = fixed
+
+
+def _hashed(values: np.ndarray) -> np.ndarray:
+    """float32 values' bits folded to 16 (a value's high and low halves mixed, so that round numbers, whose
+    low bits are 0, spread too); -0.0 as 0.0, which compares equal to it."""
+    bits = (values + np.float32(0)).view(np.uint32)
+    return (bits ^ (bits >> 16)) & 0xFFFF
 
 
 def plan(graph: Graph, tensors: dict[str, np.ndarray]) -> dict[int, SplitNarrowing]:

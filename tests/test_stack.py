@@ -132,24 +132,36 @@ def test_float64_precision_stacks_in_float64(tmp_path) -> None:
         np.testing.assert_allclose(predictions[i], model.predict(X), rtol=1e-12, atol=1e-12)
 
 
-def test_boosters_with_split_tables_stack_by_walking_their_trees(tmp_path) -> None:
-    """Split tables follow each model's trees (their shapes differ): the stack drops them and walks."""
+@pytest.mark.parametrize("rows", [600, 40])
+def test_boosters_with_split_tables_stack_as_one_forest(rows: int, tmp_path) -> None:
+    """Split tables follow each model's trees (their shapes differ): the stack merges them into one
+    forest's, group by group, the trees no group holds walked; a model without them (a heap, made
+    breadth-first beside the others) walks all its trees; a per-model input walks every tree. 40 rows are
+    too few for the tables: the one forest walks."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from mle_runtime.reader import read_mle
 
     boosters = [
         HistGradientBoostingClassifier(max_iter=n, max_leaf_nodes=leaves, random_state=0).fit(X, y)
-        for n, leaves in [(10, 31), (14, 8), (6, 20)]
+        for n, leaves in [(10, 31), (14, 8), (6, 20), (8, 4)]
     ]
     paths = _export_all(boosters, tmp_path, "hgb")
-    assert all(
-        n["attrs"].get("split_groups") for p in paths for n in read_mle(p).graph["nodes"] if n["op"] == "TreeEnsemble"
-    )
+    found = [n["attrs"] for p in paths for n in read_mle(p).graph["nodes"] if n["op"] == "TreeEnsemble"]
+    assert [a.get("split_groups") is not None for a in found] == [True, True, True, False]
+    assert found[-1]["layout"] == "perfect"
     stacked = mle.stack(paths)
-    _assert_equals_loop(stacked, paths, [X])
+    (node,) = [n for n in stacked._graph.nodes if n.op == "TreeEnsemble"]
+    expected: dict[int, int] = {}
+    for attrs in found[:3]:
+        for n, leaves in attrs["split_groups"]:
+            expected[leaves] = expected.get(leaves, 0) + n
+    assert node.attrs["split_groups"] == [[n, leaves] for leaves, n in sorted(expected.items())]
+    _assert_equals_loop(stacked, paths, [X[:rows]])
+    _assert_equals_loop(stacked, paths, [np.stack([X[:rows] * (1 + m) for m in range(len(paths))])])
     for i, model in enumerate(boosters):
-        np.testing.assert_array_equal(stacked.run([X])[0][i], model.predict(X))
+        np.testing.assert_array_equal(stacked.run([X[:rows]])[0][i], model.predict(X[:rows]))
+        np.testing.assert_allclose(stacked.predict_proba(X[:rows])[i], model.predict_proba(X[:rows]), rtol=1e-5)
 
 
 def test_lightgbm_linear_trees_of_other_sizes_stack_beside_plain_trees(tmp_path) -> None:
@@ -215,7 +227,8 @@ def test_per_model_inputs_and_batches_past_the_largest_bucket(tmp_path) -> None:
 def test_forests_reading_one_input_walk_as_one(kind: str, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The stacked form of a tree ensemble (every model's trees walked as one forest, each model's summed
     on its own) answers as each model: leaves as wide as the classes, one tree per class and round
-    (GradientBoosting's round-robin outputs), several outputs, heaps; a per-model input takes jax.vmap."""
+    (GradientBoosting's round-robin outputs), several outputs, heaps; an input per model too (each tree
+    reading its own model's rows)."""
     from sklearn.ensemble import GradientBoostingClassifier
 
     from mle_runtime import ops
@@ -243,8 +256,8 @@ def test_forests_reading_one_input_walk_as_one(kind: str, tmp_path, monkeypatch:
     _assert_equals_loop(stacked, paths, [X3])
     assert merged and all(merged)
     merged.clear()
-    _assert_equals_loop(stacked, paths, [np.stack([X3[:30] + s for s in range(len(models))])])
-    assert merged and not any(merged)
+    _assert_equals_loop(stacked, paths, [np.stack([X3[:30] * (1 + s) for s in range(len(models))])])
+    assert merged and all(merged)
     got = stacked.predict_proba(X3) if kind != "forest-multi-output" else stacked.predict(X3)
     for i, model in enumerate(models):
         want = model.predict_proba(X3) if kind != "forest-multi-output" else model.predict(X3)

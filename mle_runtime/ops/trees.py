@@ -149,22 +149,59 @@ def tree_ensemble(
 
         return _linear_leaf_sums(x, leaf_values, tree_leaves, n_outputs, linear_terms, leaves)
     _check_layout(x, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, depth, feature_bits, n_outputs, layout)
+    spec = WalkSpec(depth, feature_bits, lightgbm_missing, layout == "perfect")
+    forest = (nodes, thresholds, leaf_values, tree_nodes, tree_leaves)
+    return _sums(x, forest, extra, split_groups, spec, compare_float32, lambda v, t: _sum_leaf_values(v, n_outputs, t))
+
+
+AddUp = Callable[[jax.Array, "jax.Array | None"], jax.Array]
+
+
+def _sums(
+    x: jax.Array,
+    forest: tuple[jax.Array, ...],
+    extra: tuple[jax.Array, ...],
+    split_groups: list[list[int]] | None,
+    spec: WalkSpec,
+    compare_float32: bool,
+    add_up: AddUp,
+    models: int = 0,
+) -> jax.Array:
+    """The forest's (nodes, thresholds, leaf_values, tree_nodes, tree_leaves) leaf values summed over x's
+    rows: ``add_up(values, trees)`` turns a chunk's (trees, rows, width) leaf values of the trees listed
+    (None: all, in order) into that chunk's rows of the output. ``models``: x holds that many models'
+    inputs, (models, rows, features), and the forest is theirs in turn, each tree reading its own model's
+    (a stack's per-model inputs; their chunks' columns are laid side by side, see TreeModels)."""
+    nodes, thresholds, leaf_values, tree_nodes, tree_leaves = forest
     cat_bits, cat_limits, tables = _extra_inputs(extra, split_groups)
     x, thresholds = _comparable(x, thresholds, compare_float32)
-    spec = WalkSpec(depth, feature_bits, lightgbm_missing, layout == "perfect")
-    groups = _table_groups(x, nodes, thresholds, tree_nodes, tables, split_groups, spec, cat_bits, cat_limits)
+    width, per_model = x.shape[-1], tree_nodes.shape[0] // max(models, 1)
+    if models:
+        x = x.transpose(1, 0, 2).reshape(x.shape[1], models * width)
+
+    def owners(trees: jax.Array) -> TreeModels | None:
+        return TreeModels(models, trees.astype(jnp.int32) // per_model) if models else None
+
+    def side_by_side(columns: jax.Array) -> jax.Array:
+        """A chunk's (models x features, rows) columns as (features, models x rows)."""
+        return columns.reshape(models, width, -1).transpose(1, 0, 2).reshape(width, -1) if models else columns
+
+    groups = _table_groups(x, nodes, thresholds, tree_nodes, tables, split_groups, spec, cat_bits, cat_limits, owners)
     grouped = None
     if groups is not None:
         leaf_tables = groups.leaf_tables(leaf_values, tree_leaves)
-        sums = functools.partial(groups.sums, leaf_tables=leaf_tables, n_outputs=n_outputs)
-        grouped = _in_chunks(x, sums, split=True, rows=SPLIT_TABLE_CHUNK_ROWS)
+        sums = functools.partial(groups.sums, leaf_tables=leaf_tables, add_up=add_up)
+        grouped = _in_chunks(x, lambda columns: sums(side_by_side(columns)), split=True, rows=SPLIT_TABLE_CHUNK_ROWS)
         if not groups.walked.shape[0]:
             return grouped
     # The trees no group holds go through in a pass of their own: inside the groups' chunks they ran half
     # as fast (65 of 500 XGBoost trees took as long as the other 435).
     walked = None if groups is None else groups.walked
-    walk = _walk(x, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, cat_bits, cat_limits, spec, walked)
-    walked_sums = _in_chunks(x, lambda columns: _sum_leaf_values(walk(columns), n_outputs, walked))
+    listed = jnp.arange(tree_nodes.shape[0]) if walked is None else walked
+    walk = _walk(
+        x, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, cat_bits, cat_limits, spec, walked, owners(listed)
+    )
+    walked_sums = _in_chunks(x, lambda columns: add_up(walk(side_by_side(columns)), walked))
     return walked_sums if grouped is None else grouped + walked_sums
 
 
@@ -179,15 +216,16 @@ def _walk(
     cat_limits: jax.Array | None,
     spec: WalkSpec,
     walked: jax.Array | None = None,
+    tree_models: TreeModels | None = None,
 ) -> Callable[[jax.Array], jax.Array]:
     """The walk over a chunk's columns, giving each (tree, row) pair's leaf values, (trees, rows, width):
-    every tree's, or those ``walked`` lists."""
+    every tree's, or those ``walked`` lists (``tree_models``: see _leaves)."""
     trees = tree_nodes if walked is None else tree_nodes[walked]
     offsets = (tree_leaves if walked is None else tree_leaves[walked]).astype(jnp.int32)[:, None]
     table = _node_table(nodes, thresholds, trees.shape[0], x.shape[0], spec.depth)
 
     def walk(columns: jax.Array) -> jax.Array:
-        return leaf_values[_leaves(columns, table, trees, cat_bits, cat_limits, spec) + offsets]
+        return leaf_values[_leaves(columns, table, trees, cat_bits, cat_limits, spec, tree_models) + offsets]
 
     return walk
 
@@ -212,14 +250,35 @@ def stacked_tree_ensemble(
     linear_terms: int = 0,
 ) -> jax.Array | None:
     """A stack of models' ensembles (a leading model axis on every tree array, ``model_stack.py`` padded
-    them to one shape) reading one shared input: walked as one forest, each model's trees then summed on
-    their own, (models, rows, n_outputs). Measured on XLA CPU (2 cores), 50 forests of 20 trees of depth
-    10 at 10,000 rows (benchmarks/bench_stack.py): 95 ms, where ``jax.vmap`` of the op over the models took
-    147 ms (its gathers, with a model axis, run slower than one forest's); one forest of those 1,000 trees
-    took as long as the stack. Trees with categorical splits or split tables, and linear
-    trees, are left to ``jax.vmap`` (None)."""
-    if batched[0] or not all(batched[1:6]) or extra or linear_terms:
-        return None
+    them to one shape), walked as one forest, each model's trees then summed on their own, (models, rows,
+    n_outputs); with a shared input, or one per model (each tree reads its own model's rows: the
+    narrowed float64 input of trees that split in float64 is one per model). Measured on XLA CPU (2 cores),
+    50 forests of 20 trees of depth 10 at 10,000 rows (benchmarks/bench_stack.py): 95 ms, where
+    ``jax.vmap`` of the op over the models took 147 ms (its gathers, with a model axis, run slower than one
+    forest's); one forest of those 1,000 trees took as long as the stack.
+
+    Split tables come shared (no model axis): the stack merged the models' groups into one forest's
+    (``model_stack._merged_split_tables``). Categorical splits (per-model bitsets) and linear trees go
+    through ``jax.vmap`` of the op (None), without the split tables (they number the one forest's trees)."""
+    tables = len(SPLIT_TABLES) if split_groups is not None else 0
+    if not all(batched[1:6]) or len(extra) != tables or any(batched[6:]) or linear_terms:
+        if not tables:
+            return None
+        kept = len(batched) - tables  # (the shared tables number the trees of the one forest: dropped)
+        walk_all = functools.partial(
+            tree_ensemble,
+            depth=depth,
+            feature_bits=feature_bits,
+            n_outputs=n_outputs,
+            compare_float32=compare_float32,
+            lightgbm_missing=lightgbm_missing,
+            layout=layout,
+            linear_terms=linear_terms,
+        )
+        axes = tuple(0 if b else None for b in batched[:kept])
+        return jax.vmap(walk_all, in_axes=axes)(
+            x, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, *extra[: kept - 6]
+        )
     models, n_nodes, n_leaves, trees = nodes.shape[0], nodes.shape[1], leaf_values.shape[1], tree_nodes.shape[1]
     shift = jnp.arange(models, dtype=jnp.int32)[:, None]
     forest = (
@@ -229,18 +288,25 @@ def stacked_tree_ensemble(
         (tree_nodes.astype(jnp.int32) + shift * n_nodes).reshape(-1),
         (tree_leaves.astype(jnp.int32) + shift * n_leaves).reshape(-1),
     )
-    _check_layout(x, *forest, depth, feature_bits, n_outputs, layout)
-    x, merged_thresholds = _comparable(x, forest[1], compare_float32)
+    _check_layout(x[0] if batched[0] else x, *forest, depth, feature_bits, n_outputs, layout)
     spec = WalkSpec(depth, feature_bits, lightgbm_missing, layout == "perfect")
-    walk = _walk(x, forest[0], merged_thresholds, *forest[2:], None, None, spec)
 
-    def sums(columns: jax.Array) -> jax.Array:
-        values = walk(columns)  # (models x trees, rows, width)
-        per_model = values.reshape(models, trees, *values.shape[1:])
-        add_up = functools.partial(_sum_leaf_values, n_outputs=n_outputs)
-        return jax.vmap(add_up, out_axes=1)(per_model)  # (rows, models, outputs)
+    def add_up(values: jax.Array, listed: jax.Array | None) -> jax.Array:
+        """(trees, rows, width) -> (rows, models, n_outputs), tree t of the forest being tree t % trees of
+        model t // trees."""
+        if listed is None:  # every tree, model by model
+            per_model = values.reshape(models, trees, *values.shape[1:])
+            return jax.vmap(functools.partial(_sum_leaf_values, n_outputs=n_outputs), out_axes=1)(per_model)
+        model = listed // trees
+        if values.shape[-1] == n_outputs:
+            summed = jax.ops.segment_sum(values, model, num_segments=models)  # (models, rows, n_outputs)
+            return summed.transpose(1, 0, 2)
+        segment = model * n_outputs + listed % n_outputs
+        summed = jax.ops.segment_sum(values[..., 0], segment, num_segments=models * n_outputs)
+        return summed.reshape(models, n_outputs, -1).transpose(2, 0, 1)
 
-    return _in_chunks(x, sums).transpose(1, 0, 2)
+    per_model = models if batched[0] else 0
+    return _sums(x, forest, extra, split_groups, spec, compare_float32, add_up, per_model).transpose(1, 0, 2)
 
 
 def _linear_leaf_sums(
@@ -394,6 +460,14 @@ def _sum_leaf_values(values: jax.Array, n_outputs: int, trees: jax.Array | None 
     return jnp.sum(values[..., 0].reshape(-1, n_outputs, values.shape[1]), axis=0).T
 
 
+class TreeModels(NamedTuple):
+    """Whose trees a walk takes, when its columns hold several models' rows side by side (a stack's
+    per-model inputs): ``of_tree`` each tree's model, (trees,) int32, among ``models``."""
+
+    models: int
+    of_tree: jax.Array
+
+
 class WalkSpec(NamedTuple):
     depth: int
     feature_bits: int
@@ -429,10 +503,12 @@ def _leaves(
     cat_bits: jax.Array | None,
     cat_limits: jax.Array | None,
     spec: WalkSpec,
+    tree_models: TreeModels | None = None,
 ) -> jax.Array:
     """(trees, rows) leaf ranks (heap slots in the perfect layout). The state is laid out trees-major:
     neighbouring (tree, row) pairs read the same tree's nodes, which measured 1.5x faster than rows-major
-    on XLA CPU."""
+    on XLA CPU. ``tree_models``: the columns hold several models' rows side by side, each tree reading its
+    own model's."""
     depth, feature_bits, lightgbm_missing, perfect = spec
     nodes, thresholds, records = table
     packed = nodes.ndim == 1
@@ -440,7 +516,10 @@ def _leaves(
     feature_mask = (1 << feature_bits) - 1
     base = tree_nodes[:, None].astype(jnp.int32)
     columns = _read_columns(columns, lightgbm_missing)
-    row_index = jnp.arange(columns.shape[1], dtype=jnp.int32)[None, :]
+    rows = columns.shape[1] // (1 if tree_models is None else tree_models.models)
+    row_index = jnp.arange(rows, dtype=jnp.int32)[None, :]
+    if tree_models is not None:
+        row_index = row_index + (tree_models.of_tree * rows)[:, None]
 
     def word_of(g: jax.Array) -> jax.Array:
         return nodes[g] if packed else nodes[g, 0]
@@ -460,7 +539,7 @@ def _leaves(
         def heap_step(_: int, node: jax.Array) -> jax.Array:
             return 2 * node + jnp.where(goes_left(*word_and_threshold(node + base), row_index), 1, 2)
 
-        node = jax.lax.fori_loop(0, depth, heap_step, jnp.zeros((tree_nodes.shape[0], columns.shape[1]), jnp.int32))
+        node = jax.lax.fori_loop(0, depth, heap_step, jnp.zeros((tree_nodes.shape[0], rows), jnp.int32))
         return node - ((1 << depth) - 1)
 
     def step(node: jax.Array, base: jax.Array, rows: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -510,7 +589,7 @@ def _leaves(
         # (more than fit only when the steps ran out: every pair is at its leaf)
         return jax.lax.cond((steps > 0) & (count <= capacity), compacted, lambda node: node, node)
 
-    trees_rows = (tree_nodes.shape[0], columns.shape[1])
+    trees_rows = (tree_nodes.shape[0], rows)
     first = depth if depth - COMPACT_AFTER < COMPACT_MIN_LEVELS_LEFT else COMPACT_AFTER
     node = jnp.zeros(trees_rows, jnp.int32)
     if depth <= first:
@@ -584,14 +663,16 @@ def _table_groups(
     spec: WalkSpec,
     cat_bits: jax.Array | None,
     cat_limits: jax.Array | None,
+    owners: Callable[[jax.Array], TreeModels | None] | None = None,
 ) -> _TreeGroups | None:
     """The split tables' groups when a batch of x's rows goes through them rather than the walk: on the
-    CPU, from SPLIT_TABLE_MIN_PAIRS rows x grouped trees."""
+    CPU, from SPLIT_TABLE_MIN_PAIRS rows x grouped trees. ``owners``: the TreeModels of listed trees,
+    where the columns hold several models' rows (see _sums)."""
     if tables is None or split_groups is None or lowering_platform() != "cpu":
         return None
     if x.shape[0] * sum(int(n) for n, _ in split_groups) < SPLIT_TABLE_MIN_PAIRS:
         return None
-    return _TreeGroups(nodes, thresholds, tree_nodes, tables, split_groups, spec, cat_bits, cat_limits)
+    return _TreeGroups(nodes, thresholds, tree_nodes, tables, split_groups, spec, cat_bits, cat_limits, owners)
 
 
 class _TreeGroups:
@@ -608,6 +689,7 @@ class _TreeGroups:
         spec: WalkSpec,
         cat_bits: jax.Array | None,
         cat_limits: jax.Array | None,
+        owners: Callable[[jax.Array], TreeModels | None] | None = None,
     ):
         order, slots, ranges, leaf_order = tables
         sizes = [(int(n), int(leaves)) for n, leaves in groups]
@@ -635,7 +717,8 @@ class _TreeGroups:
                 ranges[slot : slot + n * (leaves - 1)].reshape(n, leaves - 1, 3),
                 leaf_order[leaf : leaf + n * leaves].reshape(n, leaves),
             )
-            walker = _SplitTableWalk(nodes, thresholds, tree_nodes[trees], cat_bits, cat_limits, table, spec)
+            models = None if owners is None else owners(trees)
+            walker = _SplitTableWalk(nodes, thresholds, tree_nodes[trees], cat_bits, cat_limits, table, spec, models)
             self.parts.append((trees, walker))
             first, slot, leaf = first + n, slot + n * (leaves - 1), leaf + n * leaves
         self.walked = order[first:]
@@ -645,12 +728,14 @@ class _TreeGroups:
         """Each group's leaf values in in-order positions (built once a call, outside the chunks)."""
         return [walker.leaf_values_in_order(leaf_values, tree_leaves[trees]) for trees, walker in self.parts]
 
-    def sums(self, columns: jax.Array, leaf_tables: list[_LeafTable], n_outputs: int) -> jax.Array:
-        """(rows, n_outputs) sums of the leaf values the grouped trees reach, from (features, rows) columns."""
+    def sums(self, columns: jax.Array, leaf_tables: list[_LeafTable], add_up: AddUp) -> jax.Array:
+        """The sums of the leaf values the grouped trees reach, from (features, rows) columns: each group's
+        (trees, rows, width) values through ``add_up`` (see _sums), added."""
         columns = _read_columns(columns, self.lightgbm_missing)
-        total = jnp.zeros((columns.shape[1], n_outputs), leaf_tables[0].values.dtype)
+        total = None
         for (trees, walker), table in zip(self.parts, leaf_tables, strict=True):
-            total = total + _sum_leaf_values(table.gather(walker.positions(columns)), n_outputs, trees)
+            part = add_up(table.gather(walker.positions(columns)), trees)
+            total = part if total is None else total + part
         return total
 
     def ranks(self, columns: jax.Array) -> jax.Array:
@@ -686,7 +771,9 @@ class _SplitTableWalk:
         cat_limits: jax.Array | None,
         tables: tuple[jax.Array, ...],
         spec: WalkSpec,
+        tree_models: TreeModels | None = None,
     ):
+        self.tree_models = tree_models  # (see _leaves)
         slots, ranges, self.leaf_order = tables  # (trees, leaves - 1), (trees, leaves - 1, 3), (trees, leaves)
         g = tree_nodes.astype(jnp.int32)[:, None] + slots.astype(jnp.int32)
         word = nodes[g] if nodes.ndim == 1 else nodes[g, 0]
@@ -713,12 +800,16 @@ class _SplitTableWalk:
         """(trees, rows) in-order position of the leaf each row reaches, from the (features, rows) columns
         (as _read_columns reads them)."""
         trees, splits = self.feature.shape
+        owned = self.tree_models
+        if owned is not None:  # (features, models x rows): each tree reads its own model's rows
+            columns = columns.reshape(columns.shape[0], owned.models, -1)
         with x64():
-            left_in = jnp.full((trees, columns.shape[1]), ~jnp.uint64(0), jnp.uint64)
+            left_in = jnp.full((trees, columns.shape[-1]), ~jnp.uint64(0), jnp.uint64)
             # unrolled: one fused pass over (trees, rows) per chunk, the sets kept in registers (a fori_loop
             # over the splits stores them every step: 1.4x slower, measured)
             for k in range(splits):
-                left = self._goes_left(columns[self.feature[:, k]], k)
+                value = columns[self.feature[:, k]] if owned is None else columns[self.feature[:, k], owned.of_tree]
+                left = self._goes_left(value, k)
                 left_in = left_in & jnp.where(left, self.keep_left[:, k, None], self.keep_right[:, k, None])
             lowest = left_in & (~left_in + jnp.uint64(1))
             return jax.lax.population_count(lowest - jnp.uint64(1)).astype(jnp.int32)
