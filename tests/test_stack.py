@@ -202,6 +202,26 @@ def test_float64_inputs_are_narrowed_per_model_for_trees_that_split_in_float64(t
     assert np.any(labels != stacked.run([X.astype(np.float32)])[0]), "the data has no value near a threshold"
 
 
+def test_float64_inputs_are_narrowed_a_chunk_at_a_time(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the largest bucket, each model's narrowed copy is made for one chunk at a time, not for the
+    whole input (its copies would take models x rows x features x 4 bytes at once)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from mle_runtime import model_stack
+
+    boosters = [HistGradientBoostingClassifier(max_iter=n, random_state=n).fit(X, y) for n in (5, 7)]
+    paths = _export_all(boosters, tmp_path, "hgb")
+    stacked = mle.stack(paths)
+    big = np.resize(X, (model_stack.STACK_CPU_MAX_BUCKET + 500, X.shape[1]))
+    made = []
+    chunk = model_stack._NarrowedPerModel.__getitem__
+    monkeypatch.setattr(model_stack._NarrowedPerModel, "__getitem__", lambda s, k: made.append(k) or chunk(s, k))
+    labels = stacked.predict(big)
+    assert len(made) == 2 and max(k[1].stop - k[1].start for k in made) == model_stack.STACK_CPU_MAX_BUCKET
+    for i, model in enumerate(boosters):
+        np.testing.assert_array_equal(labels[i], model.predict(big))
+
+
 def test_per_model_inputs_and_batches_past_the_largest_bucket(tmp_path) -> None:
     Xr, yr = make_regression(300, 5, random_state=0)
     forests = [RandomForestRegressor(4, max_depth=5, random_state=s).fit(Xr, yr + s) for s in range(3)]
