@@ -84,10 +84,10 @@ def build_function(graph: Graph) -> GraphFn:
 StackFn = Callable[[dict[str, jax.Array], Sequence[jax.Array], Sequence[bool]], tuple[jax.Array, ...]]
 
 
-def build_stack_function(graph: Graph, shared: frozenset[str] = frozenset()) -> StackFn:
-    """The graph over a stack of models: ``fn(params, inputs, per_model) -> outputs``, every parameter
+def build_stack_function(graph: Graph, models: int, shared: frozenset[str] = frozenset()) -> StackFn:
+    """The graph over a stack of ``models``: ``fn(params, inputs, per_model) -> outputs``, every parameter
     with a leading model axis but those named in ``shared``, each input with one where ``per_model`` says
-    so, every output with one.
+    so, every output with one (the parameters' model axis, where there is one, tells how many).
     The same as ``jax.vmap`` of ``build_function(graph)`` over the models, node by node, except where an
     op has a stacked form that does better (a tree ensemble reading a shared input walks every model's
     trees as one forest)."""
@@ -101,7 +101,7 @@ def build_stack_function(graph: Graph, shared: frozenset[str] = frozenset()) -> 
         env: dict[str, Any] = dict(params)
         env.update(zip(input_names, inputs, strict=True))
         batched = {name: name not in shared for name in params} | dict(zip(input_names, per_model, strict=True))
-        models = next((params[n].shape[0] for n in params if n not in shared), 1)
+        count = next((params[n].shape[0] for n in params if n not in shared), models)
         first = 1 if per_model and per_model[0] else 0
         batch = inputs[0].shape[first] if inputs and inputs[0].ndim > first else 0
         for i, (node, impl, marked, stacked) in enumerate(plan):
@@ -114,7 +114,7 @@ def build_stack_function(graph: Graph, shared: frozenset[str] = frozenset()) -> 
                 out = _built(i, node, jax.vmap(functools.partial(impl, **attrs), in_axes=axes), *args)
             env[node.outputs[0]] = out if out is not None else _built(i, node, impl, *args, **attrs)
             batched[node.outputs[0]] = out is not None
-        return tuple(env[n] if batched[n] else jnp.broadcast_to(env[n], (models, *env[n].shape)) for n in output_names)
+        return tuple(env[n] if batched[n] else jnp.broadcast_to(env[n], (count, *env[n].shape)) for n in output_names)
 
     return fn
 

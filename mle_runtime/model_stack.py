@@ -134,7 +134,7 @@ class ModelStack:
             refused = "invalid" in self._graph.outputs and "invalid" not in names
             wanted = (*names, "invalid") if refused else names
             graph = Graph(self._graph.inputs, wanted, self._graph.nodes)
-            self._functions[names] = build_stack_function(graph, self._shared)
+            self._functions[names] = build_stack_function(graph, len(self), self._shared)
         return self._functions[names]
 
     def _evaluate(self, inputs: Any, names: tuple[str, ...]) -> list[np.ndarray]:

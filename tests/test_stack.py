@@ -284,6 +284,18 @@ def test_forests_reading_one_input_walk_as_one(kind: str, tmp_path, monkeypatch:
         np.testing.assert_allclose(got[i], want, rtol=1e-5, atol=1e-6)
 
 
+def test_models_without_parameters_answer_once_each(tmp_path) -> None:
+    from sklearn.preprocessing import FunctionTransformer
+
+    paths = _export_all([FunctionTransformer(np.log1p).fit(np.abs(X))] * 3, tmp_path, "f")
+    stacked = mle.stack(paths)
+    (out,) = stacked.run([np.abs(X[:20])])
+    assert out.shape == (3, 20, X.shape[1])
+    np.testing.assert_allclose(out, np.broadcast_to(np.log1p(np.abs(X[:20])), out.shape), rtol=1e-6)
+    fn, params = stacked.as_jax()
+    assert fn(params, np.abs(X[:20]).astype(np.float32))["transformed"].shape == (3, 20, X.shape[1])
+
+
 def test_models_with_different_classes_decode_their_own(tmp_path) -> None:
     names = np.array(["ant", "bee", "cat"])
     a = LogisticRegression().fit(X, names[y])
