@@ -19,6 +19,7 @@ import os
 import secrets
 import stat
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -117,12 +118,29 @@ def unpickled_model_path(data: bytes, cache_dir: str | os.PathLike[str] | None) 
         path = folder / name
         try:
             if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+                mark_used(str(path))
                 return path
             write_atomic(path, [data])
             return path
         except OSError as e:
             log.info("cannot keep an unpickled model in %s (%s)", folder, e)
     raise OSError(f"no folder to keep an unpickled model file in (tried {base} and the temporary folder)")
+
+
+USE_MARK_SECONDS = 86_400
+
+
+def mark_used(path: str, modified: float | None = None) -> None:
+    """Refresh a cache entry's modification time when it is older than a day, so that ``mle cache --clear
+    --older-than DAYS`` (cache_contents.py) keeps what is in use: at most one metadata write a day an entry.
+    Best effort (a read-only folder keeps its times)."""
+    try:
+        if modified is None:
+            modified = os.stat(path).st_mtime
+        if time.time() - modified > USE_MARK_SECONDS:
+            os.utime(path)
+    except OSError:
+        pass
 
 
 def _user_id() -> int:
@@ -168,6 +186,7 @@ class ExecutableCache:
             if not hmac.compare_digest(blob[len(ENTRY_MAGIC) : head], self._mac(key, payload)):
                 log.info("ignoring cache entry %s: its HMAC does not verify (foreign or tampered)", path)
                 continue
+            mark_used(str(path))
             return payload
         return None
 

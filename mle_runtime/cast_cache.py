@@ -15,7 +15,7 @@ ignored (so one planted in a shared folder is); a copy of the wrong size or head
 written again. As for checksums, damage that bypasses the file system would go unseen. ``cache=False``
 casts on every load and keeps nothing. Only files whose cast tensors come to at least ``MIN_BYTES`` get
 a copy: below that, casting costs less than opening one. Like compiled executables, copies of old model
-versions stay until their folder is cleared.
+versions stay until their folder is cleared (``mle cache --clear``, cache_contents.py).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 
 from mle_runtime import verified
 from mle_runtime._version import __version__
-from mle_runtime.cache import code_fingerprint
+from mle_runtime.cache import code_fingerprint, mark_used
 from mle_runtime.format import ALIGNMENT, align
 from mle_runtime.lowering import to_float32_down
 from mle_runtime.reader import MleFile, aligned_empty
@@ -137,6 +137,7 @@ def _map(path: str, header: bytes, layout: list[tuple[int, Any]], size: int) -> 
     if mm[:HEADER_BYTES] != header:
         log.info("ignoring cast cache entry %s: its header does not match", path)
         return None
+    mark_used(path, st.st_mtime)
     return [
         np.frombuffer(mm, dtype, count=math.prod(shape), offset=offset).reshape(shape)
         for offset, (shape, dtype) in layout

@@ -248,6 +248,32 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache(args: argparse.Namespace) -> int:
+    from mle_runtime import cache_contents
+
+    if args.older_than is not None and (not args.clear or args.older_than < 0):
+        raise ValueError("--older-than DAYS (a number >= 0) goes with --clear")
+    report = []
+    for folder in cache_contents.folders(args.paths):
+        found = cache_contents.entries(folder)
+        removed = cache_contents.remove(found, args.older_than) if args.clear else []
+        report.append(
+            {"folder": str(folder), "held": cache_contents.summary(found), "removed": cache_contents.summary(removed)}
+        )
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    if not report:
+        print("no cache folders" + (f" under {', '.join(args.paths)}" if args.paths else ""))
+    for r in report:
+        held = ", ".join(f"{s['entries']} {kind} ({s['bytes'] / 1e6:.1f} MB)" for kind, s in r["held"].items())
+        print(f"{r['folder']}: {held}")
+        if args.clear:
+            gone = r["removed"].values()
+            print(f"  removed {sum(s['entries'] for s in gone)} ({sum(s['bytes'] for s in gone) / 1e6:.1f} MB)")
+    return 0
+
+
 def _key_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if args.public_key:
@@ -340,6 +366,22 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("model")
     verify.add_argument("--key", required=True, help="the signer's Ed25519 public key file (PEM or 32 raw bytes)")
     verify.set_defaults(func=_verify)
+    cache = sub.add_parser(
+        "cache",
+        help="what the compile caches hold (compiled programs, cast copies, unpickled models); --clear removes it",
+    )
+    cache.add_argument(
+        "paths",
+        nargs="*",
+        help="model files or folders whose __mlecache__ folders to look at (default: the per-user cache folder "
+        "and $MLE_CACHE_DIR)",
+    )
+    cache.add_argument("--clear", action="store_true", help="remove the entries (each is rebuilt when next needed)")
+    cache.add_argument(
+        "--older-than", type=float, metavar="DAYS", help="with --clear: only entries unused for DAYS days"
+    )
+    cache.add_argument("--json", action="store_true")
+    cache.set_defaults(func=_cache)
     return parser
 
 

@@ -198,3 +198,41 @@ def test_the_folder_beside_a_model_is_the_folder_of_the_file_itself(tmp_path: Pa
     monkeypatch.chdir(real.parent)
     assert cache_dirs(Path("m.mle"), None)[0].resolve() == beside
     assert cache_dirs(real, tmp_path / "mine") == [tmp_path / "mine"]
+
+
+def test_mle_cache_lists_and_clears_what_was_not_used(tmp_path: Path, model_dir, capsys, monkeypatch) -> None:
+    """`mle cache` counts a model's compiled programs; `--clear --older-than DAYS` removes those unused for
+    that long (a use refreshes an entry's time) and `--clear` the rest; the model compiles again after."""
+    import pickle
+
+    from mle_runtime.cli import main
+
+    folder, model, X = model_dir
+    runtime = mle.load_model(folder / "m.mle")
+    runtime.run([X[:3]])
+    runtime.run([X])
+    both = entries(folder / SIBLING_DIR)
+    assert len(both) == 2
+    month_ago = both[0].stat().st_mtime - 30 * 86_400
+    for entry in both:
+        os.utime(entry, (month_ago, month_ago))
+    mle.load_model(folder / "m.mle").run([X])  # reads one of them from the cache
+    (used,) = [e for e in both if e.stat().st_mtime > month_ago]
+    assert main(["cache", str(folder / "m.mle")]) == 0
+    assert "2 compiled programs" in capsys.readouterr().out
+    assert main(["cache", str(tmp_path), "--clear", "--older-than", "7"]) == 0
+    assert "removed 1 " in capsys.readouterr().out
+    assert entries(folder / SIBLING_DIR) == [used]
+    assert main(["cache", str(folder), "--clear"]) == 0
+    assert entries(folder / SIBLING_DIR) == []
+    np.testing.assert_array_equal(mle.load_model(folder / "m.mle").predict(X), model.predict(X))
+    assert len(entries(folder / SIBLING_DIR)) == 1
+    monkeypatch.setenv("MLE_CACHE_DIR", str(tmp_path / "shared"))
+    pickle.loads(pickle.dumps(mle.load_model(folder / "m.mle")))
+    capsys.readouterr()
+    assert main(["cache", "--json"]) == 0
+    report = {r["folder"]: r for r in json.loads(capsys.readouterr().out)}
+    assert report[str(tmp_path / "shared")]["held"]["unpickled models"]["entries"] == 1
+    assert main(["cache", "--older-than", "3"]) == 1
+    assert main(["cache", str(tmp_path / "missing.mle")]) == 1
+    assert "no such model file or folder" in capsys.readouterr().err
