@@ -377,3 +377,16 @@ def test_mle_stack_stays_the_function_after_its_module_is_imported() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+def test_a_stacks_forest_is_walked_in_chunks_of_bounded_pairs_on_a_gpu() -> None:
+    """A GPU walks a batch bucket at once, but a stack's forest of every model's trees in chunks of at
+    most GPU_MAX_PAIRS (tree, row) pairs (the arithmetic only: the walk itself runs in the GPU checks)."""
+    from mle_runtime.ops import lowering_for, trees
+
+    with lowering_for("gpu"):
+        assert trees._chunk_rows(100_000, trees=500) == trees.GPU_CHUNK_ROWS  # one model's forest: unchanged
+        rows = trees._chunk_rows(100_000, trees=50 * 1_000)
+        assert rows * 50_000 <= trees.GPU_MAX_PAIRS < 2 * rows * 50_000
+        assert trees._chunk_rows(100, trees=10**9) == 100
+    assert trees._chunk_rows(100_000, trees=50_000) == trees.CHUNK_ROWS

@@ -55,8 +55,11 @@ SPLIT_MIN_ROWS = 64  # (see _chunk_rows)
 # than the heap walk (100 depth-3 GradientBoosting trees, 1,000 rows: 2.20 vs 0.46 ms) and 13x slower at
 # depth 4 (300 trees: 28.9 vs 2.2 ms). It might pay on a GPU, not measured here.
 PERFECT_MAX_DEPTH = 4
-# A GPU wants every (tree, row) pair of a batch bucket in flight at once: no row chunks there.
+# A GPU wants every (tree, row) pair of a batch bucket in flight at once: no row chunks there, but for
+# a walk of so many trees (a stack's forest of every model's trees) that a bucket's pairs would pass
+# GPU_MAX_PAIRS, ~4 GB of walk state (a bound chosen, not measured: no GPU was at hand).
 GPU_CHUNK_ROWS = 1 << 16
+GPU_MAX_PAIRS = 1 << 28
 # Deep trees (a full-depth forest: max depth 29-36, mean path 13) pay for the fixed loop count. After
 # COMPACT_AFTER levels (14% of pairs still open in such a forest) the open (tree, row) pairs move to an
 # array a quarter the size (all walk on until they fit); there they walk until they fit a quarter of
@@ -201,7 +204,8 @@ def _sums(
     walk = _walk(
         x, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, cat_bits, cat_limits, spec, walked, owners(listed)
     )
-    walked_sums = _in_chunks(x, lambda columns: add_up(walk(side_by_side(columns)), walked))
+    count = tree_nodes.shape[0] if walked is None else walked.shape[0]
+    walked_sums = _in_chunks(x, lambda columns: add_up(walk(side_by_side(columns)), walked), trees=count)
     return walked_sums if grouped is None else grouped + walked_sums
 
 
@@ -419,10 +423,10 @@ def _comparable(x: jax.Array, thresholds: jax.Array, compare_float32: bool) -> t
 
 
 def _in_chunks(
-    x: jax.Array, fn: Callable[[jax.Array], jax.Array], split: bool = False, rows: int = CHUNK_ROWS
+    x: jax.Array, fn: Callable[[jax.Array], jax.Array], split: bool = False, rows: int = CHUNK_ROWS, trees: int = 0
 ) -> jax.Array:
     """fn over the columns, (features, rows), of row chunks of at most CHUNK_ROWS (the last one padded),
-    its (rows, ...) outputs concatenated; ``rows`` and ``split``: see _chunk_rows.
+    its (rows, ...) outputs concatenated; ``rows``, ``split`` and ``trees``: see _chunk_rows.
 
     XLA makes ``x.T`` a free change of layout, so that reading a column reads values a row apart; only a
     loop's input is laid out as its shape says, which is why the chunks are transposed before ``lax.map``
@@ -430,7 +434,7 @@ def _in_chunks(
     loads vectorize (500 CatBoost trees of depth 6 on XLA CPU: 1.1M rows/s strided, 3.3M contiguous at
     8,192 rows). The breadth-first walk reads one value per (tree, row) and measured the same either way."""
     n = x.shape[0]
-    chunk = _chunk_rows(n, split, rows)
+    chunk = _chunk_rows(n, split, rows, trees)
     pad = -n % chunk
     if pad:
         x = jnp.concatenate([x, jnp.zeros((pad, x.shape[1]), x.dtype)])
@@ -440,13 +444,15 @@ def _in_chunks(
     return out.reshape(-1, *out.shape[2:])[:n]
 
 
-def _chunk_rows(n: int, split: bool = False, rows: int = CHUNK_ROWS) -> int:
+def _chunk_rows(n: int, split: bool = False, rows: int = CHUNK_ROWS, trees: int = 0) -> int:
     """The rows of each chunk of an n-row batch, at most ``rows`` on the CPU. With ``split``, a batch of
     one chunk on the CPU is cut in two when each half keeps SPLIT_MIN_ROWS: a loop of two gets contiguous
     columns (above), where a single chunk's ``x.T`` stays strided (the oblivious trees at 1,024 rows:
-    1.1M -> 2.2M rows/s; at 128 and 512 rows 1.1-2x; the walk gained nothing from it)."""
+    1.1M -> 2.2M rows/s; at 128 and 512 rows 1.1-2x; the walk gained nothing from it). On a GPU, a walk of
+    ``trees`` trees takes at most GPU_MAX_PAIRS (tree, row) pairs a chunk."""
     if lowering_platform() != "cpu":
-        return min(n, GPU_CHUNK_ROWS)
+        bound = GPU_CHUNK_ROWS if not trees else max(1024, 1 << max((GPU_MAX_PAIRS // trees).bit_length() - 1, 0))
+        return min(n, GPU_CHUNK_ROWS, bound)
     return -(-n // 2) if split and 2 * SPLIT_MIN_ROWS <= n <= rows else min(n, rows)
 
 
