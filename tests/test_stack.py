@@ -284,6 +284,32 @@ def test_forests_reading_one_input_walk_as_one(kind: str, tmp_path, monkeypatch:
         np.testing.assert_allclose(got[i], want, rtol=1e-5, atol=1e-6)
 
 
+def test_boosters_with_categorical_splits_walk_as_one_forest(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A categorical split's threshold is its row of the model's category bitsets: the one forest reads
+    every model's rows of them, unknown and missing categories as each model sends them."""
+    import lightgbm
+
+    from mle_runtime import ops
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(X[:, :4], columns=list("abcd"))
+    frame["kind"] = pd.Categorical(rng.integers(0, 6, len(frame)))
+    target = (y + (frame["kind"].cat.codes.to_numpy() % 2)) % 2
+    models = [lightgbm.LGBMClassifier(n_estimators=n, verbose=-1, random_state=n).fit(frame, target) for n in (6, 9)]
+    merged = []
+    stacked_form = ops.stacked_form("TreeEnsemble")
+    monkeypatch.setitem(
+        ops._STACKED, ("TreeEnsemble", 1), lambda *a, **k: merged.append(stacked_form(*a, **k)) or merged[-1]
+    )
+    paths = _export_all(models, tmp_path, "lgb")
+    test = frame.copy()
+    test.loc[::7, "kind"] = np.nan
+    got = mle.stack(paths).predict_proba(test)
+    assert merged and all(m is not None for m in merged)
+    for i, model in enumerate(models):
+        np.testing.assert_allclose(got[i], model.predict_proba(test), rtol=1e-5, atol=1e-7)
+
+
 def test_models_without_parameters_answer_once_each(tmp_path) -> None:
     from sklearn.preprocessing import FunctionTransformer
 

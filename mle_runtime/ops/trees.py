@@ -262,10 +262,22 @@ def stacked_tree_ensemble(
     forest's); one forest of those 1,000 trees took as long as the stack.
 
     Split tables come shared (no model axis): the stack merged the models' groups into one forest's
-    (``model_stack._merged_split_tables``). Categorical splits (per-model bitsets) and linear trees go
-    through ``jax.vmap`` of the op (None), without the split tables (they number the one forest's trees)."""
+    (``model_stack._merged_split_tables``). Category bitsets come per model: a categorical node's threshold
+    (its row of them) moves to its model's rows of the one forest's (2 LightGBM models with a categorical
+    column, 3,000 rows: 33.6 -> 22.4 ms). Linear trees go through ``jax.vmap`` of the op (None), without
+    the split tables (they number the one forest's trees)."""
     tables = len(SPLIT_TABLES) if split_groups is not None else 0
-    if not all(batched[1:6]) or len(extra) != tables or any(batched[6:]) or linear_terms:
+    categorical = len(extra) - tables == 2  # (cat_bits and cat_limits, a model axis on each)
+    models, n_nodes, n_leaves, trees = nodes.shape[0], nodes.shape[1], leaf_values.shape[1], tree_nodes.shape[1]
+    cat_rows = extra[1].shape[1] if categorical else 0
+    if (
+        not all(batched[1:6])
+        or len(extra) not in (tables, tables + 2)
+        or not all(batched[6 : len(batched) - tables])
+        or any(batched[len(batched) - tables :])
+        or models * cat_rows >= 1 << 24  # (a categorical node's threshold, a row number, stays exact in float32)
+        or linear_terms
+    ):
         if not tables:
             return None
         kept = len(batched) - tables  # (the shared tables number the trees of the one forest: dropped)
@@ -283,8 +295,12 @@ def stacked_tree_ensemble(
         return jax.vmap(walk_all, in_axes=axes)(
             x, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, *extra[: kept - 6]
         )
-    models, n_nodes, n_leaves, trees = nodes.shape[0], nodes.shape[1], leaf_values.shape[1], tree_nodes.shape[1]
     shift = jnp.arange(models, dtype=jnp.int32)[:, None]
+    if categorical:  # a categorical node's threshold is its row of the model's cat_bits: rows of all models
+        words = nodes if nodes.ndim == 2 else nodes[..., 0]
+        at_category = ((words >> feature_bits) & CATEGORICAL) != 0
+        thresholds = jnp.where(at_category, thresholds + (shift * cat_rows).astype(thresholds.dtype), thresholds)
+        extra = (extra[0].reshape(models * cat_rows, -1), extra[1].reshape(-1), *extra[2:])
     forest = (
         nodes.reshape(models * n_nodes, *nodes.shape[2:]),
         thresholds.reshape(-1),
