@@ -688,6 +688,38 @@ def test_float64_inputs_between_float32_neighbours_of_thresholds(make, tmp_path:
         np.testing.assert_allclose(runtime.predict(X_edge), expected, rtol=1e-5, atol=1e-6 * scale)
 
 
+def test_narrowing_sends_every_value_below_the_thresholds_float64_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The narrowing's screen (hashed bits looked up a block of rows at a time) lets through every value
+    that could have crossed a threshold: after it, each float32 value has as many float32 thresholds below
+    it as its float64 value has float64 thresholds, for values on, beside and between thresholds, signed
+    zeros and values of columns with no split, over several blocks."""
+    from mle_runtime import narrowing
+
+    rng = np.random.default_rng(7)
+    t64 = {f: np.unique(np.concatenate([rng.uniform(-2, 2, 150), [0.0]])) for f in (0, 2, 3)}
+    fix = narrowing.SplitNarrowing(t64)
+    columns = []
+    for f in range(4):
+        t = t64.get(f, rng.uniform(-2, 2, 150))
+        on = rng.choice(t, 900)
+        beside = np.nextafter(on, rng.choice([-np.inf, np.inf], 900))
+        step32 = np.nextafter(on.astype(np.float32), rng.choice([-np.inf, np.inf], 900).astype(np.float32))
+        between = on + (step32.astype(np.float64) - on) * rng.uniform(0, 1, 900)
+        values = np.concatenate([on, beside, between, rng.uniform(-2, 2, 900), [0.0, -0.0] * 50])
+        columns.append(rng.permutation(values))
+    wide = np.stack(columns, axis=1)
+    narrow = wide.astype(np.float32)
+    monkeypatch.setattr(narrowing, "HASH_BLOCK_ROWS", 1000)
+    fix.apply(wide, narrow)
+    changed = 0
+    for f, t in t64.items():
+        t32 = narrowing.to_float32_down(t)
+        np.testing.assert_array_equal(np.searchsorted(t32, narrow[:, f]), np.searchsorted(t, wide[:, f]))
+        changed += int((narrow[:, f] != wide[:, f].astype(np.float32)).sum())
+    assert changed > 0, "no value needed narrowing: the test would prove nothing"
+    np.testing.assert_array_equal(narrow[:, 1], wide[:, 1].astype(np.float32))  # (no split: left as cast)
+
+
 @pytest.mark.parametrize(
     "scaler", ["standard", "robust", "max-abs", "normalizer", "min-max", "polynomial-standard", "spline", "quantile"]
 )
