@@ -253,7 +253,7 @@ def _cache(args: argparse.Namespace) -> int:
 
     if args.older_than is not None and (not args.clear or args.older_than < 0):
         raise ValueError("--older-than DAYS (a number >= 0) goes with --clear")
-    report = []
+    report: list[dict[str, Any]] = []
     for folder in cache_contents.folders(args.paths):
         found = cache_contents.entries(folder)
         removed = cache_contents.remove(found, args.older_than) if args.clear else []

@@ -67,9 +67,10 @@ class ModelStack:
                 if getattr(r, what) != getattr(first, what):
                     raise ValueError(f"model {i} has {what} {getattr(r, what)!r}, model 0 {getattr(first, what)!r}")
             _check_same_columns(first, r, i)
-        graph_json, stacked, shared = _merge([r._file.graph for r in self.runtimes], [r._params for r in self.runtimes])  # type: ignore[union-attr]
-        self._params = {**stacked, **shared}
-        self._shared = frozenset(shared)
+        graphs = [r._file.graph for r in self.runtimes]  # type: ignore[union-attr]
+        graph_json, stacked, shared_params = _merge(graphs, [r._params for r in self.runtimes])
+        self._params = {**stacked, **shared_params}
+        self._shared = frozenset(shared_params)
         self._graph = Graph.from_json(graph_json, set(self._params))
         self._input_names = [s.name for s in self._graph.inputs]
         self._functions: dict[tuple[str, ...], Any] = {}
@@ -180,9 +181,11 @@ class ModelStack:
         dtype = np.dtype(t.precision)
         if t._one_dimensional:
             given = one_column(given)
-        arrays, per_model = [], []
+        arrays: list[Any] = []
+        per_model: list[bool] = []
         for i, (x, spec) in enumerate(zip(given, specs, strict=True)):
             sliced = np.ndim(x) == len(spec.shape) + 1 and not hasattr(x, "columns")
+            a: Any
             if sliced and len(x) != len(self):
                 raise ValueError(f"input {spec.name!r}: a per-model input needs {len(self)} slices, got {len(x)}")
             # float64 values for trees that split in float64 are narrowed as each model's runtime narrows

@@ -754,10 +754,13 @@ class _TreeGroups:
         """The sums of the leaf values the grouped trees reach, from (features, rows) columns: each group's
         (trees, rows, width) values through ``add_up`` (see _sums), added."""
         columns = _read_columns(columns, self.lightgbm_missing)
-        total = None
-        for (trees, walker), table in zip(self.parts, leaf_tables, strict=True):
-            part = add_up(table.gather(walker.positions(columns)), trees)
-            total = part if total is None else total + part
+        parts = [
+            add_up(table.gather(walker.positions(columns)), trees)
+            for (trees, walker), table in zip(self.parts, leaf_tables, strict=True)
+        ]
+        total = parts[0]
+        for part in parts[1:]:
+            total = total + part
         return total
 
     def ranks(self, columns: jax.Array) -> jax.Array:
