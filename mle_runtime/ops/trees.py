@@ -244,14 +244,7 @@ def stacked_tree_ensemble(
     tree_nodes: jax.Array,
     tree_leaves: jax.Array,
     *extra: jax.Array,
-    depth: int,
-    feature_bits: int,
-    n_outputs: int,
-    compare_float32: bool = False,
-    lightgbm_missing: bool = False,
-    layout: str = "bfs",
-    split_groups: list[list[int]] | None = None,
-    linear_terms: int = 0,
+    **attrs: Any,
 ) -> jax.Array | None:
     """A stack of models' ensembles (a leading model axis on every tree array, ``model_stack.py`` padded
     them to one shape), walked as one forest, each model's trees then summed on their own, (models, rows,
@@ -265,7 +258,8 @@ def stacked_tree_ensemble(
     (``model_stack._merged_split_tables``). Category bitsets come per model: a categorical node's threshold
     (its row of them) moves to its model's rows of the one forest's (2 LightGBM models with a categorical
     column, 3,000 rows: 33.6 -> 22.4 ms). Linear trees go through ``jax.vmap`` of the op (None), without
-    the split tables (they number the one forest's trees)."""
+    the split tables (they number the one forest's trees). ``attrs``: tree_ensemble's."""
+    split_groups = attrs.get("split_groups")
     tables = len(SPLIT_TABLES) if split_groups is not None else 0
     categorical = len(extra) - tables == 2  # (cat_bits and cat_limits, a model axis on each)
     models, n_nodes, n_leaves, trees = nodes.shape[0], nodes.shape[1], leaf_values.shape[1], tree_nodes.shape[1]
@@ -276,25 +270,18 @@ def stacked_tree_ensemble(
         or not all(batched[6 : len(batched) - tables])
         or any(batched[len(batched) - tables :])
         or models * cat_rows >= 1 << 24  # (a categorical node's threshold, a row number, stays exact in float32)
-        or linear_terms
+        or attrs.get("linear_terms")
     ):
         if not tables:
             return None
         kept = len(batched) - tables  # (the shared tables number the trees of the one forest: dropped)
-        walk_all = functools.partial(
-            tree_ensemble,
-            depth=depth,
-            feature_bits=feature_bits,
-            n_outputs=n_outputs,
-            compare_float32=compare_float32,
-            lightgbm_missing=lightgbm_missing,
-            layout=layout,
-            linear_terms=linear_terms,
-        )
+        walk_all = functools.partial(tree_ensemble, **{k: v for k, v in attrs.items() if k != "split_groups"})
         axes = tuple(0 if b else None for b in batched[:kept])
         return jax.vmap(walk_all, in_axes=axes)(
             x, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, *extra[: kept - 6]
         )
+    depth, feature_bits, n_outputs = attrs["depth"], attrs["feature_bits"], attrs["n_outputs"]
+    layout, compare_float32 = attrs.get("layout", "bfs"), attrs.get("compare_float32", False)
     shift = jnp.arange(models, dtype=jnp.int32)[:, None]
     if categorical:  # a categorical node's threshold is its row of the model's cat_bits: rows of all models
         words = nodes if nodes.ndim == 2 else nodes[..., 0]
@@ -309,7 +296,7 @@ def stacked_tree_ensemble(
         (tree_leaves.astype(jnp.int32) + shift * n_leaves).reshape(-1),
     )
     _check_layout(x[0] if batched[0] else x, *forest, depth, feature_bits, n_outputs, layout)
-    spec = WalkSpec(depth, feature_bits, lightgbm_missing, layout == "perfect")
+    spec = WalkSpec(depth, feature_bits, attrs.get("lightgbm_missing", False), layout == "perfect")
 
     def add_up(values: jax.Array, listed: jax.Array | None) -> jax.Array:
         """(trees, rows, width) -> (rows, models, n_outputs), tree t of the forest being tree t % trees of
