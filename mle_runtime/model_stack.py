@@ -164,7 +164,7 @@ class ModelStack:
     def as_jax(self) -> tuple[Any, dict[str, jax.Array]]:
         """``(fn, params)``: ``fn(params, *inputs)`` returns a dict of outputs with a leading model axis,
         for inputs shared by every model; ``params`` carry the model axis first, but for the split tables
-        of tree ensembles (named ``stack_split_*``), which the models share."""
+        of tree ensembles merged into one forest's (named ``stack_<table>_<node>``), which the models share."""
         stack_fn, outputs = self._function(self._graph.outputs), self._graph.outputs
 
         def fn(params: dict[str, jax.Array], *inputs: jax.Array) -> dict[str, jax.Array]:
@@ -336,6 +336,9 @@ def _merge(
         if node["op"] == "TreeEnsemble":
             counts = [len(h[node["inputs"][4]]) for h in host]
             _pad_trees(node, host)
+            attrs = {k: v for k, v in node.get("attrs", {}).items() if k != "tree_counts"}
+            # (the trees padding adds are left out of the merged walk: see ops/trees.py, stacked_tree_ensemble)
+            node["attrs"] = {**attrs, "tree_counts": counts} if len(set(counts)) > 1 else attrs
             if any(k in t for t in tables) and node.get("attrs", {}).get("layout", "bfs") == "bfs":
                 groups, merged = _merged_split_tables(
                     [t.get(k) for t in tables], counts, len(host[0][node["inputs"][4]])

@@ -75,14 +75,25 @@ def test_mlp_seeds_and_loaded_runtimes(tmp_path) -> None:
     _assert_equals_loop(stacked, paths, [X[:37]])
 
 
-def test_forests_of_different_sizes_and_depths_are_padded(tmp_path) -> None:
+def test_forests_of_different_sizes_and_depths_are_padded(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Padding trees (zero single leaves) make the models' tree counts one; the merged walk leaves them
+    out (each model's real count is on the stacked node), for a shared and a per-model input."""
+    from mle_runtime.ops import trees
+
     forests = [
         RandomForestClassifier(n, max_depth=d, random_state=n).fit(X[k:], y[k:])
         for k, (n, d) in enumerate([(5, 7), (9, None), (12, 6), (7, 5)])
     ]
     paths = _export_all(forests, tmp_path, "rf")
     stacked = mle.stack(paths)
+    (node,) = [n for n in stacked._graph.nodes if n.op == "TreeEnsemble"]
+    assert node.attrs["tree_counts"] == [5, 9, 12, 7]
+    walked = []
+    sums = trees._sums
+    monkeypatch.setattr(trees, "_sums", lambda *a: (len(a) == 9 and walked.append(a[-1].shape[0])) or sums(*a))
     _assert_equals_loop(stacked, paths, [X])
+    _assert_equals_loop(stacked, paths, [np.stack([X * (1 + m) for m in range(4)])])
+    assert walked == [5 + 9 + 12 + 7] * 2
     labels, proba = stacked.run([X])
     for i, model in enumerate(forests):
         np.testing.assert_array_equal(labels[i], model.predict(X))

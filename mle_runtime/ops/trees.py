@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mle_runtime.ops import lowering_platform, register_op, register_stacked_form
 from mle_runtime.ops.math import rounded
@@ -132,11 +133,14 @@ def tree_ensemble(
     layout: str = "bfs",
     split_groups: list[list[int]] | None = None,
     linear_terms: int = 0,
+    tree_counts: list[int] | None = None,
 ) -> jax.Array:
     """Sum of the leaf values each row reaches, (rows, n_outputs); trees add to every output when a leaf
     holds n_outputs values, else tree t adds to output t % n_outputs. ``extra``: cat_bits and cat_limits
     when some split is categorical, then with ``split_groups`` the four split tables (SPLIT_TABLES).
-    ``linear_terms``: the leaves are linear models (see _linear_leaf_sums)."""
+    ``linear_terms``: the leaves are linear models (see _linear_leaf_sums). ``tree_counts``: set by a
+    stack on its merged graph (each model's trees before padding, see stacked_tree_ensemble); a single
+    model's ensemble has no use for it."""
     if linear_terms:
         how: dict[str, Any] = dict(
             depth=depth,
@@ -169,12 +173,14 @@ def _sums(
     compare_float32: bool,
     add_up: AddUp,
     models: int = 0,
+    listed: jax.Array | None = None,
 ) -> jax.Array:
     """The forest's (nodes, thresholds, leaf_values, tree_nodes, tree_leaves) leaf values summed over x's
     rows: ``add_up(values, trees)`` turns a chunk's (trees, rows, width) leaf values of the trees listed
     (None: all, in order) into that chunk's rows of the output. ``models``: x holds that many models'
     inputs, (models, rows, features), and the forest is theirs in turn, each tree reading its own model's
-    (a stack's per-model inputs; their chunks' columns are laid side by side, see TreeModels)."""
+    (a stack's per-model inputs; their chunks' columns are laid side by side, see TreeModels). ``listed``:
+    the only trees to walk where no split tables take any (a stack's, less the trees padding added)."""
     nodes, thresholds, leaf_values, tree_nodes, tree_leaves = forest
     cat_bits, cat_limits, tables = _extra_inputs(extra, split_groups)
     x, thresholds = _comparable(x, thresholds, compare_float32)
@@ -199,7 +205,7 @@ def _sums(
             return grouped
     # The trees no group holds go through in a pass of their own: inside the groups' chunks they ran half
     # as fast (65 of 500 XGBoost trees took as long as the other 435).
-    walked = None if groups is None else groups.walked
+    walked = listed if groups is None else groups.walked
     listed = jnp.arange(tree_nodes.shape[0]) if walked is None else walked
     walk = _walk(
         x, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, cat_bits, cat_limits, spec, walked, owners(listed)
@@ -312,8 +318,15 @@ def stacked_tree_ensemble(
         summed = jax.ops.segment_sum(values[..., 0], segment, num_segments=models * n_outputs)
         return summed.reshape(models, n_outputs, -1).transpose(2, 0, 1)
 
+    counts = attrs.get("tree_counts")
+    real = None  # (padded trees, zero single leaves, would each take the walk's every step: left out)
+    if counts is not None and len(counts) == models and sum(counts) < models * trees:
+        real = jnp.asarray(
+            np.concatenate([m * trees + np.arange(min(int(c), trees)) for m, c in enumerate(counts)]), jnp.int32
+        )
     per_model = models if batched[0] else 0
-    return _sums(x, forest, extra, split_groups, spec, compare_float32, add_up, per_model).transpose(1, 0, 2)
+    sums = _sums(x, forest, extra, split_groups, spec, compare_float32, add_up, per_model, real)
+    return sums.transpose(1, 0, 2)
 
 
 def _linear_leaf_sums(
