@@ -318,8 +318,10 @@ def stacked_tree_ensemble(
         summed = jax.ops.segment_sum(values[..., 0], segment, num_segments=models * n_outputs)
         return summed.reshape(models, n_outputs, -1).transpose(2, 0, 1)
 
+    # Padded trees (zero single leaves) would each take the walk's every step: left out. 10 forests of 10,
+    # 20, ..., 100 trees at 5,000 rows: 47.5 -> 30.0 ms (a loop of their runtimes: 38 ms).
     counts = attrs.get("tree_counts")
-    real = None  # (padded trees, zero single leaves, would each take the walk's every step: left out)
+    real = None
     if counts is not None and len(counts) == models and sum(counts) < models * trees:
         real = jnp.asarray(
             np.concatenate([m * trees + np.arange(min(int(c), trees)) for m, c in enumerate(counts)]), jnp.int32
