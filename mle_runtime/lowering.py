@@ -112,8 +112,9 @@ def build_stack_function(graph: Graph, models: int, shared: frozenset[str] = fro
             if out is None and any(flags):
                 axes = tuple(0 if f else None for f in flags)
                 out = _built(i, node, jax.vmap(functools.partial(impl, **attrs), in_axes=axes), *args)
-            env[node.outputs[0]] = out if out is not None else _built(i, node, impl, *args, **attrs)
+            # (a node none of whose operands has a model axis is computed once, without one)
             batched[node.outputs[0]] = out is not None
+            env[node.outputs[0]] = out if out is not None else _built(i, node, impl, *args, **attrs)
         return tuple(env[n] if batched[n] else jnp.broadcast_to(env[n], (count, *env[n].shape)) for n in output_names)
 
     return fn

@@ -334,15 +334,14 @@ def _merge(
     shared: dict[str, np.ndarray] = {}
     for k, node in enumerate(merged_nodes):
         if node["op"] == "TreeEnsemble":
-            counts = [len(h[node["inputs"][4]]) for h in host]
+            tree_nodes = dict(zip(_TREE_OPERANDS, node["inputs"][1:], strict=False))["tree_nodes"]
+            counts = [len(h[tree_nodes]) for h in host]
             _pad_trees(node, host)
-            attrs = {k: v for k, v in node.get("attrs", {}).items() if k != "tree_counts"}
+            attrs = {key: v for key, v in node.get("attrs", {}).items() if key != "tree_counts"}
             # (the trees padding adds are left out of the merged walk: see ops/trees.py, stacked_tree_ensemble)
             node["attrs"] = {**attrs, "tree_counts": counts} if len(set(counts)) > 1 else attrs
-            if any(k in t for t in tables) and node.get("attrs", {}).get("layout", "bfs") == "bfs":
-                groups, merged = _merged_split_tables(
-                    [t.get(k) for t in tables], counts, len(host[0][node["inputs"][4]])
-                )
+            if any(k in t for t in tables) and node["attrs"].get("layout", "bfs") == "bfs":
+                groups, merged = _merged_split_tables([t.get(k) for t in tables], counts, len(host[0][tree_nodes]))
                 names = [f"stack_{s}_{k}" for s in SPLIT_TABLES]
                 shared.update(zip(names, merged, strict=True))
                 node["inputs"] = [*node["inputs"], *names]

@@ -13,7 +13,7 @@ only on the values a table of the near values' hashed bits (65,536 entries a spl
 a few percent of them, every column of a block of rows hashed and looked up at once: searching each
 10,000-row column took 0.36 ms, which for a 100-iteration HistGradientBoosting model on 10,000 x 20
 float64 values was half the call (14.4 ms against 4.6 ms for float32 input); hashing each column on its
-own (strided), 34 ms for 100,000 x 50 values, the blocks 11 ms. Trees that compare in
+own (strided), 34 ms for 100,000 x 50 values, the blocks 25 ms. Trees that compare in
 float32 (scikit-learn's other trees, XGBoost) need none of this. Trees that read a model input through
 ``CategoryCodes`` (categorical columns turned into codes) are covered on its other columns, which it
 passes through; a tree reading any other computed tensor (a scaler's output) is not.

@@ -206,33 +206,28 @@ def _sums(
     # The trees no group holds go through in a pass of their own: inside the groups' chunks they ran half
     # as fast (65 of 500 XGBoost trees took as long as the other 435).
     walked = listed if groups is None else groups.walked
-    listed = jnp.arange(tree_nodes.shape[0]) if walked is None else walked
-    walk = _walk(
-        x, nodes, thresholds, leaf_values, tree_nodes, tree_leaves, cat_bits, cat_limits, spec, walked, owners(listed)
-    )
-    count = tree_nodes.shape[0] if walked is None else walked.shape[0]
-    walked_sums = _in_chunks(x, lambda columns: add_up(walk(side_by_side(columns)), walked), trees=count)
+    every = jnp.arange(tree_nodes.shape[0]) if walked is None else walked
+    forest = (nodes, thresholds, leaf_values, tree_nodes, tree_leaves)
+    walk = _walk(forest, x.shape[0], cat_bits, cat_limits, spec, walked, owners(every))
+    walked_sums = _in_chunks(x, lambda columns: add_up(walk(side_by_side(columns)), walked), trees=every.shape[0])
     return walked_sums if grouped is None else grouped + walked_sums
 
 
 def _walk(
-    x: jax.Array,
-    nodes: jax.Array,
-    thresholds: jax.Array,
-    leaf_values: jax.Array,
-    tree_nodes: jax.Array,
-    tree_leaves: jax.Array,
+    forest: tuple[jax.Array, ...],
+    rows: int,
     cat_bits: jax.Array | None,
     cat_limits: jax.Array | None,
     spec: WalkSpec,
     walked: jax.Array | None = None,
     tree_models: TreeModels | None = None,
 ) -> Callable[[jax.Array], jax.Array]:
-    """The walk over a chunk's columns, giving each (tree, row) pair's leaf values, (trees, rows, width):
-    every tree's, or those ``walked`` lists (``tree_models``: see _leaves)."""
+    """The walk of a batch of ``rows`` over a chunk's columns, giving each (tree, row) pair's leaf values,
+    (trees, rows, width): every tree's, or those ``walked`` lists (``tree_models``: see _leaves)."""
+    nodes, thresholds, leaf_values, tree_nodes, tree_leaves = forest
     trees = tree_nodes if walked is None else tree_nodes[walked]
     offsets = (tree_leaves if walked is None else tree_leaves[walked]).astype(jnp.int32)[:, None]
-    table = _node_table(nodes, thresholds, trees.shape[0], x.shape[0], spec.depth)
+    table = _node_table(nodes, thresholds, trees.shape[0], rows, spec.depth)
 
     def walk(columns: jax.Array) -> jax.Array:
         return leaf_values[_leaves(columns, table, trees, cat_bits, cat_limits, spec, tree_models) + offsets]
@@ -760,10 +755,7 @@ class _TreeGroups:
             add_up(table.gather(walker.positions(columns)), trees)
             for (trees, walker), table in zip(self.parts, leaf_tables, strict=True)
         ]
-        total = parts[0]
-        for part in parts[1:]:
-            total = total + part
-        return total
+        return sum(parts[1:], start=parts[0])
 
     def ranks(self, columns: jax.Array) -> jax.Array:
         """(trees, rows) breadth-first leaf ranks of the grouped trees, trees in their own order (the
