@@ -246,18 +246,41 @@ def _build(
         b.op("Mul", total, b.const("scale", np.array(float(scale)))),
         b.const("bias", np.asarray(bias, dtype=np.float64).reshape(width)),
     )
-    return _head(b, raw, loss, model, width), n_features, loss, categories
+    threshold = _logit_threshold(doc["model_info"].get("binclass_probability_threshold"))
+    return _head(b, raw, loss, model, width, threshold), n_features, loss, categories
 
 
-def _head(b: GraphBuilder, raw: str, loss: str, model: Any, width: int) -> Converted:
+def _logit_threshold(probability: Any) -> float:
+    """The raw value a binary or multilabel classifier's class must pass, as CatBoost reads it: the logit
+    of the probability a user set (``set_probability_threshold``, kept in the model's info as a string;
+    0.5 when absent or unparsable, where CatBoost warns)."""
+    try:
+        p = 0.5 if probability is None else float(probability)
+    except ValueError:
+        p = 0.5
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"CatBoost model with binclass_probability_threshold {probability!r}: not in [0, 1]")
+    with np.errstate(divide="ignore"):
+        return float(np.log(p / (1.0 - p))) if p < 1.0 else np.inf
+
+
+def _passes(b: GraphBuilder, raw: str, threshold: float) -> str:
+    """1 where the raw value exceeds the threshold (CatBoost's class rule, ``approx > threshold``), else 0."""
+    if threshold == 0.0:
+        return b.op("IsPositive", raw)
+    return b.op("IsPositive", b.op("Sub", raw, b.const("class_threshold", np.array(threshold))))
+
+
+def _head(b: GraphBuilder, raw: str, loss: str, model: Any, width: int, threshold: float) -> Converted:
     import catboost
 
     if isinstance(model, catboost.CatBoostClassifier):
-        classes = np.asarray(model.classes_)
+        classes: Any = np.asarray(model.classes_)
+        multilabel = False
         if loss in ("Logloss", "CrossEntropy"):
             decision = b.op("SqueezeLast", raw)
             outputs = {
-                "label": b.op("IsPositive", decision),
+                "label": _passes(b, decision, threshold),
                 "probabilities": b.op("ProbaPair", b.op("Sigmoid", decision)),
                 "decision": decision,
             }
@@ -265,9 +288,12 @@ def _head(b: GraphBuilder, raw: str, loss: str, model: Any, width: int) -> Conve
             outputs = {"label": b.op("ArgMax", raw), "probabilities": b.op("Softmax", raw), "decision": raw}
         elif loss == "MultiClassOneVsAll":
             outputs = {"label": b.op("ArgMax", raw), "probabilities": b.op("Sigmoid", raw), "decision": raw}
+        elif loss in ("MultiLogloss", "MultiCrossEntropy"):  # several labels, each its own sigmoid
+            outputs = {"label": _passes(b, raw, threshold), "probabilities": b.op("Sigmoid", raw), "decision": raw}
+            classes, multilabel = [np.array([0, 1], dtype=np.int64)] * width, True  # (predict: 0/1 per label)
         else:
             raise UnsupportedModelError(f"CatBoostClassifier with loss {loss!r} is not supported")
-        return Converted("classifier", outputs, ["label", "probabilities"], classes=classes)
+        return Converted("classifier", outputs, ["label", "probabilities"], classes=classes, multilabel=multilabel)
     if loss in ("MultiRMSE", "MultiQuantile"):  # (several targets, or one target's several quantiles)
         return Converted("regressor", {"predictions": raw}, ["predictions"])
     if loss == "RMSEWithUncertainty":

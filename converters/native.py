@@ -11,7 +11,14 @@ from typing import Any
 PEEK_BYTES = 4096
 # Formats whose loader can run code stored in the file: export only files you trust.
 CODE_RUNNING = {"pytorch"}
-_CATBOOST_CLASSIFIER_LOSSES = {"Logloss", "CrossEntropy", "MultiClass", "MultiClassOneVsAll"}
+_CATBOOST_CLASSIFIER_LOSSES = {
+    "Logloss",
+    "CrossEntropy",
+    "MultiClass",
+    "MultiClassOneVsAll",
+    "MultiLogloss",
+    "MultiCrossEntropy",
+}
 
 
 def native_format(path: Path) -> str | None:

@@ -515,6 +515,41 @@ def test_catboost_json_and_raw_leaf_layout_agree() -> None:
     assert borders.dtype == np.float32
 
 
+@pytest.mark.parametrize("loss", ["Logloss", "MultiLogloss", "MultiCrossEntropy"])
+@pytest.mark.parametrize("threshold", [None, 0.8, 0.15, 1.0])
+def test_catboost_class_threshold_and_several_labels(loss: str, threshold: float | None, tmp_path: Path) -> None:
+    """A binary or multilabel CatBoostClassifier's labels pass the probability threshold a user set
+    (set_probability_threshold: its raw value against the threshold's logit), read from the model and from
+    its .cbm file; multilabel models give CatBoost's 0/1 matrix and each label's probability."""
+    data = _data("binary")
+    X, X_test = data["X"], data["X_test"]
+    labels = np.column_stack([data["y"], np.nan_to_num(X[:, 0]) > 0.3, np.nan_to_num(X[:, 1]) < 0])
+    model = catboost.CatBoostClassifier(loss_function=loss, **CB)
+    model.fit(X, data["y"] if loss == "Logloss" else labels.astype(int))
+    if threshold is not None:
+        model.set_probability_threshold(threshold)
+    model.save_model(str(tmp_path / "model.cbm"))
+    expected_labels, expected_proba = model.predict(X_test), model.predict_proba(X_test)
+    if threshold not in (None, 1.0):  # (a threshold the test's rows do not cross would prove nothing)
+        assert 0 < np.mean(expected_labels) < 1
+    for source in (model, tmp_path / "model.cbm"):
+        path = tmp_path / "model.mle"
+        mle.export_model(source, path)
+        for precision in ("float32", "float64"):
+            runtime = mle.load_model(path, precision=precision)
+            what = f"{loss}, threshold {threshold}, {type(source).__name__}, {precision}"
+            labels_given = runtime.predict(X_test)
+            assert labels_given.dtype == expected_labels.dtype, what
+            np.testing.assert_array_equal(labels_given, expected_labels, err_msg=what)
+            assert_scaled(runtime.predict_proba(X_test), expected_proba, 1e-5, what)
+    if loss == "Logloss" and threshold is not None:  # a stack labels each model by its own threshold
+        other = catboost.CatBoostClassifier(loss_function=loss, **CB).fit(X, data["y"])
+        other.set_probability_threshold(0.4)
+        mle.export_model(other, tmp_path / "other.mle")
+        stacked = mle.stack([tmp_path / "model.mle", tmp_path / "other.mle"]).predict(X_test)
+        np.testing.assert_array_equal(stacked, [expected_labels, other.predict(X_test)])
+
+
 def test_cli_exports_the_frameworks_own_files(tmp_path: Path) -> None:
     data = _data("binary")
     X = data["X_test"].astype(np.float32)
