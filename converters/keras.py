@@ -571,6 +571,8 @@ def _layer(
         return [b.op("keras.ZeroPadding", args[0], padding=_pairs(config["padding"]))]
     if kind.startswith("Cropping"):
         return [b.op("keras.Cropping", args[0], cropping=_pairs(config["cropping"]))]
+    if kind == "CenterCrop":
+        return [_center_crop(b, layer, config, node, args[0])]
     if kind.startswith("UpSampling"):
         size = [int(config["size"])] if isinstance(config["size"], int) else [int(s) for s in config["size"]]
         interpolation = config.get("interpolation", "nearest")
@@ -615,7 +617,23 @@ _CHANNELS_FIRST = (
     "Cropping",
     "UpSampling",
     "Resizing",
+    "CenterCrop",
 )
+
+
+def _center_crop(b: GraphBuilder, layer: Any, config: dict[str, Any], node: Any, x: str) -> str:
+    """CenterCrop of images at least as large as its box: the box's rows and columns, the extra split as
+    Keras splits it (the smaller half before). Keras resizes smaller images (smart_resize): refused."""
+    shape = tuple(node.input_tensors[0].shape)
+    h, w = shape[-2:] if layer.data_format == "channels_first" else shape[-3:-1]
+    height, width = int(config["height"]), int(config["width"])
+    if h is None or w is None or h < height or w < width:
+        raise UnsupportedModelError(
+            f"{layer.name}: CenterCrop to {height}x{width} of {h}x{w} images is not supported; a crop of images "
+            "of a known size at least the box's is (Keras resizes smaller ones)"
+        )
+    top, left = (h - height) // 2, (w - width) // 2
+    return b.op("keras.Cropping", x, cropping=[[top, h - height - top], [left, w - width - left]])
 
 
 def _channels_first(

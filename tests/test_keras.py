@@ -86,7 +86,7 @@ def channels_first() -> keras.Model:
     x = layers.Cropping2D(((0, 1), (1, 0)), **first)(x)
     x = layers.Conv2DTranspose(6, 3, strides=2, **first)(x)
     x = layers.SeparableConv2D(6, 3, strides=2, **first)(x)
-    x = layers.Resizing(10, 9, **first)(x)
+    x = layers.CenterCrop(7, 6, **first)(layers.Resizing(10, 9, **first)(x))
     x = layers.AveragePooling2D(2, strides=1, padding="same", **first)(x)
     kept = layers.GlobalMaxPooling2D(keepdims=True, **first)(x)
     pooled = layers.GlobalAveragePooling2D(**first)(x)
@@ -129,13 +129,14 @@ def pooling_1d() -> keras.Model:
 
 
 def image_decoder() -> keras.Model:
-    """Preprocessing layers, padding and cropping, nearest and bilinear upsampling and resizing, transposed
+    """Preprocessing layers, padding and (centre) cropping, nearest and bilinear upsampling and resizing, transposed
     convolutions (valid with output padding, same) and PReLU."""
     image = keras.Input((9, 8, 3))
     normalize = layers.Normalization()
     normalize.adapt(np.random.default_rng(0).normal(2.0, 3.0, size=(64, 9, 8, 3)).astype(np.float32))
     x = normalize(layers.Rescaling([0.5, 1.0, 2.0], offset=0.25)(image))
     x = layers.Resizing(11, 7, interpolation="nearest")(layers.Resizing(6, 13)(x))
+    x = layers.CenterCrop(8, 6)(x)
     x = layers.Conv2D(4, 3, strides=2, padding="same")(layers.ZeroPadding2D(((1, 0), (2, 1)))(x))
     x = layers.Cropping2D(((1, 0), (0, 1)))(layers.UpSampling2D((2, 3), interpolation="bilinear")(x))
     x = layers.PReLU(shared_axes=[1, 2])(x)
@@ -446,6 +447,12 @@ def test_a_channels_first_conv_lstm_is_refused(tmp_path: Path) -> None:
     y = layers.ConvLSTM2D(2, 3, data_format="channels_first")(frames)
     with pytest.raises(UnsupportedModelError, match="ConvLSTM2D\\) with data_format='channels_first'"):
         mle.export_model(keras.Model(frames, y), tmp_path / "m.mle")
+
+
+def test_a_center_crop_that_would_resize_is_refused(tmp_path: Path) -> None:
+    image = keras.Input((6, 9, 3))
+    with pytest.raises(UnsupportedModelError, match="CenterCrop to 8x4 of 6x9 images is not supported"):
+        mle.export_model(keras.Model(image, layers.CenterCrop(8, 4)(image)), tmp_path / "m.mle")
 
 
 def test_a_layer_given_more_tensors_than_it_reads_is_refused(tmp_path: Path) -> None:
