@@ -435,6 +435,8 @@ CASES = [
     Case("ridge-classifier-binary", lambda: lm.RidgeClassifier(), "binary"),
     Case("ridge-classifier-multi", lambda: lm.RidgeClassifier(alpha=3.0), "strings"),
     Case("ridge-classifier-cv", lambda: lm.RidgeClassifierCV(), "multiclass"),
+    Case("ridge-classifier-multilabel", lambda: lm.RidgeClassifier(alpha=2.0), "multilabel"),
+    Case("ridge-classifier-cv-multilabel", lambda: lm.RidgeClassifierCV(), "multilabel"),
     Case("linear-svc-binary", lambda: svm.LinearSVC(random_state=0), "binary"),
     Case("linear-svc-multi", lambda: svm.LinearSVC(random_state=0), "odd_ints"),
     # regressors
@@ -1029,6 +1031,11 @@ CASES = [
         "odd_ints",
     ),
     Case(
+        "mlp-multilabel",
+        lambda: neural_network.MLPClassifier((12,), max_iter=80, random_state=0),
+        "multilabel",
+    ),
+    Case(
         "mlp-regressor",
         lambda: neural_network.MLPRegressor(hidden_layer_sizes=(16,), max_iter=100, random_state=0),
         "regression",
@@ -1374,6 +1381,28 @@ CASES = [
         lambda: calibration.CalibratedClassifierCV(
             ensemble.RandomForestClassifier(10, max_depth=5, random_state=0), method="isotonic", cv=3
         ),
+        "binary",
+    ),
+    Case(
+        "calibrated-temperature-svc",
+        lambda: calibration.CalibratedClassifierCV(svm.LinearSVC(random_state=0), method="temperature", cv=3),
+        "multiclass",
+    ),
+    Case(
+        "calibrated-temperature-logreg-binary",
+        lambda: calibration.CalibratedClassifierCV(lm.LogisticRegression(), method="temperature", cv=2),
+        "binary",
+    ),
+    Case(
+        "calibrated-temperature-forest",
+        lambda: calibration.CalibratedClassifierCV(
+            ensemble.RandomForestClassifier(10, max_depth=5, random_state=0), method="temperature", cv=3
+        ),
+        "strings",
+    ),
+    Case(
+        "calibrated-temperature-nb-binary",
+        lambda: calibration.CalibratedClassifierCV(naive_bayes.GaussianNB(), method="temperature", ensemble=False),
         "binary",
     ),
     Case(

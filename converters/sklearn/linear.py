@@ -30,7 +30,7 @@ def _affine(est: Any, b: GraphBuilder, x: str, one_column: bool) -> str:
 def _classifier(est: Any, b: GraphBuilder, x: str, proba: str | None) -> Converted:
     """Decision scores, labels (as scikit-learn's LinearClassifierMixin.predict) and a probability head."""
     if getattr(getattr(est, "_label_binarizer", None), "y_type_", "").startswith("multilabel"):
-        raise UnsupportedModelError(f"{type(est).__name__} fitted on multilabel targets is not supported")
+        return _multilabel_classifier(est, b, x)
     coef = np.asarray(est.coef_)
     binary = coef.ndim == 1 or coef.shape[0] == 1
     decision = _affine(est, b, x, one_column=binary)
@@ -48,6 +48,15 @@ def _classifier(est: Any, b: GraphBuilder, x: str, proba: str | None) -> Convert
         outputs["probabilities"] = b.op("ModifiedHuberProba", decision, binary=binary)
     run = ["label", "probabilities" if proba else "decision"]
     return Converted("classifier", outputs, run, classes=np.asarray(est.classes_))
+
+
+def _multilabel_classifier(est: Any, b: GraphBuilder, x: str) -> Converted:
+    """A RidgeClassifier of several labels: each label on where its score passes 0 (the indicator matrix
+    scikit-learn's label binarizer gives back); no probabilities."""
+    decision = _affine(est, b, x, one_column=False)
+    outputs = {"label": b.op("IsPositive", decision), "decision": decision}
+    classes = [np.array([0, 1], dtype=np.int64)] * np.asarray(est.coef_).shape[0]
+    return Converted("classifier", outputs, ["label", "decision"], classes=classes, multilabel=True)
 
 
 @converts(lm.LogisticRegression, lm.LogisticRegressionCV)

@@ -337,16 +337,22 @@ def transformed_target_regressor(est: Any, b: GraphBuilder, x: str, n_features: 
 def calibrated_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     """The mean over the calibrated classifiers of their calibrated probabilities: each part's decision
     function (else its probabilities; for two classes the second class's alone) through a sigmoid
-    (expit(-(a t + b))) or isotonic calibrator per class, then normalized as scikit-learn does."""
+    (expit(-(a t + b))) or isotonic calibrator per class, then normalized as scikit-learn does; or, with
+    temperature scaling, through one softmax of all classes (see _temperature_scaled)."""
     k = len(est.classes_)
     probas = []
     for calibrated in est.calibrated_classifiers_:
-        if calibrated.method not in ("sigmoid", "isotonic"):
+        if calibrated.method not in ("sigmoid", "isotonic", "temperature"):
             raise UnsupportedModelError(f"CalibratedClassifierCV(method={calibrated.method!r}) is not supported")
         e = calibrated.estimator
-        if not np.array_equal(np.asarray(e.classes_), np.asarray(est.classes_)):
+        # (temperature scaling fits its parts on string labels' codes, 0 .. k - 1 in the classes' order)
+        codes = calibrated.method == "temperature" and np.array_equal(np.asarray(e.classes_), np.arange(k))
+        if not codes and not np.array_equal(np.asarray(e.classes_), np.asarray(est.classes_)):
             raise UnsupportedModelError("CalibratedClassifierCV: a part saw fewer classes than the whole")
         part = _part(e, b, x, n_features)
+        if calibrated.method == "temperature":
+            probas.append(_temperature_scaled(b, part, e, k, calibrated.calibrators[0].beta_, est))
+            continue
         if hasattr(e, "decision_function"):
             scores = part.outputs["decision"]
             columns = [scores] if k == 2 else [_columns(b, scores, c) for c in range(k)]
@@ -366,6 +372,24 @@ def calibrated_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) ->
     proba = b.op("WeightedSum", *probas, weights=[1.0] * n, divisor=float(n))
     outputs = {"label": b.op("ArgMax", proba), "probabilities": proba}
     return Converted("classifier", outputs, ["label", "probabilities"], classes=np.asarray(est.classes_))
+
+
+def _temperature_scaled(b: GraphBuilder, part: Converted, e: Any, k: int, beta: Any, est: Any) -> str:
+    """softmax(beta * logits) (scikit-learn >= 1.8's temperature scaling): the logits are the part's
+    decision function ([-d, d] for two classes), else the log of its probabilities plus 1e-12 (for two
+    classes [1 - p, p] of the second's). scikit-learn takes a decision function whose every value in the
+    batch lies in [0, 1], each row summing to 1, for probabilities; this keeps to the part's method."""
+    if hasattr(e, "decision_function"):
+        logits = part.outputs["decision"]
+        if k == 2:
+            logits = b.op("Mul", b.op("ExpandLast", logits), b.const("opposed", np.array([-1.0, 1.0])))
+    else:
+        proba = _output(part, "probabilities", est)
+        if k == 2:
+            proba = b.op("ProbaPair", _columns(b, proba, 1))
+        logits = b.op("Ufunc", b.op("Add", proba, b.const("eps", np.array(1e-12))), name="log")
+    scaled = b.op("Mul", logits, b.const("beta", np.asarray(beta, np.float64).reshape(())))
+    return b.op("Clip", b.op("Softmax", scaled), low=0.0, high=1.0)
 
 
 def _calibrate(b: GraphBuilder, scores: str, calibrator: Any) -> str:

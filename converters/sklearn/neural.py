@@ -36,9 +36,15 @@ def _forward(est: Any, b: GraphBuilder, x: str) -> str:
 
 @converts(nn.MLPClassifier)
 def mlp_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
-    if est._label_binarizer.y_type_ not in ("binary", "multiclass"):
-        raise UnsupportedModelError(f"MLPClassifier fitted on {est._label_binarizer.y_type_} targets is not supported")
+    kind = est._label_binarizer.y_type_
+    if kind not in ("binary", "multiclass", "multilabel-indicator"):
+        raise UnsupportedModelError(f"MLPClassifier fitted on {kind} targets is not supported")
     out = _forward(est, b, x)
+    if kind == "multilabel-indicator":  # a logistic output a label: on past 0.5, the indicator matrix
+        label = b.op("IsPositive", b.op("Sub", out, b.const("half", np.array(0.5))))
+        classes = [np.array([0, 1], dtype=np.int64)] * est.n_outputs_
+        outputs = {"label": label, "probabilities": out}
+        return Converted("classifier", outputs, ["label", "probabilities"], classes=classes, multilabel=True)
     if est.n_outputs_ == 1:  # a logistic output p: label p > 0.5 (LabelBinarizer's threshold), proba [1 - p, p]
         p = b.op("SqueezeLast", out)
         label = b.op("IsPositive", b.op("Sub", p, b.const("half", np.array(0.5))))
