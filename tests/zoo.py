@@ -1188,6 +1188,11 @@ CASES = [
     ),
     Case("knn-distance-strings", lambda: neighbors.KNeighborsClassifier(7, weights="distance"), "strings"),
     Case("knn-manhattan", lambda: neighbors.KNeighborsClassifier(4, metric="manhattan"), "binary"),
+    Case("knn-two-label-sets", lambda: neighbors.KNeighborsClassifier(6), "two_label_sets"),
+    # (the multilabel data's integer features put rows at equal distances, where scikit-learn's picks differ)
+    Case(
+        "knn-distance-two-targets", lambda: neighbors.KNeighborsClassifier(5, weights="distance"), "two_numeric_targets"
+    ),
     Case("knn-minkowski-3", lambda: neighbors.KNeighborsClassifier(5, p=3, weights="distance"), "odd_ints"),
     Case(
         "knn-chebyshev-kdtree",

@@ -88,19 +88,20 @@ def k_neighbors_transformer(est: Any, b: GraphBuilder, x: str, n_features: int) 
 
 @converts(neighbors.KNeighborsClassifier)
 def k_neighbors_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
-    if est.outputs_2d_:
-        raise UnsupportedModelError("KNeighborsClassifier fitted on several outputs is not supported")
+    """Each class's share of the neighbours' votes; with several outputs, each output's classes in a block
+    of columns (its labels offset by the classes before them), the label the first largest of each block."""
     fit_x = b.const("fit_X", est._fit_X)
-    proba = b.op(
-        "KNeighborsVote",
-        x,
-        fit_x,
-        b.const("fit_y", np.asarray(est._y, dtype=np.int32)),
-        n_classes=len(est.classes_),
-        **_search_attrs(est),
-    )
-    outputs = {"label": b.op("ArgMax", proba), "probabilities": proba}
-    converted = Converted("classifier", outputs, ["label", "probabilities"], classes=np.asarray(est.classes_))
+    y = np.asarray(est._y, dtype=np.int32)
+    sizes = [len(c) for c in est.classes_] if est.outputs_2d_ else [len(est.classes_)]
+    if est.outputs_2d_:
+        y = y + np.cumsum([0, *sizes[:-1]], dtype=np.int32)
+    proba = b.op("KNeighborsVote", x, fit_x, b.const("fit_y", y), n_classes=sum(sizes), **_search_attrs(est))
+    if est.outputs_2d_:
+        label, classes = b.op("SegmentArgMax", proba, sizes=sizes), [np.asarray(c) for c in est.classes_]
+    else:
+        label, classes = b.op("ArgMax", proba), np.asarray(est.classes_)
+    outputs = {"label": label, "probabilities": proba}
+    converted = Converted("classifier", outputs, ["label", "probabilities"], classes=classes)
     return _with_kneighbors(converted, est, b, x, fit_x)
 
 

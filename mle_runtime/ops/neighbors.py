@@ -244,10 +244,15 @@ def k_neighbors_vote(
     weights: str = "uniform",
 ) -> jax.Array:
     """(rows, n_classes) class probabilities: each class's share of the k nearest training rows' weights
-    (``labels`` holds each training row's class index)."""
+    (``labels`` holds each training row's class index). A classifier of several outputs: ``labels`` is
+    (train rows, outputs), each output's class index offset by the classes of the outputs before it, and
+    each output's block of columns holds its probabilities."""
     distances, index = nearest(x, train, k, metric, p)
     w = neighbor_weights(distances, weights)
-    onehot = jax.nn.one_hot(labels.astype(jnp.int32)[index], n_classes, dtype=w.dtype)  # (rows, k, classes)
+    onehot = jax.nn.one_hot(labels.astype(jnp.int32)[index], n_classes, dtype=w.dtype)  # (rows, k, [outputs,] classes)
+    if labels.ndim == 2:  # (the outputs' classes do not overlap: one sum counts every output's votes)
+        votes = jnp.sum(w[:, :, None] * jnp.sum(onehot, axis=2), axis=1)
+        return divide(votes, jnp.sum(w, axis=1, keepdims=True))
     votes = jnp.sum(w[:, :, None] * onehot, axis=1)
     return divide(votes, jnp.sum(votes, axis=1, keepdims=True))
 
