@@ -18,7 +18,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.impute._iterative import IterativeImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.manifold import Isomap, SpectralEmbedding
-from sklearn.neighbors import KNeighborsClassifier, KNeighborsTransformer
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsTransformer, RadiusNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -454,13 +454,9 @@ def test_refusals(classifier, tmp_path: Path) -> None:
         mle.export_model(Isomap(n_neighbors=None, radius=100.0, n_components=2).fit(X), tmp_path / "isomap.mle")
     with pytest.raises(TypeError, match="cannot tell which framework"):
         mle.export_model(object(), tmp_path / "o.mle")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        multilabel = MLPClassifier((3,), max_iter=5, random_state=0).fit(
-            X, np.stack([X[:, 0] > 0, X[:, 1] > 0], axis=1)
-        )
-    with pytest.raises(TypeError, match="MLPClassifier fitted on multilabel-indicator targets is not supported"):
-        mle.export_model(multilabel, tmp_path / "mlp.mle")
+    several_outputs = RadiusNeighborsClassifier(radius=5.0).fit(X, np.stack([X[:, 0] > 0, X[:, 1] > 0], axis=1))
+    with pytest.raises(TypeError, match="RadiusNeighborsClassifier fitted on several outputs is not supported"):
+        mle.export_model(several_outputs, tmp_path / "radius.mle")
     with pytest.raises(ValueError, match="not fitted"):
         mle.export_model(LogisticRegression(), tmp_path / "u.mle")
     with pytest.raises(ValueError, match="FrozenEstimator is not fitted"):
