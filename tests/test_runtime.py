@@ -454,9 +454,9 @@ def test_refusals(classifier, tmp_path: Path) -> None:
         mle.export_model(Isomap(n_neighbors=None, radius=100.0, n_components=2).fit(X), tmp_path / "isomap.mle")
     with pytest.raises(TypeError, match="cannot tell which framework"):
         mle.export_model(object(), tmp_path / "o.mle")
-    several_outputs = RadiusNeighborsClassifier(radius=5.0).fit(X, np.stack([X[:, 0] > 0, X[:, 1] > 0], axis=1))
-    with pytest.raises(TypeError, match="RadiusNeighborsClassifier fitted on several outputs is not supported"):
-        mle.export_model(several_outputs, tmp_path / "radius.mle")
+    unknown_outlier = RadiusNeighborsClassifier(radius=5.0, outlier_label=7).fit(X, (X[:, 0] > 0).astype(int))
+    with pytest.raises(TypeError, match=r"outlier_label 7 is not one of the classes \[0, 1\]"):
+        mle.export_model(unknown_outlier, tmp_path / "radius.mle")
     with pytest.raises(ValueError, match="not fitted"):
         mle.export_model(LogisticRegression(), tmp_path / "u.mle")
     with pytest.raises(ValueError, match="FrozenEstimator is not fitted"):

@@ -497,6 +497,13 @@ CASES = [
     Case("dummy-prior", lambda: dummy.DummyClassifier(strategy="prior"), "binary"),
     Case("dummy-most-frequent", lambda: dummy.DummyClassifier(), "multiclass"),
     Case("dummy-constant", lambda: dummy.DummyClassifier(strategy="constant", constant=3), "odd_ints"),
+    Case("dummy-prior-two-label-sets", lambda: dummy.DummyClassifier(strategy="prior"), "two_label_sets"),
+    Case("dummy-most-frequent-multilabel", lambda: dummy.DummyClassifier(), "multilabel"),
+    Case(
+        "dummy-constant-two-label-sets",
+        lambda: dummy.DummyClassifier(strategy="constant", constant=["hi", "c"]),
+        "two_label_sets",
+    ),
     Case("dummy-regressor-median", lambda: dummy.DummyRegressor(strategy="median"), "regression"),
     Case("dummy-regressor-outputs", lambda: dummy.DummyRegressor(), "multi_output"),
     Case(
@@ -1216,6 +1223,16 @@ CASES = [
         "radius-classifier-distance",
         lambda: neighbors.RadiusNeighborsClassifier(6.0, weights="distance", outlier_label="dog"),
         "strings",
+    ),
+    Case(
+        "radius-classifier-two-label-sets",
+        lambda: neighbors.RadiusNeighborsClassifier(4.0, outlier_label="most_frequent"),
+        "two_label_sets",
+    ),
+    Case(
+        "radius-classifier-distance-two-targets",
+        lambda: neighbors.RadiusNeighborsClassifier(6.0, weights="distance", outlier_label=[0, 8]),
+        "two_numeric_targets",
     ),
     Case(
         "radius-classifier-manhattan", lambda: neighbors.RadiusNeighborsClassifier(20.0, metric="manhattan"), "binary"

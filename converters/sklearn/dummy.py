@@ -15,19 +15,29 @@ from mle_runtime.errors import UnsupportedModelError
 
 @converts(dummy.DummyClassifier)
 def dummy_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
-    if est.n_outputs_ != 1:
-        raise UnsupportedModelError("DummyClassifier fitted on several outputs is not supported")
+    """With several outputs, each output's probabilities in a block of columns, its label in a column."""
     if est._strategy not in ("most_frequent", "prior", "constant"):
         raise UnsupportedModelError(f"DummyClassifier(strategy={est._strategy!r}) answers at random; not supported")
-    classes, prior = np.asarray(est.classes_), np.asarray(est.class_prior_, dtype=np.float64)
-    constant = est._strategy == "constant"
-    index = int(np.flatnonzero(classes == est.constant)[0]) if constant else int(prior.argmax())
-    proba = prior if est._strategy == "prior" else np.eye(len(classes))[index]
+    several = est.n_outputs_ != 1
+    classes = [np.asarray(c) for c in est.classes_] if several else [np.asarray(est.classes_)]
+    priors = [np.asarray(p, dtype=np.float64) for p in (est.class_prior_ if several else [est.class_prior_])]
+    constants = np.asarray(est.constant, dtype=object).reshape(-1) if est._strategy == "constant" else None
+    indices, probas = [], []
+    for k, (output_classes, prior) in enumerate(zip(classes, priors, strict=True)):
+        index = int(np.flatnonzero(output_classes == constants[k])[0]) if constants is not None else int(prior.argmax())
+        indices.append(index)
+        probas.append(prior if est._strategy == "prior" else np.eye(len(output_classes))[index])
+    if several and all(c.dtype == object for c in classes):
+        # scikit-learn's labels here are an array built from the constants (strings become "<U"), not the
+        # classes' object dtype; one "<U" as wide as the widest class keeps every class whole
+        width = np.result_type(*(np.asarray(c.tolist()) for c in classes))
+        classes = [np.asarray(c.tolist(), dtype=width) for c in classes]
+    index_value = np.array(indices if several else indices[0], dtype=np.int32)
     outputs = {
-        "label": b.op("ConstantRows", x, b.const("class_index", np.array(index, dtype=np.int32))),
-        "probabilities": b.op("ConstantRows", x, b.const("class_proba", proba)),
+        "label": b.op("ConstantRows", x, b.const("class_index", index_value)),
+        "probabilities": b.op("ConstantRows", x, b.const("class_proba", np.concatenate(probas))),
     }
-    return Converted("classifier", outputs, ["label", "probabilities"], classes=classes)
+    return Converted("classifier", outputs, ["label", "probabilities"], classes=classes if several else classes[0])
 
 
 @converts(dummy.DummyRegressor)

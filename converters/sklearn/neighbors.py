@@ -115,37 +115,42 @@ def k_neighbors_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) ->
 @converts(neighbors.RadiusNeighborsClassifier)
 def radius_neighbors_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
     """Probabilities from the training rows within the radius. A row with none is an outlier: with
-    ``outlier_label`` it gets that class, without one scikit-learn raises, and so does the runtime."""
-    if est.outputs_2d_:
-        raise UnsupportedModelError("RadiusNeighborsClassifier fitted on several outputs is not supported")
-    classes = np.asarray(est.classes_)
-    outlier_class = -1
+    ``outlier_label`` it gets that class, without one scikit-learn raises, and so does the runtime. With
+    several outputs, each output's classes in a block of columns (as KNeighborsClassifier's)."""
+    several = bool(est.outputs_2d_)
+    classes = [np.asarray(c) for c in est.classes_] if several else [np.asarray(est.classes_)]
+    sizes = [len(c) for c in classes]
+    offsets = np.cumsum([0, *sizes[:-1]], dtype=np.int32)
+    y = np.asarray(est._y, dtype=np.int32) + (offsets if several else 0)
+    outlier_classes = [-1] * len(classes)
     if est.outlier_label_ is not None:
-        (label,) = est.outlier_label_
-        where = np.flatnonzero(classes == label)
-        if where.size != 1:
-            raise UnsupportedModelError(
-                f"RadiusNeighborsClassifier: outlier_label {label!r} is not one of the classes {classes.tolist()}"
-            )
-        outlier_class = int(where[0])
-    k = len(classes)
+        for k, (output_classes, label) in enumerate(zip(classes, est.outlier_label_, strict=True)):
+            where = np.flatnonzero(output_classes == label)
+            if where.size != 1:
+                raise UnsupportedModelError(
+                    f"RadiusNeighborsClassifier: outlier_label {label!r} is not one of the classes "
+                    f"{output_classes.tolist()}"
+                )
+            outlier_classes[k] = int(offsets[k] + where[0])
+    k = sum(sizes)
     out = b.op(
         "RadiusNeighborsVote",
         x,
         b.const("fit_X", est._fit_X),
-        b.const("fit_y", np.asarray(est._y, dtype=np.int32)),
+        b.const("fit_y", y),
         n_classes=k,
-        outlier_class=outlier_class,
+        **({"outlier_class": outlier_classes, "sizes": sizes} if several else {"outlier_class": outlier_classes[0]}),
         **_search_attrs(est),
     )
     proba = b.op("TakeColumns", out, b.const("class_columns", np.arange(k, dtype=np.int32)))
-    outputs = {"label": b.op("ArgMax", proba), "probabilities": proba}
-    if outlier_class < 0:
+    label = b.op("SegmentArgMax", proba, sizes=sizes) if several else b.op("ArgMax", proba)
+    outputs = {"label": label, "probabilities": proba}
+    if est.outlier_label_ is None:
         b.refuse_rows(
             b.op("TakeColumns", out, b.const("outlier_column", np.array(k, dtype=np.int32))),
             "No neighbors found for some test samples; use a larger radius or give an outlier_label",
         )
-    return Converted("classifier", outputs, ["label", "probabilities"], classes=classes)
+    return Converted("classifier", outputs, ["label", "probabilities"], classes=classes if several else classes[0])
 
 
 @converts(neighbors.RadiusNeighborsRegressor)

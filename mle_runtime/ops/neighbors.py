@@ -335,19 +335,31 @@ def radius_neighbors_vote(
     metric: str,
     p: float = 2.0,
     weights: str = "uniform",
-    outlier_class: int = -1,
+    outlier_class: int | list[int] = -1,
+    sizes: list[int] | None = None,
 ) -> jax.Array:
     """(rows, n_classes + 1): class probabilities from the training rows within ``radius``, then a column
     that is 1 for a row with none (an outlier: its probabilities are one-hot at ``outlier_class``, or all
-    0 when that is -1)."""
+    0 when that is -1). A classifier of several outputs: ``labels`` is (train rows, outputs), each
+    output's class index offset by the classes of the outputs before it; ``sizes`` holds each output's
+    class count, ``outlier_class`` each output's (offset) outlier class, and each output's block of
+    columns is normalized on its own."""
     onehot = jax.nn.one_hot(labels.astype(jnp.int32), n_classes, dtype=x.dtype)
+    if labels.ndim == 2:  # (the outputs' classes do not overlap: one sum counts every output's votes)
+        onehot = jnp.sum(onehot, axis=1)
     votes, count = _within(x, train, radius, metric, p, weights, onehot)
     outlier = count == 0
-    if outlier_class >= 0:
-        votes = jnp.where(outlier[:, None], jax.nn.one_hot(outlier_class, n_classes, dtype=x.dtype), votes)
-    total = jnp.sum(votes, axis=1, keepdims=True)
-    proba = divide(votes, jnp.where(total == 0, 1, total))
-    return jnp.concatenate([proba, outlier[:, None].astype(x.dtype)], axis=1)
+    outlier_classes = [outlier_class] if isinstance(outlier_class, int) else list(outlier_class)
+    if min(outlier_classes) >= 0:
+        fill = jnp.sum(jax.nn.one_hot(jnp.asarray(outlier_classes), n_classes, dtype=x.dtype), axis=0)
+        votes = jnp.where(outlier[:, None], fill, votes)
+    blocks, start = [], 0
+    for size in sizes or [n_classes]:
+        block = votes[:, start : start + size]
+        total = jnp.sum(block, axis=1, keepdims=True)
+        blocks.append(divide(block, jnp.where(total == 0, 1, total)))
+        start += size
+    return jnp.concatenate([*blocks, outlier[:, None].astype(x.dtype)], axis=1)
 
 
 @register_op("RadiusNeighborsMean")
