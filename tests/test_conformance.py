@@ -210,6 +210,9 @@ def test_matches_sklearn(case: Case, precision: str, tmp_path_factory: pytest.Te
                 assert_close(outputs[0], model.score_samples(X), tol, f"{where}: score_samples", magnitude(full_scores))
             else:
                 assert_close(outputs[0], ref["transform"], tol, f"{where}: transform", scales["transform"])
+                if hasattr(model, "score_samples"):  # PCA, FactorAnalysis: the Gaussian log-likelihood
+                    scale = magnitude(model.score_samples(rows(X_test, max(BATCHES))))
+                    assert_close(runtime.score_samples(X), model.score_samples(X), tol, f"{where}: scores", scale)
             assert len(outputs) == len(runtime.get_model_info()["outputs"])
             if "neighbor_indices" in runtime._graph.outputs:
                 distances, indices = runtime.kneighbors(X)

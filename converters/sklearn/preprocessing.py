@@ -165,14 +165,29 @@ def pca(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
         scale = np.sqrt(_f64(est.explained_variance_))
         scale[scale < np.finfo(scale.dtype).eps] = np.finfo(scale.dtype).eps
         y = b.op("Div", y, b.const("whiten", scale))
-    return transformed(y, components.shape[0])
+    converted = transformed(y, components.shape[0])
+    if isinstance(est, decomposition.PCA):  # (IncrementalPCA has no score_samples)
+        converted.outputs["scores"] = _gaussian_log_likelihood(est, b, x, n)
+    return converted
+
+
+def _gaussian_log_likelihood(est: Any, b: GraphBuilder, x: str, n: int) -> str:
+    """score_samples of PCA and FactorAnalysis: each row's log-likelihood under the fitted Gaussian, whose
+    precision is ``get_precision()``: -(x - mean) P (x - mean)' / 2 - (n log 2 pi - log det P) / 2."""
+    from sklearn.utils.extmath import fast_logdet
+
+    precision = np.asarray(est.get_precision(), dtype=np.float64)
+    centred = b.op("Sub", x, b.const("mean", _f64(est.mean_)))
+    weighted = b.op("Mul", b.op("Gemm", centred, b.const("precision", precision)), centred)
+    quadratic = b.op("Gemm", weighted, b.const("minus_halves", np.full(n, -0.5)))
+    constant = -0.5 * (n * np.log(2.0 * np.pi) - fast_logdet(precision))
+    return str(b.op("Add", quadratic, b.const("log_normalizer", np.asarray(constant, dtype=np.float64))))
 
 
 @converts(decomposition.FactorAnalysis)
 def factor_analysis(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     """transform: the factors' posterior mean, ((x - mean_) Wpsi.T) cov_z with Wpsi = W / psi and
-    cov_z = (I + Wpsi W.T)^-1, as scikit-learn computes it. (score_samples, whose precision matrix is
-    features x features, is not given.)"""
+    cov_z = (I + Wpsi W.T)^-1, as scikit-learn computes it; score_samples as PCA's."""
     from scipy import linalg
 
     components = _f64(est.components_)
@@ -180,7 +195,9 @@ def factor_analysis(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     wpsi = components / _f64(est.noise_variance_)
     cov_z = linalg.inv(np.eye(len(components)) + wpsi @ components.T)
     y = b.op("Gemm", b.op("Gemm", centred, b.const("Wpsi", wpsi.T)), b.const("cov_z", cov_z))
-    return transformed(y, len(components))
+    converted = transformed(y, len(components))
+    converted.outputs["scores"] = _gaussian_log_likelihood(est, b, x, n)
+    return converted
 
 
 @converts(decomposition.LatentDirichletAllocation)
