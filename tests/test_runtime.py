@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import make_classification, make_regression
-from sklearn.decomposition import SparseCoder
+from sklearn.decomposition import PCA, SparseCoder
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.frozen import FrozenEstimator
 from sklearn.impute._iterative import IterativeImputer
@@ -478,6 +478,19 @@ def test_refusals(classifier, tmp_path: Path) -> None:
         mle.MLERuntime().run([X])
     with pytest.raises(ValueError, match="precision"):
         mle.load_model(path, precision="float16")
+
+
+def test_pca_without_noise_variance_has_no_score_samples(tmp_path: Path) -> None:
+    """As many components as rows, fewer than features: no variance is left for the noise, scikit-learn's
+    score_samples inverts a singular covariance (and warns), and the file gives transform alone."""
+    X = np.random.default_rng(0).normal(size=(20, 30))
+    model = PCA(20).fit(X)
+    assert model.noise_variance_ == 0.0
+    mle.export_model(model, tmp_path / "pca.mle")
+    runtime = mle.load_model(tmp_path / "pca.mle", precision="float64")
+    np.testing.assert_allclose(runtime.transform(X), model.transform(X), rtol=1e-9, atol=1e-9)
+    with pytest.raises(AttributeError, match=r"PCA has no score_samples\(\)"):
+        runtime.score_samples(X)
 
 
 def test_float64_mode_returns_float64(classifier) -> None:

@@ -160,43 +160,98 @@ def pca(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     components = _f64(est.components_)
     # scikit-learn projects first and subtracts the projected mean (decomposition/_base.py, _transform).
     bias = -(_f64(est.mean_).reshape(1, -1) @ components.T).ravel().astype(components.dtype)
-    y = b.op("Gemm", x, b.const("components", components.T), b.const("offset", bias))
+    projection = b.const("components", components.T)
+    y = b.op("Gemm", x, projection, b.const("offset", bias))
     if est.whiten:
         scale = np.sqrt(_f64(est.explained_variance_))
         scale[scale < np.finfo(scale.dtype).eps] = np.finfo(scale.dtype).eps
         y = b.op("Div", y, b.const("whiten", scale))
     converted = transformed(y, components.shape[0])
     if isinstance(est, decomposition.PCA):  # (IncrementalPCA has no score_samples)
-        converted.outputs["scores"] = _gaussian_log_likelihood(est, b, x, n)
+        scores = _pca_log_likelihood(est, b, x, n, projection)
+        if scores is not None:
+            converted.outputs["scores"] = scores
     return converted
 
 
-def _gaussian_log_likelihood(est: Any, b: GraphBuilder, x: str, n: int) -> str:
-    """score_samples of PCA and FactorAnalysis: each row's log-likelihood under the fitted Gaussian, whose
-    precision is ``get_precision()``: -(x - mean) P (x - mean)' / 2 - (n log 2 pi - log det P) / 2."""
+def _pca_log_likelihood(est: Any, b: GraphBuilder, x: str, n: int, projection: str) -> str | None:
+    """PCA's score_samples from get_precision()'s matrix inversion lemma, its parts kept apart (the
+    features x features matrix is not stored): 1/noise_variance_ on the diagonal less C' M C / noise^2, C
+    the components (``projection``: their transpose, already in the file), scaled by the explained
+    variance's root when whitened. With every component kept and no noise variance, the precision itself
+    (no larger than the components). None where scikit-learn inverts a singular covariance (no noise
+    variance with fewer components than features): its answer there is not a number to match."""
+    components, noise = _f64(est.components_), float(est.noise_variance_)
+    centred = b.op("Sub", x, b.const("mean", _f64(est.mean_)))
+    if est.n_components_ == 0:
+        return _gaussian_log_likelihood(est, b, centred, n, diagonal=np.full(n, 1.0 / noise))
+    if noise == 0.0:
+        if len(components) < n:
+            return None
+        return _gaussian_log_likelihood(est, b, centred, n, dense=np.asarray(est.get_precision(), dtype=np.float64))
+    variance = _f64(est.explained_variance_)
+    projected = b.op("Gemm", centred, projection)
+    if est.whiten:
+        components = components * np.sqrt(variance)[:, None]
+        projected = b.op("Mul", projected, b.const("root_variance", np.sqrt(variance)))
+    difference = np.where(variance > noise, variance - noise, 0.0)
+    with np.errstate(divide="ignore"):
+        core = np.linalg.inv(components @ components.T / noise + np.diag(1.0 / difference)) / noise**2
+    diagonal = np.full(n, 1.0 / noise)
+    return _gaussian_log_likelihood(
+        est, b, centred, n, diagonal=diagonal, projected=projected, core=b.const("core", core)
+    )
+
+
+def _gaussian_log_likelihood(
+    est: Any,
+    b: GraphBuilder,
+    centred: str,
+    n: int,
+    *,
+    diagonal: np.ndarray | None = None,
+    projected: str | None = None,
+    core: str | None = None,
+    dense: np.ndarray | None = None,
+) -> str:
+    """Each row's Gaussian log-likelihood (score_samples of PCA and FactorAnalysis) under the precision
+    P = diag(diagonal) - A M A' (``projected`` the rows' x A, ``core`` M) or ``dense``: -x P x' / 2 -
+    (n log 2 pi - log det P) / 2 for the ``centred`` rows x, log det as scikit-learn's fast_logdet of
+    get_precision()."""
     from sklearn.utils.extmath import fast_logdet
 
-    precision = np.asarray(est.get_precision(), dtype=np.float64)
-    centred = b.op("Sub", x, b.const("mean", _f64(est.mean_)))
-    weighted = b.op("Mul", b.op("Gemm", centred, b.const("precision", precision)), centred)
-    quadratic = b.op("Gemm", weighted, b.const("minus_halves", np.full(n, -0.5)))
-    constant = -0.5 * (n * np.log(2.0 * np.pi) - fast_logdet(precision))
+    if dense is not None:
+        weighted = b.op("Mul", b.op("Gemm", centred, b.const("precision", dense)), centred)
+        quadratic = b.op("Gemm", weighted, b.const("minus_halves", np.full(n, -0.5)))
+    else:
+        assert diagonal is not None
+        squares = b.op("Mul", centred, centred)
+        quadratic = b.op("Gemm", squares, b.const("minus_half_diagonal", -0.5 * diagonal))
+        if projected is not None and core is not None:
+            halves = b.const("halves", np.full(b.tensors[core].shape[0], 0.5))
+            low_rank = b.op("Gemm", b.op("Mul", b.op("Gemm", projected, core), projected), halves)
+            quadratic = b.op("Add", quadratic, low_rank)
+    constant = -0.5 * (n * np.log(2.0 * np.pi) - fast_logdet(np.asarray(est.get_precision(), dtype=np.float64)))
     return str(b.op("Add", quadratic, b.const("log_normalizer", np.asarray(constant, dtype=np.float64))))
 
 
 @converts(decomposition.FactorAnalysis)
 def factor_analysis(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     """transform: the factors' posterior mean, ((x - mean_) Wpsi.T) cov_z with Wpsi = W / psi and
-    cov_z = (I + Wpsi W.T)^-1, as scikit-learn computes it; score_samples as PCA's."""
+    cov_z = (I + Wpsi W.T)^-1, as scikit-learn computes it. score_samples: the Gaussian log-likelihood
+    under get_precision()'s inversion lemma, diag(1 / psi) - Wpsi' cov_z Wpsi, from the same tensors."""
     from scipy import linalg
 
     components = _f64(est.components_)
     centred = b.op("Sub", x, b.const("mean", _f64(est.mean_)))
-    wpsi = components / _f64(est.noise_variance_)
-    cov_z = linalg.inv(np.eye(len(components)) + wpsi @ components.T)
-    y = b.op("Gemm", b.op("Gemm", centred, b.const("Wpsi", wpsi.T)), b.const("cov_z", cov_z))
-    converted = transformed(y, len(components))
-    converted.outputs["scores"] = _gaussian_log_likelihood(est, b, x, n)
+    noise = _f64(est.noise_variance_)
+    wpsi = components / noise
+    cov_z = b.const("cov_z", linalg.inv(np.eye(len(components)) + wpsi @ components.T))
+    projected = b.op("Gemm", centred, b.const("Wpsi", wpsi.T))
+    converted = transformed(b.op("Gemm", projected, cov_z), len(components))
+    converted.outputs["scores"] = _gaussian_log_likelihood(
+        est, b, centred, n, diagonal=1.0 / noise, projected=projected, core=cov_z
+    )
     return converted
 
 
