@@ -300,12 +300,24 @@ def test_random_trees_embedding_sparse_transform_and_unreached_leaves(tmp_path: 
         mle.export_model(model, tmp_path / "unreached.mle")
 
 
-def test_isotonic_out_of_bounds_raise_is_refused(tmp_path: Path) -> None:
+def test_isotonic_regression_raises_outside_its_range_as_scikit_learn(tmp_path: Path) -> None:
     from sklearn.isotonic import IsotonicRegression
 
-    model = IsotonicRegression(out_of_bounds="raise").fit(np.arange(5.0), np.arange(5.0))
-    with pytest.raises(TypeError, match="out_of_bounds='raise'"):
-        mle.export_model(model, tmp_path / "iso.mle")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-3, 3, 200)
+    model = IsotonicRegression(out_of_bounds="raise").fit(x, x**3 + rng.normal(size=200))
+    mle.export_model(model, tmp_path / "iso.mle")
+    inside = np.concatenate([np.linspace(x.min(), x.max(), 50), model.X_thresholds_])
+    for precision in ("float32", "float64"):
+        runtime = mle.load_model(tmp_path / "iso.mle", precision=precision)
+        tol = 1e-12 if precision == "float64" else 1e-5
+        np.testing.assert_allclose(runtime.predict(inside), model.predict(inside), rtol=tol, atol=tol)
+        for beyond in (x.min() - 0.5, x.max() + 0.5):
+            rows = np.array([0.0, beyond, 1.0])
+            with pytest.raises(ValueError, match="interpolation range"):
+                model.predict(rows)
+            with pytest.raises(ValueError, match=r"outside the interpolation range .* \(rows \[1\]\)"):
+                runtime.predict(rows)
 
 
 def test_a_search_without_a_refitted_best_estimator_is_refused(tmp_path: Path) -> None:

@@ -66,14 +66,15 @@ def kernel_ridge_regressor(est: Any, b: GraphBuilder, x: str, n_features: int) -
 
 @converts(isotonic.IsotonicRegression)
 def isotonic_regression(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
-    if est.out_of_bounds == "raise":
-        raise UnsupportedModelError(
-            "IsotonicRegression(out_of_bounds='raise') is not supported: a compiled graph cannot raise; "
-            "refit with out_of_bounds='nan' or 'clip'"
-        )
+    """Interpolation between the thresholds; outside them NaN, the end values ("clip"), or, for
+    out_of_bounds="raise", a ValueError naming the rows, as scipy's interp1d raises in scikit-learn."""
     xp, fp, outside = np.asarray(est.X_thresholds_), np.asarray(est.y_thresholds_), est.out_of_bounds
-    if len(xp) == 1:  # scikit-learn predicts the one value everywhere
+    if len(xp) == 1:  # scikit-learn predicts the one value everywhere (and never raises)
         xp, fp, outside = np.array([xp[0], xp[0] + 1.0]), np.repeat(fp, 2), "clip"
+    if outside == "raise":
+        beyond = b.op("OutsideRange", x, b.const("lowest", xp[:1]), b.const("highest", xp[-1:]))
+        b.refuse_rows(beyond, "A value in x_new is outside the interpolation range (out_of_bounds='raise')")
+        outside = "nan"
     y = b.op("Interp1d", x, b.const("X_thresholds", xp), b.const("y_thresholds", fp), outside=outside)
     return Converted("regressor", {"predictions": y}, ["predictions"])
 
