@@ -176,19 +176,24 @@ def pca(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
 
 def _pca_log_likelihood(est: Any, b: GraphBuilder, x: str, n: int, projection: str) -> str | None:
     """PCA's score_samples from get_precision()'s matrix inversion lemma, its parts kept apart (the
-    features x features matrix is not stored): 1/noise_variance_ on the diagonal less C' M C / noise^2, C
-    the components (``projection``: their transpose, already in the file), scaled by the explained
-    variance's root when whitened. With every component kept and no noise variance, the precision itself
-    (no larger than the components). None where scikit-learn inverts a singular covariance (no noise
-    variance with fewer components than features): its answer there is not a number to match."""
+    features x features matrix is neither stored nor built): 1/noise_variance_ on the diagonal less
+    C' M C / noise^2, C the components (``projection``: their transpose, already in the file), scaled by
+    the explained variance's root when whitened; log det P by the determinant lemma from the same parts.
+    With every component kept and no noise variance, the precision itself (no larger than the
+    components). None where scikit-learn inverts a singular covariance (no noise variance with fewer
+    components than features): its answer there is not a number to match."""
+    from sklearn.utils.extmath import fast_logdet
+
     components, noise = _f64(est.components_), float(est.noise_variance_)
+    if noise == 0.0 and len(components) < n:
+        return None
     centred = b.op("Sub", x, b.const("mean", _f64(est.mean_)))
-    if est.n_components_ == 0:
-        return _gaussian_log_likelihood(est, b, centred, n, diagonal=np.full(n, 1.0 / noise))
     if noise == 0.0:
-        if len(components) < n:
-            return None
-        return _gaussian_log_likelihood(est, b, centred, n, dense=np.asarray(est.get_precision(), dtype=np.float64))
+        precision = np.asarray(est.get_precision(), dtype=np.float64)
+        return _gaussian_log_likelihood(b, centred, n, fast_logdet(precision), dense=precision)
+    diagonal = np.full(n, 1.0 / noise)
+    if est.n_components_ == 0:
+        return _gaussian_log_likelihood(b, centred, n, -n * np.log(noise), diagonal=diagonal)
     variance = _f64(est.explained_variance_)
     projected = b.op("Gemm", centred, projection)
     if est.whiten:
@@ -196,18 +201,21 @@ def _pca_log_likelihood(est: Any, b: GraphBuilder, x: str, n: int, projection: s
         projected = b.op("Mul", projected, b.const("root_variance", np.sqrt(variance)))
     difference = np.where(variance > noise, variance - noise, 0.0)
     with np.errstate(divide="ignore"):
-        core = np.linalg.inv(components @ components.T / noise + np.diag(1.0 / difference)) / noise**2
-    diagonal = np.full(n, 1.0 / noise)
-    return _gaussian_log_likelihood(
-        est, b, centred, n, diagonal=diagonal, projected=projected, core=b.const("core", core)
-    )
+        inner = components @ components.T / noise + np.diag(1.0 / difference)
+    # det of the covariance noise I + C' diag(difference) C' = noise^n det(diag(difference)) det(inner)
+    if np.all(difference > 0):
+        log_det = -n * np.log(noise) - np.sum(np.log(difference)) - fast_logdet(inner)
+    else:  # (a component whose variance is the noise's: scikit-learn's inverse of an infinite diagonal)
+        log_det = fast_logdet(np.asarray(est.get_precision(), dtype=np.float64))
+    core = b.const("core", np.linalg.inv(inner) / noise**2)
+    return _gaussian_log_likelihood(b, centred, n, log_det, diagonal=diagonal, projected=projected, core=core)
 
 
 def _gaussian_log_likelihood(
-    est: Any,
     b: GraphBuilder,
     centred: str,
     n: int,
+    log_det: float,
     *,
     diagonal: np.ndarray | None = None,
     projected: str | None = None,
@@ -215,11 +223,8 @@ def _gaussian_log_likelihood(
     dense: np.ndarray | None = None,
 ) -> str:
     """Each row's Gaussian log-likelihood (score_samples of PCA and FactorAnalysis) under the precision
-    P = diag(diagonal) - A M A' (``projected`` the rows' x A, ``core`` M) or ``dense``: -x P x' / 2 -
-    (n log 2 pi - log det P) / 2 for the ``centred`` rows x, log det as scikit-learn's fast_logdet of
-    get_precision()."""
-    from sklearn.utils.extmath import fast_logdet
-
+    P = diag(diagonal) - A M A' (``projected`` the rows' x A, ``core`` M) or ``dense``, whose log
+    determinant is ``log_det``: -x P x' / 2 - (n log 2 pi - log det P) / 2 for the ``centred`` rows x."""
     if dense is not None:
         weighted = b.op("Mul", b.op("Gemm", centred, b.const("precision", dense)), centred)
         quadratic = b.op("Gemm", weighted, b.const("minus_halves", np.full(n, -0.5)))
@@ -231,7 +236,7 @@ def _gaussian_log_likelihood(
             halves = b.const("halves", np.full(b.tensors[core].shape[0], 0.5))
             low_rank = b.op("Gemm", b.op("Mul", b.op("Gemm", projected, core), projected), halves)
             quadratic = b.op("Add", quadratic, low_rank)
-    constant = -0.5 * (n * np.log(2.0 * np.pi) - fast_logdet(np.asarray(est.get_precision(), dtype=np.float64)))
+    constant = -0.5 * (n * np.log(2.0 * np.pi) - log_det)
     return str(b.op("Add", quadratic, b.const("log_normalizer", np.asarray(constant, dtype=np.float64))))
 
 
@@ -246,11 +251,14 @@ def factor_analysis(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     centred = b.op("Sub", x, b.const("mean", _f64(est.mean_)))
     noise = _f64(est.noise_variance_)
     wpsi = components / noise
-    cov_z = b.const("cov_z", linalg.inv(np.eye(len(components)) + wpsi @ components.T))
+    inverse = linalg.inv(np.eye(len(components)) + wpsi @ components.T)
+    cov_z = b.const("cov_z", inverse)
     projected = b.op("Gemm", centred, b.const("Wpsi", wpsi.T))
     converted = transformed(b.op("Gemm", projected, cov_z), len(components))
+    # det of the covariance W'W + diag(psi) = prod(psi) / det(cov_z) (the determinant lemma)
+    log_det = np.linalg.slogdet(inverse)[1] - np.sum(np.log(noise))
     converted.outputs["scores"] = _gaussian_log_likelihood(
-        est, b, centred, n, diagonal=1.0 / noise, projected=projected, core=cov_z
+        b, centred, n, log_det, diagonal=1.0 / noise, projected=projected, core=cov_z
     )
     return converted
 
