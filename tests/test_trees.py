@@ -347,6 +347,31 @@ def test_sklearn_leaves_match_apply(make, precision: str, tmp_path: Path) -> Non
     np.testing.assert_array_equal(our_leaves(path, X_edge, precision), ranks_of(trees, np.stack(columns, axis=1), path))
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: tree.DecisionTreeRegressor(max_depth=3),
+        lambda: ensemble.RandomForestClassifier(5, random_state=0),
+        lambda: ensemble.HistGradientBoostingRegressor(max_iter=5),
+        lambda: xgboost.XGBRegressor(n_estimators=5),
+        lambda: lightgbm.LGBMRegressor(n_estimators=5, verbose=-1),
+    ],
+    ids=["decision-tree", "forest", "hist-gradient-boosting", "xgboost", "lightgbm"],
+)
+def test_trees_of_a_constant_target_are_single_leaves(make, tmp_path: Path) -> None:
+    """A constant target grows trees of one leaf (depth 0, no split to read): the file loads and answers
+    the constant, in both precisions, at every batch size's strategy."""
+    X = np.random.default_rng(0).normal(size=(300, 4))
+    y = np.zeros(300, dtype=int) if "Classifier" in type(make()).__name__ else np.full(300, 2.5)
+    model = make().fit(X, y)
+    mle.export_model(model, tmp_path / "model.mle")
+    for precision in ("float32", "float64"):
+        runtime = mle.load_model(tmp_path / "model.mle", precision=precision)
+        for n in (1, 7, 1000, 20000):
+            X_n = np.resize(X, (n, 4))
+            np.testing.assert_allclose(runtime.predict(X_n), model.predict(X_n), rtol=1e-6, err_msg=f"{n} rows")
+
+
 def test_iteration_ranges(tmp_path: Path) -> None:
     data = _data("binary")
     X = data["X_test"].astype(np.float32)

@@ -553,6 +553,8 @@ def _leaves(
         value = columns[word & feature_mask, rows]
         return _goes_left(value, word >> feature_bits, threshold, lightgbm_missing, cat_bits, cat_limits)
 
+    if perfect and not depth:  # every tree a single leaf (a constant target): no node to read, even in a trace
+        return jnp.zeros((tree_nodes.shape[0], rows), jnp.int32)
     if perfect:  # heap numbering: children of i are 2i + 1 and 2i + 2, every leaf at level depth
 
         def heap_step(_: int, node: jax.Array) -> jax.Array:
