@@ -41,6 +41,16 @@ def transformed(y: str, width: int) -> Converted:
     return Converted("transformer", {"transformed": y}, ["transformed"], n_outputs=width)
 
 
+def as_built_labels(classes: np.ndarray) -> np.ndarray:
+    """Object labels that are all strings as one "<U" as wide as the widest: the dtype of the labels that
+    scikit-learn's predict builds by numpy means instead of indexing classes_ (DummyClassifier,
+    GaussianProcessClassifier); classes of any other kind as they are."""
+    values = classes.tolist()
+    if classes.dtype != object or not all(isinstance(v, str) for v in values):
+        return classes
+    return np.asarray(values, dtype=str)
+
+
 class ModelIR(NamedTuple):
     """A converted model, ready to write: the graph, its tensors and the model's metadata."""
 

@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sklearn.dummy import DummyClassifier
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.gaussian_process import GaussianProcessClassifier
 from zoo import CASES, DATA, Case
 
 import mle_runtime as mle
@@ -462,6 +464,37 @@ def test_multi_output_classifier(precision: str, tmp_path: Path) -> None:
     tol = 1e-12 if precision == "float64" else 1e-5
     for ours, ref in zip(runtime.predict_proba(X), model.predict_proba(X), strict=True):
         assert_close(ours, ref, tol, "predict_proba", magnitude(ref))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: DummyClassifier(),
+        lambda: DummyClassifier(strategy="constant", constant="ccc"),
+        lambda: GaussianProcessClassifier(random_state=0),
+        lambda: GaussianProcessClassifier(multi_class="one_vs_one", random_state=0),
+    ],
+    ids=["dummy", "dummy-constant", "gaussian-process", "gaussian-process-one-vs-one"],
+)
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_string_labels_in_the_dtype_of_scikit_learns_predict(make, n_classes: int, tmp_path: Path) -> None:
+    """String classes are an object array; most predicts index it (object labels), DummyClassifier and
+    GaussianProcessClassifier build their labels with numpy ("<U" strings), one-vs-one's excepted. A
+    DummyClassifier's "<U" is as wide as the class it answers; the runtime's, as the widest class (its
+    classes are one array, which must keep every class whole)."""
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y = np.array(["ccc", "a", "bb"], dtype=object)[np.arange(60) % n_classes]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = make().fit(X, y)
+    mle.export_model(model, tmp_path / "m.mle")
+    labels = mle.load_model(tmp_path / "m.mle").predict(X)
+    np.testing.assert_array_equal(labels, model.predict(X))
+    expected = model.predict(X).dtype
+    if isinstance(model, DummyClassifier):
+        assert labels.dtype.kind == expected.kind == "U"
+    else:
+        assert labels.dtype == expected
 
 
 @pytest.mark.parametrize("chain", [False, True])

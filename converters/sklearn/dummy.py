@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from sklearn import dummy
 
-from mle_runtime.converters._builder import Converted, GraphBuilder
+from mle_runtime.converters._builder import Converted, GraphBuilder, as_built_labels
 from mle_runtime.converters._registry import converts
 from mle_runtime.errors import UnsupportedModelError
 
@@ -27,11 +27,13 @@ def dummy_classifier(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conv
         index = int(np.flatnonzero(output_classes == constants[k])[0]) if constants is not None else int(prior.argmax())
         indices.append(index)
         probas.append(prior if est._strategy == "prior" else np.eye(len(output_classes))[index])
-    if several and all(c.dtype == object for c in classes):
-        # scikit-learn's labels here are an array built from the constants (strings become "<U"), not the
-        # classes' object dtype; one "<U" as wide as the widest class keeps every class whole
-        width = np.result_type(*(np.asarray(c.tolist()) for c in classes))
-        classes = [np.asarray(c.tolist(), dtype=width) for c in classes]
+    if all(c.dtype == object for c in classes):
+        # scikit-learn's labels here are an array built from the constants (strings become "<U", as wide as
+        # the one answered), not the classes' object dtype; one "<U" as wide as the widest class keeps every
+        # class whole
+        built = [as_built_labels(c) for c in classes]
+        width = np.result_type(*built)
+        classes = [c.astype(width) for c in built]
     index_value = np.array(indices if several else indices[0], dtype=np.int32)
     outputs = {
         "label": b.op("ConstantRows", x, b.const("class_index", index_value)),

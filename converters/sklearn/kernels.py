@@ -20,7 +20,7 @@ from sklearn import (
     svm,
 )
 
-from mle_runtime.converters._builder import Converted, GraphBuilder, transformed
+from mle_runtime.converters._builder import Converted, GraphBuilder, as_built_labels, transformed
 from mle_runtime.converters._registry import converts
 from mle_runtime.errors import UnsupportedModelError
 
@@ -289,6 +289,8 @@ def gaussian_process_classifier(est: Any, b: GraphBuilder, x: str, n_features: i
     label; or one-vs-one, which scikit-learn gives only ``predict``: each pair's label and second-class
     probability combined by OneVsOneClassifier's vote-and-confidence rule."""
     classes = np.asarray(est.classes_)
+    if len(classes) == 2 or est.multi_class != "one_vs_one":  # (one-vs-one's labels index classes_)
+        classes = as_built_labels(classes)
     if len(classes) == 2:
         mean, var = _laplace_latent(est.base_estimator_, b, x)
         proba = b.op("ProbaPair", b.op("LaplaceProbability", mean, var))
