@@ -287,16 +287,24 @@ def test_isotonic_takes_one_dimensional_input(tmp_path: Path) -> None:
 
 
 def test_random_trees_embedding_sparse_transform_and_unreached_leaves(tmp_path: Path) -> None:
-    """Its (sparse) transform as scikit-learn's, every tree's leaf column a one; a leaf its encoder never
-    saw (scikit-learn would raise at transform) is refused at export."""
+    """Its (sparse) transform as scikit-learn's, every tree's leaf column a one, with missing values routed
+    as its trees route them (NaN accepted, and none left for what follows); a leaf its encoder never saw
+    (scikit-learn would raise at transform) is refused at export."""
     from sklearn.ensemble import RandomTreesEmbedding
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
 
-    X = DATA["regression"]()["X"]
+    d = DATA["nan_binary"]()
+    X, y = d["X"], d["y"]
     model = RandomTreesEmbedding(12, max_depth=5, random_state=0).fit(X[:300])
+    classifier = make_pipeline(RandomTreesEmbedding(12, max_depth=5, random_state=0), LogisticRegression()).fit(X, y)
     mle.export_model(model, tmp_path / "embedding.mle")
+    mle.export_model(classifier, tmp_path / "classifier.mle")
     for precision in ("float32", "float64"):
         runtime = mle.load_model(tmp_path / "embedding.mle", precision=precision)
         np.testing.assert_array_equal(runtime.transform(X), model.transform(X).toarray())
+        labels = mle.load_model(tmp_path / "classifier.mle", precision=precision).predict(d["X_test"])
+        np.testing.assert_array_equal(labels, classifier.predict(d["X_test"]))
     model.one_hot_encoder_.categories_[3] = model.one_hot_encoder_.categories_[3][1:]
     with pytest.raises(TypeError, match="leaves no training row reached"):
         mle.export_model(model, tmp_path / "unreached.mle")

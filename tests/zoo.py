@@ -494,7 +494,7 @@ CASES = [
         ),
         "regression",
     ),
-    Case("dummy-prior", lambda: dummy.DummyClassifier(strategy="prior"), "binary"),
+    Case("dummy-prior", lambda: dummy.DummyClassifier(strategy="prior"), "nan_binary"),  # (it reads no value)
     Case("dummy-most-frequent", lambda: dummy.DummyClassifier(), "multiclass"),
     Case("dummy-constant", lambda: dummy.DummyClassifier(strategy="constant", constant=3), "odd_ints"),
     Case("dummy-prior-two-label-sets", lambda: dummy.DummyClassifier(strategy="prior"), "two_label_sets"),
