@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import catboost
 import joblib
 import numpy as np
 import pandas as pd
-from bench_linear import per_call, record_rows_per_second, save_results
+from bench_linear import machine, per_call, record_rows_per_second, save_results
 
 import mle_runtime as mle
 
@@ -98,7 +97,7 @@ def main() -> None:
             calls = {"mle": lambda X=X: runtime.predict_proba(X), "catboost": lambda X=X: model.predict_proba(X)}
             record_rows_per_second(r, n, calls, budget=1.0 if n < max(ROWS) else 3.0, repeat=5)
         r["largest_probability_difference"] = worst
-    meta = {"date": time.strftime("%Y-%m-%d"), "machine": platform.machine(), "quick": args.quick}
+    meta = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "quick": args.quick}
     lines = [
         f"# CatBoost with categorical features ({meta['date']}, {meta['machine']})",
         "",

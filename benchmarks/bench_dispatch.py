@@ -14,8 +14,6 @@ Writes benchmarks/results/dispatch.json and dispatch.md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -24,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_linear import save_results, side_by_side
+from bench_linear import machine, save_results, side_by_side
 from sklearn.datasets import make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -123,7 +121,7 @@ def main() -> int:
             results += bench_model(name, model, X, Path(tmp), args.quick)
     meta = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "inline_work_bytes": INLINE_WORK_BYTES,
         "inline_rows": INLINE_ROWS,
     }

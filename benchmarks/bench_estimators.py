@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 import warnings
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_linear import record_rows_per_second, save_results
+from bench_linear import machine, record_rows_per_second, save_results
 from sklearn import decomposition, gaussian_process, neighbors
 
 import mle_runtime as mle
@@ -100,7 +99,7 @@ def _outputs(result: Any) -> tuple[np.ndarray, ...]:
 
 def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [
-        f"# Estimators beyond one product ({meta['date']}, {meta['machine']}, {meta['cpus']} cores)",
+        f"# Estimators beyond one product ({meta['date']}, {meta['machine']})",
         "",
         "Rows per second, float64 precision, timed side by side; error: the largest difference from scikit-learn "
         "over 1,000 rows, over the output's largest magnitude.",
@@ -123,7 +122,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     meta = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": platform.machine(),
+        "machine": machine(),
         "cpus": os.cpu_count(),
         "quick": args.quick,
     }

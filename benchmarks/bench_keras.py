@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
 import numpy as np
-from bench_linear import per_call, record_rows_per_second, save_results
+from bench_linear import machine, per_call, record_rows_per_second, save_results
 
 import mle_runtime as mle
 
@@ -149,7 +148,7 @@ def main() -> None:
             results.append(bench(name, model, data, Path(tmp), args.quick))
     meta = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "keras": keras.__version__,
         "backend": keras.backend.backend(),
         "targets": targets(results),

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import tempfile
 import time
 import warnings
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from bench_linear import per_call, record_rows_per_second, save_results
+from bench_linear import machine, per_call, record_rows_per_second, save_results
 from torch import nn
 
 import mle_runtime as mle
@@ -208,7 +207,7 @@ def main() -> None:
             results.append(bench(name, model, shape, data, Path(tmp), args.quick, args.device))
     meta = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.device}",
+        "machine": f"{machine()}, {args.device}",
         "torch_threads": torch.get_num_threads(),
         "targets": targets(results),
     }

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 import warnings
@@ -31,7 +29,7 @@ from typing import Any
 
 import joblib
 import numpy as np
-from bench_linear import per_call, record_rows_per_second, throughput_table
+from bench_linear import machine, per_call, record_rows_per_second, throughput_table
 from bench_trees import onnx_attributes_take_numpy_bools, onnx_session
 from sklearn import datasets, neighbors, neural_network, svm
 from sklearn.exceptions import ConvergenceWarning
@@ -321,7 +319,7 @@ def main() -> None:
                 results.append(bench_text(name, text_pipeline(args.quick, hashing), Path(tmp), args.quick))
     meta = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "targets": targets(results),
     }
     text = markdown(results, meta)

@@ -14,8 +14,6 @@ loop. Writes benchmarks/results/stack.json and stack.md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -23,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_linear import save_results, side_by_side
+from bench_linear import machine, save_results, side_by_side
 from sklearn.datasets import make_classification
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -130,7 +128,7 @@ def main() -> int:
         )
     meta = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "versions": {k: v for k, v in mle.get_version_info().items() if k != "operators"},
         "targets": targets,
     }

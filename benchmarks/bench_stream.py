@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from bench_linear import save_results
+from bench_linear import machine, save_results
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 
@@ -94,7 +92,7 @@ def main() -> int:
     peak = result["peak_rss_bytes"]
     meta = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "versions": {k: v for k, v in mle.get_version_info().items() if k != "operators"},
         "targets": [
             f"peak RSS below 1.5 GB streaming {args.rows:,} rows: {peak / 1e9:.2f} GB -> "

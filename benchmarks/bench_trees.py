@@ -19,8 +19,6 @@ import argparse
 import contextlib
 import io
 import json
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -31,7 +29,7 @@ from typing import Any
 
 import joblib
 import numpy as np
-from bench_linear import per_call, record_rows_per_second
+from bench_linear import machine, per_call, record_rows_per_second
 from sklearn import datasets, ensemble
 
 import mle_runtime as mle
@@ -357,7 +355,7 @@ def main() -> int:
         shutil.rmtree(folder, ignore_errors=True)
     meta = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "trees": trees,
         "python": sys.version.split()[0],
         "mle_runtime": mle.__version__,

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -24,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_linear import machine
 from bench_trees import models
 
 import mle_runtime as mle
@@ -90,8 +89,8 @@ def main() -> int:
         shutil.rmtree(folder, ignore_errors=True)
 
     lines = [
-        f"# Tree ensembles on GPU ({time.strftime('%Y-%m-%d')}, {gpu.device_kind}; CPU {platform.machine()}, "
-        f"{os.cpu_count()} cores; {trees} trees scale)",
+        f"# Tree ensembles on GPU ({time.strftime('%Y-%m-%d')}, {gpu.device_kind}; CPU {machine()}; "
+        f"{trees} trees scale)",
         "",
         "| model | rows | mle on GPU | native on CPU | native on GPU | mle GPU / native CPU |",
         "|---|---|---|---|---|---|",
