@@ -482,6 +482,61 @@ def test_multi_output_classifier(precision: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "meta",
+    [
+        "CalibratedClassifierCV",
+        "OneVsRestClassifier",
+        "OneVsOneClassifier",
+        "OutputCodeClassifier",
+        "MultiOutputRegressor",
+        "TransformedTargetRegressor",
+        "FixedThresholdClassifier",
+    ],
+)
+def test_meta_estimators_take_nan_where_all_their_parts_do(meta: str, tmp_path: Path) -> None:
+    """These hand the input unchecked to their parts (their tags say no NaN): scikit-learn answers rows with
+    NaN when every part takes NaN (forests, histogram boosting), and raises when one does not (logistic
+    regression); the runtime answers as it does, and refuses where it raises."""
+    from sklearn import calibration, compose, ensemble, linear_model, model_selection, multiclass, multioutput
+
+    d = DATA["nan_binary"]()
+    X, y, X_test = d["X"], d["y"] + (d["X"][:, 1] > 1), d["X_test"]  # (three classes)
+    forest, boosting = ensemble.RandomForestClassifier(10, random_state=0), ensemble.HistGradientBoostingRegressor()
+    wrap = {
+        "CalibratedClassifierCV": lambda part: calibration.CalibratedClassifierCV(part, cv=3),
+        "OneVsRestClassifier": multiclass.OneVsRestClassifier,
+        "OneVsOneClassifier": multiclass.OneVsOneClassifier,
+        "OutputCodeClassifier": lambda part: multiclass.OutputCodeClassifier(part, random_state=0),
+        "MultiOutputRegressor": multioutput.MultiOutputRegressor,
+        "TransformedTargetRegressor": lambda part: compose.TransformedTargetRegressor(
+            part, func=np.log1p, inverse_func=np.expm1
+        ),
+        "FixedThresholdClassifier": lambda part: model_selection.FixedThresholdClassifier(part, threshold=0.3),
+    }[meta]
+    regressor = meta in ("MultiOutputRegressor", "TransformedTargetRegressor")
+    target = (
+        np.stack([X[:, 0] ** 2, y], axis=1) if meta == "MultiOutputRegressor" else np.abs(X[:, 0]) if regressor else y
+    )
+    if meta == "FixedThresholdClassifier":
+        target = d["y"]
+    model = wrap(boosting if regressor else forest).fit(X, np.nan_to_num(target))
+    mle.export_model(model, tmp_path / "m.mle")
+    runtime = mle.load_model(tmp_path / "m.mle", precision="float64")
+    assert np.isnan(X_test).any()
+    if regressor:
+        assert_close(runtime.predict(X_test), model.predict(X_test), 1e-12, meta, magnitude(model.predict(X_test)))
+    else:
+        np.testing.assert_array_equal(runtime.predict(X_test), model.predict(X_test))
+    refusing = wrap(linear_model.Ridge() if regressor else linear_model.LogisticRegression())
+    refusing.fit(np.nan_to_num(X), np.nan_to_num(target))
+    with pytest.raises(ValueError, match="NaN"):
+        refusing.predict(X_test)
+    mle.export_model(refusing, tmp_path / "refusing.mle")
+    with pytest.raises(ValueError, match="contains NaN"):
+        mle.load_model(tmp_path / "refusing.mle").predict(X_test)
+
+
+@pytest.mark.parametrize(
     "make",
     [
         lambda: DummyClassifier(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -107,7 +108,20 @@ _REMOVES_NAN = {
     "RandomTreesEmbedding",  # (its trees route NaN; what it gives is which leaf each row reached)
 }
 # Steps whose answer never reads the input, whatever their tags say: any value, NaN included, is accepted.
-_IGNORE_VALUES = {"DummyClassifier", "DummyRegressor"}
+_IGNORE_VALUES = {"DummyClassifier", "DummyRegressor", "_ConstantPredictor"}
+# Meta-estimators that hand the input, unchecked, to their fitted parts (their tags say no NaN; scikit-learn
+# takes NaN wherever every part does): the parts that read it.
+_PARTS_READING_X: dict[str, Callable[[Any], list[Any]]] = {
+    "CalibratedClassifierCV": lambda est: [c.estimator for c in est.calibrated_classifiers_],
+    "OneVsRestClassifier": lambda est: list(est.estimators_),
+    "OneVsOneClassifier": lambda est: list(est.estimators_),
+    "OutputCodeClassifier": lambda est: list(est.estimators_),
+    "MultiOutputClassifier": lambda est: list(est.estimators_),
+    "MultiOutputRegressor": lambda est: list(est.estimators_),
+    "TransformedTargetRegressor": lambda est: [est.regressor_],
+    "FixedThresholdClassifier": lambda est: [est.estimator_],
+    "TunedThresholdClassifierCV": lambda est: [est.estimator_],
+}
 
 
 def _removes_nan(est: Any) -> bool:
@@ -156,6 +170,10 @@ def _nan_ok(est: Any, downstream: bool, n_columns: int) -> bool | set[int]:
         return ok
     if type(est).__name__ in _IGNORE_VALUES:
         return True
+    if type(est).__name__ in _PARTS_READING_X:  # (their answers, probabilities or predictions, hold no NaN)
+        return all(
+            _all(_nan_ok(part, True, n_columns), n_columns) for part in _PARTS_READING_X[type(est).__name__](est)
+        )
     return _tag_allows_nan(est) and (_removes_nan(est) or downstream)
 
 
