@@ -42,13 +42,13 @@ def transformed(y: str, width: int) -> Converted:
 
 
 def as_built_labels(classes: np.ndarray) -> np.ndarray:
-    """Object labels that are all strings as one "<U" as wide as the widest: the dtype of the labels that
-    scikit-learn's predict builds by numpy means instead of indexing classes_ (DummyClassifier,
-    GaussianProcessClassifier); classes of any other kind as they are."""
-    values = classes.tolist()
-    if classes.dtype != object or not all(isinstance(v, str) for v in values):
+    """Object labels in the dtype numpy gives their values (strings: one "<U" as wide as the widest; Python
+    ints: int64): the labels that scikit-learn's predict builds by numpy means instead of indexing
+    classes_ (DummyClassifier, GaussianProcessClassifier); classes of any other kind as they are."""
+    if classes.dtype != object:
         return classes
-    return np.asarray(values, dtype=str)
+    built = np.asarray(classes.tolist())
+    return built if built.ndim == 1 and built.dtype.kind in "biufU" else classes
 
 
 class ModelIR(NamedTuple):

@@ -567,6 +567,20 @@ def test_string_labels_in_the_dtype_of_scikit_learns_predict(make, n_classes: in
         assert labels.dtype == expected
 
 
+@pytest.mark.parametrize("outputs", [1, 2])
+def test_dummy_labels_of_an_object_array_of_ints(outputs: int, tmp_path: Path) -> None:
+    """A DummyClassifier fitted on an object array of Python ints answers int64 (numpy's dtype for them),
+    beside strings the "<U" of both, as scikit-learn's predict does."""
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    ints = np.array([7, 3, 3] * 10, dtype=object)
+    y = ints if outputs == 1 else np.stack([ints, np.array(["a", "bb", "a"] * 10, dtype=object)], axis=1)
+    model = DummyClassifier().fit(X, y)
+    mle.export_model(model, tmp_path / "m.mle")
+    labels = mle.load_model(tmp_path / "m.mle").predict(X)
+    np.testing.assert_array_equal(labels, model.predict(X))
+    assert labels.dtype == model.predict(X).dtype
+
+
 @pytest.mark.parametrize("chain", [False, True])
 def test_multilabel_predict_proba_is_one_array(chain: bool, tmp_path: Path) -> None:
     """A multilabel classifier's predict_proba: each label's positive probability, (rows, labels), one
