@@ -17,7 +17,6 @@ what these models cost. Writes benchmarks/results/estimators.json and estimators
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 import warnings
@@ -123,7 +122,6 @@ def main() -> None:
     meta = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
-        "cpus": os.cpu_count(),
         "quick": args.quick,
     }
     with tempfile.TemporaryDirectory() as folder:

@@ -84,15 +84,13 @@ def per_call(fn: Callable[[], Any], budget: float = 0.5, repeat: int = 5) -> flo
 def machine() -> str:
     """The processor as results name it: its model (speed ratios moved by up to 2x between the Intel and the
     AMD machines this project is benchmarked on), architecture and cores."""
-    model = platform.processor() or platform.machine()
+    model = platform.processor()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+        named = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+        model = named[0].split(":", 1)[1].strip() if named else model
     except OSError:  # (no /proc: not Linux)
         pass
-    return f"{model}, {platform.machine()}, {os.cpu_count()} cores"
+    return ", ".join(part for part in (model, platform.machine(), f"{os.cpu_count()} cores") if part)
 
 
 def save_results(stem: str, meta: dict[str, Any], results: list[dict[str, Any]], text: str) -> None:

@@ -514,11 +514,11 @@ def test_meta_estimators_take_nan_where_all_their_parts_do(meta: str, tmp_path: 
         "FixedThresholdClassifier": lambda part: model_selection.FixedThresholdClassifier(part, threshold=0.3),
     }[meta]
     regressor = meta in ("MultiOutputRegressor", "TransformedTargetRegressor")
-    target = (
-        np.stack([X[:, 0] ** 2, y], axis=1) if meta == "MultiOutputRegressor" else np.abs(X[:, 0]) if regressor else y
-    )
-    if meta == "FixedThresholdClassifier":
-        target = d["y"]
+    target = {
+        "MultiOutputRegressor": np.stack([X[:, 0] ** 2, y], axis=1),
+        "TransformedTargetRegressor": np.abs(X[:, 0]),
+        "FixedThresholdClassifier": d["y"],  # (binary)
+    }.get(meta, y)
     model = wrap(boosting if regressor else forest).fit(X, np.nan_to_num(target))
     mle.export_model(model, tmp_path / "m.mle")
     runtime = mle.load_model(tmp_path / "m.mle", precision="float64")
