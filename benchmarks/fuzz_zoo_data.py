@@ -104,10 +104,6 @@ KNOWN = {
     ("one-vs-rest-binary", "small_ints_multiclass"): "float32 decision values at 2.1e-5 (SVC kernel sums)",
     ("calibrated-temperature", "float_labels"): "float32 labels where two classes' probabilities are within "
     "2e-8 of each other (0.25000053 against 0.25000055)",
-    ("kbins-onehot-uniform", "marker"): "float32 mode: a value within one float32 step of a bin edge (values "
-    "rounded to 0.1, edges at round numbers) is binned as float32(x); trees splitting in float64 have their "
-    "float64 inputs narrowed exactly (mle_runtime/narrowing.py), bin edges not yet",
-    ("feature-union-pca-kbins", "marker"): "as kbins-onehot-uniform@marker",
     ("spline-periodic", "positive_features"): "float32: the periodic wrap of large positive values (x mod "
     "the period) loses digits",
     ("radius-", "marker"): "training rows at exactly the radius (values rounded to 0.1; 1 to 3 within 1e-9 of "

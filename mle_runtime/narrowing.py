@@ -1,4 +1,4 @@
-"""Exact float32 narrowing of float64 inputs for trees that split in float64.
+"""Exact float32 narrowing of float64 inputs for trees and bins that split in float64.
 
 HistGradientBoosting and LightGBM compare a float64 input with a float64 threshold. In float32 precision
 the runtime compares float32(x) with the threshold rounded down to float32 (t32), which agrees except when
@@ -14,9 +14,11 @@ a few percent of them, every column of a block of rows hashed and looked up at o
 10,000-row column took 0.36 ms, which for a 100-iteration HistGradientBoosting model on 10,000 x 20
 float64 values was half the call (14.4 ms against 4.6 ms for float32 input); hashing each column on its
 own (strided), 34 ms for 100,000 x 50 values, the blocks 25 ms. Trees that compare in
-float32 (scikit-learn's other trees, XGBoost) need none of this. Trees that read a model input through
-``CategoryCodes`` (categorical columns turned into codes) are covered on its other columns, which it
-passes through; a tree reading any other computed tensor (a scaler's output) is not.
+float32 (scikit-learn's other trees, XGBoost) need none of this. KBinsDiscretizer's bins are splits too
+(an edge e as the threshold just below it: e <= x is x > t). Splits on a model input's columns are covered
+whether read directly or through column selections (a ColumnTransformer's) and ``CategoryCodes``
+(categorical columns turned into codes; its other columns pass through); splits on any other computed
+tensor (a scaler's output) are not.
 """
 
 from __future__ import annotations
@@ -98,32 +100,53 @@ def _hashed(values: np.ndarray) -> np.ndarray:
 
 
 def plan(graph: Graph, tensors: dict[str, np.ndarray]) -> dict[int, SplitNarrowing]:
-    """Model input position -> the narrowing its float64-splitting trees need (empty: none)."""
-    positions = {vi.name: i for i, vi in enumerate(graph.inputs)}
-    # a CategoryCodes output is its input, less the columns it codes
-    coded = {
-        n.outputs[0]: (n.inputs[0], set(n.attrs.get("columns", ())))
-        for n in graph.nodes
-        if n.op == "CategoryCodes" and n.inputs[0] in positions
-    }
+    """Model input position -> the narrowing its float64 splits need (empty: none). The splits are those
+    of trees comparing in float64 and of KBinsDiscretizer's bins (BinIndex v2), on a model input's columns
+    read directly or through column selections and category coding."""
+    sources = _column_sources(graph, tensors)
     found: dict[int, dict[int, list[np.ndarray]]] = {}
     for node in graph.nodes:
-        if node.op != "TreeEnsemble" or node.attrs.get("compare_float32"):
+        if node.inputs[0] not in sources:
             continue
-        source, skipped = coded.get(node.inputs[0], (node.inputs[0], set()))
-        if source not in positions:
+        if node.op == "TreeEnsemble" and not node.attrs.get("compare_float32"):
+            nodes, thresholds = tensors.get(node.inputs[1]), tensors.get(node.inputs[2])
+            if nodes is None or thresholds is None or thresholds.dtype != np.float64:
+                continue
+            splits = _split_thresholds(nodes, thresholds, int(node.attrs["feature_bits"]))
+        elif node.op == "BinIndex" and node.version == 2 and node.inputs[1] in tensors:
+            rows = np.asarray(tensors[node.inputs[1]], dtype=np.float64)
+            splits = {f: row[np.isfinite(row)] for f, row in enumerate(rows)}
+        else:
             continue
-        nodes, thresholds = tensors.get(node.inputs[1]), tensors.get(node.inputs[2])
-        if nodes is None or thresholds is None or thresholds.dtype != np.float64:
-            continue
-        per_feature = found.setdefault(positions[source], {})
-        for feature, values in _split_thresholds(nodes, thresholds, int(node.attrs["feature_bits"])).items():
-            if feature not in skipped:
-                per_feature.setdefault(feature, []).append(values)
+        position, columns = sources[node.inputs[0]]
+        per_feature = found.setdefault(position, {})
+        for feature, values in splits.items():
+            column = columns(feature)
+            if column is not None:
+                per_feature.setdefault(column, []).append(values)
     return {
         position: SplitNarrowing({f: np.unique(np.concatenate(v)) for f, v in features.items()})
         for position, features in found.items()
     }
+
+
+def _column_sources(graph: Graph, tensors: dict[str, np.ndarray]) -> dict[str, tuple[int, Any]]:
+    """Tensor -> (model input position, its column j -> the input's column j holds, None where another
+    value does) for the model inputs and what selects (TakeColumns) or codes categories (CategoryCodes:
+    the input less the columns it codes) from them."""
+    sources: dict[str, tuple[int, Any]] = {vi.name: (i, lambda j: j) for i, vi in enumerate(graph.inputs)}
+    for node in graph.nodes:  # (in order: a node's inputs come before it)
+        if not node.inputs or node.inputs[0] not in sources:
+            continue
+        position, columns = sources[node.inputs[0]]
+        if node.op == "TakeColumns" and node.inputs[1] in tensors:
+            index = np.asarray(tensors[node.inputs[1]]).reshape(-1).tolist()
+            picked = [columns(int(i)) for i in index]
+            sources[node.outputs[0]] = (position, lambda j, picked=picked: picked[j] if j < len(picked) else None)
+        elif node.op == "CategoryCodes":
+            coded = set(node.attrs.get("columns", ()))
+            sources[node.outputs[0]] = (position, lambda j, c=columns, coded=coded: None if j in coded else c(j))
+    return sources
 
 
 def _split_thresholds(nodes: np.ndarray, thresholds: np.ndarray, feature_bits: int) -> dict[int, np.ndarray]:

@@ -759,3 +759,44 @@ def test_kernel_density_with_a_metric_the_runtime_lacks_is_refused(tmp_path: Pat
     model = KernelDensity(metric="haversine").fit(np.random.default_rng(0).uniform(-1, 1, size=(50, 2)))
     with pytest.raises(TypeError, match="KernelDensity\\(metric='haversine'\\): supported metrics are"):
         mle.export_model(model, tmp_path / "kde.mle")
+
+
+@pytest.mark.parametrize("dtype", [None, np.float32], ids=["float64-bins", "float32-bins"])
+@pytest.mark.parametrize("strategy", ["quantile", "uniform", "kmeans"])
+def test_kbins_on_their_edges_in_both_precisions(strategy: str, dtype: Any, tmp_path: Path) -> None:
+    """KBinsDiscretizer compares a value with float64 edges (after rounding it to float32 where ``dtype``
+    says so). 0.1-rounded data puts many edges on values float32 cannot hold: inputs on the edges, one
+    float64 ulp and one float32 step either side, as float64 and float32 arrays, land in scikit-learn's bins
+    in both precisions, alone and inside a ColumnTransformer (a column selection before the bins)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import KBinsDiscretizer
+
+    rng = np.random.default_rng(2)
+    X = np.round(rng.normal(size=(1500, 3)), 1)
+    bins = KBinsDiscretizer(6, encode="ordinal", strategy=strategy, dtype=dtype, quantile_method="linear")
+    alone = bins.fit(X)
+    within = ColumnTransformer(
+        [
+            (
+                "bins",
+                KBinsDiscretizer(6, encode="onehot-dense", strategy=strategy, dtype=dtype, quantile_method="linear"),
+                [2, 0],
+            )
+        ]
+    )
+    within.fit(X)
+    edges = np.concatenate([e[1:-1] for e in alone.bin_edges_])
+    float32_steps = [np.nextafter(edges.astype(np.float32), np.float32(s)).astype(float) for s in (-np.inf, np.inf)]
+    near = np.concatenate([edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf), *float32_steps])
+    near = near[(near == 0) | (np.abs(near) >= np.finfo(np.float32).tiny)]  # (XLA reads subnormals as 0: README)
+    assert strategy != "quantile" or (edges == 0).any(), "no edge at 0: its neighbours would not be tested"
+    queries = np.concatenate([np.round(rng.normal(size=(300, 3)), 1), np.tile(near[:, None], (1, 3))])
+    for model, name in ((alone, "alone"), (within, "within")):
+        mle.export_model(model, tmp_path / f"{name}.mle")
+        for precision in ("float32", "float64"):
+            runtime = mle.load_model(tmp_path / f"{name}.mle", precision=precision)
+            for input_dtype in (np.float64, np.float32):
+                rows = queries.astype(input_dtype)
+                np.testing.assert_array_equal(
+                    runtime.transform(rows), model.transform(rows), err_msg=f"{name}, {precision}, {input_dtype}"
+                )

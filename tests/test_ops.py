@@ -413,6 +413,10 @@ OPS: dict[str, Record] = {
         (np.array([[0.5, 3.0], [1.0, -1.0], [2.5, 9.0]]), np.array([[1.0, 2.0], [0.0, np.inf]])),
         lambda x, e: np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0]]),
     ),
+    "BinIndex@2": Record(
+        (np.array([[0.5, 3.0], [1.0, -1.0], [2.5, 9.0]]), np.array([[np.nextafter(1.0, 0), 2.0], [0.0, np.inf]])),
+        lambda x, t: np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0]]),
+    ),
     "Ufunc": Record((np.abs(X),), np.log1p, {"name": "log1p"}),
     "OneHot": Record((np.array([2, 0, 1, 2]),), lambda i: np.eye(3)[i], {"n": 3}),
     "ExpandLast": Record((V,), lambda v: v[:, None]),
@@ -662,14 +666,16 @@ OPS.update({name: Record(*entry) for name, entry in aten_records.records().items
 OPS.update({name: Record(*entry) for name, entry in keras_records.records().items()})
 
 
-def _op_name(record_name: str) -> str:
-    """The op a record is for: "aten.convolution (grouped)" is a second record of aten.convolution."""
-    return record_name.split(" (")[0]
+def _op_key(record_name: str) -> tuple[str, int]:
+    """The op and version a record is for: "aten.convolution (grouped)" is a second record of
+    aten.convolution, "BinIndex@2" a record of BinIndex's version 2."""
+    name, _, version = record_name.split(" (")[0].partition("@")
+    return name, int(version or 1)
 
 
 def test_every_registered_op_has_a_record() -> None:
-    registered = {name for name, _ in all_ops()}
-    recorded = {_op_name(n) for n in OPS}
+    registered = set(all_ops())
+    recorded = {_op_key(n) for n in OPS}
     assert registered == recorded, f"ops without a record: {registered - recorded}; stale: {recorded - registered}"
 
 
@@ -677,7 +683,7 @@ def test_every_registered_op_has_a_record() -> None:
 def test_op_matches_numpy(name: str) -> None:
     record = OPS[name]
     with precision_scope("float64"):
-        out = np.asarray(get_op(_op_name(name)).fn(*(jax.numpy.asarray(a) for a in record.inputs), **record.attrs))
+        out = np.asarray(get_op(*_op_key(name)).fn(*(jax.numpy.asarray(a) for a in record.inputs), **record.attrs))
     np.testing.assert_allclose(out, record.reference(*record.inputs), rtol=1e-12, atol=record.atol)
 
 

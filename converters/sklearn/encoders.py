@@ -13,6 +13,7 @@ from mle_runtime.converters._builder import Converted, GraphBuilder, transformed
 from mle_runtime.converters._registry import converts
 from mle_runtime.errors import UnsupportedModelError
 from mle_runtime.inputs import is_missing_value
+from mle_runtime.lowering import flush_safe_thresholds
 from mle_runtime.ops.preprocessing import UFUNCS
 
 
@@ -186,12 +187,16 @@ def target_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conver
 
 @converts(preprocessing.KBinsDiscretizer)
 def k_bins_discretizer(est: Any, b: GraphBuilder, x: str, n_features: int) -> Converted:
+    """Each value's bin: the count of inner edges <= it (numpy's searchsorted, side="right"), compared in
+    float64 as scikit-learn compares, after rounding the input to float32 where ``dtype`` asks for it."""
     inner = [np.asarray(edges, dtype=np.float64)[1:-1] for edges in est.bin_edges_]
     widest = max((len(e) for e in inner), default=0)
-    edges = np.full((n_features, max(widest, 1)), np.inf)
+    thresholds = np.full((n_features, max(widest, 1)), np.inf)
     for i, e in enumerate(inner):
-        edges[i, : len(e)] = e
-    bins = b.op("BinIndex", x, b.const("bin_edges", edges))
+        thresholds[i, : len(e)] = flush_safe_thresholds(np.nextafter(e, -np.inf))  # e <= x: x > the float64 below e
+    if est.dtype is not None and np.dtype(est.dtype) == np.float32:
+        x = b.op("Float32Values", x)
+    bins = b.op("BinIndex", x, b.const("bin_thresholds", thresholds), version=2)
     if est.encode == "ordinal":
         return transformed(bins, n_features)
     blocks = [

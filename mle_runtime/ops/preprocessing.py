@@ -296,6 +296,16 @@ def bin_index(x: jax.Array, edges: jax.Array) -> jax.Array:
     return jnp.sum(x[:, :, None] >= edges[None, :, :], axis=-1).astype(x.dtype)
 
 
+@register_op("BinIndex", version=2, round_down=("thresholds",))
+def bin_index_below(x: jax.Array, thresholds: jax.Array) -> jax.Array:
+    """(rows, features): per feature, how many of its thresholds (row f of ``thresholds``, padded with
+    +inf) lie below the value. A threshold is the float64 just below an inner bin edge, so in float64 this
+    is version 1's count of edges <= x; stored so, the split ``x <= t`` of a tree, it narrows to float32 as
+    split thresholds do (rounded down, and float64 inputs corrected near them: narrowing.py), where edges
+    rounded to nearest mis-binned values within a float32 rounding of an edge."""
+    return jnp.sum(x[:, :, None] > thresholds[None, :, :], axis=-1).astype(x.dtype)
+
+
 # The numpy ufuncs a FunctionTransformer may name, by name (anything else is arbitrary code).
 UFUNCS = {
     "log": jnp.log,
