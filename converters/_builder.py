@@ -12,7 +12,7 @@ import numpy as np
 
 from mle_runtime.errors import UnsupportedModelError
 from mle_runtime.graph import Graph, Node, ValueInfo
-from mle_runtime.inputs import is_missing_value
+from mle_runtime.inputs import NONE_CODE, is_missing_category, is_missing_value
 from mle_runtime.metadata import encode_classes
 
 
@@ -102,9 +102,10 @@ class GraphBuilder:
         return name
 
     def string_codes(self, hint: str, x: str, feature: int, values: Sequence[Any], owner: str) -> str:
-        """A float tensor holding, for each of ``values`` (strings, or None / NaN for a missing value),
-        its code in the vocabulary of the input column feature ``feature`` of ``x`` reads (NaN for a
-        missing value). The codes are fixed once every converter has registered its strings."""
+        """A float tensor holding, for each of ``values`` (strings, None, or NaN for a missing value), its
+        code in the vocabulary of the input column feature ``feature`` of ``x`` reads (None: NONE_CODE,
+        a category of its own as in scikit-learn's encoders; NaN for a missing value). The codes are
+        fixed once every converter has registered its strings."""
         columns = self.columns_of.get(x)
         if columns is None or columns[feature] is None:
             raise UnsupportedModelError(
@@ -240,11 +241,29 @@ class GraphBuilder:
             used.update(np.asarray(self.tensors[node.inputs[1]]).reshape(-1).tolist())
         return sorted({c for c in self.columns_of[name] if c is not None} - used)
 
+    def split_input_columns(self, outputs: set[str]) -> dict[str, list[int | None]]:
+        """For each computed tensor that trees or bins split (TreeEnsemble, BinIndex v2) and that carries
+        input columns (a ColumnTransformer's side by side, say): the input column each of its columns
+        holds, None for a computed one. The runtime narrows float64 inputs for those splits exactly
+        (mle_runtime/narrowing.py); it finds the model input and column selections of it by itself."""
+        if len(self.inputs) != 1:
+            return {}
+        found = {}
+        for node in self.nodes:
+            if not (node.op == "TreeEnsemble" or (node.op == "BinIndex" and node.version == 2)):
+                continue
+            x = node.inputs[0]
+            columns = self.columns_of.get(x)
+            if x == self.inputs[0].name or x in outputs or columns is None or all(c is None for c in columns):
+                continue
+            found[x] = [None if c is None else int(c) for c in columns]
+        return found
+
     def resolve(self) -> None:
         """Fix every deferred tensor (string codes) now that all vocabularies are known."""
         index = {column: {s: i for i, s in enumerate(sorted(v))} for column, v in self.vocabularies.items()}
         for name, (column, values) in self._deferred.items():
-            codes = [np.nan if is_missing_value(v) else index[column][v] for v in values]
+            codes = [np.nan if is_missing_category(v) else NONE_CODE if v is None else index[column][v] for v in values]
             self.tensors[name] = np.array(codes, dtype=np.float64)
         self._deferred.clear()
 
@@ -341,6 +360,9 @@ def model_ir(b: GraphBuilder, converted: Converted, metadata: dict[str, Any]) ->
             metadata["invalid_messages"] = list(messages)
         metadata["invalid_message"] = messages[0]
     order = converted.run_outputs + sorted(set(outputs) - set(converted.run_outputs))
+    split_columns = b.split_input_columns(set(outputs.values()))
+    if split_columns:
+        metadata["split_input_columns"] = split_columns
     b.resolve()
     graph = b.finish({name: outputs[name] for name in order})
     read = {i for n in graph.nodes for i in n.inputs}
@@ -352,6 +374,7 @@ def model_ir(b: GraphBuilder, converted: Converted, metadata: dict[str, Any]) ->
         metadata["text_features"] = b.texts
     if b.vocabularies:
         metadata["string_columns"] = {str(c): sorted(v) for c, v in sorted(b.vocabularies.items())}
+        metadata["none_code"] = NONE_CODE
     unused = b.unused_columns()
     if unused:
         metadata["unused_columns"] = unused

@@ -19,7 +19,13 @@ from mle_runtime.text import TextColumn, text_block, text_columns
 
 # A column's host-side step: a string vocabulary, IGNORED, the text features read from it, or a CatBoost
 # model's categorical features.
-Lookup = Mapping[str, int] | TextColumn | CatBoostCategories
+# A string column's vocabulary: string (and None, where the file gives it a code) -> code.
+Lookup = Mapping[str | None, float] | TextColumn | CatBoostCategories
+
+# None's code in a string column, in files that say so (metadata "none_code"): scikit-learn's encoders keep
+# None as a category of its own, distinct from NaN (a missing value), and SimpleImputer(missing_values=NaN)
+# passes it on; codes of strings are their positions in the vocabulary, and -1 marks an unknown string.
+NONE_CODE = -2.0
 
 
 # A scipy.sparse input reaches the graph dense, a block of rows at a time (MLERuntime._run_named), each
@@ -111,7 +117,7 @@ def _check_columns(x: Any, name: str, feature_names: Sequence[str] | None) -> No
 
 
 # The lookup of a column the model never reads (a ColumnTransformer drops it): any value passes, as 0.
-IGNORED: Mapping[str, int] = types.MappingProxyType({})
+IGNORED: Mapping[str | None, float] = types.MappingProxyType({})
 
 
 def _columns_by_name(x: Any, name: str, feature_names: Sequence[str], strings: Mapping[int, Lookup] | None) -> Any:
@@ -133,10 +139,17 @@ def is_missing_value(v: Any) -> bool:
     return v is None or (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType")
 
 
+def is_missing_category(v: Any) -> bool:
+    """A missing value among a fitted encoder's categories: NaN, pandas' NA / NaT, not None (a category
+    of its own there, as scikit-learn's encoders keep it)."""
+    return v is not None and is_missing_value(v)
+
+
 def encode_strings(arr: Any, name: str, strings: Mapping[int, Lookup], dtype: Any = np.float64) -> np.ndarray:
     """The host-side vocabulary step: a 2-D array whose ``strings`` columns hold strings becomes floats
     of ``dtype`` (written once, in the model's compute dtype), each string its index in the column's
-    vocabulary (-1 when it has none: an unknown category), a missing value (None, NaN) NaN; the other
+    vocabulary (-1 when it has none: an unknown category), a missing value NaN (None too, unless the
+    vocabulary gives None a code: NONE_CODE, in files that keep it as a category); the other
     columns must be numbers. A text column's documents become their terms and counts in columns after
     the input's own (see text.py), its own column 0; so do a CatBoost model's categorical features (see
     catboost_categories.py)."""
@@ -185,7 +198,7 @@ def _beside(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     )
 
 
-def _codes(values: np.ndarray, lookup: Mapping[str, int], name: str, column: int) -> np.ndarray:
+def _codes(values: np.ndarray, lookup: Mapping[str | None, float], name: str, column: int) -> np.ndarray:
     """Each value's code, looked up once per distinct value (pandas' factorize when pandas is loaded,
     as it is for a DataFrame input; the runtime does not depend on it)."""
     pd = sys.modules.get("pandas")
@@ -201,7 +214,11 @@ def _codes(values: np.ndarray, lookup: Mapping[str, int], name: str, column: int
         if not isinstance(v, str):
             raise InputError(f"input {name!r}: column {column} holds strings (categories), got {v!r}")
         mapped[i] = lookup.get(v, -1)
-    return mapped[np.asarray(index)]
+    codes = mapped[np.asarray(index)]
+    if None in lookup:  # (None is among the missing values factorize marks: told apart from NaN there)
+        missing = np.flatnonzero(np.asarray(index) == -1)
+        codes[missing[[values[i] is None for i in missing]]] = lookup[None]
+    return codes
 
 
 def coerce_input(

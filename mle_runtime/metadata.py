@@ -53,6 +53,26 @@ def decode_output_classes(metadata: dict[str, Any]) -> list[np.ndarray] | None:
     return [_class_values(e) for e in entries]
 
 
+def decode_split_input_columns(metadata: dict[str, Any], width: int | None) -> dict[str, list[int | None]]:
+    """Tensor -> the column of the model's input each of its columns holds (None: a computed one), for
+    the computed tensors that trees and bins split (see narrowing.py)."""
+    entries = metadata.get("split_input_columns", {})
+    ok = isinstance(entries, dict) and all(
+        isinstance(name, str)
+        and isinstance(columns, list)
+        and all(
+            c is None or (type(c) is int and c >= 0 and (width is None or c < width))  # (bool is no column)
+            for c in columns
+        )
+        for name, columns in entries.items()
+    )
+    if not ok:
+        raise FormatError(
+            f"metadata: split_input_columns must map tensor names to lists of input columns (0 to {width}) or null"
+        )
+    return entries
+
+
 def decode_classes(metadata: dict[str, Any]) -> np.ndarray | None:
     return _class_values(metadata) if "classes" in metadata else None
 
@@ -75,19 +95,27 @@ def _class_values(metadata: dict[str, Any]) -> np.ndarray:
         raise FormatError(f"metadata: bad classes ({e})") from e
 
 
-def decode_string_columns(metadata: dict[str, Any]) -> dict[int, Mapping[str, int]]:
-    """The lookups of the host-side column step: column -> {string: code} for the input's string columns,
-    and IGNORED for the columns the model never reads (any value passes there)."""
+def decode_string_columns(metadata: dict[str, Any]) -> dict[int, Mapping[str | None, float]]:
+    """The lookups of the host-side column step: column -> {string: code} for the input's string columns
+    (and None's code, ``none_code``, where the file keeps None as a category of its own: files written
+    before map None to NaN, a missing value), and IGNORED for the columns the model never reads (any value
+    passes there)."""
     columns = metadata.get("string_columns", {})
     unused = metadata.get("unused_columns", [])
+    none_code = metadata.get("none_code")
     try:
         if not isinstance(columns, dict) or not isinstance(unused, list):
             raise TypeError("string_columns must be an object, unused_columns a list")
-        out: dict[int, Mapping[str, int]] = {int(c): IGNORED for c in unused}
+        if none_code is not None and (type(none_code) not in (int, float) or not none_code < 0):
+            raise TypeError(f"none_code must be a negative number, got {none_code!r}")
+        out: dict[int, Mapping[str | None, float]] = {int(c): IGNORED for c in unused}
         for column, vocabulary in columns.items():
             if not isinstance(vocabulary, list) or not all(isinstance(s, str) for s in vocabulary):
                 raise TypeError(f"column {column}: not a list of strings")
-            out[int(column)] = {s: i for i, s in enumerate(vocabulary)}
+            lookup: dict[str | None, float] = {s: i for i, s in enumerate(vocabulary)}
+            if none_code is not None:
+                lookup[None] = float(none_code)
+            out[int(column)] = lookup
         return out
     except (TypeError, ValueError) as e:
         raise FormatError(f"metadata: bad string_columns ({e})") from e

@@ -274,8 +274,9 @@ def _check_same_columns(first: MLERuntime, other: MLERuntime, i: int) -> None:
     columns left unread, or one would reach a model that reads it as 0; the same text analysers and
     vocabularies, or a term's count would land in another one's column; the same CatBoost counter tables,
     or a model would read another one's counts; the same feature names, taken alike, or a DataFrame's
-    columns would reach a model in another one's order)."""
-    steps = ("string_columns", "unused_columns", "text_features", "catboost_categories")
+    columns would reach a model in another one's order; None coded alike, or a file written before None
+    was a category of its own, which reads None as NaN, would be handed another's code for it)."""
+    steps = ("string_columns", "none_code", "unused_columns", "text_features", "catboost_categories")
     for key in (*steps, "feature_names", "columns_by_name"):
         mine, theirs = first._require().metadata.get(key), other._require().metadata.get(key)
         if mine == theirs:

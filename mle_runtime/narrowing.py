@@ -99,11 +99,14 @@ def _hashed(values: np.ndarray) -> np.ndarray:
     return halves[..., 0::2] ^ halves[..., 1::2]
 
 
-def plan(graph: Graph, tensors: dict[str, np.ndarray]) -> dict[int, SplitNarrowing]:
+def plan(
+    graph: Graph, tensors: dict[str, np.ndarray], input_columns: dict[str, list[int | None]] | None = None
+) -> dict[int, SplitNarrowing]:
     """Model input position -> the narrowing its float64 splits need (empty: none). The splits are those
     of trees comparing in float64 and of KBinsDiscretizer's bins (BinIndex v2), on a model input's columns
-    read directly or through column selections and category coding."""
-    sources = _column_sources(graph, tensors)
+    read directly, through column selections and category coding, or through the tensors
+    ``input_columns`` maps to the one input's columns (the file's metadata: a ColumnTransformer's)."""
+    sources = _column_sources(graph, tensors, input_columns or {})
     found: dict[int, dict[int, list[np.ndarray]]] = {}
     for node in graph.nodes:
         if node.inputs[0] not in sources:
@@ -130,11 +133,16 @@ def plan(graph: Graph, tensors: dict[str, np.ndarray]) -> dict[int, SplitNarrowi
     }
 
 
-def _column_sources(graph: Graph, tensors: dict[str, np.ndarray]) -> dict[str, tuple[int, Any]]:
+def _column_sources(
+    graph: Graph, tensors: dict[str, np.ndarray], input_columns: dict[str, list[int | None]]
+) -> dict[str, tuple[int, Any]]:
     """Tensor -> (model input position, its column j -> the input's column j holds, None where another
-    value does) for the model inputs and what selects (TakeColumns) or codes categories (CategoryCodes:
-    the input less the columns it codes) from them."""
+    value does) for the model inputs, the tensors ``input_columns`` maps (a one-input model's), and what
+    selects (TakeColumns) or codes categories (CategoryCodes: the input less the columns it codes) from them."""
     sources: dict[str, tuple[int, Any]] = {vi.name: (i, lambda j: j) for i, vi in enumerate(graph.inputs)}
+    if len(graph.inputs) == 1:
+        for name, held in input_columns.items():
+            sources.setdefault(name, (0, lambda j, held=held: held[j] if j < len(held) else None))
     for node in graph.nodes:  # (in order: a node's inputs come before it)
         if not node.inputs or node.inputs[0] not in sources:
             continue

@@ -41,7 +41,13 @@ from mle_runtime.inputs import (
     sparse_block_rows,
 )
 from mle_runtime.lowering import build_function, compile_program, round_down_tensors
-from mle_runtime.metadata import decode_classes, decode_output_classes, decode_string_columns, model_info
+from mle_runtime.metadata import (
+    decode_classes,
+    decode_output_classes,
+    decode_split_input_columns,
+    decode_string_columns,
+    model_info,
+)
 from mle_runtime.reader import MleFile, read_mle
 from mle_runtime.text import TextColumn, decode_text_features
 from mle_runtime.writer import canonical_json
@@ -208,6 +214,8 @@ class MLERuntime:
         # devices placing is the transfer of the weights, and its failure (out of memory) belongs to the load.
         placed = None if jax_device.platform == "cpu" and mesh is None else _placed(host_params, placement, precision)
         classes, output_classes = decode_classes(mf.metadata), decode_output_classes(mf.metadata)
+        width = graph.inputs[0].shape[-1] if len(graph.inputs) == 1 and graph.inputs[0].shape else None
+        self._split_input_columns = decode_split_input_columns(mf.metadata, width)
         # the host-side steps: string vocabularies, and text analysers and CatBoost's categorical features,
         # whose columns widen the graph input
         strings: dict[int, Lookup] = {
@@ -308,7 +316,8 @@ class MLERuntime:
         9 ms load for 500 LightGBM trees), which float32 inputs never use."""
         if self._narrowing_plan is None:
             mf = self._require()
-            self._narrowing_plan = narrowing.plan(self._graph, mf.tensors) if self.precision == "float32" else {}
+            float32 = self.precision == "float32"
+            self._narrowing_plan = narrowing.plan(self._graph, mf.tensors, self._split_input_columns) if float32 else {}
         return self._narrowing_plan
 
     @property

@@ -481,6 +481,11 @@ def _metadata_case(**changes):
         (_metadata_case(allow_nan=[-1]), "allow_nan must be"),
         (_metadata_case(classes=["a"]), "lists 1 classes, but the model chose class #"),
         (_metadata_case(classes=[1 << 70], classes_dtype="<i8"), "bad classes"),
+        (_metadata_case(none_code="-2"), "none_code must be a negative number"),
+        (_metadata_case(none_code=0), "none_code must be a negative number"),  # (the code of a string)
+        (_metadata_case(split_input_columns={"X": [4]}), "split_input_columns must map"),  # (4 columns)
+        (_metadata_case(split_input_columns={"X": [True]}), "split_input_columns must map"),
+        (_metadata_case(split_input_columns=[]), "split_input_columns must map"),
         (lambda m: m["graph"]["inputs"][0].update(shape=[None, True]), "bad shape"),
         # a 0-d input ran, and its 0-d output's rows could not be cut: an IndexError
         (lambda m: m["graph"]["inputs"][0].update(shape={}), "bad shape {}; expected a list, rows first"),

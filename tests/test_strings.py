@@ -232,3 +232,77 @@ def test_checks_inside_a_pipeline_raise_as_scikit_learn_does(tmp_path: Path) -> 
             model.predict(bad)
         with pytest.raises(ValueError, match=rf"{message}.*\(rows \[{row}\]\)"):
             runtime.predict(bad)
+
+
+NONE_ENCODERS = {
+    "one-hot": lambda: OneHotEncoder(sparse_output=False, handle_unknown="ignore"),
+    "one-hot-error": lambda: OneHotEncoder(sparse_output=False),
+    "ordinal": lambda: OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2),
+    "target": lambda: TargetEncoder(),
+    "most-frequent-one-hot": lambda: make_pipeline(
+        SimpleImputer(strategy="most_frequent"), OneHotEncoder(sparse_output=False, handle_unknown="ignore")
+    ),
+    "impute-none-one-hot": lambda: make_pipeline(
+        SimpleImputer(strategy="constant", fill_value="zz", missing_values=None),
+        OneHotEncoder(sparse_output=False, handle_unknown="ignore"),
+    ),
+    "constant-one-hot": lambda: make_pipeline(
+        SimpleImputer(strategy="constant", fill_value="zz"), OneHotEncoder(sparse_output=False, handle_unknown="ignore")
+    ),
+}
+
+
+def _strings_with(missing: str, n: int, seed: int) -> pd.DataFrame:
+    """A column of strings with None ("none"), NaN ("nan") or both ("both") among them, as objects
+    (pandas 3 makes a column of strings its str dtype, None NaN there), and a target."""
+    rng = np.random.default_rng(seed)
+    values = rng.choice(["a", "b", "c", "None", "NaN"], n).astype(object)
+    values[values == "None"] = None if missing in ("none", "both") else "a"
+    values[values == "NaN"] = np.nan if missing in ("nan", "both") else "b"
+    return pd.DataFrame({"s": pd.Series(values, dtype=object), "x": rng.normal(size=n)})
+
+
+@pytest.mark.parametrize("fitted_on", ["none", "nan", "both"])
+@pytest.mark.parametrize("encoder", list(NONE_ENCODERS))
+def test_none_is_a_category_of_its_own_as_in_scikit_learn(encoder: str, fitted_on: str, tmp_path: Path) -> None:
+    """scikit-learn's encoders keep None as a category distinct from NaN (a missing value), unknown where
+    training had none, and SimpleImputer replaces only the missing value it is given (NaN passes None on;
+    most_frequent may fill with None). The runtime codes None apart from NaN: every output, and every
+    refusal, as scikit-learn's, for columns holding None, NaN or both. (It read None as NaN: one-hot rows
+    of the NaN category, imputed Nones, encodings of the missing value.)"""
+    train = _strings_with(fitted_on, 300, 1)
+    model = make_pipeline(ColumnTransformer([("s", NONE_ENCODERS[encoder](), ["s"])]), Ridge())
+    try:
+        model.fit(train, train["x"])
+    except ValueError:  # (missing_values=None on a column holding NaN: scikit-learn refuses it)
+        assert encoder == "impute-none-one-hot" and fitted_on != "none"
+        return
+    mle.export_model(model, tmp_path / "m.mle")
+    for precision in ("float32", "float64"):
+        runtime = mle.load_model(tmp_path / "m.mle", precision=precision)
+        for missing in ("none", "nan", "both"):
+            rows = _strings_with(missing, 120, 2)
+            rows.loc[0, "s"] = "unseen"
+            try:
+                expected = model.predict(rows)
+            except ValueError:
+                with pytest.raises(ValueError):
+                    runtime.predict(rows)
+                continue
+            tol = 1e-12 if precision == "float64" else 1e-5
+            np.testing.assert_allclose(
+                runtime.predict(rows), expected, rtol=tol, atol=tol, err_msg=f"{precision}, {missing}"
+            )
+
+
+def test_a_file_without_a_none_code_reads_none_as_missing() -> None:
+    """Files written before None was a category of its own have no ``none_code``: their runtime step
+    still reads None as NaN, as they were exported to expect."""
+    from mle_runtime.inputs import NONE_CODE, encode_strings
+    from mle_runtime.metadata import decode_string_columns
+
+    column = np.array([["a"], [None], [np.nan], ["b"], ["c"]], dtype=object)
+    before = decode_string_columns({"string_columns": {"0": ["a", "b"]}})
+    now = decode_string_columns({"string_columns": {"0": ["a", "b"]}, "none_code": NONE_CODE})
+    np.testing.assert_array_equal(encode_strings(column, "X", before)[:, 0], [0, np.nan, np.nan, 1, -1])
+    np.testing.assert_array_equal(encode_strings(column, "X", now)[:, 0], [0, NONE_CODE, np.nan, 1, -1])

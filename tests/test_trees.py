@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 import xgboost
 from sklearn import datasets, ensemble, tree
+from sklearn.pipeline import make_pipeline
 from trees_support import edge_inputs, our_leaves, ranks_of
 
 import mle_runtime as mle
@@ -746,6 +747,41 @@ def test_float64_inputs_between_float32_neighbours_of_thresholds(make, tmp_path:
         expected = model.predict(X_edge)
         scale = np.abs(expected).max()
         np.testing.assert_allclose(runtime.predict(X_edge), expected, rtol=1e-5, atol=1e-6 * scale)
+
+
+def test_float64_inputs_on_thresholds_through_a_column_transformer(tmp_path: Path) -> None:
+    """HistGradientBoosting after a ColumnTransformer that passes numeric columns through (beside an
+    OrdinalEncoder's codes) splits the input's own values: float32 precision narrows float64 inputs for
+    it as for a tree reading the input (the file names the input column each of the tree's columns holds).
+    Rows on every threshold, one float64 ulp and one float32 step either side. (It did not: 1 to 10% of
+    such rows took the other branch, a probability 0.87 off on training rows.)"""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OrdinalEncoder
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {"s": pd.Series(rng.choice(["a", "b", "c"], 800), dtype=object), "u": rng.normal(size=800)}
+    ).assign(v=lambda d: np.round(rng.normal(size=800), 2))
+    y = (frame["u"] + frame["v"] > 0) ^ (frame["s"] == "a")
+    encode = ColumnTransformer([("num", "passthrough", ["u", "v"]), ("cat", OrdinalEncoder(), ["s"])])
+    model = make_pipeline(encode, ensemble.HistGradientBoostingClassifier(max_iter=20, random_state=0)).fit(frame, y)
+    mle.export_model(model, tmp_path / "m.mle")
+    runtime = mle.load_model(tmp_path / "m.mle")
+    splits = [
+        (int(node["feature_idx"]), float(node["num_threshold"]))
+        for predictors in model[-1]._predictors
+        for predictor in predictors
+        for node in predictor.nodes
+        if not node["is_leaf"] and node["feature_idx"] < 2
+    ]
+    rows = frame.sample(len(splits) * 5, replace=True, random_state=1).reset_index(drop=True)
+    for k, (feature, t) in enumerate(splits):
+        step32 = [float(np.nextafter(np.float32(t), np.float32(s))) for s in (-np.inf, np.inf)]
+        for j, value in enumerate([t, np.nextafter(t, -np.inf), np.nextafter(t, np.inf), *step32]):
+            rows.loc[5 * k + j, ["u", "v"][feature]] = value
+    assert runtime._narrowing, "nothing narrowed: the test would prove nothing"
+    np.testing.assert_array_equal(runtime.predict(rows), model.predict(rows))
+    np.testing.assert_allclose(runtime.predict_proba(rows), model.predict_proba(rows), rtol=1e-5, atol=1e-6)
 
 
 def test_narrowing_sends_every_value_below_the_thresholds_float64_does(monkeypatch: pytest.MonkeyPatch) -> None:

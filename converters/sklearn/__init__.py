@@ -34,7 +34,7 @@ from mle_runtime.converters.sklearn import (
     trees,
 )
 from mle_runtime.errors import UnsupportedModelError
-from mle_runtime.inputs import is_missing_value
+from mle_runtime.inputs import is_missing_category
 
 __all__ = [
     "clustering",
@@ -127,7 +127,7 @@ _PARTS_READING_X: dict[str, Callable[[Any], list[Any]]] = {
 def _removes_nan(est: Any) -> bool:
     name = type(est).__name__
     if name == "OrdinalEncoder":  # NaN becomes encoded_missing_value, unknown_value, or an error
-        nan_seen = any(is_missing_value(v) for categories in est.categories_ for v in categories)
+        nan_seen = any(is_missing_category(v) for categories in est.categories_ for v in categories)
         if nan_seen:
             return not np.isnan(float(est.encoded_missing_value))
         return est.handle_unknown == "error" or not np.isnan(float(est.unknown_value))

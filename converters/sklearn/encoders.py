@@ -12,7 +12,7 @@ from sklearn import preprocessing
 from mle_runtime.converters._builder import Converted, GraphBuilder, transformed
 from mle_runtime.converters._registry import converts
 from mle_runtime.errors import UnsupportedModelError
-from mle_runtime.inputs import is_missing_value
+from mle_runtime.inputs import is_missing_category
 from mle_runtime.lowering import flush_safe_thresholds
 from mle_runtime.ops.preprocessing import UFUNCS
 
@@ -33,7 +33,7 @@ def _categories(est: Any, b: GraphBuilder, x: str) -> list[Categories]:
     out = []
     for i, categories in enumerate(est.categories_):
         values = list(categories)
-        known = [v for v in values if not is_missing_value(v)]
+        known = [v for v in values if not is_missing_category(v)]
         if categories.dtype.kind in "biuf":
             full = b.const(f"categories{i}", categories.astype(np.float64))
             present = b.const(f"known{i}", np.asarray(known, dtype=np.float64))
@@ -172,10 +172,12 @@ def target_encoder(est: Any, b: GraphBuilder, x: str, n_features: int) -> Conver
     for i, categories in enumerate(est.categories_):
         values = list(categories)
         encodings = np.stack([est.encodings_[i * per_feature + c] for c in range(per_feature)], axis=1)
-        known = [j for j, v in enumerate(values) if not is_missing_value(v)]
-        known.sort(key=lambda j: values[j])  # (string categories may be given in any order)
-        rows = known + [j for j, v in enumerate(values) if is_missing_value(v)]
-        if all(isinstance(values[j], str) for j in known):
+        known = [j for j, v in enumerate(values) if not is_missing_category(v)]
+        # sorted as their codes for the op's search: string categories may be given in any order, and
+        # None's code (NONE_CODE, a category of its own) is below every string's
+        known.sort(key=lambda j: (False, "") if values[j] is None else (True, values[j]))
+        rows = known + [j for j, v in enumerate(values) if is_missing_category(v)]
+        if all(isinstance(values[j], str) or values[j] is None for j in known):
             table = b.string_codes(f"categories{i}", x, i, [values[j] for j in known], "TargetEncoder")
         else:
             table = b.const(f"categories{i}", np.asarray([values[j] for j in known], dtype=np.float64))

@@ -11,6 +11,7 @@ from sklearn import cluster, decomposition, impute, neural_network, preprocessin
 from mle_runtime.converters._builder import Converted, GraphBuilder, transformed
 from mle_runtime.converters._registry import converts
 from mle_runtime.errors import UnsupportedModelError
+from mle_runtime.inputs import NONE_CODE
 
 
 def _f64(a: Any) -> np.ndarray:
@@ -355,13 +356,15 @@ def _missing_marker(value: Any) -> float | str:
 
 
 def _string_imputer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
-    """Missing strings (None or NaN, which the runtime's vocabulary step turns into NaN) replaced by the
-    fill string's code; the output carries the same input columns, for the encoder that follows."""
+    """Missing strings replaced by the fill string's code: NaN (the runtime's vocabulary step makes NaN of
+    it), or None (its code, NONE_CODE) for missing_values=None; as in scikit-learn, the other passes
+    through, None as a category of its own, NaN refused by the runtime's input check. The output carries
+    the same input columns, for the encoder that follows."""
     if _missing_marker(est.missing_values) != "nan" or est.add_indicator:
         raise UnsupportedModelError("SimpleImputer on strings: only missing_values None or NaN, without add_indicator")
     codes = [b.string_codes(f"fill{i}", x, i, [s], "SimpleImputer") for i, s in enumerate(est.statistics_)]
     fills = b.op("Concat", *codes) if len(codes) > 1 else codes[0]
-    y = b.op("Impute", x, fills, missing="nan")
+    y = b.op("Impute", x, fills, missing=NONE_CODE if est.missing_values is None else "nan")
     b.columns_of[y] = b.columns_of[x]
     return transformed(y, n)
 
@@ -370,6 +373,8 @@ def _string_imputer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
 def simple_imputer(est: Any, b: GraphBuilder, x: str, n: int) -> Converted:
     stats = np.asarray(est.statistics_)
     if stats.dtype.kind == "O":  # strategy="constant" keeps its fill value in an object array
+        if any(s is None for s in stats):  # (most_frequent of strings where None is: fills with None)
+            return _string_imputer(est, b, x, n)
         try:
             stats = stats.astype(np.float64)
         except (TypeError, ValueError):
