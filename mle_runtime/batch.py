@@ -231,7 +231,7 @@ class CsvReader:
                 for c in range(table.shape[1]):
                     empty = table[:, c] == ""
                     if c in self.text_columns:
-                        table[empty, c] = "" if c in self.documents else None
+                        table[empty, c] = "" if c in self.documents else np.nan  # (NaN, as pandas reads it)
                         continue
                     table[empty, c] = "nan"
                     try:
@@ -276,13 +276,19 @@ class _ParquetReader:
         wanted = None if self.columns is None else [c for c in self.columns if c is not None]
         for batch in self.file.iter_batches(batch_size=self.chunk_rows, columns=wanted):
             if self.columns is None:
-                columns = [c.to_numpy(zero_copy_only=False) for c in batch.columns]
+                columns = [_values(c) for c in batch.columns]
             else:
-                columns = [
-                    np.zeros(batch.num_rows) if c is None else batch.column(c).to_numpy(zero_copy_only=False)
-                    for c in self.columns
-                ]
+                columns = [np.zeros(batch.num_rows) if c is None else _values(batch.column(c)) for c in self.columns]
             yield np.column_stack(columns) if columns else np.empty((batch.num_rows, 0))
+
+
+def _values(column: Any) -> np.ndarray:
+    """A pyarrow column as numpy: a null among strings is NaN, a missing value, as pandas reads it (pyarrow
+    gives None, which string columns take as a category of its own, as scikit-learn's encoders do)."""
+    values = column.to_numpy(zero_copy_only=False)
+    if values.dtype == object and column.null_count:
+        values[column.is_null().to_numpy(zero_copy_only=False)] = np.nan
+    return values
 
 
 def _pyarrow_parquet() -> Any:

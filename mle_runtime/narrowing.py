@@ -109,7 +109,7 @@ def plan(
     sources = _column_sources(graph, tensors, input_columns or {})
     found: dict[int, dict[int, list[np.ndarray]]] = {}
     for node in graph.nodes:
-        if node.inputs[0] not in sources:
+        if not node.inputs or node.inputs[0] not in sources:
             continue
         if node.op == "TreeEnsemble" and not node.attrs.get("compare_float32"):
             nodes, thresholds = tensors.get(node.inputs[1]), tensors.get(node.inputs[2])
