@@ -17,9 +17,8 @@ from mle_runtime.graph import ValueInfo
 from mle_runtime.reader import aligned_empty
 from mle_runtime.text import TextColumn, text_block, text_columns
 
-# A column's host-side step: a string vocabulary, IGNORED, the text features read from it, or a CatBoost
-# model's categorical features.
-# A string column's vocabulary: string (and None, where the file gives it a code) -> code.
+# A column's host-side step: a string vocabulary (string, and None where the file gives it a code -> code),
+# IGNORED, the text features read from it, or a CatBoost model's categorical features.
 Lookup = Mapping[str | None, float] | TextColumn | CatBoostCategories
 
 # None's code in a string column, in files that say so (metadata "none_code"): scikit-learn's encoders keep
