@@ -245,7 +245,7 @@ class GraphBuilder:
         """For each computed tensor that trees or bins split (TreeEnsemble, BinIndex v2) and that carries
         input columns (a ColumnTransformer's side by side, say): the input column each of its columns
         holds, None for a computed one. The runtime narrows float64 inputs for those splits exactly
-        (mle_runtime/narrowing.py); it finds the model input and column selections of it by itself."""
+        (mle_runtime/narrowing.py); it finds the model input itself."""
         if len(self.inputs) != 1:
             return {}
         found = {}

@@ -350,7 +350,10 @@ def categories_as_codes(b: GraphBuilder, x: str, categories: dict[int, list[Any]
         else:
             tables.append(b.const("categories", np.asarray(known, dtype=np.float64)))
         tables.append(b.const("category_codes", np.asarray(order, dtype=np.float64)))
-    return b.op("CategoryCodes", x, *tables, columns=sorted(categories), recoded=True)
+    coded = b.op("CategoryCodes", x, *tables, columns=sorted(categories), recoded=True)
+    if x in b.columns_of:  # the other columns still hold the input's values (narrowing.py splits on them)
+        b.columns_of[coded] = [None if i in categories else c for i, c in enumerate(b.columns_of[x])]
+    return coded
 
 
 def unknown_categories(b: GraphBuilder, x: str, coded: str, columns: list[int]) -> str:

@@ -16,9 +16,10 @@ float64 values was half the call (14.4 ms against 4.6 ms for float32 input); has
 own (strided), 34 ms for 100,000 x 50 values, the blocks 25 ms. Trees that compare in
 float32 (scikit-learn's other trees, XGBoost) need none of this. KBinsDiscretizer's bins are splits too
 (an edge e as the threshold just below it: e <= x is x > t). Splits on a model input's columns are covered
-whether read directly or through column selections (a ColumnTransformer's) and ``CategoryCodes``
-(categorical columns turned into codes; its other columns pass through); splits on any other computed
-tensor (a scaler's output) are not.
+whether read directly or through a tensor the file says holds some of them (metadata ``split_input_columns``:
+column selections, a ColumnTransformer's columns side by side, ``CategoryCodes``' uncoded columns; older
+files: ``CategoryCodes`` of the input, found in the graph); splits on any other computed tensor (a scaler's
+output) are not.
 """
 
 from __future__ import annotations
@@ -104,9 +105,9 @@ def plan(
 ) -> dict[int, SplitNarrowing]:
     """Model input position -> the narrowing its float64 splits need (empty: none). The splits are those
     of trees comparing in float64 and of KBinsDiscretizer's bins (BinIndex v2), on a model input's columns
-    read directly, through column selections and category coding, or through the tensors
-    ``input_columns`` maps to the one input's columns (the file's metadata: a ColumnTransformer's)."""
-    sources = _column_sources(graph, tensors, input_columns or {})
+    read directly or through the tensors ``input_columns`` maps to the one input's columns (the file's
+    metadata: column selections, a ColumnTransformer's side by side, category coding)."""
+    sources = _column_sources(graph, input_columns or {})
     found: dict[int, dict[int, list[np.ndarray]]] = {}
     for node in graph.nodes:
         if not node.inputs or node.inputs[0] not in sources:
@@ -133,25 +134,18 @@ def plan(
     }
 
 
-def _column_sources(
-    graph: Graph, tensors: dict[str, np.ndarray], input_columns: dict[str, list[int | None]]
-) -> dict[str, tuple[int, Any]]:
+def _column_sources(graph: Graph, input_columns: dict[str, list[int | None]]) -> dict[str, tuple[int, Any]]:
     """Tensor -> (model input position, its column j -> the input's column j holds, None where another
-    value does) for the model inputs, the tensors ``input_columns`` maps (a one-input model's), and what
-    selects (TakeColumns) or codes categories (CategoryCodes: the input less the columns it codes) from them."""
+    value does) for the model inputs, the tensors ``input_columns`` maps (a one-input model's: the file
+    names them), and, for files written before it did, category coding of a model input (CategoryCodes:
+    the input less the columns it codes)."""
     sources: dict[str, tuple[int, Any]] = {vi.name: (i, lambda j: j) for i, vi in enumerate(graph.inputs)}
     if len(graph.inputs) == 1:
         for name, held in input_columns.items():
-            sources.setdefault(name, (0, lambda j, held=held: held[j] if j < len(held) else None))
-    for node in graph.nodes:  # (in order: a node's inputs come before it)
-        if not node.inputs or node.inputs[0] not in sources:
-            continue
-        position, columns = sources[node.inputs[0]]
-        if node.op == "TakeColumns" and node.inputs[1] in tensors:
-            index = np.asarray(tensors[node.inputs[1]]).reshape(-1).tolist()
-            picked = [columns(int(i)) for i in index]
-            sources[node.outputs[0]] = (position, lambda j, picked=picked: picked[j] if j < len(picked) else None)
-        elif node.op == "CategoryCodes":
+            sources[name] = (0, lambda j, held=held: held[j] if j < len(held) else None)
+    for node in graph.nodes:
+        if node.op == "CategoryCodes" and node.inputs[0] in sources and node.outputs[0] not in sources:
+            position, columns = sources[node.inputs[0]]
             coded = set(node.attrs.get("columns", ()))
             sources[node.outputs[0]] = (position, lambda j, c=columns, coded=coded: None if j in coded else c(j))
     return sources
