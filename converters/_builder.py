@@ -392,13 +392,15 @@ def model_ir(b: GraphBuilder, converted: Converted, metadata: dict[str, Any]) ->
 def booster_metadata(
     framework: str, version: str, model: Any, n_features: int, objective: str, feature_names: Any = None
 ) -> dict[str, Any]:
-    """The metadata of a gradient-boosting library's model (they all take NaN as a missing value)."""
+    """The metadata of a gradient-boosting library's model: they all take NaN as a missing value, and
+    infinities as numbers (XGBoost's scikit-learn predict does; its DMatrix refuses them)."""
     metadata: dict[str, Any] = {
         "framework": framework,
         "framework_version": version,
         "estimator": f"{framework}.{type(model).__name__}",
         "n_features": n_features,
         "allow_nan": True,
+        "allow_inf": True,
         "objective": objective,
     }
     if feature_names is not None and len(feature_names):

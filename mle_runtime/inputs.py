@@ -299,25 +299,29 @@ def converted(arr: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
     return out
 
 
-def check_finite(arr: np.ndarray, name: str, allow_nan: bool | list[int]) -> None:
-    """Refuse infinities, and NaN unless the model handles missing values, as scikit-learn does;
-    ``allow_nan`` may list the columns where NaN is accepted (a ColumnTransformer's encoded columns)."""
+def check_finite(arr: np.ndarray, name: str, allow_nan: bool | list[int], allow_inf: bool | list[int] = False) -> None:
+    """Refuse infinities and NaN where the model's framework refuses them, as scikit-learn does;
+    ``allow_nan`` and ``allow_inf`` may list the columns where one is accepted (a ColumnTransformer's
+    encoded or passed-through columns)."""
     # min and max (SIMD reductions, no temporary mask) decide the common all-finite case: NaN
     # propagates into both, an infinity into one. Measured: 3x cheaper than a sum, 10x than the same
     # test compiled into the executable.
     if arr.dtype.kind != "f" or arr.size == 0 or (np.isfinite(arr.min()) and np.isfinite(arr.max())):
         return
-    if np.isinf(arr).any():
+    if _outside(np.isinf(arr), allow_inf):
         raise InputError(f"input {name!r} contains infinity; the model refuses it as its framework does")
-    if isinstance(allow_nan, list) and arr.ndim == 2:
-        refused = np.isnan(np.delete(arr, allow_nan, axis=1)).any()
-    else:
-        refused = np.isnan(arr).any() and not allow_nan
-    if refused:
+    if _outside(np.isnan(arr), allow_nan):
         raise InputError(
             f"input {name!r} contains NaN and this model does not accept missing values; impute "
             "them first, or export a pipeline that starts with SimpleImputer"
         )
+
+
+def _outside(found: np.ndarray, allowed: bool | list[int]) -> bool:
+    """Whether any ``found`` value lies outside the ``allowed`` columns (all, none, or a list)."""
+    if isinstance(allowed, list) and found.ndim == 2:
+        return bool(np.delete(found, allowed, axis=1).any())
+    return bool(found.any()) and not allowed
 
 
 def one_column(given: list[Any]) -> list[Any]:

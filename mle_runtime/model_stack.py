@@ -232,7 +232,7 @@ class ModelStack:
         allow_nan = self._template._allow_nan
         if allow_nan is not None:
             for a, spec in zip(arrays, self._graph.inputs, strict=True):
-                check_finite(self._template._caller_columns(a), spec.name, allow_nan)
+                check_finite(self._template._caller_columns(a), spec.name, allow_nan, self._template._allow_inf)
         return running
 
     def _labels(self, index: np.ndarray) -> np.ndarray:

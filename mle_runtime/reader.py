@@ -173,6 +173,10 @@ _METADATA_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
         "true, false or a list of column indices",
         lambda v: isinstance(v, bool) or (isinstance(v, list) and all(_is_int(i) and i >= 0 for i in v)),
     ),
+    "allow_inf": (
+        "true, false or a list of column indices",
+        lambda v: isinstance(v, bool) or (isinstance(v, list) and all(_is_int(i) and i >= 0 for i in v)),
+    ),
     "one_dimensional_input": ("true or false", lambda v: isinstance(v, bool)),
     "columns_by_name": ("true or false", lambda v: isinstance(v, bool)),
     "neighbors_graph": (

@@ -261,6 +261,7 @@ class MLERuntime:
         self._allow_nan: bool | list[int] | None = (
             mf.metadata.get("allow_nan") if kwargs.get("check_inputs", True) else None
         )
+        self._allow_inf: bool | list[int] = mf.metadata.get("allow_inf", False)
         self._max_bucket = buckets.CPU_MAX_BUCKET if self._jax_device.platform == "cpu" else buckets.GPU_MAX_BUCKET
         if self._jax_device.platform == "cpu":
             self._max_bucket = buckets.cpu_chunk(self._max_bucket, mf.metadata.get("largest_activation_bytes_per_row"))
@@ -522,7 +523,7 @@ class MLERuntime:
             # After the dispatch, so that it overlaps the executable where dispatch is asynchronous: host
             # work between two XLA calls let its thread pool fall asleep, which cost more than the check.
             for a, spec in zip(arrays, self._graph.inputs, strict=True):
-                check_finite(self._caller_columns(a), spec.name, self._allow_nan)
+                check_finite(self._caller_columns(a), spec.name, self._allow_nan, self._allow_inf)
         return list(outs)
 
     def run(self, inputs: Any) -> list[np.ndarray]:

@@ -281,15 +281,22 @@ def test_inputs_catboost_refuses_are_refused(tmp_path_factory: pytest.TempPathFa
     with pytest.raises(InputError, match="column 1 holds 'red\\\\udc80', which is not valid UTF-8"):
         runtime.predict(X)
     assert_close(runtime.predict_proba(test), model.predict_proba(test), 1e-5, "after a refused batch")
-    for rows in (5, 100):  # (an infinity among the input's own columns, row by row and in arrays)
-        X = test.iloc[:rows].copy()
-        X.iloc[rows - 1, 2] = np.inf
-        with pytest.raises(InputError, match="contains infinity"):
-            runtime.predict(X)
     with pytest.raises(InputError, match="expected 6 features"):
         runtime.predict(test.iloc[:5, :5])
     with pytest.raises(InputError, match="take strings"):
         runtime.predict(np.zeros((3, 6)))
+
+
+def test_infinities_are_taken_as_catboost_takes_them(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """+-inf in the float columns beside categorical ones, row by row and in arrays: CatBoost reads them
+    as numbers past every border, and so does the runtime."""
+    model, test = fitted("binary")
+    runtime = mle.load_model(exported("binary", tmp_path_factory.getbasetemp()))
+    for rows in (5, 100):
+        X = test.iloc[:rows].copy()
+        X.iloc[rows - 1, 2], X.iloc[0, 0] = np.inf, -np.inf
+        np.testing.assert_array_equal(runtime.predict(X), model.predict(X))
+        assert_close(runtime.predict_proba(X), model.predict_proba(X), 1e-5, f"infinities, {rows} rows")
 
 
 TENSORS = {"keys": np.array([3, 9, 7], dtype=np.uint64), "counts": np.arange(1.0, 7.0), "floats": np.zeros(3)}
@@ -369,9 +376,9 @@ def test_stacks_only_models_that_count_alike(tmp_path: Path) -> None:
     (twice,) = mle.stack([paths[0], paths[0]]).run([test])[1:]
     single = mle.load_model(paths[0]).predict_proba(test)
     np.testing.assert_array_equal(twice, np.stack([single, single]))
-    test.iloc[4, 0] = np.inf  # (checked in the caller's columns, as one model checks them)
-    with pytest.raises(InputError, match="contains infinity"):
-        mle.stack([paths[0], paths[0]]).run([test])
+    test.iloc[4, 0] = np.inf  # (taken in the caller's float columns, as one model takes it)
+    (twice,) = mle.stack([paths[0], paths[0]]).run([test])[1:]
+    np.testing.assert_array_equal(twice[1], mle.load_model(paths[0]).predict_proba(test))
     with pytest.raises(ValueError, match="catboost categories differ"):
         mle.stack(paths)
 

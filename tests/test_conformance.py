@@ -536,6 +536,49 @@ def test_meta_estimators_take_nan_where_all_their_parts_do(meta: str, tmp_path: 
         mle.load_model(tmp_path / "refusing.mle").predict(X_test)
 
 
+# scikit-learn takes infinities into these, and the runtime refuses them (case id prefix -> why)
+INFINITY_REFUSED = {
+    "kernel-density": "scikit-learn's tree-based sum answers a row at infinity with an approximate -inf or NaN",
+    "nearest-neighbors": "distances to a row at infinity are inf or NaN, and its neighbours an artifact of the "
+    "tree search's order",
+    "scaled-nearest-neighbors": "as nearest-neighbors",
+}
+NUMERIC_CASES = [c for c in CASES if not c.xfail and DATA[c.data]()["X_test"].dtype.kind == "f"]
+
+
+@pytest.mark.parametrize("case", NUMERIC_CASES, ids=[c.id for c in NUMERIC_CASES])
+def test_infinities_are_taken_where_scikit_learn_takes_them(case: Case, tmp_path_factory) -> None:
+    """+inf and -inf in two rows: refused where scikit-learn raises (most estimators), answered as
+    scikit-learn answers where it takes them (histogram boosting, isolation forests, dummies, an identity
+    FunctionTransformer and the pipelines that hand them the column), in float64 precision."""
+    model, X_test = fitted(case)
+    X = rows(X_test, 1000).astype(np.float64)  # (the batch test_matches_sklearn compiled)
+    X[1, 0], X[3, -1] = np.inf, -np.inf
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # (scikit-learn's finiteness check sums inf - inf)
+            ref = sklearn_outputs(model, X)
+    except ValueError:
+        ref = None
+    runtime = mle.load_model(exported(case, tmp_path_factory.getbasetemp()), precision="float64")
+    if ref is None or case.id.startswith(tuple(INFINITY_REFUSED)):
+        with pytest.raises(ValueError, match="infinity"):
+            runtime.run([X])
+        return
+    outputs = runtime.run([X])
+    task = runtime.get_model_info()["metadata"]["task"]
+    tol = case.float64_tolerance[0] if case.float64_tolerance else 1e-12
+    if task in ("classifier", "clusterer"):
+        np.testing.assert_array_equal(outputs[0], ref["predict"], err_msg=f"{case.id}: labels")
+    second = next((m for m in ("predict_proba", "decision_function", "transform") if m in ref), "predict")
+    expected = np.hstack(ref[second]) if isinstance(ref[second], list) else ref[second]
+    ours = outputs[0] if task not in ("classifier", "clusterer") else outputs[1]
+    assert_close(ours, expected, tol, f"{case.id}: {second}", magnitude(expected))
+    if hasattr(model, "score_samples"):
+        scores = model.score_samples(X)
+        assert_close(runtime.score_samples(X), scores, tol, f"{case.id}: score_samples", magnitude(scores))
+
+
 @pytest.mark.parametrize(
     "make",
     [

@@ -109,6 +109,10 @@ _REMOVES_NAN = {
 }
 # Steps whose answer never reads the input, whatever their tags say: any value, NaN included, is accepted.
 _IGNORE_VALUES = {"DummyClassifier", "DummyRegressor", "_ConstantPredictor"}
+# Estimators that read infinities as numbers (validated with ensure_all_finite=False): their trees send +-inf
+# past every threshold. (KernelDensity and NearestNeighbors take them too, into infinite or NaN distances:
+# the runtime refuses those.)
+_TAKES_INFINITY = {"HistGradientBoostingClassifier", "HistGradientBoostingRegressor", "IsolationForest"}
 # Meta-estimators that hand the input, unchecked, to their fitted parts (their tags say no NaN; scikit-learn
 # takes NaN wherever every part does): the parts that read it.
 _PARTS_READING_X: dict[str, Callable[[Any], list[Any]]] = {
@@ -142,49 +146,56 @@ def _tag_allows_nan(est: Any) -> bool:
     return bool(get_tags(est).input_tags.allow_nan)
 
 
-def _nan_ok(est: Any, downstream: bool, n_columns: int) -> bool | set[int]:
-    """Whether scikit-learn accepts NaN in the input of ``est`` when what follows it accepts NaN or not
-    (``downstream``): ``est`` must accept NaN, and remove it or hand it to a step that accepts it. A
-    ColumnTransformer answers per column: the set of columns where NaN is accepted."""
+def _accepts(value: str, est: Any, downstream: bool, n_columns: int) -> bool | set[int]:
+    """Whether scikit-learn accepts ``value`` ("nan" or "inf") in the input of ``est`` when what follows it
+    accepts it or not (``downstream``): ``est`` must accept it, and remove it or hand it to a step that
+    accepts it. A ColumnTransformer answers per column: the set of columns where it is accepted."""
     est = selection.unfrozen(est)
     if est is None or est == "passthrough":
         return downstream
     if est == "drop":
         return True
     if hasattr(est, "best_estimator_"):  # a fitted search: its best estimator
-        return _nan_ok(est.best_estimator_, downstream, n_columns)
+        return _accepts(value, est.best_estimator_, downstream, n_columns)
     if type(est).__name__ == "FunctionTransformer" and not est.validate:  # (a fitted "passthrough" too)
-        return downstream  # it checks nothing: NaN goes on to what follows
+        return downstream  # it checks nothing: the value goes on to what follows
     if hasattr(est, "steps"):
         answer: bool | set[int] = downstream
         for _, step in reversed(est.steps):
             width = getattr(step, "n_features_in_", n_columns)
-            answer = _nan_ok(step, _all(answer, width), width)
+            answer = _accepts(value, step, _all(answer, width), width)
         return answer
     if hasattr(est, "transformers_"):
         ok = set(range(n_columns))
         for name, step, _ in est.transformers_:
             columns = est._transformer_to_input_indices.get(name, [])
-            if not _all(_nan_ok(step, downstream, len(columns)), len(columns)):
+            if not _all(_accepts(value, step, downstream, len(columns)), len(columns)):
                 ok -= set(columns)
         return ok
     if type(est).__name__ in _IGNORE_VALUES:
         return True
-    if type(est).__name__ in _PARTS_READING_X:  # (their answers, probabilities or predictions, hold no NaN)
+    if type(est).__name__ in _PARTS_READING_X:  # (their answers, probabilities or predictions, hold neither)
         return all(
-            _all(_nan_ok(part, True, n_columns), n_columns) for part in _PARTS_READING_X[type(est).__name__](est)
+            _all(_accepts(value, part, True, n_columns), n_columns)
+            for part in _PARTS_READING_X[type(est).__name__](est)
         )
+    if value == "inf":
+        categorical = getattr(est, "is_categorical_", None)  # (histogram boosting refuses inf as a category)
+        if type(est).__name__ in _TAKES_INFINITY and categorical is not None:
+            return set(np.flatnonzero(~np.asarray(categorical)).tolist())
+        return type(est).__name__ in _TAKES_INFINITY
     return _tag_allows_nan(est) and (_removes_nan(est) or downstream)
 
 
 def _all(answer: bool | set[int], n_columns: int) -> bool:
-    """A per-column answer as one: NaN accepted in every column."""
+    """A per-column answer as one: accepted in every column."""
     return answer if isinstance(answer, bool) else len(answer) == n_columns
 
 
-def _allows_nan(model: Any, n_columns: int) -> bool | list[int]:
-    """True or False, or the columns where NaN is accepted (the runtime refuses it elsewhere)."""
-    answer = _nan_ok(model, True, n_columns)
+def _allows(value: str, model: Any, n_columns: int) -> bool | list[int]:
+    """True or False, or the columns where ``value`` ("nan" or "inf") is accepted (the runtime refuses it
+    elsewhere)."""
+    answer = _accepts(value, model, True, n_columns)
     if isinstance(answer, bool):
         return answer
     return True if len(answer) == n_columns else sorted(answer) if answer else False
@@ -213,8 +224,10 @@ def convert(model: Any, input_shape: tuple[int, ...] | None = None) -> ModelIR:
         "framework_version": sklearn.__version__,
         "estimator": f"{_public_module(cls)}.{cls.__qualname__}",
         "n_features": int(n),
-        "allow_nan": _allows_nan(model, int(n)),
+        "allow_nan": _allows("nan", model, int(n)),
     }
+    if allow_inf := _allows("inf", model, int(n)):
+        metadata["allow_inf"] = allow_inf
     if names is not None:
         metadata["feature_names"] = [str(c) for c in names]
         if hasattr(_first_step(model), "transformers_"):  # a ColumnTransformer picks a DataFrame's columns by name
