@@ -1,4 +1,4 @@
-"""CatBoost: CatBoostClassifier and CatBoostRegressor, read from the model's JSON form.
+"""CatBoost: CatBoostClassifier, CatBoostRegressor and CatBoostRanker, read from the model's JSON form.
 
 Each level of an oblivious tree (grow_policy SymmetricTree, the default) tests one float feature,
 ``float32(x) > border``, and sets one bit of the leaf index (split i, bit i). The trees of the Depthwise
@@ -38,6 +38,16 @@ _IDENTITY = {
     "FairLoss",
     "LogCosh",
     "Cox",
+    # CatBoostRanker's losses: predict answers the raw sum
+    "YetiRank",
+    "YetiRankPairwise",
+    "PairLogit",
+    "PairLogitPairwise",
+    "QueryRMSE",
+    "QuerySoftMax",
+    "StochasticFilter",
+    "StochasticRank",
+    "LambdaMart",
 }
 _EXP = {"Poisson", "Tweedie"}
 
@@ -162,7 +172,7 @@ def step_classes() -> list[type]:
     the registry registers them when it first meets one)."""
     import catboost
 
-    return [catboost.CatBoostClassifier, catboost.CatBoostRegressor]
+    return [catboost.CatBoostClassifier, catboost.CatBoostRegressor, catboost.CatBoostRanker]
 
 
 def build(

@@ -24,11 +24,16 @@ from mle_runtime.errors import UnsupportedModelError
 
 _IDENTITY = {"regression", "regression_l1", "huber", "fair", "quantile", "mape", "lambdarank", "rank_xendcg"}
 _EXP = {"poisson", "gamma", "tweedie"}
+# The JSON dump writes any |value| from this up as this (LightGBM's AvoidInf): an infinite threshold too.
+DUMP_CLAMP = 1e300
 
 
-def _tree(structure: dict[str, Any]) -> tuple[Tree, dict[int, tuple[float, list[int], list[float]]]]:
+def _tree(
+    structure: dict[str, Any], exact: list[float] | None = None
+) -> tuple[Tree, dict[int, tuple[float, list[int], list[float]]]]:
     """A dumped tree, numbered in preorder; ``source_leaf`` keeps LightGBM's leaf indices. With it, a
-    linear tree's leaves: node -> (constant, features, coefficients)."""
+    linear tree's leaves: node -> (constant, features, coefficients). ``exact``: the tree's thresholds by
+    split index as the model's text holds them, for the ones the dump clamps (see ``_text_thresholds``)."""
     left, right, feature, threshold, default_left, value = [], [], [], [], [], []
     linear: dict[int, tuple[float, list[int], list[float]]] = {}
     nan_as_zero, zero_missing, source_leaf = [], [], []
@@ -66,7 +71,8 @@ def _tree(structure: dict[str, Any]) -> tuple[Tree, dict[int, tuple[float, list[
             nan_as_zero.append(False)
             zero_missing.append(False)
         elif node["decision_type"] == "<=":
-            threshold.append(float(node["threshold"]))
+            t = float(node["threshold"])
+            threshold.append(exact[int(node["split_index"])] if exact is not None and abs(t) >= DUMP_CLAMP else t)
             default_left.append(bool(node["default_left"]))
             nan_as_zero.append(missing != "NaN")
             zero_missing.append(missing == "Zero")
@@ -127,9 +133,39 @@ def trees_of(model: Any, num_iteration: int | None = None) -> tuple[list[Tree], 
     if num_iteration is None and booster.best_iteration > 0:
         num_iteration = booster.best_iteration
     dump = booster.dump_model(num_iteration=num_iteration if num_iteration is not None else -1)
-    trees, linear = zip(*(_tree(t["tree_structure"]) for t in dump["tree_info"]), strict=True)
+    exact = _text_thresholds(booster, dump, num_iteration)
+    trees, linear = zip(
+        *(_tree(t["tree_structure"], exact.get(t["tree_index"])) for t in dump["tree_info"]), strict=True
+    )
     dump["linear_terms"] = linear_leaves(list(trees), list(linear)) if any(linear) else 0
     return list(trees), dump
+
+
+def _text_thresholds(booster: Any, dump: dict[str, Any], num_iteration: int | None) -> dict[int, list[float]]:
+    """Tree index -> its thresholds by split index, read from the model's text, where the dump shows one
+    clamped: the JSON dump writes a threshold of +-inf (a split past the largest value a feature was
+    seen with) as +-1e300, and LightGBM compares with the infinity (an input of inf goes left). None
+    clamped (the usual case): empty, and the text is not made."""
+    if not any(abs(t) >= DUMP_CLAMP for t in _dumped_thresholds(dump)):
+        return {}
+    text = booster.model_to_string(num_iteration=num_iteration if num_iteration is not None else -1)
+    blocks = re.split(r"^Tree=(\d+)$", text.split("\nend of trees")[0], flags=re.MULTILINE)
+    out = {}
+    for tree, body in zip(blocks[1::2], blocks[2::2], strict=True):
+        line = re.search(r"^threshold=(.*)$", body, re.MULTILINE)  # (a tree of one leaf has none)
+        if line:
+            out[int(tree)] = [float(v) for v in line.group(1).split()]
+    return out
+
+
+def _dumped_thresholds(dump: dict[str, Any]) -> list[float]:
+    out, stack = [], [t["tree_structure"] for t in dump["tree_info"]]
+    while stack:
+        node = stack.pop()
+        if node.get("decision_type") == "<=":
+            out.append(float(node["threshold"]))
+        stack.extend(node[k] for k in ("left_child", "right_child") if k in node)
+    return out
 
 
 def _pandas_categories(model: Any, dump: dict[str, Any]) -> dict[int, list[Any]]:
@@ -206,12 +242,15 @@ def build(
     raw = tree_ensemble(b, codes, trees, n_features, per_iteration, compare_float32=False, linear_terms=terms)
     if dump.get("average_output"):  # random-forest mode averages the iterations
         raw = b.op("Div", raw, b.const("n_iterations", np.array(len(trees) // per_iteration, dtype=np.float64)))
-    return _head(b, raw, objective, options, wrapper, per_iteration), n_features, str(dump["objective"])
+    converted = _head(b, raw, objective, options, wrapper, per_iteration, sqrt="sqrt" in params)
+    return converted, n_features, str(dump["objective"])
 
 
 def _head(
-    b: GraphBuilder, raw: str, objective: str, options: dict[str, str], wrapper: Any, per_iteration: int
+    b: GraphBuilder, raw: str, objective: str, options: dict[str, str], wrapper: Any, per_iteration: int, sqrt: bool
 ) -> Converted:
+    """The outputs from the raw sums, as LightGBM's objectives convert them (``sqrt``: a regression fitted
+    to sqrt(|y|) with y's sign, ``reg_sqrt``, answers sign(x) * x * x)."""
     import lightgbm
 
     classifier = isinstance(wrapper, lightgbm.LGBMClassifier)
@@ -225,9 +264,15 @@ def _head(
         decision = b.op("SqueezeLast", raw)
         scaled = decision if sigma == 1 else b.op("Mul", decision, b.const("sigmoid", np.array(sigma)))
         proba = b.op("ProbaPair", b.op("Sigmoid", scaled)) if classifier else b.op("Sigmoid", scaled)
+    elif objective in ("cross_entropy_lambda", "xentlambda") and not classifier:
+        score = b.op("SqueezeLast", raw)  # (its answer is log(1 + exp(x)), not a probability)
+        value = b.op("Ufunc", b.op("Ufunc", score, name="exp"), name="log1p")
+        return Converted("regressor", {"predictions": value, "decision": score}, ["predictions"])
     elif objective in _IDENTITY or objective in _EXP:
         score = b.op("SqueezeLast", raw) if per_iteration == 1 else raw
         value = b.op("Exp", score) if objective in _EXP else score
+        if sqrt and objective in _IDENTITY:
+            value = b.op("Mul", b.op("Mul", b.op("Ufunc", score, name="sign"), score), score)
         outputs = {"predictions": value} if value == score else {"predictions": value, "decision": score}
         return Converted("regressor", outputs, ["predictions"])
     else:

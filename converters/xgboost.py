@@ -118,13 +118,12 @@ def _booster(model: Any) -> tuple[Any, Any]:
     raise UnsupportedModelError(f"{type(model).__qualname__} is not an XGBoost model")
 
 
-def _iteration_range(wrapper: Any, booster: Any, iteration_range: tuple[int, int] | None) -> tuple[int, int] | None:
-    """The iterations predict uses: the caller's, else a wrapper's best iteration (early stopping)."""
+def _iteration_range(wrapper: Any, iteration_range: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The iterations predict uses: the caller's, else a wrapper's best iteration (early stopping). A raw
+    Booster's predict uses every tree, whatever best iteration it records (``xgboost.train`` keeps them all)."""
     if iteration_range is not None:
         return tuple(iteration_range)  # type: ignore[return-value]
     best = getattr(wrapper, "best_iteration", None) if wrapper is not None else None
-    if best is None and wrapper is None and booster.attr("best_iteration") is not None:
-        best = int(booster.attr("best_iteration"))
     return None if best is None else (0, int(best) + 1)
 
 
@@ -248,7 +247,7 @@ def _ordered_trees(
     adds to output tree_info[t]; DART's tree weights applied."""
     indptr = [int(v) for v in body.get("iteration_indptr", [])]
     raw_trees, tree_info = body["trees"], [int(v) for v in body["tree_info"]]
-    span = _iteration_range(wrapper, booster, iteration_range)
+    span = _iteration_range(wrapper, iteration_range)
     first, last = 0, len(raw_trees)
     if span is not None and indptr:
         begin, end = span
@@ -300,6 +299,8 @@ def _head(b: GraphBuilder, margin: str, link: str, wrapper: Any, n_classes: int,
         proba = b.op("Softmax", margin)
         if classifier:
             classes = np.asarray(getattr(wrapper, "classes_", np.arange(n_classes)))
+            if objective == "multi:softmax":  # (XGBClassifier.predict casts the booster's class index to int32)
+                classes = classes.astype(np.int32)
             outputs = {"label": b.op("ArgMax", proba), "probabilities": proba, "decision": margin}
             return Converted("classifier", outputs, ["label", "probabilities"], classes=classes)
         if objective == "multi:softmax":  # a raw booster predicts the class index

@@ -30,7 +30,11 @@ import numpy as np
 
 from mle_runtime.graph import Graph
 from mle_runtime.lowering import to_float32_down
-from mle_runtime.ops.trees import CATEGORICAL, FLAG_BITS, LEAF
+from mle_runtime.ops.trees import CATEGORICAL, FLAG_BITS, LEAF, LIGHTGBM_ZERO
+
+# LightGBM reads -Z <= x <= Z as 0 (Z its kZeroThreshold) before any split: two more splits, x <= Z and
+# x < -Z (x <= the float64 below -Z), on every feature its trees split.
+LIGHTGBM_ZERO_SPLITS = np.array([LIGHTGBM_ZERO, np.nextafter(-LIGHTGBM_ZERO, -np.inf)])
 
 # Rows hashed at a time: bounds the temporaries (about 9 bytes a value) whatever the batch.
 HASH_BLOCK_ROWS = 16_384
@@ -117,6 +121,8 @@ def plan(
             if nodes is None or thresholds is None or thresholds.dtype != np.float64:
                 continue
             splits = _split_thresholds(nodes, thresholds, int(node.attrs["feature_bits"]))
+            if node.attrs.get("lightgbm_missing"):
+                splits = {f: np.concatenate([t, LIGHTGBM_ZERO_SPLITS]) for f, t in splits.items()}
         elif node.op == "BinIndex" and node.version == 2 and node.inputs[1] in tensors:
             rows = np.asarray(tensors[node.inputs[1]], dtype=np.float64)
             splits = {f: row[np.isfinite(row)] for f, row in enumerate(rows)}

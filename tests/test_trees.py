@@ -32,6 +32,7 @@ from mle_runtime.converters import catboost as cb_converter
 from mle_runtime.converters import lightgbm as lgb_converter
 from mle_runtime.converters import xgboost as xgb_converter
 from mle_runtime.converters.sklearn import trees as sk_trees
+from mle_runtime.ops.trees import LIGHTGBM_ZERO
 from mle_runtime.writer import serialize
 
 # LightGBM warns about parameters it overrides; that is LightGBM's business, not these tests'
@@ -62,7 +63,12 @@ def _data(kind: str) -> dict[str, np.ndarray]:
 
 
 def _rank_groups(model: Any, data: dict[str, np.ndarray]) -> Any:
-    kw = {"qid": np.repeat(np.arange(50), 20)} if isinstance(model, xgboost.XGBRanker) else {"group": [20] * 50}
+    if isinstance(model, xgboost.XGBRanker):
+        kw: dict[str, Any] = {"qid": np.repeat(np.arange(50), 20)}
+    elif isinstance(model, catboost.CatBoostRanker):
+        kw = {"group_id": np.repeat(np.arange(50), 20)}
+    else:
+        kw = {"group": [20] * 50}
     return model.fit(data["X"], data["y"] + (data["reg"] > 1), **kw)
 
 
@@ -143,6 +149,13 @@ CASES: dict[str, tuple[Callable[[], Any], str, str, dict[str, Any]]] = {
     "lgb-poisson": (lambda: lightgbm.LGBMRegressor(objective="poisson", **LGB), "binary", "pos", {}),
     "lgb-gamma": (lambda: lightgbm.LGBMRegressor(objective="gamma", **LGB), "binary", "pos", {}),
     "lgb-tweedie": (lambda: lightgbm.LGBMRegressor(objective="tweedie", **LGB), "binary", "pos", {}),
+    "lgb-sqrt": (lambda: lightgbm.LGBMRegressor(reg_sqrt=True, **LGB), "binary", "reg", {}),
+    "lgb-cross-entropy-lambda": (
+        lambda: lightgbm.LGBMRegressor(objective="cross_entropy_lambda", **LGB),
+        "binary",
+        "y",
+        {},
+    ),
     "lgb-zero-missing": (lambda: lightgbm.LGBMRegressor(zero_as_missing=True, **LGB), "binary", "reg", {}),
     "lgb-no-missing": (lambda: lightgbm.LGBMRegressor(use_missing=False, **LGB), "binary", "reg", {}),
     "lgb-rf": (
@@ -185,6 +198,8 @@ CASES: dict[str, tuple[Callable[[], Any], str, str, dict[str, Any]]] = {
         {},
     ),
     "cb-logcosh": (lambda: catboost.CatBoostRegressor(loss_function="LogCosh", **CB), "binary", "reg", {}),
+    "cb-ranker": (lambda: catboost.CatBoostRanker(**CB), "binary", "rank", {}),
+    "cb-ranker-pairs": (lambda: catboost.CatBoostRanker(loss_function="PairLogit", **CB), "binary", "rank", {}),
 }
 
 
@@ -215,8 +230,12 @@ def reference(model: Any, X: np.ndarray) -> list[np.ndarray]:
 def assert_scaled(ours: np.ndarray, ref: np.ndarray, tol: float, what: str) -> None:
     ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
     assert ours.shape == ref.shape, f"{what}: shape {ours.shape} != {ref.shape}"
-    scale = np.maximum(np.max(np.abs(ref), axis=0), np.finfo(np.float64).tiny)
-    err = float(np.max(np.abs(ours - ref) / scale))
+    # (a linear tree answers an infinite input with an infinity or NaN: they must sit where the framework's do)
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref), err_msg=f"{what}: NaN positions")
+    same = (ours == ref) | np.isnan(ref)
+    scale = np.maximum(np.max(np.abs(np.where(np.isfinite(ref), ref, 0)), axis=0), np.finfo(np.float64).tiny)
+    with np.errstate(invalid="ignore"):  # (inf - inf where both are inf, left out by ``same``)
+        err = float(np.max(np.where(same, 0.0, np.abs(ours - ref)) / scale))
     assert err <= tol, f"{what}: scaled error {err:.3g} > {tol:g}"
 
 
@@ -233,9 +252,31 @@ def test_matches_the_framework(case_id: str, precision: str, tmp_path_factory: p
         ours, ref = runtime.run([X[:n]]), reference(model, X[:n])
         if len(ref) == 2:
             np.testing.assert_array_equal(ours[0], ref[0], err_msg=f"{case_id} [{precision}, batch {n}]: labels")
+            assert ours[0].dtype == ref[0].dtype, f"{case_id}: labels of dtype {ours[0].dtype}, not {ref[0].dtype}"
             assert_scaled(ours[1], ref[1], tol, f"{case_id} [{precision}, batch {n}]: probabilities")
         else:
             assert_scaled(ours[0], ref[0], tol, f"{case_id} [{precision}, batch {n}]: predictions")
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "case_id",
+    ["xgb-binary", "xgb-categorical", "lgb-binary", "lgb-categorical", "lgb-linear", "cb-binary", "cb-depthwise"],
+)
+def test_infinities_are_numbers_as_the_frameworks_read_them(case_id: str, precision: str, tmp_path_factory) -> None:
+    """The libraries' predict takes +-inf (a categorical column's too) and sends it past every threshold;
+    so does the runtime, where it refuses infinities for models whose framework refuses them."""
+    model, data = fitted(case_id)
+    runtime = mle.load_model(exported(case_id, tmp_path_factory.getbasetemp()), precision=precision)
+    X = data["X_test"].copy()
+    rows = np.arange(len(X))
+    X[rows % 5 == 0, rows[rows % 5 == 0] % X.shape[1]] = np.inf
+    X[rows % 7 == 0, (rows[rows % 7 == 0] + 3) % X.shape[1]] = -np.inf
+    ours, ref = runtime.run([X]), reference(model, X)
+    tol = 1e-12 if precision == "float64" and not case_id.startswith("xgb") else 1e-5
+    if len(ref) == 2:
+        np.testing.assert_array_equal(ours[0], ref[0], err_msg=f"{case_id} [{precision}]: labels")
+    assert_scaled(ours[-1], ref[-1], tol, f"{case_id} [{precision}]")
 
 
 def _framework_leaves(case_id: str, model: Any, X: np.ndarray, path: Path) -> np.ndarray:
@@ -414,6 +455,18 @@ def test_raw_boosters(tmp_path: Path) -> None:
     )
     mle.export_model(booster, tmp_path / "xgb.mle")
     assert_scaled(mle.load_model(tmp_path / "xgb.mle").predict(X), booster.predict(xgboost.DMatrix(X)), 1e-5, "xgb")
+    # early stopping: the booster records its best iteration, and its predict still uses every tree
+    for kind in ("gbtree", "dart"):
+        params = {"objective": "reg:squarederror", "max_depth": 6, "eta": 1.0, "booster": kind}
+        train, valid = (
+            xgboost.DMatrix(data["X"][:500], data["reg"][:500]),
+            xgboost.DMatrix(data["X"][500:], data["reg"][500:]),
+        )
+        stopped = xgboost.train(params, train, 100, evals=[(valid, "v")], early_stopping_rounds=2, verbose_eval=False)
+        assert stopped.best_iteration + 1 < stopped.num_boosted_rounds()
+        mle.export_model(stopped, tmp_path / "stopped.mle")
+        expected = stopped.predict(xgboost.DMatrix(X))
+        assert_scaled(mle.load_model(tmp_path / "stopped.mle").predict(X), expected, 1e-5, f"xgb {kind}, stopped early")
     lgb_booster = lightgbm.train(
         {"objective": "regression", "verbose": -1}, lightgbm.Dataset(data["X"], data["reg"]), num_boost_round=10
     )
@@ -747,6 +800,46 @@ def test_float64_inputs_between_float32_neighbours_of_thresholds(make, tmp_path:
         expected = model.predict(X_edge)
         scale = np.abs(expected).max()
         np.testing.assert_allclose(runtime.predict(X_edge), expected, rtol=1e-5, atol=1e-6 * scale)
+
+
+def test_lightgbm_splits_of_numbers_from_nan_at_an_infinite_threshold(tmp_path: Path) -> None:
+    """A split of every number from NaN holds the threshold inf, which LightGBM's JSON dump writes as
+    1e300: inf (and anything past 1e300) goes left with the numbers, as LightGBM sends it."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 2))
+    X[rng.random(1000) < 0.3, 1] = np.nan
+    model = lightgbm.LGBMClassifier(n_estimators=5, num_leaves=4, verbose=-1)
+    model.fit(X, np.isnan(X[:, 1]) ^ (X[:, 0] > 1))
+    assert "threshold=inf" in model.booster_.model_to_string()
+    X_far = np.array([[0.0, np.inf], [2.0, np.inf], [0.0, 1e301], [2.0, -np.inf], [0.0, np.nan], [0.0, 1.0]])
+    mle.export_model(model, tmp_path / "model.mle")
+    for precision in ("float32", "float64"):
+        runtime = mle.load_model(tmp_path / "model.mle", precision=precision)
+        X_in = X_far if precision == "float64" else X_far[X_far[:, 1] != 1e301]  # (1e301: no float32)
+        np.testing.assert_array_equal(runtime.predict(X_in), model.predict(X_in), err_msg=precision)
+        np.testing.assert_allclose(runtime.predict_proba(X_in), model.predict_proba(X_in), rtol=1e-6, err_msg=precision)
+
+
+@pytest.mark.parametrize("zero_as_missing", [False, True])
+def test_float64_inputs_next_to_lightgbms_zero(zero_as_missing: bool, tmp_path: Path) -> None:
+    """LightGBM reads |x| <= kZeroThreshold (1e-35f) as 0 before its splits: float64 inputs one float64
+    ulp past it read as numbers there, though float32 rounds them onto it. Float32 precision answers as
+    LightGBM does on each side."""
+    rng = np.random.default_rng(0)
+    X = np.where(rng.random((2000, 3)) < 0.4, 0.0, rng.normal(size=(2000, 3)))
+    y = (X[:, 0] > 0) ^ (X[:, 1] == 0)
+    model = lightgbm.LGBMClassifier(n_estimators=20, zero_as_missing=zero_as_missing, verbose=-1).fit(X, y)
+    mle.export_model(model, tmp_path / "model.mle")
+    z = LIGHTGBM_ZERO
+    near = np.array([z, np.nextafter(z, 1), np.nextafter(z, -1), z / 2, 0.0])
+    values = np.concatenate([near, -near])
+    X_edge = np.array(np.meshgrid(values, values, [-1.0, 0.0, 1.0])).reshape(3, -1).T
+    expected = model.predict_proba(X_edge)
+    assert len(np.unique(np.round(expected[:, 1], 6))) > 2, "the rows take one path: the test would prove nothing"
+    for precision in ("float32", "float64"):
+        runtime = mle.load_model(tmp_path / "model.mle", precision=precision)
+        np.testing.assert_array_equal(runtime.predict(X_edge), model.predict(X_edge), err_msg=precision)
+        np.testing.assert_allclose(runtime.predict_proba(X_edge), expected, rtol=1e-5, atol=1e-7, err_msg=precision)
 
 
 def test_float64_inputs_on_thresholds_through_a_column_transformer(tmp_path: Path) -> None:
