@@ -156,8 +156,9 @@ def _perfect(trees: list[Tree], depth: int, lightgbm: bool, cat_rows: list) -> _
     parts: list[tuple[np.ndarray, ...]] = []
     for tree in trees:
         position = heap_positions(tree.left, tree.right)
-        internal = np.flatnonzero(tree.left >= 0)
-        leaves = np.flatnonzero(tree.left < 0)
+        reached = position >= 0  # (XGBoost keeps the nodes its pruning deleted, unreachable, in its arrays)
+        internal = np.flatnonzero((tree.left >= 0) & reached)
+        leaves = np.flatnonzero((tree.left < 0) & reached)
         # every slot not taken by a real split always goes left: threshold +inf, missing values left
         feature = np.zeros(inner, dtype=np.int64)
         flags = np.full(inner, DEFAULT_LEFT, dtype=np.int64)

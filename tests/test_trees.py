@@ -447,6 +447,23 @@ def test_iteration_ranges(tmp_path: Path) -> None:
     )
 
 
+def test_xgboost_trees_with_nodes_their_pruning_deleted(tmp_path: Path) -> None:
+    """XGBoost's pruning (gamma) leaves deleted nodes in a tree's arrays, unreachable: shallow trees laid
+    out as perfect heaps must not place them (one took a real leaf's slot: answers 0.17 off)."""
+    data = _data("binary")
+    model = xgboost.XGBRegressor(
+        n_estimators=6, max_depth=3, tree_method="exact", gamma=20.0, min_child_weight=0, reg_lambda=10, random_state=0
+    ).fit(data["X"], data["reg"])
+    raw = json.loads(bytes(model.get_booster().save_raw(raw_format="json")))["learner"]["gradient_booster"]
+    assert any(int(t["tree_param"]["num_deleted"]) for t in raw["model"]["trees"]), "no deleted node: proves nothing"
+    path = tmp_path / "pruned.mle"
+    mle.export_model(model, path)
+    X = edge_inputs(path, data["X_test"], 300, seed=3, float32=True, inf=False)
+    for precision in ("float32", "float64"):
+        assert_scaled(mle.load_model(path, precision=precision).predict(X), model.predict(X), 1e-5, precision)
+        np.testing.assert_array_equal(our_leaves(path, X, precision), _framework_leaves("xgb", model, X, path))
+
+
 def test_raw_boosters(tmp_path: Path) -> None:
     data = _data("binary")
     X = data["X_test"].astype(np.float32)

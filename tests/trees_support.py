@@ -43,8 +43,9 @@ def ranks_of(trees: list[Tree], framework_leaves: np.ndarray, path: Path) -> np.
     out = np.empty(framework_leaves.shape, dtype=np.int64)
     for t, tree in enumerate(trees):
         if attrs.get("layout") == "perfect":
-            leaves = np.flatnonzero(tree.left < 0)
-            numbers = perfect_leaf_slots(heap_positions(tree.left, tree.right)[leaves], attrs["depth"])
+            position = heap_positions(tree.left, tree.right)
+            leaves = np.flatnonzero((tree.left < 0) & (position >= 0))  # (not nodes pruning left unreachable)
+            numbers = perfect_leaf_slots(position[leaves], attrs["depth"])
         else:
             order, _ = bfs_order(tree.left, tree.right)
             leaves = order[tree.left[order] < 0]
