@@ -99,7 +99,12 @@ def channels_first() -> keras.Model:
     v = layers.Conv3D(3, 3, **first)(volume)
     v = layers.GlobalMaxPooling3D(**first)(v)
     z = layers.Concatenate()([flat, pooled, s, v])
-    return keras.Model([image, series, volume], [layers.Dense(3, name="out")(z), kept])
+    model = keras.Model([image, series, volume], [layers.Dense(3, name="out")(z), kept])
+    # TensorFlow runs a channels-first transposed convolution on the CPU only through oneDNN, which it
+    # enables by default on some processors (an AVX-512 Intel one), not all (an AVX2 AMD one: "only supports
+    # NHWC"); Keras's predict compiled by XLA runs it everywhere
+    model.compile(jit_compile=True)
+    return model
 
 
 def sequence_model() -> keras.Model:
