@@ -471,19 +471,9 @@ def reference(model: Any, X: Any) -> list[np.ndarray]:
     return [np.asarray(model.predict(X))]
 
 
-def scaled_error(ours: np.ndarray, ref: np.ndarray) -> float:
-    """The largest difference scaled by its column's largest finite |value|; NaN and infinities (a linear
-    tree's answer to an infinite input) must sit where the library's are."""
-    ours, ref = np.asarray(ours, np.float64).reshape(len(ref), -1), np.asarray(ref, np.float64).reshape(len(ref), -1)
-    if not np.array_equal(np.isnan(ours), np.isnan(ref)):
-        return float("inf")
-    with np.errstate(invalid="ignore"):
-        difference = np.where((ours == ref) | np.isnan(ref), 0.0, np.abs(ours - ref))
-    scale = np.maximum(np.max(np.abs(np.where(np.isfinite(ref), ref, 0)), axis=0), np.finfo(np.float64).tiny)
-    return float(np.max(difference / scale, initial=0.0))
-
-
 def compare(ours: list[np.ndarray], ref: list[np.ndarray], tol: float) -> str:
+    from trees_support import scaled_error
+
     if len(ours) != len(ref):
         return f"{len(ours)} outputs, the library {len(ref)}"
     ties = 0
@@ -553,13 +543,8 @@ def library_leaves(library: str, model: Any, X: np.ndarray, path: Path, params: 
         leaves = booster.predict(dm, pred_leaf=True, **kw).reshape(len(X), -1).astype(np.int64)  # (model order)
         raw = json.loads(bytes(booster.save_raw(raw_format="json")))["learner"]["gradient_booster"]
         body = raw.get("model") or raw["gbtree"]["model"]
-        # the file's order: each class's (output's) trees in turn, round-robin, as the converter orders them
-        classes = [int(c) for c in body["tree_info"][: leaves.shape[1]]]
-        if len(set(classes)) > 1:
-            by_class = [[i for i, c in enumerate(classes) if c == k] for k in sorted(set(classes))]
-            order = [i for group in zip(*by_class, strict=True) for i in group]
-        else:
-            order = list(range(leaves.shape[1]))
+        outputs = [int(c) for c in body["tree_info"]]
+        order = xgb_converter.round_robin(outputs, 0, leaves.shape[1], max(outputs[: leaves.shape[1]]) + 1)
         trees = [xgb_converter._tree(body["trees"][i], None) for i in order]
         return ranks_of(trees, leaves[:, order], path)
     trees, _ = lgb_converter.trees_of(model)
@@ -624,6 +609,11 @@ def raw_reference(library: str, native: Any, X: np.ndarray) -> list[np.ndarray]:
     return reference(native, X)
 
 
+def _said(e: BaseException, limit: int = 240) -> str:
+    """An exception as one line of a results table."""
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"[:limit]
+
+
 def one_run(index: int, seed: int, only: str, folder: Path) -> Run | None:
     from trees_support import edge_inputs, our_leaves, split_points
 
@@ -642,14 +632,14 @@ def one_run(index: int, seed: int, only: str, folder: Path) -> Run | None:
     try:
         model.fit(library_input(library, data.X, data), data.y, **fit)
     except Exception as e:  # (options or data the library itself does not take)
-        run.skipped = f"{type(e).__name__}: {' '.join(str(e).split())}"[:200]
+        run.skipped = _said(e, 200)
         return run
     run.route, source, native = export_route(rng, library, model, folder, params)
     out = folder / "m.mle"
     try:
         mle.export_model(source, out)
     except (ValueError, mle.UnsupportedModelError) as e:
-        run.refused = f"{type(e).__name__}: {' '.join(str(e).split())}"[:240]
+        run.refused = _said(e)
         return run
     # (a model of single leaves has no split to place rows on)
     numbers = (library != "catboost" or not data.categorical) and bool(split_points(out))
@@ -676,7 +666,7 @@ def one_run(index: int, seed: int, only: str, folder: Path) -> Run | None:
         try:
             runtime = mle.load_model(out, precision=precision)
         except Exception as e:
-            run.outcome[name] = f"load: {type(e).__name__}: {' '.join(str(e).split())}"[:240]
+            run.outcome[name] = f"load: {_said(e)}"[:240]
             continue
         frame = library_input(library, X, data)
         try:
@@ -692,7 +682,7 @@ def one_run(index: int, seed: int, only: str, folder: Path) -> Run | None:
             run.outcome[name] = "both refuse" if expected is None else f"refused: {' '.join(str(e).split())}"[:240]
             continue
         except Exception as e:
-            run.outcome[name] = f"run: {type(e).__name__}: {' '.join(str(e).split())}"[:240]
+            run.outcome[name] = f"run: {_said(e)}"[:240]
             continue
         if expected is None:
             run.outcome[name] = "the library refuses, the runtime answers"
@@ -720,7 +710,7 @@ def one_run(index: int, seed: int, only: str, folder: Path) -> Run | None:
                 if not np.array_equal(mine, theirs):
                     verdict = f"leaves differ ({int(np.sum(np.any(mine != theirs, axis=1)))} rows)"
             except Exception as e:
-                verdict = f"leaves not compared: {type(e).__name__}: {' '.join(str(e).split())}"[:200]
+                verdict = f"leaves not compared: {_said(e)}"[:200]
         run.outcome[name] = verdict
     return run
 

@@ -257,13 +257,19 @@ def _ordered_trees(
     if any(int(t["tree_param"].get("size_leaf_vector", "1")) > 1 for t in raw_trees):
         # multi_strategy="multi_output_tree": every tree adds a vector to all the outputs
         return [_tree(raw_trees[i], None if weights is None else weights[i]) for i in range(first, last)]
+    order = round_robin(tree_info, first, last, n_outputs)
+    return [_tree(raw_trees[i], None if weights is None else weights[i]) for i in order]
+
+
+def round_robin(tree_info: list[int], first: int, last: int, n_outputs: int) -> list[int]:
+    """Trees first..last-1 in the order the converter writes them: round-robin by output, tree t adding
+    to output tree_info[t]."""
     by_output: list[list[int]] = [[] for _ in range(n_outputs)]
     for i in range(first, last):
         by_output[tree_info[i]].append(i)
     if len({len(c) for c in by_output}) != 1:
         raise UnsupportedModelError("XGBoost model with unequal numbers of trees per class")
-    order = [i for group in zip(*by_output, strict=True) for i in group]
-    return [_tree(raw_trees[i], None if weights is None else weights[i]) for i in order]
+    return [i for group in zip(*by_output, strict=True) for i in group]
 
 
 def _several_targets(b: GraphBuilder, margin: str, link: str, wrapper: Any, n_targets: int) -> Converted:

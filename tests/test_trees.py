@@ -24,7 +24,7 @@ import pytest
 import xgboost
 from sklearn import datasets, ensemble, tree
 from sklearn.pipeline import make_pipeline
-from trees_support import edge_inputs, our_leaves, ranks_of
+from trees_support import edge_inputs, our_leaves, ranks_of, scaled_error
 
 import mle_runtime as mle
 from mle_runtime import reader as mle_reader
@@ -230,12 +230,8 @@ def reference(model: Any, X: np.ndarray) -> list[np.ndarray]:
 def assert_scaled(ours: np.ndarray, ref: np.ndarray, tol: float, what: str) -> None:
     ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
     assert ours.shape == ref.shape, f"{what}: shape {ours.shape} != {ref.shape}"
-    # (a linear tree answers an infinite input with an infinity or NaN: they must sit where the framework's do)
     np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref), err_msg=f"{what}: NaN positions")
-    same = (ours == ref) | np.isnan(ref)
-    scale = np.maximum(np.max(np.abs(np.where(np.isfinite(ref), ref, 0)), axis=0), np.finfo(np.float64).tiny)
-    with np.errstate(invalid="ignore"):  # (inf - inf where both are inf, left out by ``same``)
-        err = float(np.max(np.where(same, 0.0, np.abs(ours - ref)) / scale))
+    err = scaled_error(ours, ref)
     assert err <= tol, f"{what}: scaled error {err:.3g} > {tol:g}"
 
 

@@ -1,5 +1,6 @@
 """Helpers for the tree tests: the leaves our graph selects, the framework's leaf numbers mapped to
-ours, and inputs placed on every split threshold and one ulp either side of it."""
+ours, inputs placed on every split threshold and one ulp either side of it, and the scaled error of an
+answer."""
 
 from __future__ import annotations
 
@@ -34,6 +35,19 @@ def our_leaves(path: Path, X: np.ndarray, precision: str) -> np.ndarray:
         (source,) = build_function(prefix)(params, [jnp.asarray(X.astype(dtype))])
         leaves = LEAF_FUNCTIONS[node.op](source, *(params[n] for n in node.inputs[1:]), **node.attrs)
         return np.asarray(leaves)
+
+
+def scaled_error(ours: np.ndarray, ref: np.ndarray) -> float:
+    """The largest difference scaled by its column's largest finite |value|, (rows, ...) arrays of the same
+    size; infinite where NaN sits elsewhere than in ``ref`` (a linear tree answers an infinite input with
+    an infinity or NaN: they must sit where the framework's do)."""
+    ours, ref = np.asarray(ours, np.float64).reshape(len(ref), -1), np.asarray(ref, np.float64).reshape(len(ref), -1)
+    if not np.array_equal(np.isnan(ours), np.isnan(ref)):
+        return float("inf")
+    same = (ours == ref) | np.isnan(ref)
+    scale = np.maximum(np.max(np.abs(np.where(np.isfinite(ref), ref, 0)), axis=0), np.finfo(np.float64).tiny)
+    with np.errstate(invalid="ignore"):  # (inf - inf where both are inf, left out by ``same``)
+        return float(np.max(np.where(same, 0.0, np.abs(ours - ref)) / scale, initial=0.0))
 
 
 def ranks_of(trees: list[Tree], framework_leaves: np.ndarray, path: Path) -> np.ndarray:
