@@ -25,6 +25,7 @@ import xgboost
 from sklearn import datasets, ensemble, tree
 from sklearn.pipeline import make_pipeline
 from trees_support import edge_inputs, our_leaves, ranks_of, scaled_error
+from worker_groups import by_case
 
 import mle_runtime as mle
 from mle_runtime import reader as mle_reader
@@ -236,7 +237,7 @@ def assert_scaled(ours: np.ndarray, ref: np.ndarray, tol: float, what: str) -> N
 
 
 @pytest.mark.parametrize("precision", ["float32", "float64"])
-@pytest.mark.parametrize("case_id", sorted(CASES))
+@pytest.mark.parametrize("case_id", by_case(sorted(CASES)))
 def test_matches_the_framework(case_id: str, precision: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     model, data = fitted(case_id)
     runtime = mle.load_model(exported(case_id, tmp_path_factory.getbasetemp()), precision=precision)
@@ -257,7 +258,9 @@ def test_matches_the_framework(case_id: str, precision: str, tmp_path_factory: p
 @pytest.mark.parametrize("precision", ["float32", "float64"])
 @pytest.mark.parametrize(
     "case_id",
-    ["xgb-binary", "xgb-categorical", "lgb-binary", "lgb-categorical", "lgb-linear", "cb-binary", "cb-depthwise"],
+    by_case(
+        ["xgb-binary", "xgb-categorical", "lgb-binary", "lgb-categorical", "lgb-linear", "cb-binary", "cb-depthwise"]
+    ),
 )
 def test_infinities_are_numbers_as_the_frameworks_read_them(case_id: str, precision: str, tmp_path_factory) -> None:
     """The libraries' predict takes +-inf (a categorical column's too) and sends it past every threshold;
@@ -292,22 +295,24 @@ def _framework_leaves(case_id: str, model: Any, X: np.ndarray, path: Path) -> np
 @pytest.mark.parametrize("precision", ["float32", "float64"])
 @pytest.mark.parametrize(
     "case_id",
-    [
-        "xgb-binary",
-        "xgb-deep",
-        "lgb-shallow",
-        "xgb-multiclass",
-        "xgb-categorical",
-        "lgb-binary",
-        "lgb-linear",
-        "lgb-categorical",
-        "lgb-zero-missing",
-        "lgb-no-missing",
-        "lgb-multiclass",
-        "cb-binary",
-        "cb-nan-max",
-        "cb-multiclass",
-    ],
+    by_case(
+        [
+            "xgb-binary",
+            "xgb-deep",
+            "lgb-shallow",
+            "xgb-multiclass",
+            "xgb-categorical",
+            "lgb-binary",
+            "lgb-linear",
+            "lgb-categorical",
+            "lgb-zero-missing",
+            "lgb-no-missing",
+            "lgb-multiclass",
+            "cb-binary",
+            "cb-nan-max",
+            "cb-multiclass",
+        ]
+    ),
 )
 def test_leaves_match_at_every_threshold(case_id: str, precision: str, tmp_path_factory) -> None:
     model, data = fitted(case_id)
@@ -321,7 +326,7 @@ def test_leaves_match_at_every_threshold(case_id: str, precision: str, tmp_path_
     )
 
 
-@pytest.mark.parametrize("case_id", ["cb-depthwise", "cb-lossguide"])
+@pytest.mark.parametrize("case_id", by_case(["cb-depthwise", "cb-lossguide"]))
 def test_catboost_trees_that_are_not_oblivious_at_every_border(case_id: str, tmp_path_factory) -> None:
     """Depthwise and Lossguide trees, walked node by node: CatBoost's answers on inputs on every border, one
     ulp either side of it, and NaN (its leaf numbers are not the walk's, so answers, not leaves)."""
@@ -337,7 +342,7 @@ def test_catboost_trees_that_are_not_oblivious_at_every_border(case_id: str, tmp
 
 
 @pytest.mark.parametrize("paired", [True, False])
-@pytest.mark.parametrize("case_id", ["xgb-deep", "xgb-categorical", "lgb-zero-missing", "lgb-categorical"])
+@pytest.mark.parametrize("case_id", by_case(["xgb-deep", "xgb-categorical", "lgb-zero-missing", "lgb-categorical"]))
 def test_paired_and_separate_node_reads_reach_the_framework_leaves(
     case_id: str, paired: bool, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -559,7 +564,9 @@ def test_forest_file_is_at_most_a_quarter_of_joblib(tmp_path: Path) -> None:
 @pytest.mark.parametrize("by_tables", [True, False])
 @pytest.mark.parametrize(
     "case_id",
-    ["lgb-binary", "lgb-zero-missing", "lgb-no-missing", "lgb-multiclass", "lgb-rf", "xgb-lossguide", "xgb-mixed"],
+    by_case(
+        ["lgb-binary", "lgb-zero-missing", "lgb-no-missing", "lgb-multiclass", "lgb-rf", "xgb-lossguide", "xgb-mixed"]
+    ),
 )
 def test_split_tables_and_the_walk_reach_the_framework_leaves(
     case_id: str, by_tables: bool, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
