@@ -106,6 +106,8 @@ def records() -> dict[str, tuple]:
         "aten.logical_or": _entry(a.logical_or.default, (X2 > 0, X2 > 0.5)),
         "aten.mean.dim": _entry(a.mean.dim, (X3,), {"dim": [0, 2], "keepdim": True}),
         "aten.sum.dim_IntList": _entry(a.sum.dim_IntList, (X3,), {"dim": [-1]}),
+        "aten.prod.dim_int": _entry(a.prod.dim_int, (X3,), {"dim": 1, "keepdim": True}),
+        "aten.prod": _entry(a.prod.default, (X3,)),
         "aten.amax": _entry(a.amax.default, (X3,), {"dim": [1]}),
         "aten.amin": _entry(a.amin.default, (X3,), {"dim": [1], "keepdim": True}),
         "aten.any.dim": _entry(a.any.dim, (X2 > 1,), {"dim": 1}),

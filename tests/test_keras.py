@@ -666,6 +666,27 @@ def test_a_float64_model_matches_in_float64_mode(tmp_path: Path) -> None:
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
 
 
+def test_layer_norm_of_equal_values_is_its_beta(tmp_path: Path) -> None:
+    """Rows of equal values deviate from their mean by exactly 0: the layer norm is beta. Keras's float32
+    answer rounds the mean and misses beta by 2e-4 at 3333.3; held to the same model in float64."""
+
+    def model(dtype: str) -> keras.Model:
+        x = keras.Input((24,), dtype=dtype)
+        norm = layers.LayerNormalization(
+            beta_initializer="random_uniform", gamma_initializer="random_uniform", dtype=dtype
+        )
+        return keras.Model(x, norm(x))
+
+    keras.utils.set_random_seed(0)
+    narrow, wide = model("float32"), model("float64")
+    wide.set_weights([w.astype(np.float64) for w in narrow.get_weights()])
+    mle.export_model(narrow, tmp_path / "m.mle")
+    X = np.repeat(np.array([1.59, 0.1, 3.3, -7.77, 1e4 / 3, 0.0], np.float32)[:, None], 24, axis=1)
+    want = keras.ops.convert_to_numpy(wide(X.astype(np.float64), training=False))
+    got = mle.load_model(tmp_path / "m.mle").predict(X)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(want).max())
+
+
 # Keras's own model.save, with TensorFlow tensors under numpy 2
 @pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
 def test_cli_exports_a_keras_file(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ own eval() forward at batch sizes 1, 7 and 256."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 
@@ -231,7 +232,7 @@ class Ranks(nn.Module):
 class Volumes(nn.Module):
     """A 3-D network: Conv3d, BatchNorm3d, max and average pooling in 3-D (ceil mode, padding not counted),
     adaptive average and max pooling in 3-D, LocalResponseNorm (ATen's avg_pool3d over the channels), a
-    running product and any() over several dimensions."""
+    running product, a product over one dimension and any() over several dimensions."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -243,7 +244,7 @@ class Volumes(nn.Module):
             nn.ReLU(),
             nn.AvgPool3d(2, padding=1, count_include_pad=False),
         )
-        self.head = nn.Linear(6 * 4 + 6 * 6 + 6 + 6, 3)
+        self.head = nn.Linear(6 * 4 + 6 * 6 + 6 + 6 + 6, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.body(x)
@@ -251,7 +252,8 @@ class Volumes(nn.Module):
         peak = F.adaptive_max_pool3d(h, (1, 3, 2)).flatten(1)
         hot = (h > 0.5).any(dim=(2, 3, 4)).float()
         product = torch.cumprod(torch.tanh(h.mean((2, 3, 4))), dim=1)
-        return self.head(torch.cat([mean, peak, hot, product], dim=1))
+        depth_product = torch.tanh(h.amax((3, 4))).prod(dim=2)
+        return self.head(torch.cat([mean, peak, hot, product, depth_product], dim=1))
 
 
 class ChebyshevKAN(nn.Module):
@@ -376,6 +378,10 @@ def test_matches_the_eval_forward(name: str, tmp_path: Path) -> None:
         (nn.Conv1d(4, 6, 5, stride=2, padding=2), (1, 4, 30)),
         (nn.Conv2d(6, 12, 3, padding=1, groups=3, dilation=2), (1, 6, 11, 13)),
         (nn.Conv3d(2, 4, (3, 1, 2)), (1, 2, 5, 6, 7)),
+        # padding="valid" is captured as one padding for every axis ([0])
+        (nn.Conv1d(3, 3, 2, stride=2, padding="valid", dilation=2), (1, 3, 17)),
+        (nn.Conv2d(4, 6, 2, stride=2, padding="valid", dilation=2, groups=2), (1, 4, 9, 10)),
+        (nn.Conv3d(1, 3, 1, padding="valid", dilation=2, bias=False), (1, 1, 4, 5, 6)),
     ],
 )
 def test_convolution_kernels_are_stored_spatial_axes_first(
@@ -391,6 +397,41 @@ def test_convolution_kernels_are_stored_spatial_axes_first(
     with torch.no_grad():
         want = conv(x).numpy()
     np.testing.assert_allclose(runtime.predict(x.numpy()), want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+class NormsOfEqualValues(nn.Module):
+    """Each normalization and the variance, on groups whose values are all equal."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.LayerNorm(24)
+        self.group = nn.GroupNorm(2, 4)
+        self.instance = nn.InstanceNorm1d(4, affine=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        grouped = x.unflatten(1, (4, 6))
+        parts = [self.layer(x), self.group(grouped).flatten(1), self.instance(grouped).flatten(1)]
+        return torch.cat([*parts, 1 + torch.var(grouped, dim=2), torch.std(x, dim=1, keepdim=True)], dim=1)
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_norms_of_equal_values_are_their_bias(precision: str, tmp_path: Path) -> None:
+    """Equal values deviate from their mean by exactly 0, so a norm of them is its bias: a mean's rounding,
+    scaled by 1 / sqrt(eps), made a layer norm 4e-5 off in float32 where torch's is exact. Held to the
+    module in float64 (torch's float32 group and instance norms fold the mean into their affine terms and
+    are off by up to 2e-2 themselves; its layer norm, variance and std are exact)."""
+    torch.manual_seed(0)
+    model = NormsOfEqualValues().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.uniform_(-1, 1)
+    wide = copy.deepcopy(model).double()
+    mle.export_model(model if precision == "float32" else wide, tmp_path / "norms.mle", input_shape=(1, 24))
+    x = torch.tensor([1.59, 0.1, 3.3, -7.77, 1e4 / 3, 0.0])[:, None].repeat(1, 24)
+    with torch.no_grad():
+        want = wide(x.double()).numpy()
+    got = mle.load_model(tmp_path / "norms.mle", precision=precision).predict(x.numpy().astype(precision))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(want).max())
 
 
 def test_a_float64_network_matches_in_float64_mode(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mle_runtime.ops import register_op, resize
-from mle_runtime.ops.math import divide, runtime_dtype
+from mle_runtime.ops.math import deviations, divide, runtime_dtype
 
 HIGHEST = jax.lax.Precision.HIGHEST
 INT64_MAX = 2**63 - 1
@@ -584,6 +584,18 @@ def sum_dims(
     return jnp.sum(x, axis=_dims(dim, x.ndim), keepdims=keepdim)
 
 
+@register_op("aten.prod.dim_int")
+def prod_dim(x: jax.Array, *, dim: int, keepdim: bool = False, dtype: str | None = None) -> jax.Array:
+    """The product over ``dim``."""
+    return jnp.prod(x, axis=dim, keepdims=keepdim)
+
+
+@register_op("aten.prod")
+def prod(x: jax.Array, *, dtype: str | None = None) -> jax.Array:
+    """The product of every element."""
+    return jnp.prod(x)
+
+
 @register_op("aten.var.correction")
 def var(
     x: jax.Array, *, dim: list[int] | None = None, correction: float | None = None, keepdim: bool = False
@@ -591,7 +603,7 @@ def var(
     """The variance over ``dim``, divided by n - ``correction`` (default 1, Bessel's)."""
     axes = _dims(dim, x.ndim)
     count = math.prod(x.shape[a] for a in axes) - (1 if correction is None else correction)
-    deviation = x - jnp.mean(x, axis=axes, keepdims=True)
+    deviation = deviations(x, axes)
     return jnp.sum(deviation * deviation, axis=axes, keepdims=keepdim) / count
 
 
@@ -803,9 +815,8 @@ def _channel(v: jax.Array, ndim: int) -> jax.Array:
 
 def _standardized(x: jax.Array, axes: tuple[int, ...], eps: float) -> jax.Array:
     """(x - mean) / sqrt(biased variance + eps) over ``axes``, as ATen's norms compute it."""
-    mu = jnp.mean(x, axis=axes, keepdims=True)
-    var = jnp.mean(jnp.square(x - mu), axis=axes, keepdims=True)
-    return (x - mu) * jax.lax.rsqrt(var + eps)
+    deviation = deviations(x, axes)
+    return deviation * jax.lax.rsqrt(jnp.mean(jnp.square(deviation), axis=axes, keepdims=True) + eps)
 
 
 def _channel_affine(y: jax.Array, weight: jax.Array, bias: jax.Array) -> jax.Array:
@@ -886,6 +897,9 @@ def convolution(
     ``kernel_spatial_first``: the weight of a (not transposed) convolution is stored (k..., in, out), the
     layout XLA's CPU convolutions read, which spares every call a transpose of it."""
     spatial = x.ndim - 2
+    # (ATen takes one value for every axis: padding="valid" is captured as padding [0])
+    stride, dilation = _expand(stride, spatial), _expand(dilation, spatial)
+    padding, output_padding = _expand(padding, spatial, [0] * spatial), _expand(output_padding, spatial, [0] * spatial)
     numbers = _spatial_numbers(x.ndim)
     if kernel_spatial_first:
         if transposed:

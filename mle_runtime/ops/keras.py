@@ -12,7 +12,7 @@ import numpy as np
 
 from mle_runtime.ops import register_op, resize
 from mle_runtime.ops.ensemble import one_hot
-from mle_runtime.ops.math import runtime_dtype
+from mle_runtime.ops.math import deviations, runtime_dtype
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -266,9 +266,9 @@ def layer_normalization(
     """Layer normalization over ``axis`` with Keras's variance (the mean of squared deviations). With
     ``rms_scaling`` Keras divides x itself, uncentred, by that deviation and scales it by gamma alone."""
     axes = tuple(a % x.ndim for a in axis)
-    mean = jnp.mean(x, axis=axes, keepdims=True)
-    var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
-    y = (x if rms_scaling else x - mean) * jax.lax.rsqrt(var + epsilon)
+    deviation = deviations(x, axes)
+    var = jnp.mean(jnp.square(deviation), axis=axes, keepdims=True)
+    y = (x if rms_scaling else deviation) * jax.lax.rsqrt(var + epsilon)
     shape = [x.shape[i] if i in axes else 1 for i in range(x.ndim)]
     if gamma.size:
         y = y * gamma.reshape(shape)
