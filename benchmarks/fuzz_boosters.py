@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import tempfile
 import time
-import traceback
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from fuzzing import each_run, pick, said
 
 RESULTS = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -147,11 +146,6 @@ def _ranks(c: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(c), 0.5, r)
 
 
-def _pick(rng: np.random.Generator, options: list[Any]) -> Any:
-    value = options[int(rng.integers(len(options)))]
-    return value.item() if isinstance(value, np.generic) else value
-
-
 # ---------------------------------------------------------------- options per library
 
 
@@ -160,72 +154,72 @@ def xgboost_model(rng: np.random.Generator, task: str, data: Data) -> tuple[Any,
 
     p: dict[str, Any] = dict(
         n_estimators=int(rng.integers(1, 40)),
-        max_depth=_pick(rng, [1, 2, 3, 6, 10]),
-        learning_rate=_pick(rng, [0.05, 0.3, 1.0]),
+        max_depth=pick(rng, [1, 2, 3, 6, 10]),
+        learning_rate=pick(rng, [0.05, 0.3, 1.0]),
         random_state=0,
         n_jobs=1,
-        tree_method=_pick(rng, ["hist", "hist", "approx", "exact"]),
+        tree_method=pick(rng, ["hist", "hist", "approx", "exact"]),
     )
     if data.categorical:
-        p["tree_method"] = _pick(rng, ["hist", "approx"])
-        p.update(enable_categorical=True, max_cat_to_onehot=_pick(rng, [1, 4, 64]))
+        p["tree_method"] = pick(rng, ["hist", "approx"])
+        p.update(enable_categorical=True, max_cat_to_onehot=pick(rng, [1, 4, 64]))
         p["feature_types"] = ["c" if j in data.categorical else "q" for j in range(data.X.shape[1])]
         if rng.random() < 0.3:
-            p["max_cat_threshold"] = _pick(rng, [2, 8])
+            p["max_cat_threshold"] = pick(rng, [2, 8])
     if rng.random() < 0.2 and p["tree_method"] != "exact":
-        p.update(grow_policy="lossguide", max_leaves=_pick(rng, [4, 16, 64]), max_depth=_pick(rng, [0, 6]))
+        p.update(grow_policy="lossguide", max_leaves=pick(rng, [4, 16, 64]), max_depth=pick(rng, [0, 6]))
     if rng.random() < 0.2:
-        p.update(booster="dart", rate_drop=_pick(rng, [0.1, 0.5]), skip_drop=_pick(rng, [0.0, 0.5]))
-        p.update(normalize_type=_pick(rng, ["tree", "forest"]), sample_type=_pick(rng, ["uniform", "weighted"]))
+        p.update(booster="dart", rate_drop=pick(rng, [0.1, 0.5]), skip_drop=pick(rng, [0.0, 0.5]))
+        p.update(normalize_type=pick(rng, ["tree", "forest"]), sample_type=pick(rng, ["uniform", "weighted"]))
         p["one_drop"] = bool(rng.random() < 0.3)
     if rng.random() < 0.15:
         p.update(num_parallel_tree=3, subsample=0.7)
     if rng.random() < 0.2 and p["tree_method"] != "exact":
-        p["max_bin"] = _pick(rng, [4, 16, 1024])
+        p["max_bin"] = pick(rng, [4, 16, 1024])
     if rng.random() < 0.2:
-        p["missing"] = _pick(rng, [0.0, -5.0])
+        p["missing"] = pick(rng, [0.0, -5.0])
     if rng.random() < 0.3:
-        p.update(min_child_weight=_pick(rng, [0.0, 5.0]), gamma=_pick(rng, [0.0, 1.0]))
-        p.update(reg_lambda=_pick(rng, [0.0, 10.0]), reg_alpha=_pick(rng, [0.0, 1.0]))
+        p.update(min_child_weight=pick(rng, [0.0, 5.0]), gamma=pick(rng, [0.0, 1.0]))
+        p.update(reg_lambda=pick(rng, [0.0, 10.0]), reg_alpha=pick(rng, [0.0, 1.0]))
     if rng.random() < 0.2:
         p["colsample_bynode"] = 0.5
     if rng.random() < 0.15 and not data.categorical:
-        p["monotone_constraints"] = "(" + ",".join(str(_pick(rng, [-1, 0, 1])) for _ in data.kinds) + ")"
+        p["monotone_constraints"] = "(" + ",".join(str(pick(rng, [-1, 0, 1])) for _ in data.kinds) + ")"
     fit: dict[str, Any] = {}
     if task == "binary":
-        objective = _pick(rng, ["binary:logistic", "binary:logistic", "binary:logitraw", "binary:hinge"])
+        objective = pick(rng, ["binary:logistic", "binary:logistic", "binary:logitraw", "binary:hinge"])
         if rng.random() < 0.3:
-            p["base_score"] = _pick(rng, [0.2, 0.9])
+            p["base_score"] = pick(rng, [0.2, 0.9])
         if rng.random() < 0.2:
             p["scale_pos_weight"] = 3.0
         make = xgboost.XGBClassifier
     elif task == "multiclass":
-        objective = _pick(rng, ["multi:softprob", "multi:softprob", "multi:softmax"])
+        objective = pick(rng, ["multi:softprob", "multi:softprob", "multi:softmax"])
         if rng.random() < 0.2 and p["tree_method"] == "hist" and p.get("booster") != "dart":
             p["multi_strategy"] = "multi_output_tree"
         make = xgboost.XGBClassifier
     elif task == "regression":
-        objective = _pick(
+        objective = pick(
             rng,
             ["reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror", "reg:quantileerror", "reg:squarederror"],
         )
         if objective == "reg:quantileerror":
-            p["quantile_alpha"] = _pick(rng, [0.3, [0.1, 0.5, 0.9]])
+            p["quantile_alpha"] = pick(rng, [0.3, [0.1, 0.5, 0.9]])
         if objective == "reg:pseudohubererror":
-            p["huber_slope"] = _pick(rng, [1.0, 5.0])
+            p["huber_slope"] = pick(rng, [1.0, 5.0])
         if rng.random() < 0.3:
-            p["base_score"] = _pick(rng, [-3.0, 40.0])
+            p["base_score"] = pick(rng, [-3.0, 40.0])
         make = xgboost.XGBRegressor
     elif task == "positive":
-        objective = _pick(rng, ["count:poisson", "reg:gamma", "reg:tweedie", "reg:squaredlogerror", "survival:cox"])
+        objective = pick(rng, ["count:poisson", "reg:gamma", "reg:tweedie", "reg:squaredlogerror", "survival:cox"])
         if objective == "reg:tweedie":
-            p["tweedie_variance_power"] = _pick(rng, [1.2, 1.8])
+            p["tweedie_variance_power"] = pick(rng, [1.2, 1.8])
         make = xgboost.XGBRegressor
     elif task == "unit":
         objective = "reg:logistic"
         make = xgboost.XGBRegressor
     else:
-        objective = _pick(rng, ["rank:pairwise", "rank:ndcg", "rank:map"])
+        objective = pick(rng, ["rank:pairwise", "rank:ndcg", "rank:map"])
         fit["qid"] = data.groups
         make = xgboost.XGBRanker
     p["objective"] = objective
@@ -243,15 +237,15 @@ def lightgbm_model(rng: np.random.Generator, task: str, data: Data) -> tuple[Any
 
     p: dict[str, Any] = dict(
         n_estimators=int(rng.integers(1, 40)),
-        num_leaves=_pick(rng, [2, 4, 15, 63]),
-        max_depth=_pick(rng, [-1, -1, 2, 5]),
-        min_child_samples=_pick(rng, [1, 5, 20]),
-        learning_rate=_pick(rng, [0.05, 0.3, 1.0]),
+        num_leaves=pick(rng, [2, 4, 15, 63]),
+        max_depth=pick(rng, [-1, -1, 2, 5]),
+        min_child_samples=pick(rng, [1, 5, 20]),
+        learning_rate=pick(rng, [0.05, 0.3, 1.0]),
         random_state=0,
         n_jobs=1,
         verbose=-1,
     )
-    boosting = _pick(rng, ["gbdt", "gbdt", "gbdt", "dart", "rf", "goss"])
+    boosting = pick(rng, ["gbdt", "gbdt", "gbdt", "dart", "rf", "goss"])
     if boosting == "rf":
         p.update(boosting_type="rf", bagging_freq=1, bagging_fraction=0.6)
     elif boosting == "goss":
@@ -263,7 +257,7 @@ def lightgbm_model(rng: np.random.Generator, task: str, data: Data) -> tuple[Any
     if rng.random() < 0.15:
         p["use_missing"] = False
     if rng.random() < 0.3:
-        p.update(max_bin=_pick(rng, [3, 15, 1023]), min_data_in_bin=_pick(rng, [1, 3, 20]))
+        p.update(max_bin=pick(rng, [3, 15, 1023]), min_data_in_bin=pick(rng, [1, 3, 20]))
     if rng.random() < 0.15:
         p["linear_tree"] = True
         if rng.random() < 0.5:
@@ -273,44 +267,44 @@ def lightgbm_model(rng: np.random.Generator, task: str, data: Data) -> tuple[Any
     if rng.random() < 0.15:
         p["path_smooth"] = 1.0
     if rng.random() < 0.2:
-        p.update(reg_alpha=_pick(rng, [0.0, 1.0]), reg_lambda=_pick(rng, [0.0, 10.0]))
+        p.update(reg_alpha=pick(rng, [0.0, 1.0]), reg_lambda=pick(rng, [0.0, 10.0]))
     if rng.random() < 0.1 and not data.categorical:
-        p["monotone_constraints"] = [_pick(rng, [-1, 0, 1]) for _ in data.kinds]
+        p["monotone_constraints"] = [pick(rng, [-1, 0, 1]) for _ in data.kinds]
     fit: dict[str, Any] = {}
     if data.categorical:
         fit["categorical_feature"] = data.categorical
-        p.update(max_cat_to_onehot=_pick(rng, [4, 64]), min_data_per_group=_pick(rng, [1, 20, 100]))
-        p.update(cat_smooth=_pick(rng, [1.0, 10.0]), max_cat_threshold=_pick(rng, [4, 32]))
+        p.update(max_cat_to_onehot=pick(rng, [4, 64]), min_data_per_group=pick(rng, [1, 20, 100]))
+        p.update(cat_smooth=pick(rng, [1.0, 10.0]), max_cat_threshold=pick(rng, [4, 32]))
     make: Callable[..., Any] = lightgbm.LGBMRegressor
     if task == "binary":
         make = lightgbm.LGBMClassifier
         p["objective"] = "binary"
         if rng.random() < 0.3:
-            p["sigmoid"] = _pick(rng, [0.5, 2.0])
+            p["sigmoid"] = pick(rng, [0.5, 2.0])
         if rng.random() < 0.2:
             p["is_unbalance"] = True
     elif task == "multiclass":
         make = lightgbm.LGBMClassifier
-        p["objective"] = _pick(rng, ["multiclass", "multiclassova"])
+        p["objective"] = pick(rng, ["multiclass", "multiclassova"])
         if p["objective"] == "multiclassova" and rng.random() < 0.3:
             p["sigmoid"] = 2.0
     elif task == "regression":
-        p["objective"] = _pick(rng, ["regression", "regression_l1", "huber", "fair", "quantile", "mape"])
+        p["objective"] = pick(rng, ["regression", "regression_l1", "huber", "fair", "quantile", "mape"])
         if p["objective"] == "regression" and rng.random() < 0.4:
             p["reg_sqrt"] = True
         if p["objective"] in ("huber", "quantile"):
-            p["alpha"] = _pick(rng, [0.3, 0.9])
+            p["alpha"] = pick(rng, [0.3, 0.9])
         if p["objective"] == "fair":
-            p["fair_c"] = _pick(rng, [0.5, 2.0])
+            p["fair_c"] = pick(rng, [0.5, 2.0])
     elif task == "positive":
-        p["objective"] = _pick(rng, ["poisson", "gamma", "tweedie"])
+        p["objective"] = pick(rng, ["poisson", "gamma", "tweedie"])
         if p["objective"] == "tweedie":
-            p["tweedie_variance_power"] = _pick(rng, [1.2, 1.8])
+            p["tweedie_variance_power"] = pick(rng, [1.2, 1.8])
     elif task == "unit":
-        p["objective"] = _pick(rng, ["cross_entropy", "cross_entropy_lambda"])
+        p["objective"] = pick(rng, ["cross_entropy", "cross_entropy_lambda"])
     else:
         make = lightgbm.LGBMRanker
-        p["objective"] = _pick(rng, ["lambdarank", "rank_xendcg"])
+        p["objective"] = pick(rng, ["lambdarank", "rank_xendcg"])
         fit["group"] = np.bincount(data.groups)
     if task not in ("multiclass", "rank") and rng.random() < 0.2:
         p["boost_from_average"] = False
@@ -327,39 +321,39 @@ def catboost_model(rng: np.random.Generator, task: str, data: Data) -> tuple[Any
 
     p: dict[str, Any] = dict(
         iterations=int(rng.integers(1, 40)),
-        depth=_pick(rng, [1, 2, 4, 6, 8]),
-        learning_rate=_pick(rng, [0.05, 0.3, 1.0]),
+        depth=pick(rng, [1, 2, 4, 6, 8]),
+        learning_rate=pick(rng, [0.05, 0.3, 1.0]),
         verbose=0,
         random_seed=0,
         thread_count=1,
         allow_writing_files=False,
     )
-    policy = _pick(rng, ["SymmetricTree", "SymmetricTree", "Depthwise", "Lossguide"])
+    policy = pick(rng, ["SymmetricTree", "SymmetricTree", "Depthwise", "Lossguide"])
     if policy != "SymmetricTree":
         p["grow_policy"] = policy
         if policy == "Lossguide":
-            p["max_leaves"] = _pick(rng, [4, 16])
-    p["nan_mode"] = _pick(rng, ["Min", "Max"])
+            p["max_leaves"] = pick(rng, [4, 16])
+    p["nan_mode"] = pick(rng, ["Min", "Max"])
     if rng.random() < 0.3:
-        p["border_count"] = _pick(rng, [2, 32, 1024])
+        p["border_count"] = pick(rng, [2, 32, 1024])
     if rng.random() < 0.2:
         p["boosting_type"] = "Ordered"
     if rng.random() < 0.2:
-        p["l2_leaf_reg"] = _pick(rng, [0.0, 30.0])
+        p["l2_leaf_reg"] = pick(rng, [0.0, 30.0])
     if data.categorical:
         p["cat_features"] = data.categorical
-        p["one_hot_max_size"] = _pick(rng, [2, 10, 255])
+        p["one_hot_max_size"] = pick(rng, [2, 10, 255])
     make: Callable[..., Any] = catboost.CatBoostRegressor
     if task == "binary":
         make = catboost.CatBoostClassifier
-        p["loss_function"] = _pick(rng, ["Logloss", "Logloss", "CrossEntropy"])
+        p["loss_function"] = pick(rng, ["Logloss", "Logloss", "CrossEntropy"])
         if rng.random() < 0.2:
             p["auto_class_weights"] = "Balanced"
     elif task == "multiclass":
         make = catboost.CatBoostClassifier
-        p["loss_function"] = _pick(rng, ["MultiClass", "MultiClassOneVsAll"])
+        p["loss_function"] = pick(rng, ["MultiClass", "MultiClassOneVsAll"])
     elif task == "regression":
-        p["loss_function"] = _pick(
+        p["loss_function"] = pick(
             rng,
             [
                 "RMSE",
@@ -375,12 +369,12 @@ def catboost_model(rng: np.random.Generator, task: str, data: Data) -> tuple[Any
             ],
         )
     elif task == "positive":
-        p["loss_function"] = _pick(rng, ["Poisson", "Tweedie:variance_power=1.5", "MAPE"])
+        p["loss_function"] = pick(rng, ["Poisson", "Tweedie:variance_power=1.5", "MAPE"])
     elif task == "unit":
         p["loss_function"] = "RMSE"
     else:
         make = catboost.CatBoostRanker
-        p["loss_function"] = _pick(rng, ["YetiRank", "PairLogit", "QueryRMSE"])
+        p["loss_function"] = pick(rng, ["YetiRank", "PairLogit", "QueryRMSE"])
     fit: dict[str, Any] = {}
     if task == "rank":
         fit["group_id"] = data.groups
@@ -395,18 +389,18 @@ def sklearn_model(rng: np.random.Generator, task: str, data: Data) -> tuple[Any,
     from sklearn import ensemble, tree
 
     classify = task in ("binary", "multiclass")
-    kind = _pick(rng, ["hgb", "hgb", "hgb", "forest", "extra", "boosting", "tree"])
+    kind = pick(rng, ["hgb", "hgb", "hgb", "forest", "extra", "boosting", "tree"])
     p: dict[str, Any] = {"random_state": 0}
     if kind == "hgb":
-        p.update(max_iter=int(rng.integers(1, 40)), learning_rate=_pick(rng, [0.1, 0.5, 1.0]))
-        p.update(max_leaf_nodes=_pick(rng, [2, 8, 31]), max_depth=_pick(rng, [None, 3]))
-        p.update(min_samples_leaf=_pick(rng, [1, 5, 20]), max_bins=_pick(rng, [3, 16, 255]))
+        p.update(max_iter=int(rng.integers(1, 40)), learning_rate=pick(rng, [0.1, 0.5, 1.0]))
+        p.update(max_leaf_nodes=pick(rng, [2, 8, 31]), max_depth=pick(rng, [None, 3]))
+        p.update(min_samples_leaf=pick(rng, [1, 5, 20]), max_bins=pick(rng, [3, 16, 255]))
         if rng.random() < 0.3:
-            p["l2_regularization"] = _pick(rng, [0.5, 10.0])
+            p["l2_regularization"] = pick(rng, [0.5, 10.0])
         if data.categorical:
             p["categorical_features"] = data.categorical
         elif rng.random() < 0.2:
-            p["monotonic_cst"] = [_pick(rng, [-1, 0, 1]) for _ in data.kinds]
+            p["monotonic_cst"] = [pick(rng, [-1, 0, 1]) for _ in data.kinds]
         if rng.random() < 0.15 and len(data.kinds) > 2:
             p["interaction_cst"] = [[0, 1], list(range(2, len(data.kinds)))]
         if rng.random() < 0.2:
@@ -416,13 +410,13 @@ def sklearn_model(rng: np.random.Generator, task: str, data: Data) -> tuple[Any,
                 p["class_weight"] = "balanced"
             return ensemble.HistGradientBoostingClassifier(**p), p, {}
         losses = {"positive": ["poisson", "gamma", "squared_error"], "unit": ["squared_error", "absolute_error"]}
-        p["loss"] = _pick(rng, losses.get(task, ["squared_error", "absolute_error", "quantile"]))
+        p["loss"] = pick(rng, losses.get(task, ["squared_error", "absolute_error", "quantile"]))
         if p["loss"] == "quantile":
-            p["quantile"] = _pick(rng, [0.2, 0.8])
+            p["quantile"] = pick(rng, [0.2, 0.8])
         return ensemble.HistGradientBoostingRegressor(**p), p, {}
-    p.update(max_depth=_pick(rng, [None, 2, 6]), min_samples_leaf=_pick(rng, [1, 5]))
+    p.update(max_depth=pick(rng, [None, 2, 6]), min_samples_leaf=pick(rng, [1, 5]))
     if kind in ("forest", "extra"):
-        p.update(n_estimators=int(rng.integers(1, 20)), max_features=_pick(rng, [None, "sqrt", 0.5]))
+        p.update(n_estimators=int(rng.integers(1, 20)), max_features=pick(rng, [None, "sqrt", 0.5]))
         if rng.random() < 0.3:
             p["bootstrap"] = kind == "extra"  # (the other way from each one's default)
         make = {
@@ -433,14 +427,14 @@ def sklearn_model(rng: np.random.Generator, task: str, data: Data) -> tuple[Any,
         }[kind, classify]
         return make(**p), p, {}
     if kind == "boosting":
-        p.update(n_estimators=int(rng.integers(1, 30)), learning_rate=_pick(rng, [0.1, 1.0]))
+        p.update(n_estimators=int(rng.integers(1, 30)), learning_rate=pick(rng, [0.1, 1.0]))
         if rng.random() < 0.3:
             p["subsample"] = 0.7
         if classify:
             if task == "binary" and rng.random() < 0.3:
                 p["loss"] = "exponential"
             return ensemble.GradientBoostingClassifier(**p), p, {}
-        p["loss"] = _pick(rng, ["squared_error", "absolute_error", "huber", "quantile"])
+        p["loss"] = pick(rng, ["squared_error", "absolute_error", "huber", "quantile"])
         return ensemble.GradientBoostingRegressor(**p), p, {}
     if rng.random() < 0.3:
         p["splitter"] = "random"
@@ -576,7 +570,7 @@ def export_route(
 ) -> tuple[str, Any, Any]:
     """How the model reaches the exporter (the fitted model, its raw booster, or the library's own file),
     and the object whose answers it must give."""
-    route = _pick(rng, ["model", "model", "model", "booster", "file"])
+    route = pick(rng, ["model", "model", "model", "booster", "file"])
     if library == "sklearn":
         return "model", model, model
     if library == "catboost" or (route == "booster" and library == "xgboost" and "missing" in params):
@@ -589,7 +583,7 @@ def export_route(
     from mle_runtime.converters.native import load_native
 
     if library == "xgboost":
-        path = folder / _pick(rng, ["model.json", "model.ubj"])
+        path = folder / pick(rng, ["model.json", "model.ubj"])
         model.get_booster().save_model(str(path))
     elif library == "lightgbm":
         path = folder / "model.txt"
@@ -609,11 +603,6 @@ def raw_reference(library: str, native: Any, X: np.ndarray) -> list[np.ndarray]:
     return reference(native, X)
 
 
-def _said(e: BaseException, limit: int = 240) -> str:
-    """An exception as one line of a results table."""
-    return f"{type(e).__name__}: {' '.join(str(e).split())}"[:limit]
-
-
 def one_run(index: int, seed: int, only: str, folder: Path) -> Run | None:
     from trees_support import edge_inputs, our_leaves, split_points
 
@@ -621,7 +610,7 @@ def one_run(index: int, seed: int, only: str, folder: Path) -> Run | None:
 
     rng = np.random.default_rng([seed, index])
     library = LIBRARIES[index % len(LIBRARIES)]
-    task = _pick(rng, list(TASKS))
+    task = pick(rng, list(TASKS))
     run = Run(index, library, task)
     if only and only not in library:
         return None
@@ -632,14 +621,14 @@ def one_run(index: int, seed: int, only: str, folder: Path) -> Run | None:
     try:
         model.fit(library_input(library, data.X, data), data.y, **fit)
     except Exception as e:  # (options or data the library itself does not take)
-        run.skipped = _said(e, 200)
+        run.skipped = said(e, 200)
         return run
     run.route, source, native = export_route(rng, library, model, folder, params)
     out = folder / "m.mle"
     try:
         mle.export_model(source, out)
     except (ValueError, mle.UnsupportedModelError) as e:
-        run.refused = _said(e)
+        run.refused = said(e)
         return run
     # (a model of single leaves has no split to place rows on)
     numbers = (library != "catboost" or not data.categorical) and bool(split_points(out))
@@ -666,7 +655,7 @@ def one_run(index: int, seed: int, only: str, folder: Path) -> Run | None:
         try:
             runtime = mle.load_model(out, precision=precision)
         except Exception as e:
-            run.outcome[name] = f"load: {_said(e)}"[:240]
+            run.outcome[name] = f"load: {said(e)}"[:240]
             continue
         frame = library_input(library, X, data)
         try:
@@ -682,7 +671,7 @@ def one_run(index: int, seed: int, only: str, folder: Path) -> Run | None:
             run.outcome[name] = "both refuse" if expected is None else f"refused: {' '.join(str(e).split())}"[:240]
             continue
         except Exception as e:
-            run.outcome[name] = f"run: {_said(e)}"[:240]
+            run.outcome[name] = f"run: {said(e)}"[:240]
             continue
         if expected is None:
             run.outcome[name] = "the library refuses, the runtime answers"
@@ -710,17 +699,9 @@ def one_run(index: int, seed: int, only: str, folder: Path) -> Run | None:
                 if not np.array_equal(mine, theirs):
                     verdict = f"leaves differ ({int(np.sum(np.any(mine != theirs, axis=1)))} rows)"
             except Exception as e:
-                verdict = f"leaves not compared: {_said(e)}"[:200]
+                verdict = f"leaves not compared: {said(e)}"[:200]
         run.outcome[name] = verdict
     return run
-
-
-class _Timeout(Exception):
-    pass
-
-
-def _alarm(*_: Any) -> None:
-    raise _Timeout
 
 
 def main() -> int:
@@ -731,30 +712,18 @@ def main() -> int:
     parser.add_argument("--timeout", type=int, default=120, help="seconds a run may take")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    signal.signal(signal.SIGALRM, _alarm)
     started, runs = time.time(), []
     with tempfile.TemporaryDirectory() as tmp:
-        for index in range(args.runs):
-            signal.alarm(args.timeout)
-            try:
-                run = one_run(index, args.seed, args.only, Path(tmp))
-            except _Timeout:
-                run = Run(index, LIBRARIES[index % len(LIBRARIES)], "?", outcome={"run": f"over {args.timeout} s"})
-            except Exception as e:
-                trace = traceback.format_exc().strip().splitlines()[-3:]
-                run = Run(
-                    index,
-                    LIBRARIES[index % len(LIBRARIES)],
-                    "?",
-                    outcome={"run": f"{type(e).__name__}: {e} {trace}"[:300]},
-                )
-            finally:
-                signal.alarm(0)
-            if run is None:
-                continue
+
+        def failed(index: int, message: str) -> Run:
+            return Run(index, LIBRARIES[index % len(LIBRARIES)], "?", outcome={"run": message})
+
+        for run in each_run(args.runs, args.timeout, lambda i: one_run(i, args.seed, args.only, Path(tmp)), failed):
             runs.append(run)
             if run.differs():
-                print(f"run {index} ({run.library}, {run.task}, {run.route}): {run.outcome} {run.params}", flush=True)
+                print(
+                    f"run {run.index} ({run.library}, {run.task}, {run.route}): {run.outcome} {run.params}", flush=True
+                )
     return write_results(runs, args, time.time() - started)
 
 

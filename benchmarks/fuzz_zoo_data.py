@@ -19,13 +19,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import signal
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 from typing import Any
+
+from fuzzing import RunTimeout, time_limit
 
 RESULTS = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -141,14 +142,6 @@ def refusals_of_scikit_learn(tc: Any, model: Any, X: Any) -> bool:
     return False
 
 
-class _Timeout(Exception):
-    pass
-
-
-def _alarm(*_: Any) -> None:
-    raise _Timeout
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", default="", help="only the cases whose id contains this")
@@ -165,7 +158,6 @@ def main() -> int:
         def getbasetemp(self) -> Path:
             return self.path
 
-    signal.signal(signal.SIGALRM, _alarm)
     started, runs, failures = time.time(), 0, []
     for case in zoo.CASES:
         group = next((g for g in GROUPS if case.data in g), None)
@@ -185,16 +177,14 @@ def main() -> int:
                 continue
             for precision in ("float32", "float64"):
                 runs += 1
-                signal.alarm(args.timeout)
                 try:
-                    tc.test_matches_sklearn(refitted, precision, BaseTemp())  # type: ignore[arg-type]
+                    with time_limit(args.timeout):
+                        tc.test_matches_sklearn(refitted, precision, BaseTemp())  # type: ignore[arg-type]
                     continue
-                except _Timeout:
+                except RunTimeout:
                     message = f"over {args.timeout} s"
                 except Exception as e:
                     message = f"{type(e).__name__}: " + " ".join(str(e).split())[:300]
-                finally:
-                    signal.alarm(0)
                 failures.append({"case": case.id, "data": data, "precision": precision, "message": message})
                 print(f"{case.id}@{data} [{precision}]: {message[:160]}", flush=True)
     meta = {"date": time.strftime("%Y-%m-%d"), "runs": runs, "seconds": round(time.time() - started), "only": args.only}
