@@ -158,7 +158,7 @@ def fuzz_networks(
             return NetworkRun(index, families[index % len(families)], outcome={"run": message})
 
         draw = functools.partial(one_run, seed=args.seed, only=args.only, folder=Path(tmp))
-        for run in each_run(args.runs, args.timeout, lambda index: draw(index), failed, before):
+        for run in each_run(args.runs, args.timeout, draw, failed, before):
             done.append(run)
             if run.differs():
                 print(f"run {run.index} ({run.family}): {run.outcome}\n    {run.layers}", flush=True)
