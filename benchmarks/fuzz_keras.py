@@ -40,7 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
 import numpy as np
-from fuzzing import NetworkRun, fuzz_networks, network_verdict, pick, said
+from fuzzing import NetworkRun, chance, fuzz_networks, integer, network_verdict, pick, said
 
 FAMILIES = ("spatial", "sequence", "tensor")
 TOLERANCE = 1e-5
@@ -52,15 +52,6 @@ UNSHOWN = {"name", "trainable", "dtype", "data_format", "momentum", "synchronize
 UNSHOWN |= {"renorm_momentum", "stateful", "unroll", "zero_output_for_mask", "dropout", "recurrent_dropout", "seed"}
 UNSHOWN |= {"return_state", "return_sequences", "activity_regularizer"}
 layers = keras.layers
-
-
-def _int(rng: np.random.Generator, low: int, high: int) -> int:
-    """An int in [low, high]."""
-    return int(rng.integers(low, high + 1))
-
-
-def _chance(rng: np.random.Generator, p: float) -> bool:
-    return bool(rng.random() < p)
 
 
 def activation_layer(rng: np.random.Generator) -> keras.layers.Layer:
@@ -81,22 +72,22 @@ def spatial_layer(rng: np.random.Generator, x: Any, dims: int) -> Callable[[Any]
     c = x.shape[-1]
     kinds = ["conv", "conv", "depthwise", "separable", "transpose", "max_pool", "avg_pool", "global_pool"]
     kinds += ["batch_norm", "layer_norm", "group_norm", "zero_pad", "crop", "upsample", "activation", "merge"]
-    kind, k = pick(rng, kinds), _int(rng, 1, 3)
+    kind, k = pick(rng, kinds), integer(rng, 1, 3)
     suffix = f"{dims}D"
     padding = pick(rng, ["valid", "same", "causal"] if dims == 1 else ["valid", "same"])
-    dilation = _int(rng, 1, 2)
-    strides = 1 if dilation > 1 else _int(rng, 1, 2)
+    dilation = integer(rng, 1, 2)
+    strides = 1 if dilation > 1 else integer(rng, 1, 2)
     act = pick(rng, [None, None, *ACTIVATIONS])
     if kind == "conv":
         groups = pick(rng, [g for g in (1, 2, c) if c % g == 0])
         return getattr(layers, f"Conv{suffix}")(
-            groups * _int(rng, 1, 3),
+            groups * integer(rng, 1, 3),
             k,
             strides=strides,
             padding=padding,
             dilation_rate=dilation,
             groups=groups,
-            use_bias=_chance(rng, 0.7),
+            use_bias=chance(rng, 0.7),
             activation=act,
         )
     if padding == "causal":
@@ -106,45 +97,47 @@ def spatial_layer(rng: np.random.Generator, x: Any, dims: int) -> Callable[[Any]
             k,
             strides=strides,
             padding=padding,
-            depth_multiplier=_int(rng, 1, 2),
+            depth_multiplier=integer(rng, 1, 2),
             dilation_rate=dilation,
             activation=act,
         )
     if kind == "separable":
         return getattr(layers, f"SeparableConv{suffix}")(
-            _int(rng, 1, 6),
+            integer(rng, 1, 6),
             k,
             strides=strides,
             padding=padding,
-            depth_multiplier=_int(rng, 1, 2),
+            depth_multiplier=integer(rng, 1, 2),
             dilation_rate=dilation,
         )
     if kind == "transpose":
         # (TensorFlow's CPU kernels take no dilated transposed convolution)
         return getattr(layers, f"Conv{suffix}Transpose")(
-            _int(rng, 1, 6), k, strides=_int(rng, 1, 2), padding=padding, use_bias=_chance(rng, 0.7)
+            integer(rng, 1, 6), k, strides=integer(rng, 1, 2), padding=padding, use_bias=chance(rng, 0.7)
         )
     if kind in ("max_pool", "avg_pool"):
         pool = getattr(layers, f"{'Max' if kind == 'max_pool' else 'Average'}Pooling{suffix}")
-        return pool(_int(rng, 1, 3), strides=pick(rng, [None, 1, 2]), padding=padding)
+        return pool(integer(rng, 1, 3), strides=pick(rng, [None, 1, 2]), padding=padding)
     if kind == "global_pool":
         pool = getattr(layers, f"Global{pick(rng, ['Max', 'Average'])}Pooling{suffix}")(keepdims=True)
         return pool
     if kind == "batch_norm":
-        return _batch_norm(rng, x, epsilon=pick(rng, [1e-3, 1e-5]), center=_chance(rng, 0.8), scale=_chance(rng, 0.8))
+        return _batch_norm(rng, x, epsilon=pick(rng, [1e-3, 1e-5]), center=chance(rng, 0.8), scale=chance(rng, 0.8))
     if kind == "layer_norm":
-        return layers.LayerNormalization(center=_chance(rng, 0.7), scale=_chance(rng, 0.7))
+        return layers.LayerNormalization(center=chance(rng, 0.7), scale=chance(rng, 0.7))
     if kind == "group_norm":
         return layers.GroupNormalization(pick(rng, [g for g in (1, 2, c) if c % g == 0]))
     if kind in ("zero_pad", "crop"):
         most = 2 if kind == "zero_pad" else 1
-        sides = [(_int(rng, 0, most), _int(rng, 0, most)) for _ in range(dims)]
+        sides = [(integer(rng, 0, most), integer(rng, 0, most)) for _ in range(dims)]
         layer = getattr(layers, f"{'ZeroPadding' if kind == 'zero_pad' else 'Cropping'}{suffix}")
         return layer(sides[0] if dims == 1 else tuple(sides))
     if kind == "upsample":
         if dims == 1:
-            return layers.UpSampling1D(_int(rng, 1, 3))
-        return layers.UpSampling2D((_int(rng, 1, 3), _int(rng, 1, 2)), interpolation=pick(rng, ["nearest", "bilinear"]))
+            return layers.UpSampling1D(integer(rng, 1, 3))
+        return layers.UpSampling2D(
+            (integer(rng, 1, 3), integer(rng, 1, 2)), interpolation=pick(rng, ["nearest", "bilinear"])
+        )
     if kind == "merge":
         body = getattr(layers, f"Conv{suffix}")(c, 3, padding="same", activation=pick(rng, ACTIVATIONS))
         how = pick(rng, ["Add", "Multiply", "Subtract", "Average", "Maximum", "Concatenate"])
@@ -157,29 +150,34 @@ def sequence_layer(rng: np.random.Generator, x: Any) -> Callable[[Any], Any]:
     kind = pick(rng, ["lstm", "gru", "simple_rnn", "bidirectional", "attention", "layer_norm", "dense", "conv"])
     recurrent = dict(
         activation=pick(rng, ["tanh", "relu", "sigmoid"]),
-        use_bias=_chance(rng, 0.8),
+        use_bias=chance(rng, 0.8),
         return_sequences=True,
-        go_backwards=_chance(rng, 0.3),
+        go_backwards=chance(rng, 0.3),
     )
     if kind == "lstm":
-        return layers.LSTM(_int(rng, 2, 10), recurrent_activation=pick(rng, ["sigmoid", "hard_sigmoid"]), **recurrent)
+        return layers.LSTM(
+            integer(rng, 2, 10), recurrent_activation=pick(rng, ["sigmoid", "hard_sigmoid"]), **recurrent
+        )
     if kind == "gru":
-        return layers.GRU(_int(rng, 2, 10), reset_after=_chance(rng, 0.5), **recurrent)
+        return layers.GRU(integer(rng, 2, 10), reset_after=chance(rng, 0.5), **recurrent)
     if kind == "simple_rnn":
-        return layers.SimpleRNN(_int(rng, 2, 10), **recurrent)
+        return layers.SimpleRNN(integer(rng, 2, 10), **recurrent)
     if kind == "bidirectional":
-        inner = pick(rng, [layers.LSTM, layers.GRU])(_int(rng, 2, 8), return_sequences=True)
+        inner = pick(rng, [layers.LSTM, layers.GRU])(integer(rng, 2, 8), return_sequences=True)
         return layers.Bidirectional(inner, merge_mode=pick(rng, ["concat", "sum", "mul", "ave"]))
     if kind == "attention":
         attention = layers.MultiHeadAttention(
-            _int(rng, 1, 3), _int(rng, 2, 8), value_dim=pick(rng, [None, _int(rng, 2, 6)]), use_bias=_chance(rng, 0.8)
+            integer(rng, 1, 3),
+            integer(rng, 2, 8),
+            value_dim=pick(rng, [None, integer(rng, 2, 6)]),
+            use_bias=chance(rng, 0.8),
         )
         return Composite(f"self-{_describe(attention)}", lambda x: attention(x, x))
     if kind == "layer_norm":
         return layers.LayerNormalization(epsilon=pick(rng, [1e-3, 1e-6]))
     if kind == "dense":
-        return layers.Dense(_int(rng, 2, 12), activation=pick(rng, [None, *ACTIVATIONS]))
-    return layers.Conv1D(_int(rng, 2, 10), _int(rng, 1, 3), padding=pick(rng, ["same", "causal"]))
+        return layers.Dense(integer(rng, 2, 12), activation=pick(rng, [None, *ACTIVATIONS]))
+    return layers.Conv1D(integer(rng, 2, 10), integer(rng, 1, 3), padding=pick(rng, ["same", "causal"]))
 
 
 def tensor_layer(rng: np.random.Generator, x: Any) -> Callable[[Any], Any]:
@@ -188,9 +186,9 @@ def tensor_layer(rng: np.random.Generator, x: Any) -> Callable[[Any], Any]:
     kind = pick(rng, ["dense", "dense", "einsum", "unit_norm", "rms_norm", "rescale", "repeat", "reshape"])
     kind = pick(rng, [kind, "activation", "merge", "batch_norm"])
     if kind == "dense":
-        return layers.Dense(_int(rng, 1, 20), activation=pick(rng, [None, *ACTIVATIONS]), use_bias=_chance(rng, 0.7))
+        return layers.Dense(integer(rng, 1, 20), activation=pick(rng, [None, *ACTIVATIONS]), use_bias=chance(rng, 0.7))
     if kind == "einsum":
-        return layers.EinsumDense("ab,bc->ac", output_shape=_int(rng, 1, 12), bias_axes=pick(rng, ["c", None]))
+        return layers.EinsumDense("ab,bc->ac", output_shape=integer(rng, 1, 12), bias_axes=pick(rng, ["c", None]))
     if kind == "unit_norm":
         return layers.UnitNormalization()
     if kind == "rms_norm":
@@ -198,7 +196,7 @@ def tensor_layer(rng: np.random.Generator, x: Any) -> Callable[[Any], Any]:
     if kind == "rescale":
         return layers.Rescaling(float(rng.uniform(-2, 2)), offset=float(rng.normal()))
     if kind == "repeat":
-        repeat = _int(rng, 1, 3)
+        repeat = integer(rng, 1, 3)
         return Composite(f"RepeatVector({repeat}), Flatten", lambda x: layers.Flatten()(layers.RepeatVector(repeat)(x)))
     if kind == "reshape" and width % 2 == 0:
         return Composite(
@@ -292,13 +290,13 @@ def draw_model(seed: int, index: int, family: str) -> Drawn:
     tokens = 0
     if family == "spatial":
         dims = pick(rng, [1, 2, 2])
-        shape: tuple[int, ...] = (*[_int(rng, 5, 16) for _ in range(dims)], _int(rng, 1, 5))
+        shape: tuple[int, ...] = (*[integer(rng, 5, 16) for _ in range(dims)], integer(rng, 1, 5))
         inputs = keras.Input(shape)
-        out, names = _stack(rng, inputs, lambda x: spatial_layer(rng, x, dims), _int(rng, 2, 6))
+        out, names = _stack(rng, inputs, lambda x: spatial_layer(rng, x, dims), integer(rng, 2, 6))
     elif family == "sequence":
-        steps, features = _int(rng, 1, 9), pick(rng, [4, 8])
-        if _chance(rng, 0.5):
-            tokens = _int(rng, 5, 40)
+        steps, features = integer(rng, 1, 9), pick(rng, [4, 8])
+        if chance(rng, 0.5):
+            tokens = integer(rng, 5, 40)
             shape = (steps,)
             inputs = keras.Input(shape, dtype="int32")
             x = layers.Embedding(tokens, features)(inputs)
@@ -306,16 +304,16 @@ def draw_model(seed: int, index: int, family: str) -> Drawn:
             shape = (steps, features)
             inputs = keras.Input(shape)
             x = inputs
-        out, names = _stack(rng, x, lambda x: sequence_layer(rng, x), _int(rng, 1, 3))
+        out, names = _stack(rng, x, lambda x: sequence_layer(rng, x), integer(rng, 1, 3))
         head = pick(rng, ["GlobalAveragePooling1D", "GlobalMaxPooling1D", "last"])
-        out = getattr(layers, head)()(out) if head != "last" else layers.LSTM(_int(rng, 2, 6))(out)
+        out = getattr(layers, head)()(out) if head != "last" else layers.LSTM(integer(rng, 2, 6))(out)
         names.append(head if head != "last" else "LSTM (last state)")
     else:
-        shape = (_int(rng, 1, 16),)
+        shape = (integer(rng, 1, 16),)
         inputs = keras.Input(shape)
-        out, names = _stack(rng, inputs, lambda x: tensor_layer(rng, x), _int(rng, 2, 6))
-    if _chance(rng, 0.5):
-        out = layers.Dense(_int(rng, 1, 8))(layers.Flatten()(out))
+        out, names = _stack(rng, inputs, lambda x: tensor_layer(rng, x), integer(rng, 2, 6))
+    if chance(rng, 0.5):
+        out = layers.Dense(integer(rng, 1, 8))(layers.Flatten()(out))
         names.append("Flatten, Dense")
     return Drawn(keras.Model(inputs, out), names, shape, tokens)
 
@@ -348,12 +346,10 @@ def one_run(index: int, seed: int, only: str, folder: Path) -> NetworkRun | None
     except Exception as e:  # (a refusal lists what the converter does not take)
         run.refused = said(e, 300)
         return run
-    twin: list[keras.Model | None] = []  # (drawn once, where a check needs it)
+    twin = functools.cache(lambda: _float64_twin(seed, index, family, drawn))  # (drawn where a check needs it)
 
     def exact(x: np.ndarray) -> np.ndarray | None:
-        if not twin:
-            twin.append(_float64_twin(seed, index, family, drawn))
-        wide = twin[0]
+        wide = twin()
         return None if wide is None else np.asarray(wide(x if drawn.tokens else x.astype(np.float64), training=False))
 
     for n in (1, 5):
@@ -368,8 +364,7 @@ def one_run(index: int, seed: int, only: str, folder: Path) -> NetworkRun | None
         except Exception as e:
             run.outcome[f"batch {n}"] = f"run: {said(e, 300)}"
             continue
-        verdict = network_verdict(ours, expected, functools.partial(exact, x), TOLERANCE, "Keras")
-        run.outcome[f"batch {n}"] = verdict
+        run.outcome[f"batch {n}"] = network_verdict(ours, expected, functools.partial(exact, x), TOLERANCE, "Keras")
     return run
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from fuzzing import NetworkRun, fuzz_networks, network_verdict, pick, said
+from fuzzing import NetworkRun, chance, fuzz_networks, integer, network_verdict, pick, said
 from torch import nn
 from torch.nn import functional as F
 
@@ -115,15 +115,6 @@ class SelfAttention(nn.Module):
         return out if self.attention.batch_first else out.transpose(0, 1)
 
 
-def _int(rng: np.random.Generator, low: int, high: int) -> int:
-    """An int in [low, high]."""
-    return int(rng.integers(low, high + 1))
-
-
-def _chance(rng: np.random.Generator, p: float) -> bool:
-    return bool(rng.random() < p)
-
-
 def activation(rng: np.random.Generator, channels: int) -> nn.Module:
     u = lambda low, high: float(rng.uniform(low, high))  # noqa: E731
     makers: list[Callable[[], nn.Module]] = [
@@ -172,71 +163,71 @@ def spatial_layer(rng: np.random.Generator, c: int, dims: int) -> nn.Module:
     )
     kinds = ["conv", "conv", "conv_t", "max_pool", "avg_pool", "batch_norm", "group_norm", "instance_norm"]
     kinds += ["activation", "activation", "adaptive", "pad", "merge", "upsample", "dropout", "reduce", "pixel"]
-    kind, k = pick(rng, kinds), _int(rng, 1, 3)
+    kind, k = pick(rng, kinds), integer(rng, 1, 3)
     groups = pick(rng, [g for g in (1, 2, 3, 4, c) if c % g == 0])
     if kind == "conv":
         padding = pick(rng, [0, 1, 2, "same", "valid"])
         return conv(
             c,
-            groups * _int(rng, 1, 3),
+            groups * integer(rng, 1, 3),
             k,
-            stride=1 if padding == "same" else _int(rng, 1, 2),
+            stride=1 if padding == "same" else integer(rng, 1, 2),
             padding=padding,
-            dilation=_int(rng, 1, 2),
+            dilation=integer(rng, 1, 2),
             groups=groups,
-            bias=_chance(rng, 0.5),
+            bias=chance(rng, 0.5),
             padding_mode=pick(rng, ["zeros", "zeros", "reflect", "replicate", "circular"]),
         )
     if kind == "conv_t" and dims <= 2:
-        stride, dilation = _int(rng, 1, 2), _int(rng, 1, 2)
+        stride, dilation = integer(rng, 1, 2), integer(rng, 1, 2)
         return conv_t(
             c,
-            groups * _int(rng, 1, 2),
+            groups * integer(rng, 1, 2),
             k,
             stride=stride,
-            padding=_int(rng, 0, 1),
-            output_padding=_int(rng, 0, max(stride, dilation) - 1) if _chance(rng, 0.5) else 0,
+            padding=integer(rng, 0, 1),
+            output_padding=integer(rng, 0, max(stride, dilation) - 1) if chance(rng, 0.5) else 0,
             groups=groups,
             dilation=dilation,
-            bias=_chance(rng, 0.5),
+            bias=chance(rng, 0.5),
         )
     if kind == "max_pool":
         return max_pool(
             k + 1,
-            stride=_int(rng, 1, 2),
-            padding=_int(rng, 0, (k + 1) // 2),
-            dilation=_int(rng, 1, 2),
-            ceil_mode=_chance(rng, 0.5),
+            stride=integer(rng, 1, 2),
+            padding=integer(rng, 0, (k + 1) // 2),
+            dilation=integer(rng, 1, 2),
+            ceil_mode=chance(rng, 0.5),
         )
     if kind == "avg_pool":
-        extra = {"divisor_override": _int(rng, 1, 4)} if dims > 1 and _chance(rng, 0.3) else {}
+        extra = {"divisor_override": integer(rng, 1, 4)} if dims > 1 and chance(rng, 0.3) else {}
         return avg_pool(
             k + 1,
-            stride=_int(rng, 1, 2),
-            padding=_int(rng, 0, (k + 1) // 2),
-            ceil_mode=_chance(rng, 0.5),
-            count_include_pad=_chance(rng, 0.5),
+            stride=integer(rng, 1, 2),
+            padding=integer(rng, 0, (k + 1) // 2),
+            ceil_mode=chance(rng, 0.5),
+            count_include_pad=chance(rng, 0.5),
             **extra,
         )
     if kind == "batch_norm":
         norm = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[dims - 1](
-            c, eps=pick(rng, [1e-5, 1e-3]), affine=_chance(rng, 0.8)
+            c, eps=pick(rng, [1e-5, 1e-3]), affine=chance(rng, 0.8)
         )
         with torch.no_grad():  # (statistics away from (0, 1), so that the normalization shows)
             norm.running_mean.uniform_(-1, 1)
             norm.running_var.uniform_(0.5, 2)
         return norm
     if kind == "group_norm":
-        return nn.GroupNorm(pick(rng, [g for g in (1, 2, c) if c % g == 0]), c, affine=_chance(rng, 0.7))
+        return nn.GroupNorm(pick(rng, [g for g in (1, 2, c) if c % g == 0]), c, affine=chance(rng, 0.7))
     if kind == "instance_norm":
-        return (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)[dims - 1](c, affine=_chance(rng, 0.5))
+        return (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)[dims - 1](c, affine=chance(rng, 0.5))
     if kind == "adaptive":
         pools = [(nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d), (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)]
         pools.append((nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool3d))
-        return pick(rng, list(pools[dims - 1]))(_int(rng, 1, 5))
+        return pick(rng, list(pools[dims - 1]))(integer(rng, 1, 5))
     if kind == "pad":
         mode, value = pick(rng, ["constant", "reflect", "replicate", "circular"]), float(rng.normal())
-        pads = [_int(rng, 0, 2) for _ in range(2 * dims)]
+        pads = [integer(rng, 0, 2) for _ in range(2 * dims)]
         if mode == "constant":
             return Function(lambda x: F.pad(x, pads, value=value), f"pad {pads} with {value:.3g}")
         return Function(lambda x: F.pad(x, pads, mode=mode), f"pad {pads} {mode}")
@@ -245,16 +236,16 @@ def spatial_layer(rng: np.random.Generator, c: int, dims: int) -> nn.Module:
     if kind == "upsample":
         modes = ["nearest", ("linear",), ("bilinear", "bicubic"), ("trilinear",)]
         mode = pick(rng, ["nearest", *modes[dims]])
-        corners = {} if mode == "nearest" else {"align_corners": _chance(rng, 0.5)}
-        if _chance(rng, 0.3):
-            return nn.Upsample(size=_int(rng, 3, 12), mode=mode, **corners)
+        corners = {} if mode == "nearest" else {"align_corners": chance(rng, 0.5)}
+        if chance(rng, 0.3):
+            return nn.Upsample(size=integer(rng, 3, 12), mode=mode, **corners)
         return nn.Upsample(scale_factor=pick(rng, [2, 1.5, 3]), mode=mode, **corners)
     if kind == "dropout":
         return nn.Dropout(0.3)
     if kind == "reduce":
-        return reduction(rng, _int(rng, 1, dims + 1), keep=True)
+        return reduction(rng, integer(rng, 1, dims + 1), keep=True)
     if kind == "pixel" and dims == 2:
-        return nn.PixelShuffle(2) if c % 4 == 0 and _chance(rng, 0.5) else nn.PixelUnshuffle(2)
+        return nn.PixelShuffle(2) if c % 4 == 0 and chance(rng, 0.5) else nn.PixelUnshuffle(2)
     return activation(rng, c)
 
 
@@ -280,11 +271,11 @@ def sequence_layer(rng: np.random.Generator, features: int) -> nn.Module:
     if kind in ("lstm", "gru"):
         rnn = (nn.LSTM if kind == "lstm" else nn.GRU)(
             features,
-            _int(rng, 2, 12),
-            num_layers=_int(rng, 1, 2),
-            bias=_chance(rng, 0.8),
-            batch_first=_chance(rng, 0.5),
-            bidirectional=_chance(rng, 0.5),
+            integer(rng, 2, 12),
+            num_layers=integer(rng, 1, 2),
+            bias=chance(rng, 0.8),
+            batch_first=chance(rng, 0.5),
+            bidirectional=chance(rng, 0.5),
         )
         return Recurrent(rnn)
     heads = pick(rng, [h for h in (1, 2, 4) if features % h == 0])
@@ -292,23 +283,23 @@ def sequence_layer(rng: np.random.Generator, features: int) -> nn.Module:
         return nn.TransformerEncoderLayer(
             features,
             heads,
-            _int(rng, 4, 32),
+            integer(rng, 4, 32),
             dropout=0.1,
             activation=pick(rng, ["relu", "gelu"]),
             batch_first=True,
-            norm_first=_chance(rng, 0.5),
-            bias=_chance(rng, 0.8),
+            norm_first=chance(rng, 0.5),
+            bias=chance(rng, 0.8),
         )
     if kind == "attention":
         return SelfAttention(
-            nn.MultiheadAttention(features, heads, bias=_chance(rng, 0.8), batch_first=_chance(rng, 0.5))
+            nn.MultiheadAttention(features, heads, bias=chance(rng, 0.8), batch_first=chance(rng, 0.5))
         )
     if kind == "layer_norm":
-        return nn.LayerNorm(features, elementwise_affine=_chance(rng, 0.7), bias=_chance(rng, 0.7))
+        return nn.LayerNorm(features, elementwise_affine=chance(rng, 0.7), bias=chance(rng, 0.7))
     if kind == "linear":
-        return nn.Linear(features, _int(rng, 2, 16), bias=_chance(rng, 0.7))
+        return nn.Linear(features, integer(rng, 2, 16), bias=chance(rng, 0.7))
     if kind == "conv":
-        return OverTime(nn.Conv1d(features, _int(rng, 2, 12), _int(rng, 1, 3), padding="same"))
+        return OverTime(nn.Conv1d(features, integer(rng, 2, 12), integer(rng, 1, 3), padding="same"))
     return activation(rng, 0)
 
 
@@ -317,7 +308,7 @@ def tensor_layer(rng: np.random.Generator, width: int) -> nn.Module:
     kind = pick(rng, ["linear", "linear", "activation", "chunks", "reshape", "einsum", "cumsum", "sort"])
     kind = pick(rng, [kind, "topk", "flip", "where", "clamp", "math", "norm", "merge"])
     if kind == "linear":
-        return nn.Linear(width, _int(rng, 1, 24), bias=_chance(rng, 0.7))
+        return nn.Linear(width, integer(rng, 1, 24), bias=chance(rng, 0.7))
     if kind == "chunks" and width % 2 == 0:
         return Function(lambda x: torch.cat(list(reversed(x.chunk(2, dim=1))), dim=1), "chunks swapped")
     if kind == "reshape" and width % 2 == 0:
@@ -327,10 +318,10 @@ def tensor_layer(rng: np.random.Generator, width: int) -> nn.Module:
     if kind == "cumsum":
         return Function(lambda x: torch.cumsum(x, 1) / width, "cumsum")
     if kind == "sort":
-        descending = _chance(rng, 0.5)
+        descending = chance(rng, 0.5)
         return Function(lambda x: torch.sort(x, 1, descending=descending)[0], f"sort (descending {descending})")
     if kind == "topk" and width > 1:
-        k = _int(rng, 1, width)
+        k = integer(rng, 1, width)
         return Function(lambda x: torch.topk(x, k, 1)[0], f"top {k}")
     if kind == "flip":
         return Function(lambda x: torch.flip(x, [1]), "flip")
@@ -403,24 +394,24 @@ def draw_network(rng: np.random.Generator, family: str) -> Network:
     if family == "spatial":
         dims = pick(rng, [1, 2, 2, 3])
         sizes = [(6, 20), (5, 14), (4, 7)][dims - 1]
-        shape = (1, _int(rng, 1, 5), *[_int(rng, *sizes) for _ in range(dims)])
+        shape = (1, integer(rng, 1, 5), *[integer(rng, *sizes) for _ in range(dims)])
         x = torch.randn(shape)
-        layers = _stack(rng, x, lambda x: spatial_layer(rng, x.shape[1], dims), _int(rng, 2, 6))
+        layers = _stack(rng, x, lambda x: spatial_layer(rng, x.shape[1], dims), integer(rng, 2, 6))
         network = Network(family, nn.Sequential(*layers), shape)
     elif family == "sequence":
-        time_steps, features, vocabulary = _int(rng, 1, 9), pick(rng, [4, 8, 12]), 0
+        time_steps, features, vocabulary = integer(rng, 1, 9), pick(rng, [4, 8, 12]), 0
         layers = []
-        if _chance(rng, 0.5):
-            vocabulary = _int(rng, 5, 40)
+        if chance(rng, 0.5):
+            vocabulary = integer(rng, 5, 40)
             options = pick(rng, [{}, {"padding_idx": 0}, {"max_norm": 1.0}])
             layers.append(nn.Embedding(vocabulary, features, **options))
         shape = (1, time_steps) if vocabulary else (1, time_steps, features)
         x = torch.randn(1, time_steps, features)
-        layers += _stack(rng, x, lambda x: sequence_layer(rng, x.shape[2]), _int(rng, 1, 4))
+        layers += _stack(rng, x, lambda x: sequence_layer(rng, x.shape[2]), integer(rng, 1, 4))
         network = Network(family, nn.Sequential(*layers), shape, vocabulary)
     else:
-        shape = (1, _int(rng, 1, 16))
-        layers = _stack(rng, torch.randn(shape), lambda x: tensor_layer(rng, x.shape[1]), _int(rng, 2, 7))
+        shape = (1, integer(rng, 1, 16))
+        layers = _stack(rng, torch.randn(shape), lambda x: tensor_layer(rng, x.shape[1]), integer(rng, 2, 7))
         network = Network(family, nn.Sequential(*layers), shape)
     with torch.no_grad():
         out = network.module(network.inputs(1, torch.float32, 0))
@@ -429,8 +420,8 @@ def draw_network(rng: np.random.Generator, family: str) -> Network:
         pool = {"mean": lambda h: h.mean(1), "last": lambda h: h[:, -1], "max": lambda h: h.amax(1)}[head]
         network.module.append(Function(pool, f"{head} over time"))
         out = pool(out)
-    if _chance(rng, 0.5):
-        network.module.extend([nn.Flatten(), nn.Linear(out[0].numel(), _int(rng, 1, 8))])
+    if chance(rng, 0.5):
+        network.module.extend([nn.Flatten(), nn.Linear(out[0].numel(), integer(rng, 1, 8))])
     network.module.eval()
     return network
 

@@ -51,6 +51,16 @@ def pick(rng: np.random.Generator, options: list[Any]) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def integer(rng: np.random.Generator, low: int, high: int) -> int:
+    """An int in [low, high]."""
+    return int(rng.integers(low, high + 1))
+
+
+def chance(rng: np.random.Generator, p: float) -> bool:
+    """True with probability ``p``."""
+    return bool(rng.random() < p)
+
+
 def said(e: BaseException, limit: int = 240) -> str:
     """An exception as one line of a results table."""
     return f"{type(e).__name__}: {' '.join(str(e).split())}"[:limit]
