@@ -19,11 +19,11 @@ each layer only where Keras builds it on the shape it gets:
   Rescaling, RepeatVector with Flatten, Reshape with Permute, and merges.
 
 The model is exported and run at batches 1 and 5, compared with Keras's forward (``model(x,
-training=False)``) within 1e-5 of the output's magnitude; where Keras's float32 answer is further than
-1e-5 from the same model's in float64 (its weights cast, ``floatx`` float64), ours is held to that answer
-instead and the run says so. A refusal is listed with its message (not a difference); a file that exports
-and then fails to load or run is a difference. Writes benchmarks/results/keras_fuzz.json and .md; exit 1 on
-any difference.
+training=False)``) within 1e-5 of the output's magnitude; where ours is not, it passes when it is within
+1e-5 of the same model's answer in float64 (its weights cast, ``floatx`` and the dtype policy float64) and
+no further from it than Keras's float32 answer, and the run says so. A refusal is listed with its message
+(not a difference); a file that exports and then fails to load or run is a difference. Writes
+benchmarks/results/keras_fuzz.json and .md; exit 1 on any difference.
 """
 
 from __future__ import annotations
@@ -319,17 +319,20 @@ def draw_model(seed: int, index: int, family: str) -> Drawn:
 
 
 def _float64_twin(seed: int, index: int, family: str, drawn: Drawn) -> keras.Model | None:
-    """The same model in float64 with the float32 weights, or None where it cannot be had."""
-    previous = keras.config.floatx()
+    """The same model in float64 with the float32 weights, or None where it cannot be had. Layers take
+    the global dtype policy, which Keras fixes from ``floatx`` at its first use: both are set."""
+    previous = keras.config.floatx(), keras.config.dtype_policy()
     try:
         keras.config.set_floatx("float64")
+        keras.config.set_dtype_policy("float64")
         twin = draw_model(seed, index, family).model
         twin.set_weights([np.asarray(w, np.float64) for w in drawn.model.get_weights()])
         return twin
     except Exception:
         return None
     finally:
-        keras.config.set_floatx(previous)
+        keras.config.set_floatx(previous[0])
+        keras.config.set_dtype_policy(previous[1])
 
 
 def one_run(index: int, seed: int, only: str, folder: Path) -> NetworkRun | None:

@@ -21,9 +21,9 @@ it gets:
 
 The module is exported (``input_shape`` of one row, a dynamic batch) and run at batches 1 and 5 in float32;
 its float64 copy is exported and run in float64 precision. Answers within 1e-5 of torch's (absolute, scaled
-by the output's magnitude) in float32 and 1e-12 in float64; where torch's own float32 answer is further
-than 1e-5 from its float64 one (a normalization of near-constant values, say) ours is held to the float64
-answer instead, and the run is listed as such. An export the converter refuses is listed with its message
+by the output's magnitude) in float32 and 1e-12 in float64; where ours is not, it passes when it is within
+1e-5 of the float64 answer and no further from it than torch's own float32 answer (a normalization of
+near-constant values, say), and the run is listed as such. An export the converter refuses is listed with its message
 (a refusal is not a difference); a file that exports and then fails to load or run is one. Writes
 benchmarks/results/networks_fuzz.json and .md; exit 1 on any difference. Its first runs found
 ``padding="valid"`` convolutions in 2 and 3 dimensions exported into files that failed to load, and

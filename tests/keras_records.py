@@ -47,13 +47,16 @@ def _layer_reference(
 
 @contextlib.contextmanager
 def _float64() -> Iterator[None]:
-    """Keras's default float as float64 (sublayers and constants follow it), then back."""
-    before = keras.config.floatx()
+    """Keras's default float and dtype policy as float64 (sublayers and constants follow them), then back.
+    The policy is fixed from ``floatx`` at its first use in the process, so both are set."""
+    before = keras.config.floatx(), keras.config.dtype_policy()
     keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
     try:
         yield
     finally:
-        keras.config.set_floatx(before)
+        keras.config.set_floatx(before[0])
+        keras.config.set_dtype_policy(before[1])
 
 
 def _gelu_tanh(x: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -666,16 +667,23 @@ def test_a_float64_model_matches_in_float64_mode(tmp_path: Path) -> None:
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
 
 
-def test_layer_norm_of_equal_values_is_its_beta(tmp_path: Path) -> None:
-    """Rows of equal values deviate from their mean by exactly 0: the layer norm is beta. Keras's float32
-    answer rounds the mean and misses beta by 2e-4 at 3333.3; held to the same model in float64."""
+@pytest.mark.parametrize(
+    "norm",
+    [
+        partial(layers.LayerNormalization),
+        partial(layers.GroupNormalization, groups=4),
+    ],
+    ids=["layer", "group"],
+)
+def test_norm_of_equal_values_is_its_beta(tmp_path: Path, norm: Callable[..., layers.Layer]) -> None:
+    """Rows of equal values deviate from their mean by exactly 0: the norm is beta. Keras's float32
+    answers round the mean (the layer norm misses beta by 2e-4 at 3333.3, the group norm, which adds
+    x * inv and beta - mean * inv, by 4e-4); held to the same model in float64."""
 
     def model(dtype: str) -> keras.Model:
         x = keras.Input((24,), dtype=dtype)
-        norm = layers.LayerNormalization(
-            beta_initializer="random_uniform", gamma_initializer="random_uniform", dtype=dtype
-        )
-        return keras.Model(x, norm(x))
+        layer = norm(beta_initializer="random_uniform", gamma_initializer="random_uniform", dtype=dtype)
+        return keras.Model(x, layer(x))
 
     keras.utils.set_random_seed(0)
     narrow, wide = model("float32"), model("float64")
