@@ -667,6 +667,37 @@ def test_a_float64_model_matches_in_float64_mode(tmp_path: Path) -> None:
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
 
 
+def test_float64_convolutions_compile(tmp_path: Path) -> None:
+    """XLA's CPU backend did not compile, in minutes, a float64 3 x 3 convolution of 3 channels into 6 over
+    a 15 x 15 input padded (1, 1) and (1, 2), nor a depthwise one after such a padding (its elemental
+    loop nest, which LLVM did not finish optimizing). Run in a subprocess so that a hang fails the test."""
+    import subprocess
+    import sys
+
+    keras.utils.set_random_seed(0)
+    f64 = {"dtype": "float64"}
+    x_in = keras.Input((15, 15, 3), dtype="float64")
+    padded = layers.ZeroPadding2D(((0, 2), (0, 1)), **f64)(x_in)
+    separable = layers.SeparableConv2D(3, 3, depth_multiplier=2, padding="same", **f64)(padded)
+    plain = layers.Conv2D(6, 3, padding="same", **f64)(layers.ZeroPadding2D(((0, 0), (0, 1)), **f64)(x_in))
+    merged = layers.Concatenate(**f64)([layers.Flatten(**f64)(separable), layers.Flatten(**f64)(plain)])
+    model = keras.Model(x_in, layers.Dense(4, **f64)(merged))
+    mle.export_model(model, tmp_path / "m.mle")
+    X = np.random.default_rng(0).normal(size=(5, 15, 15, 3))
+    np.save(tmp_path / "x.npy", X)
+    script = (
+        "import numpy as np, mle_runtime as mle; "
+        "runtime = mle.load_model('m.mle', precision='float64'); "
+        "np.save('out.npy', runtime.predict(np.load('x.npy')))"
+    )
+    try:
+        subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the float64 convolutions did not compile in 120 s")
+    want = keras.ops.convert_to_numpy(model(X, training=False))
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), want, rtol=0, atol=1e-12 * np.abs(want).max())
+
+
 @pytest.mark.parametrize(
     "norm",
     [

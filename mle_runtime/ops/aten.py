@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mle_runtime.ops import register_op, resize
+from mle_runtime.ops.convolution import convolve
 from mle_runtime.ops.math import deviations, divide, runtime_dtype
 
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -907,15 +908,14 @@ def convolution(
         letters = numbers[0][2:]
         numbers = (numbers[0], f"{letters}IO", numbers[2])
     if not transposed:
-        y = jax.lax.conv_general_dilated(
+        y = convolve(
             x,
             weight,
-            window_strides=stride,
+            strides=stride,
             padding=[(p, p) for p in padding],
             rhs_dilation=dilation,
             dimension_numbers=numbers,
-            feature_group_count=groups,
-            precision=HIGHEST,
+            groups=groups,
         )
     else:
         # (in, out / groups, k...) -> (out, in / groups, k...), flipped: the gradient of a convolution
@@ -928,16 +928,15 @@ def convolution(
             (d * (kk - 1) - p, d * (kk - 1) - p + op)
             for kk, p, d, op in zip(k, padding, dilation, output_padding, strict=True)
         ]
-        y = jax.lax.conv_general_dilated(
+        y = convolve(
             x,
             w,
-            window_strides=[1] * spatial,
+            strides=[1] * spatial,
             padding=pads,
             lhs_dilation=stride,
             rhs_dilation=dilation,
             dimension_numbers=numbers,
-            feature_group_count=groups,
-            precision=HIGHEST,
+            groups=groups,
         )
     return y + _channel(bias, y.ndim) if _present(bias) else y
 

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mle_runtime.ops import register_op, resize
+from mle_runtime.ops.convolution import convolve
 from mle_runtime.ops.ensemble import one_hot
 from mle_runtime.ops.math import deviations, runtime_dtype
 
@@ -160,15 +161,14 @@ def conv(
     """Conv1D / Conv2D / Conv3D, channels last: kernel (k..., in / groups, out)."""
     spatial = x.ndim - 2
     pads = _padding(padding, x.shape[1:-1], kernel.shape[:spatial], strides, dilation_rate)
-    y = jax.lax.conv_general_dilated(
+    y = convolve(
         x,
         kernel,
-        window_strides=strides,
+        strides=strides,
         padding=pads,
         rhs_dilation=dilation_rate,
         dimension_numbers=_numbers(spatial),
-        feature_group_count=groups,
-        precision=HIGHEST,
+        groups=groups,
     )
     return activation(y + bias if bias.size else y, activation_name)
 
@@ -204,15 +204,16 @@ def conv_transpose(
         _transposed_padding(k, s, d, padding, e)
         for k, s, d, e in zip(kernel.shape[:spatial], strides, dilation_rate, extras, strict=True)
     ]
-    y = jax.lax.conv_transpose(
+    # (as jax.lax.conv_transpose with transpose_kernel: the kernel flipped, its in and out swapped)
+    flipped = jnp.swapaxes(jnp.flip(kernel, axis=tuple(range(spatial))), -1, -2)
+    y = convolve(
         x,
-        kernel,
-        strides,
-        pads,
+        flipped,
+        strides=[1] * spatial,
+        padding=pads,
+        lhs_dilation=strides,
         rhs_dilation=dilation_rate,
         dimension_numbers=_numbers(spatial),
-        transpose_kernel=True,
-        precision=HIGHEST,
     )
     return activation(y + bias if bias.size else y, activation_name)
 
