@@ -396,13 +396,13 @@ def _float64_verdict(wide: keras.Model | None, drawn: Drawn, index: int, path: P
     import mle_runtime as mle
 
     if wide is None:
-        return "no float64 model"
+        return "not run: no float64 model"
     x = drawn.inputs(5, index * 10, np.float64)
     try:
         # (a direct call: predict's data adapter would round float64 inputs to float32 first)
         expected = np.asarray(wide(x, training=False))
     except Exception as e:  # (a model Keras builds in float32 and cannot run in float64: not ours)
-        return f"Keras cannot run it in float64: {said(e, 200)}"
+        return f"not run: Keras cannot run it in float64: {said(e, 200)}"
     try:
         mle.export_model(wide, path)
         ours = mle.load_model(path, precision="float64").predict(x)

@@ -112,7 +112,8 @@ def each_run(
 @dataclass
 class NetworkRun:
     """A drawn network's layers and what became of it: skipped (its framework builds it and then cannot run
-    it), refused at export, or a verdict per check ("ok", "ok: ..." where held to the float64 answer)."""
+    it), refused at export, or a verdict per check ("ok", "ok: ..." where held to the float64 answer,
+    "not run: ..." where the check could not be made, which is not a difference)."""
 
     index: int
     family: str
@@ -122,7 +123,7 @@ class NetworkRun:
     outcome: dict[str, str] = field(default_factory=dict)
 
     def differs(self) -> bool:
-        return any(not v.startswith("ok") for v in self.outcome.values())
+        return any(not v.startswith(("ok", "not run")) for v in self.outcome.values())
 
 
 def network_verdict(

@@ -1,7 +1,7 @@
 """Convolutions for the network ops, with a form of float64 convolutions on the CPU that XLA compiles.
 
-XLA's CPU backend hands float32 convolutions to its Eigen and oneDNN kernels, float64 ones to an
-elemental loop nest, and LLVM's optimization of that loop nest may not end: jax 0.10.2 did not compile a
+XLA's CPU backend hands float32 convolutions to a library kernel (Eigen's), float64 ones to an
+elemental loop nest of its own, and LLVM's optimization of that loop nest may not end: jax 0.10.2 did not compile a
 3 x 3 convolution of 3 channels into 6 over a (5, 15, 15) float64 batch padded (1, 1) and (1, 2) in
 minutes, where other shapes compile in under a second (a Keras SeparableConv2D after a ZeroPadding2D,
 found by benchmarks/fuzz_keras.py). There a float64 convolution is built from strided slices of the
