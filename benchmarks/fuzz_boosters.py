@@ -31,7 +31,6 @@ import json
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from fuzzing import each_run, pick, said
+from fuzzing import arguments, each_run, pick, said
 
 RESULTS = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -705,13 +704,7 @@ def one_run(index: int, seed: int, only: str, folder: Path) -> Run | None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=360)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", default="", help="only this library")
-    parser.add_argument("--timeout", type=int, default=120, help="seconds a run may take")
-    args = parser.parse_args()
-    warnings.simplefilter("ignore")
+    args = arguments(__doc__, 360, "only this library")
     started, runs = time.time(), []
     with tempfile.TemporaryDirectory() as tmp:
 

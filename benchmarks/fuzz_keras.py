@@ -46,6 +46,9 @@ import keras
 import numpy as np
 from fuzzing import NetworkRun, chance, fuzz_networks, integer, network_verdict, pick, said
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from keras_records import float64_keras
+
 FAMILIES = ("spatial", "sequence", "tensor")
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 # Layers that Keras's float64 models compute partly in float32, found in a run's layers by these patterns
@@ -336,20 +339,15 @@ def draw_model(seed: int, index: int, family: str) -> Drawn:
 
 
 def _float64_twin(seed: int, index: int, family: str, drawn: Drawn) -> keras.Model | None:
-    """The same model in float64 with the float32 weights, or None where it cannot be had. Layers take
-    the global dtype policy, which Keras fixes from ``floatx`` at its first use: both are set."""
-    previous = keras.config.floatx(), keras.config.dtype_policy()
+    """The same model in float64 with the float32 weights, or None where it cannot be had (built under the
+    tests' ``float64_keras``, which sets Keras's dtype policy beside ``floatx``)."""
     try:
-        keras.config.set_floatx("float64")
-        keras.config.set_dtype_policy("float64")
-        twin = draw_model(seed, index, family).model
-        twin.set_weights([np.asarray(w, np.float64) for w in drawn.model.get_weights()])
+        with float64_keras():
+            twin = draw_model(seed, index, family).model
+            twin.set_weights([np.asarray(w, np.float64) for w in drawn.model.get_weights()])
         return twin
     except Exception:
         return None
-    finally:
-        keras.config.set_floatx(previous[0])
-        keras.config.set_dtype_policy(previous[1])
 
 
 def one_run(index: int, seed: int, only: str, folder: Path) -> NetworkRun | None:

@@ -82,6 +82,19 @@ def magnitude_error(ours: Any, ref: Any) -> float:
     return float(np.nan_to_num(difference.max(), nan=np.inf) / scale)
 
 
+def arguments(doc: str, runs: int, only: str, choices: tuple[str, ...] | None = None) -> argparse.Namespace:
+    """A fuzzer's command line (--runs, --seed, --only, --timeout; ``only`` says what --only keeps), with
+    warnings silenced for the runs."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=runs)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", default="", choices=choices, help=only)
+    parser.add_argument("--timeout", type=int, default=120, help="seconds a run may take")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    return args
+
+
 def each_run(
     count: int,
     timeout: int,
@@ -156,13 +169,7 @@ def fuzz_networks(
 ) -> int:
     """A network fuzzer's command line: ``one_run(index, seed, family or "", folder)`` for each run, the
     differing ones printed, the results written to results/``stem``.json and .md; 1 where any differs."""
-    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=runs)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", default="", choices=("", *families), help="only this family")
-    parser.add_argument("--timeout", type=int, default=120, help="seconds a run may take")
-    args = parser.parse_args()
-    warnings.simplefilter("ignore")
+    args = arguments(doc, runs, "only this family", ("", *families))
     started, done = time.time(), []
     with tempfile.TemporaryDirectory() as tmp:
 

@@ -35,7 +35,7 @@ def _layer_reference(
     """A reference that builds the Keras layer in float64, sets ``weights(*inputs)`` and calls it."""
 
     def reference(*inputs: np.ndarray) -> np.ndarray:
-        with _float64():
+        with float64_keras():
             layer = make()
             args = [keras.ops.convert_to_tensor(a, dtype="float64") for a in inputs[:n_inputs]]
             layer(*args)  # builds it
@@ -46,7 +46,7 @@ def _layer_reference(
 
 
 @contextlib.contextmanager
-def _float64() -> Iterator[None]:
+def float64_keras() -> Iterator[None]:
     """Keras's default float and dtype policy as float64 (sublayers and constants follow them), then back.
     The policy is fixed from ``floatx`` at its first use in the process, so both are set."""
     before = keras.config.floatx(), keras.config.dtype_policy()
@@ -89,7 +89,7 @@ def _masked_layer(make: Callable[[], Any], n_weights: int) -> Callable[..., np.n
 
     def reference(x: np.ndarray, *rest: np.ndarray) -> np.ndarray:
         weights, mask = list(rest[:n_weights]), rest[-1]
-        with _float64():
+        with float64_keras():
             layer = make()
             args = keras.ops.convert_to_tensor(x, dtype="float64")
             layer(args)
@@ -106,7 +106,7 @@ def _started_layer(make: Callable[[], Any], n_weights: int) -> Callable[..., np.
 
     def reference(x: np.ndarray, *rest: np.ndarray) -> np.ndarray:
         weights, states = list(rest[:n_weights]), [keras.ops.convert_to_tensor(s) for s in rest[n_weights:]]
-        with _float64():
+        with float64_keras():
             layer = make()
             args = keras.ops.convert_to_tensor(x, dtype="float64")
             layer(args, initial_state=states)
@@ -148,7 +148,7 @@ def _dot(axes: list[int], normalize: bool = False) -> Callable[..., np.ndarray]:
     """Keras's Dot layer in float64 (it takes its two inputs as one list)."""
 
     def reference(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        with _float64():
+        with float64_keras():
             pair = [keras.ops.convert_to_tensor(a, dtype="float64") for a in (x, y)]
             layer = L.Dot(axes=axes, normalize=normalize, dtype="float64")
             return np.asarray(keras.ops.convert_to_numpy(layer(pair)))
@@ -162,7 +162,7 @@ def _luong_bahdanau(score_mode: str, causal: bool) -> Callable[..., np.ndarray]:
     def reference(
         q: np.ndarray, v: np.ndarray, k: np.ndarray, scale: np.ndarray, weight: np.ndarray, *masks: np.ndarray
     ) -> np.ndarray:
-        with _float64():
+        with float64_keras():
             layer = L.Attention(use_scale=scale.size > 0, score_mode=score_mode, dtype="float64")
             inputs = [keras.ops.convert_to_tensor(a, dtype="float64") for a in (q, v, k)]
             layer(inputs)

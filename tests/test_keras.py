@@ -700,10 +700,7 @@ def test_float64_convolutions_compile(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "norm",
-    [
-        partial(layers.LayerNormalization),
-        partial(layers.GroupNormalization, groups=4),
-    ],
+    [layers.LayerNormalization, partial(layers.GroupNormalization, groups=4)],
     ids=["layer", "group"],
 )
 def test_norm_of_equal_values_is_its_beta(tmp_path: Path, norm: Callable[..., layers.Layer]) -> None:
