@@ -1,6 +1,11 @@
 """Opt-in weight quantization at export (networks): ``quantize="fp16"`` stores weight tensors as
 float16 (the runtime widens them to its precision at load), ``quantize="int8"`` as int8 with one scale
-and zero point per output channel, widened by a DequantizeInt8 node at the start of the graph."""
+and zero point per output channel, widened by a DequantizeInt8 node at the start of the graph.
+
+A tensor's output channels are found from the op that reads it (``channel_axes``): a kernel stored
+spatial axes first has them last, a depthwise kernel on its last two axes together, an embedding table
+one per row. (Earlier exports scaled a kernel along its first spatial axis: one scale shared by output
+channels of very different sizes, the smaller ones 100% off; such files still load and run as written.)"""
 
 from __future__ import annotations
 
@@ -27,6 +32,10 @@ def quantize(ir: ModelIR, mode: str) -> tuple[ModelIR, dict[str, Any]]:
     before = sum(t.nbytes for t in tensors.values())
     nodes: list[Node] = []
     count = 0
+    readers: dict[str, list[tuple[Node, int]]] = {}
+    for node in ir.graph.nodes:
+        for position, given in enumerate(node.inputs):
+            readers.setdefault(given, []).append((node, position))
     for name, t in ir.tensors.items():
         if t.dtype.kind != "f" or t.ndim < 2 or t.size < MIN_VALUES:
             continue
@@ -34,18 +43,43 @@ def quantize(ir: ModelIR, mode: str) -> tuple[ModelIR, dict[str, Any]]:
         if mode == "fp16":
             tensors[name] = CompressionUtils.quantize_weights_fp16(t)
             continue
-        # the output channel: a kernel's first axis; a matrix's last, as the graph multiplies x @ W
-        axis = t.ndim - 1 if t.ndim == 2 else 0
-        q, scales, zero_points = CompressionUtils.quantize_weights_int8_per_channel(t, axis=axis)
+        axes = channel_axes(t.ndim, readers.get(name, []))
+        q, scales, zero_points = CompressionUtils.quantize_weights_int8_per_channel(t, axis=axes)
         del tensors[name]
         tensors[f"{name}.q"] = q
         tensors[f"{name}.scale"] = scales.astype(np.float32)
         tensors[f"{name}.zero_point"] = zero_points.astype(np.float32)
-        inputs = (f"{name}.q", f"{name}.scale", f"{name}.zero_point")
-        nodes.append(Node("DequantizeInt8", inputs, (name,), {"axis": axis} if axis else {}))
+        nodes.append(Node("DequantizeInt8", (f"{name}.q", f"{name}.scale", f"{name}.zero_point"), (name,)))
     after = sum(t.nbytes for t in tensors.values())
     graph = Graph(ir.graph.inputs, ir.graph.outputs, tuple(nodes) + ir.graph.nodes)
     metadata = {**ir.metadata, "quantization": mode}
     report = {"mode": mode, "tensors": count, "bytes_before": before, "bytes_after": after}
     report["size_reduction"] = before / after if after else 1.0
     return ModelIR(graph, tensors, metadata), report
+
+
+def channel_axes(ndim: int, readers: list[tuple[Node, int]]) -> tuple[int, ...]:
+    """The axes of a weight tensor's output channels, from the first op that reads it (and which of its
+    inputs it is); the last axis where no rule names the op (x @ W's columns, channels-last kernels)."""
+    if not readers:
+        return (ndim - 1,)
+    node, position = readers[0]
+    op, attrs = node.op, node.attrs
+    if op == "aten.convolution":  # (out, in / groups, k...), or stored (k..., in / groups, out)
+        if attrs.get("transposed"):  # (in, out / groups, k...)
+            return (1,)
+        return (ndim - 1,) if attrs.get("kernel_spatial_first") else (0,)
+    if op == "keras.ConvTranspose":  # (k..., out, in)
+        return (ndim - 2,)
+    if op == "keras.DepthwiseConv":  # (k..., in, multiplier): output channel in * multiplier + j
+        return (ndim - 2, ndim - 1)
+    if op == "keras.EinsumDense" and position == 1:  # the kernel's letters the output keeps
+        given, output = attrs["equation"].split("->")
+        kernel = given.split(",")[1]
+        kept = tuple(i for i, letter in enumerate(kernel) if letter in output)
+        return kept or (ndim - 1,)
+    if op == "keras.MultiHeadAttention" and position in (3, 5, 7):  # (dim, heads, size)
+        return (ndim - 2, ndim - 1)
+    if (op, position) in (("aten.embedding", 0), ("aten._embedding_bag", 0), ("keras.Embedding", 1)):
+        return (0,)  # a row per id
+    return (ndim - 1,)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import lz4.frame
 import numpy as np
 import zstandard
@@ -47,14 +49,25 @@ class CompressionUtils:
 
     @staticmethod
     def quantize_weights_int8_per_channel(
-        weights: np.ndarray, axis: int = 0
+        weights: np.ndarray, axis: int | Sequence[int] = 0
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``quantize_weights_int8`` for each slice along ``axis`` (a layer's output channels): q, and
-        one scale and zero point per channel."""
-        w = np.moveaxis(np.asarray(weights, dtype=np.float64), axis, 0)
-        parts = [CompressionUtils.quantize_weights_int8(channel) for channel in w]
-        q = np.moveaxis(np.stack([p[0] for p in parts]), 0, axis)
-        return q, np.array([p[1] for p in parts]), np.array([p[2] for p in parts], dtype=np.int32)
+        """``quantize_weights_int8`` for each channel, a channel being one index along ``axis`` (or one
+        index along each of several axes: a depthwise kernel's (input, multiplier) pairs): q, and the
+        scales and zero points shaped as the weights with 1 on every other axis, so that
+        ``weights ~= (q - zero_point) * scale`` broadcasts."""
+        w = np.asarray(weights, dtype=np.float64)
+        if not np.all(np.isfinite(w)):
+            raise ValueError("cannot quantize weights containing NaN or inf")
+        channel = {a % w.ndim for a in ((axis,) if isinstance(axis, int) else axis)}
+        others = tuple(a for a in range(w.ndim) if a not in channel)
+        # (as quantize_weights_int8, channel by channel: the range always holds 0)
+        lo = np.min(w, axis=others, keepdims=True, initial=0.0)
+        hi = np.max(w, axis=others, keepdims=True, initial=0.0)
+        scale = (hi - lo) / 255.0
+        scale[scale == 0] = 1.0
+        zero_point = np.clip(np.rint(-128 - lo / scale), -128, 127)
+        q = np.clip(np.rint(w / scale) + zero_point, -128, 127).astype(np.int8)
+        return q, scale, zero_point.astype(np.int32)
 
     @staticmethod
     def dequantize_weights_int8(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:

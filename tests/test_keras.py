@@ -633,6 +633,47 @@ def test_quantized_keras_model(tmp_path: Path) -> None:
     assert float(np.abs(got - want).max()) <= 1e-2 * float(np.abs(want).max())
 
 
+@pytest.mark.parametrize(
+    ("make", "shape", "channel_axes", "width"),
+    [
+        (lambda: layers.Conv2D(8, 3, use_bias=False), (9, 9, 4), (3,), 8),
+        (lambda: layers.DepthwiseConv2D(3, depth_multiplier=2, use_bias=False), (9, 9, 16), (2, 3), 32),
+        (lambda: layers.Conv2DTranspose(6, 3, strides=2, use_bias=False), (5, 5, 8), (2,), 6),
+        (lambda: layers.Dense(16, use_bias=False), (32,), (1,), 16),
+        (lambda: layers.EinsumDense("abc,cde->abde", output_shape=(None, 4, 8)), (3, 16), (1, 2), 32),
+        # a table's rows are its channels: each id's vector
+        (lambda: layers.Embedding(40, 8), (8,), (0,), 8),
+    ],
+    ids=["conv2d", "depthwise", "conv_transpose", "dense", "einsum_dense", "embedding"],
+)
+def test_int8_scales_are_per_output_channel(
+    make: Callable[[], Any], shape: tuple[int, ...], channel_axes: tuple[int, ...], width: int, tmp_path: Path
+) -> None:
+    """Output channels whose weights differ 1,000-fold in size each keep int8's precision: one scale for
+    all of them would leave the smallest a few steps of the largest's. (Channels last: an output's last
+    ``width`` values are one of each channel, an id's vector for an embedding.)"""
+    keras.utils.set_random_seed(0)
+    embedding = len(shape) == 1 and channel_axes == (0,)
+    inputs = keras.Input(shape, dtype="int32" if embedding else "float32")
+    layer = make()
+    model = keras.Model(inputs, layer(inputs))
+    kernel = layer.get_weights()[0]
+    shape_of_channels = [kernel.shape[a] if a in channel_axes else 1 for a in range(kernel.ndim)]
+    factors = np.logspace(0, -3, int(np.prod(shape_of_channels))).reshape(shape_of_channels)
+    layer.set_weights([kernel * factors, *layer.get_weights()[1:]])
+    x = np.arange(40).reshape(5, 8) if embedding else _floats(*shape)(5)
+    reference = np.asarray(model(x, training=False))
+    mle.export_tensorflow_model(model, tmp_path / "q.mle", quantize="int8")
+    ours = mle.load_model(tmp_path / "q.mle").predict(x)
+
+    def by_channel(out: np.ndarray) -> np.ndarray:
+        values = out.reshape(-1, width)
+        return values if embedding else values.T
+
+    error = np.abs(by_channel(ours) - by_channel(reference)).max(axis=1) / np.abs(by_channel(reference)).max(axis=1)
+    assert error.max() <= 2e-2, f"relative error per output channel: {np.round(error, 4)}"
+
+
 @pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`, which is deprecated:UserWarning")
 def test_deprecated_rms_scaling_layer_normalization(tmp_path: Path) -> None:
     """Keras 3.15 deprecates rms_scaling=True (it divides x by its standard deviation, uncentred); models

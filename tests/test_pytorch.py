@@ -692,6 +692,51 @@ def test_quantized_weights_keep_a_trained_model_accurate(mode: str, least_reduct
     assert float(np.abs(logits - reference).max()) <= bound * float(np.abs(reference).max())
 
 
+def _flat_channels(axis: int) -> Callable[[np.ndarray], np.ndarray]:
+    """An output's values channel by channel, (channels, values), the channels on ``axis``."""
+    return lambda out: np.moveaxis(out, axis, 0).reshape(out.shape[axis], -1)
+
+
+@pytest.mark.parametrize(
+    ("make", "weight_axis", "example", "channels"),
+    [
+        (lambda: nn.Conv2d(4, 8, 3, bias=False), 0, lambda: torch.randn(5, 4, 9, 9), _flat_channels(1)),
+        (lambda: nn.Conv1d(4, 16, 5, bias=False), 0, lambda: torch.randn(5, 4, 12), _flat_channels(1)),
+        (
+            lambda: nn.ConvTranspose2d(8, 6, 3, stride=2, bias=False),
+            1,
+            lambda: torch.randn(5, 8, 5, 5),
+            _flat_channels(1),
+        ),
+        (lambda: nn.Linear(32, 16, bias=False), 0, lambda: torch.randn(5, 32), _flat_channels(1)),
+        # a table's rows are its channels: each id's vector
+        (lambda: nn.Embedding(40, 8), 0, lambda: torch.arange(40).reshape(5, 8), lambda out: out.reshape(-1, 8)),
+    ],
+    ids=["conv2d", "conv1d", "conv_transpose2d", "linear", "embedding"],
+)
+def test_int8_scales_are_per_output_channel(
+    make: Callable[[], nn.Module],
+    weight_axis: int,
+    example: Callable[[], torch.Tensor],
+    channels: Callable[[np.ndarray], np.ndarray],
+    tmp_path: Path,
+) -> None:
+    """Output channels whose weights differ 1,000-fold in size each keep int8's precision: one scale for
+    all of them would leave the smallest a few steps of the largest's."""
+    torch.manual_seed(0)
+    layer = make().eval()
+    with torch.no_grad():
+        shape = [1] * layer.weight.ndim
+        shape[weight_axis] = -1
+        layer.weight.mul_(torch.logspace(0, -3, layer.weight.shape[weight_axis]).reshape(shape))
+        x = example()
+        reference = channels(layer(x).numpy())
+    mle.export_pytorch_model(layer, tmp_path / "q.mle", example_inputs=x[:1], quantize="int8")
+    ours = channels(mle.load_model(tmp_path / "q.mle").predict(x.numpy()))
+    error = np.abs(ours - reference).max(axis=1) / np.abs(reference).max(axis=1)
+    assert error.max() <= 2e-2, f"relative error per output channel: {np.round(error, 4)}"
+
+
 def test_an_unknown_quantization_is_a_value_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="quantize must be one of"):
         mle.export_pytorch_model(MLP().eval(), tmp_path / "m.mle", input_shape=(1, 20), quantize="int4")

@@ -24,6 +24,22 @@ def test_int8_quantization_round_trip(rng) -> None:
         CompressionUtils.quantize_weights_int8(np.array([1.0, np.nan]))
 
 
+@pytest.mark.parametrize(("axis", "scales_shape"), [(0, (3, 1, 1, 1)), (-1, (1, 1, 1, 2)), ((1, 3), (1, 4, 1, 2))])
+def test_int8_quantization_per_channel(axis, scales_shape, rng) -> None:
+    """Each channel (an index along the axis, or along each of the axes) its own scale: channels of sizes
+    1 to 1e-3 each come back within half their own step."""
+    w = rng.normal(size=(3, 4, 5, 2))
+    w *= np.logspace(0, -3, int(np.prod(scales_shape))).reshape(scales_shape)
+    q, scale, zero_point = CompressionUtils.quantize_weights_int8_per_channel(w, axis=axis)
+    assert q.dtype == np.int8 and q.shape == w.shape
+    assert scale.shape == zero_point.shape == scales_shape
+    assert np.all(np.abs((q - zero_point) * scale - w) <= scale / 2 + 1e-12)
+    if axis == 0:  # each channel as quantize_weights_int8 quantizes it alone
+        for c in range(w.shape[0]):
+            q_c, scale_c, zero_c = CompressionUtils.quantize_weights_int8(w[c])
+            assert np.array_equal(q_c, q[c]) and scale_c == scale[c, 0, 0, 0] and zero_c == zero_point[c, 0, 0, 0]
+
+
 def test_fp16_quantization(rng) -> None:
     w = rng.normal(size=100)
     h = CompressionUtils.quantize_weights_fp16(w)

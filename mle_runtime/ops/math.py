@@ -228,7 +228,10 @@ def segment_arg_max(x: jax.Array, *, sizes: list[int]) -> jax.Array:
 
 @register_op("DequantizeInt8")
 def dequantize_int8(q: jax.Array, scale: jax.Array, zero_point: jax.Array, *, axis: int = 0) -> jax.Array:
-    """int8 weights widened: (q - zero_point) * scale, one scale and zero point per slice of ``axis``."""
-    shape = [1] * q.ndim
-    shape[axis] = -1
-    return (q.astype(scale.dtype) - zero_point.reshape(shape)) * scale.reshape(shape)
+    """int8 weights widened: (q - zero_point) * scale, the scales and zero points shaped to broadcast
+    against q (one per output channel); in files written before they were, one per slice of ``axis``."""
+    if scale.ndim != q.ndim:
+        shape = [1] * q.ndim
+        shape[axis] = -1
+        scale, zero_point = scale.reshape(shape), zero_point.reshape(shape)
+    return (q.astype(scale.dtype) - zero_point) * scale
