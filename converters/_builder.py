@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -89,6 +89,7 @@ class GraphBuilder:
     composites: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     _densified: dict[str, str] = field(default_factory=dict)
     _deferred: dict[str, tuple[int, list[Any]]] = field(default_factory=dict)
+    _shared: dict[Hashable, str] = field(default_factory=dict)
     _count: int = 0
 
     def _fresh(self, hint: str) -> str:
@@ -270,6 +271,20 @@ class GraphBuilder:
     def const(self, hint: str, value: Any) -> str:
         """Add a parameter tensor (stored in the file, passed to the jitted function as an argument)."""
         return self._const(self._fresh(hint), value)
+
+    def shared_const(self, key: Hashable, hint: str, value: Any) -> str:
+        """``const``, stored once for every call with the same ``key`` and an equal value (a layer's weight
+        that each call of a shared layer reads, a parameter's transpose that each step of an RNN reads). The
+        key says what the tensor is, never its values alone: models of one structure keep one graph (a
+        stack's models must), whatever values two of their tensors happen to share."""
+        array = np.asarray(value)
+        name = self._shared.get(key)
+        if name is not None:
+            stored = self.tensors[name]
+            if stored.dtype == array.dtype and stored.shape == array.shape and np.array_equal(stored, array):
+                return name
+        name = self._shared[key] = self.const(hint, array)
+        return name
 
     def host_tensor(self, hint: str, value: Any) -> str:
         """Add a tensor for a host-side step: stored in the file, read by the runtime before the graph."""

@@ -354,8 +354,8 @@ def _layer(
         return _channels_first(b, layer, kind, config, args, node, missing, masks)
     absent = np.zeros((0,), np.float32)
 
-    def const(hint: str, value: np.ndarray | None) -> str:
-        return b.const(f"{layer.name}.{hint}", absent if value is None else value)
+    def const(hint: str, value: np.ndarray | None) -> str:  # (once for every call of a shared layer)
+        return b.shared_const((id(layer), hint), f"{layer.name}.{hint}", absent if value is None else value)
 
     if getattr(layer, "quantization_mode", None):
         raise UnsupportedModelError(
@@ -763,7 +763,8 @@ def _bidirectional(b: GraphBuilder, layer: Any, x: str, mask: str | None, missin
         inner = getattr(layer, f"{direction}_layer")
 
         def const(hint: str, value: np.ndarray | None, prefix: str = f"{layer.name}.{direction}") -> str:
-            return b.const(f"{prefix}.{hint}", np.zeros((0,), np.float32) if value is None else value)
+            value = np.zeros((0,), np.float32) if value is None else value
+            return b.shared_const((id(layer), prefix, hint), f"{prefix}.{hint}", value)
 
         kind, config = type(inner).__name__, inner.get_config()
         if kind == "RNN":

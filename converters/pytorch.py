@@ -397,8 +397,10 @@ class _Lowering:
         if packet == "grid_sampler_2d" and attrs.get("interpolation_mode") not in (0, 1):
             raise UnsupportedModelError("F.grid_sample with mode='bicubic' is not supported (bilinear and nearest are)")
         if name in _LAYOUT_OPS and len(inputs) == 1 and inputs[0] in b.tensors and not has_markers(attrs):
-            # a parameter's transpose or reshape, done once here instead of on every call
-            names[node.name] = b.const(node.name, _LAYOUT_OPS[name](b.tensors[inputs[0]], **attrs))
+            # a parameter's transpose or reshape, done once here instead of on every call, and stored once
+            # however many nodes ask for it (an RNN's captured steps each transpose its weights again)
+            key = (name, inputs[0], repr(sorted(attrs.items())))
+            names[node.name] = b.shared_const(key, node.name, _LAYOUT_OPS[name](b.tensors[inputs[0]], **attrs))
             return
         if name == "aten.bmm" and inputs[1] in self.broadcast_of:
             # (batch, n, k) @ a parameter (k, m) repeated over the batch by expand: a broadcasting
