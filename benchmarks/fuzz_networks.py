@@ -20,11 +20,15 @@ it gets:
   einsum, cumulative sums, sorting, top-k values, flips, where, clamps and elementwise math).
 
 The module is exported (``input_shape`` of one row, a dynamic batch) and run at batches 1 and 5 in float32;
-its float64 copy is exported and run in float64 precision. Answers within 1e-5 of torch's (absolute, scaled
-by the output's magnitude) in float32 and 1e-12 in float64; where ours is not, it passes when it is within
-1e-5 of the float64 answer and no further from it than torch's own float32 answer (a normalization of
-near-constant values, say), and the run is listed as such. An export the converter refuses is listed with its message
-(a refusal is not a difference); a file that exports and then fails to load or run is one. Writes
+its float64 copy is exported and run in float64 precision; where it holds a weight that ``quantize="int8"``
+quantizes, it is exported so too, and held to torch run on the same weights quantized in torch's layout
+(one scale per output channel: a convolution's first axis, a transposed one's second, a matrix's rows, an
+embedding's rows), which catches a scale along any other axis. Answers within 1e-5 of torch's (absolute,
+scaled by the output's magnitude) in float32 and int8 and 1e-12 in float64; where ours is not, it passes
+when it is within 1e-5 of the float64 answer and no further from it than torch's own float32 answer (a
+normalization of near-constant values, say), and the run is listed as such. An export the converter
+refuses is listed with its message (a refusal is not a difference); a file that exports and then fails to
+load or run is one. Writes
 benchmarks/results/networks_fuzz.json and .md; exit 1 on any difference. Its first runs found
 ``padding="valid"`` convolutions in 2 and 3 dimensions exported into files that failed to load, and
 layer norms, group norms and variances of equal values (a row a clamp saturated) off by a mean's rounding
@@ -431,6 +435,27 @@ def _float64_answer(wide: nn.Module, x: torch.Tensor) -> np.ndarray:
         return wide(x).numpy()
 
 
+def _int8_weights(module: nn.Module) -> nn.Module | None:
+    """A copy of the module whose weights are those ``quantize="int8"`` stores, dequantized, each quantized
+    per output channel in torch's layout; None when it has none to quantize."""
+    from mle_runtime.compression import CompressionUtils
+    from mle_runtime.converters.quantize import MIN_VALUES
+
+    quantized, count = copy.deepcopy(module), 0
+    with torch.no_grad():
+        for layer in quantized.modules():
+            for weight in layer.parameters(recurse=False):
+                if weight.ndim < 2 or weight.numel() < MIN_VALUES:
+                    continue
+                axis = 1 if isinstance(layer, nn.modules.conv._ConvTransposeNd) else 0
+                q, scale, zero = CompressionUtils.quantize_weights_int8_per_channel(weight.numpy(), axis=axis)
+                # (in float32, as the runtime widens them)
+                f32 = np.float32
+                weight.copy_(torch.from_numpy((q.astype(f32) - zero.astype(f32)) * scale.astype(f32)))
+                count += 1
+    return quantized if count else None
+
+
 def one_run(index: int, seed: int, only: str, folder: Path) -> NetworkRun | None:
     import mle_runtime as mle
 
@@ -458,6 +483,18 @@ def one_run(index: int, seed: int, only: str, folder: Path) -> NetworkRun | None
             continue
         exact = functools.partial(_float64_answer, wide, x if network.tokens else x.double())
         run.outcome[f"float32, batch {n}"] = network_verdict(ours, expected, exact, TOLERANCE["float32"], "torch")
+    quantized = _int8_weights(network.module)
+    if quantized is not None:
+        try:
+            mle.export_model(network.module, path, input_shape=network.shape, quantize="int8")
+            x = network.inputs(5, torch.float32, index * 10 + 7)
+            with torch.no_grad():
+                expected = quantized(x).numpy()
+            ours = mle.load_model(path).predict(x.numpy())
+            exact = functools.partial(_float64_answer, quantized.double(), x if network.tokens else x.double())
+            run.outcome["int8"] = network_verdict(ours, expected, exact, TOLERANCE["float32"], "torch")
+        except Exception as e:
+            run.outcome["int8"] = f"run: {said(e)}"
     try:
         mle.export_model(wide, path, input_shape=network.shape)
         x = network.inputs(5, torch.float64, index * 10)

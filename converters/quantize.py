@@ -43,7 +43,7 @@ def quantize(ir: ModelIR, mode: str) -> tuple[ModelIR, dict[str, Any]]:
         if mode == "fp16":
             tensors[name] = CompressionUtils.quantize_weights_fp16(t)
             continue
-        axes = channel_axes(t.ndim, readers.get(name, []))
+        axes = channel_axes(t.ndim, _first_reader(name, readers))
         q, scales, zero_points = CompressionUtils.quantize_weights_int8_per_channel(t, axis=axes)
         del tensors[name]
         tensors[f"{name}.q"] = q
@@ -58,12 +58,26 @@ def quantize(ir: ModelIR, mode: str) -> tuple[ModelIR, dict[str, Any]]:
     return ModelIR(graph, tensors, metadata), report
 
 
-def channel_axes(ndim: int, readers: list[tuple[Node, int]]) -> tuple[int, ...]:
-    """The axes of a weight tensor's output channels, from the first op that reads it (and which of its
-    inputs it is); the last axis where no rule names the op (x @ W's columns, channels-last kernels)."""
-    if not readers:
+def _first_reader(name: str, readers: dict[str, list[tuple[Node, int]]]) -> tuple[Node, int] | None:
+    """The first op that reads the tensor (and which of its inputs it is), past ops that give it as it is
+    (the alias PyTorch captures before an embedding's renormalization)."""
+    seen = readers.get(name)
+    while seen and seen[0][0].op in _SAME_VALUES:
+        seen = readers.get(seen[0][0].outputs[0])
+    return seen[0] if seen else None
+
+
+_SAME_VALUES = {"aten.alias", "aten.clone", "aten.detach", "aten.lift_fresh_copy"}
+# (op, input) of an embedding table, quantized one scale per row (an id's vector)
+_TABLES = {("aten.embedding", 0), ("aten.embedding_renorm", 0), ("aten._embedding_bag", 0), ("keras.Embedding", 1)}
+
+
+def channel_axes(ndim: int, reader: tuple[Node, int] | None) -> tuple[int, ...]:
+    """The axes of a weight tensor's output channels, from the op that reads it (and which of its inputs
+    it is); the last axis where no rule names the op (x @ W's columns, channels-last kernels)."""
+    if reader is None:
         return (ndim - 1,)
-    node, position = readers[0]
+    node, position = reader
     op, attrs = node.op, node.attrs
     if op == "aten.convolution":  # (out, in / groups, k...), or stored (k..., in / groups, out)
         if attrs.get("transposed"):  # (in, out / groups, k...)
@@ -80,6 +94,6 @@ def channel_axes(ndim: int, readers: list[tuple[Node, int]]) -> tuple[int, ...]:
         return kept or (ndim - 1,)
     if op == "keras.MultiHeadAttention" and position in (3, 5, 7):  # (dim, heads, size)
         return (ndim - 2, ndim - 1)
-    if (op, position) in (("aten.embedding", 0), ("aten._embedding_bag", 0), ("keras.Embedding", 1)):
+    if (op, position) in _TABLES:
         return (0,)  # a row per id
     return (ndim - 1,)

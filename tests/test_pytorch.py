@@ -716,8 +716,15 @@ def _flat_channels(axis: int) -> Callable[[np.ndarray], np.ndarray]:
         (lambda: nn.Linear(32, 16, bias=False), 0, lambda: torch.randn(5, 32), _flat_channels(1)),
         # a table's rows are its channels: each id's vector
         (lambda: nn.Embedding(40, 8), 0, lambda: torch.arange(40).reshape(5, 8), lambda out: out.reshape(-1, 8)),
+        # (read through the alias torch captures before the rows' renormalization)
+        (
+            lambda: nn.Embedding(40, 8, max_norm=1.0),
+            0,
+            lambda: torch.arange(40).reshape(5, 8),
+            lambda out: out.reshape(-1, 8),
+        ),
     ],
-    ids=["conv2d", "conv1d", "conv_transpose2d", "linear", "embedding"],
+    ids=["conv2d", "conv1d", "conv_transpose2d", "linear", "embedding", "embedding_max_norm"],
 )
 def test_int8_scales_are_per_output_channel(
     make: Callable[[], nn.Module],
