@@ -447,7 +447,7 @@ def _int8_weights(module: nn.Module) -> nn.Module | None:
             for weight in layer.parameters(recurse=False):
                 if weight.ndim < 2 or weight.numel() < MIN_VALUES:
                     continue
-                axis = 1 if isinstance(layer, nn.modules.conv._ConvTransposeNd) else 0
+                axis = 1 if isinstance(layer, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)) else 0
                 q, scale, zero = CompressionUtils.quantize_weights_int8_per_channel(weight.numpy(), axis=axis)
                 # (in float32, as the runtime widens them)
                 f32 = np.float32
