@@ -21,6 +21,10 @@ MODES = ("fp16", "int8")
 # Tensors of fewer values (biases, normalization statistics, small heads) stay as they are: they are
 # most of the accuracy and little of the size.
 MIN_VALUES = 256
+# Ops that give their input as it is: a weight's channels are found past them.
+_SAME_VALUES = {"aten.alias", "aten.clone", "aten.detach", "aten.lift_fresh_copy"}
+# (op, input) of an embedding table, quantized one scale per row (an id's vector)
+_TABLES = {("aten.embedding", 0), ("aten.embedding_renorm", 0), ("aten._embedding_bag", 0), ("keras.Embedding", 1)}
 
 
 def quantize(ir: ModelIR, mode: str) -> tuple[ModelIR, dict[str, Any]]:
@@ -65,11 +69,6 @@ def _first_reader(name: str, readers: dict[str, list[tuple[Node, int]]]) -> tupl
     while seen and seen[0][0].op in _SAME_VALUES:
         seen = readers.get(seen[0][0].outputs[0])
     return seen[0] if seen else None
-
-
-_SAME_VALUES = {"aten.alias", "aten.clone", "aten.detach", "aten.lift_fresh_copy"}
-# (op, input) of an embedding table, quantized one scale per row (an id's vector)
-_TABLES = {("aten.embedding", 0), ("aten.embedding_renorm", 0), ("aten._embedding_bag", 0), ("keras.Embedding", 1)}
 
 
 def channel_axes(ndim: int, reader: tuple[Node, int] | None) -> tuple[int, ...]:
