@@ -313,7 +313,6 @@ class _Lowering:
         # node -> (op, its inputs, its attributes) of an op with several outputs whose first the graph holds
         self.first_of: dict[str, tuple[str, list[str], dict[str, Any]]] = {}
         self.broadcast_of: dict[str, str] = {}  # tensor -> the 2-D parameter it repeats over a leading axis
-        self.spatial_first: dict[str, str] = {}  # convolution kernel -> its copy stored spatial axes first
         self.batch = _Batch()
         self.missing: list[str] = []
         self._absent: str | None = None
@@ -410,11 +409,9 @@ class _Lowering:
         if name == "aten.convolution" and not attrs.get("transposed") and inputs[1] in b.tensors:
             # the kernel stored spatial axes first, as XLA's CPU convolutions read it: in PyTorch's layout
             # every call began by transposing it (a ResNet-style CNN at one image: 1.44 ms instead of 1.67)
-            kernel = inputs[1]
-            if kernel not in self.spatial_first:  # (a kernel two convolutions share is stored once)
-                moved = np.moveaxis(b.tensors[kernel], (0, 1), (-1, -2))
-                self.spatial_first[kernel] = b.const(f"{kernel}_spatial_first", moved)
-            inputs[1] = self.spatial_first[kernel]
+            kernel = inputs[1]  # (a kernel two convolutions share is stored once)
+            moved = np.moveaxis(b.tensors[kernel], (0, 1), (-1, -2))
+            inputs[1] = b.shared_const(("spatial_first", kernel), f"{kernel}_spatial_first", moved)
             attrs["kernel_spatial_first"] = True
         names[node.name] = b.op(name, *inputs, **attrs)
         if name in ("aten.embedding", "aten._embedding_bag") and inputs[0] in b.tensors and _by_batch(node.args[1]):

@@ -39,32 +39,27 @@ class CompressionUtils:
         w = np.asarray(weights, dtype=np.float64)
         if w.size == 0:
             return np.zeros(w.shape, np.int8), 1.0, 0
-        if not np.all(np.isfinite(w)):
-            raise ValueError("cannot quantize weights containing NaN or inf")
-        lo, hi = min(float(w.min()), 0.0), max(float(w.max()), 0.0)
-        scale = (hi - lo) / 255.0 or 1.0
-        zero_point = int(np.clip(round(-128 - lo / scale), -128, 127))
-        q = np.clip(np.rint(w / scale) + zero_point, -128, 127).astype(np.int8)
-        return q, float(scale), zero_point
+        q, scale, zero_point = CompressionUtils.quantize_weights_int8_per_channel(w, axis=())  # (one channel)
+        return q, float(scale.item()), int(zero_point.item())
 
     @staticmethod
     def quantize_weights_int8_per_channel(
         weights: np.ndarray, axis: int | Sequence[int] = 0
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``quantize_weights_int8`` for each channel, a channel being one index along ``axis`` (or one
-        index along each of several axes: a depthwise kernel's (input, multiplier) pairs): q, and the
-        scales and zero points shaped as the weights with 1 on every other axis, so that
-        ``weights ~= (q - zero_point) * scale`` broadcasts."""
+        index along each of several axes: a depthwise kernel's (input, multiplier) pairs; none: the whole
+        tensor): q, and the scales and zero points shaped as the weights with 1 on every other axis, so
+        that ``weights ~= (q - zero_point) * scale`` broadcasts."""
         w = np.asarray(weights, dtype=np.float64)
         if not np.all(np.isfinite(w)):
             raise ValueError("cannot quantize weights containing NaN or inf")
         channel = {a % w.ndim for a in ((axis,) if isinstance(axis, int) else axis)}
         others = tuple(a for a in range(w.ndim) if a not in channel)
-        # (as quantize_weights_int8, channel by channel: the range always holds 0)
+        # (each channel's range holds 0, so that 0 is exact)
         lo = np.min(w, axis=others, keepdims=True, initial=0.0)
         hi = np.max(w, axis=others, keepdims=True, initial=0.0)
-        scale = (hi - lo) / 255.0
-        scale[scale == 0] = 1.0
+        spread = (hi - lo) / 255.0
+        scale = np.where(spread == 0, 1.0, spread)
         zero_point = np.clip(np.rint(-128 - lo / scale), -128, 127)
         q = np.clip(np.rint(w / scale) + zero_point, -128, 127).astype(np.int8)
         return q, scale, zero_point.astype(np.int32)
